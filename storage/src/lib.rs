@@ -1,0 +1,1 @@
+//! Stream store (filled by the storage issue).
