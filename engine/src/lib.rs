@@ -1,1 +1,18 @@
-//! Engine.
+//! Tachyon's engine: shards, connections, subscription index, cross-shard routing.
+//!
+//! See ARCHITECTURE.md for the map of these modules and the invariants they keep.
+
+pub mod cli;
+pub mod client;
+pub mod conn;
+pub mod envelope;
+pub mod global;
+pub mod interest;
+pub mod logging;
+pub mod outlet;
+pub mod portsfile;
+pub mod ring;
+pub mod server;
+pub mod shard;
+pub mod signal;
+pub mod sublist;

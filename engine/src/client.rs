@@ -1,0 +1,241 @@
+//! State of one client connection shared by its reader task, its writer task and every shard code
+//! path that delivers to it. Lives on one executor only (`Rc`, `Cell`, `RefCell`); no borrow is ever
+//! held across an `.await`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use tachyon_protocol::encode;
+
+use crate::signal::LocalSignal;
+
+/// Why a connection ended; logged and (later) reported by monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    ClientClosed,
+    ReadError,
+    WriteError,
+    ProtocolViolation,
+    AuthViolation,
+    AuthTimeout,
+    StaleConnection,
+    SlowConsumerPendingBytes,
+    SlowConsumerWriteDeadline,
+    MaxConnections,
+    MaxPayload,
+    ServerShutdown,
+    LameDuck,
+}
+
+/// One subscription, owned by its connection and referenced from the shard's local sublist.
+pub struct Subscription {
+    pub client: Rc<ClientState>,
+    pub subject: Bytes,
+    pub queue: Option<Bytes>,
+    pub sid: Bytes,
+    /// Auto-unsubscribe limit; 0 = none.
+    pub max: Cell<u64>,
+    pub delivered: Cell<u64>,
+    pub removed: Cell<bool>,
+}
+
+/// Sublist value: identity is the subscription itself.
+#[derive(Clone)]
+pub struct SubRef(pub Rc<Subscription>);
+
+impl PartialEq for SubRef {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for SubRef {
+    type Target = Subscription;
+    fn deref(&self) -> &Subscription {
+        &self.0
+    }
+}
+
+/// Options the client chose in CONNECT.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientFlags {
+    pub verbose: bool,
+    pub pedantic: bool,
+    pub echo: bool,
+    pub headers: bool,
+    pub no_responders: bool,
+    pub protocol: u8,
+}
+
+impl Default for ClientFlags {
+    fn default() -> Self {
+        ClientFlags {
+            verbose: false,
+            pedantic: false,
+            echo: true,
+            headers: false,
+            no_responders: false,
+            protocol: 0,
+        }
+    }
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+pub struct ClientCounters {
+    pub in_msgs: u64,
+    pub in_bytes: u64,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+}
+
+pub struct ClientState {
+    pub id: u64,
+    pub peer: Option<SocketAddr>,
+    pub flags: Cell<ClientFlags>,
+    pub name: RefCell<String>,
+    /// Bytes queued for the writer; swapped out whole by the writer so one write carries everything
+    /// queued in a loop turn.
+    out: RefCell<Vec<u8>>,
+    pub writer_wake: LocalSignal,
+    max_pending: usize,
+    closed: Cell<Option<CloseReason>>,
+    pub subs: RefCell<HashMap<Bytes, SubRef>>,
+    /// Set when this client's interest changed since its last PING barrier.
+    pub interest_dirty: Cell<bool>,
+    pub counters: Cell<ClientCounters>,
+    /// Raw fd of the socket, used to shut it down so a blocked read returns.
+    pub fd: i32,
+}
+
+impl ClientState {
+    pub fn new(id: u64, peer: Option<SocketAddr>, fd: i32, max_pending: usize) -> Self {
+        ClientState {
+            id,
+            peer,
+            flags: Cell::new(ClientFlags::default()),
+            name: RefCell::new(String::new()),
+            out: RefCell::new(Vec::with_capacity(4096)),
+            writer_wake: LocalSignal::default(),
+            max_pending,
+            closed: Cell::new(None),
+            subs: RefCell::new(HashMap::new()),
+            interest_dirty: Cell::new(false),
+            counters: Cell::new(ClientCounters::default()),
+            fd,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get().is_some()
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.closed.get()
+    }
+
+    /// Queues raw protocol bytes (INFO, PONG, -ERR, ...).
+    pub fn send_raw(&self, bytes: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.out.borrow_mut().extend_from_slice(bytes);
+        self.writer_wake.raise();
+    }
+
+    pub fn send_err(&self, text: &str) {
+        if self.is_closed() {
+            return;
+        }
+        encode::err(&mut self.out.borrow_mut(), text);
+        self.writer_wake.raise();
+    }
+
+    /// Queues one MSG/HMSG. Returns false if the client is closed or was just cut off as a slow
+    /// consumer.
+    pub fn send_msg(
+        &self,
+        subject: &[u8],
+        sid: &[u8],
+        reply: Option<&[u8]>,
+        header_len: Option<usize>,
+        payload: &[u8],
+    ) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let over = {
+            let mut out = self.out.borrow_mut();
+            match header_len {
+                Some(h) => encode::hmsg(&mut out, subject, sid, reply, h, payload),
+                None => encode::msg(&mut out, subject, sid, reply, payload),
+            }
+            out.len() > self.max_pending
+        };
+        let mut c = self.counters.get();
+        c.out_msgs += 1;
+        c.out_bytes += payload.len() as u64;
+        self.counters.set(c);
+        if over {
+            self.slow_consumer(CloseReason::SlowConsumerPendingBytes);
+            return false;
+        }
+        self.writer_wake.raise();
+        true
+    }
+
+    pub fn count_in(&self, bytes: usize) {
+        let mut c = self.counters.get();
+        c.in_msgs += 1;
+        c.in_bytes += bytes as u64;
+        self.counters.set(c);
+    }
+
+    /// Cuts the client off: what is queued is dropped (it is what it could not take), the error is
+    /// the last thing it gets.
+    pub fn slow_consumer(&self, reason: CloseReason) {
+        if self.is_closed() {
+            return;
+        }
+        tracing::info!(
+            "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+            self.peer_string(),
+            self.id,
+            self.max_pending
+        );
+        {
+            let mut out = self.out.borrow_mut();
+            out.clear();
+            encode::err(&mut out, tachyon_protocol::errors::SLOW_CONSUMER);
+        }
+        self.close(reason);
+    }
+
+    /// Marks the connection closed. The writer flushes what is queued, then shuts the socket down
+    /// (which also ends the reader's pending read).
+    pub fn close(&self, reason: CloseReason) {
+        if self.closed.get().is_none() {
+            self.closed.set(Some(reason));
+        }
+        self.writer_wake.raise();
+    }
+
+    /// Takes everything queued, leaving `spare` (emptied) in its place.
+    pub fn take_out(&self, spare: &mut Vec<u8>) {
+        spare.clear();
+        std::mem::swap(&mut *self.out.borrow_mut(), spare);
+    }
+
+    pub fn has_out(&self) -> bool {
+        !self.out.borrow().is_empty()
+    }
+
+    pub fn peer_string(&self) -> String {
+        match self.peer {
+            Some(a) => a.to_string(),
+            None => "?".to_string(),
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! The life of one client connection on its shard: INFO, the reader (parse straight out of the read
+//! buffer and act), the writer (one write per loop turn for everything queued), keepalive.
+
+use std::cell::Cell;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use tachyon_protocol::{encode, errors, json, subject, ClientOp, Limits, Parser};
+
+use crate::client::{ClientFlags, ClientState, CloseReason};
+use crate::shard::{Shard, SubscribeError};
+
+const READ_CHUNK: usize = 32 * 1024;
+
+/// Keepalive bookkeeping shared by the reader and the ping timer.
+struct Liveness {
+    last_in: Cell<Instant>,
+    pings_out: Cell<u32>,
+    rtt_known: Cell<bool>,
+}
+
+enum Next {
+    Continue,
+    Close(CloseReason),
+    /// PONG after every other shard applied this client's interest changes.
+    PongAfterBarrier,
+}
+
+struct Session {
+    shard: Rc<Shard>,
+    client: Rc<ClientState>,
+    live: Rc<Liveness>,
+    connected: bool,
+    first_pong_sent: bool,
+}
+
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let global = shard.global.clone();
+    let fd = stream.as_raw_fd();
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
+    let cid = global.next_client_id();
+    let client = Rc::new(ClientState::new(cid, peer, fd, global.config.max_pending));
+
+    // The writer gets its own descriptor for the same socket so reads and writes proceed
+    // independently in two tasks.
+    // SAFETY: `fd` is the open socket owned by `stream`; dup returns a new descriptor we own.
+    let wfd = unsafe { libc::dup(fd) };
+    if wfd < 0 {
+        tracing::error!("cid:{cid} - dup failed: {}", std::io::Error::last_os_error());
+        return;
+    }
+    // SAFETY: `wfd` is a freshly duplicated, open socket descriptor that nothing else owns.
+    let wstream = unsafe { TcpStream::from_raw_fd(wfd) };
+
+    let mut info = global.info_template();
+    info.client_id = cid;
+    if let Some(p) = peer {
+        info.client_ip = p.ip().to_string();
+    }
+    let mut buf = Vec::new();
+    encode::info(&mut buf, &info);
+    client.send_raw(&buf);
+
+    let writer = glommio::spawn_local(write_loop(
+        client.clone(),
+        wstream,
+        global.config.write_deadline,
+    ))
+    .detach();
+
+    let over_limit = global.conn_count.fetch_add(1, Ordering::AcqRel) >= global.config.max_connections;
+    if over_limit {
+        client.send_err(errors::MAX_CONNECTIONS_EXCEEDED);
+        client.close(CloseReason::MaxConnections);
+    } else {
+        shard.add_client(&client);
+        tracing::debug!("{} - cid:{cid} - Client connection created", client.peer_string());
+        let live = Rc::new(Liveness {
+            last_in: Cell::new(Instant::now()),
+            pings_out: Cell::new(0),
+            rtt_known: Cell::new(false),
+        });
+        let pinger = glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
+        let auth_timer = global.config.auth_required().then(|| {
+            glommio::spawn_local(auth_timeout(client.clone(), global.config.auth_timeout)).detach()
+        });
+        let mut session = Session {
+            shard: shard.clone(),
+            client: client.clone(),
+            live,
+            connected: false,
+            first_pong_sent: false,
+        };
+        let reason = session.read_loop(stream).await;
+        client.close(reason);
+        pinger.cancel();
+        if let Some(t) = auth_timer {
+            t.cancel();
+        }
+        shard.remove_client(&client);
+        tracing::debug!(
+            "{} - cid:{cid} - Client connection closed: {:?}",
+            client.peer_string(),
+            client.close_reason().unwrap_or(reason)
+        );
+    }
+    if let Some(w) = writer {
+        w.await;
+    }
+    global.conn_count.fetch_sub(1, Ordering::AcqRel);
+}
+
+async fn auth_timeout(client: Rc<ClientState>, after: Duration) {
+    glommio::timer::sleep(after).await;
+    client.send_err(errors::AUTHENTICATION_TIMEOUT);
+    client.close(CloseReason::AuthTimeout);
+    shutdown_read(client.fd);
+}
+
+fn shutdown_read(fd: i32) {
+    // SAFETY: shutdown on a descriptor has no memory effects; a stale fd only yields EBADF.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RD);
+    }
+}
+
+async fn write_loop(client: Rc<ClientState>, mut stream: TcpStream, deadline: Duration) {
+    let _ = stream.set_write_timeout(Some(deadline));
+    let mut buf = Vec::with_capacity(READ_CHUNK);
+    loop {
+        if !client.has_out() {
+            if client.is_closed() {
+                break;
+            }
+            client.writer_wake.wait().await;
+            continue;
+        }
+        client.take_out(&mut buf);
+        if let Err(e) = stream.write_all(&buf).await {
+            let reason = if e.kind() == std::io::ErrorKind::TimedOut {
+                tracing::info!(
+                    "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
+                    client.peer_string(),
+                    client.id,
+                    deadline
+                );
+                CloseReason::SlowConsumerWriteDeadline
+            } else {
+                CloseReason::WriteError
+            };
+            client.close(reason);
+            break;
+        }
+    }
+    // SAFETY: see `shutdown_read`.
+    unsafe {
+        libc::shutdown(client.fd, libc::SHUT_RDWR);
+    }
+    let _ = stream.close().await;
+}
+
+async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>) {
+    let interval = shard.global.config.ping_interval;
+    let max_out = shard.global.config.ping_max;
+    loop {
+        glommio::timer::sleep(interval).await;
+        if client.is_closed() {
+            return;
+        }
+        // Like nats-server: skip the PING when the client was heard from within the interval,
+        // once its RTT is known.
+        if live.rtt_known.get() && live.last_in.get().elapsed() < interval {
+            continue;
+        }
+        if live.pings_out.get() + 1 > max_out {
+            client.send_err(errors::STALE_CONNECTION);
+            client.close(CloseReason::StaleConnection);
+            shutdown_read(client.fd);
+            return;
+        }
+        live.pings_out.set(live.pings_out.get() + 1);
+        client.send_raw(encode::PING);
+    }
+}
+
+impl Session {
+    async fn read_loop(&mut self, mut stream: TcpStream) -> CloseReason {
+        let cfg = &self.shard.global.config;
+        let mut parser = Parser::new(Limits {
+            max_payload: cfg.max_payload,
+            max_control_line: cfg.max_control_line,
+        });
+        let auth_required = cfg.auth_required();
+        let mut tmp = vec![0u8; READ_CHUNK];
+        let mut rbuf = BytesMut::with_capacity(READ_CHUNK * 2);
+        loop {
+            let n = match stream.read(&mut tmp).await {
+                Ok(0) => return CloseReason::ClientClosed,
+                Ok(n) => n,
+                Err(_) => return CloseReason::ReadError,
+            };
+            if let Some(r) = self.client.close_reason() {
+                return r;
+            }
+            self.live.last_in.set(Instant::now());
+            rbuf.extend_from_slice(&tmp[..n]);
+            loop {
+                let op = match parser.parse(&mut rbuf) {
+                    Ok(Some(op)) => op,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.client.send_err(e.err_text());
+                        if e.closes_connection() {
+                            self.shard.after_sends();
+                            return CloseReason::ProtocolViolation;
+                        }
+                        continue;
+                    }
+                };
+                if auth_required && !self.connected && !matches!(op, ClientOp::Connect(_)) {
+                    self.client.send_err(errors::AUTHORIZATION_VIOLATION);
+                    return CloseReason::AuthViolation;
+                }
+                match self.handle(op) {
+                    Next::Continue => {}
+                    Next::Close(reason) => {
+                        self.shard.after_sends();
+                        return reason;
+                    }
+                    Next::PongAfterBarrier => {
+                        self.client.interest_dirty.set(false);
+                        self.shard.barrier().await;
+                        self.pong();
+                    }
+                }
+            }
+            self.shard.after_sends();
+            if self.shard.has_overflow() {
+                // Back-pressure: stop reading this client until the rings took its messages.
+                self.shard.wait_outlets_drained().await;
+            }
+        }
+    }
+
+    fn ok(&self) {
+        if self.client.flags.get().verbose {
+            self.client.send_raw(encode::OK);
+        }
+    }
+
+    fn pong(&mut self) {
+        self.client.send_raw(encode::PONG);
+        let flags = self.client.flags.get();
+        if self.connected && !self.first_pong_sent {
+            self.first_pong_sent = true;
+            if flags.protocol >= 1 {
+                let g = &self.shard.global;
+                let mut info = g.info_template();
+                info.client_id = self.client.id;
+                if let Some(p) = self.client.peer {
+                    info.client_ip = p.ip().to_string();
+                }
+                info.connect_info = true;
+                info.remote_account = Some("$G".to_string());
+                let mut buf = Vec::new();
+                encode::info(&mut buf, &info);
+                self.client.send_raw(&buf);
+            }
+        }
+    }
+
+    fn handle(&mut self, op: ClientOp) -> Next {
+        let client = &self.client;
+        match op {
+            ClientOp::Pub { subject, reply, payload } => {
+                client.count_in(payload.len());
+                // nats-server complains to a pedantic client but still routes the message.
+                if client.flags.get().pedantic && !subject::valid_publish(&subject, true) {
+                    client.send_err(errors::INVALID_PUBLISH_SUBJECT);
+                }
+                self.shard.publish(client, &subject, reply.as_ref(), None, &payload);
+                self.ok();
+            }
+            ClientOp::HPub { subject, reply, header_len, message } => {
+                client.count_in(message.len());
+                // nats-server complains to a pedantic client but still routes the message.
+                if client.flags.get().pedantic && !subject::valid_publish(&subject, true) {
+                    client.send_err(errors::INVALID_PUBLISH_SUBJECT);
+                }
+                self.shard
+                    .publish(client, &subject, reply.as_ref(), Some(header_len), &message);
+                self.ok();
+            }
+            ClientOp::Sub { subject, queue, sid } => {
+                let pedantic = client.flags.get().pedantic;
+                if !subject::valid_subscribe(&subject, pedantic) {
+                    client.send_err(errors::INVALID_SUBJECT);
+                    return Next::Continue;
+                }
+                if let Some(q) = &queue {
+                    if !subject::valid_queue(q) {
+                        client.send_err(errors::INVALID_SUBJECT);
+                        return Next::Continue;
+                    }
+                }
+                match self.shard.subscribe(client, subject, queue, sid) {
+                    Ok(()) => self.ok(),
+                    Err(SubscribeError::MaxSubscriptions) => {
+                        client.send_err(errors::MAX_SUBSCRIPTIONS_EXCEEDED);
+                    }
+                }
+            }
+            ClientOp::Unsub { sid, max } => {
+                self.shard.unsubscribe(client, &sid, max);
+                self.ok();
+            }
+            ClientOp::Ping => {
+                self.live.last_in.set(Instant::now());
+                if self.shard.nshards > 1 && client.interest_dirty.get() {
+                    return Next::PongAfterBarrier;
+                }
+                self.pong();
+            }
+            ClientOp::Pong => {
+                self.live.pings_out.set(0);
+                self.live.rtt_known.set(true);
+            }
+            ClientOp::Connect(raw) => return self.connect(&raw),
+            _ => {}
+        }
+        Next::Continue
+    }
+
+    fn connect(&mut self, raw: &[u8]) -> Next {
+        let client = &self.client;
+        let opts = match json::parse_connect(raw) {
+            Ok(o) => o,
+            Err(e) => {
+                client.send_err(e.err_text());
+                return Next::Close(CloseReason::ProtocolViolation);
+            }
+        };
+        let cfg = &self.shard.global.config;
+        if !self.connected && cfg.auth_required() && !credentials_match(cfg, &opts) {
+            tracing::info!(
+                "{} - cid:{} - authentication error",
+                client.peer_string(),
+                client.id
+            );
+            client.send_err(errors::AUTHORIZATION_VIOLATION);
+            return Next::Close(CloseReason::AuthViolation);
+        }
+        if !(0..=1).contains(&opts.protocol) {
+            client.send_err(errors::INVALID_CLIENT_PROTOCOL);
+            return Next::Close(CloseReason::ProtocolViolation);
+        }
+        if opts.no_responders && !opts.headers {
+            client.send_err(errors::NO_RESPONDERS_REQUIRES_HEADERS);
+            return Next::Close(CloseReason::ProtocolViolation);
+        }
+        client.flags.set(ClientFlags {
+            verbose: opts.verbose,
+            pedantic: opts.pedantic,
+            echo: opts.echo,
+            headers: opts.headers,
+            no_responders: opts.no_responders,
+            protocol: opts.protocol.clamp(0, 255) as u8,
+        });
+        if let Some(name) = &opts.name {
+            *client.name.borrow_mut() = name.clone();
+        }
+        self.connected = true;
+        self.ok();
+        Next::Continue
+    }
+}
+
+fn credentials_match(cfg: &crate::global::Config, opts: &json::ConnectOptions) -> bool {
+    if let Some(token) = &cfg.auth_token {
+        return opts.auth_token.as_deref() == Some(token.as_str());
+    }
+    match (&cfg.user, &cfg.pass) {
+        (Some(u), p) => {
+            opts.user.as_deref() == Some(u.as_str())
+                && opts.pass.as_deref().unwrap_or("") == p.as_deref().unwrap_or("")
+        }
+        (None, _) => true,
+    }
+}

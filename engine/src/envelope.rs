@@ -1,0 +1,84 @@
+//! What travels between shards on the SPSC rings.
+//!
+//! Interest deltas, barriers and messages share one FIFO ring per shard pair, so a delta is always
+//! applied before any message published after it on the same shard.
+
+use bytes::Bytes;
+
+/// Queue groups whose one recipient was picked on the receiving shard. Almost every message picks
+/// none or one group, so those cases carry no heap allocation.
+#[derive(Debug, Clone, Default)]
+pub enum QueuePicks {
+    #[default]
+    None,
+    One(Bytes),
+    Many(Vec<Bytes>),
+}
+
+impl QueuePicks {
+    pub fn push(&mut self, name: Bytes) {
+        match std::mem::take(self) {
+            QueuePicks::None => *self = QueuePicks::One(name),
+            QueuePicks::One(first) => *self = QueuePicks::Many(vec![first, name]),
+            QueuePicks::Many(mut all) => {
+                all.push(name);
+                *self = QueuePicks::Many(all);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        matches!(self, QueuePicks::None)
+    }
+
+    pub fn for_each(&self, mut f: impl FnMut(&Bytes)) {
+        match self {
+            QueuePicks::None => {}
+            QueuePicks::One(name) => f(name),
+            QueuePicks::Many(all) => all.iter().for_each(f),
+        }
+    }
+}
+
+/// A published message handed to another shard. `payload` holds the header block followed by the
+/// body when `header_len` is set; all fields are slices of the publisher's read buffer.
+#[derive(Debug, Clone)]
+pub struct RoutedMsg {
+    pub subject: Bytes,
+    pub reply: Option<Bytes>,
+    pub header_len: Option<usize>,
+    pub payload: Bytes,
+    /// Deliver to the receiving shard's plain (non-queue) subscriptions.
+    pub plain: bool,
+    pub picks: QueuePicks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterestOp {
+    Add,
+    Remove,
+}
+
+/// Out-of-band orders from the process (signals) to a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Stop accepting, flush and close every connection, then end the shard.
+    Shutdown,
+    /// Lame duck mode: stop accepting, tell clients, close them over the grace period.
+    LameDuck,
+    /// Reopen the log file (rotation).
+    ReopenLog,
+}
+
+#[derive(Debug)]
+pub enum Envelope {
+    Msg(RoutedMsg),
+    Interest {
+        op: InterestOp,
+        subject: Bytes,
+        queue: Option<Bytes>,
+    },
+    /// Asks the receiver to answer with `BarrierAck` once everything before it was applied.
+    Barrier { token: u64 },
+    BarrierAck { token: u64 },
+}

@@ -1,0 +1,119 @@
+//! Remote interest: which other shards subscribe to which subject patterns (and queue groups, with
+//! how many members each), kept from the interest deltas that arrive on the rings.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use crate::sublist::{MatchResult, Sublist};
+
+/// One (pattern, queue, shard) key in the trie; `weight` is how many subscriptions that shard has
+/// under that key, shared with the count map so weight changes need no trie update.
+#[derive(Clone)]
+pub struct RemoteEntry {
+    pub shard: u16,
+    pub weight: Rc<Cell<u32>>,
+}
+
+impl PartialEq for RemoteEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.shard == other.shard && Rc::ptr_eq(&self.weight, &other.weight)
+    }
+}
+
+type Key = (Bytes, Option<Bytes>, u16);
+
+#[derive(Default)]
+pub struct RemoteInterest {
+    trie: Sublist<RemoteEntry>,
+    counts: HashMap<Key, Rc<Cell<u32>>>,
+}
+
+impl RemoteInterest {
+    pub fn new() -> Self {
+        RemoteInterest {
+            trie: Sublist::new(),
+            counts: HashMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, shard: u16, subject: Bytes, queue: Option<Bytes>) {
+        let key = (subject, queue, shard);
+        if let Some(w) = self.counts.get(&key) {
+            w.set(w.get() + 1);
+            return;
+        }
+        let weight = Rc::new(Cell::new(1));
+        self.trie.insert(
+            &key.0,
+            key.1.as_ref(),
+            RemoteEntry {
+                shard,
+                weight: weight.clone(),
+            },
+        );
+        self.counts.insert(key, weight);
+    }
+
+    pub fn remove(&mut self, shard: u16, subject: Bytes, queue: Option<Bytes>) {
+        let key = (subject, queue, shard);
+        let Some(w) = self.counts.get(&key) else {
+            return;
+        };
+        if w.get() > 1 {
+            w.set(w.get() - 1);
+            return;
+        }
+        if let Some(weight) = self.counts.remove(&key) {
+            self.trie.remove(
+                &key.0,
+                key.1.as_deref(),
+                &RemoteEntry { shard, weight },
+            );
+        }
+    }
+
+    pub fn match_subject(&mut self, subject: &[u8]) -> Rc<MatchResult<RemoteEntry>> {
+        self.trie.match_subject(subject)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_follow_adds_and_removes() {
+        let mut ri = RemoteInterest::new();
+        let q = Some(Bytes::from_static(b"q"));
+        ri.add(2, Bytes::from_static(b"foo.*"), q.clone());
+        ri.add(2, Bytes::from_static(b"foo.*"), q.clone());
+        ri.add(3, Bytes::from_static(b"foo.bar"), None);
+        let r = ri.match_subject(b"foo.bar");
+        assert_eq!(r.plain.len(), 1);
+        assert_eq!(r.plain[0].shard, 3);
+        assert_eq!(r.queues.len(), 1);
+        assert_eq!(r.queues[0].members[0].weight.get(), 2);
+        ri.remove(2, Bytes::from_static(b"foo.*"), q.clone());
+        let r = ri.match_subject(b"foo.bar");
+        assert_eq!(r.queues[0].members[0].weight.get(), 1);
+        ri.remove(2, Bytes::from_static(b"foo.*"), q);
+        ri.remove(3, Bytes::from_static(b"foo.bar"), None);
+        let r = ri.match_subject(b"foo.bar");
+        assert!(r.plain.is_empty() && r.queues.is_empty());
+        assert!(ri.is_empty());
+    }
+
+    #[test]
+    fn removing_unknown_interest_is_harmless() {
+        let mut ri = RemoteInterest::new();
+        ri.remove(1, Bytes::from_static(b"a"), None);
+        assert!(ri.is_empty());
+    }
+}

@@ -1,0 +1,416 @@
+//! Process start-up: listeners, the ring mesh between shards, one pinned executor per shard,
+//! signal handling, and the files tools wait on (log lines, ports file, pid file).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
+use glommio::net::TcpListener;
+use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+use socket2::{Domain, Socket, Type};
+
+use crate::cli::Options;
+use crate::client::CloseReason;
+use crate::envelope::{Control, Envelope};
+use crate::global::{Config, Global};
+use crate::outlet::Outlet;
+use crate::ring::{self, Consumer, Producer};
+use crate::shard::Shard;
+use crate::{conn, logging, portsfile};
+
+/// Envelopes per shard-pair ring. Small enough that a many-shard mesh stays modest in memory.
+const RING_CAPACITY: usize = 4096;
+/// How many envelopes a ring consumer handles before it lets other tasks run.
+const RING_BATCH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("unable to resolve listen address {0}: {1}")]
+    Resolve(String, std::io::Error),
+    #[error("error listening on port: {0}, \"{1}\"")]
+    Listen(String, std::io::Error),
+    #[error("--shards must be between 1 and 1024, got {0}")]
+    Shards(usize),
+    #[error(
+        "failed to start shard executor {0}: {1}. io_uring needs locked memory: raise RLIMIT_MEMLOCK \
+         (e.g. `ulimit -l unlimited`, or LimitMEMLOCK=infinity in a systemd unit)"
+    )]
+    Executor(usize, String),
+}
+
+struct ShardParts {
+    id: usize,
+    listener_fd: RawFd,
+    outlets: Vec<Option<(Producer<Envelope>, SharedSender<()>)>>,
+    inlets: Vec<(u16, Consumer<Envelope>, SharedReceiver<()>)>,
+    control: SharedReceiver<Control>,
+}
+
+fn bind_listeners(host: &str, port: u16, n: usize) -> Result<(Vec<RawFd>, SocketAddr), StartError> {
+    let display = format!("{host}:{port}");
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| StartError::Resolve(display.clone(), e))?
+        .next()
+        .ok_or_else(|| {
+            StartError::Resolve(display.clone(), std::io::Error::other("no address"))
+        })?;
+    let mut fds = Vec::with_capacity(n);
+    let mut bound = addr;
+    for _ in 0..n {
+        let sock = Socket::new(Domain::for_address(bound), Type::STREAM, None)
+            .map_err(|e| StartError::Listen(display.clone(), e))?;
+        let setup = || -> std::io::Result<()> {
+            sock.set_reuse_address(true)?;
+            sock.set_reuse_port(true)?;
+            if bound.is_ipv6() {
+                sock.set_only_v6(false)?;
+            }
+            sock.bind(&bound.into())?;
+            sock.listen(4096)?;
+            sock.set_nonblocking(true)?;
+            Ok(())
+        };
+        setup().map_err(|e| StartError::Listen(display.clone(), e))?;
+        if bound.port() == 0 {
+            // Every shard's listener must share the port the first one was given.
+            if let Some(a) = sock.local_addr().ok().and_then(|a| a.as_socket()) {
+                bound.set_port(a.port());
+            }
+        }
+        fds.push(sock.into_raw_fd());
+    }
+    Ok((fds, bound))
+}
+
+/// Blocks the signals the control thread handles, so no shard thread is interrupted by them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a zeroed local set; pthread_sigmask affects this thread
+    // and the threads it spawns afterwards.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGUSR2, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is a valid initialised sigset and `sig` a valid out pointer.
+    unsafe {
+        libc::sigwait(set, &mut sig);
+    }
+    sig
+}
+
+pub fn run(opts: Options) -> Result<(), StartError> {
+    let n = opts
+        .shards
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |c| c.get()));
+    if n == 0 || n > 1024 {
+        return Err(StartError::Shards(n));
+    }
+    let sigset = block_signals();
+    let config = Config::from_options(&opts);
+    let (fds, bound) = bind_listeners(&config.host, config.port, n)?;
+    let global = Arc::new(Global::new(config, bound.port()));
+
+    tracing::info!(
+        "Starting nats-server (tachyon {})",
+        crate::cli::TACHYON_VERSION
+    );
+    tracing::info!("  Version:  {}", crate::cli::NATS_VERSION);
+    tracing::info!("  Shards:   {n}");
+    tracing::info!("  Name:     {}", global.config.server_name);
+    tracing::info!("  ID:       {}", global.config.server_id);
+
+    // The mesh: ring i→j feeds shard j from shard i, with a doorbell to wake j.
+    let mut parts: Vec<ShardParts> = Vec::with_capacity(n);
+    let mut controls = Vec::with_capacity(n);
+    for (id, fd) in fds.iter().enumerate() {
+        let (ctl_tx, ctl_rx) = shared_channel::new_bounded::<Control>(16);
+        controls.push(ctl_tx);
+        let mut outlets = Vec::with_capacity(n);
+        outlets.resize_with(n, || None);
+        parts.push(ShardParts {
+            id,
+            listener_fd: *fd,
+            outlets,
+            inlets: Vec::new(),
+            control: ctl_rx,
+        });
+    }
+    for i in 0..n {
+        for j in 0..n {
+            if i == j {
+                continue;
+            }
+            let (p, c) = ring::channel::<Envelope>(RING_CAPACITY);
+            let (bell_tx, bell_rx) = shared_channel::new_bounded::<()>(1);
+            parts[i].outlets[j] = Some((p, bell_tx));
+            parts[j].inlets.push((i as u16, c, bell_rx));
+        }
+    }
+
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let mut handles = Vec::with_capacity(n);
+    for p in parts {
+        let g = global.clone();
+        let placement = if n <= cores {
+            Placement::Fixed(p.id)
+        } else {
+            Placement::Unbound
+        };
+        let id = p.id;
+        let h = LocalExecutorBuilder::new(placement)
+            .name(&format!("shard-{id}"))
+            .spawn(move || async move { shard_main(p, n, g).await })
+            .map_err(|e| StartError::Executor(id, e.to_string()))?;
+        handles.push(h);
+    }
+
+    // Shard-side control receivers connect to senders that live on a small control executor.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let control = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("control")
+        .spawn(move || async move {
+            let mut senders = Vec::with_capacity(controls.len());
+            for c in controls {
+                senders.push(c.connect().await);
+            }
+            let _ = ready_tx.send(());
+            loop {
+                let set = sigset;
+                let sig = glommio::executor()
+                    .spawn_blocking(move || wait_signal(&set))
+                    .await;
+                let order = match sig {
+                    libc::SIGINT | libc::SIGTERM => {
+                        let name = if sig == libc::SIGINT { "interrupt" } else { "terminated" };
+                        tracing::info!("Trapped \"{name}\" signal");
+                        tracing::info!("Initiating Shutdown...");
+                        Control::Shutdown
+                    }
+                    libc::SIGUSR2 => {
+                        tracing::info!("Entering lame duck mode, stop accepting new clients");
+                        Control::LameDuck
+                    }
+                    libc::SIGUSR1 => {
+                        tracing::info!("Reopening log file");
+                        Control::ReopenLog
+                    }
+                    _ => {
+                        tracing::warn!("Config reload is not supported yet; ignoring SIGHUP");
+                        continue;
+                    }
+                };
+                if order == Control::ReopenLog {
+                    logging::reopen();
+                    continue;
+                }
+                for s in &senders {
+                    let _ = s.send(order).await;
+                }
+                return;
+            }
+        })
+        .map_err(|e| StartError::Executor(n, e.to_string()))?;
+    let _ = ready_rx.recv_timeout(Duration::from_secs(10));
+
+    let host_display = match bound {
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V4(a) => a.to_string(),
+    };
+    tracing::info!("Listening for client connections on {host_display}");
+    let ports_path: Option<PathBuf> = opts.ports_file_dir.as_ref().and_then(|dir| {
+        let ports = portsfile::Ports::for_listener(&bound);
+        match portsfile::write(dir, &ports) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!("Error writing ports file: {e}");
+                None
+            }
+        }
+    });
+    if let Some(pid) = &opts.pid_file {
+        if let Err(e) = portsfile::write_pid_file(pid) {
+            tracing::error!("Could not write pidfile: {e}");
+        }
+    }
+    tracing::info!("Server is ready");
+
+    for h in handles {
+        let _ = h.join();
+    }
+    let _ = control.join();
+    if let Some(p) = ports_path {
+        portsfile::remove(&p);
+    }
+    if let Some(pid) = &opts.pid_file {
+        let _ = std::fs::remove_file(pid);
+    }
+    tracing::info!("Server Exiting..");
+    Ok(())
+}
+
+async fn connect_outlets(
+    outlets: Vec<Option<(Producer<Envelope>, SharedSender<()>)>>,
+) -> Vec<Option<Outlet>> {
+    let tasks: Vec<_> = outlets
+        .into_iter()
+        .map(|o| {
+            glommio::spawn_local(async move {
+                match o {
+                    Some((p, bell)) => Some(Outlet::new(p, bell.connect().await)),
+                    None => None,
+                }
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await);
+    }
+    out
+}
+
+async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>) {
+    let ShardParts {
+        id,
+        listener_fd,
+        outlets,
+        inlets,
+        control,
+    } = parts;
+    // Receivers and senders connect concurrently: each side's connect waits for its peer's.
+    let inlet_tasks: Vec<_> = inlets
+        .into_iter()
+        .map(|(from, c, bell)| glommio::spawn_local(async move { (from, c, bell.connect().await) }))
+        .collect();
+    let control_task = glommio::spawn_local(control.connect());
+    let outlets = connect_outlets(outlets).await;
+    let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets));
+
+    let rings_tq = glommio::executor().create_task_queue(
+        Shares::default(),
+        Latency::Matters(Duration::from_micros(50)),
+        "rings",
+    );
+    for t in inlet_tasks {
+        let (from, consumer, bell) = t.await;
+        let s = shard.clone();
+        let _ = glommio::spawn_local_into(inbound_loop(s, from, consumer, bell), rings_tq)
+            .map(|t| t.detach());
+    }
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        loop {
+            s.overflow_pending.wait().await;
+            s.wait_outlets_drained().await;
+        }
+    })
+    .detach();
+
+    // SAFETY: `listener_fd` is a listening socket created for this shard alone and handed over
+    // exactly once.
+    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
+    let s = shard.clone();
+    let acceptor = glommio::spawn_local(async move {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    if !s.accepting.get() {
+                        drop(stream);
+                        continue;
+                    }
+                    glommio::spawn_local(conn::serve(s.clone(), stream)).detach();
+                }
+                Err(e) => {
+                    tracing::error!("Error accepting client connection: {e}");
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    });
+
+    let control = control_task.await;
+    let order = control.recv().await.unwrap_or(Control::Shutdown);
+    shard.accepting.set(false);
+    drop(acceptor.cancel());
+    if order == Control::LameDuck {
+        lame_duck(&shard).await;
+    }
+    close_all(&shard, CloseReason::ServerShutdown).await;
+}
+
+async fn inbound_loop(
+    shard: Rc<Shard>,
+    from: u16,
+    mut consumer: Consumer<Envelope>,
+    bell: ConnectedReceiver<()>,
+) {
+    loop {
+        loop {
+            let got = consumer.pop_batch(RING_BATCH, |env| shard.on_envelope(from, env));
+            if got == 0 {
+                break;
+            }
+            shard.after_sends();
+            glommio::yield_if_needed().await;
+        }
+        if bell.recv().await.is_none() {
+            return;
+        }
+    }
+}
+
+async fn lame_duck(shard: &Rc<Shard>) {
+    let cfg = &shard.global.config;
+    let mut info = shard.global.info_template();
+    info.ldm = true;
+    let clients: Vec<_> = shard.clients.borrow().values().cloned().collect();
+    for c in &clients {
+        let mut i = info.clone();
+        i.client_id = c.id;
+        let mut buf = Vec::new();
+        tachyon_protocol::encode::info(&mut buf, &i);
+        c.send_raw(&buf);
+    }
+    glommio::timer::sleep(cfg.lame_duck_grace_period).await;
+    let spread = cfg
+        .lame_duck_duration
+        .saturating_sub(cfg.lame_duck_grace_period);
+    let step = if clients.is_empty() {
+        Duration::ZERO
+    } else {
+        spread / clients.len() as u32
+    };
+    for c in clients {
+        c.close(CloseReason::LameDuck);
+        if !step.is_zero() {
+            glommio::timer::sleep(step.min(Duration::from_secs(1))).await;
+        }
+    }
+}
+
+async fn close_all(shard: &Rc<Shard>, reason: CloseReason) {
+    let clients: Vec<_> = shard.clients.borrow().values().cloned().collect();
+    for c in &clients {
+        c.close(reason);
+    }
+    // Give writers a bounded moment to flush what was queued.
+    for _ in 0..200 {
+        if shard.clients.borrow().is_empty() {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,551 @@
+//! One shard: the state a single executor owns (its connections' subscriptions, the remote interest
+//! of the other shards, the rings to them) and the publish routing that uses it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tachyon_protocol::headers;
+
+use crate::client::{ClientState, CloseReason, SubRef, Subscription};
+use crate::envelope::{Envelope, InterestOp, QueuePicks, RoutedMsg};
+use crate::global::Global;
+use crate::interest::RemoteInterest;
+use crate::outlet::Outlet;
+use crate::signal::LocalSignal;
+use crate::sublist::{MatchResult, Sublist};
+
+/// Per-shard counters; monitoring sums them over shards.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct ShardStats {
+    pub slow_consumers: u64,
+    pub routed_out: u64,
+    pub routed_in: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubscribeError {
+    #[error("maximum subscriptions exceeded")]
+    MaxSubscriptions,
+}
+
+/// Where one publish goes on one remote shard; reused between publishes.
+#[derive(Default)]
+struct Target {
+    plain: bool,
+    picks: QueuePicks,
+    touched: bool,
+}
+
+struct PendingBarrier {
+    remaining: usize,
+    done: Rc<LocalSignal>,
+}
+
+pub struct Shard {
+    pub id: u16,
+    pub nshards: usize,
+    pub global: Arc<Global>,
+    local: RefCell<Sublist<SubRef>>,
+    remote: RefCell<RemoteInterest>,
+    /// Indexed by shard id; `None` at our own index.
+    outlets: Vec<Option<Outlet>>,
+    pub clients: RefCell<HashMap<u64, Rc<ClientState>>>,
+    barriers: RefCell<HashMap<u64, PendingBarrier>>,
+    next_token: Cell<u64>,
+    rng: Cell<u64>,
+    targets: RefCell<Vec<Target>>,
+    touched: RefCell<Vec<u16>>,
+    auto_unsub: RefCell<Vec<SubRef>>,
+    pub stats: Cell<ShardStats>,
+    /// Raised when some outlet has overflow to push once the ring has room.
+    pub overflow_pending: LocalSignal,
+    pub accepting: Cell<bool>,
+}
+
+impl Shard {
+    pub fn new(id: u16, nshards: usize, global: Arc<Global>, outlets: Vec<Option<Outlet>>) -> Self {
+        let mut targets = Vec::with_capacity(nshards);
+        targets.resize_with(nshards, Target::default);
+        Shard {
+            id,
+            nshards,
+            global,
+            local: RefCell::new(Sublist::new()),
+            remote: RefCell::new(RemoteInterest::new()),
+            outlets,
+            clients: RefCell::new(HashMap::new()),
+            barriers: RefCell::new(HashMap::new()),
+            next_token: Cell::new(1),
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 17)),
+            targets: RefCell::new(targets),
+            touched: RefCell::new(Vec::with_capacity(nshards)),
+            auto_unsub: RefCell::new(Vec::new()),
+            stats: Cell::new(ShardStats::default()),
+            overflow_pending: LocalSignal::default(),
+            accepting: Cell::new(true),
+        }
+    }
+
+    fn rand_below(&self, n: usize) -> usize {
+        // xorshift64*: queue picks need spread, not cryptographic quality.
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n.max(1)
+    }
+
+    fn bump_stats(&self, f: impl FnOnce(&mut ShardStats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+
+    fn outlets(&self) -> impl Iterator<Item = (u16, &Outlet)> {
+        self.outlets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| o.as_ref().map(|o| (i as u16, o)))
+    }
+
+    fn broadcast(&self, mut make: impl FnMut() -> Envelope) {
+        for (_, o) in self.outlets() {
+            o.send(make());
+        }
+        self.after_sends();
+    }
+
+    /// Rings the doorbells of every outlet pushed to, and starts the overflow flusher if needed.
+    pub fn after_sends(&self) {
+        let mut overflow = false;
+        for (_, o) in self.outlets() {
+            o.ring_doorbell();
+            overflow |= o.has_overflow();
+        }
+        if overflow {
+            self.overflow_pending.raise();
+        }
+    }
+
+    pub fn has_overflow(&self) -> bool {
+        self.outlets().any(|(_, o)| o.has_overflow())
+    }
+
+    /// Pushes overflow into rings that have room; true when nothing is left waiting.
+    pub fn flush_overflow(&self) -> bool {
+        let mut all = true;
+        for (_, o) in self.outlets() {
+            all &= o.flush_overflow();
+            o.ring_doorbell();
+        }
+        all
+    }
+
+    /// Back-pressure for a publishing connection: returns once every ring took what waited for it.
+    pub async fn wait_outlets_drained(&self) {
+        while !self.flush_overflow() {
+            glommio::timer::sleep(Duration::from_micros(50)).await;
+        }
+    }
+
+    // ---- clients and subscriptions -------------------------------------------------------------
+
+    pub fn add_client(&self, client: &Rc<ClientState>) {
+        self.clients.borrow_mut().insert(client.id, client.clone());
+    }
+
+    pub fn remove_client(&self, client: &Rc<ClientState>) {
+        let subs: Vec<SubRef> = client.subs.borrow_mut().drain().map(|(_, s)| s).collect();
+        for sub in &subs {
+            self.drop_sub(sub);
+        }
+        if !subs.is_empty() {
+            self.after_sends();
+        }
+        self.clients.borrow_mut().remove(&client.id);
+    }
+
+    pub fn subscribe(
+        &self,
+        client: &Rc<ClientState>,
+        subject: Bytes,
+        queue: Option<Bytes>,
+        sid: Bytes,
+    ) -> Result<(), SubscribeError> {
+        if client.subs.borrow().contains_key(&sid) {
+            // nats-server keeps the first subscription for a reused sid.
+            return Ok(());
+        }
+        let max = self.global.config.max_subscriptions;
+        if max > 0 && client.subs.borrow().len() >= max {
+            return Err(SubscribeError::MaxSubscriptions);
+        }
+        let sub = SubRef(Rc::new(Subscription {
+            client: client.clone(),
+            subject: subject.clone(),
+            queue: queue.clone(),
+            sid: sid.clone(),
+            max: Cell::new(0),
+            delivered: Cell::new(0),
+            removed: Cell::new(false),
+        }));
+        self.local
+            .borrow_mut()
+            .insert(&subject, queue.as_ref(), sub.clone());
+        client.subs.borrow_mut().insert(sid, sub);
+        client.interest_dirty.set(true);
+        self.broadcast(|| Envelope::Interest {
+            op: InterestOp::Add,
+            subject: subject.clone(),
+            queue: queue.clone(),
+        });
+        Ok(())
+    }
+
+    pub fn unsubscribe(&self, client: &Rc<ClientState>, sid: &[u8], max: Option<u64>) {
+        let Some(sub) = client.subs.borrow().get(sid).cloned() else {
+            return;
+        };
+        if let Some(max) = max.filter(|m| *m > 0) {
+            if sub.delivered.get() < max {
+                sub.max.set(max);
+                return;
+            }
+        }
+        client.subs.borrow_mut().remove(sid);
+        client.interest_dirty.set(true);
+        self.drop_sub(&sub);
+        self.after_sends();
+    }
+
+    /// Takes a subscription out of the local sublist and tells the other shards.
+    fn drop_sub(&self, sub: &SubRef) {
+        if sub.removed.replace(true) {
+            return;
+        }
+        self.local
+            .borrow_mut()
+            .remove(&sub.subject, sub.queue.as_deref(), sub);
+        for (_, o) in self.outlets() {
+            o.send(Envelope::Interest {
+                op: InterestOp::Remove,
+                subject: sub.subject.clone(),
+                queue: sub.queue.clone(),
+            });
+        }
+    }
+
+    fn finish_auto_unsubs(&self) {
+        if self.auto_unsub.borrow().is_empty() {
+            return;
+        }
+        let done: Vec<SubRef> = self.auto_unsub.borrow_mut().drain(..).collect();
+        for sub in &done {
+            let removed = {
+                let mut subs = sub.client.subs.borrow_mut();
+                match subs.get(&sub.sid) {
+                    Some(s) if s == sub => subs.remove(&sub.sid).is_some(),
+                    _ => false,
+                }
+            };
+            if removed {
+                sub.client.interest_dirty.set(true);
+            }
+            self.drop_sub(sub);
+        }
+        self.after_sends();
+    }
+
+    // ---- barriers -------------------------------------------------------------------------------
+
+    /// Returns once every other shard applied everything this shard sent it before the call.
+    pub async fn barrier(&self) {
+        if self.nshards < 2 {
+            return;
+        }
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        let done = Rc::new(LocalSignal::default());
+        self.barriers.borrow_mut().insert(
+            token,
+            PendingBarrier {
+                remaining: self.nshards - 1,
+                done: done.clone(),
+            },
+        );
+        self.broadcast(|| Envelope::Barrier { token });
+        done.wait().await;
+    }
+
+    // ---- inbound envelopes ----------------------------------------------------------------------
+
+    pub fn on_envelope(&self, from: u16, env: Envelope) {
+        match env {
+            Envelope::Msg(msg) => self.deliver_routed(msg),
+            Envelope::Interest { op, subject, queue } => {
+                let mut remote = self.remote.borrow_mut();
+                match op {
+                    InterestOp::Add => remote.add(from, subject, queue),
+                    InterestOp::Remove => remote.remove(from, subject, queue),
+                }
+            }
+            Envelope::Barrier { token } => {
+                if let Some(Some(o)) = self.outlets.get(from as usize) {
+                    o.send(Envelope::BarrierAck { token });
+                }
+            }
+            Envelope::BarrierAck { token } => {
+                let mut barriers = self.barriers.borrow_mut();
+                if let Some(b) = barriers.get_mut(&token) {
+                    b.remaining -= 1;
+                    if b.remaining == 0 {
+                        if let Some(b) = barriers.remove(&token) {
+                            b.done.raise();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- publish path ---------------------------------------------------------------------------
+
+    fn deliver(
+        &self,
+        sub: &SubRef,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        header_len: Option<usize>,
+        payload: &[u8],
+    ) -> bool {
+        if sub.removed.get() || sub.client.is_closed() {
+            return false;
+        }
+        let max = sub.max.get();
+        let n = sub.delivered.get() + 1;
+        if max != 0 && n > max {
+            return false;
+        }
+        sub.delivered.set(n);
+        let client = &sub.client;
+        let ok = match header_len {
+            // A client that did not ask for headers gets the body only, as nats-server does.
+            Some(h) if !client.flags.get().headers => {
+                client.send_msg(subject, &sub.sid, reply, None, payload.get(h..).unwrap_or(&[]))
+            }
+            h => client.send_msg(subject, &sub.sid, reply, h, payload),
+        };
+        if !ok && client.close_reason() == Some(CloseReason::SlowConsumerPendingBytes) {
+            self.bump_stats(|s| s.slow_consumers += 1);
+        }
+        if max != 0 && n == max {
+            self.auto_unsub.borrow_mut().push(sub.clone());
+        }
+        ok
+    }
+
+    /// Delivers to one member of a local queue group, starting at `start` and moving on past
+    /// members that can no longer take messages.
+    fn deliver_queue_member(
+        &self,
+        members: &[SubRef],
+        start: usize,
+        from: Option<&Rc<ClientState>>,
+        msg: (&[u8], Option<&[u8]>, Option<usize>, &[u8]),
+    ) -> bool {
+        let n = members.len();
+        for i in 0..n {
+            let sub = &members[(start + i) % n];
+            if let Some(from) = from {
+                if !from.flags.get().echo && Rc::ptr_eq(&sub.client, from) {
+                    continue;
+                }
+            }
+            if self.deliver(sub, msg.0, msg.1, msg.2, msg.3) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A PUB/HPUB from a client of this shard.
+    pub fn publish(
+        &self,
+        from: &Rc<ClientState>,
+        subject: &Bytes,
+        reply: Option<&Bytes>,
+        header_len: Option<usize>,
+        payload: &Bytes,
+    ) {
+        let msg = (&subject[..], reply.map(|r| &r[..]), header_len, &payload[..]);
+        let echo = from.flags.get().echo;
+        let local = self.local.borrow_mut().match_subject(subject);
+        let mut delivered = false;
+        for sub in &local.plain {
+            if !echo && Rc::ptr_eq(&sub.client, from) {
+                continue;
+            }
+            delivered |= self.deliver(sub, msg.0, msg.1, msg.2, msg.3);
+        }
+
+        let remote = if self.nshards > 1 {
+            let mut r = self.remote.borrow_mut();
+            if r.is_empty() {
+                None
+            } else {
+                Some(r.match_subject(subject))
+            }
+        } else {
+            None
+        };
+        let remote = remote.filter(|r| !r.plain.is_empty() || !r.queues.is_empty());
+
+        // Queue groups: exactly one member over all shards, weighted by member counts.
+        for group in &local.queues {
+            let rgroup = remote
+                .as_ref()
+                .and_then(|r| r.queues.iter().find(|g| g.name == group.name));
+            let remote_weight: usize = rgroup
+                .map(|g| g.members.iter().map(|e| e.weight.get() as usize).sum())
+                .unwrap_or(0);
+            let pick = self.rand_below(group.members.len() + remote_weight);
+            if pick < group.members.len() {
+                if self.deliver_queue_member(&group.members, pick, Some(from), msg) {
+                    delivered = true;
+                    continue;
+                }
+                if remote_weight == 0 {
+                    continue;
+                }
+            }
+            if let Some(g) = rgroup {
+                let offset = self.rand_below(remote_weight);
+                self.pick_remote(&g.members, offset, &group.name);
+                delivered = true;
+            }
+        }
+        if let Some(r) = &remote {
+            for g in &r.queues {
+                if local.queues.iter().any(|l| l.name == g.name) {
+                    continue;
+                }
+                let w: usize = g.members.iter().map(|e| e.weight.get() as usize).sum();
+                let offset = self.rand_below(w);
+                self.pick_remote(&g.members, offset, &g.name);
+                delivered = true;
+            }
+            {
+                let mut targets = self.targets.borrow_mut();
+                let mut touched = self.touched.borrow_mut();
+                for e in &r.plain {
+                    let t = &mut targets[e.shard as usize];
+                    t.plain = true;
+                    if !t.touched {
+                        t.touched = true;
+                        touched.push(e.shard);
+                    }
+                }
+            }
+            delivered |= self.send_targets(subject, reply, header_len, payload);
+        }
+
+        if !delivered {
+            if let Some(reply) = reply {
+                if from.flags.get().no_responders {
+                    self.send_no_responders(from, subject, reply);
+                }
+            }
+        }
+        self.finish_auto_unsubs();
+    }
+
+    fn pick_remote(&self, members: &[crate::interest::RemoteEntry], mut offset: usize, name: &Bytes) {
+        for e in members {
+            let w = e.weight.get() as usize;
+            if offset < w {
+                let mut targets = self.targets.borrow_mut();
+                let t = &mut targets[e.shard as usize];
+                t.picks.push(name.clone());
+                if !t.touched {
+                    t.touched = true;
+                    self.touched.borrow_mut().push(e.shard);
+                }
+                return;
+            }
+            offset -= w;
+        }
+    }
+
+    fn send_targets(
+        &self,
+        subject: &Bytes,
+        reply: Option<&Bytes>,
+        header_len: Option<usize>,
+        payload: &Bytes,
+    ) -> bool {
+        let mut touched = self.touched.borrow_mut();
+        if touched.is_empty() {
+            return false;
+        }
+        let mut targets = self.targets.borrow_mut();
+        let mut sent = 0;
+        for &shard in touched.iter() {
+            let t = &mut targets[shard as usize];
+            let msg = RoutedMsg {
+                subject: subject.clone(),
+                reply: reply.cloned(),
+                header_len,
+                payload: payload.clone(),
+                plain: std::mem::take(&mut t.plain),
+                picks: std::mem::take(&mut t.picks),
+            };
+            t.touched = false;
+            if let Some(Some(o)) = self.outlets.get(shard as usize) {
+                o.send(Envelope::Msg(msg));
+                sent += 1;
+            }
+        }
+        touched.clear();
+        self.bump_stats(|s| s.routed_out += sent);
+        sent > 0
+    }
+
+    /// nats-server's no-responders answer: a 503 status message on the requester's own
+    /// subscription that matches the reply subject.
+    fn send_no_responders(&self, from: &Rc<ClientState>, subject: &[u8], reply: &[u8]) {
+        let matched = self.local.borrow_mut().match_subject(reply);
+        let Some(sub) = matched.plain.iter().find(|s| Rc::ptr_eq(&s.client, from)) else {
+            return;
+        };
+        let block = headers::no_responders_block(subject);
+        from.send_msg(reply, &sub.sid, None, Some(block.len()), &block);
+    }
+
+    fn deliver_routed(&self, msg: RoutedMsg) {
+        self.bump_stats(|s| s.routed_in += 1);
+        let local: Rc<MatchResult<SubRef>> = self.local.borrow_mut().match_subject(&msg.subject);
+        let m = (
+            &msg.subject[..],
+            msg.reply.as_deref(),
+            msg.header_len,
+            &msg.payload[..],
+        );
+        if msg.plain {
+            for sub in &local.plain {
+                self.deliver(sub, m.0, m.1, m.2, m.3);
+            }
+        }
+        msg.picks.for_each(|name| {
+            if let Some(g) = local.queues.iter().find(|g| &g.name == name) {
+                let start = self.rand_below(g.members.len());
+                self.deliver_queue_member(&g.members, start, None, m);
+            }
+        });
+        self.finish_auto_unsubs();
+    }
+}
