@@ -1,1 +1,5 @@
 //! Engine.
+
+pub mod cli;
+pub mod logging;
+pub mod portsfile;
