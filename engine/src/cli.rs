@@ -433,15 +433,14 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
             positional = Some(arg);
             break;
         }
-        let body = if arg.starts_with("--") {
-            if arg.len() == 2 {
+        let body = match arg.strip_prefix("--") {
+            Some("") => {
                 // "--" ends the flags; what follows is positional.
                 positional = args.next();
                 break;
             }
-            &arg[2..]
-        } else {
-            &arg[1..]
+            Some(rest) => rest,
+            None => &arg[1..],
         };
         if body.starts_with('-') || body.starts_with('=') {
             return Err(CliError::BadSyntax(arg.clone()));
@@ -714,7 +713,9 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, &'static str> {
     let mut total_ns: u128 = 0;
     let mut rest = body;
     while !rest.is_empty() {
-        let int_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let int_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let (int_part, after) = rest.split_at(int_end);
         let (frac_part, after) = match after.strip_prefix('.') {
             Some(a) => {
@@ -1024,13 +1025,18 @@ mod tests {
     #[test]
     fn parsing_stops_at_first_non_flag_or_double_dash() {
         // Everything after the positional argument is left alone, even bad flags.
-        assert_eq!(err(&["-D", "bogus", "-foo"]), "unrecognized command: \"bogus\"");
+        assert_eq!(
+            err(&["-D", "bogus", "-foo"]),
+            "unrecognized command: \"bogus\""
+        );
         assert_eq!(err(&["--", "-foo"]), "unrecognized command: \"-foo\"");
-        assert_eq!(run(&["-D", "--"]), {
-            let mut o = Options::default();
-            o.debug = true;
-            o
-        });
+        assert_eq!(
+            run(&["-D", "--"]),
+            Options {
+                debug: true,
+                ..Options::default()
+            }
+        );
         // A lone "-" is a positional argument in Go.
         assert_eq!(err(&["-"]), "unrecognized command: \"-\"");
     }
@@ -1038,7 +1044,12 @@ mod tests {
     #[test]
     fn help_and_version() {
         let v = "nats-server: v2.12.0 (tachyon 0.1.0)".replace("0.1.0", TACHYON_VERSION);
-        for args in [&["-v"][..], &["--version"], &["version"], &["-p", "1", "VERSION"]] {
+        for args in [
+            &["-v"][..],
+            &["--version"],
+            &["version"],
+            &["-p", "1", "VERSION"],
+        ] {
             assert_eq!(parse(args), Ok(Command::Version(v.clone())), "{args:?}");
         }
         for args in [&["-h"][..], &["--help"], &["help"]] {
