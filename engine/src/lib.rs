@@ -1,1 +1,4 @@
 //! Engine.
+
+pub mod ring;
+pub mod sublist;
