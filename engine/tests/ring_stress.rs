@@ -54,10 +54,10 @@ fn two_threads_fifo_no_loss_no_double_drop() {
     });
 
     let mut expected = 0u64;
-    let mut batches = 0u64;
+    let mut use_batch = true;
     while expected < ITEMS {
         // Alternate single pops and batches so both paths race the producer.
-        let got = if batches % 2 == 0 {
+        let got = if use_batch {
             rx.pop_batch(32, |item| {
                 assert_eq!(item.seq, expected, "out of order or lost");
                 expected += 1;
@@ -72,7 +72,7 @@ fn two_threads_fifo_no_loss_no_double_drop() {
                 None => 0,
             }
         };
-        batches += 1;
+        use_batch = !use_batch;
         if got == 0 {
             assert!(started.elapsed() < DEADLINE, "consumer stuck");
             thread::yield_now();
