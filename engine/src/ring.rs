@@ -91,6 +91,11 @@ impl<T> Drop for Shared<T> {
 }
 
 /// Sending end of a ring. Moves to the thread that produces; not `Clone`, not `Sync`.
+///
+/// ```compile_fail
+/// fn assert_sync<T: Sync>() {}
+/// assert_sync::<tachyon_engine::ring::Producer<u32>>();
+/// ```
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
     tail: usize,
@@ -99,6 +104,11 @@ pub struct Producer<T> {
 }
 
 /// Receiving end of a ring. Moves to the thread that consumes; not `Clone`, not `Sync`.
+///
+/// ```compile_fail
+/// fn assert_sync<T: Sync>() {}
+/// assert_sync::<tachyon_engine::ring::Consumer<u32>>();
+/// ```
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
     head: usize,
