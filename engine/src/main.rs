@@ -16,17 +16,18 @@ fn main() -> ExitCode {
             println!("{text}");
             return ExitCode::SUCCESS;
         }
+        Ok(Command::Signal { command, pid }) => return send_signal(command, pid.as_deref()),
         Err(e) => {
             eprintln!("{e}");
+            if e.shows_usage() {
+                // nats-server prints its usage and exits 0 on flag syntax errors.
+                eprintln!("{}", cli::usage());
+                return ExitCode::SUCCESS;
+            }
             return ExitCode::from(1);
         }
     };
-    let _guard = match logging::init(&logging::LogOptions {
-        file: opts.log_file.clone(),
-        debug: opts.debug,
-        trace: opts.trace,
-        logtime: opts.logtime,
-    }) {
+    let _guard = match logging::init(&logging::LogOptions::from(&opts)) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("nats-server: {e}");
@@ -40,4 +41,57 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--signal CMD[=PID|=PIDFILE]`: signal a running server like `nats-server --signal` does.
+fn send_signal(command: cli::SignalCommand, pid: Option<&str>) -> ExitCode {
+    let pids: Vec<i32> = match pid {
+        Some(p) => match p.trim().parse::<i32>() {
+            Ok(n) => vec![n],
+            Err(_) => match std::fs::read_to_string(p).map(|s| s.trim().parse::<i32>()) {
+                Ok(Ok(n)) => vec![n],
+                _ => {
+                    eprintln!("nats-server: unable to read pid from {p}");
+                    return ExitCode::from(1);
+                }
+            },
+        },
+        None => same_exe_pids(),
+    };
+    match pids.as_slice() {
+        [] => {
+            eprintln!("nats-server: no nats-server processes running");
+            ExitCode::from(1)
+        }
+        [one] => {
+            // SAFETY: kill has no memory effects; a wrong pid yields an error code.
+            if unsafe { libc::kill(*one, command.signum()) } != 0 {
+                eprintln!("nats-server: {}", std::io::Error::last_os_error());
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("nats-server: multiple nats-server processes running:");
+            for p in &pids {
+                eprintln!("{p}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Other processes running this same executable (nats-server uses pgrep for this).
+fn same_exe_pids() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_ref() == Some(&exe))
+        .collect()
 }

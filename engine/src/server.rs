@@ -213,7 +213,9 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                     }
                 };
                 if order == Control::ReopenLog {
-                    logging::reopen();
+                    if let Err(e) = logging::reopen() {
+                        tracing::error!("Error reopening log: {e}");
+                    }
                     continue;
                 }
                 for s in &senders {
@@ -231,7 +233,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     };
     tracing::info!("Listening for client connections on {host_display}");
     let ports_path: Option<PathBuf> = opts.ports_file_dir.as_ref().and_then(|dir| {
-        let ports = portsfile::Ports::for_listener(&bound);
+        let ports = portsfile::Ports {
+            nats: portsfile::urls("nats", bound),
+            ..Default::default()
+        };
         match portsfile::write(dir, &ports) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -252,10 +257,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     }
     let _ = control.join();
     if let Some(p) = ports_path {
-        portsfile::remove(&p);
-    }
-    if let Some(pid) = &opts.pid_file {
-        let _ = std::fs::remove_file(pid);
+        let _ = portsfile::remove(&p);
     }
     tracing::info!("Server Exiting..");
     Ok(())

@@ -1,0 +1,184 @@
+//! The subject index: a trie over '.'-separated tokens with `*` and `>` edges, holding
+//! subscription values, plus a cache of match results keyed by literal subject.
+//!
+//! The cache belongs to one shard (results are `Rc`), is bounded, and is thrown away when the
+//! generation moves: every effective insert or remove bumps it, and the next match clears the
+//! cache once, so a burst of subscription changes costs one clear rather than one per change.
+
+mod trie;
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+
+use self::trie::Node;
+
+/// Default bound on cached match results.
+pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
+
+/// Everything a literal subject matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchResult<T> {
+    /// Values subscribed without a queue group; each gets the message.
+    pub plain: Vec<T>,
+    /// Queue groups with their members; one member of each group gets the message. A group
+    /// name appears once even when its members subscribed under different patterns.
+    pub queues: Vec<QueueGroup<T>>,
+}
+
+impl<T> Default for MatchResult<T> {
+    fn default() -> Self {
+        Self {
+            plain: Vec::new(),
+            queues: Vec::new(),
+        }
+    }
+}
+
+impl<T> MatchResult<T> {
+    /// Whether nothing matched.
+    pub fn is_empty(&self) -> bool {
+        self.plain.is_empty() && self.queues.is_empty()
+    }
+}
+
+/// Members of one queue group that matched a subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueGroup<T> {
+    pub name: Bytes,
+    pub members: Vec<T>,
+}
+
+/// Subscription index for one shard. Not `Send`: results are shared through `Rc`.
+pub struct Sublist<T: Clone + PartialEq> {
+    root: Node<T>,
+    len: usize,
+    generation: u64,
+    cache: FxHashMap<Box<[u8]>, Rc<MatchResult<T>>>,
+    /// Generation the cached results were computed at.
+    cache_generation: u64,
+    cache_capacity: usize,
+}
+
+impl<T: Clone + PartialEq> Default for Sublist<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Clone + PartialEq> Sublist<T> {
+    pub fn new() -> Self {
+        Self::with_cache_capacity(DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// A sublist caching at most `cache_capacity` match results (0 disables the cache).
+    pub fn with_cache_capacity(cache_capacity: usize) -> Self {
+        Self {
+            root: Node::default(),
+            len: 0,
+            generation: 0,
+            cache: FxHashMap::default(),
+            cache_generation: 0,
+            cache_capacity,
+        }
+    }
+
+    /// Stores `value` under a validated subject pattern, optionally in queue group `queue`.
+    /// Duplicates are kept: each copy matches and each needs its own `remove`.
+    pub fn insert(&mut self, subject: &[u8], queue: Option<&Bytes>, value: T) {
+        self.root.insert(subject, queue, value);
+        self.len += 1;
+        self.generation += 1;
+    }
+
+    /// Removes one equal value stored under (subject, queue); returns whether it was present.
+    /// The generation moves only when something was removed.
+    pub fn remove(&mut self, subject: &[u8], queue: Option<&[u8]>, value: &T) -> bool {
+        let removed = self.root.remove(subject, queue, value);
+        if removed {
+            self.len -= 1;
+            self.generation += 1;
+        }
+        removed
+    }
+
+    /// All values whose pattern matches the literal `subject`, plain ones and queue members
+    /// grouped by queue name. A cache hit allocates nothing.
+    pub fn match_subject(&mut self, subject: &[u8]) -> Rc<MatchResult<T>> {
+        if self.cache_generation != self.generation {
+            self.cache.clear();
+            self.cache_generation = self.generation;
+        }
+        if let Some(hit) = self.cache.get(subject) {
+            return Rc::clone(hit);
+        }
+        let result = Rc::new(self.match_uncached(subject));
+        if self.cache_capacity > 0 {
+            if self.cache.len() >= self.cache_capacity {
+                self.evict_half();
+            }
+            self.cache.insert(Box::from(subject), Rc::clone(&result));
+        }
+        result
+    }
+
+    /// Matches without reading or filling the cache.
+    pub fn match_uncached(&self, subject: &[u8]) -> MatchResult<T> {
+        let mut result = MatchResult::default();
+        self.root.collect(subject, &mut result);
+        result
+    }
+
+    /// Number of stored values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bumps on every insert and every remove that removed something.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Trie nodes, the root included (1 when empty): for leak checks and monitoring.
+    pub fn node_count(&self) -> usize {
+        self.root.count_nodes()
+    }
+
+    /// Cached results that are still valid.
+    pub fn cache_len(&self) -> usize {
+        if self.cache_generation == self.generation {
+            self.cache.len()
+        } else {
+            0
+        }
+    }
+
+    /// Drops every other entry in hash order, which is as good as random here and keeps the
+    /// amortised cost per miss constant (a full clear would make a hot working set slightly
+    /// larger than the bound miss every time).
+    fn evict_half(&mut self) {
+        let mut keep = false;
+        self.cache.retain(|_, _| {
+            keep = !keep;
+            keep
+        });
+    }
+}
+
+impl<T: Clone + PartialEq> std::fmt::Debug for Sublist<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sublist")
+            .field("len", &self.len)
+            .field("generation", &self.generation)
+            .field("cached", &self.cache_len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

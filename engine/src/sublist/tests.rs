@@ -1,0 +1,311 @@
+use super::*;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn q(name: &str) -> Bytes {
+    Bytes::copy_from_slice(name.as_bytes())
+}
+
+fn plain(list: &mut Sublist<u32>, subject: &str) -> Vec<u32> {
+    let mut values = list.match_subject(subject.as_bytes()).plain.clone();
+    values.sort_unstable();
+    values
+}
+
+/// Queue name -> sorted members.
+fn groups(result: &MatchResult<u32>) -> BTreeMap<Vec<u8>, Vec<u32>> {
+    let mut map = BTreeMap::new();
+    for group in &result.queues {
+        let mut members = group.members.clone();
+        members.sort_unstable();
+        assert!(
+            map.insert(group.name.to_vec(), members).is_none(),
+            "queue group listed twice"
+        );
+    }
+    map
+}
+
+#[test]
+fn literal_matches_only_itself() {
+    let mut list = Sublist::new();
+    list.insert(b"foo.bar", None, 1);
+    list.insert(b"foo", None, 2);
+    assert_eq!(plain(&mut list, "foo.bar"), vec![1]);
+    assert_eq!(plain(&mut list, "foo"), vec![2]);
+    assert!(plain(&mut list, "foo.baz").is_empty());
+    assert!(plain(&mut list, "foo.bar.baz").is_empty());
+    assert!(plain(&mut list, "bar").is_empty());
+    assert!(list.match_subject(b"nope").is_empty());
+    assert_eq!(list.len(), 2);
+}
+
+#[test]
+fn star_matches_exactly_one_token() {
+    let mut list = Sublist::new();
+    list.insert(b"foo.*", None, 1);
+    list.insert(b"*.bar", None, 2);
+    list.insert(b"*", None, 3);
+    assert_eq!(plain(&mut list, "foo.bar"), vec![1, 2]);
+    assert_eq!(plain(&mut list, "foo.baz"), vec![1]);
+    assert_eq!(plain(&mut list, "x.bar"), vec![2]);
+    assert_eq!(plain(&mut list, "foo"), vec![3]);
+    assert!(plain(&mut list, "foo.bar.baz").is_empty());
+}
+
+#[test]
+fn full_wildcard_matches_one_or_more_tokens() {
+    let mut list = Sublist::new();
+    list.insert(b"foo.>", None, 1);
+    list.insert(b">", None, 2);
+    assert_eq!(plain(&mut list, "foo.bar"), vec![1, 2]);
+    assert_eq!(plain(&mut list, "foo.bar.baz.qux"), vec![1, 2]);
+    // `foo.>` needs at least one token after foo.
+    assert_eq!(plain(&mut list, "foo"), vec![2]);
+    assert_eq!(plain(&mut list, "bar.baz"), vec![2]);
+}
+
+#[test]
+fn mixed_patterns() {
+    let mut list = Sublist::new();
+    list.insert(b"a.*.c.>", None, 1);
+    list.insert(b"a.b.c.d", None, 2);
+    list.insert(b"*.b.*.d", None, 3);
+    list.insert(b"a.*.*", None, 4);
+    list.insert(b"a.>", None, 5);
+    assert_eq!(plain(&mut list, "a.b.c.d"), vec![1, 2, 3, 5]);
+    assert_eq!(plain(&mut list, "a.x.c.d.e"), vec![1, 5]);
+    assert_eq!(plain(&mut list, "a.b.c"), vec![4, 5]);
+    assert_eq!(plain(&mut list, "z.b.y.d"), vec![3]);
+}
+
+#[test]
+fn queue_members_grouped_by_name_across_patterns() {
+    let mut list = Sublist::new();
+    list.insert(b"orders.*", Some(&q("workers")), 1);
+    list.insert(b"orders.new", Some(&q("workers")), 2);
+    list.insert(b"orders.>", Some(&q("auditors")), 3);
+    list.insert(b"orders.new", None, 4);
+    list.insert(b"orders.new", Some(&q("workers")), 5);
+    let result = list.match_subject(b"orders.new");
+    assert_eq!(result.plain, vec![4]);
+    let expected: BTreeMap<Vec<u8>, Vec<u32>> = [
+        (b"workers".to_vec(), vec![1, 2, 5]),
+        (b"auditors".to_vec(), vec![3]),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(groups(&result), expected);
+    let result = list.match_subject(b"orders.old");
+    assert!(result.plain.is_empty());
+    assert_eq!(groups(&result).get(&b"workers"[..]), Some(&vec![1]));
+}
+
+#[test]
+fn remove_takes_one_copy_of_a_duplicate() {
+    let mut list = Sublist::new();
+    list.insert(b"foo", None, 7);
+    list.insert(b"foo", None, 7);
+    list.insert(b"foo", Some(&q("g")), 7);
+    assert_eq!(list.len(), 3);
+    assert!(list.remove(b"foo", None, &7));
+    assert_eq!(plain(&mut list, "foo"), vec![7]);
+    assert_eq!(list.match_subject(b"foo").queues.len(), 1);
+    assert!(list.remove(b"foo", None, &7));
+    assert!(!list.remove(b"foo", None, &7), "no copies left");
+    assert_eq!(plain(&mut list, "foo"), Vec::<u32>::new());
+    // The queue copy is separate and still there.
+    assert!(!list.remove(b"foo", Some(b"other"), &7));
+    assert!(list.remove(b"foo", Some(b"g"), &7));
+    assert!(list.match_subject(b"foo").is_empty());
+    assert!(list.is_empty());
+}
+
+#[test]
+fn remove_of_absent_values_changes_nothing() {
+    let mut list = Sublist::new();
+    list.insert(b"a.b", None, 1);
+    let generation = list.generation();
+    assert!(!list.remove(b"a.b", None, &2));
+    assert!(!list.remove(b"a.c", None, &1));
+    assert!(!list.remove(b"a", None, &1));
+    assert!(!list.remove(b"a.b.c", None, &1));
+    assert!(!list.remove(b"a.*", None, &1));
+    assert_eq!(list.generation(), generation);
+    assert_eq!(list.len(), 1);
+    assert_eq!(plain(&mut list, "a.b"), vec![1]);
+}
+
+#[test]
+fn cache_hit_returns_same_result_and_changes_invalidate_it() {
+    let mut list = Sublist::new();
+    list.insert(b"foo.*", None, 1);
+    let first = list.match_subject(b"foo.bar");
+    let second = list.match_subject(b"foo.bar");
+    assert!(Rc::ptr_eq(&first, &second), "second lookup should be a hit");
+    assert_eq!(list.cache_len(), 1);
+
+    let generation = list.generation();
+    list.insert(b"foo.bar", None, 2);
+    assert!(list.generation() > generation);
+    assert_eq!(list.cache_len(), 0);
+    let after_insert = list.match_subject(b"foo.bar");
+    assert!(!Rc::ptr_eq(&first, &after_insert));
+    assert_eq!(after_insert.plain.len(), 2);
+
+    let generation = list.generation();
+    assert!(list.remove(b"foo.*", None, &1));
+    assert!(list.generation() > generation);
+    assert_eq!(list.match_subject(b"foo.bar").plain, vec![2]);
+}
+
+#[test]
+fn cache_stays_bounded() {
+    let mut list = Sublist::with_cache_capacity(8);
+    list.insert(b">", None, 1);
+    for i in 0..100 {
+        let subject = format!("s.{i}");
+        assert_eq!(list.match_subject(subject.as_bytes()).plain, vec![1]);
+        assert!(list.cache_len() <= 8);
+    }
+    assert!(list.cache_len() > 0);
+    let mut uncached = Sublist::with_cache_capacity(0);
+    uncached.insert(b"a", None, 1);
+    assert_eq!(uncached.match_subject(b"a").plain, vec![1]);
+    assert_eq!(uncached.cache_len(), 0);
+}
+
+#[test]
+fn removing_everything_leaves_only_the_root() {
+    let mut list = Sublist::new();
+    let patterns: &[(&[u8], Option<&str>)] = &[
+        (b"a.b.c", None),
+        (b"a.b", None),
+        (b"a.*.c", Some("g")),
+        (b"a.>", None),
+        (b"*.*.*.*", None),
+        (b">", Some("h")),
+        (b"x.y.z.w.v", None),
+        (b"a.b.c", None),
+    ];
+    for (i, (subject, queue)) in patterns.iter().enumerate() {
+        list.insert(subject, queue.map(q).as_ref(), i);
+    }
+    assert!(list.node_count() > 10);
+    // Remove in a different order than inserted, so pruning meets shared prefixes.
+    for (i, (subject, queue)) in patterns.iter().enumerate().rev() {
+        assert!(list.remove(subject, queue.map(|n| n.as_bytes()), &i));
+    }
+    assert!(list.is_empty());
+    assert_eq!(list.node_count(), 1);
+    assert!(list.match_subject(b"a.b.c").is_empty());
+}
+
+#[test]
+fn pruning_keeps_nodes_still_in_use() {
+    let mut list = Sublist::new();
+    list.insert(b"a.b.c.d", None, 1);
+    list.insert(b"a.b", None, 2);
+    list.insert(b"a.b.x", None, 3);
+    assert!(list.remove(b"a.b.c.d", None, &1));
+    assert_eq!(list.node_count(), 4); // root, a, b, x
+    assert_eq!(plain(&mut list, "a.b"), vec![2]);
+    assert_eq!(plain(&mut list, "a.b.x"), vec![3]);
+    assert!(list.remove(b"a.b.x", None, &3));
+    assert_eq!(list.node_count(), 3);
+    assert!(list.remove(b"a.b", None, &2));
+    assert_eq!(list.node_count(), 1);
+}
+
+/// Reference semantics, written independently of the trie.
+fn brute_matches(pattern: &[u8], subject: &[u8]) -> bool {
+    let pattern: Vec<&[u8]> = pattern.split(|&b| b == b'.').collect();
+    let subject: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
+    for (i, token) in pattern.iter().enumerate() {
+        match *token {
+            b">" => return subject.len() > i,
+            b"*" => {
+                if i >= subject.len() {
+                    return false;
+                }
+            }
+            literal => {
+                if subject.get(i) != Some(&literal) {
+                    return false;
+                }
+            }
+        }
+    }
+    pattern.len() == subject.len()
+}
+
+fn pattern_strategy() -> impl Strategy<Value = String> {
+    let token = prop_oneof![Just("a"), Just("b"), Just("c"), Just("*")];
+    let with_tokens =
+        (proptest::collection::vec(token, 1..5), any::<bool>()).prop_map(|(tokens, fwc)| {
+            let mut pattern = tokens.join(".");
+            if fwc {
+                pattern.push_str(".>");
+            }
+            pattern
+        });
+    prop_oneof![9 => with_tokens, 1 => Just(">".to_owned())]
+}
+
+fn subject_strategy() -> impl Strategy<Value = String> {
+    let token = prop_oneof![Just("a"), Just("b"), Just("c")];
+    proptest::collection::vec(token, 1..6).prop_map(|tokens| tokens.join("."))
+}
+
+proptest! {
+    #[test]
+    fn matches_agree_with_brute_force(
+        subs in proptest::collection::vec((pattern_strategy(), prop_oneof![Just(None), Just(Some("q1")), Just(Some("q2"))]), 0..40),
+        removals in proptest::collection::vec(any::<prop::sample::Index>(), 0..20),
+        subjects in proptest::collection::vec(subject_strategy(), 1..20),
+    ) {
+        let mut list = Sublist::with_cache_capacity(4);
+        let mut live: Vec<(String, Option<&str>, u32)> = Vec::new();
+        for (i, (pattern, queue)) in subs.iter().enumerate() {
+            list.insert(pattern.as_bytes(), queue.map(q).as_ref(), i as u32);
+            live.push((pattern.clone(), *queue, i as u32));
+        }
+        // Warm the cache before removals so stale hits would show.
+        for subject in &subjects {
+            list.match_subject(subject.as_bytes());
+        }
+        for index in removals {
+            if live.is_empty() {
+                break;
+            }
+            let (pattern, queue, value) = live.remove(index.index(live.len()));
+            prop_assert!(list.remove(pattern.as_bytes(), queue.map(str::as_bytes), &value));
+        }
+        prop_assert_eq!(list.len(), live.len());
+        for _pass in 0..2 {
+            for subject in &subjects {
+                let result = list.match_subject(subject.as_bytes());
+                let mut want_plain = Vec::new();
+                let mut want_groups: BTreeMap<Vec<u8>, Vec<u32>> = BTreeMap::new();
+                for (pattern, queue, value) in &live {
+                    if brute_matches(pattern.as_bytes(), subject.as_bytes()) {
+                        match queue {
+                            None => want_plain.push(*value),
+                            Some(name) => want_groups.entry(name.as_bytes().to_vec()).or_default().push(*value),
+                        }
+                    }
+                }
+                want_plain.sort_unstable();
+                want_groups.values_mut().for_each(|m| m.sort_unstable());
+                let mut got_plain = result.plain.clone();
+                got_plain.sort_unstable();
+                prop_assert_eq!(got_plain, want_plain);
+                prop_assert_eq!(groups(&result), want_groups);
+            }
+        }
+        for (pattern, queue, value) in live.drain(..) {
+            prop_assert!(list.remove(pattern.as_bytes(), queue.map(str::as_bytes), &value));
+        }
+        prop_assert_eq!(list.node_count(), 1);
+    }
+}
