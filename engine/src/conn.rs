@@ -61,7 +61,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let mut info = global.info_template();
     info.client_id = cid;
     if let Some(p) = peer {
-        info.client_ip = p.ip().to_string();
+        info.client_ip = Some(p.ip().to_string());
     }
     let mut buf = Vec::new();
     encode::info(&mut buf, &info);
@@ -110,9 +110,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             client.close_reason().unwrap_or(reason)
         );
     }
-    if let Some(w) = writer {
-        w.await;
-    }
+    let _ = writer.await;
     global.conn_count.fetch_sub(1, Ordering::AcqRel);
 }
 
@@ -264,7 +262,7 @@ impl Session {
                 let mut info = g.info_template();
                 info.client_id = self.client.id;
                 if let Some(p) = self.client.peer {
-                    info.client_ip = p.ip().to_string();
+                    info.client_ip = Some(p.ip().to_string());
                 }
                 info.connect_info = true;
                 info.remote_account = Some("$G".to_string());
@@ -372,9 +370,7 @@ impl Session {
             no_responders: opts.no_responders,
             protocol: opts.protocol.clamp(0, 255) as u8,
         });
-        if let Some(name) = &opts.name {
-            *client.name.borrow_mut() = name.clone();
-        }
+        *client.name.borrow_mut() = opts.name.clone();
         self.connected = true;
         self.ok();
         Next::Continue

@@ -107,7 +107,7 @@ impl Global {
             host: c.host.clone(),
             port: self.port,
             headers: true,
-            max_payload: c.max_payload as i64,
+            max_payload: i32::try_from(c.max_payload).unwrap_or(i32::MAX),
             auth_required: c.auth_required(),
             tachyon: TACHYON_VERSION.to_string(),
             ..Default::default()

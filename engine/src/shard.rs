@@ -522,7 +522,8 @@ impl Shard {
         let Some(sub) = matched.plain.iter().find(|s| Rc::ptr_eq(&s.client, from)) else {
             return;
         };
-        let block = headers::no_responders_block(subject);
+        let mut block = Vec::with_capacity(48 + subject.len());
+        headers::no_responders_block(&mut block, subject);
         from.send_msg(reply, &sub.sid, None, Some(block.len()), &block);
     }
 
