@@ -36,6 +36,7 @@ struct Session {
     client: Rc<ClientState>,
     live: Rc<Liveness>,
     connected: bool,
+    connect_opts: json::ConnectOptions,
     first_pong_sent: bool,
 }
 
@@ -95,6 +96,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             client: client.clone(),
             live,
             connected: false,
+            connect_opts: json::ConnectOptions::default(),
             first_pong_sent: false,
         };
         let reason = session.read_loop(stream).await;
@@ -213,7 +215,9 @@ impl Session {
                     Ok(Some(op)) => op,
                     Ok(None) => break,
                     Err(e) => {
-                        self.client.send_err(e.err_text());
+                        if e.sends_err() {
+                            self.client.send_err(e.err_text());
+                        }
                         if e.closes_connection() {
                             self.shard.after_sends();
                             return CloseReason::ProtocolViolation;
@@ -286,6 +290,10 @@ impl Session {
                 self.ok();
             }
             ClientOp::HPub { subject, reply, header_len, message } => {
+                if !client.flags.get().headers {
+                    // nats-server closes, without a word, a client that did not negotiate headers.
+                    return Next::Close(CloseReason::ProtocolViolation);
+                }
                 client.count_in(message.len());
                 // nats-server complains to a pedantic client but still routes the message.
                 if client.flags.get().pedantic && !subject::valid_publish(&subject, true) {
@@ -330,17 +338,34 @@ impl Session {
                 self.live.rtt_known.set(true);
             }
             ClientOp::Connect(raw) => return self.connect(&raw),
-            _ => {}
+            ClientOp::Info(raw) => {
+                if json::check_info(&raw).is_err() {
+                    return Next::Close(CloseReason::ProtocolViolation);
+                }
+            }
+            ClientOp::Ok => {}
+            ClientOp::Err(text) => {
+                tracing::debug!(
+                    "{} - cid:{} - client sent -ERR {}",
+                    client.peer_string(),
+                    client.id,
+                    String::from_utf8_lossy(&text)
+                );
+                return Next::Close(CloseReason::ClientClosed);
+            }
         }
         Next::Continue
     }
 
     fn connect(&mut self, raw: &[u8]) -> Next {
         let client = &self.client;
-        let opts = match json::parse_connect(raw) {
+        // A second CONNECT overrides only the fields it names, as in nats-server.
+        let opts = match json::parse_connect_over(raw, self.connect_opts.clone()) {
             Ok(o) => o,
             Err(e) => {
-                client.send_err(e.err_text());
+                if e.sends_err() {
+                    client.send_err(e.err_text());
+                }
                 return Next::Close(CloseReason::ProtocolViolation);
             }
         };
@@ -354,12 +379,8 @@ impl Session {
             client.send_err(errors::AUTHORIZATION_VIOLATION);
             return Next::Close(CloseReason::AuthViolation);
         }
-        if !(0..=1).contains(&opts.protocol) {
-            client.send_err(errors::INVALID_CLIENT_PROTOCOL);
-            return Next::Close(CloseReason::ProtocolViolation);
-        }
-        if opts.no_responders && !opts.headers {
-            client.send_err(errors::NO_RESPONDERS_REQUIRES_HEADERS);
+        if let Err(e) = opts.validate(true) {
+            client.send_err(e.err_text());
             return Next::Close(CloseReason::ProtocolViolation);
         }
         client.flags.set(ClientFlags {
@@ -371,6 +392,7 @@ impl Session {
             protocol: opts.protocol.clamp(0, 255) as u8,
         });
         *client.name.borrow_mut() = opts.name.clone();
+        self.connect_opts = opts;
         self.connected = true;
         self.ok();
         Next::Continue
