@@ -203,9 +203,18 @@ mod tests {
         assert_eq!(parse(b"HTTP/1.0\r\n\r\n"), Err(HeaderError::MissingVersion));
         assert_eq!(parse(b"NATS/1.0 5x3\r\n\r\n"), Err(HeaderError::BadStatus));
         assert_eq!(parse(b"NATS/1.0 5034\r\n\r\n"), Err(HeaderError::BadStatus));
-        assert_eq!(parse(b"NATS/1.0\r\nA: 1\r\n"), Err(HeaderError::Unterminated));
+        assert_eq!(
+            parse(b"NATS/1.0\r\nA: 1\r\n"),
+            Err(HeaderError::Unterminated)
+        );
         assert_eq!(parse(b"NATS/1.0"), Err(HeaderError::Unterminated));
-        assert_eq!(parse(b"NATS/1.0\r\nnocolon\r\n\r\n"), Err(HeaderError::BadLine));
-        assert_eq!(parse(b"NATS/1.0\r\nA B: 1\r\n\r\n"), Err(HeaderError::BadLine));
+        assert_eq!(
+            parse(b"NATS/1.0\r\nnocolon\r\n\r\n"),
+            Err(HeaderError::BadLine)
+        );
+        assert_eq!(
+            parse(b"NATS/1.0\r\nA B: 1\r\n\r\n"),
+            Err(HeaderError::BadLine)
+        );
     }
 }

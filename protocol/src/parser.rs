@@ -531,7 +531,11 @@ impl Parser {
         })
     }
 
-    fn payload(&mut self, p: Pending, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtocolError> {
+    fn payload(
+        &mut self,
+        p: Pending,
+        buf: &mut BytesMut,
+    ) -> Result<Option<ClientOp>, ProtocolError> {
         let end = p.line_len + p.size;
         // Like nats-server, a wrong byte after the payload fails as soon as it arrives.
         match buf.get(end) {

@@ -136,11 +136,7 @@ impl ServerParser {
         let line = &buf[..end];
         let op_end = line.iter().position(|&b| is_ws(b)).unwrap_or(line.len());
         let op = &line[..op_end];
-        let rest_start = op_end
-            + line[op_end..]
-                .iter()
-                .take_while(|&&b| is_ws(b))
-                .count();
+        let rest_start = op_end + line[op_end..].iter().take_while(|&&b| is_ws(b)).count();
         let up = |name: &[u8]| op.eq_ignore_ascii_case(name);
         if up(b"PING") || up(b"PONG") || up(b"+OK") {
             let r = if up(b"PING") {
@@ -212,7 +208,11 @@ impl ServerParser {
         self.payload(p, buf)
     }
 
-    fn payload(&mut self, p: Pending, buf: &mut BytesMut) -> Result<Option<ServerOp>, ProtocolError> {
+    fn payload(
+        &mut self,
+        p: Pending,
+        buf: &mut BytesMut,
+    ) -> Result<Option<ServerOp>, ProtocolError> {
         let end = p.line_len + p.size;
         if buf.len() < end + 2 {
             return Ok(None);
@@ -295,7 +295,8 @@ mod tests {
 
     #[test]
     fn split_anywhere() {
-        let input: &[u8] = b"MSG foo 1 5\r\nhello\r\nHMSG s 3 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n";
+        let input: &[u8] =
+            b"MSG foo 1 5\r\nhello\r\nHMSG s 3 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n";
         let whole = all(input).unwrap();
         for cut in 0..=input.len() {
             let mut p = ServerParser::new();
@@ -327,7 +328,10 @@ mod tests {
             all(b"HMSG foo 1 5 3\r\n"),
             Err(ProtocolError::HeaderSizeTooLarge { op: "HMSG" })
         );
-        assert_eq!(all(b"MSG foo 1 2\r\nabc\r\n"), Err(ProtocolError::UnknownOp));
+        assert_eq!(
+            all(b"MSG foo 1 2\r\nabc\r\n"),
+            Err(ProtocolError::UnknownOp)
+        );
         let mut p = ServerParser::with_limits(Limits {
             max_payload: 10,
             max_control_line: 8,

@@ -59,7 +59,10 @@ fn pub_forms() {
     // bare \n ends a control line
     assert_eq!(one(b"PUB foo 2\nab\r\n"), publ(b"foo", None, b"ab"));
     // payload may contain CR LF
-    assert_eq!(one(b"PUB foo 4\r\n\r\n\r\n\r\n"), publ(b"foo", None, b"\r\n\r\n"));
+    assert_eq!(
+        one(b"PUB foo 4\r\n\r\n\r\n\r\n"),
+        publ(b"foo", None, b"\r\n\r\n")
+    );
     // nats-server does not validate the subject of a non-pedantic PUB
     assert_eq!(one(b"PUB foo.. 1\r\na\r\n"), publ(b"foo..", None, b"a"));
 }
@@ -67,15 +70,30 @@ fn pub_forms() {
 #[test]
 fn pub_errors() {
     assert_eq!(fails(b"PUB foo\r\n"), ProtocolError::ArgCount { op: "PUB" });
-    assert_eq!(fails(b"PUB foo a b 1\r\n"), ProtocolError::ArgCount { op: "PUB" });
-    assert_eq!(fails(b"PUB foo -1\r\n"), ProtocolError::BadSize { op: "PUB" });
-    assert_eq!(fails(b"PUB foo abc\r\n"), ProtocolError::BadSize { op: "PUB" });
-    assert_eq!(fails(b"PUB foo 1234567890\r\n"), ProtocolError::BadSize { op: "PUB" });
+    assert_eq!(
+        fails(b"PUB foo a b 1\r\n"),
+        ProtocolError::ArgCount { op: "PUB" }
+    );
+    assert_eq!(
+        fails(b"PUB foo -1\r\n"),
+        ProtocolError::BadSize { op: "PUB" }
+    );
+    assert_eq!(
+        fails(b"PUB foo abc\r\n"),
+        ProtocolError::BadSize { op: "PUB" }
+    );
+    assert_eq!(
+        fails(b"PUB foo 1234567890\r\n"),
+        ProtocolError::BadSize { op: "PUB" }
+    );
     assert_eq!(fails(b"PUB \r\n"), ProtocolError::ArgCount { op: "PUB" });
     assert_eq!(fails(b"PUB\r\n"), ProtocolError::UnknownOp);
     assert_eq!(fails(b"PUBX foo 1\r\n"), ProtocolError::UnknownOp);
     // a \r anywhere after the first argument byte drops the byte before \n (nats-server)
-    assert_eq!(fails(b"PUB foo 1\rX\na\r\n"), ProtocolError::BadSize { op: "PUB" });
+    assert_eq!(
+        fails(b"PUB foo 1\rX\na\r\n"),
+        ProtocolError::BadSize { op: "PUB" }
+    );
     // payload must be followed by exactly CR LF
     assert_eq!(fails(b"PUB foo 2\r\nabc\r\n"), ProtocolError::UnknownOp);
     assert_eq!(fails(b"PUB foo 2\r\nab\n"), ProtocolError::UnknownOp);
@@ -134,7 +152,10 @@ fn hpub_forms_and_errors() {
         fails(b"HPUB foo 5 3\r\n"),
         ProtocolError::HeaderSizeTooLarge { op: "HPUB" }
     );
-    assert_eq!(fails(b"HPUB foo 3\r\n"), ProtocolError::ArgCount { op: "HPUB" });
+    assert_eq!(
+        fails(b"HPUB foo 3\r\n"),
+        ProtocolError::ArgCount { op: "HPUB" }
+    );
     assert_eq!(
         fails(b"HPUB a b c 1 2\r\n"),
         ProtocolError::ArgCount { op: "HPUB" }
@@ -143,7 +164,10 @@ fn hpub_forms_and_errors() {
         fails(b"HPUB foo -1 3\r\n"),
         ProtocolError::BadHeaderSize { op: "HPUB" }
     );
-    assert_eq!(fails(b"HPUB foo 1 x\r\n"), ProtocolError::BadSize { op: "HPUB" });
+    assert_eq!(
+        fails(b"HPUB foo 1 x\r\n"),
+        ProtocolError::BadSize { op: "HPUB" }
+    );
     // client-sent HMSG/MSG are not accepted
     assert_eq!(fails(b"HMSG foo 1 2 3\r\n"), ProtocolError::UnknownOp);
     assert_eq!(fails(b"MSG foo 1 2\r\n"), ProtocolError::UnknownOp);
@@ -170,7 +194,10 @@ fn sub_forms_and_errors() {
     // syntactically fine; subject validity is the engine's call (subject::valid_subscribe)
     assert_eq!(ok(b"SUB foo.. 1\r\n").len(), 1);
     assert_eq!(fails(b"SUB foo\r\n"), ProtocolError::ArgCount { op: "SUB" });
-    assert_eq!(fails(b"SUB foo q r 1\r\n"), ProtocolError::ArgCount { op: "SUB" });
+    assert_eq!(
+        fails(b"SUB foo q r 1\r\n"),
+        ProtocolError::ArgCount { op: "SUB" }
+    );
     assert_eq!(fails(b"SUB\r\n"), ProtocolError::UnknownOp);
 }
 
@@ -184,8 +211,14 @@ fn unsub_forms_and_errors() {
     assert_eq!(one(b"UNSUB 1 0\r\n"), u(b"1", None));
     assert_eq!(one(b"UNSUB 1 abc\r\n"), u(b"1", None));
     assert_eq!(fails(b"UNSUB\r\n"), ProtocolError::UnknownOp);
-    assert_eq!(fails(b"UNSUB \r\n"), ProtocolError::ArgCount { op: "UNSUB" });
-    assert_eq!(fails(b"UNSUB 1 2 3\r\n"), ProtocolError::ArgCount { op: "UNSUB" });
+    assert_eq!(
+        fails(b"UNSUB \r\n"),
+        ProtocolError::ArgCount { op: "UNSUB" }
+    );
+    assert_eq!(
+        fails(b"UNSUB 1 2 3\r\n"),
+        ProtocolError::ArgCount { op: "UNSUB" }
+    );
 }
 
 #[test]
@@ -256,7 +289,17 @@ fn unknown_ops() {
 
 #[test]
 fn partial_names_wait_for_more() {
-    for input in [&b"P"[..], b"PU", b"PUB", b"C", b"CONNEC", b"UNSU", b"+", b"-ER", b"h"] {
+    for input in [
+        &b"P"[..],
+        b"PU",
+        b"PUB",
+        b"C",
+        b"CONNEC",
+        b"UNSU",
+        b"+",
+        b"-ER",
+        b"h",
+    ] {
         let (ops, err, left) = run(input, Limits::default());
         assert!(ops.is_empty() && err.is_none(), "{input:?}");
         assert_eq!(left, input.len(), "{input:?}: nothing consumed");
@@ -273,10 +316,16 @@ fn control_line_limit_counts_argument_bytes_only() {
     let (ops, err, _) = run(b"SUB   a12345 789\r\n", limits);
     assert_eq!((ops.len(), err), (1, None));
     let (_, err, _) = run(b"SUB a123456 789\r\n", limits);
-    assert_eq!(err, Some(ProtocolError::MaxControlLine { len: 11, max: 10 }));
+    assert_eq!(
+        err,
+        Some(ProtocolError::MaxControlLine { len: 11, max: 10 })
+    );
     // a line still incomplete fails once its arguments exceed the limit...
     let (_, err, _) = run(b"PUB aaaaaaaaaaa", limits);
-    assert_eq!(err, Some(ProtocolError::MaxControlLine { len: 11, max: 10 }));
+    assert_eq!(
+        err,
+        Some(ProtocolError::MaxControlLine { len: 11, max: 10 })
+    );
     // ...but not before
     let (_, err, _) = run(b"PUB aaaaaaaaaa", limits);
     assert_eq!(err, None);
@@ -462,6 +511,32 @@ mod prop {
             }
             cuts.sort_unstable();
             prop_assert_eq!(parse_chunked(&input, &cuts), ok(&input));
+        }
+
+        #[test]
+        fn any_split_gives_the_same_result(data in proptest::collection::vec(
+            prop_oneof![Just(b'\r'), Just(b'\n'), Just(b' '), Just(b'1'), Just(b'P'), Just(b'U'), Just(b'B'), Just(b'S'), Just(b'I'), Just(b'N'), Just(b'G'), any::<u8>()],
+            0..200), cut in 0usize..200)
+        {
+            let limits = Limits { max_payload: 64, max_control_line: 32 };
+            let go = |cut: usize| {
+                let mut p = Parser::new(limits);
+                let mut buf = BytesMut::new();
+                let mut ops = Vec::new();
+                for piece in [&data[..cut], &data[cut..]] {
+                    buf.extend_from_slice(piece);
+                    loop {
+                        match p.parse(&mut buf) {
+                            Ok(Some(op)) => ops.push(op),
+                            Ok(None) => break,
+                            Err(e) => return (ops, Some(std::mem::discriminant(&e))),
+                        }
+                    }
+                }
+                (ops, None)
+            };
+            let cut = cut.min(data.len());
+            prop_assert_eq!(go(cut), go(data.len()));
         }
 
         #[test]

@@ -1,0 +1,44 @@
+//! Feeds arbitrary bytes to both parsers, split at a fuzzer-chosen point, and checks
+//! that splitting never changes the result and nothing panics.
+#![no_main]
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use tachyon_protocol::{Limits, Parser, ServerParser};
+
+fn client_ops(data: &[u8], cut: usize) -> (Vec<tachyon_protocol::ClientOp>, bool) {
+    let limits = Limits {
+        max_payload: 4096,
+        max_control_line: 256,
+    };
+    let mut p = Parser::new(limits);
+    let mut buf = BytesMut::new();
+    let mut ops = Vec::new();
+    for piece in [&data[..cut], &data[cut..]] {
+        buf.extend_from_slice(piece);
+        loop {
+            match p.parse(&mut buf) {
+                Ok(Some(op)) => ops.push(op),
+                Ok(None) => break,
+                Err(_) => return (ops, true),
+            }
+        }
+    }
+    (ops, false)
+}
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&first, data)) = input.split_first() else {
+        return;
+    };
+    let cut = usize::from(first) % (data.len() + 1);
+    let (whole, whole_err) = client_ops(data, data.len());
+    let (split, split_err) = client_ops(data, cut);
+    if !whole_err && !split_err {
+        assert_eq!(whole, split);
+    }
+
+    let mut sp = ServerParser::new();
+    let mut buf = BytesMut::from(data);
+    while let Ok(Some(_)) = sp.parse(&mut buf) {}
+});
