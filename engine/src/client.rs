@@ -70,16 +70,23 @@ pub struct ClientFlags {
     pub protocol: u8,
 }
 
-impl Default for ClientFlags {
-    fn default() -> Self {
+impl ClientFlags {
+    pub fn from_connect(opts: &tachyon_protocol::json::ConnectOptions) -> Self {
         ClientFlags {
-            verbose: false,
-            pedantic: false,
-            echo: true,
-            headers: false,
-            no_responders: false,
-            protocol: 0,
+            verbose: opts.verbose,
+            pedantic: opts.pedantic,
+            echo: opts.echo,
+            headers: opts.headers,
+            no_responders: opts.no_responders,
+            protocol: opts.protocol.clamp(0, 255) as u8,
         }
+    }
+}
+
+impl Default for ClientFlags {
+    /// nats-server's options for a client that has not sent CONNECT (verbose, pedantic, echo).
+    fn default() -> Self {
+        ClientFlags::from_connect(&tachyon_protocol::json::ConnectOptions::default())
     }
 }
 

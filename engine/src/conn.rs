@@ -383,14 +383,7 @@ impl Session {
             client.send_err(e.err_text());
             return Next::Close(CloseReason::ProtocolViolation);
         }
-        client.flags.set(ClientFlags {
-            verbose: opts.verbose,
-            pedantic: opts.pedantic,
-            echo: opts.echo,
-            headers: opts.headers,
-            no_responders: opts.no_responders,
-            protocol: opts.protocol.clamp(0, 255) as u8,
-        });
+        client.flags.set(ClientFlags::from_connect(&opts));
         *client.name.borrow_mut() = opts.name.clone();
         self.connect_opts = opts;
         self.connected = true;
