@@ -286,8 +286,9 @@ impl Session {
                 if client.flags.get().pedantic && !subject::valid_publish(&subject, true) {
                     client.send_err(errors::INVALID_PUBLISH_SUBJECT);
                 }
-                self.shard.publish(client, &subject, reply.as_ref(), None, &payload);
+                // nats-server acknowledges a verbose PUB before it routes it.
                 self.ok();
+                self.shard.publish(client, &subject, reply.as_ref(), None, &payload);
             }
             ClientOp::HPub { subject, reply, header_len, message } => {
                 if !client.flags.get().headers {
@@ -299,9 +300,9 @@ impl Session {
                 if client.flags.get().pedantic && !subject::valid_publish(&subject, true) {
                     client.send_err(errors::INVALID_PUBLISH_SUBJECT);
                 }
+                self.ok();
                 self.shard
                     .publish(client, &subject, reply.as_ref(), Some(header_len), &message);
-                self.ok();
             }
             ClientOp::Sub { subject, queue, sid } => {
                 let pedantic = client.flags.get().pedantic;

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod client;
 pub mod conn;
+pub mod doorbell;
 pub mod envelope;
 pub mod global;
 pub mod interest;

@@ -7,21 +7,20 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
-use glommio::channels::shared_channel::ConnectedSender;
-
+use crate::doorbell::Doorbell;
 use crate::envelope::Envelope;
 use crate::ring::Producer;
 
 pub struct Outlet {
     producer: RefCell<Producer<Envelope>>,
     overflow: RefCell<VecDeque<Envelope>>,
-    doorbell: ConnectedSender<()>,
+    doorbell: Doorbell,
     /// Something was pushed since the doorbell last rang.
     dirty: Cell<bool>,
 }
 
 impl Outlet {
-    pub fn new(producer: Producer<Envelope>, doorbell: ConnectedSender<()>) -> Self {
+    pub fn new(producer: Producer<Envelope>, doorbell: Doorbell) -> Self {
         Outlet {
             producer: RefCell::new(producer),
             overflow: RefCell::new(VecDeque::new()),
@@ -63,11 +62,10 @@ impl Outlet {
         !self.overflow.borrow().is_empty()
     }
 
-    /// Wakes the receiving shard once for everything pushed since the last call. A full doorbell
-    /// means a wake-up is already pending, which will see our envelopes too.
+    /// Wakes the receiving shard once for everything pushed since the last call.
     pub fn ring_doorbell(&self) {
         if self.dirty.replace(false) {
-            let _ = self.doorbell.try_send(());
+            self.doorbell.ring();
         }
     }
 }

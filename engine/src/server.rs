@@ -5,20 +5,21 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
 use glommio::net::TcpListener;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
 use socket2::{Domain, Socket, Type};
 
 use crate::cli::Options;
 use crate::client::CloseReason;
+use crate::doorbell::{self, BellReceiver};
 use crate::envelope::{Control, Envelope};
 use crate::global::{Config, Global};
 use crate::outlet::Outlet;
-use crate::ring::{self, Consumer, Producer};
+use crate::ring::{self, Consumer};
 use crate::shard::Shard;
 use crate::{conn, logging, portsfile};
 
@@ -45,9 +46,9 @@ pub enum StartError {
 struct ShardParts {
     id: usize,
     listener_fd: RawFd,
-    outlets: Vec<Option<(Producer<Envelope>, SharedSender<()>)>>,
-    inlets: Vec<(u16, Consumer<Envelope>, SharedReceiver<()>)>,
-    control: SharedReceiver<Control>,
+    outlets: Vec<Option<Outlet>>,
+    inlets: Vec<(u16, Consumer<Envelope>, BellReceiver)>,
+    control: BellReceiver,
 }
 
 fn bind_listeners(host: &str, port: u16, n: usize) -> Result<(Vec<RawFd>, SocketAddr), StartError> {
@@ -135,8 +136,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     // The mesh: ring i→j feeds shard j from shard i, with a doorbell to wake j.
     let mut parts: Vec<ShardParts> = Vec::with_capacity(n);
     let mut controls = Vec::with_capacity(n);
+    let order = Arc::new(AtomicU8::new(0));
     for (id, fd) in fds.iter().enumerate() {
-        let (ctl_tx, ctl_rx) = shared_channel::new_bounded::<Control>(16);
+        let (ctl_tx, ctl_rx) =
+            doorbell::doorbell().map_err(|e| StartError::Executor(id, format!("socketpair: {e}")))?;
         controls.push(ctl_tx);
         let mut outlets = Vec::with_capacity(n);
         outlets.resize_with(n, || None);
@@ -154,8 +157,9 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                 continue;
             }
             let (p, c) = ring::channel::<Envelope>(RING_CAPACITY);
-            let (bell_tx, bell_rx) = shared_channel::new_bounded::<()>(1);
-            parts[i].outlets[j] = Some((p, bell_tx));
+            let (bell, bell_rx) = doorbell::doorbell()
+                .map_err(|e| StartError::Executor(i, format!("socketpair: {e}")))?;
+            parts[i].outlets[j] = Some(Outlet::new(p, bell));
             parts[j].inlets.push((i as u16, c, bell_rx));
         }
     }
@@ -164,6 +168,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let mut handles = Vec::with_capacity(n);
     for p in parts {
         let g = global.clone();
+        let order = order.clone();
         let placement = if n <= cores {
             Placement::Fixed(p.id)
         } else {
@@ -172,60 +177,46 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         let id = p.id;
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
-            .spawn(move || async move { shard_main(p, n, g).await })
+            .spawn(move || async move { shard_main(p, n, g, order).await })
             .map_err(|e| StartError::Executor(id, e.to_string()))?;
         handles.push(h);
     }
 
-    // Shard-side control receivers connect to senders that live on a small control executor.
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
-    let control = LocalExecutorBuilder::new(Placement::Unbound)
-        .name("control")
-        .spawn(move || async move {
-            let mut senders = Vec::with_capacity(controls.len());
-            for c in controls {
-                senders.push(c.connect().await);
-            }
-            let _ = ready_tx.send(());
-            loop {
-                let set = sigset;
-                let sig = glommio::executor()
-                    .spawn_blocking(move || wait_signal(&set))
-                    .await;
-                let order = match sig {
-                    libc::SIGINT | libc::SIGTERM => {
-                        let name = if sig == libc::SIGINT { "interrupt" } else { "terminated" };
-                        tracing::info!("Trapped \"{name}\" signal");
-                        tracing::info!("Initiating Shutdown...");
-                        Control::Shutdown
-                    }
-                    libc::SIGUSR2 => {
-                        tracing::info!("Entering lame duck mode, stop accepting new clients");
-                        Control::LameDuck
-                    }
-                    libc::SIGUSR1 => {
-                        tracing::info!("Reopening log file");
-                        Control::ReopenLog
-                    }
-                    _ => {
-                        tracing::warn!("Config reload is not supported yet; ignoring SIGHUP");
-                        continue;
-                    }
-                };
-                if order == Control::ReopenLog {
+    // Signals are taken by a plain thread; it posts the order and rings every shard's bell.
+    let control = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let sig = wait_signal(&sigset);
+            let next = match sig {
+                libc::SIGINT | libc::SIGTERM => {
+                    let name = if sig == libc::SIGINT { "interrupt" } else { "terminated" };
+                    tracing::info!("Trapped \"{name}\" signal");
+                    tracing::info!("Initiating Shutdown...");
+                    Control::Shutdown
+                }
+                libc::SIGUSR2 => {
+                    tracing::info!("Entering lame duck mode, stop accepting new clients");
+                    Control::LameDuck
+                }
+                libc::SIGUSR1 => {
+                    tracing::info!("Reopening log file");
                     if let Err(e) = logging::reopen() {
                         tracing::error!("Error reopening log: {e}");
                     }
                     continue;
                 }
-                for s in &senders {
-                    let _ = s.send(order).await;
+                _ => {
+                    tracing::warn!("Config reload is not supported yet; ignoring SIGHUP");
+                    continue;
                 }
-                return;
+            };
+            order.store(next as u8, Ordering::SeqCst);
+            for bell in &controls {
+                bell.ring();
             }
+            return;
         })
         .map_err(|e| StartError::Executor(n, e.to_string()))?;
-    let _ = ready_rx.recv_timeout(Duration::from_secs(10));
 
     let host_display = match bound {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
@@ -263,28 +254,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn connect_outlets(
-    outlets: Vec<Option<(Producer<Envelope>, SharedSender<()>)>>,
-) -> Vec<Option<Outlet>> {
-    let tasks: Vec<_> = outlets
-        .into_iter()
-        .map(|o| {
-            glommio::spawn_local(async move {
-                match o {
-                    Some((p, bell)) => Some(Outlet::new(p, bell.connect().await)),
-                    None => None,
-                }
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        out.push(t.await);
-    }
-    out
-}
-
-async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>) {
+async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc<AtomicU8>) {
     let ShardParts {
         id,
         listener_fd,
@@ -292,13 +262,6 @@ async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>) {
         inlets,
         control,
     } = parts;
-    // Receivers and senders connect concurrently: each side's connect waits for its peer's.
-    let inlet_tasks: Vec<_> = inlets
-        .into_iter()
-        .map(|(from, c, bell)| glommio::spawn_local(async move { (from, c, bell.connect().await) }))
-        .collect();
-    let control_task = glommio::spawn_local(control.connect());
-    let outlets = connect_outlets(outlets).await;
     let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets));
 
     let rings_tq = glommio::executor().create_task_queue(
@@ -306,8 +269,7 @@ async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>) {
         Latency::Matters(Duration::from_micros(50)),
         "rings",
     );
-    for t in inlet_tasks {
-        let (from, consumer, bell) = t.await;
+    for (from, consumer, bell) in inlets {
         let s = shard.clone();
         let _ = glommio::spawn_local_into(inbound_loop(s, from, consumer, bell), rings_tq)
             .map(|t| t.detach());
@@ -343,8 +305,11 @@ async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>) {
         }
     });
 
-    let control = control_task.await;
-    let order = control.recv().await.unwrap_or(Control::Shutdown);
+    let mut control = control.attach();
+    control
+        .wait_until(|| order.load(Ordering::SeqCst) != 0)
+        .await;
+    let order = Control::from_u8(order.load(Ordering::SeqCst));
     shard.accepting.set(false);
     drop(acceptor.cancel());
     if order == Control::LameDuck {
@@ -357,8 +322,9 @@ async fn inbound_loop(
     shard: Rc<Shard>,
     from: u16,
     mut consumer: Consumer<Envelope>,
-    bell: ConnectedReceiver<()>,
+    bell: BellReceiver,
 ) {
+    let mut bell = bell.attach();
     loop {
         loop {
             let got = consumer.pop_batch(RING_BATCH, |env| shard.on_envelope(from, env));
@@ -368,9 +334,7 @@ async fn inbound_loop(
             shard.after_sends();
             glommio::yield_if_needed().await;
         }
-        if bell.recv().await.is_none() {
-            return;
-        }
+        bell.wait_for(&consumer).await;
     }
 }
 

@@ -279,7 +279,9 @@ impl Shard {
             },
         );
         self.broadcast(|| Envelope::Barrier { token });
+        tracing::trace!("shard {} barrier {token} sent", self.id);
         done.wait().await;
+        tracing::trace!("shard {} barrier {token} done", self.id);
     }
 
     // ---- inbound envelopes ----------------------------------------------------------------------
@@ -295,11 +297,13 @@ impl Shard {
                 }
             }
             Envelope::Barrier { token } => {
+                tracing::trace!("shard {} acks barrier {token} of shard {from}", self.id);
                 if let Some(Some(o)) = self.outlets.get(from as usize) {
                     o.send(Envelope::BarrierAck { token });
                 }
             }
             Envelope::BarrierAck { token } => {
+                tracing::trace!("shard {} got ack {token} from shard {from}", self.id);
                 let mut barriers = self.barriers.borrow_mut();
                 if let Some(b) = barriers.get_mut(&token) {
                     b.remaining -= 1;
