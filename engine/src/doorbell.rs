@@ -106,9 +106,12 @@ impl BellWaiter {
             return;
         }
         let mut buf = [0u8; 64];
-        if self.stream.read(&mut buf).await.unwrap_or(0) == 0 {
+        match self.stream.read(&mut buf).await {
             // The producer is gone; nothing more will arrive on this ring.
-            std::future::pending::<()>().await;
+            Ok(0) => std::future::pending::<()>().await,
+            Ok(_) => {}
+            // A failed read is only a spurious wake-up: the caller re-checks and parks again.
+            Err(e) => tracing::debug!("doorbell read: {e}"),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::net::TcpListener;
-use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+use glommio::{LocalExecutorBuilder, Placement};
 use socket2::{Domain, Socket, Type};
 
 use crate::cli::Options;
@@ -264,15 +264,13 @@ async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc
     } = parts;
     let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets));
 
-    let rings_tq = glommio::executor().create_task_queue(
-        Shares::default(),
-        Latency::Matters(Duration::from_micros(50)),
-        "rings",
-    );
+    // Ring consumers run in the default task queue on purpose: glommio puts the I/O of a
+    // `Latency::Matters` queue on its latency ring, and a sleeping executor is not reliably woken
+    // by completions there on this kernel (measured: shards asleep for seconds with a doorbell
+    // read complete). The doorbell read on the main ring wakes the executor like any socket.
     for (from, consumer, bell) in inlets {
         let s = shard.clone();
-        let _ = glommio::spawn_local_into(inbound_loop(s, from, consumer, bell), rings_tq)
-            .map(|t| t.detach());
+        glommio::spawn_local(inbound_loop(s, from, consumer, bell)).detach();
     }
     let s = shard.clone();
     glommio::spawn_local(async move {

@@ -115,6 +115,9 @@ impl Server {
     pub fn tachyon(shards: usize, extra_args: &[&str]) -> Server {
         let shards = shards.to_string();
         let mut args = vec!["--shards", shards.as_str()];
+        if std::env::var_os("TACHYON_TEST_TRACE").is_some() {
+            args.push("-V");
+        }
         args.extend_from_slice(extra_args);
         Server::start(Impl::Tachyon, &args)
     }
@@ -172,6 +175,15 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+        // A server that panicked fails silently from the client's side (a shard just stops
+        // answering); make it loud.
+        let log = self.log();
+        if log.contains("panicked") {
+            eprintln!("{} PANICKED; its log:\n{log}", self.which.name());
+            if !std::thread::panicking() {
+                panic!("{} panicked", self.which.name());
+            }
+        }
     }
 }
 
@@ -181,6 +193,8 @@ fn spawn(which: Impl, args: &[String], port: &str, dir: &TempDir) -> (Child, u16
         Err(e) => panic!("{} failed to start: {e}", which.name()),
     }
 }
+
+static KEPT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn try_spawn(
     which: Impl,
@@ -192,7 +206,16 @@ fn try_spawn(
     let _ = std::fs::remove_dir_all(&ports_dir);
     std::fs::create_dir_all(&ports_dir).map_err(|e| format!("mkdir {ports_dir:?}: {e}"))?;
     let out = std::fs::File::create(dir.0.join("stdout.log")).map_err(|e| e.to_string())?;
-    let err = std::fs::File::create(dir.0.join("stderr.log")).map_err(|e| e.to_string())?;
+    // TACHYON_TEST_KEEP_LOGS=DIR keeps a copy of every server's stderr there (for debugging).
+    let err_path = match std::env::var_os("TACHYON_TEST_KEEP_LOGS") {
+        Some(keep) => {
+            let _ = std::fs::create_dir_all(&keep);
+            let n = KEPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            PathBuf::from(keep).join(format!("{}-{}-{n}.log", which.name(), std::process::id()))
+        }
+        None => dir.0.join("stderr.log"),
+    };
+    let err = std::fs::File::create(&err_path).map_err(|e| e.to_string())?;
     let bin = binary(which);
     let mut child = Command::new(&bin)
         .args(["-a", "127.0.0.1", "-p", port, "--ports_file_dir"])
