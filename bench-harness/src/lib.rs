@@ -1,9 +1,12 @@
 //! tachyon-bench: a NATS load generator and server comparison harness. It is a
 //! client only: it speaks the wire protocol itself and never links the engine.
 
+pub mod compare;
 pub mod conn;
 pub mod error;
 pub mod procfs;
+pub mod report;
+pub mod server;
 pub mod sink;
 pub mod stats;
 pub mod wire;

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tachyon_bench::workloads::{self, Options, Plan, RunResult, Workload};
-use tachyon_bench::{conn, sink, BenchError, Result};
+use tachyon_bench::compare::{self, CompareConfig};
+use tachyon_bench::server::ServerSpec;
+use tachyon_bench::{conn, report, sink, BenchError, Result};
 
 #[derive(Parser)]
 #[command(name = "tachyon-bench", about = "NATS load generator and server comparison harness")]
@@ -25,6 +27,45 @@ enum Cmd {
         /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Start each server binary and run the workloads against each in turn.
+    Compare {
+        /// NAME=PATH; the first is the server under test, the rest references.
+        #[arg(long = "server", required = true)]
+        servers: Vec<ServerSpec>,
+        #[arg(long, value_delimiter = ',', default_value = "pub,pubsub,fanout,fanin,queue,reqrep,latency,conns")]
+        workloads: Vec<Workload>,
+        #[arg(long, value_delimiter = ',', default_value = "16,128,1024")]
+        sizes: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[command(flatten)]
+        opts: LoadOpts,
+        /// Requests per reqrep run.
+        #[arg(long, default_value_t = 5000)]
+        reqrep_msgs: u64,
+        /// Open-loop rate (msgs/s) of the latency workload.
+        #[arg(long, default_value_t = 5000)]
+        latency_rate: u64,
+        #[arg(long, default_value_t = 5000)]
+        latency_msgs: u64,
+        /// Connections in the conns workload.
+        #[arg(long, default_value_t = 500)]
+        conns: usize,
+        /// Messages per second per connection in conns.
+        #[arg(long, default_value_t = 10)]
+        conns_rate: u64,
+        #[arg(long, default_value_t = 1.0)]
+        conns_duration: f64,
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[arg(long)]
+        html: Option<PathBuf>,
+        #[arg(long)]
+        md: Option<PathBuf>,
+        /// Where servers keep their ports files and logs while they run.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
     },
     /// Serve a discard-everything NATS sink (the harness's own ceiling).
     Sink {
@@ -133,6 +174,66 @@ fn real_main() -> Result<()> {
                 );
             } else {
                 print_result(&r);
+            }
+        }
+        Cmd::Compare {
+            servers,
+            workloads,
+            sizes,
+            rounds,
+            opts,
+            reqrep_msgs,
+            latency_rate,
+            latency_msgs,
+            conns,
+            conns_rate,
+            conns_duration,
+            json,
+            html,
+            md,
+            work_dir,
+        } => {
+            let cfg = CompareConfig {
+                servers,
+                workloads,
+                sizes,
+                rounds: rounds.max(1),
+                base: opts.options()?,
+                reqrep_msgs,
+                latency_rate,
+                latency_msgs,
+                conns,
+                conns_rate,
+                conns_duration,
+                work_dir: work_dir.unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("tachyon-bench-{}", std::process::id()))
+                }),
+            };
+            let rep = compare::run(&cfg)?;
+            let _ = std::fs::remove_dir_all(&cfg.work_dir);
+            print!("{}", report::terminal(&rep));
+            let write = |p: &PathBuf, text: String| -> Result<()> {
+                if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(d)?;
+                }
+                std::fs::write(p, text)?;
+                println!("wrote {}", p.display());
+                Ok(())
+            };
+            if let Some(p) = &json {
+                let text = serde_json::to_string_pretty(&rep)
+                    .map_err(|e| BenchError::Config(e.to_string()))?;
+                write(p, text)?;
+            }
+            if let Some(p) = &html {
+                write(p, report::html(&rep))?;
+            }
+            if let Some(p) = &md {
+                write(p, report::markdown(&rep))?;
+            }
+            let failed = rep.cases.iter().filter(|c| !c.failures.is_empty()).count();
+            if failed > 0 {
+                return Err(BenchError::Verify(format!("{failed} cases had failed runs")));
             }
         }
         Cmd::Sink { listen } => {
