@@ -333,16 +333,23 @@ pub fn summarize_cases(cfg: &CompareConfig, ms: &[Measurement]) -> Vec<CaseSumma
             for spec in &cfg.servers {
                 let mine: Vec<&Measurement> = ms
                     .iter()
-                    .filter(|m| m.server == spec.name && m.workload == w && m.size == size.max(if w == Workload::Latency { 16 } else { 0 }))
+                    .filter(|m| {
+                        m.server == spec.name
+                            && m.workload == w
+                            && m.size == size.max(if w == Workload::Latency { 16 } else { 0 })
+                    })
                     .collect();
                 let ok: Vec<&RunResult> = mine.iter().filter_map(|m| m.result.as_ref()).collect();
                 let okm: Vec<&&Measurement> = mine.iter().filter(|m| m.result.is_some()).collect();
                 let med = |f: &dyn Fn(&RunResult) -> f64| {
                     median(&ok.iter().map(|r| f(r)).collect::<Vec<_>>())
                 };
-                let lats: Vec<&LatencySummary> = ok.iter().filter_map(|r| r.latency.as_ref()).collect();
-                let conn_lats: Vec<&LatencySummary> =
-                    ok.iter().filter_map(|r| r.connect_latency.as_ref()).collect();
+                let lats: Vec<&LatencySummary> =
+                    ok.iter().filter_map(|r| r.latency.as_ref()).collect();
+                let conn_lats: Vec<&LatencySummary> = ok
+                    .iter()
+                    .filter_map(|r| r.connect_latency.as_ref())
+                    .collect();
                 cases.push(CaseSummary {
                     server: spec.name.clone(),
                     workload: w,
@@ -354,14 +361,19 @@ pub fn summarize_cases(cfg: &CompareConfig, ms: &[Measurement]) -> Vec<CaseSumma
                     latency: median_summary(&lats),
                     connect_latency: median_summary(&conn_lats),
                     cpu_s_per_million: median(
-                        &okm.iter().filter_map(|m| m.cpu_s_per_million).collect::<Vec<_>>(),
+                        &okm.iter()
+                            .filter_map(|m| m.cpu_s_per_million)
+                            .collect::<Vec<_>>(),
                     ),
                     peak_rss_mib: okm
                         .iter()
                         .filter_map(|m| m.peak_rss_mib)
                         .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b)))),
                     foreign_load_cores: median(
-                        &mine.iter().map(|m| m.foreign_load_cores).collect::<Vec<_>>(),
+                        &mine
+                            .iter()
+                            .map(|m| m.foreign_load_cores)
+                            .collect::<Vec<_>>(),
                     ),
                     vs_best_reference: Ratios::default(),
                 });
@@ -440,7 +452,11 @@ mod tests {
 
     #[test]
     fn ratios_use_best_other_reference() {
-        let mut g = vec![case("t", 300.0, 10.0), case("a", 100.0, 40.0), case("b", 200.0, 20.0)];
+        let mut g = vec![
+            case("t", 300.0, 10.0),
+            case("a", 100.0, 40.0),
+            case("b", 200.0, 20.0),
+        ];
         add_ratios(&mut g);
         assert_eq!(g[0].vs_best_reference.msgs_per_s, Some(1.5));
         assert_eq!(g[0].vs_best_reference.p50, Some(0.5));

@@ -131,10 +131,7 @@ impl Conn {
         }
         let mut events = 0;
         let mut reply_pong = false;
-        loop {
-            let Some((ev, used)) = wire::parse(&self.rbuf[self.rstart..self.rend])? else {
-                break;
-            };
+        while let Some((ev, used)) = wire::parse(&self.rbuf[self.rstart..self.rend])? {
             events += 1;
             match ev {
                 Event::Ping => reply_pong = true,

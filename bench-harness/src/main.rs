@@ -3,13 +3,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tachyon_bench::workloads::{self, Options, Plan, RunResult, Workload};
 use tachyon_bench::compare::{self, CompareConfig};
 use tachyon_bench::server::ServerSpec;
+use tachyon_bench::workloads::{self, Options, Plan, RunResult, Workload};
 use tachyon_bench::{conn, report, sink, BenchError, Result};
 
 #[derive(Parser)]
-#[command(name = "tachyon-bench", about = "NATS load generator and server comparison harness")]
+#[command(
+    name = "tachyon-bench",
+    about = "NATS load generator and server comparison harness"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -33,7 +36,11 @@ enum Cmd {
         /// NAME=PATH; the first is the server under test, the rest references.
         #[arg(long = "server", required = true)]
         servers: Vec<ServerSpec>,
-        #[arg(long, value_delimiter = ',', default_value = "pub,pubsub,fanout,fanin,queue,reqrep,latency,conns")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "pub,pubsub,fanout,fanin,queue,reqrep,latency,conns"
+        )]
         workloads: Vec<Workload>,
         #[arg(long, value_delimiter = ',', default_value = "16,128,1024")]
         sizes: Vec<usize>,
@@ -170,7 +177,8 @@ fn real_main() -> Result<()> {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&r).map_err(|e| BenchError::Config(e.to_string()))?
+                    serde_json::to_string_pretty(&r)
+                        .map_err(|e| BenchError::Config(e.to_string()))?
                 );
             } else {
                 print_result(&r);
@@ -233,7 +241,9 @@ fn real_main() -> Result<()> {
             }
             let failed = rep.cases.iter().filter(|c| !c.failures.is_empty()).count();
             if failed > 0 {
-                return Err(BenchError::Verify(format!("{failed} cases had failed runs")));
+                return Err(BenchError::Verify(format!(
+                    "{failed} cases had failed runs"
+                )));
             }
         }
         Cmd::Sink { listen } => {

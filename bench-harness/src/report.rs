@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use crate::compare::{CaseSummary, Report};
 use crate::stats::LatencySummary;
 
-const COLORS: [&str; 6] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+const COLORS: [&str; 6] = [
+    "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
 
 fn f(v: Option<f64>, digits: usize) -> String {
     match v {
@@ -68,11 +70,18 @@ fn preamble_lines(r: &Report) -> Vec<String> {
         r.host.kernel,
         r.host.loadavg_before,
         r.host.loadavg_after,
-        if r.host.pinned { "pinned (core_affinity)" } else { "not pinned" }
+        if r.host.pinned {
+            "pinned (core_affinity)"
+        } else {
+            "not pinned"
+        }
     )];
     out.push(r.host.note.clone());
     for s in &r.servers {
-        out.push(format!("Server {} ({}): {} [{}]", s.name, s.role, s.version, s.path));
+        out.push(format!(
+            "Server {} ({}): {} [{}]",
+            s.name, s.role, s.version, s.path
+        ));
     }
     out.push(format!(
         "Rounds: {} per case, servers alternating. Ratios (x) are against the best reference server other than the row's own.",
@@ -81,9 +90,19 @@ fn preamble_lines(r: &Report) -> Vec<String> {
     let ceil: Vec<String> = r
         .ceiling
         .iter()
-        .map(|c| format!("{}B {} msgs/s ({:.0} MB/s)", c.size, si(Some(c.msgs_per_s)), c.mb_per_s))
+        .map(|c| {
+            format!(
+                "{}B {} msgs/s ({:.0} MB/s)",
+                c.size,
+                si(Some(c.msgs_per_s)),
+                c.mb_per_s
+            )
+        })
         .collect();
-    out.push(format!("Harness ceiling (pub into the built-in sink): {}", ceil.join(", ")));
+    out.push(format!(
+        "Harness ceiling (pub into the built-in sink): {}",
+        ceil.join(", ")
+    ));
     out
 }
 
@@ -91,9 +110,9 @@ fn failures(r: &Report) -> Vec<String> {
     r.cases
         .iter()
         .flat_map(|c| {
-            c.failures.iter().map(move |e| {
-                format!("{} {}B on {}: {}", c.workload.name(), c.size, c.server, e)
-            })
+            c.failures
+                .iter()
+                .map(move |e| format!("{} {}B on {}: {}", c.workload.name(), c.size, c.server, e))
         })
         .collect()
 }
@@ -172,7 +191,10 @@ pub fn svg_latency(title: &str, series: &[(&str, &LatencySummary)]) -> String {
     let (w, h, ml, mr, mt, mb) = (520.0, 300.0, 60.0, 110.0, 28.0, 40.0);
     let pw = w - ml - mr;
     let ph = h - mt - mb;
-    let vals = series.iter().flat_map(|(_, l)| l.curve.iter().map(|p| p.1)).filter(|v| *v > 0.0);
+    let vals = series
+        .iter()
+        .flat_map(|(_, l)| l.curve.iter().map(|p| p.1))
+        .filter(|v| *v > 0.0);
     let (lo, hi) = vals.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11"><text x="{ml}" y="16" font-weight="bold">{}</text>"#,
@@ -207,7 +229,10 @@ pub fn svg_latency(title: &str, series: &[(&str, &LatencySummary)]) -> String {
         );
         e += 1.0;
     }
-    for (i, lab) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "max"].iter().enumerate() {
+    for (i, lab) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "max"]
+        .iter()
+        .enumerate()
+    {
         let xx = ml + i as f64 / 6.0 * pw;
         let _ = write!(
             s,
@@ -369,7 +394,11 @@ pub fn html(r: &Report) -> String {
         for &size in &r.sizes {
             let series: Vec<(&str, &LatencySummary)> = names
                 .iter()
-                .filter_map(|n| find(w, size, n).and_then(|c| c.latency.as_ref()).map(|l| (n.as_str(), l)))
+                .filter_map(|n| {
+                    find(w, size, n)
+                        .and_then(|c| c.latency.as_ref())
+                        .map(|l| (n.as_str(), l))
+                })
                 .collect();
             if !series.is_empty() {
                 s.push_str(&svg_latency(&format!("{} {size} B", w.name()), &series));
@@ -402,11 +431,17 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("a&lt;b"));
         assert_eq!(svg.matches("<polyline").count(), 2);
-        assert!(!svg.contains("http://") || svg.matches("http://").count() == 1, "only the xmlns");
+        assert!(
+            !svg.contains("http://") || svg.matches("http://").count() == 1,
+            "only the xmlns"
+        );
         let bars = svg_bars(
             "pub",
             &["x".into(), "y".into()],
-            &[("16 B".into(), vec![Some(1.0), Some(2.0)]), ("128 B".into(), vec![None, Some(1.0)])],
+            &[
+                ("16 B".into(), vec![Some(1.0), Some(2.0)]),
+                ("128 B".into(), vec![None, Some(1.0)]),
+            ],
         );
         assert_eq!(bars.matches("<title>").count(), 3);
     }

@@ -37,7 +37,11 @@ impl std::str::FromStr for ServerSpec {
 
 /// The first line of `PATH --version`, or why there is none.
 pub fn version_of(path: &Path) -> String {
-    match Command::new(path).arg("--version").stdin(Stdio::null()).output() {
+    match Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+    {
         Ok(o) => String::from_utf8_lossy(&o.stdout)
             .lines()
             .next()

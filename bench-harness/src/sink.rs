@@ -122,7 +122,8 @@ mod tests {
 
     #[test]
     fn client_ops_are_framed() {
-        let buf = b"CONNECT {}\r\nPUB a 5\r\nPING!\r\nHPUB b 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n";
+        let buf =
+            b"CONNECT {}\r\nPUB a 5\r\nPING!\r\nHPUB b 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n";
         let mut off = 0;
         let mut got = Vec::new();
         while let Some((used, ping, msg)) = client_op(&buf[off..]) {
@@ -131,7 +132,10 @@ mod tests {
         }
         assert_eq!(off, buf.len());
         // The payload "PING!" must not count as a PING.
-        assert_eq!(got, vec![(false, false), (false, true), (false, true), (true, false)]);
+        assert_eq!(
+            got,
+            vec![(false, false), (false, true), (false, true), (true, false)]
+        );
         assert_eq!(client_op(b"PUB a 5\r\nhel"), None);
     }
 }

@@ -273,7 +273,14 @@ mod tests {
             }
         );
         let (ev, _) = parse(b"MSG a 1 _INBOX.x 2\r\nhi\r\n").unwrap().unwrap();
-        assert!(matches!(ev, Event::Msg { reply: Some(b"_INBOX.x"), payload: b"hi", .. }));
+        assert!(matches!(
+            ev,
+            Event::Msg {
+                reply: Some(b"_INBOX.x"),
+                payload: b"hi",
+                ..
+            }
+        ));
     }
 
     #[test]

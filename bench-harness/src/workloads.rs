@@ -132,11 +132,10 @@ impl Plan {
             Conns => (1000, 1, 0, 10, Some(2.0)),
         };
         let rate = o.rate.unwrap_or(rate);
-        let duration_s = o.duration.map(|d| d.as_secs_f64()).or(if o.msgs.is_some() {
-            None
-        } else {
-            dur
-        });
+        let duration_s =
+            o.duration
+                .map(|d| d.as_secs_f64())
+                .or(if o.msgs.is_some() { None } else { dur });
         let plan = Plan {
             workload,
             msgs: o.msgs.unwrap_or(msgs),
@@ -370,7 +369,11 @@ pub fn check_exactly_once(members: &[&Checker], sent: &[u64]) -> Result<()> {
         let beyond = union
             .iter()
             .enumerate()
-            .flat_map(|(w, bits)| (0..64).filter(move |b| bits & (1u64 << b) != 0).map(move |b| w as u64 * 64 + b))
+            .flat_map(|(w, bits)| {
+                (0..64)
+                    .filter(move |b| bits & (1u64 << b) != 0)
+                    .map(move |b| w as u64 * 64 + b)
+            })
             .any(|seq| seq >= n);
         if beyond {
             return Err(BenchError::Verify(format!(
@@ -422,12 +425,12 @@ fn publish(conn: &mut Conn, s: &PubSpec<'_>, sh: &Shared) -> Result<PubOut> {
     let start = Instant::now();
     let start_ns = sh.clock.now_ns();
     let mut seq = 0u64;
-    let interval_ns = if s.rate > 0 { 1_000_000_000 / s.rate } else { 0 };
+    let interval_ns = 1_000_000_000u64.checked_div(s.rate).unwrap_or(0);
     loop {
         if s.deadline.is_none() && seq >= s.count {
             break;
         }
-        if seq % 256 == 0 || s.rate > 0 {
+        if seq.is_multiple_of(256) || s.rate > 0 {
             if s.deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
@@ -667,7 +670,12 @@ fn run_streaming(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunRe
     if queue {
         check_exactly_once(&subs.iter().collect::<Vec<_>>(), &sent)?;
     }
-    let end = subs.iter().map(|c| c.last_ns).max().unwrap_or(pub_end).max(pub_end);
+    let end = subs
+        .iter()
+        .map(|c| c.last_ns)
+        .max()
+        .unwrap_or(pub_end)
+        .max(pub_end);
     let secs = |ns: u64| (ns.saturating_sub(start_ns) as f64 / 1e9).max(1e-9);
     let pub_rate = published as f64 / secs(pub_end);
     let (rate, elapsed) = if plan.subs == 0 || plan.workload == Workload::Pub {
@@ -773,7 +781,11 @@ fn run_reqrep(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResul
         (req_res, resp_res)
     });
     let reqs: Vec<(u64, Histogram<u64>)> = req_res.into_iter().collect::<Result<_>>()?;
-    let served: u64 = resp_res.into_iter().collect::<Result<Vec<u64>>>()?.iter().sum();
+    let served: u64 = resp_res
+        .into_iter()
+        .collect::<Result<Vec<u64>>>()?
+        .iter()
+        .sum();
     let end_ns = sh.clock.now_ns();
     let mut hist = new_histogram();
     let mut done = 0;
@@ -819,7 +831,12 @@ fn request_loop(
         }
         let t0 = sh.clock.now_ns();
         stamp(&mut payload, id, seq, t0);
-        wire::encode_pub(&mut c.wbuf, plan.subject.as_bytes(), Some(inbox.as_bytes()), &payload);
+        wire::encode_pub(
+            &mut c.wbuf,
+            plan.subject.as_bytes(),
+            Some(inbox.as_bytes()),
+            &payload,
+        );
         c.flush()?;
         let sent_at = Instant::now();
         let mut answered = false;
@@ -866,7 +883,12 @@ fn run_conns(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult
         let t0 = sh.clock.now_ns();
         let c = Conn::connect(addr, &format!("bench-conn-{i}"))?;
         record(&mut connect_hist, sh.clock.now_ns().saturating_sub(t0));
-        conns.push((i as u64, c, format!("{}.{i}", plan.subject).into_bytes(), 0u64));
+        conns.push((
+            i as u64,
+            c,
+            format!("{}.{i}", plan.subject).into_bytes(),
+            0u64,
+        ));
     }
     const WORKERS: usize = 4;
     let per = conns.len().div_ceil(WORKERS).max(1);
@@ -929,7 +951,11 @@ fn run_conns(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult
         sh.expected.store(total, Ordering::Release);
         (pub_res, join(subh))
     });
-    let published: u64 = pub_res.into_iter().collect::<Result<Vec<u64>>>()?.iter().sum();
+    let published: u64 = pub_res
+        .into_iter()
+        .collect::<Result<Vec<u64>>>()?
+        .iter()
+        .sum();
     let ck = sub_res?;
     if let Some(why) = &ck.first_bad {
         return Err(BenchError::Verify(format!(
@@ -1017,7 +1043,10 @@ mod tests {
             }
         }
         assert!(check_exactly_once(&[&a, &b], &[100]).is_ok());
-        assert!(check_exactly_once(&[&a, &b], &[101]).is_err(), "one missing");
+        assert!(
+            check_exactly_once(&[&a, &b], &[101]).is_err(),
+            "one missing"
+        );
         assert!(check_exactly_once(&[&a, &b], &[99]).is_err(), "one unknown");
         stamp(&mut p, 0, 1, 0);
         a.on_payload(&p); // seq 1 also reached a
