@@ -4,12 +4,12 @@
 # Writes bench-results/report.{json,html,md} (and report.txt, the terminal table).
 # Sized to finish in well under 10 minutes on 2 shared cores.
 #
-# Environment: ROUNDS (default 2), MSGS per throughput run (default 300000),
+# Environment: ROUNDS (default 3), MSGS per throughput run (default 300000),
 # TACHYON_BIN, NATS_BIN, NATS29_BIN to override the binaries, EXTRA for more flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS="${ROUNDS:-2}"
+ROUNDS="${ROUNDS:-3}"
 MSGS="${MSGS:-300000}"
 TACHYON_BIN="${TACHYON_BIN:-target/release/tachyon}"
 NATS_BIN="${NATS_BIN:-.venv/bin/nats-server}"

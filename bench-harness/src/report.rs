@@ -215,7 +215,9 @@ pub fn svg_latency(title: &str, series: &[(&str, &LatencySummary)]) -> String {
     let mut e = ylo;
     while e <= yhi {
         let yy = y(10f64.powf(e));
-        let label = if e >= 3.0 {
+        let label = if e >= 6.0 {
+            format!("{}s", 10f64.powf(e - 6.0))
+        } else if e >= 3.0 {
             format!("{}ms", 10f64.powf(e - 3.0))
         } else {
             format!("{}us", 10f64.powf(e))

@@ -474,8 +474,10 @@ fn wait_until(clock: &RunClock, due_ns: u64) {
             return;
         }
         let left = due_ns - now;
-        if left > 200_000 {
-            std::thread::sleep(Duration::from_nanos(left - 100_000));
+        // Timer slack makes a sleep overshoot by ~50 us: sleep only when that is
+        // safely inside the slot, and yield for the rest.
+        if left > 120_000 {
+            std::thread::sleep(Duration::from_nanos(left - 80_000));
         } else {
             std::thread::yield_now();
         }

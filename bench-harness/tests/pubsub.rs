@@ -93,3 +93,16 @@ fn tiny_workloads_against_nats_server() {
     srv.stop();
     let _ = std::fs::remove_dir_all(&work);
 }
+
+#[test]
+fn loss_fails_loudly() {
+    // The sink accepts subscriptions but delivers nothing: every message is lost.
+    let s = sink::start("127.0.0.1:0").unwrap();
+    let plan = Plan::new(Workload::Pubsub, &opts(1_000, 16)).unwrap();
+    let err = run(&plan, s.addr, Duration::from_millis(300)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("lost messages: received 0 of 1000"),
+        "{err}"
+    );
+}
