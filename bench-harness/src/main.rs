@@ -1,1 +1,272 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tachyon_bench::compare::{self, CompareConfig};
+use tachyon_bench::server::ServerSpec;
+use tachyon_bench::workloads::{self, Options, Plan, RunResult, Workload};
+use tachyon_bench::{conn, report, sink, BenchError, Result};
+
+#[derive(Parser)]
+#[command(
+    name = "tachyon-bench",
+    about = "NATS load generator and server comparison harness"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one workload against a server.
+    Run {
+        workload: Workload,
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        url: String,
+        #[command(flatten)]
+        opts: LoadOpts,
+        /// Print the result as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start each server binary and run the workloads against each in turn.
+    Compare {
+        /// NAME=PATH; the first is the server under test, the rest references.
+        #[arg(long = "server", required = true)]
+        servers: Vec<ServerSpec>,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "pub,pubsub,fanout,fanin,queue,reqrep,latency,conns"
+        )]
+        workloads: Vec<Workload>,
+        #[arg(long, value_delimiter = ',', default_value = "16,128,1024")]
+        sizes: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[command(flatten)]
+        opts: LoadOpts,
+        /// Requests per reqrep run.
+        #[arg(long, default_value_t = 5000)]
+        reqrep_msgs: u64,
+        /// Open-loop rate (msgs/s) of the latency workload.
+        #[arg(long, default_value_t = 5000)]
+        latency_rate: u64,
+        #[arg(long, default_value_t = 5000)]
+        latency_msgs: u64,
+        /// Connections in the conns workload.
+        #[arg(long, default_value_t = 500)]
+        conns: usize,
+        /// Messages per second per connection in conns.
+        #[arg(long, default_value_t = 10)]
+        conns_rate: u64,
+        #[arg(long, default_value_t = 1.0)]
+        conns_duration: f64,
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[arg(long)]
+        html: Option<PathBuf>,
+        #[arg(long)]
+        md: Option<PathBuf>,
+        /// Where servers keep their ports files and logs while they run.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+    /// Serve a discard-everything NATS sink (the harness's own ceiling).
+    Sink {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+}
+
+#[derive(Args, Clone)]
+struct LoadOpts {
+    /// Messages in total (split across publishers).
+    #[arg(long)]
+    msgs: Option<u64>,
+    /// Payload bytes.
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// Publishers (requesters for reqrep, connections for conns).
+    #[arg(long = "pub")]
+    pubs: Option<usize>,
+    /// Subscribers (responders for reqrep, queue members for queue).
+    #[arg(long = "sub")]
+    subs: Option<usize>,
+    #[arg(long, default_value = "bench")]
+    subject: String,
+    /// Cycle each publisher through this many subjects.
+    #[arg(long)]
+    multisubject: Option<usize>,
+    /// Run for this many seconds instead of a message count.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Messages per second per publisher (0: unlimited).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Pin harness threads to cores round-robin.
+    #[arg(long)]
+    pin: bool,
+    /// Seconds without progress before the run is declared lossy.
+    #[arg(long, default_value_t = 10.0)]
+    stall_timeout: f64,
+}
+
+impl LoadOpts {
+    fn options(&self) -> Result<Options> {
+        let secs = |v: f64, what: &str| {
+            Duration::try_from_secs_f64(v)
+                .map_err(|_| BenchError::Config(format!("bad {what}: {v}")))
+        };
+        Ok(Options {
+            msgs: self.msgs,
+            size: self.size,
+            pubs: self.pubs,
+            subs: self.subs,
+            subject: self.subject.clone(),
+            multisubject: self.multisubject,
+            duration: self.duration.map(|d| secs(d, "--duration")).transpose()?,
+            rate: self.rate,
+            pin: self.pin,
+            stall_timeout: secs(self.stall_timeout, "--stall-timeout")?,
+        })
+    }
+}
+
+pub fn print_result(r: &RunResult) {
+    let p = &r.plan;
+    println!(
+        "{} size={}B pubs={} subs={}: published {} delivered {} in {:.3}s",
+        p.workload.name(),
+        p.size,
+        p.pubs,
+        p.subs,
+        r.published,
+        r.delivered,
+        r.elapsed_s
+    );
+    println!(
+        "  throughput {:.0} msgs/s  {:.2} MB/s  (publish {:.0} msgs/s)",
+        r.msgs_per_s, r.mb_per_s, r.pub_msgs_per_s
+    );
+    for (name, l) in [("latency", &r.latency), ("connect", &r.connect_latency)] {
+        if let Some(l) = l {
+            println!(
+                "  {name} us: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (n={})",
+                l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us, l.count
+            );
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run {
+            workload,
+            url,
+            opts,
+            json,
+        } => {
+            let o = opts.options()?;
+            let plan = Plan::new(workload, &o)?;
+            let addr = conn::resolve(&url)?;
+            let r = workloads::run(&plan, addr, o.stall_timeout)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r)
+                        .map_err(|e| BenchError::Config(e.to_string()))?
+                );
+            } else {
+                print_result(&r);
+            }
+        }
+        Cmd::Compare {
+            servers,
+            workloads,
+            sizes,
+            rounds,
+            opts,
+            reqrep_msgs,
+            latency_rate,
+            latency_msgs,
+            conns,
+            conns_rate,
+            conns_duration,
+            json,
+            html,
+            md,
+            work_dir,
+        } => {
+            let cfg = CompareConfig {
+                servers,
+                workloads,
+                sizes,
+                rounds: rounds.max(1),
+                base: opts.options()?,
+                reqrep_msgs,
+                latency_rate,
+                latency_msgs,
+                conns,
+                conns_rate,
+                conns_duration,
+                work_dir: work_dir.unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("tachyon-bench-{}", std::process::id()))
+                }),
+            };
+            let rep = compare::run(&cfg)?;
+            let _ = std::fs::remove_dir_all(&cfg.work_dir);
+            print!("{}", report::terminal(&rep));
+            let write = |p: &PathBuf, text: String| -> Result<()> {
+                if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(d)?;
+                }
+                std::fs::write(p, text)?;
+                println!("wrote {}", p.display());
+                Ok(())
+            };
+            if let Some(p) = &json {
+                let text = serde_json::to_string_pretty(&rep)
+                    .map_err(|e| BenchError::Config(e.to_string()))?;
+                write(p, text)?;
+            }
+            if let Some(p) = &html {
+                write(p, report::html(&rep))?;
+            }
+            if let Some(p) = &md {
+                write(p, report::markdown(&rep))?;
+            }
+            let failed = rep.cases.iter().filter(|c| !c.failures.is_empty()).count();
+            if failed > 0 {
+                return Err(BenchError::Verify(format!(
+                    "{failed} cases had failed runs"
+                )));
+            }
+        }
+        Cmd::Sink { listen } => {
+            let s = sink::start(&listen)?;
+            println!("sink listening on nats://{}", s.addr);
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tachyon-bench: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

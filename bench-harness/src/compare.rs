@@ -1,0 +1,468 @@
+//! Side-by-side comparison: each server binary is started fresh for every run,
+//! servers alternate (A B A B ...) round by round so drift on the shared host
+//! hits them alike, and the figures are medians over rounds.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::error::Result;
+use crate::procfs;
+use crate::server::{self, ServerSpec};
+use crate::sink;
+use crate::stats::{median, median_summary, LatencySummary};
+use crate::workloads::{self, Options, Plan, RunResult, Workload};
+
+#[derive(Clone, Debug)]
+pub struct CompareConfig {
+    /// The first server is the one under test; the rest are references.
+    pub servers: Vec<ServerSpec>,
+    pub workloads: Vec<Workload>,
+    pub sizes: Vec<usize>,
+    pub rounds: usize,
+    /// Applied to the throughput workloads (pub, pubsub, fanout, fanin, queue).
+    pub base: Options,
+    pub reqrep_msgs: u64,
+    pub latency_rate: u64,
+    pub latency_msgs: u64,
+    pub conns: usize,
+    pub conns_rate: u64,
+    pub conns_duration: f64,
+    pub work_dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Measurement {
+    pub server: String,
+    pub workload: Workload,
+    pub size: usize,
+    pub round: usize,
+    pub result: Option<RunResult>,
+    pub error: Option<String>,
+    pub wall_s: f64,
+    pub server_cpu_s: f64,
+    pub cpu_s_per_million: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub harness_cpu_s: f64,
+    /// CPU busy outside the server and the harness during the run, in cores.
+    pub foreign_load_cores: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Ratios {
+    pub msgs_per_s: Option<f64>,
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub cpu_per_million: Option<f64>,
+    pub peak_rss: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaseSummary {
+    pub server: String,
+    pub workload: Workload,
+    pub size: usize,
+    pub rounds_ok: usize,
+    pub failures: Vec<String>,
+    pub msgs_per_s: Option<f64>,
+    pub mb_per_s: Option<f64>,
+    pub latency: Option<LatencySummary>,
+    pub connect_latency: Option<LatencySummary>,
+    pub cpu_s_per_million: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub foreign_load_cores: Option<f64>,
+    /// This server's figure divided by the best reference server's (excluding itself).
+    pub vs_best_reference: Ratios,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ceiling {
+    pub size: usize,
+    pub msgs_per_s: f64,
+    pub mb_per_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub name: String,
+    pub path: String,
+    pub version: String,
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub cpus: usize,
+    pub loadavg_before: String,
+    pub loadavg_after: String,
+    pub kernel: String,
+    pub pinned: bool,
+    pub note: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub generated_unix_s: u64,
+    pub host: HostInfo,
+    pub servers: Vec<ServerInfo>,
+    pub workloads: Vec<Workload>,
+    pub sizes: Vec<usize>,
+    pub rounds: usize,
+    pub ceiling: Vec<Ceiling>,
+    pub cases: Vec<CaseSummary>,
+    pub measurements: Vec<Measurement>,
+}
+
+impl CompareConfig {
+    pub fn plan(&self, w: Workload, size: usize) -> Result<Plan> {
+        let mut o = self.base.clone();
+        o.size = size;
+        match w {
+            Workload::Reqrep => {
+                o.msgs = Some(self.reqrep_msgs);
+                o.duration = None;
+            }
+            Workload::Latency => {
+                o.size = size.max(16);
+                o.msgs = Some(self.latency_msgs);
+                o.rate = Some(self.latency_rate);
+                o.duration = None;
+                o.pubs = None;
+                o.subs = None;
+            }
+            Workload::Conns => {
+                o.pubs = Some(self.conns);
+                o.subs = None;
+                o.rate = Some(self.conns_rate);
+                o.msgs = None;
+                o.duration = Some(Duration::from_secs_f64(self.conns_duration));
+            }
+            _ => {}
+        }
+        if !matches!(w, Workload::Latency | Workload::Conns) {
+            // Throughput shapes pick their own fan-out; only --msgs/--rate carry over.
+            o.pubs = None;
+            o.subs = None;
+            o.rate = self.base.rate;
+        }
+        Plan::new(w, &o)
+    }
+}
+
+fn read_loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Runs one workload against a freshly started server and takes its /proc figures.
+fn measure(
+    cfg: &CompareConfig,
+    spec: &ServerSpec,
+    plan: &Plan,
+    round: usize,
+    seq: usize,
+) -> Measurement {
+    let tck = procfs::clock_ticks_per_sec();
+    let mut m = Measurement {
+        server: spec.name.clone(),
+        workload: plan.workload,
+        size: plan.size,
+        round,
+        result: None,
+        error: None,
+        wall_s: 0.0,
+        server_cpu_s: 0.0,
+        cpu_s_per_million: None,
+        peak_rss_mib: None,
+        harness_cpu_s: 0.0,
+        foreign_load_cores: 0.0,
+    };
+    let mut srv = match server::start(spec, &cfg.work_dir, seq) {
+        Ok(s) => s,
+        Err(e) => {
+            m.error = Some(e.to_string());
+            return m;
+        }
+    };
+    let pid = srv.pid();
+    let s0 = procfs::pid_cpu_ticks(pid).unwrap_or(0);
+    let h0 = procfs::self_cpu_ticks().unwrap_or(0);
+    let m0 = procfs::machine_ticks().unwrap_or_default();
+    let t0 = Instant::now();
+    let r = workloads::run(plan, srv.addr, cfg.base.stall_timeout);
+    m.wall_s = t0.elapsed().as_secs_f64();
+    let s1 = procfs::pid_cpu_ticks(pid).unwrap_or(s0);
+    let h1 = procfs::self_cpu_ticks().unwrap_or(h0);
+    let m1 = procfs::machine_ticks().unwrap_or(m0);
+    m.peak_rss_mib = procfs::pid_vm_hwm_kib(pid).map(|k| k as f64 / 1024.0);
+    m.server_cpu_s = (s1 - s0) as f64 / tck;
+    m.harness_cpu_s = h1.saturating_sub(h0) as f64 / tck;
+    let foreign = m1.busy.saturating_sub(m0.busy) as f64 / tck - m.server_cpu_s - m.harness_cpu_s;
+    m.foreign_load_cores = (foreign / m.wall_s.max(1e-3)).max(0.0);
+    let alive = srv.alive();
+    match r {
+        Ok(r) => {
+            if r.published > 0 {
+                m.cpu_s_per_million = Some(m.server_cpu_s / (r.published as f64 / 1e6));
+            }
+            m.result = Some(r);
+        }
+        Err(e) => {
+            let mut why = e.to_string();
+            if !alive {
+                why.push_str(&format!(" (server died; log: {})", srv.log_tail()));
+            }
+            m.error = Some(why);
+        }
+    }
+    srv.stop();
+    m
+}
+
+/// The harness's own ceiling: `pub` into the built-in sink, per size.
+pub fn ceiling(cfg: &CompareConfig) -> Result<Vec<Ceiling>> {
+    let s = sink::start("127.0.0.1:0")?;
+    let mut out = Vec::new();
+    for &size in &cfg.sizes {
+        let plan = cfg.plan(Workload::Pub, size)?;
+        let mut rates = Vec::new();
+        for _ in 0..cfg.rounds.max(1) {
+            let r = workloads::run(&plan, s.addr, cfg.base.stall_timeout)?;
+            rates.push(r.msgs_per_s);
+        }
+        let rate = median(&rates).unwrap_or(0.0);
+        out.push(Ceiling {
+            size,
+            msgs_per_s: rate,
+            mb_per_s: rate * size as f64 / 1e6,
+        });
+    }
+    Ok(out)
+}
+
+pub fn run(cfg: &CompareConfig) -> Result<Report> {
+    std::fs::create_dir_all(&cfg.work_dir)?;
+    let loadavg_before = read_loadavg();
+    let ceiling = ceiling(cfg)?;
+    let mut measurements = Vec::new();
+    let mut seq = 0;
+    for &w in &cfg.workloads {
+        for &size in &cfg.sizes {
+            let plan = cfg.plan(w, size)?;
+            for round in 0..cfg.rounds {
+                for spec in &cfg.servers {
+                    seq += 1;
+                    let m = measure(cfg, spec, &plan, round, seq);
+                    match (&m.result, &m.error) {
+                        (Some(r), _) => info!(
+                            "{} {}B round {round} {}: {:.0} msgs/s",
+                            w.name(),
+                            size,
+                            spec.name,
+                            r.msgs_per_s
+                        ),
+                        (None, Some(e)) => warn!(
+                            "{} {}B round {round} {}: FAILED {e}",
+                            w.name(),
+                            size,
+                            spec.name
+                        ),
+                        _ => {}
+                    }
+                    measurements.push(m);
+                }
+            }
+        }
+    }
+    let cases = summarize_cases(cfg, &measurements);
+    let servers = cfg
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ServerInfo {
+            name: s.name.clone(),
+            path: s.path.display().to_string(),
+            version: server::version_of(&s.path),
+            role: if i == 0 { "under test" } else { "reference" }.into(),
+        })
+        .collect();
+    Ok(Report {
+        generated_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        host: HostInfo {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            loadavg_before,
+            loadavg_after: read_loadavg(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .into(),
+            pinned: cfg.base.pin,
+            note: format!(
+                "Runs share a small host ({} CPUs) with other work: absolute figures are noise, \
+                 ratios from one run are the result. Harness threads {}. Server processes are not pinned. \
+                 CPU s per million = server utime+stime per million messages published (requests for reqrep).",
+                std::thread::available_parallelism().map_or(0, |n| n.get()),
+                if cfg.base.pin {
+                    "pinned round-robin to cores with core_affinity"
+                } else {
+                    "not pinned"
+                }
+            ),
+        },
+        servers,
+        workloads: cfg.workloads.clone(),
+        sizes: cfg.sizes.clone(),
+        rounds: cfg.rounds,
+        ceiling,
+        cases,
+        measurements,
+    })
+}
+
+pub fn summarize_cases(cfg: &CompareConfig, ms: &[Measurement]) -> Vec<CaseSummary> {
+    let mut cases = Vec::new();
+    for &w in &cfg.workloads {
+        for &size in &cfg.sizes {
+            let first = cases.len();
+            for spec in &cfg.servers {
+                let mine: Vec<&Measurement> = ms
+                    .iter()
+                    .filter(|m| {
+                        m.server == spec.name
+                            && m.workload == w
+                            && m.size == size.max(if w == Workload::Latency { 16 } else { 0 })
+                    })
+                    .collect();
+                let ok: Vec<&RunResult> = mine.iter().filter_map(|m| m.result.as_ref()).collect();
+                let okm: Vec<&&Measurement> = mine.iter().filter(|m| m.result.is_some()).collect();
+                let med = |f: &dyn Fn(&RunResult) -> f64| {
+                    median(&ok.iter().map(|r| f(r)).collect::<Vec<_>>())
+                };
+                let lats: Vec<&LatencySummary> =
+                    ok.iter().filter_map(|r| r.latency.as_ref()).collect();
+                let conn_lats: Vec<&LatencySummary> = ok
+                    .iter()
+                    .filter_map(|r| r.connect_latency.as_ref())
+                    .collect();
+                cases.push(CaseSummary {
+                    server: spec.name.clone(),
+                    workload: w,
+                    size,
+                    rounds_ok: ok.len(),
+                    failures: mine.iter().filter_map(|m| m.error.clone()).collect(),
+                    msgs_per_s: med(&|r| r.msgs_per_s),
+                    mb_per_s: med(&|r| r.mb_per_s),
+                    latency: median_summary(&lats),
+                    connect_latency: median_summary(&conn_lats),
+                    cpu_s_per_million: median(
+                        &okm.iter()
+                            .filter_map(|m| m.cpu_s_per_million)
+                            .collect::<Vec<_>>(),
+                    ),
+                    peak_rss_mib: okm
+                        .iter()
+                        .filter_map(|m| m.peak_rss_mib)
+                        .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b)))),
+                    foreign_load_cores: median(
+                        &mine
+                            .iter()
+                            .map(|m| m.foreign_load_cores)
+                            .collect::<Vec<_>>(),
+                    ),
+                    vs_best_reference: Ratios::default(),
+                });
+            }
+            add_ratios(&mut cases[first..]);
+        }
+    }
+    cases
+}
+
+/// Fills each server's ratios against the best *other* reference server
+/// (index 0 is the server under test, never a reference).
+fn add_ratios(group: &mut [CaseSummary]) {
+    let pick = |c: &CaseSummary, which: usize| -> Option<f64> {
+        match which {
+            0 => c.msgs_per_s,
+            1 => c.latency.as_ref().map(|l| l.p50_us),
+            2 => c.latency.as_ref().map(|l| l.p99_us),
+            3 => c.cpu_s_per_million,
+            _ => c.peak_rss_mib,
+        }
+    };
+    let snapshot: Vec<CaseSummary> = group.to_vec();
+    for (i, c) in group.iter_mut().enumerate() {
+        let mut r = [None; 5];
+        for (which, slot) in r.iter_mut().enumerate() {
+            let refs = snapshot
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != 0 && *j != i)
+                .filter_map(|(_, o)| pick(o, which))
+                .filter(|v| *v > 0.0);
+            // Throughput: higher is better; everything else: lower is better.
+            let best = if which == 0 {
+                refs.fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))
+            } else {
+                refs.fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.min(b))))
+            };
+            *slot = pick(c, which).zip(best).map(|(v, b)| v / b);
+        }
+        c.vs_best_reference = Ratios {
+            msgs_per_s: r[0],
+            p50: r[1],
+            p99: r[2],
+            cpu_per_million: r[3],
+            peak_rss: r[4],
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(server: &str, rate: f64, p50: f64) -> CaseSummary {
+        CaseSummary {
+            server: server.into(),
+            workload: Workload::Pubsub,
+            size: 16,
+            rounds_ok: 1,
+            failures: vec![],
+            msgs_per_s: Some(rate),
+            mb_per_s: None,
+            latency: Some(LatencySummary {
+                p50_us: p50,
+                p99_us: p50 * 2.0,
+                ..Default::default()
+            }),
+            connect_latency: None,
+            cpu_s_per_million: Some(1.0),
+            peak_rss_mib: None,
+            foreign_load_cores: None,
+            vs_best_reference: Ratios::default(),
+        }
+    }
+
+    #[test]
+    fn ratios_use_best_other_reference() {
+        let mut g = vec![
+            case("t", 300.0, 10.0),
+            case("a", 100.0, 40.0),
+            case("b", 200.0, 20.0),
+        ];
+        add_ratios(&mut g);
+        assert_eq!(g[0].vs_best_reference.msgs_per_s, Some(1.5));
+        assert_eq!(g[0].vs_best_reference.p50, Some(0.5));
+        // A reference compares against the best of the others, never itself.
+        assert_eq!(g[1].vs_best_reference.msgs_per_s, Some(0.5));
+        assert_eq!(g[2].vs_best_reference.msgs_per_s, Some(2.0));
+        assert_eq!(g[0].vs_best_reference.peak_rss, None);
+    }
+}

@@ -1,0 +1,25 @@
+use thiserror::Error;
+
+use crate::wire::WireError;
+
+#[derive(Debug, Error)]
+pub enum BenchError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol: {0}")]
+    Wire(#[from] WireError),
+    #[error("server said -ERR {0}")]
+    Server(String),
+    #[error("server closed the connection")]
+    Closed,
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("verification failed: {0}")]
+    Verify(String),
+    #[error("bad configuration: {0}")]
+    Config(String),
+    #[error("server process: {0}")]
+    Process(String),
+}
+
+pub type Result<T, E = BenchError> = std::result::Result<T, E>;

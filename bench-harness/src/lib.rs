@@ -1,0 +1,15 @@
+//! tachyon-bench: a NATS load generator and server comparison harness. It is a
+//! client only: it speaks the wire protocol itself and never links the engine.
+
+pub mod compare;
+pub mod conn;
+pub mod error;
+pub mod procfs;
+pub mod report;
+pub mod server;
+pub mod sink;
+pub mod stats;
+pub mod wire;
+pub mod workloads;
+
+pub use error::{BenchError, Result};

