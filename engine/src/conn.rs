@@ -53,7 +53,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     // SAFETY: `fd` is the open socket owned by `stream`; dup returns a new descriptor we own.
     let wfd = unsafe { libc::dup(fd) };
     if wfd < 0 {
-        tracing::error!("cid:{cid} - dup failed: {}", std::io::Error::last_os_error());
+        tracing::error!(
+            "cid:{cid} - dup failed: {}",
+            std::io::Error::last_os_error()
+        );
         return;
     }
     // SAFETY: `wfd` is a freshly duplicated, open socket descriptor that nothing else owns.
@@ -75,19 +78,24 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     ))
     .detach();
 
-    let over_limit = global.conn_count.fetch_add(1, Ordering::AcqRel) >= global.config.max_connections;
+    let over_limit =
+        global.conn_count.fetch_add(1, Ordering::AcqRel) >= global.config.max_connections;
     if over_limit {
         client.send_err(errors::MAX_CONNECTIONS_EXCEEDED);
         client.close(CloseReason::MaxConnections);
     } else {
         shard.add_client(&client);
-        tracing::debug!("{} - cid:{cid} - Client connection created", client.peer_string());
+        tracing::debug!(
+            "{} - cid:{cid} - Client connection created",
+            client.peer_string()
+        );
         let live = Rc::new(Liveness {
             last_in: Cell::new(Instant::now()),
             pings_out: Cell::new(0),
             rtt_known: Cell::new(false),
         });
-        let pinger = glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
+        let pinger =
+            glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
         let auth_timer = global.config.auth_required().then(|| {
             glommio::spawn_local(auth_timeout(client.clone(), global.config.auth_timeout)).detach()
         });
@@ -280,7 +288,11 @@ impl Session {
     fn handle(&mut self, op: ClientOp) -> Next {
         let client = &self.client;
         match op {
-            ClientOp::Pub { subject, reply, payload } => {
+            ClientOp::Pub {
+                subject,
+                reply,
+                payload,
+            } => {
                 client.count_in(payload.len());
                 // nats-server complains to a pedantic client but still routes the message.
                 if client.flags.get().pedantic && !subject::valid_publish(&subject, true) {
@@ -288,9 +300,15 @@ impl Session {
                 }
                 // nats-server acknowledges a verbose PUB before it routes it.
                 self.ok();
-                self.shard.publish(client, &subject, reply.as_ref(), None, &payload);
+                self.shard
+                    .publish(client, &subject, reply.as_ref(), None, &payload);
             }
-            ClientOp::HPub { subject, reply, header_len, message } => {
+            ClientOp::HPub {
+                subject,
+                reply,
+                header_len,
+                message,
+            } => {
                 if !client.flags.get().headers {
                     // nats-server closes, without a word, a client that did not negotiate headers.
                     return Next::Close(CloseReason::ProtocolViolation);
@@ -304,7 +322,11 @@ impl Session {
                 self.shard
                     .publish(client, &subject, reply.as_ref(), Some(header_len), &message);
             }
-            ClientOp::Sub { subject, queue, sid } => {
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => {
                 let pedantic = client.flags.get().pedantic;
                 if !subject::valid_subscribe(&subject, pedantic) {
                     client.send_err(errors::INVALID_SUBJECT);

@@ -88,6 +88,10 @@ pub enum Envelope {
         queue: Option<Bytes>,
     },
     /// Asks the receiver to answer with `BarrierAck` once everything before it was applied.
-    Barrier { token: u64 },
-    BarrierAck { token: u64 },
+    Barrier {
+        token: u64,
+    },
+    BarrierAck {
+        token: u64,
+    },
 }

@@ -37,7 +37,10 @@ impl Config {
         Config {
             host: opts.host.clone(),
             port: opts.port,
-            server_name: opts.server_name.clone().unwrap_or_else(|| server_id.clone()),
+            server_name: opts
+                .server_name
+                .clone()
+                .unwrap_or_else(|| server_id.clone()),
             server_id,
             user: opts.user.clone(),
             pass: opts.pass.clone(),

@@ -67,11 +67,8 @@ impl RemoteInterest {
             return;
         }
         if let Some(weight) = self.counts.remove(&key) {
-            self.trie.remove(
-                &key.0,
-                key.1.as_deref(),
-                &RemoteEntry { shard, weight },
-            );
+            self.trie
+                .remove(&key.0, key.1.as_deref(), &RemoteEntry { shard, weight });
         }
     }
 

@@ -57,9 +57,7 @@ fn bind_listeners(host: &str, port: u16, n: usize) -> Result<(Vec<RawFd>, Socket
         .to_socket_addrs()
         .map_err(|e| StartError::Resolve(display.clone(), e))?
         .next()
-        .ok_or_else(|| {
-            StartError::Resolve(display.clone(), std::io::Error::other("no address"))
-        })?;
+        .ok_or_else(|| StartError::Resolve(display.clone(), std::io::Error::other("no address")))?;
     let mut fds = Vec::with_capacity(n);
     let mut bound = addr;
     for _ in 0..n {
@@ -95,7 +93,13 @@ fn block_signals() -> libc::sigset_t {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGUSR2, libc::SIGHUP] {
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGHUP,
+        ] {
             libc::sigaddset(&mut set, s);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
@@ -138,8 +142,8 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let mut controls = Vec::with_capacity(n);
     let order = Arc::new(AtomicU8::new(0));
     for (id, fd) in fds.iter().enumerate() {
-        let (ctl_tx, ctl_rx) =
-            doorbell::doorbell().map_err(|e| StartError::Executor(id, format!("socketpair: {e}")))?;
+        let (ctl_tx, ctl_rx) = doorbell::doorbell()
+            .map_err(|e| StartError::Executor(id, format!("socketpair: {e}")))?;
         controls.push(ctl_tx);
         let mut outlets = Vec::with_capacity(n);
         outlets.resize_with(n, || None);
@@ -189,7 +193,11 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             let sig = wait_signal(&sigset);
             let next = match sig {
                 libc::SIGINT | libc::SIGTERM => {
-                    let name = if sig == libc::SIGINT { "interrupt" } else { "terminated" };
+                    let name = if sig == libc::SIGINT {
+                        "interrupt"
+                    } else {
+                        "terminated"
+                    };
                     tracing::info!("Trapped \"{name}\" signal");
                     tracing::info!("Initiating Shutdown...");
                     Control::Shutdown

@@ -32,6 +32,16 @@ pub enum SubscribeError {
     MaxSubscriptions,
 }
 
+/// One message as delivery sees it: borrowed from the publisher's read buffer.
+#[derive(Clone, Copy)]
+struct MsgView<'a> {
+    subject: &'a [u8],
+    reply: Option<&'a [u8]>,
+    /// Set for HMSG: `payload` starts with this many bytes of header block.
+    header_len: Option<usize>,
+    payload: &'a [u8],
+}
+
 /// Where one publish goes on one remote shard; reused between publishes.
 #[derive(Default)]
 struct Target {
@@ -319,14 +329,13 @@ impl Shard {
 
     // ---- publish path ---------------------------------------------------------------------------
 
-    fn deliver(
-        &self,
-        sub: &SubRef,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        header_len: Option<usize>,
-        payload: &[u8],
-    ) -> bool {
+    fn deliver(&self, sub: &SubRef, m: MsgView<'_>) -> bool {
+        let MsgView {
+            subject,
+            reply,
+            header_len,
+            payload,
+        } = m;
         if sub.removed.get() || sub.client.is_closed() {
             return false;
         }
@@ -339,9 +348,13 @@ impl Shard {
         let client = &sub.client;
         let ok = match header_len {
             // A client that did not ask for headers gets the body only, as nats-server does.
-            Some(h) if !client.flags.get().headers => {
-                client.send_msg(subject, &sub.sid, reply, None, payload.get(h..).unwrap_or(&[]))
-            }
+            Some(h) if !client.flags.get().headers => client.send_msg(
+                subject,
+                &sub.sid,
+                reply,
+                None,
+                payload.get(h..).unwrap_or(&[]),
+            ),
             h => client.send_msg(subject, &sub.sid, reply, h, payload),
         };
         if !ok && client.close_reason() == Some(CloseReason::SlowConsumerPendingBytes) {
@@ -360,7 +373,7 @@ impl Shard {
         members: &[SubRef],
         start: usize,
         from: Option<&Rc<ClientState>>,
-        msg: (&[u8], Option<&[u8]>, Option<usize>, &[u8]),
+        msg: MsgView<'_>,
     ) -> bool {
         let n = members.len();
         for i in 0..n {
@@ -370,7 +383,7 @@ impl Shard {
                     continue;
                 }
             }
-            if self.deliver(sub, msg.0, msg.1, msg.2, msg.3) {
+            if self.deliver(sub, msg) {
                 return true;
             }
         }
@@ -386,7 +399,12 @@ impl Shard {
         header_len: Option<usize>,
         payload: &Bytes,
     ) {
-        let msg = (&subject[..], reply.map(|r| &r[..]), header_len, &payload[..]);
+        let msg = MsgView {
+            subject,
+            reply: reply.map(|r| &r[..]),
+            header_len,
+            payload,
+        };
         let echo = from.flags.get().echo;
         let local = self.local.borrow_mut().match_subject(subject);
         let mut delivered = false;
@@ -394,7 +412,7 @@ impl Shard {
             if !echo && Rc::ptr_eq(&sub.client, from) {
                 continue;
             }
-            delivered |= self.deliver(sub, msg.0, msg.1, msg.2, msg.3);
+            delivered |= self.deliver(sub, msg);
         }
 
         let remote = if self.nshards > 1 {
@@ -468,7 +486,12 @@ impl Shard {
         self.finish_auto_unsubs();
     }
 
-    fn pick_remote(&self, members: &[crate::interest::RemoteEntry], mut offset: usize, name: &Bytes) {
+    fn pick_remote(
+        &self,
+        members: &[crate::interest::RemoteEntry],
+        mut offset: usize,
+        name: &Bytes,
+    ) {
         for e in members {
             let w = e.weight.get() as usize;
             if offset < w {
@@ -534,19 +557,19 @@ impl Shard {
     fn deliver_routed(&self, msg: RoutedMsg) {
         self.bump_stats(|s| s.routed_in += 1);
         let local: Rc<MatchResult<SubRef>> = self.local.borrow_mut().match_subject(&msg.subject);
-        let m = (
-            &msg.subject[..],
-            msg.reply.as_deref(),
-            msg.header_len,
-            &msg.payload[..],
-        );
+        let m = MsgView {
+            subject: &msg.subject,
+            reply: msg.reply.as_deref(),
+            header_len: msg.header_len,
+            payload: &msg.payload,
+        };
         if msg.plain {
             for sub in &local.plain {
-                self.deliver(sub, m.0, m.1, m.2, m.3);
+                self.deliver(sub, m);
             }
         }
         msg.picks.for_each(|name| {
-            if let Some(g) = local.queues.iter().find(|g| &g.name == name) {
+            if let Some(g) = local.queues.iter().find(|g| g.name == name) {
                 let start = self.rand_below(g.members.len());
                 self.deliver_queue_member(&g.members, start, None, m);
             }

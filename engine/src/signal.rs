@@ -48,7 +48,9 @@ mod tests {
 
     #[test]
     fn raise_before_wait_is_not_lost() {
-        let ex = glommio::LocalExecutorBuilder::default().make().expect("executor");
+        let ex = glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor");
         ex.run(async {
             let s = LocalSignal::default();
             s.raise();
@@ -59,7 +61,9 @@ mod tests {
 
     #[test]
     fn wait_wakes_on_raise_from_another_task() {
-        let ex = glommio::LocalExecutorBuilder::default().make().expect("executor");
+        let ex = glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("executor");
         ex.run(async {
             let s = Rc::new(LocalSignal::default());
             let s2 = s.clone();

@@ -50,35 +50,39 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
-/// Feeds `batches` read-sized chunks of PUBs through parser → shard → outbound buffer, draining
-/// the subscriber's buffer like the writer does; returns how many messages were delivered.
-fn pump(
-    shard: &Shard,
-    publisher: &Rc<ClientState>,
-    subscriber: &ClientState,
-    parser: &mut Parser,
-    rbuf: &mut BytesMut,
-    chunk: &[u8],
-    spare: &mut Vec<u8>,
-    batches: usize,
-) -> usize {
-    let mut delivered = 0;
-    for _ in 0..batches {
-        rbuf.extend_from_slice(chunk);
-        while let Ok(Some(op)) = parser.parse(rbuf) {
-            if let ClientOp::Pub {
-                subject,
-                reply,
-                payload,
-            } = op
-            {
-                shard.publish(publisher, &subject, reply.as_ref(), None, &payload);
-                delivered += 1;
+/// Everything one publishing connection and one subscriber need, reused across batches.
+struct Rig {
+    shard: Shard,
+    publisher: Rc<ClientState>,
+    subscriber: Rc<ClientState>,
+    parser: Parser,
+    rbuf: BytesMut,
+    spare: Vec<u8>,
+}
+
+impl Rig {
+    /// Feeds `batches` read-sized chunks of PUBs through parser → shard → outbound buffer,
+    /// draining the subscriber's buffer like the writer does; returns how many were published.
+    fn pump(&mut self, chunk: &[u8], batches: usize) -> usize {
+        let mut published = 0;
+        for _ in 0..batches {
+            self.rbuf.extend_from_slice(chunk);
+            while let Ok(Some(op)) = self.parser.parse(&mut self.rbuf) {
+                if let ClientOp::Pub {
+                    subject,
+                    reply,
+                    payload,
+                } = op
+                {
+                    self.shard
+                        .publish(&self.publisher, &subject, reply.as_ref(), None, &payload);
+                    published += 1;
+                }
             }
+            self.subscriber.take_out(&mut self.spare);
         }
-        subscriber.take_out(spare);
+        published
     }
-    delivered
 }
 
 #[test]
@@ -88,10 +92,20 @@ fn steady_state_publish_allocates_nothing() {
     let publisher = Rc::new(ClientState::new(1, None, -1, 64 << 20));
     let subscriber = Rc::new(ClientState::new(2, None, -1, 64 << 20));
     shard
-        .subscribe(&subscriber, Bytes::from_static(b"telemetry.*.temp"), None, Bytes::from_static(b"1"))
+        .subscribe(
+            &subscriber,
+            Bytes::from_static(b"telemetry.*.temp"),
+            None,
+            Bytes::from_static(b"1"),
+        )
         .expect("subscribe");
     shard
-        .subscribe(&subscriber, Bytes::from_static(b"telemetry.>"), None, Bytes::from_static(b"2"))
+        .subscribe(
+            &subscriber,
+            Bytes::from_static(b"telemetry.>"),
+            None,
+            Bytes::from_static(b"2"),
+        )
         .expect("subscribe");
     shard
         .subscribe(
@@ -106,18 +120,31 @@ fn steady_state_publish_allocates_nothing() {
     for _ in 0..200 {
         chunk.extend_from_slice(b"PUB telemetry.dev1.temp 16\r\n0123456789abcdef\r\n");
     }
-    let mut parser = Parser::new(Limits::default());
-    let mut rbuf = BytesMut::with_capacity(64 * 1024);
-    let mut spare = Vec::with_capacity(64 * 1024);
+    let mut rig = Rig {
+        shard,
+        publisher,
+        subscriber,
+        parser: Parser::new(Limits::default()),
+        rbuf: BytesMut::with_capacity(64 * 1024),
+        spare: Vec::with_capacity(64 * 1024),
+    };
 
     // Warm up: buffers reach their working size, the match cache fills.
-    pump(&shard, &publisher, &subscriber, &mut parser, &mut rbuf, &chunk, &mut spare, 50);
+    rig.pump(&chunk, 50);
 
     let before = allocations();
-    let delivered = pump(&shard, &publisher, &subscriber, &mut parser, &mut rbuf, &chunk, &mut spare, 500);
+    let delivered = rig.pump(&chunk, 500);
     let allocated = allocations() - before;
+    let spare = &rig.spare;
     assert_eq!(delivered, 100_000);
     // Three subscriptions match each message; the outbound buffer really received them.
-    assert!(spare.len() > 200 * 3 * 16, "subscriber got {} bytes", spare.len());
-    assert_eq!(allocated, 0, "{allocated} allocations for {delivered} messages");
+    assert!(
+        spare.len() > 200 * 3 * 16,
+        "subscriber got {} bytes",
+        spare.len()
+    );
+    assert_eq!(
+        allocated, 0,
+        "{allocated} allocations for {delivered} messages"
+    );
 }
