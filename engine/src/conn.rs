@@ -38,6 +38,9 @@ struct Session {
     connected: bool,
     connect_opts: json::ConnectOptions,
     first_pong_sent: bool,
+    /// Cancelled by the first successful CONNECT: the timeout is for authenticating, not for
+    /// the whole connection.
+    auth_timer: Option<glommio::task::JoinHandle<()>>,
 }
 
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
@@ -106,11 +109,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             connected: false,
             connect_opts: json::ConnectOptions::default(),
             first_pong_sent: false,
+            auth_timer,
         };
         let reason = session.read_loop(stream).await;
         client.close(reason);
         pinger.cancel();
-        if let Some(t) = auth_timer {
+        if let Some(t) = session.auth_timer.take() {
             t.cancel();
         }
         shard.remove_client(&client);
@@ -410,6 +414,9 @@ impl Session {
         *client.name.borrow_mut() = opts.name.clone();
         self.connect_opts = opts;
         self.connected = true;
+        if let Some(t) = self.auth_timer.take() {
+            t.cancel();
+        }
         self.ok();
         Next::Continue
     }

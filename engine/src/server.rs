@@ -303,6 +303,7 @@ async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc
                     }
                     glommio::spawn_local(conn::serve(s.clone(), stream)).detach();
                 }
+                Err(_) if !s.accepting.get() => return,
                 Err(e) => {
                     tracing::error!("Error accepting client connection: {e}");
                     glommio::timer::sleep(Duration::from_millis(10)).await;
@@ -317,6 +318,15 @@ async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc
         .await;
     let order = Control::from_u8(order.load(Ordering::SeqCst));
     shard.accepting.set(false);
+    // Refuse new clients now, as nats-server closes its listener. Cancelling the acceptor alone
+    // leaves the socket listening for a while (its accept is still in flight): a client that
+    // connects then sits in the backlog, never served nor reset (tests/lifecycle.rs). Shutting
+    // the socket down stops the listening, resets what is queued and fails that accept.
+    // SAFETY: `listener_fd` is this shard's listening socket, still open (the acceptor owns it);
+    // shutdown has no memory effects.
+    unsafe {
+        libc::shutdown(listener_fd, libc::SHUT_RDWR);
+    }
     drop(acceptor.cancel());
     if order == Control::LameDuck {
         lame_duck(&shard).await;

@@ -170,6 +170,30 @@ impl Server {
     pub fn dir(&self) -> &Path {
         &self.dir.0
     }
+
+    /// The server's process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own; `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The folder the server writes its ports file into.
+    pub fn ports_dir(&self) -> PathBuf {
+        self.dir.0.join("ports")
+    }
 }
 
 impl Drop for Server {
@@ -342,6 +366,33 @@ impl RawConn {
         );
         conn.info = text;
         conn
+    }
+
+    /// Wraps an already connected stream (e.g. one with socket options set before connecting)
+    /// and reads the server's INFO line.
+    pub fn from_stream(stream: TcpStream, timeout: Duration) -> RawConn {
+        let _ = stream.set_nodelay(true);
+        let mut conn = RawConn {
+            stream,
+            info: String::new(),
+            pending: Vec::new(),
+            closed: false,
+        };
+        let got = conn.read_until(b"\r\n", timeout);
+        let text = got.text();
+        assert!(
+            text.starts_with("INFO ") && text.ends_with("\r\n"),
+            "expected an INFO line, got {text:?} (closed: {})",
+            got.closed
+        );
+        conn.info = text;
+        conn
+    }
+
+    /// The socket and whatever was read past the last returned bytes, for a test that parses
+    /// the rest of the stream itself.
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.pending)
     }
 
     /// Writes all of `bytes`; a write error (server closed) is remembered, not raised.

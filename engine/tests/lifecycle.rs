@@ -1,0 +1,415 @@
+//! Process lifecycle of the real `tachyon` binary: signals (SIGTERM, SIGUSR2 lame duck), the
+//! command line (`--version`, `-h`, unknown and unsupported flags), the files tools wait on
+//! (`-l` log, `-P` pid file, ports file) and listen addresses (`-p -1`, IPv6).
+
+mod common;
+
+use std::io::Read;
+use std::net::{Ipv6Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{RawConn, Server, TempDir};
+
+const SHARDS: usize = 4;
+const STEP: Duration = Duration::from_secs(5);
+
+fn client(port: u16) -> RawConn {
+    let mut c = RawConn::connect(port, STEP);
+    c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n");
+    let got = c.read_until(b"PONG\r\n", STEP);
+    assert!(got.text().ends_with("PONG\r\n"), "got {:?}", got.text());
+    c
+}
+
+fn signal(s: &Server, sig: libc::c_int) {
+    let pid = s.pid() as libc::pid_t;
+    // SAFETY: kill has no memory effects; the pid is our own child, still unreaped.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+fn ports_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("ports"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Polls `path` until it contains every one of `needles` (log lines are written asynchronously).
+fn wait_for_text(path: &Path, needles: &[&str]) -> String {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if needles.iter().all(|n| text.contains(n)) || Instant::now() > deadline {
+            return text;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---- signals --------------------------------------------------------------------------------------
+
+#[test]
+fn sigterm_closes_clients_and_exits_cleanly() {
+    let mut s = Server::tachyon(SHARDS, &[]);
+    let mut clients: Vec<RawConn> = (0..4).map(|_| client(s.port)).collect();
+    let ports = s.ports_dir();
+    assert_eq!(ports_files(&ports).len(), 1, "no ports file while running");
+
+    let started = Instant::now();
+    signal(&s, libc::SIGTERM);
+    let status = s.wait_exit(STEP);
+    let took = started.elapsed();
+    let log = s.log();
+    let status = match status {
+        Some(st) => st,
+        None => panic!("still running {STEP:?} after SIGTERM; log:\n{log}"),
+    };
+    assert!(
+        status.success(),
+        "exit status {status} after SIGTERM; log:\n{log}"
+    );
+    eprintln!("SIGTERM to exit: {took:?}");
+    for c in &mut clients {
+        let got = c.read_to_close(STEP);
+        assert!(
+            got.closed,
+            "client not closed by shutdown: {:?}",
+            got.text()
+        );
+    }
+    assert!(
+        ports_files(&ports).is_empty(),
+        "ports file left behind: {:?}",
+        ports_files(&ports)
+    );
+    assert!(log.contains("Server Exiting"), "log:\n{log}");
+    assert!(log.contains("Trapped \"terminated\" signal"), "log:\n{log}");
+}
+
+#[test]
+fn sigusr2_lame_duck_tells_clients_closes_them_and_exits() {
+    let mut s = Server::tachyon(
+        SHARDS,
+        &[
+            "--lame_duck_duration",
+            "2s",
+            "--lame_duck_grace_period",
+            "100ms",
+        ],
+    );
+    let mut clients: Vec<RawConn> = (0..4).map(|_| client(s.port)).collect();
+    let started = Instant::now();
+    signal(&s, libc::SIGUSR2);
+
+    for c in &mut clients {
+        let got = c.read_until(b"\r\n", STEP);
+        let text = got.text();
+        assert!(
+            text.starts_with("INFO ") && text.contains("\"ldm\":true"),
+            "expected a lame duck INFO, got {text:?} (closed: {})",
+            got.closed
+        );
+    }
+    // Like nats-server, which closes its listener: new clients are refused. A connection the
+    // kernel accepted in the moment a shard switched over must be reset or served, never left
+    // hanging in a backlog nobody accepts from any more.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        match TcpStream::connect(("127.0.0.1", s.port)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            Err(e) => panic!("connect after SIGUSR2: {e}"),
+            Ok(mut late) => {
+                let _ = late.set_read_timeout(Some(Duration::from_millis(300)));
+                let mut buf = [0u8; 4096];
+                match late.read(&mut buf) {
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        panic!("connection after SIGUSR2 accepted but never served nor closed")
+                    }
+                    // Reset, closed, or served by a shard that had not switched yet.
+                    other => eprintln!("connect after SIGUSR2: accepted, read {other:?}"),
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "connections still accepted 500ms into lame duck mode"
+                );
+            }
+        }
+    }
+    for c in &mut clients {
+        let got = c.read_to_close(STEP);
+        assert!(
+            got.closed,
+            "client not closed in lame duck mode: {:?}",
+            got.text()
+        );
+    }
+    let status = s.wait_exit(STEP);
+    let log = s.log();
+    match status {
+        Some(st) => assert!(st.success(), "exit status {st}; log:\n{log}"),
+        None => panic!("still running after lame duck; log:\n{log}"),
+    }
+    let took = started.elapsed();
+    eprintln!("SIGUSR2 to exit: {took:?}");
+    assert!(
+        took >= Duration::from_millis(100),
+        "exited before the grace period: {took:?}"
+    );
+    assert!(log.contains("Entering lame duck mode"), "log:\n{log}");
+}
+
+// ---- command line -----------------------------------------------------------------------------
+
+struct Outcome {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `args` to completion; a process still running after 10s is a failure
+/// (an ignored flag would leave a server running).
+fn run_bin(bin: &Path, args: &[&str]) -> Outcome {
+    let dir = TempDir::new("cli");
+    let out_path = dir.0.join("out");
+    let err_path = dir.0.join("err");
+    let (out, err) = match (
+        std::fs::File::create(&out_path),
+        std::fs::File::create(&err_path),
+    ) {
+        (Ok(o), Ok(e)) => (o, e),
+        _ => panic!("cannot create output files in {:?}", dir.0),
+    };
+    let mut child = match Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("spawn {bin:?}: {e}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{bin:?} {args:?} did not exit within 10s");
+            }
+        }
+    };
+    Outcome {
+        status,
+        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+    }
+}
+
+fn tachyon_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tachyon"))
+}
+
+#[test]
+fn version_flag_prints_the_nats_version_and_tachyon_version() {
+    for flag in ["--version", "-v", "-version"] {
+        let o = run_bin(tachyon_bin(), &[flag]);
+        assert!(o.status.success(), "{flag}: {}", o.status);
+        let line = o.stdout.trim_end();
+        assert!(
+            line.starts_with("nats-server: v2.12.0 (tachyon ") && line.ends_with(')'),
+            "{flag}: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn help_prints_usage() {
+    for flag in ["-h", "--help"] {
+        let o = run_bin(tachyon_bin(), &[flag]);
+        assert!(o.status.success(), "{flag}: {}", o.status);
+        assert!(
+            o.stdout.contains("Usage: nats-server [options]"),
+            "{flag}: {:?}",
+            o.stdout
+        );
+        assert!(o.stdout.contains("--max_payload") || o.stdout.contains("-p, --port"));
+    }
+}
+
+#[test]
+fn unknown_flag_is_rejected_with_usage_like_nats_server() {
+    let o = run_bin(tachyon_bin(), &["--no_such_flag"]);
+    assert!(
+        o.stderr
+            .contains("flag provided but not defined: -no_such_flag"),
+        "stderr: {:?}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("Usage: nats-server"),
+        "stderr: {:?}",
+        o.stderr
+    );
+    // nats-server's usage function exits 0 after a flag syntax error.
+    assert_eq!(o.status.code(), Some(0), "{}", o.status);
+    if let Some(reference) = common::require_nats_server("unknown flag") {
+        let r = run_bin(&reference, &["--no_such_flag"]);
+        assert_eq!(
+            r.status.code(),
+            o.status.code(),
+            "nats-server: {}",
+            r.stderr
+        );
+        assert!(r
+            .stderr
+            .contains("flag provided but not defined: -no_such_flag"));
+    }
+}
+
+#[test]
+fn unsupported_features_fail_loudly_instead_of_being_ignored() {
+    let dir = TempDir::new("conf");
+    let conf = dir.0.join("server.conf");
+    if let Err(e) = std::fs::write(&conf, "port: 4222\n") {
+        panic!("write {conf:?}: {e}");
+    }
+    let conf = conf.to_string_lossy().into_owned();
+    for (args, flag) in [
+        (vec!["-c", conf.as_str()], "config"),
+        (vec!["-js"], "js"),
+        (vec!["--jetstream"], "jetstream"),
+    ] {
+        let o = run_bin(tachyon_bin(), &args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", o.status);
+        assert!(
+            o.stderr
+                .contains(&format!("flag -{flag} is not supported yet")),
+            "{args:?}: stderr {:?}",
+            o.stderr
+        );
+        assert!(
+            !o.stderr.contains("Server is ready") && !o.stdout.contains("Server is ready"),
+            "{args:?} started a server"
+        );
+    }
+}
+
+// ---- files tools wait on --------------------------------------------------------------------------
+
+#[test]
+fn log_file_pid_file_and_ports_file() {
+    let dir = TempDir::new("files");
+    let log = dir.0.join("server.log");
+    let pid = dir.0.join("server.pid");
+    let (log_s, pid_s) = (
+        log.to_string_lossy().into_owned(),
+        pid.to_string_lossy().into_owned(),
+    );
+    let s = Server::tachyon(2, &["-l", &log_s, "-P", &pid_s]);
+
+    let listen = format!(
+        "[INF] Listening for client connections on 127.0.0.1:{}",
+        s.port
+    );
+    let text = wait_for_text(&log, &[&listen, "[INF] Server is ready"]);
+    assert!(text.contains(&listen), "log file:\n{text}");
+    assert!(text.contains("[INF] Server is ready"), "log file:\n{text}");
+    let listen_at = text.find(&listen).unwrap_or(usize::MAX);
+    let ready_at = text.find("Server is ready").unwrap_or(0);
+    assert!(listen_at < ready_at, "ready before listening:\n{text}");
+
+    let pid_text = std::fs::read_to_string(&pid).unwrap_or_default();
+    assert_eq!(pid_text.trim(), s.pid().to_string(), "pid file {pid:?}");
+
+    let files = ports_files(&s.ports_dir());
+    assert_eq!(files.len(), 1, "ports files: {files:?}");
+    let name = files[0]
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert_eq!(name, format!("tachyon_{}.ports", s.pid()));
+    let json: serde_json::Value =
+        match serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap_or_default()) {
+            Ok(v) => v,
+            Err(e) => panic!("ports file {:?} is not JSON: {e}", files[0]),
+        };
+    assert_eq!(
+        json["nats"],
+        serde_json::json!([format!("nats://127.0.0.1:{}", s.port)]),
+        "ports file: {json}"
+    );
+    // The log is not also on stderr when it goes to a file.
+    assert!(
+        !s.log().contains("Server is ready"),
+        "log went to stderr too:\n{}",
+        s.log()
+    );
+}
+
+#[test]
+fn random_port_gives_distinct_working_ports() {
+    // Server::start passes `-p -1`.
+    let a = Server::tachyon(2, &[]);
+    let b = Server::tachyon(2, &[]);
+    assert_ne!(a.port, 4222);
+    assert_ne!(a.port, b.port, "two random ports collided");
+    client(a.port);
+    client(b.port);
+}
+
+#[test]
+fn listens_on_ipv6_loopback() {
+    if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() {
+        eprintln!("SKIP listens_on_ipv6_loopback: ::1 cannot be bound on this machine");
+        return;
+    }
+    // A later -a overrides the helper's 127.0.0.1, as Go's flag package does.
+    let s = Server::tachyon(2, &["-a", "::1"]);
+    let files = ports_files(&s.ports_dir());
+    let text = files
+        .first()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .unwrap_or_default();
+    assert!(
+        text.contains(&format!("nats://[::1]:{}", s.port)),
+        "ports file: {text}"
+    );
+    let addr = SocketAddr::from((Ipv6Addr::LOCALHOST, s.port));
+    let stream = match TcpStream::connect(addr) {
+        Ok(st) => st,
+        Err(e) => panic!("connect {addr}: {e}"),
+    };
+    let mut c = RawConn::from_stream(stream, STEP);
+    c.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    let got = c.read_until(b"PONG\r\n", STEP);
+    assert!(got.text().ends_with("PONG\r\n"), "got {:?}", got.text());
+    assert!(
+        s.log().contains(&format!(
+            "Listening for client connections on [::1]:{}",
+            s.port
+        )),
+        "log:\n{}",
+        s.log()
+    );
+}
