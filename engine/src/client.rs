@@ -30,6 +30,16 @@ pub enum CloseReason {
     LameDuck,
 }
 
+/// What became of one queued message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStatus {
+    Queued,
+    /// Queued, and the client just crossed its stall mark: its feeder should pause.
+    Stalled,
+    /// Not queued: the client is closed, or was just cut off as a slow consumer.
+    Dropped,
+}
+
 /// One subscription, owned by its connection and referenced from the shard's local sublist.
 pub struct Subscription {
     pub client: Rc<ClientState>,
@@ -108,6 +118,13 @@ pub struct ClientState {
     out: RefCell<Vec<u8>>,
     pub writer_wake: LocalSignal,
     max_pending: usize,
+    /// Past this many queued bytes the client is "stalled": whoever feeds it pauses briefly so the
+    /// writer can catch up (nats-server's stall gate at 75 % of max_pending).
+    stall_at: usize,
+    /// Already in its shard's stalled list; cleared when a feeder finished waiting for it.
+    stall_listed: Cell<bool>,
+    /// Bytes the writer took and has not finished writing; they count as pending.
+    in_flight: Cell<usize>,
     closed: Cell<Option<CloseReason>>,
     pub subs: RefCell<HashMap<Bytes, SubRef>>,
     /// Set when this client's interest changed since its last PING barrier.
@@ -127,6 +144,9 @@ impl ClientState {
             out: RefCell::new(Vec::with_capacity(4096)),
             writer_wake: LocalSignal::default(),
             max_pending,
+            stall_at: max_pending / 4 * 3,
+            stall_listed: Cell::new(false),
+            in_flight: Cell::new(0),
             closed: Cell::new(None),
             subs: RefCell::new(HashMap::new()),
             interest_dirty: Cell::new(false),
@@ -160,8 +180,7 @@ impl ClientState {
         self.writer_wake.raise();
     }
 
-    /// Queues one MSG/HMSG. Returns false if the client is closed or was just cut off as a slow
-    /// consumer.
+    /// Queues one MSG/HMSG.
     pub fn send_msg(
         &self,
         subject: &[u8],
@@ -169,28 +188,47 @@ impl ClientState {
         reply: Option<&[u8]>,
         header_len: Option<usize>,
         payload: &[u8],
-    ) -> bool {
+    ) -> SendStatus {
         if self.is_closed() {
-            return false;
+            return SendStatus::Dropped;
         }
-        let over = {
+        let len = {
             let mut out = self.out.borrow_mut();
             match header_len {
                 Some(h) => encode::hmsg(&mut out, subject, sid, reply, h, payload),
                 None => encode::msg(&mut out, subject, sid, reply, payload),
             }
-            out.len() > self.max_pending
+            out.len()
         };
         let mut c = self.counters.get();
         c.out_msgs += 1;
         c.out_bytes += payload.len() as u64;
         self.counters.set(c);
-        if over {
+        let pending = len + self.in_flight.get();
+        if pending > self.max_pending {
             self.slow_consumer(CloseReason::SlowConsumerPendingBytes);
-            return false;
+            return SendStatus::Dropped;
         }
         self.writer_wake.raise();
-        true
+        if pending > self.stall_at && !self.stall_listed.replace(true) {
+            return SendStatus::Stalled;
+        }
+        SendStatus::Queued
+    }
+
+    /// Whether the writer is still behind the stall mark.
+    pub fn is_behind(&self) -> bool {
+        !self.is_closed() && self.out.borrow().len() + self.in_flight.get() > self.stall_at
+    }
+
+    /// A feeder finished pausing for this client; the next message past the mark lists it again.
+    pub fn unlist_stalled(&self) {
+        self.stall_listed.set(false);
+    }
+
+    /// The writer finished writing what it took.
+    pub fn wrote(&self) {
+        self.in_flight.set(0);
     }
 
     pub fn count_in(&self, bytes: usize) {
@@ -233,6 +271,7 @@ impl ClientState {
     pub fn take_out(&self, spare: &mut Vec<u8>) {
         spare.clear();
         std::mem::swap(&mut *self.out.borrow_mut(), spare);
+        self.in_flight.set(spare.len());
     }
 
     pub fn has_out(&self) -> bool {

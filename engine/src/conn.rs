@@ -154,7 +154,9 @@ async fn write_loop(client: Rc<ClientState>, mut stream: TcpStream, deadline: Du
             continue;
         }
         client.take_out(&mut buf);
-        if let Err(e) = stream.write_all(&buf).await {
+        let written = stream.write_all(&buf).await;
+        client.wrote();
+        if let Err(e) = written {
             let reason = if e.kind() == std::io::ErrorKind::TimedOut {
                 tracing::info!(
                     "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
@@ -242,7 +244,12 @@ impl Session {
                     return CloseReason::AuthViolation;
                 }
                 match self.handle(op) {
-                    Next::Continue => {}
+                    Next::Continue => {
+                        if self.shard.has_stalled() {
+                            self.shard.after_sends();
+                            self.shard.wait_stalled().await;
+                        }
+                    }
                     Next::Close(reason) => {
                         self.shard.after_sends();
                         return reason;

@@ -342,13 +342,24 @@ async fn inbound_loop(
 ) {
     let mut bell = bell.attach();
     loop {
-        loop {
-            let got = consumer.pop_batch(RING_BATCH, |env| shard.on_envelope(from, env));
-            if got == 0 {
+        let mut got = 0;
+        // One envelope at a time so a subscriber that falls behind pauses this ring at once
+        // (the ring then fills and the publisher's shard stops reading it).
+        while got < RING_BATCH {
+            let Some(env) = consumer.pop() else {
+                break;
+            };
+            shard.on_envelope(from, env);
+            got += 1;
+            if shard.has_stalled() {
                 break;
             }
+        }
+        if got > 0 {
             shard.after_sends();
+            shard.wait_stalled().await;
             glommio::yield_if_needed().await;
+            continue;
         }
         bell.wait_for(&consumer).await;
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tachyon_protocol::headers;
 
-use crate::client::{ClientState, CloseReason, SubRef, Subscription};
+use crate::client::{ClientState, CloseReason, SendStatus, SubRef, Subscription};
 use crate::envelope::{Envelope, InterestOp, QueuePicks, RoutedMsg};
 use crate::global::Global;
 use crate::interest::RemoteInterest;
@@ -70,6 +70,8 @@ pub struct Shard {
     targets: RefCell<Vec<Target>>,
     touched: RefCell<Vec<u16>>,
     auto_unsub: RefCell<Vec<SubRef>>,
+    /// Clients that crossed their stall mark since the feeders last paused for them.
+    stalled: RefCell<Vec<Rc<ClientState>>>,
     pub stats: Cell<ShardStats>,
     /// Raised when some outlet has overflow to push once the ring has room.
     pub overflow_pending: LocalSignal,
@@ -94,6 +96,7 @@ impl Shard {
             targets: RefCell::new(targets),
             touched: RefCell::new(Vec::with_capacity(nshards)),
             auto_unsub: RefCell::new(Vec::new()),
+            stalled: RefCell::new(Vec::new()),
             stats: Cell::new(ShardStats::default()),
             overflow_pending: LocalSignal::default(),
             accepting: Cell::new(true),
@@ -160,6 +163,29 @@ impl Shard {
     pub async fn wait_outlets_drained(&self) {
         while !self.flush_overflow() {
             glommio::timer::sleep(Duration::from_micros(50)).await;
+        }
+    }
+
+    /// Whether some client this shard feeds is behind its stall mark.
+    pub fn has_stalled(&self) -> bool {
+        !self.stalled.borrow().is_empty()
+    }
+
+    /// Pauses the caller (a publishing connection or a ring consumer) while the clients it
+    /// pushed past their stall mark catch up, for at most a few milliseconds in all: a slow
+    /// reader slows its feeders down a little before it is cut off, as in nats-server.
+    pub async fn wait_stalled(&self) {
+        const STALL_MAX: Duration = Duration::from_millis(5);
+        if !self.has_stalled() {
+            return;
+        }
+        let clients: Vec<Rc<ClientState>> = self.stalled.borrow_mut().drain(..).collect();
+        let deadline = std::time::Instant::now() + STALL_MAX;
+        for c in clients {
+            while c.is_behind() && std::time::Instant::now() < deadline {
+                glommio::timer::sleep(Duration::from_micros(100)).await;
+            }
+            c.unlist_stalled();
         }
     }
 
@@ -346,7 +372,7 @@ impl Shard {
         }
         sub.delivered.set(n);
         let client = &sub.client;
-        let ok = match header_len {
+        let status = match header_len {
             // A client that did not ask for headers gets the body only, as nats-server does.
             Some(h) if !client.flags.get().headers => client.send_msg(
                 subject,
@@ -357,9 +383,16 @@ impl Shard {
             ),
             h => client.send_msg(subject, &sub.sid, reply, h, payload),
         };
-        if !ok && client.close_reason() == Some(CloseReason::SlowConsumerPendingBytes) {
-            self.bump_stats(|s| s.slow_consumers += 1);
+        match status {
+            SendStatus::Queued => {}
+            SendStatus::Stalled => self.stalled.borrow_mut().push(client.clone()),
+            SendStatus::Dropped => {
+                if client.close_reason() == Some(CloseReason::SlowConsumerPendingBytes) {
+                    self.bump_stats(|s| s.slow_consumers += 1);
+                }
+            }
         }
+        let ok = status != SendStatus::Dropped;
         if max != 0 && n == max {
             self.auto_unsub.borrow_mut().push(sub.clone());
         }
@@ -551,7 +584,7 @@ impl Shard {
         };
         let mut block = Vec::with_capacity(48 + subject.len());
         headers::no_responders_block(&mut block, subject);
-        from.send_msg(reply, &sub.sid, None, Some(block.len()), &block);
+        let _ = from.send_msg(reply, &sub.sid, None, Some(block.len()), &block);
     }
 
     fn deliver_routed(&self, msg: RoutedMsg) {
