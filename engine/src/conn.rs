@@ -84,8 +84,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let over_limit =
         global.conn_count.fetch_add(1, Ordering::AcqRel) >= global.config.max_connections;
     if over_limit {
+        // A refused connection holds no slot while its error is flushed.
+        global.conn_count.fetch_sub(1, Ordering::AcqRel);
         client.send_err(errors::MAX_CONNECTIONS_EXCEEDED);
         client.close(CloseReason::MaxConnections);
+        let _ = writer.await;
+        return;
     } else {
         shard.add_client(&client);
         tracing::debug!(
