@@ -276,10 +276,16 @@ impl Shard {
         }
     }
 
+    #[inline]
     fn finish_auto_unsubs(&self) {
         if self.auto_unsub.borrow().is_empty() {
             return;
         }
+        self.finish_auto_unsubs_slow();
+    }
+
+    #[cold]
+    fn finish_auto_unsubs_slow(&self) {
         let done: Vec<SubRef> = self.auto_unsub.borrow_mut().drain(..).collect();
         for sub in &done {
             let removed = {

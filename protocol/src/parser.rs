@@ -549,10 +549,15 @@ impl Parser {
             Some(_) => return Err(ProtocolError::UnknownOp),
         }
         self.state = State::Start;
-        let frame = buf.split_to(end + 2).freeze();
-        let subject = frame.slice(p.subject.0..p.subject.1);
-        let reply = p.reply.map(|r| frame.slice(r.0..r.1));
-        let body = frame.slice(p.line_len..end);
+        // Two handles (control line, body) instead of a frame plus slices: every Bytes handle
+        // is an atomic increment and decrement on the read buffer, per message.
+        let line = buf.split_to(p.line_len).freeze();
+        let body = buf.split_to(p.size).freeze();
+        buf.advance(2);
+        let reply = p.reply.map(|r| line.slice(r.0..r.1));
+        let mut subject = line;
+        subject.truncate(p.subject.1);
+        subject.advance(p.subject.0);
         Ok(Some(match p.header_len {
             None => ClientOp::Pub {
                 subject,
