@@ -49,7 +49,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
     let cid = global.next_client_id();
-    let client = Rc::new(ClientState::new(cid, peer, fd, global.config.max_pending));
+    let client = Rc::new(ClientState::new(
+        cid,
+        peer,
+        fd,
+        global.config.opts.max_pending,
+    ));
 
     // The writer gets its own descriptor for the same socket so reads and writes proceed
     // independently in two tasks.
@@ -77,12 +82,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let writer = glommio::spawn_local(write_loop(
         client.clone(),
         wstream,
-        global.config.write_deadline,
+        global.config.opts.write_deadline,
     ))
     .detach();
 
     let over_limit =
-        global.conn_count.fetch_add(1, Ordering::AcqRel) >= global.config.max_connections;
+        global.conn_count.fetch_add(1, Ordering::AcqRel) >= global.config.opts.max_connections;
     if over_limit {
         // A refused connection holds no slot while its error is flushed.
         global.conn_count.fetch_sub(1, Ordering::AcqRel);
@@ -104,7 +109,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         let pinger =
             glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
         let auth_timer = global.config.auth_required().then(|| {
-            glommio::spawn_local(auth_timeout(client.clone(), global.config.auth_timeout)).detach()
+            glommio::spawn_local(auth_timeout(
+                client.clone(),
+                global.config.opts.auth_timeout,
+            ))
+            .detach()
         });
         let mut session = Session {
             shard: shard.clone(),
@@ -184,8 +193,8 @@ async fn write_loop(client: Rc<ClientState>, mut stream: TcpStream, deadline: Du
 }
 
 async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>) {
-    let interval = shard.global.config.ping_interval;
-    let max_out = shard.global.config.ping_max;
+    let interval = shard.global.config.opts.ping_interval;
+    let max_out = shard.global.config.opts.ping_max;
     loop {
         glommio::timer::sleep(interval).await;
         if client.is_closed() {
@@ -211,8 +220,8 @@ impl Session {
     async fn read_loop(&mut self, mut stream: TcpStream) -> CloseReason {
         let cfg = &self.shard.global.config;
         let mut parser = Parser::new(Limits {
-            max_payload: cfg.max_payload,
-            max_control_line: cfg.max_control_line,
+            max_payload: cfg.opts.max_payload,
+            max_control_line: cfg.opts.max_control_line,
         });
         let auth_required = cfg.auth_required();
         let mut tmp = vec![0u8; READ_CHUNK];
@@ -434,10 +443,10 @@ impl Session {
 }
 
 fn credentials_match(cfg: &crate::global::Config, opts: &json::ConnectOptions) -> bool {
-    if let Some(token) = &cfg.auth_token {
+    if let Some(token) = &cfg.opts.auth_token {
         return opts.auth_token.as_deref() == Some(token.as_str());
     }
-    match (&cfg.user, &cfg.pass) {
+    match (&cfg.opts.user, &cfg.opts.pass) {
         (Some(u), p) => {
             opts.user.as_deref() == Some(u.as_str())
                 && opts.pass.as_deref().unwrap_or("") == p.as_deref().unwrap_or("")

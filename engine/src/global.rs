@@ -1,66 +1,36 @@
 //! Process-wide, read-mostly state shared by all shards. Nothing here is touched per message.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use rand::Rng;
 use tachyon_protocol::json::ServerInfo;
 
 use crate::cli::{Options, NATS_VERSION, TACHYON_VERSION};
 
-/// The effective server configuration (flags today, the config file later).
+/// The effective server configuration: the options (flags today, the config file later) plus
+/// what the server derives from them at start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub host: String,
-    pub port: u16,
+    pub opts: Options,
     pub server_id: String,
     pub server_name: String,
-    pub user: Option<String>,
-    pub pass: Option<String>,
-    pub auth_token: Option<String>,
-    pub max_payload: usize,
-    pub max_control_line: usize,
-    pub max_connections: usize,
-    pub max_subscriptions: usize,
-    pub max_pending: usize,
-    pub write_deadline: Duration,
-    pub ping_interval: Duration,
-    pub ping_max: u32,
-    pub auth_timeout: Duration,
-    pub lame_duck_duration: Duration,
-    pub lame_duck_grace_period: Duration,
 }
 
 impl Config {
     pub fn from_options(opts: &Options) -> Config {
         let server_id = new_server_id();
         Config {
-            host: opts.host.clone(),
-            port: opts.port,
             server_name: opts
                 .server_name
                 .clone()
                 .unwrap_or_else(|| server_id.clone()),
             server_id,
-            user: opts.user.clone(),
-            pass: opts.pass.clone(),
-            auth_token: opts.auth_token.clone(),
-            max_payload: opts.max_payload,
-            max_control_line: opts.max_control_line,
-            max_connections: opts.max_connections,
-            max_subscriptions: opts.max_subscriptions,
-            max_pending: opts.max_pending,
-            write_deadline: opts.write_deadline,
-            ping_interval: opts.ping_interval,
-            ping_max: opts.ping_max,
-            auth_timeout: opts.auth_timeout,
-            lame_duck_duration: opts.lame_duck_duration,
-            lame_duck_grace_period: opts.lame_duck_grace_period,
+            opts: opts.clone(),
         }
     }
 
     pub fn auth_required(&self) -> bool {
-        self.user.is_some() || self.auth_token.is_some()
+        self.opts.user.is_some() || self.opts.auth_token.is_some()
     }
 }
 
@@ -107,10 +77,10 @@ impl Global {
             version: NATS_VERSION.to_string(),
             proto: 1,
             go: "go1.24.4".to_string(),
-            host: c.host.clone(),
+            host: c.opts.host.clone(),
             port: self.port,
             headers: true,
-            max_payload: i32::try_from(c.max_payload).unwrap_or(i32::MAX),
+            max_payload: i32::try_from(c.opts.max_payload).unwrap_or(i32::MAX),
             auth_required: c.auth_required(),
             tachyon: TACHYON_VERSION.to_string(),
             ..Default::default()

@@ -125,7 +125,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     }
     let sigset = block_signals();
     let config = Config::from_options(&opts);
-    let (fds, bound) = bind_listeners(&config.host, config.port, n)?;
+    let (fds, bound) = bind_listeners(&config.opts.host, config.opts.port, n)?;
     let global = Arc::new(Global::new(config, bound.port()));
 
     tracing::info!(
@@ -377,10 +377,11 @@ async fn lame_duck(shard: &Rc<Shard>) {
         tachyon_protocol::encode::info(&mut buf, &i);
         c.send_raw(&buf);
     }
-    glommio::timer::sleep(cfg.lame_duck_grace_period).await;
+    glommio::timer::sleep(cfg.opts.lame_duck_grace_period).await;
     let spread = cfg
+        .opts
         .lame_duck_duration
-        .saturating_sub(cfg.lame_duck_grace_period);
+        .saturating_sub(cfg.opts.lame_duck_grace_period);
     let step = if clients.is_empty() {
         Duration::ZERO
     } else {
