@@ -34,7 +34,7 @@ pub enum CloseReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendStatus {
     Queued,
-    /// Queued, and the client just crossed its stall mark: its feeder should pause.
+    /// Queued, and the client is past its stall mark: whoever fed it should pause.
     Stalled,
     /// Not queued: the client is closed, or was just cut off as a slow consumer.
     Dropped,
@@ -121,8 +121,6 @@ pub struct ClientState {
     /// Past this many queued bytes the client is "stalled": whoever feeds it pauses briefly so the
     /// writer can catch up (nats-server's stall gate at 75 % of max_pending).
     stall_at: usize,
-    /// Already in its shard's stalled list; cleared when a feeder finished waiting for it.
-    stall_listed: Cell<bool>,
     /// Bytes the writer took and has not finished writing; they count as pending.
     in_flight: Cell<usize>,
     closed: Cell<Option<CloseReason>>,
@@ -145,7 +143,6 @@ impl ClientState {
             writer_wake: LocalSignal::default(),
             max_pending,
             stall_at: max_pending / 4 * 3,
-            stall_listed: Cell::new(false),
             in_flight: Cell::new(0),
             closed: Cell::new(None),
             subs: RefCell::new(HashMap::new()),
@@ -210,7 +207,7 @@ impl ClientState {
             return SendStatus::Dropped;
         }
         self.writer_wake.raise();
-        if pending > self.stall_at && !self.stall_listed.replace(true) {
+        if pending > self.stall_at {
             return SendStatus::Stalled;
         }
         SendStatus::Queued
@@ -219,11 +216,6 @@ impl ClientState {
     /// Whether the writer is still behind the stall mark.
     pub fn is_behind(&self) -> bool {
         !self.is_closed() && self.out.borrow().len() + self.in_flight.get() > self.stall_at
-    }
-
-    /// A feeder finished pausing for this client; the next message past the mark lists it again.
-    pub fn unlist_stalled(&self) {
-        self.stall_listed.set(false);
     }
 
     /// The writer finished writing what it took.

@@ -185,7 +185,6 @@ impl Shard {
             while c.is_behind() && std::time::Instant::now() < deadline {
                 glommio::timer::sleep(Duration::from_micros(100)).await;
             }
-            c.unlist_stalled();
         }
     }
 
@@ -391,7 +390,14 @@ impl Shard {
         };
         match status {
             SendStatus::Queued => {}
-            SendStatus::Stalled => self.stalled.borrow_mut().push(client.clone()),
+            SendStatus::Stalled => {
+                // Every feeder of a client that is behind pauses (each checks after its own
+                // op), so the list only needs the client once per run of deliveries.
+                let mut stalled = self.stalled.borrow_mut();
+                if !stalled.last().is_some_and(|c| Rc::ptr_eq(c, client)) {
+                    stalled.push(client.clone());
+                }
+            }
             SendStatus::Dropped => {
                 if client.close_reason() == Some(CloseReason::SlowConsumerPendingBytes) {
                     self.bump_stats(|s| s.slow_consumers += 1);
