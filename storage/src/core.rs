@@ -70,10 +70,6 @@ impl<L> Core<L> {
         self.last_seq = self.last_seq.max(seq);
     }
 
-    pub fn len(&self) -> u64 {
-        self.msgs.len() as u64
-    }
-
     pub fn insert(&mut self, seq: u64, subject: &str, ts: i64, size: u64, data: L) {
         let subject: Arc<str> = match self.subjects.get_key_value(subject) {
             Some((k, _)) => k.clone(),
@@ -113,10 +109,6 @@ impl<L> Core<L> {
 
     pub fn get(&self, seq: u64) -> Option<&Entry<L>> {
         self.msgs.get(&seq)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&u64, &Entry<L>)> {
-        self.msgs.iter()
     }
 
     pub fn first_seq(&self) -> Option<u64> {
