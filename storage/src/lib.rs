@@ -1,1 +1,20 @@
-//! Stream store (filled by the storage issue).
+//! JetStream stream storage: a memory store and a crash-safe file store behind one API.
+
+mod core;
+pub mod error;
+pub mod file;
+pub mod frame;
+pub mod io;
+pub mod memory;
+pub mod sim_io;
+pub mod store;
+pub mod subject;
+pub mod types;
+
+pub use error::{Result, StoreError};
+pub use file::{FileStore, FileStoreConfig, RecoveryReport};
+pub use io::{Io, IoFile, StdIo};
+pub use memory::MemoryStore;
+pub use sim_io::SimIo;
+pub use store::Store;
+pub use types::*;
