@@ -451,6 +451,11 @@ impl Shard {
             payload,
         };
         let echo = from.flags.get().echo;
+        if self.local.borrow().is_empty() && self.remote.borrow().is_empty() {
+            // Nobody subscribes to anything, so there is no one to deliver to and no reply
+            // subscription to send a no-responders status to: skip matching.
+            return;
+        }
         let local = self.local.borrow_mut().match_subject(subject);
         let mut delivered = false;
         for sub in &local.plain {
