@@ -179,8 +179,11 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             Placement::Unbound
         };
         let id = p.id;
-        let h = LocalExecutorBuilder::new(placement)
-            .name(&format!("shard-{id}"))
+        let mut builder = LocalExecutorBuilder::new(placement).name(&format!("shard-{id}"));
+        if !opts.spin_before_park.is_zero() {
+            builder = builder.spin_before_park(opts.spin_before_park);
+        }
+        let h = builder
             .spawn(move || async move { shard_main(p, n, g, order).await })
             .map_err(|e| StartError::Executor(id, e.to_string()))?;
         handles.push(h);
