@@ -17,6 +17,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::errors;
 
+mod fast;
+
 /// Per-connection limits the parser enforces while parsing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -358,6 +360,16 @@ impl Parser {
     /// After an `Err` the connection must be closed: the parser state is reset but the
     /// stream position is undefined.
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtocolError> {
+        if self.state == State::Start {
+            if let Some(op) = self.fast_pub(buf) {
+                return Ok(Some(op));
+            }
+        }
+        self.parse_slow(buf)
+    }
+
+    /// The state machine alone: every op, every corner, partial input.
+    fn parse_slow(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtocolError> {
         let r = self.step(buf);
         if r.is_err() {
             self.state = State::Start;
