@@ -1,5 +1,6 @@
 //! JetStream stream storage: a memory store and a crash-safe file store behind one API.
 
+pub mod consumer_state;
 mod core;
 pub mod error;
 pub mod file;
@@ -11,6 +12,7 @@ pub mod store;
 pub mod subject;
 pub mod types;
 
+pub use consumer_state::{ConsumerState, ConsumerStateFile, PendingAck, SequencePair};
 pub use error::{Result, StoreError};
 pub use file::{FileStore, FileStoreConfig, RecoveryReport};
 pub use io::{Io, IoFile, StdIo};

@@ -564,7 +564,7 @@ impl FileStore {
 }
 
 /// Writes `name` via a temporary file, fdatasync and rename, so it is whole or absent.
-fn write_atomic(io: &dyn Io, dir: &Path, name: &str, data: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(io: &dyn Io, dir: &Path, name: &str, data: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
     let f = io.open(&tmp, true).map_err(|e| StoreError::io(&tmp, e))?;
