@@ -2,6 +2,7 @@
 
 pub mod consumer_state;
 mod core;
+pub mod direct_io;
 pub mod error;
 pub mod file;
 pub mod frame;
@@ -13,8 +14,9 @@ pub mod subject;
 pub mod types;
 
 pub use consumer_state::{ConsumerState, ConsumerStateFile, PendingAck, SequencePair};
+pub use direct_io::DirectIo;
 pub use error::{Result, StoreError};
-pub use file::{FileStore, FileStoreConfig, RecoveryReport};
+pub use file::{FileStore, FileStoreConfig, IoKind, RecoveryReport};
 pub use io::{Io, IoFile, StdIo};
 pub use memory::MemoryStore;
 pub use sim_io::SimIo;
