@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use tachyon_storage::{FileStore, FileStoreConfig, Io, IoFile, NewMsg, StdIo, Store, SyncPolicy};
+use tachyon_storage::{
+    FileStore, FileStoreConfig, Io, IoFile, IoKind, NewMsg, StdIo, Store, SyncPolicy,
+};
 
 /// Counts the bytes read through it, to show what a restart touches.
 struct CountingIo {
@@ -92,8 +94,16 @@ fn raw_odirect(path: &Path, chunk: usize, budget: Duration) -> io::Result<f64> {
     Ok(off as f64 / start.elapsed().as_secs_f64() / 1e6)
 }
 
-fn store_64k_always(dir: &Path, budget: Duration) -> Result<f64, Box<dyn std::error::Error>> {
-    let mut s = FileStore::open(StdIo::shared(), dir, FileStoreConfig::default())?;
+fn store_64k_always(
+    dir: &Path,
+    io: IoKind,
+    budget: Duration,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let cfg = FileStoreConfig {
+        io,
+        ..Default::default()
+    };
+    let mut s = FileStore::open_fs(dir, cfg)?;
     let payload = vec![7u8; 64 << 10];
     let msgs: Vec<NewMsg> = (0..16)
         .map(|_| NewMsg {
@@ -134,9 +144,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => println!("raw O_DIRECT not measured: {e}"),
     }
     std::fs::remove_file(base.join("raw")).ok();
-    let mbs = store_64k_always(&base.join("s64k"), budget)?;
-    println!("store 64 KiB appends, always, batch 16: {mbs:.0} MB/s");
-    std::fs::remove_dir_all(base.join("s64k"))?;
+    for io in [IoKind::Buffered, IoKind::Direct] {
+        let mbs = store_64k_always(&base.join("s64k"), io, budget)?;
+        println!("store 64 KiB appends, always, batch 16, {io:?}: {mbs:.0} MB/s");
+        std::fs::remove_dir_all(base.join("s64k"))?;
+    }
 
     let dir = base.join("big");
     let cfg = FileStoreConfig {
