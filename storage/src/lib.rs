@@ -1,6 +1,8 @@
 //! JetStream stream storage: a memory store and a crash-safe file store behind one API.
 
+pub mod consumer_state;
 mod core;
+pub mod direct_io;
 pub mod error;
 pub mod file;
 pub mod frame;
@@ -11,8 +13,10 @@ pub mod store;
 pub mod subject;
 pub mod types;
 
+pub use consumer_state::{ConsumerState, ConsumerStateFile, PendingAck, SequencePair};
+pub use direct_io::DirectIo;
 pub use error::{Result, StoreError};
-pub use file::{FileStore, FileStoreConfig, RecoveryReport};
+pub use file::{FileStore, FileStoreConfig, IoKind, RecoveryReport};
 pub use io::{Io, IoFile, StdIo};
 pub use memory::MemoryStore;
 pub use sim_io::SimIo;

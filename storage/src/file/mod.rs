@@ -24,6 +24,27 @@ pub struct FileStoreConfig {
     pub sync: SyncPolicy,
     /// A segment is sealed once it reaches this size.
     pub segment_bytes: u64,
+    /// Which [`Io`] [`FileStore::open_fs`] uses.
+    pub io: IoKind,
+}
+
+/// How [`FileStore::open_fs`] reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoKind {
+    /// pwrite/pread through the page cache ([`crate::io::StdIo`]); works on every file system.
+    #[default]
+    Buffered,
+    /// `O_DIRECT` in aligned blocks ([`crate::direct_io::DirectIo`]); tmpfs refuses it (EINVAL).
+    Direct,
+}
+
+impl IoKind {
+    pub fn io(self) -> Arc<dyn Io> {
+        match self {
+            IoKind::Buffered => crate::io::StdIo::shared(),
+            IoKind::Direct => crate::direct_io::DirectIo::shared(),
+        }
+    }
 }
 
 impl Default for FileStoreConfig {
@@ -32,6 +53,7 @@ impl Default for FileStoreConfig {
             limits: Limits::default(),
             sync: SyncPolicy::Always,
             segment_bytes: 64 << 20,
+            io: IoKind::Buffered,
         }
     }
 }
@@ -89,6 +111,11 @@ fn idx_name(first: u64) -> String {
 }
 
 impl FileStore {
+    /// Opens on the real file system through the [`Io`] that `cfg.io` names.
+    pub fn open_fs(dir: impl AsRef<Path>, cfg: FileStoreConfig) -> Result<Self> {
+        FileStore::open(cfg.io.io(), dir, cfg)
+    }
+
     pub fn open(io: Arc<dyn Io>, dir: impl AsRef<Path>, cfg: FileStoreConfig) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let ioe = |p: &Path| {
@@ -564,7 +591,7 @@ impl FileStore {
 }
 
 /// Writes `name` via a temporary file, fdatasync and rename, so it is whole or absent.
-fn write_atomic(io: &dyn Io, dir: &Path, name: &str, data: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(io: &dyn Io, dir: &Path, name: &str, data: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
     let f = io.open(&tmp, true).map_err(|e| StoreError::io(&tmp, e))?;
