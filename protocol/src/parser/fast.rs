@@ -1,12 +1,12 @@
 //! One-pass parsing of a whole, ordinary `PUB`/`HPUB` that is already in the buffer.
 //!
-//! Every publish goes through here, so it must cost a few tens of nanoseconds: one `memchr` for
-//! the line end, one walk over the arguments, no `advance` between steps, two `Bytes` handles
-//! (control line, body). It only takes the op when the result is certain to
-//! be what the state machine would return: anything unusual (partial data, a bare `\n` line
-//! end, a line or payload over its limit, a malformed argument, a wrong byte after the
-//! payload) leaves the buffer untouched and the state machine, which follows nats-server in
-//! every corner, decides.
+//! Every publish goes through here, so it must cost a few tens of nanoseconds: one `memchr`
+//! for the line end, one walk over the arguments, no `advance` between steps, two `Bytes`
+//! handles (the whole op, the body). It only takes the op when the result is certain to be
+//! what the state machine would return: anything unusual (partial data, a bare `\n` line end,
+//! a line or payload over its limit, a malformed argument, a wrong byte after the payload)
+//! leaves the buffer untouched and the state machine, which follows nats-server in every
+//! corner, decides.
 
 use bytes::{Buf, BytesMut};
 
@@ -63,6 +63,9 @@ fn scan_line(b: &[u8], start: usize, limit: usize) -> Option<Line> {
     let mut spans = [(0, 0); MAX_ARGS];
     let mut n = 0;
     let mut i = start;
+    // Plain byte loops: measured faster here than eight-bytes-at-a-time scans or a single
+    // byte loop that also looks for the `\n` (their serial dependencies cost more than the
+    // instructions they save).
     loop {
         while i < arg.len() && is_blank(arg[i]) {
             i += 1;
@@ -116,11 +119,12 @@ impl Parser {
         if b.get(end..end + 2)? != b"\r\n" {
             return None;
         }
-        let line = buf.split_to(nl + 1).freeze();
-        let body = buf.split_to(size).freeze();
-        buf.advance(2);
-        let reply = reply.map(|r| line.slice(r.0..r.1));
-        let mut subject_bytes = line;
+        // One split for the whole op and one slice for the body: two handles, each an atomic
+        // increment and decrement on the read buffer.
+        let frame = buf.split_to(end + 2).freeze();
+        let body = frame.slice(nl + 1..end);
+        let reply = reply.map(|r| frame.slice(r.0..r.1));
+        let mut subject_bytes = frame;
         subject_bytes.truncate(subject.1);
         subject_bytes.advance(subject.0);
         Some(match header_len {
