@@ -95,48 +95,47 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         client.close(CloseReason::MaxConnections);
         let _ = writer.await;
         return;
-    } else {
-        shard.add_client(&client);
-        tracing::debug!(
-            "{} - cid:{cid} - Client connection created",
-            client.peer_string()
-        );
-        let live = Rc::new(Liveness {
-            last_in: Cell::new(Instant::now()),
-            pings_out: Cell::new(0),
-            rtt_known: Cell::new(false),
-        });
-        let pinger =
-            glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
-        let auth_timer = global.config.auth_required().then(|| {
-            glommio::spawn_local(auth_timeout(
-                client.clone(),
-                global.config.opts.auth_timeout,
-            ))
-            .detach()
-        });
-        let mut session = Session {
-            shard: shard.clone(),
-            client: client.clone(),
-            live,
-            connected: false,
-            connect_opts: json::ConnectOptions::default(),
-            first_pong_sent: false,
-            auth_timer,
-        };
-        let reason = session.read_loop(stream).await;
-        client.close(reason);
-        pinger.cancel();
-        if let Some(t) = session.auth_timer.take() {
-            t.cancel();
-        }
-        shard.remove_client(&client);
-        tracing::debug!(
-            "{} - cid:{cid} - Client connection closed: {:?}",
-            client.peer_string(),
-            client.close_reason().unwrap_or(reason)
-        );
     }
+    shard.add_client(&client);
+    tracing::debug!(
+        "{} - cid:{cid} - Client connection created",
+        client.peer_string()
+    );
+    let live = Rc::new(Liveness {
+        last_in: Cell::new(Instant::now()),
+        pings_out: Cell::new(0),
+        rtt_known: Cell::new(false),
+    });
+    let pinger =
+        glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
+    let auth_timer = global.config.auth_required().then(|| {
+        glommio::spawn_local(auth_timeout(
+            client.clone(),
+            global.config.opts.auth_timeout,
+        ))
+        .detach()
+    });
+    let mut session = Session {
+        shard: shard.clone(),
+        client: client.clone(),
+        live,
+        connected: false,
+        connect_opts: json::ConnectOptions::default(),
+        first_pong_sent: false,
+        auth_timer,
+    };
+    let reason = session.read_loop(stream).await;
+    client.close(reason);
+    pinger.cancel();
+    if let Some(t) = session.auth_timer.take() {
+        t.cancel();
+    }
+    shard.remove_client(&client);
+    tracing::debug!(
+        "{} - cid:{cid} - Client connection closed: {:?}",
+        client.peer_string(),
+        client.close_reason().unwrap_or(reason)
+    );
     let _ = writer.await;
     global.conn_count.fetch_sub(1, Ordering::AcqRel);
 }
