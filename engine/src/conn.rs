@@ -229,7 +229,22 @@ impl Session {
             let n = match stream.read(&mut tmp).await {
                 Ok(0) => return CloseReason::ClientClosed,
                 Ok(n) => n,
-                Err(_) => return CloseReason::ReadError,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        "{} - cid:{} - read error: {e}",
+                        self.client.peer_string(),
+                        self.client.id
+                    );
+                    return CloseReason::ReadError;
+                }
             };
             if let Some(r) = self.client.close_reason() {
                 return r;
