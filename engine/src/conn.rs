@@ -288,8 +288,7 @@ impl Session {
                     }
                 }
             }
-            self.shard.after_sends();
-            if self.shard.has_overflow() {
+            if self.shard.after_sends() {
                 // Back-pressure: stop reading this client until the rings took its messages.
                 self.shard.wait_outlets_drained().await;
             }

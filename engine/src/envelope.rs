@@ -27,10 +27,6 @@ impl QueuePicks {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        matches!(self, QueuePicks::None)
-    }
-
     pub fn for_each(&self, mut f: impl FnMut(&Bytes)) {
         match self {
             QueuePicks::None => {}

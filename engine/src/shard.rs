@@ -126,15 +126,21 @@ impl Shard {
             .filter_map(|(i, o)| o.as_ref().map(|o| (i as u16, o)))
     }
 
-    fn broadcast(&self, mut make: impl FnMut() -> Envelope) {
+    /// Queues one envelope per other shard; the caller rings the doorbells (`after_sends`).
+    fn send_to_all(&self, mut make: impl FnMut() -> Envelope) {
         for (_, o) in self.outlets() {
             o.send(make());
         }
+    }
+
+    fn broadcast(&self, make: impl FnMut() -> Envelope) {
+        self.send_to_all(make);
         self.after_sends();
     }
 
     /// Rings the doorbells of every outlet pushed to, and starts the overflow flusher if needed.
-    pub fn after_sends(&self) {
+    /// Returns whether some envelope is waiting for ring space.
+    pub fn after_sends(&self) -> bool {
         let mut overflow = false;
         for (_, o) in self.outlets() {
             o.ring_doorbell();
@@ -143,10 +149,7 @@ impl Shard {
         if overflow {
             self.overflow_pending.raise();
         }
-    }
-
-    pub fn has_overflow(&self) -> bool {
-        self.outlets().any(|(_, o)| o.has_overflow())
+        overflow
     }
 
     /// Pushes overflow into rings that have room; true when nothing is left waiting.
@@ -266,13 +269,11 @@ impl Shard {
         self.local
             .borrow_mut()
             .remove(&sub.subject, sub.queue.as_deref(), sub);
-        for (_, o) in self.outlets() {
-            o.send(Envelope::Interest {
-                op: InterestOp::Remove,
-                subject: sub.subject.clone(),
-                queue: sub.queue.clone(),
-            });
-        }
+        self.send_to_all(|| Envelope::Interest {
+            op: InterestOp::Remove,
+            subject: sub.subject.clone(),
+            queue: sub.queue.clone(),
+        });
     }
 
     #[inline]

@@ -346,26 +346,10 @@ pub struct RawConn {
 impl RawConn {
     /// Connects and reads the server's INFO line (bounded by `timeout`).
     pub fn connect(port: u16, timeout: Duration) -> RawConn {
-        let stream = match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => s,
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => RawConn::from_stream(s, timeout),
             Err(e) => panic!("connect 127.0.0.1:{port}: {e}"),
-        };
-        let _ = stream.set_nodelay(true);
-        let mut conn = RawConn {
-            stream,
-            info: String::new(),
-            pending: Vec::new(),
-            closed: false,
-        };
-        let got = conn.read_until(b"\r\n", timeout);
-        let text = got.text();
-        assert!(
-            text.starts_with("INFO ") && text.ends_with("\r\n"),
-            "expected an INFO line from 127.0.0.1:{port}, got {text:?} (closed: {})",
-            got.closed
-        );
-        conn.info = text;
-        conn
+        }
     }
 
     /// Wraps an already connected stream (e.g. one with socket options set before connecting)
@@ -382,7 +366,8 @@ impl RawConn {
         let text = got.text();
         assert!(
             text.starts_with("INFO ") && text.ends_with("\r\n"),
-            "expected an INFO line, got {text:?} (closed: {})",
+            "expected an INFO line from {:?}, got {text:?} (closed: {})",
+            conn.stream.peer_addr().ok(),
             got.closed
         );
         conn.info = text;
