@@ -43,7 +43,7 @@ struct Session {
     auth_timer: Option<glommio::task::JoinHandle<()>>,
 }
 
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let global = shard.global.clone();
     let fd = stream.as_raw_fd();
     let _ = stream.set_nodelay(true);
@@ -124,7 +124,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         first_pong_sent: false,
         auth_timer,
     };
-    let reason = session.read_loop(stream).await;
+    let reason = session.read_loop(&mut stream).await;
     client.close(reason);
     pinger.cancel();
     if let Some(t) = session.auth_timer.take() {
@@ -137,6 +137,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         client.close_reason().unwrap_or(reason)
     );
     let _ = writer.await;
+    // The reader's descriptor (`client.fd`) is closed only now, after every task that may
+    // shut it down has ended: closing it earlier would let the kernel hand its number to the
+    // next accepted socket, which a late shutdown would then cut.
+    let _ = stream.close().await;
     global.conn_count.fetch_sub(1, Ordering::AcqRel);
 }
 
@@ -184,9 +188,11 @@ async fn write_loop(client: Rc<ClientState>, mut stream: TcpStream, deadline: Du
             break;
         }
     }
-    // SAFETY: see `shutdown_read`.
+    // Shut down through the writer's own descriptor: the socket is shared, and this one is
+    // certainly still open here.
+    // SAFETY: shutdown on a descriptor we own has no memory effects.
     unsafe {
-        libc::shutdown(client.fd, libc::SHUT_RDWR);
+        libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR);
     }
     let _ = stream.close().await;
 }
@@ -216,7 +222,7 @@ async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>
 }
 
 impl Session {
-    async fn read_loop(&mut self, mut stream: TcpStream) -> CloseReason {
+    async fn read_loop(&mut self, stream: &mut TcpStream) -> CloseReason {
         let cfg = &self.shard.global.config;
         let mut parser = Parser::new(Limits {
             max_payload: cfg.opts.max_payload,

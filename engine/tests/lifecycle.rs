@@ -413,3 +413,46 @@ fn listens_on_ipv6_loopback() {
         s.log()
     );
 }
+
+// ---- connection churn -------------------------------------------------------------------------
+
+/// Descriptor numbers are reused as soon as they are closed: a connection's teardown must never
+/// touch a descriptor after closing it, or it cuts whichever socket was accepted next. Many
+/// threads connect and hang up at once; every connection must live until its client drops it.
+#[test]
+fn connection_churn_never_cuts_a_live_connection() {
+    let s = Server::tachyon(SHARDS, &[]);
+    let port = s.port;
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            thread::spawn(move || {
+                for i in 0..150 {
+                    let mut c = RawConn::connect(port, STEP);
+                    c.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+                    for round in 0..3 {
+                        let got = c.read_until(b"PONG\r\n", STEP);
+                        assert!(
+                            !got.closed && got.text().ends_with("PONG\r\n"),
+                            "worker {w} connection {i} round {round}: got {:?}, closed {}",
+                            got.text(),
+                            got.closed
+                        );
+                        c.send(b"PING\r\n");
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        if let Err(e) = w.join() {
+            panic!("{}\nserver log:\n{}", panic_text(&e), s.log());
+        }
+    }
+}
+
+fn panic_text(e: &Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}

@@ -436,7 +436,7 @@ fn subscriber(port: u16, subject: &str) -> RawConn {
     c
 }
 
-/// Publishes `n` numbered 1 KiB messages on `subject` in batches of 32, each followed by a PING
+/// Publishes `n` numbered PACED_PAYLOAD-byte messages on `subject` in batches of 32, each followed by a PING
 /// round trip (so the publisher is known to be served throughout). The next batch waits until
 /// the healthy subscriber counted the last one: the test measures the server's handling of a
 /// stalled consumer, not how far a healthy one may fall behind on an oversubscribed machine.
@@ -444,7 +444,7 @@ fn publish_paced(p: &mut RawConn, subject: &str, n: u64, healthy_progress: &Atom
     let mut batch = Vec::with_capacity(40 * 1024);
     for i in 0..n {
         let mut payload = format!("{i}").into_bytes();
-        payload.resize(1024, b'.');
+        payload.resize(PACED_PAYLOAD, b'.');
         batch.extend_from_slice(format!("PUB {subject} {}\r\n", payload.len()).as_bytes());
         batch.extend_from_slice(&payload);
         batch.extend_from_slice(b"\r\n");
@@ -529,6 +529,9 @@ fn drain_stalled(conn: RawConn) -> (usize, Vec<String>, bool) {
 }
 
 const SLOW_MSGS: u64 = 4096;
+/// 4096 messages of this size (16 MiB) exceed what the kernel can buffer for a socket whose
+/// reader stopped (send buffers autotune up to 4 MiB on loopback), so the server must stall.
+const PACED_PAYLOAD: usize = 4096;
 
 #[test]
 fn slow_consumer_over_max_pending_is_cut_off_without_hurting_others() {
