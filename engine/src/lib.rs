@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod accounts;
 pub mod config;
 pub mod conn;
 pub mod doorbell;
