@@ -2,9 +2,9 @@
 //!
 //! See ARCHITECTURE.md for the map of these modules and the invariants they keep.
 
+pub mod accounts;
 pub mod cli;
 pub mod client;
-pub mod accounts;
 pub mod config;
 pub mod conn;
 pub mod doorbell;

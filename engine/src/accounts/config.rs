@@ -77,7 +77,12 @@ fn account(name: &str, item: &Item) -> Result<AccountDef, ConfigError> {
     let map = match &item.value {
         crate::config::Value::Map(m) => m,
         // `accounts: { A: {} }` and bare names in some examples: an account with nothing in it.
-        _ => return Err(ConfigError::at(&item.pos, format!("account {name:?}: expected a map"))),
+        _ => {
+            return Err(ConfigError::at(
+                &item.pos,
+                format!("account {name:?}: expected a map"),
+            ))
+        }
     };
     for (key, v) in map.iter() {
         match key.to_ascii_lowercase().as_str() {
@@ -92,7 +97,12 @@ fn account(name: &str, item: &Item) -> Result<AccountDef, ConfigError> {
                     def.imports.push(import(i)?);
                 }
             }
-            "jetstream" | "mappings" | "limits" | "nkey" | "default_permissions" | "msg_trace"
+            "jetstream"
+            | "mappings"
+            | "limits"
+            | "nkey"
+            | "default_permissions"
+            | "msg_trace"
             | "trace_dest" => {
                 return Err(ConfigError::at(
                     &v.pos,
@@ -185,11 +195,11 @@ fn import(item: &Item) -> Result<Import, ConfigError> {
                     Kind::Service
                 };
                 let m: &Map = v.as_map(key)?;
-                let account = m
-                    .get("account")
-                    .map(|a| a.to_text("account"))
+                let account = m.get("account").map(|a| a.to_text("account")).transpose()?;
+                let subject = m
+                    .get("subject")
+                    .map(|s| valid_subject(s, "subject"))
                     .transpose()?;
-                let subject = m.get("subject").map(|s| valid_subject(s, "subject")).transpose()?;
                 match (account, subject) {
                     (Some(a), Some(s)) if !a.is_empty() => source = Some((kind, a, s)),
                     _ => {
@@ -224,7 +234,10 @@ fn import(item: &Item) -> Result<Import, ConfigError> {
             return Err(ConfigError::at(&item.pos, "import has both prefix and to"))
         }
         (Kind::Service, Some(_), None) => {
-            return Err(ConfigError::at(&item.pos, "a service import takes `to`, not `prefix`"))
+            return Err(ConfigError::at(
+                &item.pos,
+                "a service import takes `to`, not `prefix`",
+            ))
         }
         (_, Some(p), None) => Local::Prefix(p),
         (_, None, Some(t)) => Local::To(t),

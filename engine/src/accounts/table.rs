@@ -80,10 +80,9 @@ impl Accounts {
                     e.exports.iter().any(|x| {
                         x.kind == imp.kind
                             && is_subset(&imp.subject, &x.subject)
-                            && x
-                                .accounts
+                            && x.accounts
                                 .as_ref()
-                                .is_none_or(|list| list.iter().any(|a| *a == d.name))
+                                .is_none_or(|list| list.contains(&d.name))
                     })
                 });
                 if !allowed {
@@ -107,14 +106,18 @@ impl Accounts {
                             Local::Prefix(p) => SubjectMap::prefixed(imp.subject.clone(), p),
                             Local::To(t) => mapping(imp.subject.clone(), t.clone())?,
                         };
-                        table.routes[exporter as usize].streams.push(Route { to: importer, map });
+                        table.routes[exporter as usize]
+                            .streams
+                            .push(Route { to: importer, map });
                     }
                     Kind::Service => {
                         let map = match &imp.local {
                             Local::To(t) => mapping(t.clone(), imp.subject.clone())?,
                             _ => SubjectMap::identity(imp.subject.clone()),
                         };
-                        table.routes[importer as usize].services.push(Route { to: exporter, map });
+                        table.routes[importer as usize]
+                            .services
+                            .push(Route { to: exporter, map });
                     }
                 }
                 table.any_imports = true;
@@ -139,7 +142,10 @@ impl Accounts {
     }
 
     pub fn name(&self, id: AccountId) -> &str {
-        self.names.get(id as usize).map(String::as_str).unwrap_or(GLOBAL_ACCOUNT)
+        self.names
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or(GLOBAL_ACCOUNT)
     }
 
     pub fn routes(&self, id: AccountId) -> Option<&AccountRoutes> {
@@ -245,11 +251,17 @@ mod tests {
                     "imports",
                     a(vec![
                         m(vec![
-                            ("stream", m(vec![("account", s("A")), ("subject", s("events.>"))])),
+                            (
+                                "stream",
+                                m(vec![("account", s("A")), ("subject", s("events.>"))]),
+                            ),
                             ("prefix", s("from_a")),
                         ]),
                         m(vec![
-                            ("service", m(vec![("account", s("A")), ("subject", s("svc.time"))])),
+                            (
+                                "service",
+                                m(vec![("account", s("A")), ("subject", s("svc.time"))]),
+                            ),
                             ("to", s("time")),
                         ]),
                     ]),
@@ -269,11 +281,17 @@ mod tests {
         assert_eq!(a_routes.streams.len(), 1);
         assert_eq!(a_routes.streams[0].to, gb);
         let ev = Bytes::from_static(b"events.x");
-        assert_eq!(a_routes.streams[0].map.apply(&ev), Bytes::from_static(b"from_a.events.x"));
+        assert_eq!(
+            a_routes.streams[0].map.apply(&ev),
+            Bytes::from_static(b"from_a.events.x")
+        );
         let b_routes = t.routes(gb).expect("routes");
         assert_eq!(b_routes.services[0].to, ga);
         assert!(b_routes.services[0].map.matches(b"time"));
-        assert_eq!(b_routes.services[0].map.apply(&Bytes::from_static(b"time")), Bytes::from_static(b"svc.time"));
+        assert_eq!(
+            b_routes.services[0].map.apply(&Bytes::from_static(b"time")),
+            Bytes::from_static(b"svc.time")
+        );
     }
 
     #[test]
@@ -287,7 +305,10 @@ mod tests {
     fn response_subjects_round_trip_and_resist_forgery() {
         let t = Accounts::resolve(&from_config(&sample(None)).expect("parses")).expect("ok");
         let r = t.response_subject(2, b"_INBOX.abc.def");
-        assert_eq!(t.response_target(&r), Some((2, Bytes::from_static(b"_INBOX.abc.def"))));
+        assert_eq!(
+            t.response_target(&r),
+            Some((2, Bytes::from_static(b"_INBOX.abc.def")))
+        );
         let forged = Bytes::from(String::from_utf8_lossy(&r).replacen("_R_.2.", "_R_.1.", 1));
         assert_eq!(t.response_target(&forged), None);
         assert_eq!(t.response_target(&Bytes::from_static(b"_R_.1.zz.x")), None);
