@@ -182,7 +182,7 @@ fn malformed_file_is_fatal_and_names_line_and_column() {
     assert_eq!(o.code, Some(1));
     assert!(
         o.stderr
-            .contains(&format!("{conf_s}:2:12: unknown field \"bogus_key\"")),
+            .contains(&format!("{conf_s}:2:1: unknown field \"bogus_key\"")),
         "{}",
         o.stderr
     );
@@ -192,7 +192,7 @@ fn malformed_file_is_fatal_and_names_line_and_column() {
     assert_eq!(o.code, Some(1));
     assert!(
         o.stderr
-            .contains("2:9: config option 'cluster' is not supported yet"),
+            .contains("2:1: config option 'cluster' is not supported yet"),
         "{}",
         o.stderr
     );
