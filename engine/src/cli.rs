@@ -43,6 +43,10 @@ pub struct Options {
     pub log_file: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub ports_file_dir: Option<PathBuf>,
+    /// Monitoring listen host (config `http: host:port`); `None` means the client host.
+    pub http_host: Option<String>,
+    /// Monitoring port (`-m`); `Some(0)` is a random port (`-m -1`), `None` is off (`-m 0`).
+    pub http_port: Option<u16>,
     /// Always `None` for now: `-c` is rejected as unsupported until config files exist.
     pub config_file: Option<PathBuf>,
     /// Tachyon's own `--shards N`; `None` means one shard per available core.
@@ -85,6 +89,8 @@ impl Default for Options {
             log_file: None,
             pid_file: None,
             ports_file_dir: None,
+            http_host: None,
+            http_port: None,
             config_file: None,
             shards: None,
             spin_before_park: Duration::ZERO,
@@ -307,6 +313,7 @@ enum Flag {
     Signal,
     PidFile,
     PortsFileDir,
+    HttpPort,
     LogFile,
     Version,
     Shards,
@@ -357,6 +364,7 @@ impl Flag {
             "sl" | "signal" => Flag::Signal,
             "P" | "pid" => Flag::PidFile,
             "ports_file_dir" => Flag::PortsFileDir,
+            "m" | "http_port" => Flag::HttpPort,
             "l" | "log" => Flag::LogFile,
             "v" | "version" => Flag::Version,
             "shards" => Flag::Shards,
@@ -374,7 +382,7 @@ impl Flag {
             "lame_duck_grace_period" => Flag::LameDuckGracePeriod,
             "s" | "syslog" | "js" | "jetstream" | "help_tls" | "tls" | "tlsverify"
             | "no_advertise" => Flag::Unsupported(Bool),
-            "m" | "http_port" | "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len"
+            "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len"
             | "profile" | "connect_retries" => Flag::Unsupported(Int),
             "r" | "remote_syslog" | "routes" | "cluster" | "cluster_listen"
             | "cluster_advertise" | "cluster_name" | "tlscert" | "tlskey" | "tlscacert" | "sd"
@@ -525,6 +533,18 @@ fn apply_value(p: &mut Parsed, flag: Flag, name: &str, value: String) -> Result<
         Flag::Signal => p.signal = opt_str(&value),
         Flag::PidFile => o.pid_file = opt_path(&value),
         Flag::PortsFileDir => o.ports_file_dir = opt_path(&value),
+        Flag::HttpPort => {
+            o.http_port = match parse_go_int(&value).map_err(invalid)? {
+                0 => None,
+                -1 => Some(0),
+                n => Some(
+                    u16::try_from(n)
+                        .ok()
+                        .filter(|&n| n != 0)
+                        .ok_or_else(|| invalid("value out of range"))?,
+                ),
+            }
+        }
         Flag::LogFile => o.log_file = opt_path(&value),
         Flag::Shards => {
             let n = parse_count(&value).map_err(invalid)?;
@@ -1091,8 +1111,6 @@ mod tests {
             (&["-js"][..], "js"),
             (&["--jetstream"], "jetstream"),
             (&["-sd", "/tmp/js"], "sd"),
-            (&["-m", "8222"], "m"),
-            (&["--http_port=8222"], "http_port"),
             (&["-ms", "8222"], "ms"),
             (&["--tls"], "tls"),
             (&["--tlscert", "a.pem"], "tlscert"),
@@ -1116,15 +1134,31 @@ mod tests {
         }
         assert_eq!(err(&["-js"]), "flag -js is not supported yet");
         // The value was consumed: "8222" is not taken as a positional command.
-        assert_eq!(err(&["-m", "8222", "-D"]), "flag -m is not supported yet");
+        assert_eq!(err(&["-ms", "8222", "-D"]), "flag -ms is not supported yet");
         // Values are type-checked like nats-server's.
         assert_eq!(
-            err(&["-m", "x"]),
-            "invalid value \"x\" for flag -m: parse error"
+            err(&["-ms", "x"]),
+            "invalid value \"x\" for flag -ms: parse error"
         );
         // Asking for the feature to be off is honoured.
         let o = run(&["-js=false", "-m", "0", "--routes", "", "--tls=false"]);
         assert_eq!(o, Options::default());
+    }
+
+    #[test]
+    fn monitor_port() {
+        assert_eq!(run(&["-m", "8222"]).http_port, Some(8222));
+        assert_eq!(run(&["--http_port=8222"]).http_port, Some(8222));
+        assert_eq!(run(&["-m", "-1"]).http_port, Some(0));
+        assert_eq!(run(&["-m", "0"]).http_port, None);
+        assert_eq!(
+            err(&["-m", "x"]),
+            "invalid value \"x\" for flag -m: parse error"
+        );
+        assert_eq!(
+            err(&["-m", "70000"]),
+            "invalid value \"70000\" for flag -m: value out of range"
+        );
     }
 
     #[test]

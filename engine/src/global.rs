@@ -1,6 +1,7 @@
 //! Process-wide, read-mostly state shared by all shards. Nothing here is touched per message.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::SystemTime;
 
 use rand::Rng;
 use tachyon_protocol::json::ServerInfo;
@@ -52,15 +53,20 @@ pub struct Global {
     pub port: u16,
     pub conn_count: AtomicUsize,
     next_cid: AtomicU64,
+    pub start: SystemTime,
+    /// Recently closed connections for `/connz?state=closed`; written on disconnect only.
+    pub closed: crate::monitor::closed::ClosedConns,
 }
 
 impl Global {
     pub fn new(config: Config, port: u16) -> Self {
         Global {
-            config,
             port,
             conn_count: AtomicUsize::new(0),
             next_cid: AtomicU64::new(1),
+            start: SystemTime::now(),
+            closed: crate::monitor::closed::ClosedConns::new(config.opts.http_port.is_some()),
+            config,
         }
     }
 
