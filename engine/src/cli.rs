@@ -382,8 +382,8 @@ impl Flag {
             "lame_duck_grace_period" => Flag::LameDuckGracePeriod,
             "s" | "syslog" | "js" | "jetstream" | "help_tls" | "tls" | "tlsverify"
             | "no_advertise" => Flag::Unsupported(Bool),
-            "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len"
-            | "profile" | "connect_retries" => Flag::Unsupported(Int),
+            "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len" | "profile"
+            | "connect_retries" => Flag::Unsupported(Int),
             "r" | "remote_syslog" | "routes" | "cluster" | "cluster_listen"
             | "cluster_advertise" | "cluster_name" | "tlscert" | "tlskey" | "tlscacert" | "sd"
             | "store_dir" => Flag::Unsupported(Str),

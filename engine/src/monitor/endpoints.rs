@@ -447,7 +447,10 @@ fn conn_info(c: ConnSnapshot, now: SystemTime, o: &ConnzOpts) -> ConnInfo {
             c.subs.iter().map(|s| SubDetail::new(s, false)).collect(),
         )
     } else if o.subs {
-        (c.subs.iter().map(|s| s.subject.clone()).collect(), Vec::new())
+        (
+            c.subs.iter().map(|s| s.subject.clone()).collect(),
+            Vec::new(),
+        )
     } else {
         (Vec::new(), Vec::new())
     };

@@ -183,7 +183,10 @@ mod tests {
     fn uptime_like_nats_server() {
         assert_eq!(uptime(Duration::from_millis(2900)), "2s");
         assert_eq!(uptime(Duration::from_secs(62)), "1m2s");
-        assert_eq!(uptime(Duration::from_secs(3 * 86_400 + 4 * 3600 + 5 * 60 + 6)), "3d4h5m6s");
+        assert_eq!(
+            uptime(Duration::from_secs(3 * 86_400 + 4 * 3600 + 5 * 60 + 6)),
+            "3d4h5m6s"
+        );
         assert_eq!(uptime(Duration::from_secs(366 * 86_400)), "1y1d0h0m0s");
     }
 }

@@ -146,7 +146,12 @@ fn serve_conn(mut stream: TcpStream, monitor: &Monitor) -> std::io::Result<()> {
             None => (head.target.as_str(), ""),
         };
         let reply = monitor.route(path, query);
-        let bytes = frame(&reply, head.method == "HEAD", head.keep_alive, SystemTime::now());
+        let bytes = frame(
+            &reply,
+            head.method == "HEAD",
+            head.keep_alive,
+            SystemTime::now(),
+        );
         stream.write_all(&bytes)?;
         if !head.keep_alive {
             return Ok(());
@@ -165,7 +170,11 @@ fn reason_phrase(status: u16) -> &'static str {
 
 /// The response bytes, with the headers Go's server and nats-server's handlers set.
 pub fn frame(reply: &Reply, head_only: bool, keep_alive: bool, now: SystemTime) -> Vec<u8> {
-    let mut h = format!("HTTP/1.1 {} {}\r\n", reply.status, reason_phrase(reply.status));
+    let mut h = format!(
+        "HTTP/1.1 {} {}\r\n",
+        reply.status,
+        reason_phrase(reply.status)
+    );
     if reply.status == 200 && reply.content_type == "application/json" {
         h.push_str("Access-Control-Allow-Origin: *\r\n");
     }
@@ -192,16 +201,18 @@ mod tests {
 
     #[test]
     fn parses_heads() {
-        assert_eq!(parse_head(b"GET /varz HTTP/1.1\r\nHost: x\r\n"), Parsed::Partial);
-        let Parsed::Done(h) = parse_head(b"GET /connz?subs=1 HTTP/1.1\r\nHost: x\r\n\r\nrest") else {
+        assert_eq!(
+            parse_head(b"GET /varz HTTP/1.1\r\nHost: x\r\n"),
+            Parsed::Partial
+        );
+        let Parsed::Done(h) = parse_head(b"GET /connz?subs=1 HTTP/1.1\r\nHost: x\r\n\r\nrest")
+        else {
             panic!("not parsed");
         };
         assert_eq!(h.target, "/connz?subs=1");
         assert!(h.keep_alive);
         assert_eq!(h.len, 41);
-        let Parsed::Done(h) =
-            parse_head(b"POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc")
-        else {
+        let Parsed::Done(h) = parse_head(b"POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc") else {
             panic!("not parsed");
         };
         assert!(!h.keep_alive);

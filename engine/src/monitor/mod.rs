@@ -140,11 +140,7 @@ impl Monitor {
             },
             "/varz" => {
                 let snaps = self.gather(Want::default());
-                let cpu = self
-                    .cpu
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .sample();
+                let cpu = self.cpu.lock().unwrap_or_else(|e| e.into_inner()).sample();
                 let stats = self
                     .req_stats
                     .lock()
