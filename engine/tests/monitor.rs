@@ -16,16 +16,18 @@ const T: Duration = Duration::from_secs(5);
 /// The monitoring port from the ports file's `monitoring` list.
 fn monitor_port(s: &Server) -> u16 {
     let dir = s.ports_dir();
-    for entry in std::fs::read_dir(&dir).expect("ports dir").flatten() {
-        let text = std::fs::read_to_string(entry.path()).expect("ports file");
-        let json: Value = serde_json::from_str(&text).expect("ports json");
-        let url = json["monitoring"][0]
-            .as_str()
-            .unwrap_or_else(|| panic!("no monitoring URL in {text}"));
-        assert!(url.starts_with("http://"), "{url}");
-        return url.rsplit(':').next().unwrap().parse().unwrap();
-    }
-    panic!("no ports file in {dir:?}; log:\n{}", s.log());
+    let entry = std::fs::read_dir(&dir)
+        .expect("ports dir")
+        .flatten()
+        .next()
+        .unwrap_or_else(|| panic!("no ports file in {dir:?}; log:\n{}", s.log()));
+    let text = std::fs::read_to_string(entry.path()).expect("ports file");
+    let json: Value = serde_json::from_str(&text).expect("ports json");
+    let url = json["monitoring"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no monitoring URL in {text}"));
+    assert!(url.starts_with("http://"), "{url}");
+    url.rsplit(':').next().unwrap().parse().unwrap()
 }
 
 /// One HTTP/1.0 GET (no chunked answers to decode): (status, headers, body).

@@ -211,7 +211,7 @@ mod tests {
         };
         assert_eq!(h.target, "/connz?subs=1");
         assert!(h.keep_alive);
-        assert_eq!(h.len, 41);
+        assert_eq!(h.len, 39);
         let Parsed::Done(h) = parse_head(b"POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc") else {
             panic!("not parsed");
         };
