@@ -350,19 +350,33 @@ fn same_fields_and_counts_as_nats_server() {
             "in_bytes",
             "out_bytes",
             "subscriptions",
-            "subscriptions_list",
             "lang",
             "version",
             "pending_bytes",
         ] {
             assert_eq!(t[k], n[k], "connz {name} {k}");
         }
+        // nats-server lists a connection's subscriptions in hash-map order.
+        let sorted = |v: &Value| {
+            let mut l: Vec<String> = v["subscriptions_list"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| s.to_string())
+                .collect();
+            l.sort();
+            l
+        };
+        assert_eq!(sorted(t), sorted(n), "connz {name} subscriptions_list");
         let (t, n) = (conn_named(td, name), conn_named(nd, name));
         assert_eq!(keys(t), keys(n), "connz detail fields of {name}");
         let strip = |v: &Value| {
             let mut v = v["subscriptions_list_detail"].clone();
             for d in v.as_array_mut().into_iter().flatten() {
                 d.as_object_mut().unwrap().remove("cid");
+            }
+            if let Some(a) = v.as_array_mut() {
+                a.sort_by_key(|d| d["sid"].to_string());
             }
             v
         };
@@ -386,4 +400,28 @@ fn same_fields_and_counts_as_nats_server() {
     assert_eq!(keys_of_first(ts), keys_of_first(ns));
 
     assert_eq!(th, nh, "healthz");
+}
+
+#[test]
+fn monitor_from_config_file() {
+    let dir = common::TempDir::new("monitor-conf");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let conf = dir.0.join("server.conf");
+    std::fs::write(&conf, format!("http: \"127.0.0.1:{port}\"\n")).unwrap();
+    let s = Server::tachyon(2, &["-c", conf.to_str().unwrap()]);
+    assert_eq!(monitor_port(&s), port);
+    assert_eq!(json(port, "/varz")["http_host"], "127.0.0.1");
+    drop(s);
+
+    std::fs::write(&conf, "http_port: -1\n").unwrap();
+    let s = Server::tachyon(2, &["-c", conf.to_str().unwrap()]);
+    let m = monitor_port(&s);
+    assert_eq!(json(m, "/varz")["http_port"], -1);
+    // A flag wins over the file.
+    std::fs::write(&conf, "http_port: 1\n").unwrap();
+    let s = Server::tachyon(2, &["-c", conf.to_str().unwrap(), "-m", &port.to_string()]);
+    assert_eq!(monitor_port(&s), port);
 }

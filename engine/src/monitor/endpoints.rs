@@ -183,7 +183,8 @@ pub struct VarzInputs<'a> {
 
 pub fn varz(i: VarzInputs<'_>, snaps: &[ShardSnapshot]) -> Varz {
     let g = i.global;
-    let o = &g.config.opts;
+    let config = g.config();
+    let o = &config.opts;
     let (t, connections, subscriptions, _) = totals(snaps);
     let (mut slow, mut stale, mut total_conns) = (0, 0, 0);
     for s in snaps {
@@ -193,14 +194,14 @@ pub fn varz(i: VarzInputs<'_>, snaps: &[ShardSnapshot]) -> Varz {
     }
     let start = rfc3339_nano(g.start);
     Varz {
-        server_id: g.config.server_id.clone(),
-        server_name: g.config.server_name.clone(),
+        server_id: g.config().server_id.clone(),
+        server_name: g.config().server_name.clone(),
         version: crate::cli::NATS_VERSION.to_string(),
         proto: 1,
         go: g.info_template().go,
         host: o.host.clone(),
         port: g.port,
-        auth_required: g.config.auth_required(),
+        auth_required: g.config().auth_required(),
         max_connections: o.max_connections,
         max_subscriptions: o.max_subscriptions,
         ping_interval: o.ping_interval.as_nanos(),
@@ -730,8 +731,8 @@ pub struct Jsz {
 
 pub fn routez(g: &Global, now: SystemTime) -> Routez {
     Routez {
-        server_id: g.config.server_id.clone(),
-        server_name: g.config.server_name.clone(),
+        server_id: g.config().server_id.clone(),
+        server_name: g.config().server_name.clone(),
         now: rfc3339_nano(now),
         num_routes: 0,
         routes: Vec::new(),
@@ -740,7 +741,7 @@ pub fn routez(g: &Global, now: SystemTime) -> Routez {
 
 pub fn gatewayz(g: &Global, now: SystemTime) -> Gatewayz {
     Gatewayz {
-        server_id: g.config.server_id.clone(),
+        server_id: g.config().server_id.clone(),
         now: rfc3339_nano(now),
         outbound_gateways: Empty {},
         inbound_gateways: Empty {},
@@ -749,7 +750,7 @@ pub fn gatewayz(g: &Global, now: SystemTime) -> Gatewayz {
 
 pub fn leafz(g: &Global, now: SystemTime) -> Leafz {
     Leafz {
-        server_id: g.config.server_id.clone(),
+        server_id: g.config().server_id.clone(),
         now: rfc3339_nano(now),
         leafnodes: 0,
         leafs: Vec::new(),
@@ -759,7 +760,7 @@ pub fn leafz(g: &Global, now: SystemTime) -> Leafz {
 /// Every client is in the global account until accounts exist; there is no system account.
 pub fn accountz(g: &Global, now: SystemTime) -> Accountz {
     Accountz {
-        server_id: g.config.server_id.clone(),
+        server_id: g.config().server_id.clone(),
         now: rfc3339_nano(now),
         accounts: vec!["$G"],
     }
@@ -767,7 +768,7 @@ pub fn accountz(g: &Global, now: SystemTime) -> Accountz {
 
 pub fn accstatz(g: &Global, now: SystemTime) -> Accstatz {
     Accstatz {
-        server_id: g.config.server_id.clone(),
+        server_id: g.config().server_id.clone(),
         now: rfc3339_nano(now),
         account_statz: Vec::new(),
     }
@@ -783,7 +784,7 @@ pub fn jsz(g: &Global, now: SystemTime) -> Jsz {
         accounts: 0,
         ha_assets: 0,
         api: JsApi::default(),
-        server_id: g.config.server_id.clone(),
+        server_id: g.config().server_id.clone(),
         now: rfc3339_nano(now),
         disabled: true,
         config: JsConfig::default(),

@@ -112,7 +112,8 @@ impl Monitor {
     pub fn route(&self, path: &str, raw_query: &str) -> Reply {
         let q = Query::parse(raw_query);
         let g = &*self.global;
-        let id = g.config.server_id.as_str();
+        let config = g.config();
+        let id = config.server_id.as_str();
         let known = matches!(
             path,
             "/" | "/varz"
