@@ -47,7 +47,8 @@ pub struct Options {
     pub config_file: Option<PathBuf>,
     /// `-t`: check the config file and exit.
     pub check_config: bool,
-    /// Monitoring listener (`http: host:port` in the config file); served by the monitor.
+    /// Monitoring listener (`http: host:port` in the config file); `None` host means the
+    /// client host. Port `Some(0)` is a random port (`-m -1`), `None` is off (`-m 0`).
     pub http_host: Option<String>,
     pub http_port: Option<u16>,
     /// `jetstream` from the config file; the server refuses to start while it is enabled.
@@ -148,6 +149,7 @@ impl Options {
                 "log_file" => o.log_file = flags.log_file.clone(),
                 "pid_file" => o.pid_file = flags.pid_file.clone(),
                 "ports_file_dir" => o.ports_file_dir = flags.ports_file_dir.clone(),
+                "http_port" => o.http_port = flags.http_port,
                 "max_payload" => o.max_payload = flags.max_payload,
                 "max_control_line" => o.max_control_line = flags.max_control_line,
                 "max_connections" => o.max_connections = flags.max_connections,
@@ -376,6 +378,7 @@ enum Flag {
     Signal,
     PidFile,
     PortsFileDir,
+    HttpPort,
     LogFile,
     Version,
     Shards,
@@ -426,6 +429,7 @@ impl Flag {
             "sl" | "signal" => Flag::Signal,
             "P" | "pid" => Flag::PidFile,
             "ports_file_dir" => Flag::PortsFileDir,
+            "m" | "http_port" => Flag::HttpPort,
             "l" | "log" => Flag::LogFile,
             "v" | "version" => Flag::Version,
             "shards" => Flag::Shards,
@@ -443,8 +447,8 @@ impl Flag {
             "lame_duck_grace_period" => Flag::LameDuckGracePeriod,
             "s" | "syslog" | "js" | "jetstream" | "help_tls" | "tls" | "tlsverify"
             | "no_advertise" => Flag::Unsupported(Bool),
-            "m" | "http_port" | "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len"
-            | "profile" | "connect_retries" => Flag::Unsupported(Int),
+            "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len" | "profile"
+            | "connect_retries" => Flag::Unsupported(Int),
             "r" | "remote_syslog" | "routes" | "cluster" | "cluster_listen"
             | "cluster_advertise" | "cluster_name" | "tlscert" | "tlskey" | "tlscacert" | "sd"
             | "store_dir" => Flag::Unsupported(Str),
@@ -471,6 +475,7 @@ impl Flag {
             Flag::Auth => &["auth_token"],
             Flag::PidFile => &["pid_file"],
             Flag::PortsFileDir => &["ports_file_dir"],
+            Flag::HttpPort => &["http_port"],
             Flag::LogFile => &["log_file"],
             Flag::MaxPayload => &["max_payload"],
             Flag::MaxControlLine => &["max_control_line"],
@@ -632,6 +637,18 @@ fn apply_value(p: &mut Parsed, flag: Flag, name: &str, value: String) -> Result<
         Flag::Signal => p.signal = opt_str(&value),
         Flag::PidFile => o.pid_file = opt_path(&value),
         Flag::PortsFileDir => o.ports_file_dir = opt_path(&value),
+        Flag::HttpPort => {
+            o.http_port = match parse_go_int(&value).map_err(invalid)? {
+                0 => None,
+                -1 => Some(0),
+                n => Some(
+                    u16::try_from(n)
+                        .ok()
+                        .filter(|&n| n != 0)
+                        .ok_or_else(|| invalid("value out of range"))?,
+                ),
+            }
+        }
         Flag::LogFile => o.log_file = opt_path(&value),
         Flag::Shards => {
             let n = parse_count(&value).map_err(invalid)?;
@@ -1207,8 +1224,6 @@ mod tests {
             (&["-js"][..], "js"),
             (&["--jetstream"], "jetstream"),
             (&["-sd", "/tmp/js"], "sd"),
-            (&["-m", "8222"], "m"),
-            (&["--http_port=8222"], "http_port"),
             (&["-ms", "8222"], "ms"),
             (&["--tls"], "tls"),
             (&["--tlscert", "a.pem"], "tlscert"),
@@ -1231,15 +1246,31 @@ mod tests {
         }
         assert_eq!(err(&["-js"]), "flag -js is not supported yet");
         // The value was consumed: "8222" is not taken as a positional command.
-        assert_eq!(err(&["-m", "8222", "-D"]), "flag -m is not supported yet");
+        assert_eq!(err(&["-ms", "8222", "-D"]), "flag -ms is not supported yet");
         // Values are type-checked like nats-server's.
         assert_eq!(
-            err(&["-m", "x"]),
-            "invalid value \"x\" for flag -m: parse error"
+            err(&["-ms", "x"]),
+            "invalid value \"x\" for flag -ms: parse error"
         );
         // Asking for the feature to be off is honoured.
         let o = run(&["-js=false", "-m", "0", "--routes", "", "--tls=false"]);
         assert_eq!(o, Options::default());
+    }
+
+    #[test]
+    fn monitor_port() {
+        assert_eq!(run(&["-m", "8222"]).http_port, Some(8222));
+        assert_eq!(run(&["--http_port=8222"]).http_port, Some(8222));
+        assert_eq!(run(&["-m", "-1"]).http_port, Some(0));
+        assert_eq!(run(&["-m", "0"]).http_port, None);
+        assert_eq!(
+            err(&["-m", "x"]),
+            "invalid value \"x\" for flag -m: parse error"
+        );
+        assert_eq!(
+            err(&["-m", "70000"]),
+            "invalid value \"70000\" for flag -m: value out of range"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tachyon_protocol::encode;
@@ -136,6 +137,16 @@ pub struct ClientState {
     pub counters: Cell<ClientCounters>,
     /// Raw fd of the socket, used to shut it down so a blocked read returns.
     pub fd: i32,
+    /// Wall clock at accept, for monitoring; `start_mono` is the same moment on the monotonic
+    /// clock, so other instants convert to wall time without another clock read.
+    pub start: SystemTime,
+    pub start_mono: Instant,
+    /// When the client was last read from (monitoring's `last_activity`, `idle`).
+    pub last_activity: Cell<Instant>,
+    /// Latest round trip: estimated at CONNECT, then measured by the server's PINGs.
+    pub rtt: Cell<Duration>,
+    pub lang: RefCell<String>,
+    pub version: RefCell<String>,
 }
 
 impl ClientState {
@@ -156,6 +167,12 @@ impl ClientState {
             interest_dirty: Cell::new(false),
             counters: Cell::new(ClientCounters::default()),
             fd,
+            start: SystemTime::now(),
+            start_mono: Instant::now(),
+            last_activity: Cell::new(Instant::now()),
+            rtt: Cell::new(Duration::ZERO),
+            lang: RefCell::new(String::new()),
+            version: RefCell::new(String::new()),
         }
     }
 
@@ -223,6 +240,16 @@ impl ClientState {
     /// Whether the writer is still behind the stall mark.
     pub fn is_behind(&self) -> bool {
         !self.is_closed() && self.out.borrow().len() + self.in_flight.get() > self.stall_at
+    }
+
+    /// Bytes queued or being written: monitoring's `pending_bytes`.
+    pub fn pending_bytes(&self) -> usize {
+        self.out.borrow().len() + self.in_flight.get()
+    }
+
+    /// The wall-clock time of a monotonic instant taken during this connection.
+    pub fn wall_time(&self, at: Instant) -> SystemTime {
+        self.start + at.saturating_duration_since(self.start_mono)
     }
 
     /// The writer finished writing what it took.

@@ -23,6 +23,8 @@ const READ_CHUNK: usize = 32 * 1024;
 struct Liveness {
     last_in: Cell<Instant>,
     pings_out: Cell<u32>,
+    /// When the oldest unanswered PING left, for the RTT monitoring reports.
+    ping_sent: Cell<Option<Instant>>,
     rtt_known: Cell<bool>,
 }
 
@@ -99,6 +101,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let live = Rc::new(Liveness {
         last_in: Cell::new(Instant::now()),
         pings_out: Cell::new(0),
+        ping_sent: Cell::new(None),
         rtt_known: Cell::new(false),
     });
     let pinger =
@@ -210,6 +213,9 @@ async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>
             return;
         }
         live.pings_out.set(live.pings_out.get() + 1);
+        if live.ping_sent.get().is_none() {
+            live.ping_sent.set(Some(Instant::now()));
+        }
         client.send_raw(encode::PING);
     }
 }
@@ -248,7 +254,9 @@ impl Session {
             if let Some(r) = self.client.close_reason() {
                 return r;
             }
-            self.live.last_in.set(Instant::now());
+            let now = Instant::now();
+            self.live.last_in.set(now);
+            self.client.last_activity.set(now);
             rbuf.extend_from_slice(&tmp[..n]);
             loop {
                 let op = match parser.parse(&mut rbuf) {
@@ -395,6 +403,9 @@ impl Session {
             ClientOp::Pong => {
                 self.live.pings_out.set(0);
                 self.live.rtt_known.set(true);
+                if let Some(sent) = self.live.ping_sent.take() {
+                    client.rtt.set(sent.elapsed().max(Duration::from_nanos(1)));
+                }
             }
             ClientOp::Connect(raw) => return self.connect(&raw),
             ClientOp::Info(raw) => {
@@ -444,6 +455,14 @@ impl Session {
         }
         client.flags.set(ClientFlags::from_connect(&opts));
         *client.name.borrow_mut() = opts.name.clone();
+        *client.lang.borrow_mut() = opts.lang.clone();
+        *client.version.borrow_mut() = opts.version.clone();
+        if client.rtt.get().is_zero() {
+            // nats-server's first estimate: the time from accept to CONNECT.
+            client
+                .rtt
+                .set(client.start_mono.elapsed().max(Duration::from_nanos(1)));
+        }
         self.connect_opts = opts;
         self.connected = true;
         if let Some(t) = self.auth_timer.take() {

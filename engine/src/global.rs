@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
@@ -60,16 +61,21 @@ pub struct Global {
     next_cid: AtomicU64,
     /// Account ids and the routes between accounts; fixed for the life of the process.
     pub accounts: Accounts,
+    pub start: SystemTime,
+    /// Recently closed connections for `/connz?state=closed`; written on disconnect only.
+    pub closed: crate::monitor::closed::ClosedConns,
 }
 
 impl Global {
     pub fn new(config: Config, port: u16) -> Self {
         Global {
+            closed: crate::monitor::closed::ClosedConns::new(config.opts.http_port.is_some()),
             config: ArcSwap::from_pointee(config),
             port,
             conn_count: AtomicUsize::new(0),
             next_cid: AtomicU64::new(1),
             accounts: Accounts::default(),
+            start: SystemTime::now(),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod global;
 pub mod interest;
 pub mod logging;
+pub mod monitor;
 pub mod outlet;
 pub mod portsfile;
 pub mod ring;

@@ -21,7 +21,7 @@ use crate::global::{Config, Global};
 use crate::outlet::Outlet;
 use crate::ring::{self, Consumer};
 use crate::shard::Shard;
-use crate::{conn, logging, portsfile};
+use crate::{conn, logging, monitor, portsfile};
 
 /// Envelopes per shard-pair ring. Small enough that a many-shard mesh stays modest in memory.
 const RING_CAPACITY: usize = 4096;
@@ -36,6 +36,8 @@ pub enum StartError {
     Listen(String, std::io::Error),
     #[error("--shards must be between 1 and 1024, got {0}")]
     Shards(usize),
+    #[error(transparent)]
+    Monitor(#[from] monitor::MonitorError),
     #[error(
         "failed to start shard executor {0}: {1}. io_uring needs locked memory: raise RLIMIT_MEMLOCK \
          (e.g. `ulimit -l unlimited`, or LimitMEMLOCK=infinity in a systemd unit)"
@@ -49,6 +51,7 @@ struct ShardParts {
     outlets: Vec<Option<Outlet>>,
     inlets: Vec<(u16, Consumer<Envelope>, BellReceiver)>,
     control: BellReceiver,
+    monitor: Option<monitor::mailbox::Inbox>,
 }
 
 fn bind_listeners(host: &str, port: u16, n: usize) -> Result<(Vec<RawFd>, SocketAddr), StartError> {
@@ -127,6 +130,12 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let config = Config::from_options(&opts);
     let (fds, bound) = bind_listeners(&config.opts.host, config.opts.port, n)?;
     let global = Arc::new(Global::new(config, bound.port()));
+    // Bound before the shards start, so a busy monitor port fails start-up cleanly.
+    let http_host = opts.http_host.clone().unwrap_or_else(|| opts.host.clone());
+    let http = match opts.http_port {
+        Some(port) => Some((monitor::bind(&http_host, port)?, port)),
+        None => None,
+    };
 
     tracing::info!(
         "Starting nats-server (tachyon {})",
@@ -140,11 +149,20 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     // The mesh: ring i→j feeds shard j from shard i, with a doorbell to wake j.
     let mut parts: Vec<ShardParts> = Vec::with_capacity(n);
     let mut controls = Vec::with_capacity(n);
+    let mut mailboxes = Vec::new();
     let order = Arc::new(AtomicU8::new(0));
     for (id, fd) in fds.iter().enumerate() {
         let (ctl_tx, ctl_rx) = doorbell::doorbell()
             .map_err(|e| StartError::Executor(id, format!("socketpair: {e}")))?;
         controls.push(ctl_tx);
+        let inbox = if http.is_some() {
+            let (mb, inbox) = monitor::mailbox::mailbox()
+                .map_err(|e| StartError::Executor(id, format!("socketpair: {e}")))?;
+            mailboxes.push(mb);
+            Some(inbox)
+        } else {
+            None
+        };
         let mut outlets = Vec::with_capacity(n);
         outlets.resize_with(n, || None);
         parts.push(ShardParts {
@@ -153,6 +171,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             outlets,
             inlets: Vec::new(),
             control: ctl_rx,
+            monitor: inbox,
         });
     }
     for i in 0..n {
@@ -233,6 +252,16 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         })
         .map_err(|e| StartError::Executor(n, e.to_string()))?;
 
+    let http_addr = match http {
+        Some((bound_http, port)) => {
+            tracing::info!("Starting http monitor on {}", bound_http.display);
+            let addr = bound_http.addr;
+            monitor::start(bound_http, global.clone(), mailboxes, http_host, port)
+                .map_err(|e| StartError::Executor(n, e.to_string()))?;
+            Some(addr)
+        }
+        None => None,
+    };
     let host_display = match bound {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         SocketAddr::V4(a) => a.to_string(),
@@ -241,6 +270,9 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let ports_path: Option<PathBuf> = opts.ports_file_dir.as_ref().and_then(|dir| {
         let ports = portsfile::Ports {
             nats: portsfile::urls("nats", bound),
+            monitoring: http_addr
+                .map(|a| portsfile::urls("http", a))
+                .unwrap_or_default(),
             ..Default::default()
         };
         match portsfile::write(dir, &ports) {
@@ -314,8 +346,12 @@ async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc
         outlets,
         inlets,
         control,
+        monitor,
     } = parts;
     let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets));
+    if let Some(inbox) = monitor {
+        glommio::spawn_local(inbox.serve(shard.clone())).detach();
+    }
 
     // Ring consumers run in the default task queue on purpose: glommio puts the I/O of a
     // `Latency::Matters` queue on its latency ring, and a sleeping executor is not reliably woken

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tachyon_protocol::headers;
 
 use crate::accounts::AccountId;
-use crate::client::{ClientState, CloseReason, SendStatus, SubRef, Subscription};
+use crate::client::{ClientCounters, ClientState, CloseReason, SendStatus, SubRef, Subscription};
 use crate::envelope::{Envelope, InterestOp, QueuePicks, RoutedMsg};
 use crate::global::Global;
 use crate::interest::RemoteInterest;
@@ -23,8 +23,15 @@ use crate::sublist::{MatchResult, Sublist};
 #[derive(Default, Debug, Clone, Copy)]
 pub struct ShardStats {
     pub slow_consumers: u64,
+    pub stale_connections: u64,
     pub routed_out: u64,
     pub routed_in: u64,
+    /// Connections this shard ever accepted (past the connection limit).
+    pub total_connections: u64,
+    /// What closed connections counted; live ones are read from their own counters.
+    pub closed: ClientCounters,
+    pub sub_inserts: u64,
+    pub sub_removes: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -195,13 +202,34 @@ impl Shard {
         }
     }
 
+    /// Entries in the local sublists' match caches (monitoring's `num_cache`).
+    pub fn cache_len(&self) -> usize {
+        self.local.borrow().iter().map(|l| l.cache_len()).sum()
+    }
+
     // ---- clients and subscriptions -------------------------------------------------------------
 
     pub fn add_client(&self, client: &Rc<ClientState>) {
         self.clients.borrow_mut().insert(client.id, client.clone());
+        self.bump_stats(|s| s.total_connections += 1);
     }
 
     pub fn remove_client(&self, client: &Rc<ClientState>) {
+        crate::monitor::snapshot::record_closed(self, client);
+        let c = client.counters.get();
+        let reason = client.close_reason();
+        self.bump_stats(|s| {
+            s.closed.in_msgs += c.in_msgs;
+            s.closed.in_bytes += c.in_bytes;
+            s.closed.out_msgs += c.out_msgs;
+            s.closed.out_bytes += c.out_bytes;
+            match reason {
+                Some(CloseReason::SlowConsumerPendingBytes)
+                | Some(CloseReason::SlowConsumerWriteDeadline) => s.slow_consumers += 1,
+                Some(CloseReason::StaleConnection) => s.stale_connections += 1,
+                _ => {}
+            }
+        });
         let subs: Vec<SubRef> = client.subs.borrow_mut().drain().map(|(_, s)| s).collect();
         for sub in &subs {
             self.drop_sub(sub);
@@ -242,6 +270,7 @@ impl Shard {
         }
         client.subs.borrow_mut().insert(sid, sub);
         client.interest_dirty.set(true);
+        self.bump_stats(|s| s.sub_inserts += 1);
         self.broadcast(|| Envelope::Interest {
             op: InterestOp::Add,
             account,
@@ -276,6 +305,7 @@ impl Shard {
         if let Some(local) = self.local.borrow_mut().get_mut(account as usize) {
             local.remove(&sub.subject, sub.queue.as_deref(), sub);
         }
+        self.bump_stats(|s| s.sub_removes += 1);
         self.send_to_all(|| Envelope::Interest {
             op: InterestOp::Remove,
             account,
@@ -415,11 +445,8 @@ impl Shard {
                     stalled.push(client.clone());
                 }
             }
-            SendStatus::Dropped => {
-                if client.close_reason() == Some(CloseReason::SlowConsumerPendingBytes) {
-                    self.bump_stats(|s| s.slow_consumers += 1);
-                }
-            }
+            // Slow consumers are counted once, when the connection is removed.
+            SendStatus::Dropped => {}
         }
         let ok = status != SendStatus::Dropped;
         if max != 0 && n == max {

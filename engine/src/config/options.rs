@@ -193,9 +193,9 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
             "http" => {
                 let (host, port) = listen(item, key)?;
                 o.http_host = host;
-                o.http_port = Some(port_u16(item, port)?);
+                o.http_port = monitor_port(item, port)?;
             }
-            "http_port" | "monitor_port" => o.http_port = Some(port_u16(item, item.as_int(key)?)?),
+            "http_port" | "monitor_port" => o.http_port = monitor_port(item, item.as_int(key)?)?,
             "store_dir" | "storedir" => {
                 store_dir = Some((PathBuf::from(item.to_text(key)?), item));
             }
@@ -279,6 +279,14 @@ fn port_value(item: &Item, port: i64) -> Result<u16, ConfigError> {
         0 => Ok(Options::default().port),
         p => port_u16(item, p),
     }
+}
+
+/// A monitoring port: 0 leaves monitoring off, as in nats-server; -1 is a random port.
+fn monitor_port(item: &Item, port: i64) -> Result<Option<u16>, ConfigError> {
+    if port == 0 {
+        return Ok(None);
+    }
+    port_u16(item, port).map(Some)
 }
 
 fn port_u16(item: &Item, port: i64) -> Result<u16, ConfigError> {

@@ -1,0 +1,797 @@
+//! The monitoring endpoints: request parameters in, nats-server's JSON out. Pure functions of the
+//! shard snapshots so they can be tested without a server.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::gofmt::{rfc3339_nano, rtt, uptime};
+use super::query::Query;
+use super::snapshot::{ConnSnapshot, ShardSnapshot, SubSnapshot};
+use crate::client::ClientCounters;
+use crate::global::Global;
+
+/// nats-server's `DefaultConnListSize` and `DefaultSubListSize`.
+pub const DEFAULT_LIST_SIZE: i64 = 1024;
+
+/// A finished answer, before HTTP framing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json<T: Serialize>(value: &T) -> Reply {
+        let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+        Reply {
+            status: 200,
+            content_type: "application/json",
+            body,
+        }
+    }
+
+    pub fn bad_request(text: String) -> Reply {
+        Reply {
+            status: 400,
+            content_type: "text/plain; charset=utf-8",
+            body: text.into_bytes(),
+        }
+    }
+
+    pub fn not_found() -> Reply {
+        Reply {
+            status: 404,
+            content_type: "text/plain; charset=utf-8",
+            body: b"404 page not found\n".to_vec(),
+        }
+    }
+}
+
+fn totals(snaps: &[ShardSnapshot]) -> (ClientCounters, usize, usize, usize) {
+    let mut t = ClientCounters::default();
+    let (mut conns, mut subs, mut cache) = (0, 0, 0);
+    for s in snaps {
+        for c in [s.live, s.stats.closed] {
+            t.in_msgs += c.in_msgs;
+            t.in_bytes += c.in_bytes;
+            t.out_msgs += c.out_msgs;
+            t.out_bytes += c.out_bytes;
+        }
+        conns += s.connections;
+        subs += s.num_subs;
+        cache += s.num_cache;
+    }
+    (t, conns, subs, cache)
+}
+
+// ---- /varz ---------------------------------------------------------------------------------------
+
+#[derive(Serialize, Default)]
+pub struct Empty {}
+
+#[derive(Serialize, Default)]
+pub struct KindCounts {
+    clients: u64,
+    routes: u64,
+    gateways: u64,
+    leafs: u64,
+}
+
+#[derive(Serialize, Default)]
+pub struct DiskIoWait {
+    waiters: u64,
+    waits: u64,
+    wait_time: u64,
+    max_wait_time: u64,
+}
+
+#[derive(Serialize)]
+pub struct Varz {
+    server_id: String,
+    server_name: String,
+    version: String,
+    proto: u32,
+    go: String,
+    host: String,
+    port: u16,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    auth_required: bool,
+    max_connections: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    max_subscriptions: usize,
+    ping_interval: u128,
+    ping_max: u32,
+    http_host: String,
+    http_port: i64,
+    http_base_path: String,
+    https_port: i64,
+    #[serde(serialize_with = "go_float")]
+    auth_timeout: f64,
+    max_control_line: usize,
+    max_payload: usize,
+    max_pending: usize,
+    cluster: Empty,
+    gateway: Empty,
+    leaf: Empty,
+    mqtt: Empty,
+    websocket: Empty,
+    jetstream: Empty,
+    #[serde(serialize_with = "go_float")]
+    tls_timeout: f64,
+    write_deadline: u128,
+    start: String,
+    now: String,
+    uptime: String,
+    mem: u64,
+    cores: usize,
+    gomaxprocs: usize,
+    #[serde(serialize_with = "go_float")]
+    cpu: f64,
+    connections: usize,
+    total_connections: u64,
+    routes: u64,
+    remotes: u64,
+    leafnodes: u64,
+    in_msgs: u64,
+    in_bytes: u64,
+    in_client_msgs: u64,
+    in_client_bytes: u64,
+    out_msgs: u64,
+    out_bytes: u64,
+    out_client_msgs: u64,
+    out_client_bytes: u64,
+    slow_consumers: u64,
+    stale_connections: u64,
+    stalled_clients: u64,
+    subscriptions: usize,
+    http_req_stats: BTreeMap<String, u64>,
+    config_load_time: String,
+    config_digest: String,
+    slow_consumer_stats: KindCounts,
+    stale_connection_stats: KindCounts,
+    disk_io_wait_stats: DiskIoWait,
+}
+
+/// Go's encoding/json writes a whole float without a fraction (`2`, not `2.0`).
+fn go_float<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// What `/varz` needs besides the snapshots.
+pub struct VarzInputs<'a> {
+    pub global: &'a Global,
+    pub http_host: &'a str,
+    /// As configured: -1 for a random port.
+    pub http_port: i64,
+    pub now: SystemTime,
+    pub mem: u64,
+    pub cpu: f64,
+    pub cores: usize,
+    pub http_req_stats: BTreeMap<String, u64>,
+}
+
+pub fn varz(i: VarzInputs<'_>, snaps: &[ShardSnapshot]) -> Varz {
+    let g = i.global;
+    let config = g.config();
+    let o = &config.opts;
+    let (t, connections, subscriptions, _) = totals(snaps);
+    let (mut slow, mut stale, mut total_conns) = (0, 0, 0);
+    for s in snaps {
+        slow += s.stats.slow_consumers;
+        stale += s.stats.stale_connections;
+        total_conns += s.stats.total_connections;
+    }
+    let start = rfc3339_nano(g.start);
+    Varz {
+        server_id: g.config().server_id.clone(),
+        server_name: g.config().server_name.clone(),
+        version: crate::cli::NATS_VERSION.to_string(),
+        proto: 1,
+        go: g.info_template().go,
+        host: o.host.clone(),
+        port: g.port,
+        auth_required: g.config().auth_required(),
+        max_connections: o.max_connections,
+        max_subscriptions: o.max_subscriptions,
+        ping_interval: o.ping_interval.as_nanos(),
+        ping_max: o.ping_max,
+        http_host: i.http_host.to_string(),
+        http_port: i.http_port,
+        http_base_path: String::new(),
+        https_port: 0,
+        auth_timeout: o.auth_timeout.as_secs_f64(),
+        max_control_line: o.max_control_line,
+        max_payload: o.max_payload,
+        max_pending: o.max_pending,
+        cluster: Empty {},
+        gateway: Empty {},
+        leaf: Empty {},
+        mqtt: Empty {},
+        websocket: Empty {},
+        jetstream: Empty {},
+        tls_timeout: 2.0,
+        write_deadline: o.write_deadline.as_nanos(),
+        start: start.clone(),
+        now: rfc3339_nano(i.now),
+        uptime: uptime(i.now.duration_since(g.start).unwrap_or_default()),
+        mem: i.mem,
+        cores: i.cores,
+        gomaxprocs: i.cores,
+        cpu: i.cpu,
+        connections,
+        total_connections: total_conns,
+        routes: 0,
+        remotes: 0,
+        leafnodes: 0,
+        in_msgs: t.in_msgs,
+        in_bytes: t.in_bytes,
+        in_client_msgs: t.in_msgs,
+        in_client_bytes: t.in_bytes,
+        out_msgs: t.out_msgs,
+        out_bytes: t.out_bytes,
+        out_client_msgs: t.out_msgs,
+        out_client_bytes: t.out_bytes,
+        slow_consumers: slow,
+        stale_connections: stale,
+        stalled_clients: 0,
+        subscriptions,
+        http_req_stats: i.http_req_stats,
+        config_load_time: start,
+        config_digest: String::new(),
+        slow_consumer_stats: KindCounts {
+            clients: slow,
+            ..Default::default()
+        },
+        stale_connection_stats: KindCounts {
+            clients: stale,
+            ..Default::default()
+        },
+        disk_io_wait_stats: DiskIoWait::default(),
+    }
+}
+
+// ---- /connz --------------------------------------------------------------------------------------
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct SubDetail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_tag: Option<&'static str>,
+    subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qgroup: Option<String>,
+    sid: String,
+    msgs: u64,
+    cid: u64,
+}
+
+impl SubDetail {
+    fn new(s: &SubSnapshot, with_account: bool) -> SubDetail {
+        let account = with_account.then_some("$G");
+        SubDetail {
+            account,
+            account_tag: account,
+            subject: s.subject.clone(),
+            qgroup: s.queue.clone(),
+            sid: s.sid.clone(),
+            msgs: s.msgs,
+            cid: s.cid,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ConnInfo {
+    cid: u64,
+    kind: &'static str,
+    #[serde(rename = "type")]
+    kind_type: &'static str,
+    ip: String,
+    port: u16,
+    start: String,
+    last_activity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    rtt: String,
+    uptime: String,
+    idle: String,
+    pending_bytes: usize,
+    in_msgs: u64,
+    out_msgs: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+    subscriptions: usize,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    lang: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    version: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions_list: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions_list_detail: Vec<SubDetail>,
+}
+
+#[derive(Serialize)]
+pub struct Connz {
+    server_id: String,
+    now: String,
+    num_connections: usize,
+    total: usize,
+    offset: i64,
+    limit: i64,
+    connections: Vec<ConnInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    Open,
+    Closed,
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    Cid,
+    Subs,
+    Pending,
+    MsgsTo,
+    MsgsFrom,
+    BytesTo,
+    BytesFrom,
+    Last,
+    Idle,
+    Uptime,
+    Stop,
+    Reason,
+    Rtt,
+}
+
+impl SortBy {
+    fn parse(s: &str) -> Option<SortBy> {
+        Some(match s {
+            "" | "cid" | "start" => SortBy::Cid,
+            "subs" => SortBy::Subs,
+            "pending" => SortBy::Pending,
+            "msgs_to" => SortBy::MsgsTo,
+            "msgs_from" => SortBy::MsgsFrom,
+            "bytes_to" => SortBy::BytesTo,
+            "bytes_from" => SortBy::BytesFrom,
+            "last" => SortBy::Last,
+            "idle" => SortBy::Idle,
+            "uptime" => SortBy::Uptime,
+            "stop" => SortBy::Stop,
+            "reason" => SortBy::Reason,
+            "rtt" => SortBy::Rtt,
+            _ => return None,
+        })
+    }
+}
+
+/// `/connz` parameters, checked in nats-server's order with its error texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnzOpts {
+    pub sort: SortBy,
+    pub subs: bool,
+    pub subs_detail: bool,
+    pub offset: i64,
+    pub limit: i64,
+    pub cid: u64,
+    pub state: ConnState,
+}
+
+impl ConnzOpts {
+    pub fn from_query(q: &Query) -> Result<ConnzOpts, String> {
+        let sort_raw = q.get("sort");
+        q.bool("auth")?;
+        let subs_detail = q.get("subs").eq_ignore_ascii_case("detail");
+        let subs = if subs_detail { false } else { q.bool("subs")? };
+        let offset = q.int("offset")?;
+        let limit = q.int("limit")?;
+        let cid = q.uint("cid")?;
+        let state = match q.get("state").to_ascii_lowercase().as_str() {
+            "" | "open" => ConnState::Open,
+            "closed" => ConnState::Closed,
+            "any" | "all" => ConnState::Any,
+            other => return Err(format!("Error decoding state for {other}")),
+        };
+        let sort =
+            SortBy::parse(sort_raw).ok_or_else(|| format!("invalid sorting option: {sort_raw}"))?;
+        if sort == SortBy::Stop && state != ConnState::Closed {
+            return Err("sort by stop only valid on closed connections".into());
+        }
+        if sort == SortBy::Reason && state != ConnState::Closed {
+            return Err("sort by reason only valid on closed connections".into());
+        }
+        let mut limit = if limit <= 0 { DEFAULT_LIST_SIZE } else { limit };
+        if cid > 0 {
+            limit = 1;
+        }
+        Ok(ConnzOpts {
+            sort,
+            subs,
+            subs_detail,
+            offset: offset.max(0),
+            limit,
+            cid,
+            state,
+        })
+    }
+
+    pub fn wants_subs(&self) -> bool {
+        self.subs || self.subs_detail
+    }
+}
+
+fn conn_info(c: ConnSnapshot, now: SystemTime, o: &ConnzOpts) -> ConnInfo {
+    // A closed connection's clock stopped when it closed.
+    let at = c.stop.unwrap_or(now);
+    let since = |t: SystemTime| at.duration_since(t).unwrap_or_default();
+    let (list, detail) = if o.subs_detail {
+        (
+            Vec::new(),
+            c.subs.iter().map(|s| SubDetail::new(s, false)).collect(),
+        )
+    } else if o.subs {
+        (
+            c.subs.iter().map(|s| s.subject.clone()).collect(),
+            Vec::new(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    ConnInfo {
+        cid: c.cid,
+        kind: "Client",
+        kind_type: "nats",
+        ip: c.ip,
+        port: c.port,
+        start: rfc3339_nano(c.start),
+        last_activity: rfc3339_nano(c.last_activity),
+        stop: c.stop.map(rfc3339_nano),
+        reason: c.reason,
+        rtt: rtt(c.rtt),
+        uptime: uptime(since(c.start)),
+        idle: uptime(since(c.last_activity)),
+        pending_bytes: c.pending_bytes,
+        in_msgs: c.counters.in_msgs,
+        out_msgs: c.counters.out_msgs,
+        in_bytes: c.counters.in_bytes,
+        out_bytes: c.counters.out_bytes,
+        subscriptions: c.num_subs,
+        name: c.name,
+        lang: c.lang,
+        version: c.version,
+        subscriptions_list: list,
+        subscriptions_list_detail: detail,
+    }
+}
+
+fn sort_conns(v: &mut [ConnSnapshot], by: SortBy, now: SystemTime) {
+    use std::cmp::Reverse;
+    let age = |t: SystemTime| now.duration_since(t).unwrap_or(Duration::ZERO);
+    // Ties keep cid order, as the stable sort of an id-ordered list gives.
+    v.sort_by_key(|c| c.cid);
+    match by {
+        SortBy::Cid => {}
+        SortBy::Subs => v.sort_by_key(|c| Reverse(c.num_subs)),
+        SortBy::Pending => v.sort_by_key(|c| Reverse(c.pending_bytes)),
+        SortBy::MsgsTo => v.sort_by_key(|c| Reverse(c.counters.out_msgs)),
+        SortBy::MsgsFrom => v.sort_by_key(|c| Reverse(c.counters.in_msgs)),
+        SortBy::BytesTo => v.sort_by_key(|c| Reverse(c.counters.out_bytes)),
+        SortBy::BytesFrom => v.sort_by_key(|c| Reverse(c.counters.in_bytes)),
+        SortBy::Last => v.sort_by_key(|c| Reverse(c.last_activity)),
+        SortBy::Idle => v.sort_by_key(|c| Reverse(age(c.last_activity))),
+        SortBy::Uptime => v.sort_by_key(|c| age(c.start)),
+        SortBy::Stop => v.sort_by_key(|c| Reverse(c.stop)),
+        SortBy::Reason => v.sort_by_key(|c| c.reason),
+        SortBy::Rtt => v.sort_by_key(|c| Reverse(c.rtt)),
+    }
+}
+
+/// `/connz` from the open connections the shards reported and the closed ones kept.
+pub fn connz(
+    server_id: &str,
+    now: SystemTime,
+    o: &ConnzOpts,
+    snaps: Vec<ShardSnapshot>,
+    closed: Vec<ConnSnapshot>,
+) -> Connz {
+    let mut all: Vec<ConnSnapshot> = Vec::new();
+    if o.state != ConnState::Closed {
+        all.extend(snaps.into_iter().flat_map(|s| s.conns));
+    }
+    if o.state != ConnState::Open {
+        all.extend(closed);
+    }
+    let mut total = all.len();
+    if o.cid > 0 {
+        // An open connection wins over a closed one with the same id.
+        all.retain(|c| c.cid == o.cid);
+        all.sort_by_key(|c| c.stop.is_some());
+        all.truncate(1);
+        total = all.len();
+    }
+    sort_conns(&mut all, o.sort, now);
+    let start = usize::try_from(o.offset).unwrap_or(0).min(all.len());
+    let take = usize::try_from(o.limit).unwrap_or(0);
+    let conns: Vec<ConnInfo> = all
+        .into_iter()
+        .skip(start)
+        .take(take)
+        .map(|c| conn_info(c, now, o))
+        .collect();
+    Connz {
+        server_id: server_id.to_string(),
+        now: rfc3339_nano(now),
+        num_connections: conns.len(),
+        total,
+        offset: o.offset,
+        limit: o.limit,
+        connections: conns,
+    }
+}
+
+// ---- /subsz --------------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+pub struct Subsz {
+    server_id: String,
+    now: String,
+    num_subscriptions: usize,
+    num_cache: usize,
+    num_inserts: u64,
+    num_removes: u64,
+    num_matches: u64,
+    #[serde(serialize_with = "go_float")]
+    cache_hit_rate: f64,
+    max_fanout: u64,
+    #[serde(serialize_with = "go_float")]
+    avg_fanout: f64,
+    total: usize,
+    offset: i64,
+    limit: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions_list: Vec<SubDetail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubszOpts {
+    pub subs: bool,
+    pub offset: i64,
+    pub limit: i64,
+    pub test: Option<String>,
+}
+
+impl SubszOpts {
+    pub fn from_query(q: &Query) -> Result<SubszOpts, String> {
+        let subs = q.bool("subs")?;
+        let offset = q.int("offset")?;
+        let limit = q.int("limit")?;
+        let test = q.get("test");
+        let test = if test.is_empty() {
+            None
+        } else {
+            let t = test.as_bytes();
+            if !tachyon_protocol::subject::valid_publish(t, true)
+                || !tachyon_protocol::subject::is_literal(t)
+            {
+                return Err(format!(
+                    "invalid test subject, must be valid publish subject: {test}"
+                ));
+            }
+            Some(test.to_string())
+        };
+        Ok(SubszOpts {
+            subs,
+            offset: offset.max(0),
+            limit: if limit <= 0 { DEFAULT_LIST_SIZE } else { limit },
+            test,
+        })
+    }
+}
+
+pub fn subsz(server_id: &str, now: SystemTime, o: &SubszOpts, snaps: Vec<ShardSnapshot>) -> Subsz {
+    let (_, _, num_subs, num_cache) = totals(&snaps);
+    let (mut inserts, mut removes) = (0, 0);
+    for s in &snaps {
+        inserts += s.stats.sub_inserts;
+        removes += s.stats.sub_removes;
+    }
+    let mut list = Vec::new();
+    let mut total = 0;
+    if o.subs {
+        let mut subs: Vec<SubSnapshot> = snaps
+            .into_iter()
+            .flat_map(|s| s.conns)
+            .flat_map(|c| c.subs)
+            .filter(|s| {
+                o.test.as_ref().is_none_or(|t| {
+                    tachyon_protocol::subject::matches(s.subject.as_bytes(), t.as_bytes())
+                })
+            })
+            .collect();
+        subs.sort_by_key(|s| s.cid);
+        total = subs.len();
+        let start = usize::try_from(o.offset).unwrap_or(0).min(total);
+        let take = usize::try_from(o.limit).unwrap_or(0);
+        list = subs
+            .iter()
+            .skip(start)
+            .take(take)
+            .map(|s| SubDetail::new(s, true))
+            .collect();
+    }
+    Subsz {
+        server_id: server_id.to_string(),
+        now: rfc3339_nano(now),
+        num_subscriptions: num_subs,
+        num_cache,
+        num_inserts: inserts,
+        num_removes: removes,
+        num_matches: 0,
+        cache_hit_rate: 0.0,
+        max_fanout: 0,
+        avg_fanout: 0.0,
+        total,
+        offset: o.offset,
+        limit: o.limit,
+        subscriptions_list: list,
+    }
+}
+
+// ---- endpoints for features Tachyon does not have yet -------------------------------------------
+
+#[derive(Serialize)]
+pub struct Routez {
+    server_id: String,
+    server_name: String,
+    now: String,
+    num_routes: u64,
+    routes: Vec<Empty>,
+}
+
+#[derive(Serialize)]
+pub struct Gatewayz {
+    server_id: String,
+    now: String,
+    outbound_gateways: Empty,
+    inbound_gateways: Empty,
+}
+
+#[derive(Serialize)]
+pub struct Leafz {
+    server_id: String,
+    now: String,
+    leafnodes: u64,
+    leafs: Vec<Empty>,
+}
+
+#[derive(Serialize)]
+pub struct Accountz {
+    server_id: String,
+    now: String,
+    accounts: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+pub struct Accstatz {
+    server_id: String,
+    now: String,
+    account_statz: Vec<Empty>,
+}
+
+#[derive(Serialize, Default)]
+pub struct JsApi {
+    level: u64,
+    total: u64,
+    errors: u64,
+}
+
+#[derive(Serialize, Default)]
+pub struct JsConfig {
+    max_memory: u64,
+    max_storage: u64,
+}
+
+#[derive(Serialize)]
+pub struct Jsz {
+    memory: u64,
+    storage: u64,
+    reserved_memory: u64,
+    reserved_storage: u64,
+    accounts: u64,
+    ha_assets: u64,
+    api: JsApi,
+    server_id: String,
+    now: String,
+    disabled: bool,
+    config: JsConfig,
+    streams: u64,
+    consumers: u64,
+    messages: u64,
+    bytes: u64,
+    total: u64,
+}
+
+pub fn routez(g: &Global, now: SystemTime) -> Routez {
+    Routez {
+        server_id: g.config().server_id.clone(),
+        server_name: g.config().server_name.clone(),
+        now: rfc3339_nano(now),
+        num_routes: 0,
+        routes: Vec::new(),
+    }
+}
+
+pub fn gatewayz(g: &Global, now: SystemTime) -> Gatewayz {
+    Gatewayz {
+        server_id: g.config().server_id.clone(),
+        now: rfc3339_nano(now),
+        outbound_gateways: Empty {},
+        inbound_gateways: Empty {},
+    }
+}
+
+pub fn leafz(g: &Global, now: SystemTime) -> Leafz {
+    Leafz {
+        server_id: g.config().server_id.clone(),
+        now: rfc3339_nano(now),
+        leafnodes: 0,
+        leafs: Vec::new(),
+    }
+}
+
+/// Every client is in the global account until accounts exist; there is no system account.
+pub fn accountz(g: &Global, now: SystemTime) -> Accountz {
+    Accountz {
+        server_id: g.config().server_id.clone(),
+        now: rfc3339_nano(now),
+        accounts: vec!["$G"],
+    }
+}
+
+pub fn accstatz(g: &Global, now: SystemTime) -> Accstatz {
+    Accstatz {
+        server_id: g.config().server_id.clone(),
+        now: rfc3339_nano(now),
+        account_statz: Vec::new(),
+    }
+}
+
+/// JetStream off, as nats-server answers without `-js`.
+pub fn jsz(g: &Global, now: SystemTime) -> Jsz {
+    Jsz {
+        memory: 0,
+        storage: 0,
+        reserved_memory: 0,
+        reserved_storage: 0,
+        accounts: 0,
+        ha_assets: 0,
+        api: JsApi::default(),
+        server_id: g.config().server_id.clone(),
+        now: rfc3339_nano(now),
+        disabled: true,
+        config: JsConfig::default(),
+        streams: 0,
+        consumers: 0,
+        messages: 0,
+        bytes: 0,
+        total: 0,
+    }
+}

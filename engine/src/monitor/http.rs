@@ -1,0 +1,236 @@
+//! A small HTTP/1.1 server for monitoring: one thread accepts, one short-lived thread per
+//! connection parses requests (httparse), asks [`Monitor::route`] and writes the answer with
+//! the headers nats-server's Go server sends. Keep-alive is honoured; request bodies are skipped.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::endpoints::Reply;
+use super::gofmt::http_date;
+use super::Monitor;
+
+/// Requests whose head does not fit are refused (Go's default is 1 MB; monitoring needs little).
+const MAX_HEAD: usize = 16 * 1024;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
+    for stream in listener.incoming() {
+        match stream {
+            Ok(s) => {
+                let m = monitor.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("monitor-conn".into())
+                    .spawn(move || {
+                        if let Err(e) = serve_conn(s, &m) {
+                            tracing::trace!("monitor connection: {e}");
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::error!("monitor: cannot start a connection thread: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::error!("monitor: accept error: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// One parsed request head.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Head {
+    pub method: String,
+    pub target: String,
+    pub keep_alive: bool,
+    pub body_len: usize,
+    /// Bytes of `buf` the head took.
+    pub len: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    Partial,
+    Done(Head),
+    Bad,
+}
+
+pub fn parse_head(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Bad,
+    };
+    let version = req.version.unwrap_or(0);
+    let mut keep_alive = version >= 1;
+    let mut body_len = 0;
+    for h in req.headers.iter() {
+        let value = String::from_utf8_lossy(h.value);
+        if h.name.eq_ignore_ascii_case("connection") {
+            let v = value.to_ascii_lowercase();
+            if v.contains("close") {
+                keep_alive = false;
+            } else if v.contains("keep-alive") {
+                keep_alive = true;
+            }
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            match value.trim().parse() {
+                Ok(n) => body_len = n,
+                Err(_) => return Parsed::Bad,
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Chunked request bodies are not expected from monitoring tools.
+            return Parsed::Bad;
+        }
+    }
+    Parsed::Done(Head {
+        method: req.method.unwrap_or("GET").to_string(),
+        target: req.path.unwrap_or("/").to_string(),
+        keep_alive,
+        body_len,
+        len,
+    })
+}
+
+fn serve_conn(mut stream: TcpStream, monitor: &Monitor) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
+    stream.set_write_timeout(Some(IDLE_TIMEOUT))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let head = loop {
+            match parse_head(&buf) {
+                Parsed::Done(h) => break h,
+                Parsed::Bad => {
+                    return stream.write_all(
+                        b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request",
+                    );
+                }
+                Parsed::Partial if buf.len() > MAX_HEAD => {
+                    return stream.write_all(
+                        b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large",
+                    );
+                }
+                Parsed::Partial => {}
+            }
+            let n = stream.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        // Skip the body, whether or not it arrived yet.
+        let mut skip = head.body_len;
+        let have = buf.len() - head.len;
+        if have >= skip {
+            buf.drain(..head.len + skip);
+        } else {
+            skip -= have;
+            buf.clear();
+            while skip > 0 {
+                let n = stream.read(&mut chunk)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                let used = n.min(skip);
+                skip -= used;
+                buf.extend_from_slice(&chunk[used..n]);
+            }
+        }
+        let (path, query) = match head.target.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (head.target.as_str(), ""),
+        };
+        let reply = monitor.route(path, query);
+        let bytes = frame(
+            &reply,
+            head.method == "HEAD",
+            head.keep_alive,
+            SystemTime::now(),
+        );
+        stream.write_all(&bytes)?;
+        if !head.keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Error",
+    }
+}
+
+/// The response bytes, with the headers Go's server and nats-server's handlers set.
+pub fn frame(reply: &Reply, head_only: bool, keep_alive: bool, now: SystemTime) -> Vec<u8> {
+    let mut h = format!(
+        "HTTP/1.1 {} {}\r\n",
+        reply.status,
+        reason_phrase(reply.status)
+    );
+    if reply.status == 200 && reply.content_type == "application/json" {
+        h.push_str("Access-Control-Allow-Origin: *\r\n");
+    }
+    h.push_str(&format!("Content-Type: {}\r\n", reply.content_type));
+    if reply.status == 404 {
+        h.push_str("X-Content-Type-Options: nosniff\r\n");
+    }
+    h.push_str(&format!("Date: {}\r\n", http_date(now)));
+    h.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    if !keep_alive {
+        h.push_str("Connection: close\r\n");
+    }
+    h.push_str("\r\n");
+    let mut out = h.into_bytes();
+    if !head_only {
+        out.extend_from_slice(&reply.body);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_heads() {
+        assert_eq!(
+            parse_head(b"GET /varz HTTP/1.1\r\nHost: x\r\n"),
+            Parsed::Partial
+        );
+        let Parsed::Done(h) = parse_head(b"GET /connz?subs=1 HTTP/1.1\r\nHost: x\r\n\r\nrest")
+        else {
+            panic!("not parsed");
+        };
+        assert_eq!(h.target, "/connz?subs=1");
+        assert!(h.keep_alive);
+        assert_eq!(h.len, 39);
+        let Parsed::Done(h) = parse_head(b"POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc") else {
+            panic!("not parsed");
+        };
+        assert!(!h.keep_alive);
+        assert_eq!(h.body_len, 3);
+        assert_eq!(parse_head(b"\x01\x02 nonsense\r\n\r\n"), Parsed::Bad);
+    }
+
+    #[test]
+    fn frames_like_go() {
+        let r = Reply::not_found();
+        let t = SystemTime::UNIX_EPOCH;
+        let text = String::from_utf8(frame(&r, false, false, t)).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 19\r\n"));
+        assert!(text.ends_with("\r\n\r\n404 page not found\n"));
+        let ok = Reply::json(&serde_json::json!({"a": 1}));
+        let text = String::from_utf8(frame(&ok, true, true, t)).unwrap();
+        assert!(text.contains("Access-Control-Allow-Origin: *\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+}

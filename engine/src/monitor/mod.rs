@@ -1,0 +1,234 @@
+//! Monitoring over HTTP (`-m PORT`): nats-server's `/varz`, `/connz`, `/subsz`, `/healthz` and
+//! friends, on a plain thread of its own. Figures come from the shards through their mailboxes
+//! (`mailbox.rs`), so nothing is shared or locked on the per-message path.
+
+pub mod closed;
+pub mod endpoints;
+pub mod gofmt;
+pub mod http;
+pub mod mailbox;
+pub mod process;
+pub mod query;
+pub mod snapshot;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use endpoints::Reply;
+use mailbox::Mailbox;
+use query::Query;
+use snapshot::Want;
+
+use crate::global::Global;
+
+/// How long a request waits for the shards before answering with those that replied.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("can't listen to the monitor port: {0}")]
+    Listen(std::io::Error),
+}
+
+/// The monitoring server's shared state: one per process, read by every HTTP connection thread.
+pub struct Monitor {
+    global: Arc<Global>,
+    boxes: Vec<Mailbox>,
+    http_host: String,
+    /// As configured (-1 = random), for `/varz`.
+    http_port: i64,
+    cpu: Mutex<process::CpuMeter>,
+    req_stats: Mutex<BTreeMap<String, u64>>,
+}
+
+/// The listening socket and where it is bound, before the serving thread starts.
+pub struct Bound {
+    listener: TcpListener,
+    pub addr: SocketAddr,
+    /// `host:port` as nats-server logs it (`net.JoinHostPort` of the configured host).
+    pub display: String,
+}
+
+/// Binds `host:port` (0 = random). The caller logs and starts it.
+pub fn bind(host: &str, port: u16) -> Result<Bound, MonitorError> {
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(MonitorError::Listen)?
+        .next()
+        .ok_or_else(|| MonitorError::Listen(std::io::Error::other("no address")))?;
+    let listener = TcpListener::bind(addr).map_err(MonitorError::Listen)?;
+    let addr = listener.local_addr().map_err(MonitorError::Listen)?;
+    let display = if host.contains(':') {
+        format!("[{host}]:{}", addr.port())
+    } else {
+        format!("{host}:{}", addr.port())
+    };
+    Ok(Bound {
+        listener,
+        addr,
+        display,
+    })
+}
+
+/// Serves monitoring on its own thread for the life of the process.
+pub fn start(
+    bound: Bound,
+    global: Arc<Global>,
+    boxes: Vec<Mailbox>,
+    http_host: String,
+    configured_port: u16,
+) -> std::io::Result<()> {
+    let monitor = Arc::new(Monitor {
+        global,
+        boxes,
+        http_host,
+        http_port: if configured_port == 0 {
+            -1
+        } else {
+            i64::from(configured_port)
+        },
+        cpu: Mutex::new(process::CpuMeter::new()),
+        req_stats: Mutex::new(BTreeMap::new()),
+    });
+    std::thread::Builder::new()
+        .name("monitor".into())
+        .spawn(move || http::serve(bound.listener, monitor))?;
+    Ok(())
+}
+
+impl Monitor {
+    fn count(&self, path: &str) {
+        let mut s = self.req_stats.lock().unwrap_or_else(|e| e.into_inner());
+        *s.entry(path.to_string()).or_insert(0) += 1;
+    }
+
+    fn gather(&self, want: Want) -> Vec<snapshot::ShardSnapshot> {
+        mailbox::gather(&self.boxes, want, GATHER_TIMEOUT)
+    }
+
+    /// Answers one request: `path` without the query, `raw_query` after the `?`.
+    pub fn route(&self, path: &str, raw_query: &str) -> Reply {
+        let q = Query::parse(raw_query);
+        let g = &*self.global;
+        let config = g.config();
+        let id = config.server_id.as_str();
+        let known = matches!(
+            path,
+            "/" | "/varz"
+                | "/connz"
+                | "/subsz"
+                | "/subscriptionsz"
+                | "/healthz"
+                | "/routez"
+                | "/gatewayz"
+                | "/leafz"
+                | "/accountz"
+                | "/accstatz"
+                | "/jsz"
+        );
+        if !known {
+            return Reply::not_found();
+        }
+        self.count(path);
+        let now = SystemTime::now;
+        match path {
+            "/" => Reply {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                body: index_html().into_bytes(),
+            },
+            "/varz" => {
+                let snaps = self.gather(Want::default());
+                let cpu = self.cpu.lock().unwrap_or_else(|e| e.into_inner()).sample();
+                let stats = self
+                    .req_stats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let inputs = endpoints::VarzInputs {
+                    global: g,
+                    http_host: &self.http_host,
+                    http_port: self.http_port,
+                    now: now(),
+                    mem: process::rss_bytes(),
+                    cpu,
+                    cores: std::thread::available_parallelism().map_or(1, |c| c.get()),
+                    http_req_stats: stats,
+                };
+                Reply::json(&endpoints::varz(inputs, &snaps))
+            }
+            "/connz" => match endpoints::ConnzOpts::from_query(&q) {
+                Ok(o) => {
+                    let snaps = if o.state == endpoints::ConnState::Closed {
+                        Vec::new()
+                    } else {
+                        self.gather(Want {
+                            conns: true,
+                            subs: o.wants_subs(),
+                        })
+                    };
+                    let closed = if o.state == endpoints::ConnState::Open {
+                        Vec::new()
+                    } else {
+                        g.closed.list()
+                    };
+                    Reply::json(&endpoints::connz(id, now(), &o, snaps, closed))
+                }
+                Err(e) => Reply::bad_request(e),
+            },
+            "/subsz" | "/subscriptionsz" => match endpoints::SubszOpts::from_query(&q) {
+                Ok(o) => {
+                    let snaps = self.gather(Want {
+                        conns: o.subs,
+                        subs: o.subs,
+                    });
+                    Reply::json(&endpoints::subsz(id, now(), &o, snaps))
+                }
+                Err(e) => Reply::bad_request(e),
+            },
+            "/healthz" => Reply {
+                status: 200,
+                content_type: "application/json",
+                body: br#"{"status":"ok"}"#.to_vec(),
+            },
+            "/routez" => Reply::json(&endpoints::routez(g, now())),
+            "/gatewayz" => Reply::json(&endpoints::gatewayz(g, now())),
+            "/leafz" => Reply::json(&endpoints::leafz(g, now())),
+            "/accountz" => Reply::json(&endpoints::accountz(g, now())),
+            "/accstatz" => Reply::json(&endpoints::accstatz(g, now())),
+            _ => Reply::json(&endpoints::jsz(g, now())),
+        }
+    }
+}
+
+fn index_html() -> String {
+    let links = [
+        ("varz", "General"),
+        ("jsz", "JetStream"),
+        ("connz", "Connections"),
+        ("accountz", "Accounts"),
+        ("accstatz", "Account Stats"),
+        ("subsz", "Subscriptions"),
+        ("routez", "Routes"),
+        ("leafz", "LeafNodes"),
+        ("gatewayz", "Gateways"),
+        ("healthz", "Health Probe"),
+    ];
+    let mut s = String::from(
+        "<html lang=\"en\">\n\t<head>\n\t<link rel=\"shortcut icon\" href=\"https://nats.io/favicon.ico\">\n\t</head>\n\t<body>\n",
+    );
+    s.push_str(&format!(
+        "\t<a href=https://github.com/nats-io/nats-server class='version'>v{} (tachyon {})</a>\n\t<br/>\n",
+        crate::cli::NATS_VERSION,
+        crate::cli::TACHYON_VERSION
+    ));
+    for (path, label) in links {
+        s.push_str(&format!(
+            "\t<a href=./{path}>{label}<span class=\"endpoint\"> /{path}</span></a>\n"
+        ));
+    }
+    s.push_str("\t<a href=https://docs.nats.io/running-a-nats-service/nats_admin/monitoring class=\"help\">Help</a>\n  </body>\n</html>");
+    s
+}

@@ -1,0 +1,427 @@
+//! Monitoring endpoints (`-m`): exact figures over several shards, connz paging and sorting,
+//! subsz filtering, closed connections, and a field-by-field comparison with nats-server.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{require_nats_server, Impl, RawConn, Server};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(5);
+
+/// The monitoring port from the ports file's `monitoring` list.
+fn monitor_port(s: &Server) -> u16 {
+    let dir = s.ports_dir();
+    let entry = std::fs::read_dir(&dir)
+        .expect("ports dir")
+        .flatten()
+        .next()
+        .unwrap_or_else(|| panic!("no ports file in {dir:?}; log:\n{}", s.log()));
+    let text = std::fs::read_to_string(entry.path()).expect("ports file");
+    let json: Value = serde_json::from_str(&text).expect("ports json");
+    let url = json["monitoring"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no monitoring URL in {text}"));
+    assert!(url.starts_with("http://"), "{url}");
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// One HTTP/1.0 GET (no chunked answers to decode): (status, headers, body).
+fn get(port: u16, target: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect monitor");
+    s.set_read_timeout(Some(T)).unwrap();
+    write!(s, "GET {target} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read reply");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("head/body");
+    let status = head[9..12].parse().expect("status");
+    (status, head.to_string(), body.to_string())
+}
+
+fn json(port: u16, target: &str) -> Value {
+    let (status, head, body) = get(port, target);
+    assert_eq!(status, 200, "{target}: {head}\n{body}");
+    assert!(head.contains("Content-Type: application/json"), "{head}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{target}: {e}: {body}"))
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn client(port: u16, name: &str) -> RawConn {
+    let mut c = RawConn::connect(port, T);
+    c.send(
+        format!(
+            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"{name}\",\"lang\":\"raw\",\"version\":\"9.9\",\"protocol\":1}}\r\n"
+        )
+        .as_bytes(),
+    );
+    c
+}
+
+/// PING/PONG: the server applied everything sent before (interest included, on every shard).
+fn sync(c: &mut RawConn) {
+    c.send(b"PING\r\n");
+    let got = c.read_until(b"PONG\r\n", T);
+    assert!(
+        got.text().ends_with("PONG\r\n"),
+        "no PONG: {:?}",
+        got.text()
+    );
+}
+
+/// Reads until `n` MSG lines have arrived (skipping the INFO a protocol-1 client gets after
+/// its first PONG).
+fn expect_msgs(c: &mut RawConn, n: usize) {
+    let mut i = 0;
+    while i < n {
+        let line = c.read_until(b"\r\n", T).text();
+        if line.starts_with("INFO ") {
+            continue;
+        }
+        assert!(line.starts_with("MSG "), "message {i}: {line:?}");
+        c.read_until(b"\r\n", T);
+        i += 1;
+    }
+}
+
+/// The fixed scenario: three subscribers and one publisher.
+/// foo: s0 and s1; foo.*: s2; bar: s1. The publisher sends foo x3 (5 bytes), foo.x x2 (2 bytes).
+struct Scenario {
+    conns: Vec<RawConn>,
+}
+
+fn run_scenario(port: u16) -> Scenario {
+    let mut s0 = client(port, "s0");
+    let mut s1 = client(port, "s1");
+    let mut s2 = client(port, "s2");
+    let mut p = client(port, "pub");
+    s0.send(b"SUB foo 1\r\n");
+    s1.send(b"SUB foo 1\r\nSUB bar 2\r\n");
+    s2.send(b"SUB foo.* 1\r\n");
+    for c in [&mut s0, &mut s1, &mut s2] {
+        sync(c);
+    }
+    for _ in 0..3 {
+        p.send(b"PUB foo 5\r\nhello\r\n");
+    }
+    for _ in 0..2 {
+        p.send(b"PUB foo.x 2\r\nhi\r\n");
+    }
+    sync(&mut p);
+    expect_msgs(&mut s0, 3);
+    expect_msgs(&mut s1, 3);
+    expect_msgs(&mut s2, 2);
+    Scenario {
+        conns: vec![s0, s1, s2, p],
+    }
+}
+
+fn conn_named<'a>(connz: &'a Value, name: &str) -> &'a Value {
+    connz["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no connection {name} in {connz}"))
+}
+
+#[test]
+fn figures_are_exact_across_shards() {
+    let s = Server::tachyon(4, &["-m", "-1"]);
+    let m = monitor_port(&s);
+    assert!(
+        s.log()
+            .contains(&format!("Starting http monitor on 127.0.0.1:{m}")),
+        "{}",
+        s.log()
+    );
+    let mut sc = run_scenario(s.port);
+
+    let v = json(m, "/varz");
+    assert_eq!(v["in_msgs"], 5);
+    assert_eq!(v["in_bytes"], 3 * 5 + 2 * 2);
+    assert_eq!(v["out_msgs"], 8);
+    assert_eq!(v["out_bytes"], 2 * 3 * 5 + 2 * 2);
+    assert_eq!(v["in_client_msgs"], 5);
+    assert_eq!(v["out_client_bytes"], 34);
+    assert_eq!(v["connections"], 4);
+    assert_eq!(v["total_connections"], 4);
+    assert_eq!(v["subscriptions"], 4);
+    assert_eq!(v["port"], s.port);
+    assert_eq!(v["http_port"], -1);
+    assert_eq!(v["max_payload"], 1024 * 1024);
+    assert!(v["mem"].as_u64().unwrap() > 0);
+    assert!(v["uptime"].as_str().unwrap().ends_with('s'));
+    assert!(v["now"].as_str().unwrap().ends_with('Z'));
+
+    let c = json(m, "/connz?subs=1");
+    assert_eq!(c["num_connections"], 4);
+    assert_eq!(c["total"], 4);
+    assert_eq!(c["limit"], 1024);
+    let s1 = conn_named(&c, "s1");
+    assert_eq!(s1["out_msgs"], 3);
+    assert_eq!(s1["out_bytes"], 15);
+    assert_eq!(s1["subscriptions"], 2);
+    assert_eq!(s1["lang"], "raw");
+    assert_eq!(s1["version"], "9.9");
+    assert_eq!(s1["kind"], "Client");
+    assert_eq!(s1["ip"], "127.0.0.1");
+    assert_eq!(s1["subscriptions_list"], serde_json::json!(["foo", "bar"]));
+    let p = conn_named(&c, "pub");
+    assert_eq!(
+        (p["in_msgs"].as_u64(), p["in_bytes"].as_u64()),
+        (Some(5), Some(19))
+    );
+    assert!(p.get("subscriptions_list").is_none());
+    let cids: Vec<u64> = c["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cid"].as_u64().unwrap())
+        .collect();
+    assert!(cids.windows(2).all(|w| w[0] < w[1]), "cid order: {cids:?}");
+
+    // Sorting and paging.
+    let by_in = json(m, "/connz?sort=msgs_from&limit=1");
+    assert_eq!(by_in["connections"][0]["name"], "pub");
+    assert_eq!(by_in["num_connections"], 1);
+    assert_eq!(by_in["total"], 4);
+    let by_subs = json(m, "/connz?sort=subs&limit=1");
+    assert_eq!(by_subs["connections"][0]["name"], "s1");
+    let page = json(m, "/connz?offset=1&limit=2");
+    assert_eq!(page["offset"], 1);
+    let got: Vec<u64> = page["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, cids[1..3]);
+    let one = json(m, &format!("/connz?cid={}&subs=detail", cids[2]));
+    assert_eq!(one["limit"], 1);
+    assert_eq!(one["connections"][0]["cid"], cids[2]);
+    let detail = &one["connections"][0]["subscriptions_list_detail"][0];
+    assert_eq!(detail["subject"], "foo.*");
+    assert_eq!(detail["msgs"], 2);
+
+    // Bad parameters answer like nats-server.
+    let (st, _, body) = get(m, "/connz?sort=bogus");
+    assert_eq!((st, body.as_str()), (400, "invalid sorting option: bogus"));
+    let (st, _, body) = get(m, "/connz?limit=x");
+    assert_eq!(st, 400);
+    assert_eq!(
+        body,
+        "Error decoding int for 'limit': strconv.Atoi: parsing \"x\": invalid syntax"
+    );
+    let (st, _, body) = get(m, "/nope");
+    assert_eq!((st, body.as_str()), (404, "404 page not found\n"));
+
+    let sz = json(m, "/subsz?subs=1&test=foo.x");
+    assert_eq!(sz["num_subscriptions"], 4);
+    assert_eq!(sz["total"], 1);
+    assert_eq!(sz["subscriptions_list"][0]["subject"], "foo.*");
+    assert_eq!(sz["subscriptions_list"][0]["account"], "$G");
+    let sz = json(m, "/subsz?subs=1&test=foo");
+    assert_eq!(sz["total"], 2);
+    let (st, _, body) = get(m, "/subsz?test=foo.*");
+    assert_eq!(st, 400, "{body}");
+
+    let (st, _, body) = get(m, "/healthz");
+    assert_eq!((st, body.as_str()), (200, "{\"status\":\"ok\"}"));
+    for path in [
+        "/routez",
+        "/gatewayz",
+        "/leafz",
+        "/accountz",
+        "/accstatz",
+        "/jsz",
+        "/",
+    ] {
+        assert_eq!(get(m, path).0, 200, "{path}");
+    }
+    assert_eq!(json(m, "/jsz")["disabled"], true);
+
+    // A closed connection leaves the open list, keeps its figures in the totals, and shows
+    // up among the closed ones.
+    let s0 = sc.conns.remove(0);
+    drop(s0);
+    let deadline = Instant::now() + T;
+    let closed = loop {
+        let c = json(m, "/connz?state=closed");
+        if c["total"] == 1 || Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(closed["total"], 1, "{closed}");
+    let gone = &closed["connections"][0];
+    assert_eq!(gone["name"], "s0");
+    assert_eq!(gone["out_msgs"], 3);
+    assert_eq!(gone["reason"], "Client Closed");
+    assert!(gone["stop"].as_str().is_some());
+    let v = json(m, "/varz");
+    assert_eq!(v["connections"], 3);
+    assert_eq!(v["total_connections"], 4);
+    assert_eq!(v["out_msgs"], 8);
+    assert_eq!(v["subscriptions"], 3);
+    assert_eq!(json(m, "/connz?state=any")["total"], 4);
+}
+
+#[test]
+fn monitor_listens_on_the_port_asked_for() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let s = Server::tachyon(2, &["-m", &port.to_string()]);
+    assert_eq!(monitor_port(&s), port);
+    assert_eq!(json(port, "/varz")["http_port"], port);
+}
+
+/// Fields nats-server has and Tachyon does not (yet): its build, JetStream feature flags, and
+/// the system account.
+const NATS_ONLY: &[&str] = &["git_commit", "feature_flags", "system_account"];
+
+#[test]
+fn same_fields_and_counts_as_nats_server() {
+    if require_nats_server("same_fields_and_counts_as_nats_server").is_none() {
+        return;
+    }
+    let mut answers = Vec::new();
+    for which in [Impl::Tachyon, Impl::NatsServer] {
+        let s = match which {
+            Impl::Tachyon => Server::tachyon(4, &["-m", "-1"]),
+            Impl::NatsServer => Server::start(which, &["-m", "-1"]),
+        };
+        let m = monitor_port(&s);
+        let _sc = run_scenario(s.port);
+        answers.push((
+            which,
+            json(m, "/varz"),
+            json(m, "/connz?subs=1"),
+            json(m, "/connz?subs=detail"),
+            json(m, "/subsz?subs=1&test=foo"),
+            get(m, "/healthz").2,
+        ));
+    }
+    let (_, tv, tc, td, ts, th) = &answers[0];
+    let (_, nv, nc, nd, ns, nh) = &answers[1];
+
+    let mut want = keys(nv);
+    for k in NATS_ONLY {
+        want.remove(*k);
+    }
+    assert_eq!(keys(tv), want, "varz fields");
+    for k in [
+        "in_msgs",
+        "in_bytes",
+        "out_msgs",
+        "out_bytes",
+        "connections",
+        "total_connections",
+        "max_payload",
+        "max_connections",
+        "ping_interval",
+        "http_port",
+        "https_port",
+        "auth_timeout",
+    ] {
+        assert_eq!(tv[k], nv[k], "varz {k}");
+    }
+
+    assert_eq!(keys(tc), keys(nc), "connz fields");
+    for k in ["num_connections", "total", "offset", "limit"] {
+        assert_eq!(tc[k], nc[k], "connz {k}");
+    }
+    for name in ["s0", "s1", "s2", "pub"] {
+        let (t, n) = (conn_named(tc, name), conn_named(nc, name));
+        assert_eq!(keys(t), keys(n), "connz connection fields of {name}");
+        for k in [
+            "in_msgs",
+            "out_msgs",
+            "in_bytes",
+            "out_bytes",
+            "subscriptions",
+            "lang",
+            "version",
+            "pending_bytes",
+        ] {
+            assert_eq!(t[k], n[k], "connz {name} {k}");
+        }
+        // nats-server lists a connection's subscriptions in hash-map order.
+        let sorted = |v: &Value| {
+            let mut l: Vec<String> = v["subscriptions_list"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| s.to_string())
+                .collect();
+            l.sort();
+            l
+        };
+        assert_eq!(sorted(t), sorted(n), "connz {name} subscriptions_list");
+        let (t, n) = (conn_named(td, name), conn_named(nd, name));
+        assert_eq!(keys(t), keys(n), "connz detail fields of {name}");
+        let strip = |v: &Value| {
+            let mut v = v["subscriptions_list_detail"].clone();
+            for d in v.as_array_mut().into_iter().flatten() {
+                d.as_object_mut().unwrap().remove("cid");
+            }
+            if let Some(a) = v.as_array_mut() {
+                a.sort_by_key(|d| d["sid"].to_string());
+            }
+            v
+        };
+        assert_eq!(strip(t), strip(n), "connz detail of {name}");
+    }
+
+    assert_eq!(keys(ts), keys(ns), "subsz fields");
+    assert_eq!(ts["total"], ns["total"]);
+    let subjects = |v: &Value| -> Vec<(String, String)> {
+        let mut l: Vec<_> = v["subscriptions_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["subject"].to_string(), d["msgs"].to_string()))
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(subjects(ts), subjects(ns));
+    let keys_of_first = |v: &Value| keys(&v["subscriptions_list"][0]);
+    assert_eq!(keys_of_first(ts), keys_of_first(ns));
+
+    assert_eq!(th, nh, "healthz");
+}
+
+#[test]
+fn monitor_from_config_file() {
+    let dir = common::TempDir::new("monitor-conf");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let conf = dir.0.join("server.conf");
+    std::fs::write(&conf, format!("http: \"127.0.0.1:{port}\"\n")).unwrap();
+    let s = Server::tachyon(2, &["-c", conf.to_str().unwrap()]);
+    assert_eq!(monitor_port(&s), port);
+    assert_eq!(json(port, "/varz")["http_host"], "127.0.0.1");
+    drop(s);
+
+    std::fs::write(&conf, "http_port: -1\n").unwrap();
+    let s = Server::tachyon(2, &["-c", conf.to_str().unwrap()]);
+    let m = monitor_port(&s);
+    assert_eq!(json(m, "/varz")["http_port"], -1);
+    // A flag wins over the file.
+    std::fs::write(&conf, "http_port: 1\n").unwrap();
+    let s = Server::tachyon(2, &["-c", conf.to_str().unwrap(), "-m", &port.to_string()]);
+    assert_eq!(monitor_port(&s), port);
+}
