@@ -54,6 +54,9 @@ pub struct Subscription {
     pub max: Cell<u64>,
     pub delivered: Cell<u64>,
     pub removed: Cell<bool>,
+    /// A subscribe deny entry overlaps this (wildcard or queue) subscription: each delivery
+    /// is checked against the client's deny list.
+    pub deny_filter: bool,
 }
 
 /// Sublist value: identity is the subscription itself.
@@ -134,6 +137,8 @@ pub struct ClientState {
     pub counters: Cell<ClientCounters>,
     /// Raw fd of the socket, used to shut it down so a blocked read returns.
     pub fd: i32,
+    /// The authenticated user's permissions; `None` when the user may do anything.
+    pub perms: RefCell<Option<crate::auth::PermChecker>>,
 }
 
 impl ClientState {
@@ -153,6 +158,7 @@ impl ClientState {
             interest_dirty: Cell::new(false),
             counters: Cell::new(ClientCounters::default()),
             fd,
+            perms: RefCell::new(None),
         }
     }
 

@@ -14,6 +14,8 @@ pub struct Config {
     pub opts: Options,
     pub server_id: String,
     pub server_name: String,
+    /// Users, tokens and permissions; built once, shared by every connection.
+    pub auth: std::sync::Arc<crate::auth::Authenticator>,
 }
 
 impl Config {
@@ -26,11 +28,24 @@ impl Config {
                 .unwrap_or_else(|| server_id.clone()),
             server_id,
             opts: opts.clone(),
+            auth: std::sync::Arc::new(crate::auth::Authenticator::new(None, opts)),
         }
     }
 
+    /// Replaces the flags-only authentication with one built from the config file's
+    /// `authorization` block (flags still override its single user and token).
+    pub fn with_authorization(mut self, block: &crate::auth::AuthConfig) -> Config {
+        self.auth = std::sync::Arc::new(crate::auth::Authenticator::new(Some(block), &self.opts));
+        self
+    }
+
     pub fn auth_required(&self) -> bool {
-        self.opts.user.is_some() || self.opts.auth_token.is_some()
+        self.auth.required()
+    }
+
+    /// How long a new connection has to authenticate: the block's `timeout` when it sets one.
+    pub fn auth_timeout(&self) -> std::time::Duration {
+        self.auth.timeout.unwrap_or(self.opts.auth_timeout)
     }
 }
 
