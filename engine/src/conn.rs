@@ -117,11 +117,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let pinger =
         glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
     let auth_timer = global.config.auth_required().then(|| {
-        glommio::spawn_local(auth_timeout(
-            client.clone(),
-            global.config.auth_timeout(),
-        ))
-        .detach()
+        glommio::spawn_local(auth_timeout(client.clone(), global.config.auth_timeout())).detach()
     });
     let mut session = Session {
         shard: shard.clone(),

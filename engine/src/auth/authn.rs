@@ -81,7 +81,9 @@ impl Authenticator {
     /// `--user`/`--pass`/`--auth` override the block's single user and token, as nats-server's
     /// flags override its file; a `users` list wins over both.
     pub fn new(file: Option<&AuthConfig>, opts: &Options) -> Authenticator {
-        let compile = |p: &Option<super::Permissions>| p.as_ref().map(|p| Arc::new(CompiledPerms::compile(p)));
+        let compile = |p: &Option<super::Permissions>| {
+            p.as_ref().map(|p| Arc::new(CompiledPerms::compile(p)))
+        };
         let timeout = file.and_then(|f| f.timeout);
         if let Some(f) = file.filter(|f| f.users.is_some() || !f.nkeys.is_empty()) {
             let users = f
@@ -175,7 +177,11 @@ impl Authenticator {
                 }
             }
             Mode::Users { users, nkeys } => {
-                if let Some(key) = c.nkey.as_deref().filter(|k| !k.is_empty() && !nkeys.is_empty()) {
+                if let Some(key) = c
+                    .nkey
+                    .as_deref()
+                    .filter(|k| !k.is_empty() && !nkeys.is_empty())
+                {
                     let perms = nkeys
                         .get(key)
                         .ok_or_else(|| AuthError::UnknownNkey(key.to_string()))?;
@@ -230,7 +236,9 @@ pub fn password_matches(configured: &str, given: &str) -> bool {
 
 /// The client's ed25519 signature of the nonce, base64url (raw) or standard base64.
 fn verify_nkey(key: &str, sig: Option<&str>, nonce: &str) -> Result<(), AuthError> {
-    let sig = sig.filter(|s| !s.is_empty()).ok_or(AuthError::SignatureMissing)?;
+    let sig = sig
+        .filter(|s| !s.is_empty())
+        .ok_or(AuthError::SignatureMissing)?;
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(sig)
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(sig))
@@ -279,10 +287,13 @@ mod tests {
         assert!(a.required());
         assert!(!a.needs_nonce());
         assert!(a
-            .authenticate(&connect(|c| {
-                c.user = Some("u".into());
-                c.pass = Some("p".into())
-            }), None)
+            .authenticate(
+                &connect(|c| {
+                    c.user = Some("u".into());
+                    c.pass = Some("p".into())
+                }),
+                None
+            )
             .is_ok());
         assert_eq!(
             a.authenticate(&connect(|c| c.user = Some("u".into())), None)
@@ -295,13 +306,21 @@ mod tests {
             ..Default::default()
         };
         let a = Authenticator::new(Some(&file), &Options::default());
-        assert!(a.authenticate(&connect(|c| c.auth_token = Some("filetok".into())), None).is_ok());
-        assert!(a.authenticate(&connect(|c| c.auth_token = Some("x".into())), None).is_err());
+        assert!(a
+            .authenticate(&connect(|c| c.auth_token = Some("filetok".into())), None)
+            .is_ok());
+        assert!(a
+            .authenticate(&connect(|c| c.auth_token = Some("x".into())), None)
+            .is_err());
         let mut opts = Options::default();
         opts.auth_token = Some("flagtok".into());
         let a = Authenticator::new(Some(&file), &opts);
-        assert!(a.authenticate(&connect(|c| c.auth_token = Some("flagtok".into())), None).is_ok());
-        assert!(a.authenticate(&connect(|c| c.auth_token = Some("filetok".into())), None).is_err());
+        assert!(a
+            .authenticate(&connect(|c| c.auth_token = Some("flagtok".into())), None)
+            .is_ok());
+        assert!(a
+            .authenticate(&connect(|c| c.auth_token = Some("filetok".into())), None)
+            .is_err());
     }
 
     #[test]
@@ -383,8 +402,11 @@ mod tests {
             .authenticate(&with(kp.public_key(), Some(std_sig)), Some(&nonce))
             .is_ok());
         assert_eq!(
-            a.authenticate(&with(kp.public_key(), Some(sig.clone())), Some("othernonce"))
-                .unwrap_err(),
+            a.authenticate(
+                &with(kp.public_key(), Some(sig.clone())),
+                Some("othernonce")
+            )
+            .unwrap_err(),
             AuthError::SignatureInvalid
         );
         assert_eq!(

@@ -131,19 +131,17 @@ fn parse_users(item: &Item) -> Result<(Vec<User>, Vec<NkeyUser>), ConfigError> {
                 "permission" | "permissions" | "authorization" => {
                     permissions = Some(parse_permissions(v, key)?);
                 }
-                "allowed_connection_types" | "connection_types" | "clients"
-                | "proxy_required" | "account" => {
+                "allowed_connection_types"
+                | "connection_types"
+                | "clients"
+                | "proxy_required"
+                | "account" => {
                     return Err(ConfigError::at(
                         &v.pos,
                         format!("user option '{key}' is not supported by tachyon"),
                     ));
                 }
-                _ => {
-                    return Err(ConfigError::at(
-                        &v.pos,
-                        format!("unknown field \"{key}\""),
-                    ))
-                }
+                _ => return Err(ConfigError::at(&v.pos, format!("unknown field \"{key}\""))),
             }
         }
         match (nkey, username) {
@@ -285,7 +283,10 @@ fn valid_subject(s: &str) -> bool {
     subject::valid_subscribe(s.as_bytes(), true)
 }
 
-fn parse_allow_responses(item: &Item, key: &str) -> Result<Option<ResponsePermission>, ConfigError> {
+fn parse_allow_responses(
+    item: &Item,
+    key: &str,
+) -> Result<Option<ResponsePermission>, ConfigError> {
     let mut rp = ResponsePermission::default();
     match &item.value {
         Value::Bool(b) => return Ok(b.then_some(rp)),
@@ -357,7 +358,10 @@ mod tests {
     }
     fn map(entries: Vec<(&str, Item)>) -> Item {
         it(Value::Map(Map {
-            entries: entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            entries: entries
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         }))
     }
     fn block(entries: Vec<(&str, Item)>) -> Map {
@@ -387,7 +391,10 @@ mod tests {
     fn conflicting_forms_are_errors() {
         let e = from_config(&block(vec![("user", s("a")), ("token", s("t"))])).unwrap_err();
         assert_eq!(e.msg, "Cannot have a user/pass and token");
-        let users = it(Value::Array(vec![map(vec![("user", s("b")), ("pass", s("p"))])]));
+        let users = it(Value::Array(vec![map(vec![
+            ("user", s("b")),
+            ("pass", s("p")),
+        ])]));
         let e = from_config(&block(vec![("user", s("a")), ("users", users.clone())])).unwrap_err();
         assert_eq!(e.msg, "Can not have a single user/pass and a users array");
         let e = from_config(&block(vec![("token", s("t")), ("users", users)])).unwrap_err();
@@ -404,14 +411,21 @@ mod tests {
             ("publish", arr(&["foo.>", "bar"])),
             (
                 "subscribe",
-                map(vec![("allow", arr(&["foo.>", "q.x grp"])), ("deny", arr(&["foo.secret"]))]),
+                map(vec![
+                    ("allow", arr(&["foo.>", "q.x grp"])),
+                    ("deny", arr(&["foo.secret"])),
+                ]),
             ),
         ]);
         let a = from_config(&block(vec![
             (
                 "users",
                 it(Value::Array(vec![
-                    map(vec![("user", s("alice")), ("password", s("$2a$04$abc")), ("permissions", perms)]),
+                    map(vec![
+                        ("user", s("alice")),
+                        ("password", s("$2a$04$abc")),
+                        ("permissions", perms),
+                    ]),
                     map(vec![("user", s("bob")), ("pass", s("pw"))]),
                     map(vec![("nkey", s(&kp.public_key()))]),
                 ])),
@@ -448,7 +462,10 @@ mod tests {
     #[test]
     fn bad_users() {
         let one = |entry: Item| from_config(&block(vec![("users", it(Value::Array(vec![entry])))]));
-        assert_eq!(one(map(vec![("pass", s("x"))])).unwrap_err().msg, "User entry requires a user");
+        assert_eq!(
+            one(map(vec![("pass", s("x"))])).unwrap_err().msg,
+            "User entry requires a user"
+        );
         assert_eq!(
             one(map(vec![("nkey", s("UBAD"))])).unwrap_err().msg,
             "Not a valid public nkey for a user"
@@ -457,12 +474,17 @@ mod tests {
         assert!(one(map(vec![("nkey", s(&acct))])).is_err());
         let user = nkeys::KeyPair::new_user().public_key();
         assert_eq!(
-            one(map(vec![("nkey", s(&user)), ("pass", s("x"))])).unwrap_err().msg,
+            one(map(vec![("nkey", s(&user)), ("pass", s("x"))]))
+                .unwrap_err()
+                .msg,
             "Nkey users do not take usernames or passwords"
         );
         let dup = from_config(&block(vec![(
             "users",
-            it(Value::Array(vec![map(vec![("user", s("a"))]), map(vec![("user", s("a"))])])),
+            it(Value::Array(vec![
+                map(vec![("user", s("a"))]),
+                map(vec![("user", s("a"))]),
+            ])),
         )]));
         assert_eq!(dup.unwrap_err().msg, "Duplicate user \"a\" detected");
         assert!(one(s("x")).is_err());
@@ -478,15 +500,22 @@ mod tests {
         );
         assert!(p("subscribe", arr(&["foo.>.bar"])).is_err());
         assert!(p("subscribe", arr(&["a b c"])).is_err());
-        assert!(p("publish", map(vec![("allow", arr(&["a"])), ("permit", arr(&["b"]))])).is_err());
+        assert!(p(
+            "publish",
+            map(vec![("allow", arr(&["a"])), ("permit", arr(&["b"]))])
+        )
+        .is_err());
         assert!(p("bogus", arr(&["a"])).is_err());
     }
 
     #[test]
     fn allow_responses_forms() {
         let resp = |v: Item| {
-            from_config(&block(vec![("permissions", map(vec![("allow_responses", v)]))]))
-                .map(|a| a.default_permissions.unwrap())
+            from_config(&block(vec![(
+                "permissions",
+                map(vec![("allow_responses", v)]),
+            )]))
+            .map(|a| a.default_permissions.unwrap())
         };
         let p = resp(it(Value::Bool(true))).unwrap();
         assert_eq!(p.response, Some(ResponsePermission::default()));
@@ -508,7 +537,10 @@ mod tests {
         // An explicit publish list survives allow_responses.
         let a = from_config(&block(vec![(
             "permissions",
-            map(vec![("allow_responses", it(Value::Bool(true))), ("publish", arr(&["x"]))]),
+            map(vec![
+                ("allow_responses", it(Value::Bool(true))),
+                ("publish", arr(&["x"])),
+            ]),
         )]))
         .unwrap();
         assert_eq!(

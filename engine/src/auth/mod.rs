@@ -10,4 +10,4 @@ pub mod perms;
 
 pub use authn::{AuthError, Authenticated, Authenticator};
 pub use config::{from_config, AuthConfig, NkeyUser, User};
-pub use perms::{Permissions, PermChecker, ResponsePermission, SubjectPermission};
+pub use perms::{PermChecker, Permissions, ResponsePermission, SubjectPermission};

@@ -91,10 +91,7 @@ impl CompiledPerms {
             Some(sp) => (
                 sp.allow.as_ref().map(|a| a.iter().map(bytes).collect()),
                 // A queue qualifier means nothing for publishing; the subject part still denies.
-                sp.deny
-                    .iter()
-                    .map(|d| SubEntry::parse(d).subject)
-                    .collect(),
+                sp.deny.iter().map(|d| SubEntry::parse(d).subject).collect(),
             ),
             None => (None, Vec::new()),
         };
@@ -138,7 +135,11 @@ impl CompiledPerms {
             let mut plain = false;
             let mut queued = false;
             let mut queue_ok = false;
-            for e in self.sub_allow.iter().filter(|e| subject::matches(&e.subject, subj)) {
+            for e in self
+                .sub_allow
+                .iter()
+                .filter(|e| subject::matches(&e.subject, subj))
+            {
                 match (&e.queue, queue) {
                     (None, _) => plain = true,
                     (Some(eq), Some(q)) => {
@@ -294,8 +295,10 @@ impl PermChecker {
         match self.replies.get_mut(reply) {
             Some(r) => *r = TrackedReply { at: now, used: 0 },
             None => {
-                self.replies
-                    .insert(Bytes::copy_from_slice(reply), TrackedReply { at: now, used: 0 });
+                self.replies.insert(
+                    Bytes::copy_from_slice(reply),
+                    TrackedReply { at: now, used: 0 },
+                );
             }
         }
         self.replies_since_prune += 1;
@@ -355,7 +358,12 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
-    fn perms(pub_allow: Option<&[&str]>, pub_deny: &[&str], sub_allow: Option<&[&str]>, sub_deny: &[&str]) -> Arc<CompiledPerms> {
+    fn perms(
+        pub_allow: Option<&[&str]>,
+        pub_deny: &[&str],
+        sub_allow: Option<&[&str]>,
+        sub_deny: &[&str],
+    ) -> Arc<CompiledPerms> {
         Arc::new(CompiledPerms::compile(&Permissions {
             publish: Some(SubjectPermission {
                 allow: pub_allow.map(list),
@@ -417,7 +425,12 @@ mod tests {
     #[test]
     fn queue_entries() {
         // allow = ["foo", "foo v1"]: plain foo, but queue subscriptions to foo only in v1.
-        let c = PermChecker::new(perms(None, &[], Some(&["foo", "foo v1", "bar v.*"]), &["baz bad"]));
+        let c = PermChecker::new(perms(
+            None,
+            &[],
+            Some(&["foo", "foo v1", "bar v.*"]),
+            &["baz bad"],
+        ));
         assert!(c.can_subscribe(b"foo", None));
         assert!(c.can_subscribe(b"foo", Some(b"v1")));
         assert!(!c.can_subscribe(b"foo", Some(b"v2")));
