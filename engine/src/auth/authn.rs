@@ -312,8 +312,10 @@ mod tests {
         assert!(a
             .authenticate(&connect(|c| c.auth_token = Some("x".into())), None)
             .is_err());
-        let mut opts = Options::default();
-        opts.auth_token = Some("flagtok".into());
+        let opts = Options {
+            auth_token: Some("flagtok".into()),
+            ..Default::default()
+        };
         let a = Authenticator::new(Some(&file), &opts);
         assert!(a
             .authenticate(&connect(|c| c.auth_token = Some("flagtok".into())), None)

@@ -549,3 +549,77 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+    use crate::config::parse_str;
+
+    fn auth_block(text: &str) -> Result<AuthConfig, ConfigError> {
+        let doc = parse_str(text, None).expect("config parses");
+        let item = doc.map.get("authorization").expect("authorization block");
+        from_config(item.as_map("authorization")?)
+    }
+
+    #[test]
+    fn documented_forms_from_config_text() {
+        let a = auth_block(
+            r#"
+            # nats-server's documented shapes, with a variable for a permission list
+            ADMIN_SUBS = ["admin.>", "_INBOX.>"]
+            authorization {
+              timeout: "3s"
+              default_permissions = {
+                publish = "SANDBOX.*"
+                subscribe = ["PUBLIC.>", "work.* workers"]
+              }
+              users = [
+                {user: admin, password: "$2a$11$abcdefghijklmnopqrstuu", permissions: {
+                    publish: ">"
+                    subscribe: $ADMIN_SUBS
+                }}
+                {user: client, password: secret}
+                {user: svc, password: s, permissions: {
+                    subscribe: {allow: ["req.>"], deny: ["req.private"]}
+                    allow_responses: {max: 3, expires: "30s"}
+                }}
+              ]
+            }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(a.timeout, Some(Duration::from_secs(3)));
+        let users = a.users.unwrap();
+        let admin = users[0].permissions.as_ref().unwrap();
+        assert_eq!(
+            admin.subscribe.as_ref().unwrap().allow,
+            Some(vec!["admin.>".to_string(), "_INBOX.>".to_string()])
+        );
+        let client = users[1].permissions.as_ref().unwrap();
+        assert_eq!(
+            client.subscribe.as_ref().unwrap().allow,
+            Some(vec!["PUBLIC.>".to_string(), "work.* workers".to_string()])
+        );
+        let svc = users[2].permissions.as_ref().unwrap();
+        assert_eq!(
+            svc.response,
+            Some(ResponsePermission {
+                max_msgs: 3,
+                expires: Some(Duration::from_secs(30))
+            })
+        );
+        assert_eq!(svc.publish.as_ref().unwrap().allow, Some(vec![]));
+        assert_eq!(
+            svc.subscribe.as_ref().unwrap().deny,
+            vec!["req.private".to_string()]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let e =
+            auth_block("authorization {\n  users = [\n    {password: x}\n  ]\n}\n").unwrap_err();
+        assert_eq!(e.msg, "User entry requires a user");
+        assert_eq!(e.pos.line, 3);
+    }
+}
