@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -13,6 +14,7 @@ use glommio::net::TcpStream;
 use tachyon_protocol::{encode, errors, json, subject, ClientOp, Limits, Parser};
 
 use crate::client::{ClientFlags, ClientState, CloseReason};
+use crate::global::Config;
 use crate::shard::{Shard, SubscribeError};
 
 const READ_CHUNK: usize = 32 * 1024;
@@ -32,6 +34,7 @@ enum Next {
 }
 
 struct Session {
+    cfg: Arc<Config>,
     shard: Rc<Shard>,
     client: Rc<ClientState>,
     live: Rc<Liveness>,
@@ -47,16 +50,13 @@ struct Session {
 
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let global = shard.global.clone();
+    // This connection lives by the configuration it was accepted under, reloads included.
+    let cfg = global.config();
     let fd = stream.as_raw_fd();
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
     let cid = global.next_client_id();
-    let client = Rc::new(ClientState::new(
-        cid,
-        peer,
-        fd,
-        global.config.opts.max_pending,
-    ));
+    let client = Rc::new(ClientState::new(cid, peer, fd, cfg.opts.max_pending));
 
     // The writer gets its own descriptor for the same socket so reads and writes proceed
     // independently in two tasks.
@@ -77,8 +77,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     if let Some(p) = peer {
         info.client_ip = Some(p.ip().to_string());
     }
-    let nonce = global
-        .config
+    let nonce = cfg
         .auth
         .needs_nonce()
         .then(crate::auth::Authenticator::new_nonce);
@@ -87,15 +86,10 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     encode::info(&mut buf, &info);
     client.send_raw(&buf);
 
-    let writer = glommio::spawn_local(write_loop(
-        client.clone(),
-        wstream,
-        global.config.opts.write_deadline,
-    ))
-    .detach();
+    let writer =
+        glommio::spawn_local(write_loop(client.clone(), wstream, cfg.opts.write_deadline)).detach();
 
-    let over_limit =
-        global.conn_count.fetch_add(1, Ordering::AcqRel) >= global.config.opts.max_connections;
+    let over_limit = global.conn_count.fetch_add(1, Ordering::AcqRel) >= cfg.opts.max_connections;
     if over_limit {
         // A refused connection holds no slot while its error is flushed.
         global.conn_count.fetch_sub(1, Ordering::AcqRel);
@@ -116,10 +110,11 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     });
     let pinger =
         glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
-    let auth_timer = global.config.auth_required().then(|| {
-        glommio::spawn_local(auth_timeout(client.clone(), global.config.auth_timeout())).detach()
+    let auth_timer = cfg.auth_required().then(|| {
+        glommio::spawn_local(auth_timeout(client.clone(), cfg.opts.auth_timeout)).detach()
     });
     let mut session = Session {
+        cfg: cfg.clone(),
         shard: shard.clone(),
         client: client.clone(),
         live,
@@ -203,8 +198,9 @@ async fn write_loop(client: Rc<ClientState>, mut stream: TcpStream, deadline: Du
 }
 
 async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>) {
-    let interval = shard.global.config.opts.ping_interval;
-    let max_out = shard.global.config.opts.ping_max;
+    let cfg = shard.global.config();
+    let interval = cfg.opts.ping_interval;
+    let max_out = cfg.opts.ping_max;
     loop {
         glommio::timer::sleep(interval).await;
         if client.is_closed() {
@@ -228,7 +224,7 @@ async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>
 
 impl Session {
     async fn read_loop(&mut self, stream: &mut TcpStream) -> CloseReason {
-        let cfg = &self.shard.global.config;
+        let cfg = self.cfg.clone();
         let mut parser = Parser::new(Limits {
             max_payload: cfg.opts.max_payload,
             max_control_line: cfg.opts.max_control_line,
@@ -449,7 +445,7 @@ impl Session {
                 return Next::Close(CloseReason::ProtocolViolation);
             }
         };
-        let cfg = &self.shard.global.config;
+        let cfg = &self.cfg;
         if !self.connected && cfg.auth_required() {
             match cfg.auth.authenticate(&opts, self.nonce.as_deref()) {
                 Ok(who) => {

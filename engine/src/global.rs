@@ -1,6 +1,9 @@
 //! Process-wide, read-mostly state shared by all shards. Nothing here is touched per message.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use rand::Rng;
 use tachyon_protocol::json::ServerInfo;
@@ -15,7 +18,7 @@ pub struct Config {
     pub server_id: String,
     pub server_name: String,
     /// Users, tokens and permissions; built once, shared by every connection.
-    pub auth: std::sync::Arc<crate::auth::Authenticator>,
+    pub auth: Arc<crate::auth::Authenticator>,
 }
 
 impl Config {
@@ -28,25 +31,20 @@ impl Config {
                 .unwrap_or_else(|| server_id.clone()),
             server_id,
             opts: opts.clone(),
-            auth: std::sync::Arc::new(crate::auth::Authenticator::new(None, opts)),
+            auth: authenticator(opts),
         }
-    }
-
-    /// Replaces the flags-only authentication with one built from the config file's
-    /// `authorization` block (flags still override its single user and token).
-    pub fn with_authorization(mut self, block: &crate::auth::AuthConfig) -> Config {
-        self.auth = std::sync::Arc::new(crate::auth::Authenticator::new(Some(block), &self.opts));
-        self
     }
 
     pub fn auth_required(&self) -> bool {
         self.auth.required()
     }
+}
 
-    /// How long a new connection has to authenticate: the block's `timeout` when it sets one.
-    pub fn auth_timeout(&self) -> std::time::Duration {
-        self.auth.timeout.unwrap_or(self.opts.auth_timeout)
-    }
+fn authenticator(opts: &Options) -> Arc<crate::auth::Authenticator> {
+    Arc::new(crate::auth::Authenticator::new(
+        opts.authorization.as_ref(),
+        opts,
+    ))
 }
 
 /// A server id in nats-server's shape: an nkey-like 56-character base32 string starting with N.
@@ -62,7 +60,9 @@ fn new_server_id() -> String {
 }
 
 pub struct Global {
-    pub config: Config,
+    /// Swapped whole by a config reload; a connection takes a snapshot when it is accepted,
+    /// so nothing on the message path reads it.
+    config: ArcSwap<Config>,
     /// The port actually bound (differs from config when it asked for a random one).
     pub port: u16,
     pub conn_count: AtomicUsize,
@@ -72,11 +72,32 @@ pub struct Global {
 impl Global {
     pub fn new(config: Config, port: u16) -> Self {
         Global {
-            config,
+            config: ArcSwap::from_pointee(config),
             port,
             conn_count: AtomicUsize::new(0),
             next_cid: AtomicU64::new(1),
         }
+    }
+
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Installs a reloaded configuration for connections accepted from now on. The server's
+    /// identity does not change on reload.
+    pub fn set_config(&self, opts: &Options) {
+        let old = self.config();
+        let server_name = opts
+            .server_name
+            .clone()
+            .unwrap_or_else(|| old.server_name.clone());
+        self.config.store(Arc::new(Config {
+            opts: opts.clone(),
+            server_id: old.server_id.clone(),
+            server_name,
+            auth: authenticator(opts),
+        }));
     }
 
     pub fn next_client_id(&self) -> u64 {
@@ -85,7 +106,7 @@ impl Global {
 
     /// INFO as sent to a new client, before the per-client fields are filled in.
     pub fn info_template(&self) -> ServerInfo {
-        let c = &self.config;
+        let c = self.config();
         ServerInfo {
             server_id: c.server_id.clone(),
             server_name: c.server_name.clone(),

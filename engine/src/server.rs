@@ -134,8 +134,8 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     );
     tracing::info!("  Version:  {}", crate::cli::NATS_VERSION);
     tracing::info!("  Shards:   {n}");
-    tracing::info!("  Name:     {}", global.config.server_name);
-    tracing::info!("  ID:       {}", global.config.server_id);
+    tracing::info!("  Name:     {}", global.config().server_name);
+    tracing::info!("  ID:       {}", global.config().server_id);
 
     // The mesh: ring i→j feeds shard j from shard i, with a doorbell to wake j.
     let mut parts: Vec<ShardParts> = Vec::with_capacity(n);
@@ -190,6 +190,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     }
 
     // Signals are taken by a plain thread; it posts the order and rings every shard's bell.
+    let reload_global = global.clone();
     let control = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || loop {
@@ -217,7 +218,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                     continue;
                 }
                 _ => {
-                    tracing::warn!("Config reload is not supported yet; ignoring SIGHUP");
+                    match reload(&reload_global) {
+                        Ok(()) => tracing::info!("Reloaded server configuration"),
+                        Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+                    }
                     continue;
                 }
             };
@@ -262,6 +266,44 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         let _ = portsfile::remove(&p);
     }
     tracing::info!("Server Exiting..");
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("can only reload config when a file is provided using -c or --config")]
+    NoConfigFile,
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("config reload not supported for {0}")]
+    NotReloadable(&'static str),
+    #[error("jetstream is not supported yet")]
+    JetStream,
+    #[error(transparent)]
+    Logging(#[from] logging::LoggingError),
+}
+
+/// SIGHUP: re-reads the config file (the command line's flags still win) and installs it for
+/// connections accepted from now on; connections already open are kept. On any error the
+/// running configuration stays as it was.
+pub fn reload(global: &Global) -> Result<(), ReloadError> {
+    let current = global.config();
+    if current.opts.config_file.is_none() {
+        return Err(ReloadError::NoConfigFile);
+    }
+    let new = crate::config::resolve(&current.opts)?;
+    // The listeners are bound once; nats-server refuses these on reload too.
+    if new.host != current.opts.host {
+        return Err(ReloadError::NotReloadable("Host"));
+    }
+    if new.port != current.opts.port {
+        return Err(ReloadError::NotReloadable("Port"));
+    }
+    if new.jetstream.as_ref().is_some_and(|j| j.enabled) {
+        return Err(ReloadError::JetStream);
+    }
+    logging::reconfigure(&logging::LogOptions::from(&new))?;
+    global.set_config(&new);
     Ok(())
 }
 
@@ -369,7 +411,7 @@ async fn inbound_loop(
 }
 
 async fn lame_duck(shard: &Rc<Shard>) {
-    let cfg = &shard.global.config;
+    let cfg = shard.global.config();
     let mut info = shard.global.info_template();
     info.ldm = true;
     let clients: Vec<_> = shard.clients.borrow().values().cloned().collect();

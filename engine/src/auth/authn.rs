@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use tachyon_protocol::json::ConnectOptions;
@@ -64,16 +63,11 @@ enum Mode {
 #[derive(Debug)]
 pub struct Authenticator {
     mode: Mode,
-    /// The `authorization` block's `timeout`, which the `--auth_timeout` default yields to.
-    pub timeout: Option<Duration>,
 }
 
 impl Default for Authenticator {
     fn default() -> Self {
-        Authenticator {
-            mode: Mode::Open,
-            timeout: None,
-        }
+        Authenticator { mode: Mode::Open }
     }
 }
 
@@ -84,7 +78,6 @@ impl Authenticator {
         let compile = |p: &Option<super::Permissions>| {
             p.as_ref().map(|p| Arc::new(CompiledPerms::compile(p)))
         };
-        let timeout = file.and_then(|f| f.timeout);
         if let Some(f) = file.filter(|f| f.users.is_some() || !f.nkeys.is_empty()) {
             let users = f
                 .users
@@ -107,7 +100,6 @@ impl Authenticator {
                 .collect();
             return Authenticator {
                 mode: Mode::Users { users, nkeys },
-                timeout,
             };
         }
         let token = opts
@@ -130,7 +122,7 @@ impl Authenticator {
             },
             (None, None) => Mode::Open,
         };
-        Authenticator { mode, timeout }
+        Authenticator { mode }
     }
 
     /// INFO's `auth_required`.

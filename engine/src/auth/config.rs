@@ -8,10 +8,10 @@ use std::time::Duration;
 use tachyon_protocol::subject;
 
 use super::perms::{Permissions, ResponsePermission, SubjectPermission};
-use crate::config::{ConfigError, Item, Map, Value};
+use crate::config::{ConfigError, Item, Map, Pos, Value};
 
 /// A user/password entry of `users = [...]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub username: String,
     /// Plain text or a bcrypt hash (`$2a$...`).
@@ -20,13 +20,13 @@ pub struct User {
 }
 
 /// An nkey entry of `users = [...]`: the user's public key (`U...`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NkeyUser {
     pub nkey: String,
     pub permissions: Option<Permissions>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthConfig {
     pub user: Option<String>,
     pub pass: Option<String>,
@@ -42,6 +42,15 @@ pub struct AuthConfig {
 /// Reads an `authorization` block. Users without permissions of their own get
 /// `default_permissions`.
 pub fn from_config(block: &Map) -> Result<AuthConfig, ConfigError> {
+    from_config_with_vars(block, &|_| false)
+}
+
+/// [`from_config`] for a block of a parsed file: a key that is not an option but defines a
+/// `$variable` used elsewhere is not an error (nats-server's `IsUsedVariable`).
+pub fn from_config_with_vars(
+    block: &Map,
+    used_var: &dyn Fn(&Pos) -> bool,
+) -> Result<AuthConfig, ConfigError> {
     let mut auth = AuthConfig::default();
     let mut first: Option<&Item> = None;
     for (key, item) in block.iter() {
@@ -52,7 +61,7 @@ pub fn from_config(block: &Map) -> Result<AuthConfig, ConfigError> {
             "token" => auth.token = Some(item.to_text(key)?),
             "timeout" => auth.timeout = Some(item.as_duration(key)?),
             "users" => {
-                let (users, nkeys) = parse_users(item)?;
+                let (users, nkeys) = parse_users(item, used_var)?;
                 auth.users = Some(users);
                 auth.nkeys = nkeys;
             }
@@ -65,6 +74,7 @@ pub fn from_config(block: &Map) -> Result<AuthConfig, ConfigError> {
                     format!("authorization option '{key}' is not supported by tachyon"),
                 ));
             }
+            _ if used_var(&item.pos) => {}
             _ => {
                 return Err(ConfigError::at(
                     &item.pos,
@@ -102,7 +112,10 @@ pub fn from_config(block: &Map) -> Result<AuthConfig, ConfigError> {
     Ok(auth)
 }
 
-fn parse_users(item: &Item) -> Result<(Vec<User>, Vec<NkeyUser>), ConfigError> {
+fn parse_users(
+    item: &Item,
+    used_var: &dyn Fn(&Pos) -> bool,
+) -> Result<(Vec<User>, Vec<NkeyUser>), ConfigError> {
     let Value::Array(entries) = &item.value else {
         return Err(ConfigError::at(
             &item.pos,
@@ -141,6 +154,7 @@ fn parse_users(item: &Item) -> Result<(Vec<User>, Vec<NkeyUser>), ConfigError> {
                         format!("user option '{key}' is not supported by tachyon"),
                     ));
                 }
+                _ if used_var(&v.pos) => {}
                 _ => return Err(ConfigError::at(&v.pos, format!("unknown field \"{key}\""))),
             }
         }
@@ -338,7 +352,6 @@ fn parse_allow_responses(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Pos;
 
     fn it(value: Value) -> Item {
         Item {

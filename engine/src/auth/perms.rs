@@ -22,7 +22,7 @@ const REPLY_PRUNE_COUNT: u32 = 4096;
 const REPLY_PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 /// One direction's lists as written in the config.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SubjectPermission {
     /// `None`: no allow list, everything not denied passes. `Some([])`: nothing passes (what
     /// `allow_responses` turns an absent publish list into).
@@ -49,7 +49,7 @@ impl Default for ResponsePermission {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Permissions {
     pub publish: Option<SubjectPermission>,
     pub subscribe: Option<SubjectPermission>,
@@ -73,7 +73,7 @@ impl SubEntry {
 }
 
 /// A user's permissions ready for matching; built once, shared by that user's connections.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CompiledPerms {
     pub_allow: Option<Vec<Box<[u8]>>>,
     pub_deny: Vec<Box<[u8]>>,

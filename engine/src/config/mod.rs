@@ -6,8 +6,10 @@
 //! those blocks mean.
 
 pub mod lexer;
+pub mod options;
 pub mod parser;
 pub mod value;
 
+pub use options::{load, resolve, FileConfig};
 pub use parser::{parse_file, parse_str, Document};
 pub use value::{ConfigError, Item, Map, Pos, Value};
