@@ -119,6 +119,8 @@ pub struct ClientState {
     pub id: u64,
     pub peer: Option<SocketAddr>,
     pub flags: Cell<ClientFlags>,
+    /// The subject space this client publishes and subscribes in; set when it authenticates.
+    pub account: Cell<crate::accounts::AccountId>,
     pub name: RefCell<String>,
     /// Bytes queued for the writer; swapped out whole by the writer so one write carries everything
     /// queued in a loop turn.
@@ -147,6 +149,7 @@ impl ClientState {
             id,
             peer,
             flags: Cell::new(ClientFlags::default()),
+            account: Cell::new(crate::accounts::GLOBAL),
             name: RefCell::new(String::new()),
             out: RefCell::new(Vec::with_capacity(4096)),
             writer_wake: LocalSignal::default(),

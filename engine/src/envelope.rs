@@ -5,6 +5,8 @@
 
 use bytes::Bytes;
 
+use crate::accounts::AccountId;
+
 /// Queue groups whose one recipient was picked on the receiving shard. Almost every message picks
 /// none or one group, so those cases carry no heap allocation.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +42,8 @@ impl QueuePicks {
 /// body when `header_len` is set; all fields are slices of the publisher's read buffer.
 #[derive(Debug, Clone)]
 pub struct RoutedMsg {
+    /// The subject space it is delivered in.
+    pub account: AccountId,
     pub subject: Bytes,
     pub reply: Option<Bytes>,
     pub header_len: Option<usize>,
@@ -80,6 +84,7 @@ pub enum Envelope {
     Msg(RoutedMsg),
     Interest {
         op: InterestOp,
+        account: AccountId,
         subject: Bytes,
         queue: Option<Bytes>,
     },

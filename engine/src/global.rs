@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use rand::Rng;
 use tachyon_protocol::json::ServerInfo;
 
+use crate::accounts::Accounts;
 use crate::cli::{Options, NATS_VERSION, TACHYON_VERSION};
 
 /// The effective server configuration: the options (flags today, the config file later) plus
@@ -67,6 +68,8 @@ pub struct Global {
     pub port: u16,
     pub conn_count: AtomicUsize,
     next_cid: AtomicU64,
+    /// Account ids and the routes between accounts; fixed for the life of the process.
+    pub accounts: Accounts,
 }
 
 impl Global {
@@ -76,6 +79,7 @@ impl Global {
             port,
             conn_count: AtomicUsize::new(0),
             next_cid: AtomicU64::new(1),
+            accounts: Accounts::default(),
         }
     }
 

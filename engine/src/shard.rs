@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tachyon_protocol::headers;
 
+use crate::accounts::AccountId;
 use crate::client::{ClientState, CloseReason, SendStatus, SubRef, Subscription};
 use crate::envelope::{Envelope, InterestOp, QueuePicks, RoutedMsg};
 use crate::global::Global;
@@ -59,8 +60,10 @@ pub struct Shard {
     pub id: u16,
     pub nshards: usize,
     pub global: Arc<Global>,
-    local: RefCell<Sublist<SubRef>>,
-    remote: RefCell<RemoteInterest>,
+    /// One sublist and one remote-interest index per account, indexed by account id: subject
+    /// spaces never mix.
+    local: RefCell<Vec<Sublist<SubRef>>>,
+    remote: RefCell<Vec<RemoteInterest>>,
     /// Indexed by shard id; `None` at our own index.
     outlets: Vec<Option<Outlet>>,
     pub clients: RefCell<HashMap<u64, Rc<ClientState>>>,
@@ -82,12 +85,13 @@ impl Shard {
     pub fn new(id: u16, nshards: usize, global: Arc<Global>, outlets: Vec<Option<Outlet>>) -> Self {
         let mut targets = Vec::with_capacity(nshards);
         targets.resize_with(nshards, Target::default);
+        let naccounts = global.accounts.len().max(1);
         Shard {
             id,
             nshards,
             global,
-            local: RefCell::new(Sublist::new()),
-            remote: RefCell::new(RemoteInterest::new()),
+            local: RefCell::new((0..naccounts).map(|_| Sublist::new()).collect()),
+            remote: RefCell::new((0..naccounts).map(|_| RemoteInterest::new()).collect()),
             outlets,
             clients: RefCell::new(HashMap::new()),
             barriers: RefCell::new(HashMap::new()),
@@ -238,13 +242,15 @@ impl Shard {
             delivered: Cell::new(0),
             removed: Cell::new(false),
         }));
-        self.local
-            .borrow_mut()
-            .insert(&subject, queue.as_ref(), sub.clone());
+        let account = client.account.get();
+        if let Some(local) = self.local.borrow_mut().get_mut(account as usize) {
+            local.insert(&subject, queue.as_ref(), sub.clone());
+        }
         client.subs.borrow_mut().insert(sid, sub);
         client.interest_dirty.set(true);
         self.broadcast(|| Envelope::Interest {
             op: InterestOp::Add,
+            account,
             subject: subject.clone(),
             queue: queue.clone(),
         });
@@ -272,11 +278,13 @@ impl Shard {
         if sub.removed.replace(true) {
             return;
         }
-        self.local
-            .borrow_mut()
-            .remove(&sub.subject, sub.queue.as_deref(), sub);
+        let account = sub.client.account.get();
+        if let Some(local) = self.local.borrow_mut().get_mut(account as usize) {
+            local.remove(&sub.subject, sub.queue.as_deref(), sub);
+        }
         self.send_to_all(|| Envelope::Interest {
             op: InterestOp::Remove,
+            account,
             subject: sub.subject.clone(),
             queue: sub.queue.clone(),
         });
@@ -337,8 +345,16 @@ impl Shard {
     pub fn on_envelope(&self, from: u16, env: Envelope) {
         match env {
             Envelope::Msg(msg) => self.deliver_routed(msg),
-            Envelope::Interest { op, subject, queue } => {
+            Envelope::Interest {
+                op,
+                account,
+                subject,
+                queue,
+            } => {
                 let mut remote = self.remote.borrow_mut();
+                let Some(remote) = remote.get_mut(account as usize) else {
+                    return;
+                };
                 match op {
                     InterestOp::Add => remote.add(from, subject, queue),
                     InterestOp::Remove => remote.remove(from, subject, queue),
@@ -457,6 +473,69 @@ impl Shard {
         header_len: Option<usize>,
         payload: &Bytes,
     ) {
+        let account = from.account.get();
+        let delivered = if self.global.accounts.any_imports {
+            self.publish_across_accounts(account, from, subject, reply, header_len, payload)
+        } else {
+            self.route(account, from, subject, reply, header_len, payload)
+        };
+        if !delivered {
+            if let Some(reply) = reply {
+                if from.flags.get().no_responders {
+                    self.send_no_responders(from, subject, reply);
+                }
+            }
+        }
+        self.finish_auto_unsubs();
+    }
+
+    /// Routes in the publisher's account, then along the account's import routes: stream
+    /// exports others import, service imports of its own (their replies signed into `_R_`
+    /// subjects), and responses coming back on such a subject.
+    fn publish_across_accounts(
+        &self,
+        account: AccountId,
+        from: &Rc<ClientState>,
+        subject: &Bytes,
+        reply: Option<&Bytes>,
+        header_len: Option<usize>,
+        payload: &Bytes,
+    ) -> bool {
+        let accounts = &self.global.accounts;
+        if let Some((to, original)) = accounts.response_target(subject) {
+            return self.route(to, from, &original, reply, header_len, payload);
+        }
+        let mut delivered = self.route(account, from, subject, reply, header_len, payload);
+        let Some(routes) = accounts.routes(account) else {
+            return delivered;
+        };
+        for r in &routes.streams {
+            if r.map.matches(subject) {
+                let mapped = r.map.apply(subject);
+                delivered |= self.route(r.to, from, &mapped, reply, header_len, payload);
+            }
+        }
+        for r in &routes.services {
+            if r.map.matches(subject) {
+                let mapped = r.map.apply(subject);
+                let back = reply.map(|rp| accounts.response_subject(account, rp));
+                delivered |= self.route(r.to, from, &mapped, back.as_ref(), header_len, payload);
+            }
+        }
+        delivered
+    }
+
+    /// Delivers one message in one account's subject space: local subscribers, other shards,
+    /// one member per queue group. Returns whether anyone will get it.
+    fn route(
+        &self,
+        account: AccountId,
+        from: &Rc<ClientState>,
+        subject: &Bytes,
+        reply: Option<&Bytes>,
+        header_len: Option<usize>,
+        payload: &Bytes,
+    ) -> bool {
         let msg = MsgView {
             subject,
             reply: reply.map(|r| &r[..]),
@@ -464,12 +543,19 @@ impl Shard {
             payload,
         };
         let echo = from.flags.get().echo;
-        if self.local.borrow().is_empty() && self.remote.borrow().is_empty() {
-            // Nobody subscribes to anything, so there is no one to deliver to and no reply
-            // subscription to send a no-responders status to: skip matching.
-            return;
-        }
-        let local = self.local.borrow_mut().match_subject(subject);
+        let a = account as usize;
+        let local = {
+            let mut spaces = self.local.borrow_mut();
+            let Some(space) = spaces.get_mut(a) else {
+                return false;
+            };
+            if space.is_empty() && self.remote.borrow().get(a).is_none_or(|r| r.is_empty()) {
+                // Nobody subscribes to anything in this account: skip matching (the
+                // publisher's reply subscription cannot exist either, so no 503 goes out).
+                return false;
+            }
+            space.match_subject(subject)
+        };
         let mut delivered = false;
         for sub in &local.plain {
             if !echo && Rc::ptr_eq(&sub.client, from) {
@@ -479,17 +565,15 @@ impl Shard {
         }
 
         let remote = if self.nshards > 1 {
-            let mut r = self.remote.borrow_mut();
-            if r.is_empty() {
-                None
-            } else {
-                Some(r.match_subject(subject))
+            let mut spaces = self.remote.borrow_mut();
+            match spaces.get_mut(a) {
+                Some(r) if !r.is_empty() => Some(r.match_subject(subject)),
+                _ => None,
             }
         } else {
             None
         };
         let remote = remote.filter(|r| !r.plain.is_empty() || !r.queues.is_empty());
-
         // Queue groups: exactly one member over all shards, weighted by member counts.
         for group in &local.queues {
             let rgroup = remote
@@ -536,17 +620,10 @@ impl Shard {
                     }
                 }
             }
-            delivered |= self.send_targets(subject, reply, header_len, payload);
+            delivered |= self.send_targets(account, subject, reply, header_len, payload);
         }
 
-        if !delivered {
-            if let Some(reply) = reply {
-                if from.flags.get().no_responders {
-                    self.send_no_responders(from, subject, reply);
-                }
-            }
-        }
-        self.finish_auto_unsubs();
+        delivered
     }
 
     fn pick_remote(
@@ -573,6 +650,7 @@ impl Shard {
 
     fn send_targets(
         &self,
+        account: AccountId,
         subject: &Bytes,
         reply: Option<&Bytes>,
         header_len: Option<usize>,
@@ -587,6 +665,7 @@ impl Shard {
         for &shard in touched.iter() {
             let t = &mut targets[shard as usize];
             let msg = RoutedMsg {
+                account,
                 subject: subject.clone(),
                 reply: reply.cloned(),
                 header_len,
@@ -608,7 +687,10 @@ impl Shard {
     /// nats-server's no-responders answer: a 503 status message on the requester's own
     /// subscription that matches the reply subject.
     fn send_no_responders(&self, from: &Rc<ClientState>, subject: &[u8], reply: &[u8]) {
-        let matched = self.local.borrow_mut().match_subject(reply);
+        let matched = match self.local.borrow_mut().get_mut(from.account.get() as usize) {
+            Some(space) => space.match_subject(reply),
+            None => return,
+        };
         let Some(sub) = matched.plain.iter().find(|s| Rc::ptr_eq(&s.client, from)) else {
             return;
         };
@@ -619,7 +701,11 @@ impl Shard {
 
     fn deliver_routed(&self, msg: RoutedMsg) {
         self.bump_stats(|s| s.routed_in += 1);
-        let local: Rc<MatchResult<SubRef>> = self.local.borrow_mut().match_subject(&msg.subject);
+        let local: Rc<MatchResult<SubRef>> =
+            match self.local.borrow_mut().get_mut(msg.account as usize) {
+                Some(space) => space.match_subject(&msg.subject),
+                None => return,
+            };
         let m = MsgView {
             subject: &msg.subject,
             reply: msg.reply.as_deref(),

@@ -1,0 +1,253 @@
+//! The `accounts { NAME: { users, exports, imports } }` block, checked but not yet resolved to ids.
+
+use bytes::Bytes;
+use tachyon_protocol::subject;
+
+use crate::config::{ConfigError, Item, Map};
+
+/// One account as the file declares it. Its `users` array stays raw: the auth module parses user
+/// entries the same way inside and outside accounts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountDef {
+    pub name: String,
+    pub users: Option<Item>,
+    pub exports: Vec<Export>,
+    pub imports: Vec<Import>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Stream,
+    Service,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Export {
+    pub kind: Kind,
+    pub subject: Bytes,
+    /// Accounts allowed to import it; `None` is public.
+    pub accounts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Import {
+    pub kind: Kind,
+    /// The exporting account.
+    pub account: String,
+    /// The subject as exported.
+    pub subject: Bytes,
+    /// Streams: where imported messages land (`prefix` or `to`); services: the local subject
+    /// the importer publishes to (`to`, default the exported subject).
+    pub local: Local,
+    pub pos: crate::config::Pos,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Local {
+    Same,
+    Prefix(String),
+    To(Bytes),
+}
+
+/// nats-server's global account, where users outside any account live.
+pub const GLOBAL_ACCOUNT: &str = "$G";
+
+pub fn from_config(block: &Item) -> Result<Vec<AccountDef>, ConfigError> {
+    let map = block.as_map("accounts")?;
+    let mut out: Vec<AccountDef> = Vec::new();
+    for (name, item) in map.iter() {
+        if out.iter().any(|a| a.name == name) {
+            return Err(ConfigError::at(
+                &item.pos,
+                format!("duplicate account {name:?}"),
+            ));
+        }
+        out.push(account(name, item)?);
+    }
+    Ok(out)
+}
+
+fn account(name: &str, item: &Item) -> Result<AccountDef, ConfigError> {
+    let mut def = AccountDef {
+        name: name.to_string(),
+        users: None,
+        exports: Vec::new(),
+        imports: Vec::new(),
+    };
+    let map = match &item.value {
+        crate::config::Value::Map(m) => m,
+        // `accounts: { A: {} }` and bare names in some examples: an account with nothing in it.
+        _ => {
+            return Err(ConfigError::at(
+                &item.pos,
+                format!("account {name:?}: expected a map"),
+            ))
+        }
+    };
+    for (key, v) in map.iter() {
+        match key.to_ascii_lowercase().as_str() {
+            "users" => def.users = Some(v.clone()),
+            "exports" => {
+                for e in v.as_array("exports")? {
+                    def.exports.push(export(e)?);
+                }
+            }
+            "imports" => {
+                for i in v.as_array("imports")? {
+                    def.imports.push(import(i)?);
+                }
+            }
+            "jetstream"
+            | "mappings"
+            | "limits"
+            | "nkey"
+            | "default_permissions"
+            | "msg_trace"
+            | "trace_dest" => {
+                return Err(ConfigError::at(
+                    &v.pos,
+                    format!("account option {key:?} is not supported yet"),
+                ))
+            }
+            _ => {
+                return Err(ConfigError::at(
+                    &v.pos,
+                    format!("unknown field {key:?} in account {name:?}"),
+                ))
+            }
+        }
+    }
+    Ok(def)
+}
+
+fn valid_subject(item: &Item, key: &str) -> Result<Bytes, ConfigError> {
+    let s = item.as_str(key)?;
+    if !subject::valid_subscribe(s.as_bytes(), false) {
+        return Err(ConfigError::at(
+            &item.pos,
+            format!("{key} {s:?} is not a valid subject"),
+        ));
+    }
+    Ok(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn export(item: &Item) -> Result<Export, ConfigError> {
+    let map = item.as_map("exports")?;
+    let mut kind_subject: Option<(Kind, Bytes)> = None;
+    let mut accounts = None;
+    for (key, v) in map.iter() {
+        match key.to_ascii_lowercase().as_str() {
+            "stream" | "service" => {
+                if kind_subject.is_some() {
+                    return Err(ConfigError::at(
+                        &v.pos,
+                        "Detected stream and service in one export",
+                    ));
+                }
+                let kind = if key.eq_ignore_ascii_case("stream") {
+                    Kind::Stream
+                } else {
+                    Kind::Service
+                };
+                kind_subject = Some((kind, valid_subject(v, key)?));
+            }
+            "accounts" => accounts = Some(v.as_str_list("accounts")?),
+            // Latency tracking and response shapes change nothing about routing here.
+            "response_type" | "response" | "response_threshold" | "threshold" | "latency" => {}
+            _ => {
+                return Err(ConfigError::at(
+                    &v.pos,
+                    format!("unknown field {key:?} in export"),
+                ))
+            }
+        }
+    }
+    let Some((kind, subject)) = kind_subject else {
+        return Err(ConfigError::at(
+            &item.pos,
+            "export needs a stream or a service subject",
+        ));
+    };
+    Ok(Export {
+        kind,
+        subject,
+        accounts,
+    })
+}
+
+fn import(item: &Item) -> Result<Import, ConfigError> {
+    let map = item.as_map("imports")?;
+    let mut source: Option<(Kind, String, Bytes)> = None;
+    let mut prefix = None;
+    let mut to = None;
+    for (key, v) in map.iter() {
+        match key.to_ascii_lowercase().as_str() {
+            "stream" | "service" => {
+                if source.is_some() {
+                    return Err(ConfigError::at(
+                        &v.pos,
+                        "Detected stream and service in one import",
+                    ));
+                }
+                let kind = if key.eq_ignore_ascii_case("stream") {
+                    Kind::Stream
+                } else {
+                    Kind::Service
+                };
+                let m: &Map = v.as_map(key)?;
+                let account = m.get("account").map(|a| a.to_text("account")).transpose()?;
+                let subject = m
+                    .get("subject")
+                    .map(|s| valid_subject(s, "subject"))
+                    .transpose()?;
+                match (account, subject) {
+                    (Some(a), Some(s)) if !a.is_empty() => source = Some((kind, a, s)),
+                    _ => {
+                        return Err(ConfigError::at(
+                            &v.pos,
+                            "Expect an account name and a subject",
+                        ))
+                    }
+                }
+            }
+            "prefix" => prefix = Some(v.as_str("prefix")?.to_string()),
+            "to" => to = Some(valid_subject(v, "to")?),
+            "share" => {
+                v.as_bool("share")?;
+            }
+            _ => {
+                return Err(ConfigError::at(
+                    &v.pos,
+                    format!("unknown field {key:?} in import"),
+                ))
+            }
+        }
+    }
+    let Some((kind, account, subject)) = source else {
+        return Err(ConfigError::at(
+            &item.pos,
+            "import needs a stream or a service",
+        ));
+    };
+    let local = match (kind, prefix, to) {
+        (_, Some(_), Some(_)) => {
+            return Err(ConfigError::at(&item.pos, "import has both prefix and to"))
+        }
+        (Kind::Service, Some(_), None) => {
+            return Err(ConfigError::at(
+                &item.pos,
+                "a service import takes `to`, not `prefix`",
+            ))
+        }
+        (_, Some(p), None) => Local::Prefix(p),
+        (_, None, Some(t)) => Local::To(t),
+        (_, None, None) => Local::Same,
+    };
+    Ok(Import {
+        kind,
+        account,
+        subject,
+        local,
+        pos: item.pos.clone(),
+    })
+}
