@@ -45,6 +45,8 @@ pub struct Options {
     pub ports_file_dir: Option<PathBuf>,
     /// `-c FILE`: the nats-server config file the other options were read from.
     pub config_file: Option<PathBuf>,
+    /// The config file's `authorization` block (users, nkeys, permissions); flags cannot set it.
+    pub authorization: Option<crate::auth::AuthConfig>,
     /// `-t`: check the config file and exit.
     pub check_config: bool,
     /// Monitoring listener (`http: host:port` in the config file); `None` host means the
@@ -97,6 +99,7 @@ impl Default for Options {
             pid_file: None,
             ports_file_dir: None,
             config_file: None,
+            authorization: None,
             check_config: false,
             http_host: None,
             http_port: None,

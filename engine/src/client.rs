@@ -55,6 +55,9 @@ pub struct Subscription {
     pub max: Cell<u64>,
     pub delivered: Cell<u64>,
     pub removed: Cell<bool>,
+    /// A subscribe deny entry overlaps this (wildcard or queue) subscription: each delivery
+    /// is checked against the client's deny list.
+    pub deny_filter: bool,
 }
 
 /// Sublist value: identity is the subscription itself.
@@ -147,6 +150,8 @@ pub struct ClientState {
     pub rtt: Cell<Duration>,
     pub lang: RefCell<String>,
     pub version: RefCell<String>,
+    /// The authenticated user's permissions; `None` when the user may do anything.
+    pub perms: RefCell<Option<crate::auth::PermChecker>>,
 }
 
 impl ClientState {
@@ -173,6 +178,7 @@ impl ClientState {
             rtt: Cell::new(Duration::ZERO),
             lang: RefCell::new(String::new()),
             version: RefCell::new(String::new()),
+            perms: RefCell::new(None),
         }
     }
 

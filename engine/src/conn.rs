@@ -46,6 +46,8 @@ struct Session {
     /// Cancelled by the first successful CONNECT: the timeout is for authenticating, not for
     /// the whole connection.
     auth_timer: Option<glommio::task::JoinHandle<()>>,
+    /// The challenge this connection's INFO carried for nkey users to sign.
+    nonce: Option<String>,
 }
 
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
@@ -77,6 +79,11 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     if let Some(p) = peer {
         info.client_ip = Some(p.ip().to_string());
     }
+    let nonce = cfg
+        .auth
+        .needs_nonce()
+        .then(crate::auth::Authenticator::new_nonce);
+    info.nonce = nonce.clone();
     let mut buf = Vec::new();
     encode::info(&mut buf, &info);
     client.send_raw(&buf);
@@ -118,6 +125,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         connect_opts: json::ConnectOptions::default(),
         first_pong_sent: false,
         auth_timer,
+        nonce,
     };
     let reason = session.read_loop(&mut stream).await;
     client.close(reason);
@@ -342,6 +350,9 @@ impl Session {
                 if client.flags.get().pedantic && !subject::valid_publish(&subject, true) {
                     client.send_err(errors::INVALID_PUBLISH_SUBJECT);
                 }
+                if !may_publish(client, &subject) {
+                    return Next::Continue;
+                }
                 // nats-server acknowledges a verbose PUB before it routes it.
                 self.ok();
                 self.shard
@@ -362,6 +373,9 @@ impl Session {
                 if client.flags.get().pedantic && !subject::valid_publish(&subject, true) {
                     client.send_err(errors::INVALID_PUBLISH_SUBJECT);
                 }
+                if !may_publish(client, &subject) {
+                    return Next::Continue;
+                }
                 self.ok();
                 self.shard
                     .publish(client, &subject, reply.as_ref(), Some(header_len), &message);
@@ -381,6 +395,9 @@ impl Session {
                         client.send_err(errors::INVALID_SUBJECT);
                         return Next::Continue;
                     }
+                }
+                if !may_subscribe(client, &subject, queue.as_deref()) {
+                    return Next::Continue;
                 }
                 match self.shard.subscribe(client, subject, queue, sid) {
                     Ok(()) => self.ok(),
@@ -440,14 +457,21 @@ impl Session {
             }
         };
         let cfg = &self.cfg;
-        if !self.connected && cfg.auth_required() && !credentials_match(cfg, &opts) {
-            tracing::info!(
-                "{} - cid:{} - authentication error",
-                client.peer_string(),
-                client.id
-            );
-            client.send_err(errors::AUTHORIZATION_VIOLATION);
-            return Next::Close(CloseReason::AuthViolation);
+        if !self.connected && cfg.auth_required() {
+            match cfg.auth.authenticate(&opts, self.nonce.as_deref()) {
+                Ok(who) => {
+                    *client.perms.borrow_mut() = who.perms.map(crate::auth::PermChecker::new);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "{} - cid:{} - authentication error: {e}",
+                        client.peer_string(),
+                        client.id
+                    );
+                    client.send_err(errors::AUTHORIZATION_VIOLATION);
+                    return Next::Close(CloseReason::AuthViolation);
+                }
+            }
         }
         if let Err(e) = opts.validate(true) {
             client.send_err(e.err_text());
@@ -473,15 +497,39 @@ impl Session {
     }
 }
 
-fn credentials_match(cfg: &crate::global::Config, opts: &json::ConnectOptions) -> bool {
-    if let Some(token) = &cfg.opts.auth_token {
-        return opts.auth_token.as_deref() == Some(token.as_str());
+/// Publish permission check; a refused PUB is answered and dropped, the connection stays.
+#[inline]
+fn may_publish(client: &ClientState, subject: &[u8]) -> bool {
+    let allowed = match client.perms.borrow_mut().as_mut() {
+        None => return true,
+        Some(p) => p.can_publish(subject),
+    };
+    if !allowed {
+        client.send_err(&errors::publish_violation(subject));
+        tracing::error!(
+            "{} - cid:{} - Publish Violation - Subject {}",
+            client.peer_string(),
+            client.id,
+            errors::go_quote(subject)
+        );
     }
-    match (&cfg.opts.user, &cfg.opts.pass) {
-        (Some(u), p) => {
-            opts.user.as_deref() == Some(u.as_str())
-                && opts.pass.as_deref().unwrap_or("") == p.as_deref().unwrap_or("")
-        }
-        (None, _) => true,
+    allowed
+}
+
+/// Subscribe permission check (queue entries included); a refused SUB creates nothing.
+fn may_subscribe(client: &ClientState, subject: &[u8], queue: Option<&[u8]>) -> bool {
+    let allowed = match client.perms.borrow().as_ref() {
+        None => return true,
+        Some(p) => p.can_subscribe(subject, queue),
+    };
+    if !allowed {
+        client.send_err(&errors::subscribe_violation(subject, queue));
+        tracing::error!(
+            "{} - cid:{} - Subscription Violation - Subject {}",
+            client.peer_string(),
+            client.id,
+            errors::go_quote(subject)
+        );
     }
+    allowed
 }

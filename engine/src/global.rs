@@ -19,6 +19,8 @@ pub struct Config {
     pub opts: Options,
     pub server_id: String,
     pub server_name: String,
+    /// Users, tokens and permissions; built once, shared by every connection.
+    pub auth: Arc<crate::auth::Authenticator>,
 }
 
 impl Config {
@@ -31,12 +33,20 @@ impl Config {
                 .unwrap_or_else(|| server_id.clone()),
             server_id,
             opts: opts.clone(),
+            auth: authenticator(opts),
         }
     }
 
     pub fn auth_required(&self) -> bool {
-        self.opts.user.is_some() || self.opts.auth_token.is_some()
+        self.auth.required()
     }
+}
+
+fn authenticator(opts: &Options) -> Arc<crate::auth::Authenticator> {
+    Arc::new(crate::auth::Authenticator::new(
+        opts.authorization.as_ref(),
+        opts,
+    ))
 }
 
 /// A server id in nats-server's shape: an nkey-like 56-character base32 string starting with N.
@@ -96,6 +106,7 @@ impl Global {
             opts: opts.clone(),
             server_id: old.server_id.clone(),
             server_name,
+            auth: authenticator(opts),
         }));
     }
 

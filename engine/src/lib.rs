@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the map of these modules and the invariants they keep.
 
 pub mod accounts;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

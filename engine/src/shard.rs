@@ -255,7 +255,13 @@ impl Shard {
         if max > 0 && client.subs.borrow().len() >= max {
             return Err(SubscribeError::MaxSubscriptions);
         }
+        let deny_filter = client
+            .perms
+            .borrow()
+            .as_ref()
+            .is_some_and(|p| p.perms().needs_delivery_filter(&subject, queue.as_deref()));
         let sub = SubRef(Rc::new(Subscription {
+            deny_filter,
             client: client.clone(),
             subject: subject.clone(),
             queue: queue.clone(),
@@ -417,13 +423,16 @@ impl Shard {
         if sub.removed.get() || sub.client.is_closed() {
             return false;
         }
+        let client = &sub.client;
+        if sub.deny_filter && denied_delivery(client, subject, sub.queue.as_deref()) {
+            return false;
+        }
         let max = sub.max.get();
         let n = sub.delivered.get() + 1;
         if max != 0 && n > max {
             return false;
         }
         sub.delivered.set(n);
-        let client = &sub.client;
         let status = match header_len {
             // A client that did not ask for headers gets the body only, as nats-server does.
             Some(h) if !client.flags.get().headers => client.send_msg(
@@ -449,6 +458,9 @@ impl Shard {
             SendStatus::Dropped => {}
         }
         let ok = status != SendStatus::Dropped;
+        if let Some(reply) = reply.filter(|_| ok) {
+            note_reply(client, reply);
+        }
         if max != 0 && n == max {
             self.auto_unsub.borrow_mut().push(sub.clone());
         }
@@ -739,5 +751,24 @@ impl Shard {
             }
         });
         self.finish_auto_unsubs();
+    }
+}
+
+#[cold]
+fn denied_delivery(client: &ClientState, subject: &[u8], queue: Option<&[u8]>) -> bool {
+    client
+        .perms
+        .borrow_mut()
+        .as_mut()
+        .is_some_and(|p| p.delivery_denied(subject, queue))
+}
+
+/// `allow_responses`: a client that receives a request may publish its answer.
+#[inline]
+fn note_reply(client: &ClientState, reply: &[u8]) {
+    if let Some(p) = client.perms.borrow_mut().as_mut() {
+        if p.tracks_replies() {
+            p.note_reply(reply, std::time::Instant::now());
+        }
     }
 }

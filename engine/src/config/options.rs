@@ -203,6 +203,9 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
             "authorization" => {
                 let block = item.as_map(key)?;
                 authorization(block, doc, o)?;
+                o.authorization = Some(crate::auth::config::from_config_with_vars(block, &|p| {
+                    doc.is_used_var(p)
+                })?);
                 fc.authorization = Some(block.clone());
             }
             _ if UNSUPPORTED.contains(&lower.as_str()) => {
@@ -367,7 +370,7 @@ fn jetstream(item: &Item, key: &str) -> Result<JetStreamOpts, ConfigError> {
 }
 
 /// The simple `authorization` form: one user/password or a token, and the auth timeout.
-/// Users lists, permissions and callouts belong to the auth module.
+/// Users lists and permissions belong to the auth module (`auth::config`).
 fn authorization(block: &Map, doc: &Document, o: &mut Options) -> Result<(), ConfigError> {
     for (k, v) in block.iter() {
         match k.to_ascii_lowercase().as_str() {
@@ -389,14 +392,8 @@ fn authorization(block: &Map, doc: &Document, o: &mut Options) -> Result<(), Con
                 };
                 o.auth_timeout = std::time::Duration::from_secs_f64(secs);
             }
-            "users"
-            | "nkeys"
-            | "default_permission"
-            | "default_permissions"
-            | "permissions"
-            | "auth_callout"
-            | "auth_hook"
-            | "proxy_required" => {
+            "users" | "default_permission" | "default_permissions" | "permissions" => {}
+            "nkeys" | "auth_callout" | "auth_hook" | "proxy_required" => {
                 return Err(ConfigError::at(
                     &v.pos,
                     format!("authorization option '{k}' is not supported yet"),
@@ -534,7 +531,12 @@ mod tests {
         assert!(err("tls { cert_file: a }").contains("'tls' is not supported yet"));
         assert!(err("accounts { A: {} }").contains("'accounts' is not supported yet"));
         assert!(
-            err("authorization { users: [ {user: a} ] }").contains("'users' is not supported yet")
+            load_str("authorization { users: [ {user: a, password: b} ] }").map(|fc| fc
+                .opts
+                .authorization
+                .and_then(|a| a.users)
+                .map(|u| u.len()))
+                == Ok(Some(1))
         );
         // Asking for nothing is fine.
         let fc = load_str("syslog: false\ncluster {}\ntls {}").unwrap();

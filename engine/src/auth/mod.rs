@@ -1,0 +1,13 @@
+//! Authentication and authorization: the `authorization` config block (`config`), who a CONNECT
+//! proves to be (`authn`), and what that user may publish and subscribe to (`perms`).
+//!
+//! Everything here is built once at start-up (shared, read-only) except [`perms::PermChecker`],
+//! which each connection owns so its caches need no lock.
+
+pub mod authn;
+pub mod config;
+pub mod perms;
+
+pub use authn::{AuthError, Authenticated, Authenticator};
+pub use config::{from_config, AuthConfig, NkeyUser, User};
+pub use perms::{PermChecker, Permissions, ResponsePermission, SubjectPermission};
