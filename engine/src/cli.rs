@@ -64,6 +64,8 @@ pub struct Options {
     pub auth_timeout: Duration,
     pub lame_duck_duration: Duration,
     pub lame_duck_grace_period: Duration,
+    /// Client TLS (`tls {}` or the `--tls*` flags); `None` serves plaintext.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for Options {
@@ -99,6 +101,7 @@ impl Default for Options {
             auth_timeout: Duration::from_secs(2),
             lame_duck_duration: Duration::from_secs(120),
             lame_duck_grace_period: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -187,6 +190,10 @@ pub enum CliError {
     UnknownSignal(String),
     #[error("invalid signal parameters: {0:?}")]
     InvalidSignalParameters(Vec<String>),
+    #[error("TLS Server certificate must be present and valid")]
+    TlsNoCertificate,
+    #[error("TLS Server private key must be present and valid")]
+    TlsNoKey,
 }
 
 impl CliError {
@@ -322,6 +329,11 @@ enum Flag {
     AuthTimeout,
     LameDuckDuration,
     LameDuckGracePeriod,
+    Tls,
+    TlsVerify,
+    TlsCert,
+    TlsKey,
+    TlsCaCert,
     /// Parses, but the feature does not exist yet.
     Unsupported(ValueKind),
 }
@@ -372,13 +384,18 @@ impl Flag {
             "auth_timeout" => Flag::AuthTimeout,
             "lame_duck_duration" => Flag::LameDuckDuration,
             "lame_duck_grace_period" => Flag::LameDuckGracePeriod,
-            "s" | "syslog" | "js" | "jetstream" | "help_tls" | "tls" | "tlsverify"
-            | "no_advertise" => Flag::Unsupported(Bool),
+            "tls" => Flag::Tls,
+            "tlsverify" => Flag::TlsVerify,
+            "tlscert" => Flag::TlsCert,
+            "tlskey" => Flag::TlsKey,
+            "tlscacert" => Flag::TlsCaCert,
+            "s" | "syslog" | "js" | "jetstream" | "help_tls" | "no_advertise" => {
+                Flag::Unsupported(Bool)
+            }
             "m" | "http_port" | "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len"
             | "profile" | "connect_retries" => Flag::Unsupported(Int),
             "r" | "remote_syslog" | "routes" | "cluster" | "cluster_listen"
-            | "cluster_advertise" | "cluster_name" | "tlscert" | "tlskey" | "tlscacert" | "sd"
-            | "store_dir" => Flag::Unsupported(Str),
+            | "cluster_advertise" | "cluster_name" | "sd" | "store_dir" => Flag::Unsupported(Str),
             _ => return None,
         })
     }
@@ -396,6 +413,8 @@ impl Flag {
                 | Flag::LogtimeUtc
                 | Flag::CheckConfig
                 | Flag::Version
+                | Flag::Tls
+                | Flag::TlsVerify
                 | Flag::Unsupported(ValueKind::Bool)
         )
     }
@@ -417,6 +436,20 @@ struct Parsed {
     trace_verbose: Option<bool>,
     /// First flag, in command-line order, that asks for a missing feature.
     unsupported: Option<String>,
+    tls: TlsFlags,
+}
+
+/// The `--tls*` flags as given; nats-server turns them into a TLS configuration after parsing.
+#[derive(Default)]
+struct TlsFlags {
+    /// `-tls` itself: `Some(false)` switches TLS off whatever the other flags say.
+    enabled: Option<bool>,
+    /// Any `--tls*` flag was given: TLS is on unless `-tls=false`.
+    any: bool,
+    verify: bool,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
 }
 
 /// Parses the arguments after argv\[0\]. Pure: touches no file, environment or process state.
@@ -433,6 +466,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
         debug_trace_verbose: None,
         trace_verbose: None,
         unsupported: None,
+        tls: TlsFlags::default(),
     };
     let mut args = args.into_iter();
     let mut positional = None;
@@ -493,6 +527,14 @@ fn apply_bool(p: &mut Parsed, flag: Flag, name: &str, on: bool) {
         Flag::Logtime => p.opts.logtime = on,
         Flag::LogtimeUtc => p.opts.logtime_utc = on,
         Flag::CheckConfig => p.check_config = on,
+        Flag::Tls => {
+            p.tls.enabled = Some(on);
+            p.tls.any = true;
+        }
+        Flag::TlsVerify => {
+            p.tls.verify = on;
+            p.tls.any = true;
+        }
         Flag::Unsupported(_) => note_unsupported(p, name, on),
         _ => {}
     }
@@ -526,6 +568,9 @@ fn apply_value(p: &mut Parsed, flag: Flag, name: &str, value: String) -> Result<
         Flag::PidFile => o.pid_file = opt_path(&value),
         Flag::PortsFileDir => o.ports_file_dir = opt_path(&value),
         Flag::LogFile => o.log_file = opt_path(&value),
+        Flag::TlsCert => (p.tls.cert, p.tls.any) = (opt_path(&value), true),
+        Flag::TlsKey => (p.tls.key, p.tls.any) = (opt_path(&value), true),
+        Flag::TlsCaCert => (p.tls.ca, p.tls.any) = (opt_path(&value), true),
         Flag::Shards => {
             let n = parse_count(&value).map_err(invalid)?;
             if n == 0 {
@@ -588,6 +633,20 @@ fn finish(mut p: Parsed, positional: Option<String>) -> Result<Command, CliError
     }
     if let Some(flag) = p.unsupported {
         return Err(CliError::Unsupported(flag));
+    }
+    // nats-server: any `--tls*` flag means TLS from the flags (replacing the file's
+    // certificates), `--tlsverify` included; `-tls=false` wins over all of them.
+    if p.tls.enabled == Some(false) {
+        p.opts.tls = None;
+    } else if p.tls.any {
+        let cert = p.tls.cert.take().ok_or(CliError::TlsNoCertificate)?;
+        let key = p.tls.key.take().ok_or(CliError::TlsNoKey)?;
+        p.opts.tls = Some(crate::tls::TlsConfig::from_flags(
+            cert,
+            key,
+            p.tls.ca.take(),
+            p.tls.verify,
+        ));
     }
     if let Some(on) = p.debug_trace {
         p.opts.debug = on;
@@ -1094,8 +1153,6 @@ mod tests {
             (&["-m", "8222"], "m"),
             (&["--http_port=8222"], "http_port"),
             (&["-ms", "8222"], "ms"),
-            (&["--tls"], "tls"),
-            (&["--tlscert", "a.pem"], "tlscert"),
             (&["--routes", "nats://a:1"], "routes"),
             (&["--cluster", "nats://0.0.0.0:6222"], "cluster"),
             (&["-s"], "s"),
@@ -1125,6 +1182,44 @@ mod tests {
         // Asking for the feature to be off is honoured.
         let o = run(&["-js=false", "-m", "0", "--routes", "", "--tls=false"]);
         assert_eq!(o, Options::default());
+    }
+
+    #[test]
+    fn tls_flags_as_nats_server_reads_them() {
+        let o = run(&["--tls", "--tlscert", "c.pem", "--tlskey", "k.pem"]);
+        let t = o.tls.expect("tls on");
+        assert_eq!(t.cert_file, PathBuf::from("c.pem"));
+        assert_eq!(t.key_file, PathBuf::from("k.pem"));
+        assert_eq!(t.ca_file, None);
+        assert!(!t.verify && !t.map && !t.handshake_first);
+        assert_eq!(t.timeout, crate::tls::DEFAULT_TLS_TIMEOUT);
+        // Any --tls* flag turns TLS on, --tlsverify included.
+        let t = run(&[
+            "-tlsverify",
+            "-tlscert=c.pem",
+            "-tlskey",
+            "k.pem",
+            "-tlscacert",
+            "ca.pem",
+        ])
+        .tls
+        .expect("tlsverify implies tls");
+        assert!(t.verify);
+        assert_eq!(t.ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(run(&["--tlscert", "c.pem", "--tlskey", "k.pem"])
+            .tls
+            .is_some());
+        // -tls=false wins whatever its position.
+        assert_eq!(run(&["--tlscert", "c.pem", "--tls=false"]).tls, None);
+        assert_eq!(
+            err(&["--tls"]),
+            "TLS Server certificate must be present and valid"
+        );
+        assert_eq!(
+            err(&["--tlsverify", "--tlscert", "c.pem"]),
+            "TLS Server private key must be present and valid"
+        );
+        assert!(!CliError::TlsNoKey.shows_usage());
     }
 
     #[test]

@@ -18,3 +18,4 @@ pub mod server;
 pub mod shard;
 pub mod signal;
 pub mod sublist;
+pub mod tls;
