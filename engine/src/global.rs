@@ -14,6 +14,8 @@ pub struct Config {
     pub opts: Options,
     pub server_id: String,
     pub server_name: String,
+    /// Client TLS, loaded from `opts.tls` at start; `None` serves plaintext.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Config {
@@ -26,6 +28,7 @@ impl Config {
                 .unwrap_or_else(|| server_id.clone()),
             server_id,
             opts: opts.clone(),
+            tls: None,
         }
     }
 
@@ -82,6 +85,8 @@ impl Global {
             headers: true,
             max_payload: i32::try_from(c.opts.max_payload).unwrap_or(i32::MAX),
             auth_required: c.auth_required(),
+            tls_required: c.tls.is_some(),
+            tls_verify: c.tls.as_ref().is_some_and(|t| t.verify),
             tachyon: TACHYON_VERSION.to_string(),
             ..Default::default()
         }

@@ -41,6 +41,8 @@ pub enum StartError {
          (e.g. `ulimit -l unlimited`, or LimitMEMLOCK=infinity in a systemd unit)"
     )]
     Executor(usize, String),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 struct ShardParts {
@@ -124,7 +126,12 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         return Err(StartError::Shards(n));
     }
     let sigset = block_signals();
-    let config = Config::from_options(&opts);
+    let mut config = Config::from_options(&opts);
+    config.tls = opts
+        .tls
+        .as_ref()
+        .map(crate::tls::ServerTls::load)
+        .transpose()?;
     let (fds, bound) = bind_listeners(&config.opts.host, config.opts.port, n)?;
     let global = Arc::new(Global::new(config, bound.port()));
 
@@ -234,9 +241,13 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         SocketAddr::V4(a) => a.to_string(),
     };
     tracing::info!("Listening for client connections on {host_display}");
+    let tls_on = global.config.tls.is_some();
+    if tls_on {
+        tracing::info!("TLS required for client connections");
+    }
     let ports_path: Option<PathBuf> = opts.ports_file_dir.as_ref().and_then(|dir| {
         let ports = portsfile::Ports {
-            nats: portsfile::urls("nats", bound),
+            nats: portsfile::urls(if tls_on { "tls" } else { "nats" }, bound),
             ..Default::default()
         };
         match portsfile::write(dir, &ports) {
