@@ -43,8 +43,18 @@ pub struct Options {
     pub log_file: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub ports_file_dir: Option<PathBuf>,
-    /// Always `None` for now: `-c` is rejected as unsupported until config files exist.
+    /// `-c FILE`: the nats-server config file the other options were read from.
     pub config_file: Option<PathBuf>,
+    /// `-t`: check the config file and exit.
+    pub check_config: bool,
+    /// Monitoring listener (`http: host:port` in the config file); served by the monitor.
+    pub http_host: Option<String>,
+    pub http_port: Option<u16>,
+    /// `jetstream` from the config file; the server refuses to start while it is enabled.
+    pub jetstream: Option<JetStreamOpts>,
+    /// Options given explicitly on the command line, by field name: they win over the config
+    /// file, at start and on reload, as in nats-server.
+    pub explicit: Vec<&'static str>,
     /// Tachyon's own `--shards N`; `None` means one shard per available core.
     pub shards: Option<usize>,
     /// Tachyon's own `--spin_before_park D`: how long an idle shard busy-polls before it sleeps.
@@ -88,6 +98,11 @@ impl Default for Options {
             pid_file: None,
             ports_file_dir: None,
             config_file: None,
+            check_config: false,
+            http_host: None,
+            http_port: None,
+            jetstream: None,
+            explicit: Vec::new(),
             shards: None,
             spin_before_park: Duration::ZERO,
             max_payload: 1024 * 1024,
@@ -103,6 +118,73 @@ impl Default for Options {
             lame_duck_grace_period: Duration::from_secs(10),
             tls: None,
         }
+    }
+}
+
+/// The `jetstream` config block (or `jetstream: enabled`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JetStreamOpts {
+    pub enabled: bool,
+    pub store_dir: Option<PathBuf>,
+    pub max_memory_store: Option<i64>,
+    pub max_file_store: Option<i64>,
+}
+
+impl Options {
+    /// The config file's options with the explicitly given command-line flags laid over them.
+    pub fn overlay_flags(&self, flags: &Options) -> Options {
+        let mut o = self.clone();
+        for name in &flags.explicit {
+            match *name {
+                "host" => o.host = flags.host.clone(),
+                "port" => o.port = flags.port,
+                "server_name" => o.server_name = flags.server_name.clone(),
+                "client_advertise" => o.client_advertise = flags.client_advertise.clone(),
+                "user" => o.user = flags.user.clone(),
+                "pass" => o.pass = flags.pass.clone(),
+                "auth_token" => o.auth_token = flags.auth_token.clone(),
+                "debug" => o.debug = flags.debug,
+                "trace" => o.trace = flags.trace,
+                "trace_verbose" => o.trace_verbose = flags.trace_verbose,
+                "logtime" => o.logtime = flags.logtime,
+                "logtime_utc" => o.logtime_utc = flags.logtime_utc,
+                "log_file" => o.log_file = flags.log_file.clone(),
+                "pid_file" => o.pid_file = flags.pid_file.clone(),
+                "ports_file_dir" => o.ports_file_dir = flags.ports_file_dir.clone(),
+                "max_payload" => o.max_payload = flags.max_payload,
+                "max_control_line" => o.max_control_line = flags.max_control_line,
+                "max_connections" => o.max_connections = flags.max_connections,
+                "max_subscriptions" => o.max_subscriptions = flags.max_subscriptions,
+                "max_pending" => o.max_pending = flags.max_pending,
+                "write_deadline" => o.write_deadline = flags.write_deadline,
+                "ping_interval" => o.ping_interval = flags.ping_interval,
+                "ping_max" => o.ping_max = flags.ping_max,
+                "auth_timeout" => o.auth_timeout = flags.auth_timeout,
+                "lame_duck_duration" => o.lame_duck_duration = flags.lame_duck_duration,
+                "lame_duck_grace_period" => o.lame_duck_grace_period = flags.lame_duck_grace_period,
+                // As in nats-server, the flags replace the certificates and verification but
+                // keep the file's timeout, mapping and handshake order.
+                "tls" => {
+                    o.tls = match (&flags.tls, &self.tls) {
+                        (Some(f), Some(file)) => Some(crate::tls::TlsConfig {
+                            timeout: file.timeout,
+                            map: file.map,
+                            handshake_first: file.handshake_first,
+                            ..f.clone()
+                        }),
+                        (f, _) => f.clone(),
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Not config-file settings: always the command line's.
+        o.shards = flags.shards;
+        o.spin_before_park = flags.spin_before_park;
+        o.config_file = flags.config_file.clone();
+        o.check_config = flags.check_config;
+        o.explicit = flags.explicit.clone();
+        o
     }
 }
 
@@ -400,6 +482,44 @@ impl Flag {
         })
     }
 
+    /// The option fields this flag sets, for flag-over-file precedence.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            Flag::Port => &["port"],
+            Flag::ServerName => &["server_name"],
+            Flag::Host => &["host"],
+            Flag::ClientAdvertise => &["client_advertise"],
+            Flag::Debug => &["debug"],
+            Flag::Trace => &["trace"],
+            Flag::TraceVerbose => &["trace", "trace_verbose"],
+            Flag::DebugTrace => &["debug", "trace"],
+            Flag::DebugTraceVerbose => &["debug", "trace", "trace_verbose"],
+            Flag::Logtime => &["logtime"],
+            Flag::LogtimeUtc => &["logtime_utc"],
+            Flag::User => &["user"],
+            Flag::Pass => &["pass"],
+            Flag::Auth => &["auth_token"],
+            Flag::PidFile => &["pid_file"],
+            Flag::PortsFileDir => &["ports_file_dir"],
+            Flag::LogFile => &["log_file"],
+            Flag::MaxPayload => &["max_payload"],
+            Flag::MaxControlLine => &["max_control_line"],
+            Flag::MaxConnections => &["max_connections"],
+            Flag::MaxSubscriptions => &["max_subscriptions"],
+            Flag::MaxPending => &["max_pending"],
+            Flag::WriteDeadline => &["write_deadline"],
+            Flag::PingInterval => &["ping_interval"],
+            Flag::PingMax => &["ping_max"],
+            Flag::AuthTimeout => &["auth_timeout"],
+            Flag::LameDuckDuration => &["lame_duck_duration"],
+            Flag::LameDuckGracePeriod => &["lame_duck_grace_period"],
+            Flag::Tls | Flag::TlsVerify | Flag::TlsCert | Flag::TlsKey | Flag::TlsCaCert => {
+                &["tls"]
+            }
+            _ => &[],
+        }
+    }
+
     fn is_bool(self) -> bool {
         matches!(
             self,
@@ -436,6 +556,7 @@ struct Parsed {
     trace_verbose: Option<bool>,
     /// First flag, in command-line order, that asks for a missing feature.
     unsupported: Option<String>,
+    explicit: Vec<&'static str>,
     tls: TlsFlags,
 }
 
@@ -467,6 +588,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
         trace_verbose: None,
         unsupported: None,
         tls: TlsFlags::default(),
+        explicit: Vec::new(),
     };
     let mut args = args.into_iter();
     let mut positional = None;
@@ -492,6 +614,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
             None => (body, None),
         };
         let flag = Flag::lookup(name).ok_or_else(|| CliError::UndefinedFlag(name.to_string()))?;
+        p.explicit.extend_from_slice(flag.fields());
         if flag.is_bool() {
             let on = match inline {
                 None => true,
@@ -625,12 +748,14 @@ fn finish(mut p: Parsed, positional: Option<String>) -> Result<Command, CliError
     if let Some(signal) = p.signal {
         return parse_signal(&signal);
     }
-    if p.config.is_some() {
-        return Err(CliError::Unsupported("config".to_string()));
-    }
-    if p.check_config {
+    if p.check_config && p.config.is_none() {
         return Err(CliError::CheckConfigWithoutConfig);
     }
+    p.opts.config_file = p.config.map(PathBuf::from);
+    p.opts.check_config = p.check_config;
+    p.explicit.sort_unstable();
+    p.explicit.dedup();
+    p.opts.explicit = p.explicit;
     if let Some(flag) = p.unsupported {
         return Err(CliError::Unsupported(flag));
     }
@@ -838,11 +963,18 @@ mod tests {
         parse_args(args.iter().map(|s| s.to_string()))
     }
 
-    fn run(args: &[&str]) -> Options {
+    fn run_explicit(args: &[&str]) -> Options {
         match parse(args) {
             Ok(Command::Run(o)) => o,
             other => panic!("expected Run for {args:?}, got {other:?}"),
         }
+    }
+
+    /// The options, without the record of which flags were given.
+    fn run(args: &[&str]) -> Options {
+        let mut o = run_explicit(args);
+        o.explicit.clear();
+        o
     }
 
     fn err(args: &[&str]) -> String {
@@ -1163,7 +1295,6 @@ mod tests {
             (&["--no_advertise"], "no_advertise"),
             (&["--connect_retries", "3"], "connect_retries"),
             (&["--profile", "6060"], "profile"),
-            (&["-c", "x.conf"], "config"),
         ] {
             assert_eq!(
                 parse(args),
@@ -1223,8 +1354,70 @@ mod tests {
     }
 
     #[test]
+    fn tls_flags_replace_the_files_certificates_only() {
+        let mut file = Options::default();
+        file.tls = Some(crate::tls::TlsConfig {
+            timeout: Duration::from_millis(300),
+            map: true,
+            handshake_first: true,
+            ..crate::tls::TlsConfig::from_flags("f.pem".into(), "fk.pem".into(), None, true)
+        });
+        let flags = match parse(&["--tlscert", "c.pem", "--tlskey", "k.pem"]) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{other:?}"),
+        };
+        let t = file.overlay_flags(&flags).tls.expect("tls");
+        assert_eq!(t.cert_file, PathBuf::from("c.pem"));
+        assert!(!t.verify, "verification comes from the flags");
+        assert!(t.map && t.handshake_first);
+        assert_eq!(t.timeout, Duration::from_millis(300));
+        let off = match parse(&["--tls=false"]) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(file.overlay_flags(&off).tls, None);
+        let none = match parse(&["-D"]) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(file.overlay_flags(&none).tls, file.tls);
+    }
+
+    #[test]
     fn check_config_needs_config() {
         assert_eq!(parse(&["-t"]), Err(CliError::CheckConfigWithoutConfig));
+        let o = run(&["-t", "-c", "a.conf"]);
+        assert!(o.check_config);
+        assert_eq!(o.config_file, Some(PathBuf::from("a.conf")));
+    }
+
+    #[test]
+    fn config_flag_and_explicit_flags() {
+        let o = run_explicit(&["--config=x.conf", "-p", "5000", "-DV", "--user", "u"]);
+        assert_eq!(o.config_file, Some(PathBuf::from("x.conf")));
+        assert_eq!(o.explicit, vec!["debug", "port", "trace", "user"]);
+        assert!(run_explicit(&[]).explicit.is_empty());
+    }
+
+    #[test]
+    fn flags_override_file_options() {
+        let file = Options {
+            port: 7000,
+            host: "127.0.0.1".into(),
+            debug: true,
+            max_payload: 10,
+            user: Some("file".into()),
+            ..Options::default()
+        };
+        let flags = run_explicit(&["-p", "-1", "--user", "flag", "-D=false", "--shards", "3"]);
+        let o = file.overlay_flags(&flags);
+        assert_eq!(o.port, 0);
+        assert_eq!(o.user.as_deref(), Some("flag"));
+        assert!(!o.debug);
+        // Not given on the command line: the file's value stays.
+        assert_eq!(o.host, "127.0.0.1");
+        assert_eq!(o.max_payload, 10);
+        assert_eq!(o.shards, Some(3));
     }
 
     #[test]

@@ -27,6 +27,26 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let opts = match tachyon_engine::config::resolve(&opts) {
+        Ok(o) => o,
+        Err(e) => {
+            logging::fatal(&e.to_string());
+            return ExitCode::from(1);
+        }
+    };
+    if opts.check_config {
+        if let Some(path) = &opts.config_file {
+            eprintln!(
+                "nats-server: configuration file {} is valid",
+                path.display()
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    if opts.jetstream.as_ref().is_some_and(|j| j.enabled) {
+        logging::fatal("jetstream is not supported yet");
+        return ExitCode::from(1);
+    }
     let _guard = match logging::init(&logging::LogOptions::from(&opts)) {
         Ok(g) => g,
         Err(e) => {

@@ -276,6 +276,56 @@ async fn mutual_tls_needs_a_certificate_from_the_ca() {
     a.flush().await.expect("flush after refusals");
 }
 
+/// A config file with a `tls {}` block holding `extra`, in the certificates' folder.
+fn config_file(certs: &Certs, extra: &str) -> String {
+    let text = format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n{extra}\n}}\n",
+        certs.arg("server.pem"),
+        certs.arg("server-key.pem"),
+        certs.arg("ca.pem"),
+    );
+    certs.write("server.conf", &text);
+    certs.arg("server.conf")
+}
+
+#[tokio::test]
+async fn handshake_first_from_the_config_file() {
+    let certs = Certs::new();
+    let conf = config_file(&certs, "  handshake_first: true");
+    let server = start(&["-c".to_string(), conf]);
+    // INFO only comes after the handshake: a plaintext client hears nothing.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    raw.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut raw, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "no plaintext INFO before the handshake");
+    let a = must_connect(certs.client(None).tls_first(), &server.url).await;
+    let b = must_connect(certs.client(None).tls_first(), &server.url).await;
+    exercise(&a, &b).await;
+    // A client that waits for INFO first cannot connect.
+    assert!(connect(certs.client(None), &server.url).await.is_err());
+}
+
+#[tokio::test]
+async fn verify_and_timeout_from_the_config_file() {
+    let certs = Certs::new();
+    let conf = config_file(&certs, "  verify: true\n  timeout: 0.5");
+    let server = start(&["-c".to_string(), conf]);
+    let mut raw = RawConn::connect(server.port, STEP);
+    assert!(raw.info.contains("\"tls_verify\":true"), "{}", raw.info);
+    let t0 = Instant::now();
+    assert!(raw.read_to_close(STEP).closed);
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(350) && waited < Duration::from_millis(2000),
+        "closed after {waited:?}, configured timeout is 0.5s"
+    );
+    let a = must_connect(certs.client(Some("alice")), &server.url).await;
+    a.flush().await.expect("flush");
+    assert!(connect(certs.client(None), &server.url).await.is_err());
+}
+
 #[test]
 fn missing_key_flag_fails_like_nats_server() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tachyon"))
