@@ -1355,13 +1355,15 @@ mod tests {
 
     #[test]
     fn tls_flags_replace_the_files_certificates_only() {
-        let mut file = Options::default();
-        file.tls = Some(crate::tls::TlsConfig {
-            timeout: Duration::from_millis(300),
-            map: true,
-            handshake_first: true,
-            ..crate::tls::TlsConfig::from_flags("f.pem".into(), "fk.pem".into(), None, true)
-        });
+        let file = Options {
+            tls: Some(crate::tls::TlsConfig {
+                timeout: Duration::from_millis(300),
+                map: true,
+                handshake_first: true,
+                ..crate::tls::TlsConfig::from_flags("f.pem".into(), "fk.pem".into(), None, true)
+            }),
+            ..Options::default()
+        };
         let flags = match parse(&["--tlscert", "c.pem", "--tlskey", "k.pem"]) {
             Ok(Command::Run(o)) => o,
             other => panic!("{other:?}"),

@@ -216,9 +216,8 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
                         format!("config option '{key}' is not supported yet"),
                     ));
                 }
-                match lower.as_str() {
-                    "accounts" => fc.accounts = item.as_map(key).ok().cloned(),
-                    _ => {}
+                if lower == "accounts" {
+                    fc.accounts = item.as_map(key).ok().cloned();
                 }
             }
             _ if doc.is_used_var(&item.pos) => {}
