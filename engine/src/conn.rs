@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -13,6 +14,7 @@ use glommio::net::TcpStream;
 use tachyon_protocol::{encode, errors, json, subject, ClientOp, Limits, Parser};
 
 use crate::client::{ClientFlags, ClientState, CloseReason};
+use crate::global::Config;
 use crate::shard::{Shard, SubscribeError};
 
 const READ_CHUNK: usize = 32 * 1024;
@@ -32,6 +34,7 @@ enum Next {
 }
 
 struct Session {
+    cfg: Arc<Config>,
     shard: Rc<Shard>,
     client: Rc<ClientState>,
     live: Rc<Liveness>,
@@ -50,16 +53,13 @@ struct Session {
 
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let global = shard.global.clone();
+    // This connection lives by the configuration it was accepted under, reloads included.
+    let cfg = global.config();
     let fd = stream.as_raw_fd();
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
     let cid = global.next_client_id();
-    let client = Rc::new(ClientState::new(
-        cid,
-        peer,
-        fd,
-        global.config.opts.max_pending,
-    ));
+    let client = Rc::new(ClientState::new(cid, peer, fd, cfg.opts.max_pending));
 
     let mut info = global.info_template();
     info.client_id = cid;
@@ -70,7 +70,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     encode::info(&mut buf, &info);
     // A TLS client gets INFO and its handshake here, before any task starts (as in
     // nats-server); a plaintext one gets INFO through the writer.
-    let (tls_reader, tls_writer, cert_identity) = match &global.config.tls {
+    let (tls_reader, tls_writer, cert_identity) = match &cfg.tls {
         None => {
             client.send_raw(&buf);
             (None, None, None)
@@ -105,13 +105,12 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let writer = glommio::spawn_local(write_loop(
         client.clone(),
         wstream,
-        global.config.opts.write_deadline,
+        cfg.opts.write_deadline,
         tls_writer,
     ))
     .detach();
 
-    let over_limit =
-        global.conn_count.fetch_add(1, Ordering::AcqRel) >= global.config.opts.max_connections;
+    let over_limit = global.conn_count.fetch_add(1, Ordering::AcqRel) >= cfg.opts.max_connections;
     if over_limit {
         // A refused connection holds no slot while its error is flushed.
         global.conn_count.fetch_sub(1, Ordering::AcqRel);
@@ -132,14 +131,11 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     });
     let pinger =
         glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
-    let auth_timer = global.config.auth_required().then(|| {
-        glommio::spawn_local(auth_timeout(
-            client.clone(),
-            global.config.opts.auth_timeout,
-        ))
-        .detach()
+    let auth_timer = cfg.auth_required().then(|| {
+        glommio::spawn_local(auth_timeout(client.clone(), cfg.opts.auth_timeout)).detach()
     });
     let mut session = Session {
+        cfg: cfg.clone(),
         shard: shard.clone(),
         client: client.clone(),
         live,
@@ -255,8 +251,9 @@ async fn write_loop(
 }
 
 async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>) {
-    let interval = shard.global.config.opts.ping_interval;
-    let max_out = shard.global.config.opts.ping_max;
+    let cfg = shard.global.config();
+    let interval = cfg.opts.ping_interval;
+    let max_out = cfg.opts.ping_max;
     loop {
         glommio::timer::sleep(interval).await;
         if client.is_closed() {
@@ -280,7 +277,7 @@ async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>
 
 impl Session {
     async fn read_loop(&mut self, stream: &mut TcpStream) -> CloseReason {
-        let cfg = &self.shard.global.config;
+        let cfg = self.cfg.clone();
         let mut parser = Parser::new(Limits {
             max_payload: cfg.opts.max_payload,
             max_control_line: cfg.opts.max_control_line,
@@ -500,7 +497,7 @@ impl Session {
                 return Next::Close(CloseReason::ProtocolViolation);
             }
         };
-        let cfg = &self.shard.global.config;
+        let cfg = &self.cfg;
         if !self.connected && cfg.auth_required() && !credentials_match(cfg, &opts) {
             tracing::info!(
                 "{} - cid:{} - authentication error",

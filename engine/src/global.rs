@@ -1,6 +1,9 @@
 //! Process-wide, read-mostly state shared by all shards. Nothing here is touched per message.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use rand::Rng;
 use tachyon_protocol::json::ServerInfo;
@@ -50,7 +53,9 @@ fn new_server_id() -> String {
 }
 
 pub struct Global {
-    pub config: Config,
+    /// Swapped whole by a config reload; a connection takes a snapshot when it is accepted,
+    /// so nothing on the message path reads it.
+    config: ArcSwap<Config>,
     /// The port actually bound (differs from config when it asked for a random one).
     pub port: u16,
     pub conn_count: AtomicUsize,
@@ -60,11 +65,33 @@ pub struct Global {
 impl Global {
     pub fn new(config: Config, port: u16) -> Self {
         Global {
-            config,
+            config: ArcSwap::from_pointee(config),
             port,
             conn_count: AtomicUsize::new(0),
             next_cid: AtomicU64::new(1),
         }
+    }
+
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Installs a reloaded configuration for connections accepted from now on. The server's
+    /// identity does not change on reload.
+    /// Installs a reloaded configuration; `tls` is `opts.tls` already loaded (files read).
+    pub fn set_config(&self, opts: &Options, tls: Option<crate::tls::ServerTls>) {
+        let old = self.config();
+        let server_name = opts
+            .server_name
+            .clone()
+            .unwrap_or_else(|| old.server_name.clone());
+        self.config.store(Arc::new(Config {
+            opts: opts.clone(),
+            server_id: old.server_id.clone(),
+            server_name,
+            tls,
+        }));
     }
 
     pub fn next_client_id(&self) -> u64 {
@@ -73,7 +100,7 @@ impl Global {
 
     /// INFO as sent to a new client, before the per-client fields are filled in.
     pub fn info_template(&self) -> ServerInfo {
-        let c = &self.config;
+        let c = self.config();
         ServerInfo {
             server_id: c.server_id.clone(),
             server_name: c.server_name.clone(),

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -103,6 +104,17 @@ pub fn reopen() -> Result<bool, LoggingError> {
     }
 }
 
+/// Applies reloaded logging options: level, timestamps and output file. A file that cannot
+/// be opened leaves the output as it was.
+pub fn reconfigure(opts: &LogOptions) -> Result<(), LoggingError> {
+    if let Some(sink) = GLOBAL.get() {
+        sink.reconfigure(opts)?;
+        // Callsites cached their interest under the old levels.
+        tracing::callsite::rebuild_interest_cache();
+    }
+    Ok(())
+}
+
 static GLOBAL: OnceLock<Arc<Sink>> = OnceLock::new();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,11 +170,12 @@ enum Output {
 struct Sink {
     out: Mutex<Output>,
     pid_prefix: String,
-    logtime: bool,
-    utc: bool,
+    // Atomics so a config reload can change them; read per log line, never per message.
+    logtime: AtomicBool,
+    utc: AtomicBool,
     colors: bool,
-    debug: bool,
-    trace: bool,
+    debug: AtomicBool,
+    trace: AtomicBool,
 }
 
 impl Sink {
@@ -180,11 +193,11 @@ impl Sink {
         Ok(Sink {
             out: Mutex::new(out),
             pid_prefix: format!("[{}] ", std::process::id()),
-            logtime: opts.logtime,
-            utc: opts.utc,
+            logtime: AtomicBool::new(opts.logtime),
+            utc: AtomicBool::new(opts.utc),
             colors,
-            debug: opts.debug,
-            trace: opts.trace,
+            debug: AtomicBool::new(opts.debug),
+            trace: AtomicBool::new(opts.trace),
         })
     }
 
@@ -192,18 +205,18 @@ impl Sink {
         Sink {
             out: Mutex::new(Output::Stderr),
             pid_prefix: format!("[{}] ", std::process::id()),
-            logtime: true,
-            utc: false,
+            logtime: AtomicBool::new(true),
+            utc: AtomicBool::new(false),
             colors: stderr_is_terminal(),
-            debug: false,
-            trace: false,
+            debug: AtomicBool::new(false),
+            trace: AtomicBool::new(false),
         }
     }
 
     fn enabled(&self, level: &Level) -> bool {
         match *level {
-            Level::TRACE => self.trace,
-            Level::DEBUG => self.debug,
+            Level::TRACE => self.trace.load(Ordering::Relaxed),
+            Level::DEBUG => self.debug.load(Ordering::Relaxed),
             _ => true,
         }
     }
@@ -211,8 +224,8 @@ impl Sink {
     fn format_line(&self, now: SystemTime, label: Label, msg: &str) -> String {
         let mut line = String::with_capacity(self.pid_prefix.len() + 34 + msg.len());
         line.push_str(&self.pid_prefix);
-        if self.logtime {
-            push_timestamp(&mut line, now, self.utc);
+        if self.logtime.load(Ordering::Relaxed) {
+            push_timestamp(&mut line, now, self.utc.load(Ordering::Relaxed));
         }
         line.push_str(if self.colors {
             label.colored()
@@ -246,6 +259,30 @@ impl Sink {
                 Ok(true)
             }
         }
+    }
+
+    fn reconfigure(&self, opts: &LogOptions) -> Result<(), LoggingError> {
+        {
+            let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+            let current = match &*out {
+                Output::Stderr => None,
+                Output::File { path, .. } => Some(path),
+            };
+            if current != opts.file.as_ref() {
+                *out = match &opts.file {
+                    Some(path) => Output::File {
+                        path: path.clone(),
+                        file: open_append(path)?,
+                    },
+                    None => Output::Stderr,
+                };
+            }
+        }
+        self.logtime.store(opts.logtime, Ordering::Relaxed);
+        self.utc.store(opts.utc, Ordering::Relaxed);
+        self.debug.store(opts.debug, Ordering::Relaxed);
+        self.trace.store(opts.trace, Ordering::Relaxed);
+        Ok(())
     }
 
     fn flush(&self) {
@@ -318,9 +355,9 @@ impl<S: Subscriber> Layer<S> for NatsLayer {
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
         use tracing::level_filters::LevelFilter;
-        Some(if self.sink.trace {
+        Some(if self.sink.trace.load(Ordering::Relaxed) {
             LevelFilter::TRACE
-        } else if self.sink.debug {
+        } else if self.sink.debug.load(Ordering::Relaxed) {
             LevelFilter::DEBUG
         } else {
             LevelFilter::INFO
@@ -426,10 +463,37 @@ mod tests {
     #[test]
     fn logtime_false_drops_timestamp() {
         let mut sink = Sink::stderr_default();
-        sink.logtime = false;
+        sink.logtime = AtomicBool::new(false);
         sink.colors = false;
         let line = sink.format_line(SystemTime::now(), Label::Fatal, "boom");
         assert_eq!(line, format!("[{}] [FTL] boom\n", std::process::id()));
+    }
+
+    #[test]
+    fn reconfigure_changes_levels_and_file() {
+        let first = temp_path("reconf-a.log");
+        let second = temp_path("reconf-b.log");
+        let sink = Sink::new(&file_opts(&first)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!sink.enabled(&Level::DEBUG));
+        sink.reconfigure(&LogOptions {
+            debug: true,
+            ..file_opts(&second)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(sink.enabled(&Level::DEBUG) && !sink.enabled(&Level::TRACE));
+        sink.write_line(Label::Info, "after");
+        let text = std::fs::read_to_string(&second).unwrap_or_default();
+        assert!(text.contains("[INF] after"), "{text:?}");
+        let bad = LogOptions {
+            file: Some(PathBuf::from("/nonexistent-dir/x.log")),
+            ..Default::default()
+        };
+        assert!(sink.reconfigure(&bad).is_err());
+        sink.write_line(Label::Info, "still");
+        let text = std::fs::read_to_string(&second).unwrap_or_default();
+        assert!(text.contains("[INF] still"), "{text:?}");
+        let _ = std::fs::remove_file(&first);
+        let _ = std::fs::remove_file(&second);
     }
 
     #[test]
@@ -447,7 +511,7 @@ mod tests {
     #[test]
     fn colored_labels_on_terminal() {
         let mut sink = Sink::stderr_default();
-        sink.logtime = false;
+        sink.logtime = AtomicBool::new(false);
         sink.colors = true;
         let line = sink.format_line(SystemTime::now(), Label::Warn, "w");
         assert!(line.ends_with("[\x1b[0;93mWRN\x1b[0m] w\n"), "{line:?}");

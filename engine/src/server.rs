@@ -141,8 +141,8 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     );
     tracing::info!("  Version:  {}", crate::cli::NATS_VERSION);
     tracing::info!("  Shards:   {n}");
-    tracing::info!("  Name:     {}", global.config.server_name);
-    tracing::info!("  ID:       {}", global.config.server_id);
+    tracing::info!("  Name:     {}", global.config().server_name);
+    tracing::info!("  ID:       {}", global.config().server_id);
 
     // The mesh: ring i→j feeds shard j from shard i, with a doorbell to wake j.
     let mut parts: Vec<ShardParts> = Vec::with_capacity(n);
@@ -197,6 +197,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     }
 
     // Signals are taken by a plain thread; it posts the order and rings every shard's bell.
+    let reload_global = global.clone();
     let control = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || loop {
@@ -224,7 +225,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                     continue;
                 }
                 _ => {
-                    tracing::warn!("Config reload is not supported yet; ignoring SIGHUP");
+                    match reload(&reload_global) {
+                        Ok(()) => tracing::info!("Reloaded server configuration"),
+                        Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+                    }
                     continue;
                 }
             };
@@ -241,7 +245,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         SocketAddr::V4(a) => a.to_string(),
     };
     tracing::info!("Listening for client connections on {host_display}");
-    let tls_on = global.config.tls.is_some();
+    let tls_on = global.config().tls.is_some();
     if tls_on {
         tracing::info!("TLS required for client connections");
     }
@@ -273,6 +277,52 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         let _ = portsfile::remove(&p);
     }
     tracing::info!("Server Exiting..");
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("can only reload config when a file is provided using -c or --config")]
+    NoConfigFile,
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("config reload not supported for {0}")]
+    NotReloadable(&'static str),
+    #[error("jetstream is not supported yet")]
+    JetStream,
+    #[error(transparent)]
+    Logging(#[from] logging::LoggingError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// SIGHUP: re-reads the config file (the command line's flags still win) and installs it for
+/// connections accepted from now on; connections already open are kept. On any error the
+/// running configuration stays as it was.
+pub fn reload(global: &Global) -> Result<(), ReloadError> {
+    let current = global.config();
+    if current.opts.config_file.is_none() {
+        return Err(ReloadError::NoConfigFile);
+    }
+    let new = crate::config::resolve(&current.opts)?;
+    // The listeners are bound once; nats-server refuses these on reload too.
+    if new.host != current.opts.host {
+        return Err(ReloadError::NotReloadable("Host"));
+    }
+    if new.port != current.opts.port {
+        return Err(ReloadError::NotReloadable("Port"));
+    }
+    if new.jetstream.as_ref().is_some_and(|j| j.enabled) {
+        return Err(ReloadError::JetStream);
+    }
+    // Certificates are re-read too (rotation), and a bad one refuses the whole reload.
+    let tls = new
+        .tls
+        .as_ref()
+        .map(crate::tls::ServerTls::load)
+        .transpose()?;
+    logging::reconfigure(&logging::LogOptions::from(&new))?;
+    global.set_config(&new, tls);
     Ok(())
 }
 
@@ -380,7 +430,7 @@ async fn inbound_loop(
 }
 
 async fn lame_duck(shard: &Rc<Shard>) {
-    let cfg = &shard.global.config;
+    let cfg = shard.global.config();
     let mut info = shard.global.info_template();
     info.ldm = true;
     let clients: Vec<_> = shard.clients.borrow().values().cloned().collect();

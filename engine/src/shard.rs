@@ -219,7 +219,7 @@ impl Shard {
             // nats-server keeps the first subscription for a reused sid.
             return Ok(());
         }
-        let max = self.global.config.opts.max_subscriptions;
+        let max = self.global.config().opts.max_subscriptions;
         if max > 0 && client.subs.borrow().len() >= max {
             return Err(SubscribeError::MaxSubscriptions);
         }

@@ -523,7 +523,7 @@ mod tests {
     fn unsupported_and_unknown_keys() {
         assert_eq!(
             err("port: 1\ncluster {\n  port: 6222\n}"),
-            "t.conf:2:9: config option 'cluster' is not supported yet"
+            "t.conf:2:1: config option 'cluster' is not supported yet"
         );
         assert!(err("tls { cert_file: a }").contains("missing 'key_file' in TLS configuration"));
         let tls = opts("tls {\n  cert_file: c.pem\n  key_file: k.pem\n  handshake_first: true\n}")
@@ -537,7 +537,7 @@ mod tests {
         );
         // Asking for nothing is fine.
         load_str("syslog: false\ncluster {}").unwrap();
-        assert_eq!(err("bogus: 1"), "t.conf:1:8: unknown field \"bogus\"");
+        assert_eq!(err("bogus: 1"), "t.conf:1:1: unknown field \"bogus\"");
         assert!(err("authorization { bogus: 1 }").contains("unknown field \"bogus\""));
         // A key used as a variable is not unknown.
         assert_eq!(opts("MY_PORT: 4999\nport: $MY_PORT").port, 4999);

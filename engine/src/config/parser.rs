@@ -135,7 +135,9 @@ impl<'a> Parser<'a> {
                     self.cur.bump();
                     self.cur.skip_inline_ws();
                 }
-                let item = self.value(&key, &key_pos)?;
+                let mut item = self.value(&key, &key_pos)?;
+                // nats-server reports a setting's errors at its key.
+                item.pos = key_pos;
                 if let Some(scope) = self.scopes.last_mut() {
                     scope.insert(key.clone(), item);
                 }
@@ -424,8 +426,8 @@ mod tests {
         )
         .unwrap();
         let p = &d.map.get("port").unwrap().pos;
-        assert_eq!((p.line, p.col), (2, 9));
-        assert_eq!(p.to_string(), "/t/a.conf:2:9");
+        assert_eq!((p.line, p.col), (2, 3));
+        assert_eq!(p.to_string(), "/t/a.conf:2:3");
         let e = parse_str("a: 1\nb: \"x", Some(Path::new("f.conf"))).unwrap_err();
         assert_eq!(e.to_string(), "f.conf:2:4: unterminated quoted string");
     }
