@@ -77,6 +77,8 @@ pub struct Options {
     pub auth_timeout: Duration,
     pub lame_duck_duration: Duration,
     pub lame_duck_grace_period: Duration,
+    /// Client TLS (`tls {}` or the `--tls*` flags); `None` serves plaintext.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for Options {
@@ -118,6 +120,7 @@ impl Default for Options {
             auth_timeout: Duration::from_secs(2),
             lame_duck_duration: Duration::from_secs(120),
             lame_duck_grace_period: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -164,6 +167,19 @@ impl Options {
                 "auth_timeout" => o.auth_timeout = flags.auth_timeout,
                 "lame_duck_duration" => o.lame_duck_duration = flags.lame_duck_duration,
                 "lame_duck_grace_period" => o.lame_duck_grace_period = flags.lame_duck_grace_period,
+                // As in nats-server, the flags replace the certificates and verification but
+                // keep the file's timeout, mapping and handshake order.
+                "tls" => {
+                    o.tls = match (&flags.tls, &self.tls) {
+                        (Some(f), Some(file)) => Some(crate::tls::TlsConfig {
+                            timeout: file.timeout,
+                            map: file.map,
+                            handshake_first: file.handshake_first,
+                            ..f.clone()
+                        }),
+                        (f, _) => f.clone(),
+                    }
+                }
                 _ => {}
             }
         }
@@ -261,6 +277,10 @@ pub enum CliError {
     UnknownSignal(String),
     #[error("invalid signal parameters: {0:?}")]
     InvalidSignalParameters(Vec<String>),
+    #[error("TLS Server certificate must be present and valid")]
+    TlsNoCertificate,
+    #[error("TLS Server private key must be present and valid")]
+    TlsNoKey,
 }
 
 impl CliError {
@@ -397,6 +417,11 @@ enum Flag {
     AuthTimeout,
     LameDuckDuration,
     LameDuckGracePeriod,
+    Tls,
+    TlsVerify,
+    TlsCert,
+    TlsKey,
+    TlsCaCert,
     /// Parses, but the feature does not exist yet.
     Unsupported(ValueKind),
 }
@@ -448,13 +473,18 @@ impl Flag {
             "auth_timeout" => Flag::AuthTimeout,
             "lame_duck_duration" => Flag::LameDuckDuration,
             "lame_duck_grace_period" => Flag::LameDuckGracePeriod,
-            "s" | "syslog" | "js" | "jetstream" | "help_tls" | "tls" | "tlsverify"
-            | "no_advertise" => Flag::Unsupported(Bool),
+            "tls" => Flag::Tls,
+            "tlsverify" => Flag::TlsVerify,
+            "tlscert" => Flag::TlsCert,
+            "tlskey" => Flag::TlsKey,
+            "tlscacert" => Flag::TlsCaCert,
+            "s" | "syslog" | "js" | "jetstream" | "help_tls" | "no_advertise" => {
+                Flag::Unsupported(Bool)
+            }
             "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len" | "profile"
             | "connect_retries" => Flag::Unsupported(Int),
             "r" | "remote_syslog" | "routes" | "cluster" | "cluster_listen"
-            | "cluster_advertise" | "cluster_name" | "tlscert" | "tlskey" | "tlscacert" | "sd"
-            | "store_dir" => Flag::Unsupported(Str),
+            | "cluster_advertise" | "cluster_name" | "sd" | "store_dir" => Flag::Unsupported(Str),
             _ => return None,
         })
     }
@@ -491,6 +521,9 @@ impl Flag {
             Flag::AuthTimeout => &["auth_timeout"],
             Flag::LameDuckDuration => &["lame_duck_duration"],
             Flag::LameDuckGracePeriod => &["lame_duck_grace_period"],
+            Flag::Tls | Flag::TlsVerify | Flag::TlsCert | Flag::TlsKey | Flag::TlsCaCert => {
+                &["tls"]
+            }
             _ => &[],
         }
     }
@@ -508,6 +541,8 @@ impl Flag {
                 | Flag::LogtimeUtc
                 | Flag::CheckConfig
                 | Flag::Version
+                | Flag::Tls
+                | Flag::TlsVerify
                 | Flag::Unsupported(ValueKind::Bool)
         )
     }
@@ -530,6 +565,20 @@ struct Parsed {
     /// First flag, in command-line order, that asks for a missing feature.
     unsupported: Option<String>,
     explicit: Vec<&'static str>,
+    tls: TlsFlags,
+}
+
+/// The `--tls*` flags as given; nats-server turns them into a TLS configuration after parsing.
+#[derive(Default)]
+struct TlsFlags {
+    /// `-tls` itself: `Some(false)` switches TLS off whatever the other flags say.
+    enabled: Option<bool>,
+    /// Any `--tls*` flag was given: TLS is on unless `-tls=false`.
+    any: bool,
+    verify: bool,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
 }
 
 /// Parses the arguments after argv\[0\]. Pure: touches no file, environment or process state.
@@ -546,6 +595,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
         debug_trace_verbose: None,
         trace_verbose: None,
         unsupported: None,
+        tls: TlsFlags::default(),
         explicit: Vec::new(),
     };
     let mut args = args.into_iter();
@@ -608,6 +658,14 @@ fn apply_bool(p: &mut Parsed, flag: Flag, name: &str, on: bool) {
         Flag::Logtime => p.opts.logtime = on,
         Flag::LogtimeUtc => p.opts.logtime_utc = on,
         Flag::CheckConfig => p.check_config = on,
+        Flag::Tls => {
+            p.tls.enabled = Some(on);
+            p.tls.any = true;
+        }
+        Flag::TlsVerify => {
+            p.tls.verify = on;
+            p.tls.any = true;
+        }
         Flag::Unsupported(_) => note_unsupported(p, name, on),
         _ => {}
     }
@@ -653,6 +711,9 @@ fn apply_value(p: &mut Parsed, flag: Flag, name: &str, value: String) -> Result<
             }
         }
         Flag::LogFile => o.log_file = opt_path(&value),
+        Flag::TlsCert => (p.tls.cert, p.tls.any) = (opt_path(&value), true),
+        Flag::TlsKey => (p.tls.key, p.tls.any) = (opt_path(&value), true),
+        Flag::TlsCaCert => (p.tls.ca, p.tls.any) = (opt_path(&value), true),
         Flag::Shards => {
             let n = parse_count(&value).map_err(invalid)?;
             if n == 0 {
@@ -717,6 +778,20 @@ fn finish(mut p: Parsed, positional: Option<String>) -> Result<Command, CliError
     p.opts.explicit = p.explicit;
     if let Some(flag) = p.unsupported {
         return Err(CliError::Unsupported(flag));
+    }
+    // nats-server: any `--tls*` flag means TLS from the flags (replacing the file's
+    // certificates), `--tlsverify` included; `-tls=false` wins over all of them.
+    if p.tls.enabled == Some(false) {
+        p.opts.tls = None;
+    } else if p.tls.any {
+        let cert = p.tls.cert.take().ok_or(CliError::TlsNoCertificate)?;
+        let key = p.tls.key.take().ok_or(CliError::TlsNoKey)?;
+        p.opts.tls = Some(crate::tls::TlsConfig::from_flags(
+            cert,
+            key,
+            p.tls.ca.take(),
+            p.tls.verify,
+        ));
     }
     if let Some(on) = p.debug_trace {
         p.opts.debug = on;
@@ -1228,8 +1303,6 @@ mod tests {
             (&["--jetstream"], "jetstream"),
             (&["-sd", "/tmp/js"], "sd"),
             (&["-ms", "8222"], "ms"),
-            (&["--tls"], "tls"),
-            (&["--tlscert", "a.pem"], "tlscert"),
             (&["--routes", "nats://a:1"], "routes"),
             (&["--cluster", "nats://0.0.0.0:6222"], "cluster"),
             (&["-s"], "s"),
@@ -1274,6 +1347,76 @@ mod tests {
             err(&["-m", "70000"]),
             "invalid value \"70000\" for flag -m: value out of range"
         );
+    }
+
+    #[test]
+    fn tls_flags_as_nats_server_reads_them() {
+        let o = run(&["--tls", "--tlscert", "c.pem", "--tlskey", "k.pem"]);
+        let t = o.tls.expect("tls on");
+        assert_eq!(t.cert_file, PathBuf::from("c.pem"));
+        assert_eq!(t.key_file, PathBuf::from("k.pem"));
+        assert_eq!(t.ca_file, None);
+        assert!(!t.verify && !t.map && !t.handshake_first);
+        assert_eq!(t.timeout, crate::tls::DEFAULT_TLS_TIMEOUT);
+        // Any --tls* flag turns TLS on, --tlsverify included.
+        let t = run(&[
+            "-tlsverify",
+            "-tlscert=c.pem",
+            "-tlskey",
+            "k.pem",
+            "-tlscacert",
+            "ca.pem",
+        ])
+        .tls
+        .expect("tlsverify implies tls");
+        assert!(t.verify);
+        assert_eq!(t.ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(run(&["--tlscert", "c.pem", "--tlskey", "k.pem"])
+            .tls
+            .is_some());
+        // -tls=false wins whatever its position.
+        assert_eq!(run(&["--tlscert", "c.pem", "--tls=false"]).tls, None);
+        assert_eq!(
+            err(&["--tls"]),
+            "TLS Server certificate must be present and valid"
+        );
+        assert_eq!(
+            err(&["--tlsverify", "--tlscert", "c.pem"]),
+            "TLS Server private key must be present and valid"
+        );
+        assert!(!CliError::TlsNoKey.shows_usage());
+    }
+
+    #[test]
+    fn tls_flags_replace_the_files_certificates_only() {
+        let file = Options {
+            tls: Some(crate::tls::TlsConfig {
+                timeout: Duration::from_millis(300),
+                map: true,
+                handshake_first: true,
+                ..crate::tls::TlsConfig::from_flags("f.pem".into(), "fk.pem".into(), None, true)
+            }),
+            ..Options::default()
+        };
+        let flags = match parse(&["--tlscert", "c.pem", "--tlskey", "k.pem"]) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{other:?}"),
+        };
+        let t = file.overlay_flags(&flags).tls.expect("tls");
+        assert_eq!(t.cert_file, PathBuf::from("c.pem"));
+        assert!(!t.verify, "verification comes from the flags");
+        assert!(t.map && t.handshake_first);
+        assert_eq!(t.timeout, Duration::from_millis(300));
+        let off = match parse(&["--tls=false"]) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(file.overlay_flags(&off).tls, None);
+        let none = match parse(&["-D"]) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(file.overlay_flags(&none).tls, file.tls);
     }
 
     #[test]

@@ -48,6 +48,11 @@ struct Session {
     auth_timer: Option<glommio::task::JoinHandle<()>>,
     /// The challenge this connection's INFO carried for nkey users to sign.
     nonce: Option<String>,
+    /// The reader's half of the TLS session; `None` on a plaintext connection.
+    tls: Option<crate::tls::TlsReader>,
+    /// Who the verified client certificate says the client is (for `verify_and_map`).
+    #[allow(dead_code)] // read by the users/permissions work
+    cert_identity: Option<crate::tls::CertIdentity>,
 }
 
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
@@ -59,6 +64,38 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let peer = stream.peer_addr().ok();
     let cid = global.next_client_id();
     let client = Rc::new(ClientState::new(cid, peer, fd, cfg.opts.max_pending));
+
+    let mut info = global.info_template();
+    info.client_id = cid;
+    if let Some(p) = peer {
+        info.client_ip = Some(p.ip().to_string());
+    }
+    let nonce = cfg
+        .auth
+        .needs_nonce()
+        .then(crate::auth::Authenticator::new_nonce);
+    info.nonce = nonce.clone();
+    let mut buf = Vec::new();
+    encode::info(&mut buf, &info);
+    // A TLS client gets INFO and its handshake here, before any task starts (as in
+    // nats-server); a plaintext one gets INFO through the writer.
+    let (tls_reader, tls_writer, cert_identity) = match &cfg.tls {
+        None => {
+            client.send_raw(&buf);
+            (None, None, None)
+        }
+        Some(tls) => match crate::tls::accept(&mut stream, tls, &buf).await {
+            Ok(a) => (Some(a.reader), Some(a.writer), a.identity),
+            Err(e) => {
+                tracing::debug!(
+                    "{} - cid:{cid} - TLS handshake error: {e}",
+                    client.peer_string()
+                );
+                let _ = stream.close().await;
+                return;
+            }
+        },
+    };
 
     // The writer gets its own descriptor for the same socket so reads and writes proceed
     // independently in two tasks.
@@ -74,22 +111,13 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     // SAFETY: `wfd` is a freshly duplicated, open socket descriptor that nothing else owns.
     let wstream = unsafe { TcpStream::from_raw_fd(wfd) };
 
-    let mut info = global.info_template();
-    info.client_id = cid;
-    if let Some(p) = peer {
-        info.client_ip = Some(p.ip().to_string());
-    }
-    let nonce = cfg
-        .auth
-        .needs_nonce()
-        .then(crate::auth::Authenticator::new_nonce);
-    info.nonce = nonce.clone();
-    let mut buf = Vec::new();
-    encode::info(&mut buf, &info);
-    client.send_raw(&buf);
-
-    let writer =
-        glommio::spawn_local(write_loop(client.clone(), wstream, cfg.opts.write_deadline)).detach();
+    let writer = glommio::spawn_local(write_loop(
+        client.clone(),
+        wstream,
+        cfg.opts.write_deadline,
+        tls_writer,
+    ))
+    .detach();
 
     let over_limit = global.conn_count.fetch_add(1, Ordering::AcqRel) >= cfg.opts.max_connections;
     if over_limit {
@@ -126,6 +154,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         first_pong_sent: false,
         auth_timer,
         nonce,
+        tls: tls_reader,
+        cert_identity,
     };
     let reason = session.read_loop(&mut stream).await;
     client.close(reason);
@@ -161,11 +191,30 @@ fn shutdown_read(fd: i32) {
     }
 }
 
-async fn write_loop(client: Rc<ClientState>, mut stream: TcpStream, deadline: Duration) {
+async fn write_loop(
+    client: Rc<ClientState>,
+    mut stream: TcpStream,
+    deadline: Duration,
+    mut tls: Option<crate::tls::TlsWriter>,
+) {
     let _ = stream.set_write_timeout(Some(deadline));
     let mut buf = Vec::with_capacity(READ_CHUNK);
+    let mut healthy = true;
     loop {
         if !client.has_out() {
+            // Records rustls produced while reading (alerts, key updates) go out on their own.
+            if let Some(t) = tls.as_mut().filter(|t| t.wants_write()) {
+                let sent = match t.pending() {
+                    Ok(records) => stream.write_all(records).await,
+                    Err(e) => Err(e),
+                };
+                if sent.is_err() {
+                    client.close(CloseReason::WriteError);
+                    healthy = false;
+                    break;
+                }
+                continue;
+            }
             if client.is_closed() {
                 break;
             }
@@ -173,7 +222,13 @@ async fn write_loop(client: Rc<ClientState>, mut stream: TcpStream, deadline: Du
             continue;
         }
         client.take_out(&mut buf);
-        let written = stream.write_all(&buf).await;
+        let written = match tls.as_mut() {
+            None => stream.write_all(&buf).await,
+            Some(t) => match t.seal(&buf) {
+                Ok(records) => stream.write_all(records).await,
+                Err(e) => Err(e),
+            },
+        };
         client.wrote();
         if let Err(e) = written {
             let reason = if e.kind() == std::io::ErrorKind::TimedOut {
@@ -188,7 +243,13 @@ async fn write_loop(client: Rc<ClientState>, mut stream: TcpStream, deadline: Du
                 CloseReason::WriteError
             };
             client.close(reason);
+            healthy = false;
             break;
+        }
+    }
+    if let (Some(t), true) = (tls.as_mut(), healthy) {
+        if let Ok(records) = t.close_notify() {
+            let _ = stream.write_all(records).await;
         }
     }
     // Shut down through the writer's own descriptor: the socket is shared, and this one is
@@ -239,9 +300,18 @@ impl Session {
         let mut tmp = vec![0u8; READ_CHUNK];
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK * 2);
         loop {
-            let n = match stream.read(&mut tmp).await {
+            let read = match self.tls.as_mut() {
+                None => stream.read(&mut tmp).await.inspect(|&n| {
+                    rbuf.extend_from_slice(&tmp[..n]);
+                }),
+                Some(t) => {
+                    t.read_into(stream, &mut rbuf, &self.client.writer_wake)
+                        .await
+                }
+            };
+            match read {
                 Ok(0) => return CloseReason::ClientClosed,
-                Ok(n) => n,
+                Ok(_) => {}
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -258,14 +328,13 @@ impl Session {
                     );
                     return CloseReason::ReadError;
                 }
-            };
+            }
             if let Some(r) = self.client.close_reason() {
                 return r;
             }
             let now = Instant::now();
             self.live.last_in.set(now);
             self.client.last_activity.set(now);
-            rbuf.extend_from_slice(&tmp[..n]);
             loop {
                 let op = match parser.parse(&mut rbuf) {
                     Ok(Some(op)) => op,

@@ -21,6 +21,8 @@ pub struct Config {
     pub server_name: String,
     /// Users, tokens and permissions; built once, shared by every connection.
     pub auth: Arc<crate::auth::Authenticator>,
+    /// Client TLS, loaded from `opts.tls` at start; `None` serves plaintext.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Config {
@@ -34,6 +36,7 @@ impl Config {
             server_id,
             opts: opts.clone(),
             auth: authenticator(opts),
+            tls: None,
         }
     }
 
@@ -96,7 +99,8 @@ impl Global {
 
     /// Installs a reloaded configuration for connections accepted from now on. The server's
     /// identity does not change on reload.
-    pub fn set_config(&self, opts: &Options) {
+    /// Installs a reloaded configuration; `tls` is `opts.tls` already loaded (files read).
+    pub fn set_config(&self, opts: &Options, tls: Option<crate::tls::ServerTls>) {
         let old = self.config();
         let server_name = opts
             .server_name
@@ -107,6 +111,7 @@ impl Global {
             server_id: old.server_id.clone(),
             server_name,
             auth: authenticator(opts),
+            tls,
         }));
     }
 
@@ -128,6 +133,8 @@ impl Global {
             headers: true,
             max_payload: i32::try_from(c.opts.max_payload).unwrap_or(i32::MAX),
             auth_required: c.auth_required(),
+            tls_required: c.tls.is_some(),
+            tls_verify: c.tls.as_ref().is_some_and(|t| t.verify),
             tachyon: TACHYON_VERSION.to_string(),
             ..Default::default()
         }

@@ -21,3 +21,4 @@ pub mod server;
 pub mod shard;
 pub mod signal;
 pub mod sublist;
+pub mod tls;

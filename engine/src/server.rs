@@ -43,6 +43,8 @@ pub enum StartError {
          (e.g. `ulimit -l unlimited`, or LimitMEMLOCK=infinity in a systemd unit)"
     )]
     Executor(usize, String),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 struct ShardParts {
@@ -127,7 +129,12 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         return Err(StartError::Shards(n));
     }
     let sigset = block_signals();
-    let config = Config::from_options(&opts);
+    let mut config = Config::from_options(&opts);
+    config.tls = opts
+        .tls
+        .as_ref()
+        .map(crate::tls::ServerTls::load)
+        .transpose()?;
     let (fds, bound) = bind_listeners(&config.opts.host, config.opts.port, n)?;
     let global = Arc::new(Global::new(config, bound.port()));
     // Bound before the shards start, so a busy monitor port fails start-up cleanly.
@@ -267,9 +274,13 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         SocketAddr::V4(a) => a.to_string(),
     };
     tracing::info!("Listening for client connections on {host_display}");
+    let tls_on = global.config().tls.is_some();
+    if tls_on {
+        tracing::info!("TLS required for client connections");
+    }
     let ports_path: Option<PathBuf> = opts.ports_file_dir.as_ref().and_then(|dir| {
         let ports = portsfile::Ports {
-            nats: portsfile::urls("nats", bound),
+            nats: portsfile::urls(if tls_on { "tls" } else { "nats" }, bound),
             monitoring: http_addr
                 .map(|a| portsfile::urls("http", a))
                 .unwrap_or_default(),
@@ -313,6 +324,8 @@ pub enum ReloadError {
     JetStream,
     #[error(transparent)]
     Logging(#[from] logging::LoggingError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// SIGHUP: re-reads the config file (the command line's flags still win) and installs it for
@@ -334,8 +347,14 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
     if new.jetstream.as_ref().is_some_and(|j| j.enabled) {
         return Err(ReloadError::JetStream);
     }
+    // Certificates are re-read too (rotation), and a bad one refuses the whole reload.
+    let tls = new
+        .tls
+        .as_ref()
+        .map(crate::tls::ServerTls::load)
+        .transpose()?;
     logging::reconfigure(&logging::LogOptions::from(&new))?;
-    global.set_config(&new);
+    global.set_config(&new, tls);
     Ok(())
 }
 

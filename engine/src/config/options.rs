@@ -69,7 +69,6 @@ const UNSUPPORTED: &[&str] = &[
     "max_traced_msg_len",
     "max_sub_tokens",
     "max_subscription_tokens",
-    "tls",
     "ocsp",
     "allow_non_tls",
     "write_timeout",
@@ -200,6 +199,11 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
                 store_dir = Some((PathBuf::from(item.to_text(key)?), item));
             }
             "jetstream" => o.jetstream = Some(jetstream(item, key)?),
+            "tls" => {
+                let block = item.as_map(key)?;
+                o.tls = Some(crate::tls::from_config(block)?);
+                fc.tls = Some(block.clone());
+            }
             "authorization" => {
                 let block = item.as_map(key)?;
                 authorization(block, doc, o)?;
@@ -215,10 +219,8 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
                         format!("config option '{key}' is not supported yet"),
                     ));
                 }
-                match lower.as_str() {
-                    "accounts" => fc.accounts = item.as_map(key).ok().cloned(),
-                    "tls" => fc.tls = item.as_map(key).ok().cloned(),
-                    _ => {}
+                if lower == "accounts" {
+                    fc.accounts = item.as_map(key).ok().cloned();
                 }
             }
             _ if doc.is_used_var(&item.pos) => {}
@@ -528,7 +530,12 @@ mod tests {
             err("port: 1\ncluster {\n  port: 6222\n}"),
             "t.conf:2:1: config option 'cluster' is not supported yet"
         );
-        assert!(err("tls { cert_file: a }").contains("'tls' is not supported yet"));
+        assert!(err("tls { cert_file: a }").contains("missing 'key_file' in TLS configuration"));
+        let tls = opts("tls {\n  cert_file: c.pem\n  key_file: k.pem\n  handshake_first: true\n}")
+            .tls
+            .unwrap();
+        assert_eq!(tls.cert_file, PathBuf::from("c.pem"));
+        assert!(tls.handshake_first);
         assert!(err("accounts { A: {} }").contains("'accounts' is not supported yet"));
         assert!(
             load_str("authorization { users: [ {user: a, password: b} ] }").map(|fc| fc
@@ -539,8 +546,7 @@ mod tests {
                 == Ok(Some(1))
         );
         // Asking for nothing is fine.
-        let fc = load_str("syslog: false\ncluster {}\ntls {}").unwrap();
-        assert_eq!(fc.tls, Some(Map::default()));
+        load_str("syslog: false\ncluster {}").unwrap();
         assert_eq!(err("bogus: 1"), "t.conf:1:1: unknown field \"bogus\"");
         assert!(err("authorization { bogus: 1 }").contains("unknown field \"bogus\""));
         // A key used as a variable is not unknown.

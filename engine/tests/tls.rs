@@ -1,0 +1,361 @@
+//! Client TLS against the real binary: async-nats over TLS (pub/sub/request), mutual TLS with
+//! client certificates, plaintext clients refused. Certificates are generated per test with
+//! rcgen into a TempDir; nothing is committed.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use async_nats::{Client, ConnectOptions};
+use common::{RawConn, Server, TempDir};
+use futures::StreamExt;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, SanType,
+};
+use tokio::time::timeout;
+
+const SHARDS: usize = 4;
+const STEP: Duration = Duration::from_secs(5);
+const PROBE: &[u8] = b"\x00probe";
+
+/// A CA, a server certificate for 127.0.0.1/localhost and client certificates, as PEM files.
+struct Certs {
+    dir: TempDir,
+}
+
+impl Certs {
+    fn new() -> Certs {
+        let dir = TempDir::new("tls-certs");
+        let ca = ca("Tachyon Test CA");
+        let certs = Certs { dir };
+        certs.write("ca.pem", &ca.pem());
+        let mut server = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        server
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        certs.issue("server", server, &ca);
+        let mut alice = CertificateParams::default();
+        alice.distinguished_name.push(DnType::CommonName, "alice");
+        alice
+            .distinguished_name
+            .push(DnType::OrganizationName, "Acme");
+        alice.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        certs.issue("alice", alice, &ca);
+        // A client certificate from a CA the server does not trust.
+        let rogue_ca = ca_for("Rogue CA");
+        let mut mallory = CertificateParams::default();
+        mallory
+            .distinguished_name
+            .push(DnType::CommonName, "mallory");
+        mallory.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        certs.issue("mallory", mallory, &rogue_ca);
+        certs
+    }
+
+    fn write(&self, name: &str, pem: &str) {
+        if let Err(e) = std::fs::write(self.path(name), pem) {
+            panic!("write {name}: {e}");
+        }
+    }
+
+    fn issue(&self, name: &str, params: CertificateParams, ca: &CertifiedIssuer<'_, KeyPair>) {
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, ca).expect("sign");
+        self.write(&format!("{name}.pem"), &cert.pem());
+        self.write(&format!("{name}-key.pem"), &key.serialize_pem());
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.0.join(name)
+    }
+
+    fn arg(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    /// Server flags for TLS, with `--tlsverify` when `verify`.
+    fn server_args(&self, verify: bool) -> Vec<String> {
+        let mut args = vec![
+            "--tlscert".to_string(),
+            self.arg("server.pem"),
+            "--tlskey".to_string(),
+            self.arg("server-key.pem"),
+        ];
+        if verify {
+            args.extend([
+                "--tlsverify".to_string(),
+                "--tlscacert".to_string(),
+                self.arg("ca.pem"),
+            ]);
+        } else {
+            args.push("--tls".to_string());
+        }
+        args
+    }
+
+    /// async-nats options trusting the test CA, optionally presenting `client`'s certificate.
+    fn client(&self, client: Option<&str>) -> ConnectOptions {
+        let mut o = ConnectOptions::new()
+            .require_tls(true)
+            .add_root_certificates(self.path("ca.pem"));
+        if let Some(name) = client {
+            o = o.add_client_certificate(
+                self.path(&format!("{name}.pem")),
+                self.path(&format!("{name}-key.pem")),
+            );
+        }
+        o
+    }
+}
+
+fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    ca_for(name)
+}
+
+fn ca_for(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().expect("key");
+    CertifiedIssuer::self_signed(params, key).expect("ca")
+}
+
+fn start(args: &[String]) -> Server {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::tachyon(SHARDS, &args)
+}
+
+async fn connect(opts: ConnectOptions, url: &str) -> Result<Client, String> {
+    match timeout(STEP, opts.connect(url)).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".to_string()),
+    }
+}
+
+async fn must_connect(opts: ConnectOptions, url: &str) -> Client {
+    match connect(opts, url).await {
+        Ok(c) => c,
+        Err(e) => panic!("connect {url}: {e}"),
+    }
+}
+
+/// Publishes on one connection, receives on another (4 shards: likely another shard), and
+/// answers a request, all over TLS.
+async fn exercise(a: &Client, b: &Client) {
+    let mut sub = b.subscribe("tls.data").await.expect("sub");
+    let mut service = b.subscribe("tls.svc").await.expect("sub");
+    b.flush().await.expect("flush");
+    // async-nats's flush sends no PING, so nothing proves the interest reached a's shard:
+    // probe until one arrives; one publisher's messages keep their order after it.
+    let deadline = Instant::now() + STEP;
+    loop {
+        a.publish("tls.data", PROBE.into()).await.expect("probe");
+        a.flush().await.expect("flush");
+        if let Ok(Some(_)) = timeout(Duration::from_millis(100), sub.next()).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "interest never reached the publisher's shard"
+        );
+    }
+    let big = vec![b'x'; 100_000];
+    for i in 0..50u32 {
+        let payload = if i == 25 {
+            big.clone()
+        } else {
+            i.to_string().into_bytes()
+        };
+        a.publish("tls.data", payload.into()).await.expect("pub");
+    }
+    a.flush().await.expect("flush");
+    for i in 0..50u32 {
+        let m = loop {
+            let m = timeout(STEP, sub.next())
+                .await
+                .expect("message in time")
+                .expect("subscription open");
+            if m.payload.as_ref() != PROBE {
+                break m;
+            }
+        };
+        if i == 25 {
+            assert_eq!(m.payload.len(), big.len(), "message {i}: the large one");
+        } else {
+            let got = String::from_utf8_lossy(&m.payload[..m.payload.len().min(20)]).into_owned();
+            assert_eq!(got, i.to_string(), "message {i} in order");
+        }
+    }
+    let responder = b.clone();
+    tokio::spawn(async move {
+        if let Some(req) = service.next().await {
+            if let Some(reply) = req.reply {
+                let _ = responder.publish(reply, "pong".into()).await;
+                let _ = responder.flush().await;
+            }
+        }
+    });
+    let resp = timeout(STEP, a.request("tls.svc", "ping".into()))
+        .await
+        .expect("reply in time")
+        .expect("request");
+    assert_eq!(resp.payload.as_ref(), b"pong");
+}
+
+#[tokio::test]
+async fn async_nats_pub_sub_request_over_tls() {
+    let certs = Certs::new();
+    let server = start(&certs.server_args(false));
+    let raw = RawConn::connect(server.port, STEP);
+    assert!(raw.info.contains("\"tls_required\":true"), "{}", raw.info);
+    assert!(!raw.info.contains("tls_verify"), "{}", raw.info);
+    assert!(
+        server.log().contains("TLS required for client connections"),
+        "{}",
+        server.log()
+    );
+    let a = must_connect(certs.client(None), &server.url).await;
+    let b = must_connect(certs.client(None), &server.url).await;
+    exercise(&a, &b).await;
+}
+
+#[tokio::test]
+async fn plaintext_client_is_closed_without_an_answer() {
+    let certs = Certs::new();
+    let server = start(&certs.server_args(false));
+    let mut raw = RawConn::connect(server.port, STEP);
+    raw.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    let got = raw.read_to_close(STEP);
+    assert!(got.closed, "server must close a plaintext client");
+    // nats-server says nothing to it either (no PONG, no TLS alert bytes).
+    assert!(got.bytes.is_empty(), "{:?}", got.text());
+    // And the server still serves TLS clients afterwards.
+    let c = must_connect(certs.client(None), &server.url).await;
+    c.flush().await.expect("flush");
+}
+
+#[tokio::test]
+async fn silent_client_is_cut_at_the_handshake_timeout() {
+    let certs = Certs::new();
+    let server = start(&certs.server_args(false));
+    let mut raw = RawConn::connect(server.port, STEP);
+    let t0 = Instant::now();
+    let got = raw.read_to_close(STEP);
+    assert!(got.closed, "handshake timeout must close the connection");
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_millis(4500),
+        "closed after {waited:?}, default timeout is 2s"
+    );
+}
+
+#[tokio::test]
+async fn mutual_tls_needs_a_certificate_from_the_ca() {
+    let certs = Certs::new();
+    let server = start(&certs.server_args(true));
+    let raw = RawConn::connect(server.port, STEP);
+    assert!(raw.info.contains("\"tls_required\":true"), "{}", raw.info);
+    assert!(raw.info.contains("\"tls_verify\":true"), "{}", raw.info);
+
+    let a = must_connect(certs.client(Some("alice")), &server.url).await;
+    let b = must_connect(certs.client(Some("alice")), &server.url).await;
+    exercise(&a, &b).await;
+
+    let refused = connect(certs.client(None), &server.url).await;
+    assert!(refused.is_err(), "no client certificate must be refused");
+    let refused = connect(certs.client(Some("mallory")), &server.url).await;
+    assert!(
+        refused.is_err(),
+        "an untrusted client certificate must be refused"
+    );
+    // The refusals did not disturb the accepted clients.
+    a.flush().await.expect("flush after refusals");
+}
+
+/// A config file with a `tls {}` block holding `extra`, in the certificates' folder.
+fn config_file(certs: &Certs, extra: &str) -> String {
+    let text = format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n{extra}\n}}\n",
+        certs.arg("server.pem"),
+        certs.arg("server-key.pem"),
+        certs.arg("ca.pem"),
+    );
+    certs.write("server.conf", &text);
+    certs.arg("server.conf")
+}
+
+#[tokio::test]
+async fn handshake_first_from_the_config_file() {
+    let certs = Certs::new();
+    let conf = config_file(&certs, "  handshake_first: true");
+    let server = start(&["-c".to_string(), conf]);
+    // INFO only comes after the handshake: a plaintext client hears nothing.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    raw.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut raw, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "no plaintext INFO before the handshake");
+    let a = must_connect(certs.client(None).tls_first(), &server.url).await;
+    let b = must_connect(certs.client(None).tls_first(), &server.url).await;
+    exercise(&a, &b).await;
+    // A client that waits for INFO first cannot connect.
+    assert!(connect(certs.client(None), &server.url).await.is_err());
+}
+
+#[tokio::test]
+async fn verify_and_timeout_from_the_config_file() {
+    let certs = Certs::new();
+    let conf = config_file(&certs, "  verify: true\n  timeout: 0.5");
+    let server = start(&["-c".to_string(), conf]);
+    let mut raw = RawConn::connect(server.port, STEP);
+    assert!(raw.info.contains("\"tls_verify\":true"), "{}", raw.info);
+    let t0 = Instant::now();
+    assert!(raw.read_to_close(STEP).closed);
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(350) && waited < Duration::from_millis(2000),
+        "closed after {waited:?}, configured timeout is 0.5s"
+    );
+    let a = must_connect(certs.client(Some("alice")), &server.url).await;
+    a.flush().await.expect("flush");
+    assert!(connect(certs.client(None), &server.url).await.is_err());
+}
+
+#[test]
+fn missing_key_flag_fails_like_nats_server() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tachyon"))
+        .args(["-p", "-1", "--tlscert", "x.pem"])
+        .output()
+        .expect("run tachyon");
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("TLS Server private key must be present and valid"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unreadable_certificate_is_a_fatal_start_error() {
+    let dir = TempDir::new("tls-bad");
+    let cert = dir.0.join("cert.pem");
+    std::fs::write(&cert, "not a certificate").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tachyon"))
+        .args(["-a", "127.0.0.1", "-p", "-1", "--tls", "--tlscert"])
+        .arg(&cert)
+        .arg("--tlskey")
+        .arg(&cert)
+        .output()
+        .expect("run tachyon");
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[FTL]"), "{text}");
+    assert!(text.contains("cert.pem"), "names the file: {text}");
+}
