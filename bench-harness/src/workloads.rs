@@ -165,7 +165,7 @@ impl Plan {
             duration_s,
             rate,
             pin: o.pin,
-            transport: o.transport,
+            transport: o.transport.for_workload(workload == Conns),
         };
         if plan.pubs == 0 {
             return Err(BenchError::Config("need at least one publisher".into()));
@@ -550,9 +550,12 @@ fn shared(plan: &Plan, stall: Duration) -> Shared {
 
 /// Runs one workload against the server at `addr`.
 pub fn run(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
-    match plan.transport {
-        Transport::Std => run_on::<Conn, Vec<Conn>>(plan, addr, stall),
+    match plan
+        .transport
+        .for_workload(plan.workload == Workload::Conns)
+    {
         Transport::Uring => run_on::<UringConn, Ring>(plan, addr, stall),
+        Transport::Std | Transport::Auto => run_on::<Conn, Vec<Conn>>(plan, addr, stall),
     }
 }
 
@@ -1089,6 +1092,20 @@ mod tests {
         assert_eq!(p.share(0) + p.share(7) * 7, 100_000);
         let c = Plan::new(Workload::Conns, &o).unwrap();
         assert_eq!(c.duration_s, Some(2.0));
+        assert_eq!(
+            c.transport,
+            Transport::Uring,
+            "auto: a ring for many connections"
+        );
+        assert_eq!(p.transport, Transport::Std, "auto: std sockets otherwise");
+        let forced = Options {
+            transport: Transport::Uring,
+            ..Options::default()
+        };
+        assert_eq!(
+            Plan::new(Workload::Pub, &forced).unwrap().transport,
+            Transport::Uring
+        );
         let bad = Options {
             size: 8,
             ..Options::default()
