@@ -1,14 +1,20 @@
-//! A blocking NATS client connection, one per harness thread: big socket
-//! buffers, writes batched by the caller, reads parsed in place.
+//! A blocking NATS client connection: the handshake for both transports, and
+//! the std-socket transport itself (one thread per connection, writes batched
+//! by the caller, reads parsed by tachyon-protocol's server parser).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::error::{BenchError, Result};
-use crate::wire::{self, Event};
+use bytes::BytesMut;
+use tachyon_protocol::{encode, ServerOp, ServerParser};
 
-const READ_BUF: usize = 4 * 1024 * 1024;
+use crate::error::{BenchError, Result};
+use crate::link::{self, Fleet, Link};
+
+/// Bytes one `read` may return; the parse buffer grows past it when an op is bigger.
+const READ_CHUNK: usize = 1024 * 1024;
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Resolves `nats://host:port` (or plain `host:port`) to a socket address.
 pub fn resolve(url: &str) -> Result<SocketAddr> {
@@ -27,10 +33,21 @@ pub fn resolve(url: &str) -> Result<SocketAddr> {
 
 pub struct Conn {
     stream: TcpStream,
-    rbuf: Vec<u8>,
-    rstart: usize,
-    rend: usize,
-    /// Outbound bytes the caller appends with the `wire::encode_*` functions.
+    /// Unparsed input; the parser hands out slices of it.
+    rbuf: BytesMut,
+    parser: ServerParser,
+    /// What `read` fills: `Read` wants initialised memory, so input is copied
+    /// from here into `rbuf` (the io_uring transport receives into `rbuf` directly).
+    scratch: Vec<u8>,
+    /// Outbound bytes the caller appends with `tachyon_protocol::encode`.
+    pub wbuf: Vec<u8>,
+}
+
+/// A connection's parts, for a transport that takes it over.
+pub struct Parts {
+    pub stream: TcpStream,
+    pub rbuf: BytesMut,
+    pub parser: ServerParser,
     pub wbuf: Vec<u8>,
 }
 
@@ -40,35 +57,37 @@ impl Conn {
     pub fn connect(addr: SocketAddr, name: &str) -> Result<Conn> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(POLL_TIMEOUT))?;
         let mut c = Conn {
             stream,
-            rbuf: vec![0; READ_BUF],
-            rstart: 0,
-            rend: 0,
-            wbuf: Vec::with_capacity(256 * 1024),
+            rbuf: BytesMut::with_capacity(64 * 1024),
+            parser: ServerParser::new(),
+            scratch: Vec::new(),
+            wbuf: Vec::with_capacity(64 * 1024),
         };
-        c.set_read_timeout(Some(Duration::from_millis(100)))?;
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut got_info = false;
         while !got_info {
             if Instant::now() > deadline {
                 return Err(BenchError::Timeout("waiting for INFO".into()));
             }
-            c.poll(|ev| {
-                if matches!(ev, Event::Info(_)) {
-                    got_info = true;
-                }
+            c.poll_once(|op| {
+                got_info |= matches!(op, ServerOp::Info(_));
                 Ok(())
             })?;
         }
-        wire::encode_connect(&mut c.wbuf, name);
+        encode::connect(&mut c.wbuf, &link::connect_options(name));
         c.ping_pong(Duration::from_secs(5))?;
         Ok(c)
     }
 
-    pub fn set_read_timeout(&mut self, t: Option<Duration>) -> Result<()> {
-        self.stream.set_read_timeout(t)?;
-        Ok(())
+    pub fn into_parts(self) -> Parts {
+        Parts {
+            stream: self.stream,
+            rbuf: self.rbuf,
+            parser: self.parser,
+            wbuf: self.wbuf,
+        }
     }
 
     /// Writes out everything in `wbuf`.
@@ -80,11 +99,8 @@ impl Conn {
         Ok(())
     }
 
-    /// Sends PING and reads until its PONG. The server answers a PING only after
-    /// it has processed everything sent before it, so this is the flush barrier.
-    /// Messages that arrive meanwhile are dropped: use only where none are expected.
     pub fn ping_pong(&mut self, timeout: Duration) -> Result<()> {
-        wire::encode_ping(&mut self.wbuf);
+        self.wbuf.extend_from_slice(encode::PING);
         self.flush()?;
         let deadline = Instant::now() + timeout;
         let mut pong = false;
@@ -92,66 +108,94 @@ impl Conn {
             if Instant::now() > deadline {
                 return Err(BenchError::Timeout("waiting for PONG".into()));
             }
-            self.poll(|ev| {
-                if matches!(ev, Event::Pong) {
-                    pong = true;
-                }
+            self.poll_once(|op| {
+                pong |= op == ServerOp::Pong;
                 Ok(())
             })?;
         }
         Ok(())
     }
 
-    /// One read (bounded by the read timeout), then hands every complete event
-    /// to `f`. Server PINGs are answered here. `-ERR` aborts. Returns the number
-    /// of events seen; 0 on timeout.
-    pub fn poll<F>(&mut self, mut f: F) -> Result<usize>
+    /// One read (bounded by the read timeout), then every complete op to `f`.
+    pub fn poll_once<F>(&mut self, mut f: F) -> Result<usize>
     where
-        F: FnMut(Event<'_>) -> Result<()>,
+        F: FnMut(ServerOp) -> Result<()>,
     {
-        if self.rend == self.rbuf.len() {
-            if self.rstart > 0 {
-                self.rbuf.copy_within(self.rstart..self.rend, 0);
-                self.rend -= self.rstart;
-                self.rstart = 0;
-            } else {
-                // One operation bigger than the buffer: grow rather than stall.
-                let n = self.rbuf.len() * 2;
-                self.rbuf.resize(n, 0);
-            }
+        if self.scratch.is_empty() {
+            // Allocated on first use: a `conns` publisher never reads much.
+            self.scratch = vec![0; READ_CHUNK];
         }
-        match self.stream.read(&mut self.rbuf[self.rend..]) {
+        match self.stream.read(&mut self.scratch) {
             Ok(0) => return Err(BenchError::Closed),
-            Ok(n) => self.rend += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Ok(n) => self
+                .rbuf
+                .extend_from_slice(self.scratch.get(..n).unwrap_or_default()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
                 return Ok(0)
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(0),
             Err(e) => return Err(e.into()),
         }
-        let mut events = 0;
-        let mut reply_pong = false;
-        while let Some((ev, used)) = wire::parse(&self.rbuf[self.rstart..self.rend])? {
-            events += 1;
-            match ev {
-                Event::Ping => reply_pong = true,
-                Event::Err(msg) => {
-                    return Err(BenchError::Server(
-                        String::from_utf8_lossy(msg).into_owned(),
-                    ))
-                }
-                ev => f(ev)?,
+        let d = link::drain(&mut self.parser, &mut self.rbuf, &mut f)?;
+        if d.pings > 0 {
+            for _ in 0..d.pings {
+                self.wbuf.extend_from_slice(encode::PONG);
             }
-            self.rstart += used;
-        }
-        if self.rstart == self.rend {
-            self.rstart = 0;
-            self.rend = 0;
-        }
-        if reply_pong {
-            wire::encode_pong(&mut self.wbuf);
             self.flush()?;
         }
-        Ok(events)
+        Ok(d.ops)
+    }
+}
+
+impl Link for Conn {
+    fn adopt(c: Conn) -> Result<Self> {
+        Ok(c)
+    }
+
+    fn wbuf(&mut self) -> &mut Vec<u8> {
+        &mut self.wbuf
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Conn::flush(self)
+    }
+
+    fn poll<F: FnMut(ServerOp) -> Result<()>>(&mut self, f: F) -> Result<usize> {
+        self.poll_once(f)
+    }
+
+    fn ping_pong(&mut self, timeout: Duration) -> Result<()> {
+        Conn::ping_pong(self, timeout)
+    }
+}
+
+/// The std transport's fleet: one `write` per connection per flush.
+impl Fleet for Vec<Conn> {
+    fn adopt(conns: Vec<Conn>) -> Result<Self> {
+        Ok(conns)
+    }
+
+    fn len(&self) -> usize {
+        <[Conn]>::len(self)
+    }
+
+    fn wbuf(&mut self, i: usize) -> &mut Vec<u8> {
+        &mut self[i].wbuf
+    }
+
+    fn send(&mut self, i: usize) -> Result<()> {
+        self[i].flush()
+    }
+
+    fn submit(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn ping_all(&mut self, timeout: Duration) -> Result<()> {
+        self.iter_mut().try_for_each(|c| c.ping_pong(timeout))
     }
 }

@@ -1,13 +1,12 @@
+use tachyon_protocol::ProtocolError;
 use thiserror::Error;
-
-use crate::wire::WireError;
 
 #[derive(Debug, Error)]
 pub enum BenchError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("protocol: {0}")]
-    Wire(#[from] WireError),
+    Protocol(#[from] ProtocolError),
     #[error("server said -ERR {0}")]
     Server(String),
     #[error("server closed the connection")]

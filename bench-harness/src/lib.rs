@@ -4,12 +4,13 @@
 pub mod compare;
 pub mod conn;
 pub mod error;
+pub mod link;
 pub mod procfs;
 pub mod report;
 pub mod server;
 pub mod sink;
 pub mod stats;
-pub mod wire;
+pub mod uring;
 pub mod workloads;
 
 pub use error::{BenchError, Result};

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tachyon_bench::compare::{self, CompareConfig};
+use tachyon_bench::link::Transport;
 use tachyon_bench::server::ServerSpec;
 use tachyon_bench::workloads::{self, Options, Plan, RunResult, Workload};
 use tachyon_bench::{conn, report, sink, BenchError, Result};
@@ -112,6 +113,9 @@ struct LoadOpts {
     /// Seconds without progress before the run is declared lossy.
     #[arg(long, default_value_t = 10.0)]
     stall_timeout: f64,
+    /// How the harness drives its sockets.
+    #[arg(long, value_enum, default_value_t = Transport::default())]
+    transport: Transport,
 }
 
 impl LoadOpts {
@@ -131,6 +135,7 @@ impl LoadOpts {
             rate: self.rate,
             pin: self.pin,
             stall_timeout: secs(self.stall_timeout, "--stall-timeout")?,
+            transport: self.transport,
         })
     }
 }
@@ -138,11 +143,12 @@ impl LoadOpts {
 pub fn print_result(r: &RunResult) {
     let p = &r.plan;
     println!(
-        "{} size={}B pubs={} subs={}: published {} delivered {} in {:.3}s",
+        "{} size={}B pubs={} subs={} transport={}: published {} delivered {} in {:.3}s",
         p.workload.name(),
         p.size,
         p.pubs,
         p.subs,
+        p.transport.name(),
         r.published,
         r.delivered,
         r.elapsed_s

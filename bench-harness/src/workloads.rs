@@ -1,5 +1,5 @@
-//! The `nats bench` shapes, each run on plain blocking sockets with one thread
-//! per connection (a handful of worker threads for `conns`), verifying what
+//! The `nats bench` shapes, one thread per publisher or subscriber (a handful of
+//! worker threads for `conns`), over either transport (`link`), verifying what
 //! arrives.
 //!
 //! Every payload of 8 bytes or more starts with `publisher id << 40 | sequence`
@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use tachyon_protocol::encode;
+
 use crate::conn::Conn;
 use crate::error::{BenchError, Result};
+use crate::link::{message, Fleet, Link, Transport};
 use crate::stats::{new_histogram, record, summarize, LatencySummary};
-use crate::wire::{self, Event};
+use crate::uring::{Ring, UringConn};
 
 const SEQ_BITS: u32 = 40;
 const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
@@ -84,6 +87,7 @@ pub struct Options {
     pub pin: bool,
     /// How long receivers wait without progress before declaring loss.
     pub stall_timeout: Duration,
+    pub transport: Transport,
 }
 
 impl Default for Options {
@@ -99,6 +103,7 @@ impl Default for Options {
             rate: None,
             pin: false,
             stall_timeout: Duration::from_secs(10),
+            transport: Transport::default(),
         }
     }
 }
@@ -116,6 +121,13 @@ pub struct Plan {
     pub duration_s: Option<f64>,
     pub rate: u64,
     pub pin: bool,
+    /// Older result files have none: they were taken over std sockets.
+    #[serde(default = "std_transport")]
+    pub transport: Transport,
+}
+
+fn std_transport() -> Transport {
+    Transport::Std
 }
 
 impl Plan {
@@ -153,6 +165,7 @@ impl Plan {
             duration_s,
             rate,
             pin: o.pin,
+            transport: o.transport.for_workload(workload == Conns),
         };
         if plan.pubs == 0 {
             return Err(BenchError::Config("need at least one publisher".into()));
@@ -420,7 +433,7 @@ struct PubSpec<'a> {
     write_each: bool,
 }
 
-fn publish(conn: &mut Conn, s: &PubSpec<'_>, sh: &Shared) -> Result<PubOut> {
+fn publish<L: Link>(conn: &mut L, s: &PubSpec<'_>, sh: &Shared) -> Result<PubOut> {
     let mut payload = vec![b'x'; s.size];
     let start = Instant::now();
     let start_ns = sh.clock.now_ns();
@@ -451,9 +464,9 @@ fn publish(conn: &mut Conn, s: &PubSpec<'_>, sh: &Shared) -> Result<PubOut> {
         }
         stamp(&mut payload, s.id, seq, ts);
         let subject = &s.subjects[(seq % s.subjects.len() as u64) as usize];
-        wire::encode_pub(&mut conn.wbuf, subject, None, &payload);
+        encode::pub_(conn.wbuf(), subject, None, &payload);
         seq += 1;
-        if s.write_each || conn.wbuf.len() >= WRITE_BATCH {
+        if s.write_each || conn.wbuf().len() >= WRITE_BATCH {
             conn.flush()?;
         }
     }
@@ -484,12 +497,12 @@ fn wait_until(clock: &RunClock, due_ns: u64) {
     }
 }
 
-fn receive(conn: &mut Conn, mut ck: Checker, queue: bool, sh: &Shared) -> Result<Checker> {
+fn receive<L: Link>(conn: &mut L, mut ck: Checker, queue: bool, sh: &Shared) -> Result<Checker> {
     let mut last_progress = Instant::now();
     loop {
         let before = ck.count;
-        conn.poll(|ev| {
-            if let Event::Msg { payload, .. } = ev {
+        conn.poll(|op| {
+            if let Some((payload, _)) = message(&op) {
                 ck.on_payload(payload);
             }
             Ok(())
@@ -537,11 +550,35 @@ fn shared(plan: &Plan, stall: Duration) -> Shared {
 
 /// Runs one workload against the server at `addr`.
 pub fn run(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
-    match plan.workload {
-        Workload::Reqrep => run_reqrep(plan, addr, stall),
-        Workload::Conns => run_conns(plan, addr, stall),
-        _ => run_streaming(plan, addr, stall),
+    match plan
+        .transport
+        .for_workload(plan.workload == Workload::Conns)
+    {
+        Transport::Uring => run_on::<UringConn, Ring>(plan, addr, stall),
+        Transport::Std | Transport::Auto => run_on::<Conn, Vec<Conn>>(plan, addr, stall),
     }
+}
+
+fn run_on<L: Link, F: Fleet>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+    match plan.workload {
+        Workload::Reqrep => run_reqrep::<L>(plan, addr, stall),
+        Workload::Conns => run_conns::<L, F>(plan, addr, stall),
+        _ => run_streaming::<L>(plan, addr, stall),
+    }
+}
+
+/// Runs `body` on a harness thread that adopts `c` into the transport there
+/// (an io_uring ring belongs to the thread that drives it); a failure stops the run.
+fn on_thread<L: Link, T>(
+    c: Conn,
+    sh: &Shared,
+    body: impl FnOnce(&mut L) -> Result<T>,
+) -> Result<T> {
+    let r = L::adopt(c).and_then(|mut l| body(&mut l));
+    if r.is_err() {
+        sh.abort.store(true, Ordering::Relaxed);
+    }
+    r
 }
 
 fn subjects_for(plan: &Plan, pub_id: usize) -> Vec<Vec<u8>> {
@@ -567,18 +604,18 @@ fn sub_subject(plan: &Plan) -> String {
 }
 
 /// pub, pubsub, fanout, fanin, queue, latency.
-fn run_streaming(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
     let sh = shared(plan, stall);
     let queue = plan.workload == Workload::Queue;
     let subject = sub_subject(plan);
     let mut sub_conns = Vec::with_capacity(plan.subs);
     for i in 0..plan.subs {
         let mut c = Conn::connect(addr, &format!("bench-sub-{i}"))?;
-        wire::encode_sub(
+        encode::sub(
             &mut c.wbuf,
             subject.as_bytes(),
             queue.then_some(b"bench-q".as_slice()),
-            1,
+            b"1",
         );
         c.ping_pong(Duration::from_secs(10))?;
         sub_conns.push(c);
@@ -602,22 +639,18 @@ fn run_streaming(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunRe
         let subs: Vec<_> = sub_conns
             .into_iter()
             .enumerate()
-            .map(|(i, mut c)| {
+            .map(|(i, c)| {
                 let ck = Checker::new(order, plan.pubs, queue, sh.clock.clone());
                 s.spawn(move || {
                     sh.pin(plan.pubs + i);
-                    let r = receive(&mut c, ck, queue, sh);
-                    if r.is_err() {
-                        sh.abort.store(true, Ordering::Relaxed);
-                    }
-                    r
+                    on_thread(c, sh, |l: &mut L| receive(l, ck, queue, sh))
                 })
             })
             .collect();
         let pubs: Vec<_> = pub_conns
             .into_iter()
             .enumerate()
-            .map(|(i, mut c)| {
+            .map(|(i, c)| {
                 let subjects = &subjects[i];
                 s.spawn(move || {
                     sh.pin(i);
@@ -630,11 +663,7 @@ fn run_streaming(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunRe
                         deadline,
                         write_each,
                     };
-                    let r = publish(&mut c, &spec, sh);
-                    if r.is_err() {
-                        sh.abort.store(true, Ordering::Relaxed);
-                    }
-                    r
+                    on_thread(c, sh, |l: &mut L| publish(l, &spec, sh))
                 })
             })
             .collect();
@@ -705,17 +734,17 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
 
 /// Closed-loop request/reply: each requester keeps one request outstanding;
 /// the harness's own responders echo the payload back.
-fn run_reqrep(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+fn run_reqrep<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
     let sh = shared(plan, stall);
     let stop = AtomicBool::new(false);
     let mut responders = Vec::new();
     for i in 0..plan.subs {
         let mut c = Conn::connect(addr, &format!("bench-responder-{i}"))?;
-        wire::encode_sub(
+        encode::sub(
             &mut c.wbuf,
             plan.subject.as_bytes(),
             Some(b"bench-responders"),
-            1,
+            b"1",
         );
         c.ping_pong(Duration::from_secs(10))?;
         responders.push(c);
@@ -724,7 +753,7 @@ fn run_reqrep(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResul
     for i in 0..plan.pubs {
         let mut c = Conn::connect(addr, &format!("bench-requester-{i}"))?;
         let inbox = format!("_INBOX.bench.{i}");
-        wire::encode_sub(&mut c.wbuf, inbox.as_bytes(), None, 1);
+        encode::sub(&mut c.wbuf, inbox.as_bytes(), None, b"1");
         c.ping_pong(Duration::from_secs(10))?;
         requesters.push((c, inbox));
     }
@@ -735,45 +764,40 @@ fn run_reqrep(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResul
         let resps: Vec<_> = responders
             .into_iter()
             .enumerate()
-            .map(|(i, mut c)| {
+            .map(|(i, c)| {
                 s.spawn(move || {
                     sh.pin(plan.pubs + i);
-                    let mut out = Vec::with_capacity(WRITE_BATCH);
-                    let mut served = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        c.poll(|ev| {
-                            if let Event::Msg {
-                                reply: Some(reply),
-                                payload,
-                                ..
-                            } = ev
-                            {
-                                wire::encode_pub(&mut out, reply, None, payload);
-                                served += 1;
+                    on_thread(c, sh, |c: &mut L| {
+                        let mut out = Vec::with_capacity(WRITE_BATCH);
+                        let mut served = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            c.poll(|op| {
+                                if let Some((payload, Some(reply))) = message(&op) {
+                                    encode::pub_(&mut out, reply, None, payload);
+                                    served += 1;
+                                }
+                                Ok(())
+                            })?;
+                            if !out.is_empty() {
+                                c.wbuf().extend_from_slice(&out);
+                                out.clear();
+                                c.flush()?;
                             }
-                            Ok(())
-                        })?;
-                        if !out.is_empty() {
-                            c.wbuf.extend_from_slice(&out);
-                            out.clear();
-                            c.flush()?;
                         }
-                    }
-                    Ok(served)
+                        Ok(served)
+                    })
                 })
             })
             .collect();
         let reqs: Vec<_> = requesters
             .into_iter()
             .enumerate()
-            .map(|(i, (mut c, inbox))| {
+            .map(|(i, (c, inbox))| {
                 s.spawn(move || {
                     sh.pin(i);
-                    let r = request_loop(&mut c, &inbox, i as u64, plan, deadline, sh);
-                    if r.is_err() {
-                        sh.abort.store(true, Ordering::Relaxed);
-                    }
-                    r
+                    on_thread(c, sh, |c: &mut L| {
+                        request_loop(c, &inbox, i as u64, plan, deadline, sh)
+                    })
                 })
             })
             .collect();
@@ -815,8 +839,8 @@ fn run_reqrep(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResul
     })
 }
 
-fn request_loop(
-    c: &mut Conn,
+fn request_loop<L: Link>(
+    c: &mut L,
     inbox: &str,
     id: u64,
     plan: &Plan,
@@ -833,8 +857,8 @@ fn request_loop(
         }
         let t0 = sh.clock.now_ns();
         stamp(&mut payload, id, seq, t0);
-        wire::encode_pub(
-            &mut c.wbuf,
+        encode::pub_(
+            c.wbuf(),
             plan.subject.as_bytes(),
             Some(inbox.as_bytes()),
             &payload,
@@ -844,8 +868,8 @@ fn request_loop(
         let mut answered = false;
         while !answered {
             let mut wrong = None;
-            c.poll(|ev| {
-                if let Event::Msg { payload: p, .. } = ev {
+            c.poll(|op| {
+                if let Some((p, _)) = message(&op) {
                     match read_stamp(p).0 {
                         Some((pid, s)) if pid != id || s != seq => wrong = Some((pid, s)),
                         _ => answered = true,
@@ -872,11 +896,15 @@ fn request_loop(
 }
 
 /// Many connections each publishing at a low rate, one subscriber on all of them.
-fn run_conns(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+fn run_conns<L: Link, F: Fleet>(
+    plan: &Plan,
+    addr: SocketAddr,
+    stall: Duration,
+) -> Result<RunResult> {
     let sh = shared(plan, stall);
     let subject = format!("{}.>", plan.subject);
     let mut sub = Conn::connect(addr, "bench-conns-sub")?;
-    wire::encode_sub(&mut sub.wbuf, subject.as_bytes(), None, 1);
+    encode::sub(&mut sub.wbuf, subject.as_bytes(), None, b"1");
     sub.ping_pong(Duration::from_secs(10))?;
 
     let mut connect_hist = new_histogram();
@@ -885,19 +913,20 @@ fn run_conns(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult
         let t0 = sh.clock.now_ns();
         let c = Conn::connect(addr, &format!("bench-conn-{i}"))?;
         record(&mut connect_hist, sh.clock.now_ns().saturating_sub(t0));
-        conns.push((
-            i as u64,
-            c,
-            format!("{}.{i}", plan.subject).into_bytes(),
-            0u64,
-        ));
+        conns.push(c);
     }
+    // The same split for both transports, so they compare: with io_uring each
+    // worker's connections share one ring and one submission per tick.
     const WORKERS: usize = 4;
     let per = conns.len().div_ceil(WORKERS).max(1);
-    let mut groups: Vec<Vec<_>> = Vec::new();
+    let mut groups: Vec<(u64, Vec<Conn>)> = Vec::new();
+    let mut first = 0u64;
     while !conns.is_empty() {
         let rest = conns.split_off(per.min(conns.len()));
-        groups.push(std::mem::replace(&mut conns, rest));
+        let group = std::mem::replace(&mut conns, rest);
+        let n = group.len() as u64;
+        groups.push((first, group));
+        first += n;
     }
     let deadline = plan.duration().map(|d| Instant::now() + d);
     let ticks_total = if deadline.is_some() {
@@ -910,41 +939,40 @@ fn run_conns(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult
     let (pub_res, sub_res) = std::thread::scope(|s| {
         let sh = &sh;
         let ck = Checker::new(Order::Exact, plan.pubs, false, sh.clock.clone());
-        let subh = s.spawn(move || {
-            let r = receive(&mut sub, ck, false, sh);
-            if r.is_err() {
-                sh.abort.store(true, Ordering::Relaxed);
-            }
-            r
-        });
+        let subh = s.spawn(move || on_thread(sub, sh, |l: &mut L| receive(l, ck, false, sh)));
         let workers: Vec<_> = groups
             .into_iter()
             .enumerate()
-            .map(|(w, mut group)| {
+            .map(|(w, (first, group))| {
                 s.spawn(move || -> Result<u64> {
                     sh.pin(w);
-                    let mut payload = vec![b'c'; plan.size];
-                    let mut tick = 0u64;
-                    while tick < ticks_total && deadline.is_none_or(|d| Instant::now() < d) {
-                        if sh.abort.load(Ordering::Relaxed) {
-                            return Err(BenchError::Verify("aborted".into()));
+                    let subjects: Vec<Vec<u8>> = (first..first + group.len() as u64)
+                        .map(|id| format!("{}.{id}", plan.subject).into_bytes())
+                        .collect();
+                    let r = F::adopt(group).and_then(|mut fleet| {
+                        let mut payload = vec![b'c'; plan.size];
+                        let mut tick = 0u64;
+                        while tick < ticks_total && deadline.is_none_or(|d| Instant::now() < d) {
+                            if sh.abort.load(Ordering::Relaxed) {
+                                return Err(BenchError::Verify("aborted".into()));
+                            }
+                            let due = start_ns + tick * interval_ns;
+                            wait_until(&sh.clock, due);
+                            for (k, subj) in subjects.iter().enumerate() {
+                                stamp(&mut payload, first + k as u64, tick, sh.clock.now_ns());
+                                encode::pub_(fleet.wbuf(k), subj, None, &payload);
+                                fleet.send(k)?;
+                            }
+                            fleet.submit()?;
+                            tick += 1;
                         }
-                        let due = start_ns + tick * interval_ns;
-                        wait_until(&sh.clock, due);
-                        for (id, c, subj, seq) in group.iter_mut() {
-                            stamp(&mut payload, *id, *seq, sh.clock.now_ns());
-                            wire::encode_pub(&mut c.wbuf, subj, None, &payload);
-                            c.flush()?;
-                            *seq += 1;
-                        }
-                        tick += 1;
+                        fleet.ping_all(Duration::from_secs(30))?;
+                        Ok(tick * fleet.len() as u64)
+                    });
+                    if r.is_err() {
+                        sh.abort.store(true, Ordering::Relaxed);
                     }
-                    let mut sent = 0;
-                    for (_, c, _, seq) in group.iter_mut() {
-                        c.ping_pong(Duration::from_secs(30))?;
-                        sent += *seq;
-                    }
-                    Ok(sent)
+                    r
                 })
             })
             .collect();
@@ -1064,6 +1092,20 @@ mod tests {
         assert_eq!(p.share(0) + p.share(7) * 7, 100_000);
         let c = Plan::new(Workload::Conns, &o).unwrap();
         assert_eq!(c.duration_s, Some(2.0));
+        assert_eq!(
+            c.transport,
+            Transport::Uring,
+            "auto: a ring for many connections"
+        );
+        assert_eq!(p.transport, Transport::Std, "auto: std sockets otherwise");
+        let forced = Options {
+            transport: Transport::Uring,
+            ..Options::default()
+        };
+        assert_eq!(
+            Plan::new(Workload::Pub, &forced).unwrap().transport,
+            Transport::Uring
+        );
         let bad = Options {
             size: 8,
             ..Options::default()

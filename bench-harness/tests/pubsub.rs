@@ -1,15 +1,18 @@
-//! End-to-end: the harness against its own sink, and against a real
-//! nats-server when one is installed (NATS_SERVER_BIN, the repo's .venv, or PATH).
+//! End-to-end over both transports: the harness against its own sink, and
+//! against a real nats-server when one is installed (NATS_SERVER_BIN, the repo's
+//! .venv, or PATH).
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tachyon_bench::link::Transport;
 use tachyon_bench::server::{self, ServerSpec};
 use tachyon_bench::sink;
 use tachyon_bench::workloads::{run, Options, Plan, Workload};
 
 const STALL: Duration = Duration::from_secs(10);
+const BOTH: [Transport; 2] = [Transport::Std, Transport::Uring];
 
 fn opts(msgs: u64, size: usize) -> Options {
     Options {
@@ -21,13 +24,19 @@ fn opts(msgs: u64, size: usize) -> Options {
 
 #[test]
 fn pub_into_sink_counts_every_message() {
-    let s = sink::start("127.0.0.1:0").unwrap();
-    let plan = Plan::new(Workload::Pub, &opts(20_000, 64)).unwrap();
-    let r = run(&plan, s.addr, STALL).unwrap();
-    assert_eq!(r.published, 20_000);
-    // The PING/PONG at the end means the sink has read everything before it.
-    assert_eq!(s.counters.msgs.load(Ordering::Relaxed), 20_000);
-    assert!(r.msgs_per_s > 0.0);
+    for t in BOTH {
+        let s = sink::start("127.0.0.1:0").unwrap();
+        let o = Options {
+            transport: t,
+            ..opts(20_000, 64)
+        };
+        let plan = Plan::new(Workload::Pub, &o).unwrap();
+        let r = run(&plan, s.addr, STALL).unwrap();
+        assert_eq!(r.published, 20_000, "{t:?}");
+        // The PING/PONG at the end means the sink has read everything before it.
+        assert_eq!(s.counters.msgs.load(Ordering::Relaxed), 20_000, "{t:?}");
+        assert!(r.msgs_per_s > 0.0);
+    }
 }
 
 fn nats_server() -> Option<PathBuf> {
@@ -37,6 +46,7 @@ fn nats_server() -> Option<PathBuf> {
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     cands.push(root.join(".venv/bin/nats-server"));
+    cands.push("/work/main/.venv/bin/nats-server".into());
     cands.push("/work/.venv-ref/bin/nats-server".into());
     if let Some(path) = std::env::var_os("PATH") {
         cands.extend(std::env::split_paths(&path).map(|d| d.join("nats-server")));
@@ -79,16 +89,20 @@ fn tiny_workloads_against_nats_server() {
             },
         ),
     ];
-    for (w, o) in cases {
-        let plan = Plan::new(w, &o).unwrap();
-        let r = run(&plan, srv.addr, STALL).unwrap_or_else(|e| panic!("{}: {e}", w.name()));
-        let expected = match w {
-            Workload::Fanout => r.published * plan.subs as u64,
-            _ => r.published,
-        };
-        assert!(r.published > 0, "{}", w.name());
-        assert_eq!(r.delivered, expected, "{}", w.name());
-        assert!(r.latency.is_some(), "{} records latency", w.name());
+    for t in BOTH {
+        for (w, o) in cases.iter().cloned() {
+            let o = Options { transport: t, ..o };
+            let plan = Plan::new(w, &o).unwrap();
+            let r = run(&plan, srv.addr, STALL)
+                .unwrap_or_else(|e| panic!("{} over {t:?}: {e}", w.name()));
+            let expected = match w {
+                Workload::Fanout => r.published * plan.subs as u64,
+                _ => r.published,
+            };
+            assert!(r.published > 0, "{} {t:?}", w.name());
+            assert_eq!(r.delivered, expected, "{} {t:?}", w.name());
+            assert!(r.latency.is_some(), "{} {t:?} records latency", w.name());
+        }
     }
     srv.stop();
     let _ = std::fs::remove_dir_all(&work);
@@ -96,13 +110,19 @@ fn tiny_workloads_against_nats_server() {
 
 #[test]
 fn loss_fails_loudly() {
-    // The sink accepts subscriptions but delivers nothing: every message is lost.
-    let s = sink::start("127.0.0.1:0").unwrap();
-    let plan = Plan::new(Workload::Pubsub, &opts(1_000, 16)).unwrap();
-    let err = run(&plan, s.addr, Duration::from_millis(300)).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("lost messages: received 0 of 1000"),
-        "{err}"
-    );
+    for t in BOTH {
+        // The sink accepts subscriptions but delivers nothing: every message is lost.
+        let s = sink::start("127.0.0.1:0").unwrap();
+        let o = Options {
+            transport: t,
+            ..opts(1_000, 16)
+        };
+        let plan = Plan::new(Workload::Pubsub, &o).unwrap();
+        let err = run(&plan, s.addr, Duration::from_millis(300)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("lost messages: received 0 of 1000"),
+            "{t:?}: {err}"
+        );
+    }
 }
