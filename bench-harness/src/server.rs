@@ -17,20 +17,28 @@ use crate::error::{BenchError, Result};
 pub struct ServerSpec {
     pub name: String,
     pub path: PathBuf,
+    /// Extra arguments after the harness's own (`-c auth.conf -m -1`), to compare one binary
+    /// with itself under another configuration.
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 impl std::str::FromStr for ServerSpec {
     type Err = BenchError;
 
-    /// `NAME=PATH`.
+    /// `NAME=PATH` or `NAME=PATH ARG...` (whitespace-separated; no quoting).
     fn from_str(s: &str) -> Result<ServerSpec> {
-        let (name, path) = s
-            .split_once('=')
-            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
-            .ok_or_else(|| BenchError::Config(format!("--server wants NAME=PATH, got {s:?}")))?;
+        let bad = || BenchError::Config(format!("--server wants NAME=PATH [ARG...], got {s:?}"));
+        let (name, rest) = s.split_once('=').ok_or_else(bad)?;
+        let mut words = rest.split_whitespace();
+        let path = words.next().ok_or_else(bad)?;
+        if name.is_empty() {
+            return Err(bad());
+        }
         Ok(ServerSpec {
             name: name.into(),
             path: path.into(),
+            args: words.map(String::from).collect(),
         })
     }
 }
@@ -101,6 +109,7 @@ fn spawn(spec: &ServerSpec, dir: &Path, args: &[&str]) -> Result<Child> {
     let log2 = log.try_clone()?;
     Command::new(&spec.path)
         .args(args)
+        .args(&spec.args)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)
@@ -199,6 +208,10 @@ mod tests {
         let s: ServerSpec = "nats=/usr/bin/nats-server".parse().unwrap();
         assert_eq!(s.name, "nats");
         assert_eq!(s.path, PathBuf::from("/usr/bin/nats-server"));
+        assert!(s.args.is_empty());
+        let a: ServerSpec = "auth=/bin/tachyon -c a.conf -m -1".parse().unwrap();
+        assert_eq!(a.path, PathBuf::from("/bin/tachyon"));
+        assert_eq!(a.args, ["-c", "a.conf", "-m", "-1"]);
         assert!("nats".parse::<ServerSpec>().is_err());
         assert!("=x".parse::<ServerSpec>().is_err());
     }
