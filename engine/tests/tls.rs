@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectOptions};
@@ -358,4 +358,43 @@ fn unreadable_certificate_is_a_fatal_start_error() {
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("[FTL]"), "{text}");
     assert!(text.contains("cert.pem"), "names the file: {text}");
+}
+
+/// nats-py (the Python client) over mutual TLS: pub/sub with 100 KB payloads and request/reply.
+#[test]
+fn nats_py_over_mutual_tls() {
+    let py = match std::env::var_os("TACHYON_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
+    };
+    if !py.is_file() {
+        if std::env::var("TACHYON_ALLOW_SKIP").as_deref() == Ok("1") {
+            eprintln!("SKIP nats_py_over_mutual_tls: no venv python (run scripts/setup.sh)");
+            return;
+        }
+        panic!("no python with nats-py at {py:?}: run scripts/setup.sh or set TACHYON_PYTHON");
+    }
+    let certs = Certs::new();
+    let server = start(&certs.server_args(true));
+    let url = server.url.replacen("nats://", "tls://", 1);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/tls_smoke.py");
+    let out = std::process::Command::new(&py)
+        .arg(&script)
+        .arg(&url)
+        .arg(certs.path("ca.pem"))
+        .arg(certs.path("alice.pem"))
+        .arg(certs.path("alice-key.pem"))
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => panic!("run {py:?}: {e}"),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("tls smoke: all passed"),
+        "tls_smoke.py failed ({}):\n{stdout}\n{stderr}\n--- server log\n{}",
+        out.status,
+        server.log()
+    );
 }
