@@ -122,11 +122,16 @@ mod tests {
     use crate::ring;
     use std::time::{Duration, Instant};
 
-    /// Ping-pong across two executors on two threads many times: a lost wake-up shows as a
-    /// stall (the test would hang, bounded by the assertion on elapsed time).
+    /// Ping-pong across two executors on two threads many times. A lost wake-up leaves both
+    /// sides parked for good, so the watchdog fails the test when the round count stops moving
+    /// (progress, not elapsed time, so a loaded machine only makes it slower).
     #[test]
     fn no_lost_wakeups_between_executors() {
+        use std::sync::atomic::AtomicU64;
+        use std::sync::Arc;
         const ROUNDS: u64 = 20_000;
+        const STALL: Duration = Duration::from_secs(10);
+        let progress = Arc::new(AtomicU64::new(0));
         let (mut to_b, from_a) = ring::channel::<u64>(4);
         let (mut to_a, from_b) = ring::channel::<u64>(4);
         let (bell_a, recv_a) = doorbell().expect("doorbell");
@@ -147,22 +152,36 @@ mod tests {
                 }
             })
             .expect("executor b");
+        let counter = progress.clone();
         let a = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .spawn(move || async move {
                 let mut recv_a = recv_a.attach();
                 let mut from_b = from_b;
-                let start = Instant::now();
                 for i in 0..ROUNDS {
                     while to_b.push(i).is_err() {}
                     bell_b.ring();
                     recv_a.wait_for(&from_b).await;
                     assert_eq!(from_b.pop(), Some(i));
+                    counter.store(i + 1, Ordering::SeqCst);
                 }
-                start.elapsed()
             })
             .expect("executor a");
-        let elapsed = a.join().expect("a");
-        b.join().expect("b");
-        assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+        let mut last = (0, Instant::now());
+        loop {
+            let now = progress.load(Ordering::SeqCst);
+            if now == ROUNDS {
+                break;
+            }
+            if now != last.0 {
+                last = (now, Instant::now());
+            }
+            assert!(
+                last.1.elapsed() < STALL,
+                "no round trip completed for {STALL:?} after {now} of {ROUNDS}: a wake-up was lost"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a.join().expect("executor a");
+        b.join().expect("executor b");
     }
 }
