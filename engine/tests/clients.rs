@@ -404,7 +404,7 @@ async fn request_without_subscriber_gets_no_responders() {
         }
         // The 503 comes from the server at once, not from the client's request timeout.
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(4),
             "no-responders took {:?}",
             started.elapsed()
         );

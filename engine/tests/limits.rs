@@ -201,7 +201,7 @@ fn stale_connection_is_pinged_then_closed() {
         "expected the server's PINGs before giving up, got {text:?}"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_millis(2500),
         "stale connection detected only after {:?}",
         started.elapsed()
     );
@@ -365,7 +365,7 @@ fn auth_timeout_closes_a_client_that_never_connects() {
     assert_closed_with(&mut c, "Authentication Timeout", Duration::from_secs(3));
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(200) && took < Duration::from_millis(1500),
+        took >= Duration::from_millis(200) && took < Duration::from_millis(2500),
         "auth timeout of 300ms fired after {took:?}"
     );
 }
