@@ -94,24 +94,28 @@ impl BellWaiter {
         self.wait_until(|| !ring.is_empty()).await
     }
 
-    /// Resolves once `ready()` holds; the producer makes it hold, then rings.
+    /// Resolves once `ready()` holds; the producer makes it hold, then rings. A byte can be
+    /// left over from a ring that raced with an early return below, so a wake-up is only a
+    /// hint: the condition is checked again before returning.
     pub async fn wait_until(&mut self, ready: impl Fn() -> bool) {
-        if ready() {
-            return;
-        }
-        self.parked.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if ready() {
-            self.parked.store(false, Ordering::Relaxed);
-            return;
-        }
         let mut buf = [0u8; 64];
-        match self.stream.read(&mut buf).await {
-            // The producer is gone; nothing more will arrive on this ring.
-            Ok(0) => std::future::pending::<()>().await,
-            Ok(_) => {}
-            // A failed read is only a spurious wake-up: the caller re-checks and parks again.
-            Err(e) => tracing::debug!("doorbell read: {e}"),
+        loop {
+            if ready() {
+                return;
+            }
+            self.parked.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if ready() {
+                self.parked.store(false, Ordering::Relaxed);
+                return;
+            }
+            match self.stream.read(&mut buf).await {
+                // The producer is gone; nothing more will arrive on this ring.
+                Ok(0) => std::future::pending::<()>().await,
+                Ok(_) => {}
+                // A failed read is only a spurious wake-up: check again and park again.
+                Err(e) => tracing::debug!("doorbell read: {e}"),
+            }
         }
     }
 }
