@@ -242,9 +242,10 @@ impl Authenticator {
         cert: Option<&CertIdentity>,
     ) -> Result<Authenticated, AuthError> {
         let empty = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
-        let no_auth = self.no_auth_user.as_deref().filter(|_| {
-            empty(&c.user) && empty(&c.pass) && empty(&c.auth_token) && empty(&c.nkey)
-        });
+        let no_auth = self
+            .no_auth_user
+            .as_deref()
+            .filter(|_| empty(&c.user) && empty(&c.pass) && empty(&c.auth_token) && empty(&c.nkey));
         if !nkeys.is_empty() {
             let key = c
                 .nkey
@@ -376,8 +377,9 @@ mod tests {
                     c.user = Some("u".into());
                     c.pass = Some("p".into())
                 }),
+                None,
                 None
-            , None)
+            )
             .is_ok());
         assert_eq!(
             a.authenticate(&connect(|c| c.user = Some("u".into())), None, None)
@@ -391,7 +393,11 @@ mod tests {
         };
         let a = Authenticator::new(Some(&file), &Options::default());
         assert!(a
-            .authenticate(&connect(|c| c.auth_token = Some("filetok".into())), None, None)
+            .authenticate(
+                &connect(|c| c.auth_token = Some("filetok".into())),
+                None,
+                None
+            )
             .is_ok());
         assert!(a
             .authenticate(&connect(|c| c.auth_token = Some("x".into())), None, None)
@@ -402,10 +408,18 @@ mod tests {
         };
         let a = Authenticator::new(Some(&file), &opts);
         assert!(a
-            .authenticate(&connect(|c| c.auth_token = Some("flagtok".into())), None, None)
+            .authenticate(
+                &connect(|c| c.auth_token = Some("flagtok".into())),
+                None,
+                None
+            )
             .is_ok());
         assert!(a
-            .authenticate(&connect(|c| c.auth_token = Some("filetok".into())), None, None)
+            .authenticate(
+                &connect(|c| c.auth_token = Some("filetok".into())),
+                None,
+                None
+            )
             .is_err());
     }
 
@@ -451,7 +465,9 @@ mod tests {
                     c.user = Some("alice".into());
                     c.pass = Some("pw".into())
                 }),
-                Some(&nonce), None)
+                Some(&nonce),
+                None,
+            )
             .unwrap();
         assert!(ok.perms.is_some());
         let bob = a
@@ -460,7 +476,9 @@ mod tests {
                     c.user = Some("bob".into());
                     c.pass = Some("bobpw".into())
                 }),
-                Some(&nonce), None)
+                Some(&nonce),
+                None,
+            )
             .unwrap();
         assert!(bob.perms.is_none());
         assert!(a
@@ -476,7 +494,11 @@ mod tests {
             })
         };
         let ok = a
-            .authenticate(&with(kp.public_key(), Some(sig.clone())), Some(&nonce), None)
+            .authenticate(
+                &with(kp.public_key(), Some(sig.clone())),
+                Some(&nonce),
+                None,
+            )
             .unwrap();
         assert!(ok.perms.is_some());
         // Standard base64 works too, as in nats-server.
@@ -488,8 +510,9 @@ mod tests {
         assert_eq!(
             a.authenticate(
                 &with(kp.public_key(), Some(sig.clone())),
-                Some("othernonce")
-            , None)
+                Some("othernonce"),
+                None
+            )
             .unwrap_err(),
             AuthError::SignatureInvalid
         );
@@ -499,8 +522,12 @@ mod tests {
             AuthError::SignatureMissing
         );
         assert_eq!(
-            a.authenticate(&with(kp.public_key(), Some("!!".into())), Some(&nonce), None)
-                .unwrap_err(),
+            a.authenticate(
+                &with(kp.public_key(), Some("!!".into())),
+                Some(&nonce),
+                None
+            )
+            .unwrap_err(),
             AuthError::SignatureEncoding
         );
         let other = nkeys::KeyPair::new_user();

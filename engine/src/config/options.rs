@@ -211,9 +211,8 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
                 fc.authorization = Some(block.clone());
             }
             "accounts" => {
-                o.accounts = crate::accounts::config::from_config_with_vars(item, &|p| {
-                    doc.is_used_var(p)
-                })?;
+                o.accounts =
+                    crate::accounts::config::from_config_with_vars(item, &|p| doc.is_used_var(p))?;
                 // Resolved again at start; here so `-t` and reloads catch a bad import.
                 crate::accounts::Accounts::resolve(&o.accounts)?;
                 fc.accounts = Some(item.as_map(key)?.clone());

@@ -776,7 +776,11 @@ pub fn accountz(g: &Global, now: SystemTime) -> Accountz {
         server_id: g.config().server_id.clone(),
         now: rfc3339_nano(now),
         accounts: (0..g.accounts.len())
-            .map(|id| g.accounts.name(id as crate::accounts::AccountId).to_string())
+            .map(|id| {
+                g.accounts
+                    .name(id as crate::accounts::AccountId)
+                    .to_string()
+            })
             .collect(),
     }
 }
