@@ -95,16 +95,54 @@ async fn subscribe(c: &Client, subject: &str) -> Subscriber {
     s
 }
 
+/// Payload of the messages `visible` publishes; `next` and `silent` skip them.
+const PROBE: &[u8] = b"\x00probe";
+
+/// async-nats's `flush` sends no PING, so it does not wait for the server's interest barrier:
+/// publishes probes from `publisher` on `subject` until each of `subs` got one, which shows
+/// that the publisher's shard sees their interest.
+async fn visible(publisher: &Client, subject: &str, subs: &mut [Subscriber]) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    let mut seen = vec![false; subs.len()];
+    while seen.iter().any(|s| !s) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "interest on {subject} never visible: {seen:?}"
+        );
+        publisher
+            .publish(subject.to_string(), PROBE.into())
+            .await
+            .expect("probe");
+        publisher.flush().await.expect("flush");
+        for (sub, seen) in subs.iter_mut().zip(seen.iter_mut()) {
+            while let Ok(Some(m)) = timeout(Duration::from_millis(10), sub.next()).await {
+                assert_eq!(
+                    m.payload.as_ref(),
+                    PROBE,
+                    "unexpected message while probing"
+                );
+                *seen = true;
+            }
+        }
+    }
+}
+
 async fn next(sub: &mut Subscriber, what: &str) -> async_nats::Message {
-    match timeout(STEP, sub.next()).await {
-        Ok(Some(m)) => m,
-        _ => panic!("{what}: no message"),
+    loop {
+        match timeout(STEP, sub.next()).await {
+            Ok(Some(m)) if m.payload.as_ref() == PROBE => continue,
+            Ok(Some(m)) => return m,
+            _ => panic!("{what}: no message"),
+        }
     }
 }
 
 async fn silent(sub: &mut Subscriber, what: &str) {
-    if let Ok(Some(m)) = timeout(QUIET, sub.next()).await {
-        panic!("{what}: got {:?} on {}", m.payload, m.subject);
+    let deadline = tokio::time::Instant::now() + QUIET;
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, sub.next()).await {
+        if m.payload.as_ref() != PROBE {
+            panic!("{what}: got {:?} on {}", m.payload, m.subject);
+        }
     }
 }
 
@@ -139,6 +177,11 @@ async fn subject_spaces_are_isolated() {
         c.flush().await.expect("flush");
     }
 
+    for c in &a {
+        visible(c, "x.y", &mut a_subs).await;
+        visible(c, "work", &mut a_queue).await;
+    }
+    visible(&b[0], "x.y", &mut b_subs).await;
     // Every A publisher (spread over shards) reaches every A subscriber and no B one.
     for (i, c) in a.iter().enumerate() {
         c.publish("x.y", format!("a{i}").into()).await.expect("pub");
@@ -173,9 +216,11 @@ async fn subject_spaces_are_isolated() {
     while got < N {
         let mut progressed = false;
         for q in a_queue.iter_mut() {
-            if let Ok(Some(_)) = timeout(Duration::from_millis(20), q.next()).await {
-                got += 1;
+            if let Ok(Some(m)) = timeout(Duration::from_millis(20), q.next()).await {
                 progressed = true;
+                if m.payload.as_ref() != PROBE {
+                    got += 1;
+                }
             }
         }
         if !progressed {
@@ -205,6 +250,11 @@ async fn stream_imports_map_subjects() {
         b_private.push(subscribe(cl, "private.>").await);
     }
     let mut c_private = subscribe(&c, "private.>").await;
+    for cl in &a {
+        visible(cl, "events.probe", &mut prefixed).await;
+        visible(cl, "orders.new", &mut mapped).await;
+        visible(cl, "private.probe", std::slice::from_mut(&mut c_private)).await;
+    }
 
     for (i, cl) in a.iter().enumerate() {
         cl.publish(format!("events.e{i}"), "ev".into())
@@ -239,6 +289,7 @@ async fn stream_imports_map_subjects() {
     .await;
     // Publishing in B on the local names goes nowhere near A.
     let mut a_events = subscribe(&a[0], "events.>").await;
+    visible(&a[1], "events.probe", std::slice::from_mut(&mut a_events)).await;
     b[0].publish("from_a.events.back", "x".into())
         .await
         .expect("pub");
@@ -334,6 +385,24 @@ async fn service_imports_answer_across_accounts_and_shards() {
                 }
             }
         }));
+    }
+    // Until the responders' interest reached each requester's shard, a request gets
+    // no-responders: retry those, as a client starting up next to its service would.
+    for cl in &b {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            match timeout(STEP, cl.request("time", "warm-up".into())).await {
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "responders never visible"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => panic!("warm-up request: {other:?}"),
+            }
+        }
     }
     for (i, cl) in b.iter().enumerate() {
         for j in 0..3 {
@@ -434,6 +503,7 @@ async fn nkey_user_and_no_auth_user_bind_their_accounts() {
     let got = anon.read_until(b"PONG\r\n", STEP).text();
     assert!(!got.contains("-ERR"), "{got:?}");
     let a = login(&s.url, "a").await;
+    visible(&a, "events.probe", std::slice::from_mut(&mut nk_sub)).await;
     a.publish("events.e", "1".into()).await.expect("pub");
     a.publish("private.p", "2".into()).await.expect("pub");
     a.publish("x", "3".into()).await.expect("pub");
@@ -590,12 +660,10 @@ async fn verify_and_map_binds_the_certificate_user() {
         .expect("alice timed out")
         .expect("alice maps to a user");
     let mut sub = subscribe(&alice, "mapped").await;
+    visible(&alice2, "mapped", std::slice::from_mut(&mut sub)).await;
     alice2.publish("mapped", "hi".into()).await.expect("pub");
     alice2.flush().await.expect("flush");
-    match timeout(STEP, sub.next()).await {
-        Ok(Some(m)) => assert_eq!(m.payload, "hi".as_bytes()),
-        _ => panic!("alice in A: no message; log:\n{}", s.log()),
-    }
+    assert_eq!(next(&mut sub, "alice in A").await.payload, "hi".as_bytes());
     // bob's certificate is valid but names no user.
     let bob = timeout(STEP, client("bob").connect(&s.url)).await;
     assert!(
