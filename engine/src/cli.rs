@@ -47,6 +47,10 @@ pub struct Options {
     pub config_file: Option<PathBuf>,
     /// The config file's `authorization` block (users, nkeys, permissions); flags cannot set it.
     pub authorization: Option<crate::auth::AuthConfig>,
+    /// The config file's `accounts` block (checked: imports match exports); file only.
+    pub accounts: Vec<crate::accounts::config::AccountDef>,
+    /// `no_auth_user`: the user a client that sends no credentials becomes; file only.
+    pub no_auth_user: Option<String>,
     /// `-t`: check the config file and exit.
     pub check_config: bool,
     /// Monitoring listener (`http: host:port` in the config file); `None` host means the
@@ -102,6 +106,8 @@ impl Default for Options {
             ports_file_dir: None,
             config_file: None,
             authorization: None,
+            accounts: Vec::new(),
+            no_auth_user: None,
             check_config: false,
             http_host: None,
             http_port: None,

@@ -122,6 +122,8 @@ pub struct ClientState {
     pub flags: Cell<ClientFlags>,
     /// The subject space this client publishes and subscribes in; set when it authenticates.
     pub account: Cell<crate::accounts::AccountId>,
+    /// The user it authenticated as (monitoring's `authorized_user`).
+    pub auth_user: RefCell<Option<String>>,
     pub name: RefCell<String>,
     /// Bytes queued for the writer; swapped out whole by the writer so one write carries everything
     /// queued in a loop turn.
@@ -161,6 +163,7 @@ impl ClientState {
             peer,
             flags: Cell::new(ClientFlags::default()),
             account: Cell::new(crate::accounts::GLOBAL),
+            auth_user: RefCell::new(None),
             name: RefCell::new(String::new()),
             out: RefCell::new(Vec::with_capacity(4096)),
             writer_wake: LocalSignal::default(),

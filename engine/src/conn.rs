@@ -51,7 +51,6 @@ struct Session {
     /// The reader's half of the TLS session; `None` on a plaintext connection.
     tls: Option<crate::tls::TlsReader>,
     /// Who the verified client certificate says the client is (for `verify_and_map`).
-    #[allow(dead_code)] // read by the users/permissions work
     cert_identity: Option<crate::tls::CertIdentity>,
 }
 
@@ -398,7 +397,7 @@ impl Session {
                     info.client_ip = Some(p.ip().to_string());
                 }
                 info.connect_info = true;
-                info.remote_account = Some("$G".to_string());
+                info.remote_account = Some(g.accounts.name(self.client.account.get()).to_string());
                 let mut buf = Vec::new();
                 encode::info(&mut buf, &info);
                 self.client.send_raw(&buf);
@@ -527,9 +526,15 @@ impl Session {
         };
         let cfg = &self.cfg;
         if !self.connected && cfg.auth_required() {
-            match cfg.auth.authenticate(&opts, self.nonce.as_deref()) {
+            match cfg
+                .auth
+                .authenticate(&opts, self.nonce.as_deref(), self.cert_identity.as_ref())
+            {
                 Ok(who) => {
                     *client.perms.borrow_mut() = who.perms.map(crate::auth::PermChecker::new);
+                    // Before any SUB or PUB: the account picks the subject space they use.
+                    client.account.set(who.account);
+                    *client.auth_user.borrow_mut() = who.user;
                 }
                 Err(e) => {
                     tracing::error!(

@@ -26,7 +26,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// For a server without accounts (`opts.accounts` empty).
     pub fn from_options(opts: &Options) -> Config {
+        Config::with_accounts(opts, &Accounts::default())
+    }
+
+    /// `accounts` is what `opts.accounts` resolved to: users declared in accounts bind to its ids.
+    pub fn with_accounts(opts: &Options, accounts: &Accounts) -> Config {
         let server_id = new_server_id();
         Config {
             server_name: opts
@@ -35,7 +41,7 @@ impl Config {
                 .unwrap_or_else(|| server_id.clone()),
             server_id,
             opts: opts.clone(),
-            auth: authenticator(opts),
+            auth: authenticator(opts, accounts),
             tls: None,
         }
     }
@@ -45,10 +51,11 @@ impl Config {
     }
 }
 
-fn authenticator(opts: &Options) -> Arc<crate::auth::Authenticator> {
-    Arc::new(crate::auth::Authenticator::new(
+fn authenticator(opts: &Options, accounts: &Accounts) -> Arc<crate::auth::Authenticator> {
+    Arc::new(crate::auth::Authenticator::with_accounts(
         opts.authorization.as_ref(),
         opts,
+        accounts,
     ))
 }
 
@@ -81,13 +88,18 @@ pub struct Global {
 
 impl Global {
     pub fn new(config: Config, port: u16) -> Self {
+        Global::with_accounts(config, port, Accounts::default())
+    }
+
+    /// `accounts` must be the table `config.auth` was built against.
+    pub fn with_accounts(config: Config, port: u16, accounts: Accounts) -> Self {
         Global {
             closed: crate::monitor::closed::ClosedConns::new(config.opts.http_port.is_some()),
             config: ArcSwap::from_pointee(config),
             port,
             conn_count: AtomicUsize::new(0),
             next_cid: AtomicU64::new(1),
-            accounts: Accounts::default(),
+            accounts,
             start: SystemTime::now(),
         }
     }
@@ -110,7 +122,7 @@ impl Global {
             opts: opts.clone(),
             server_id: old.server_id.clone(),
             server_name,
-            auth: authenticator(opts),
+            auth: authenticator(opts, &self.accounts),
             tls,
         }));
     }
@@ -132,7 +144,7 @@ impl Global {
             port: self.port,
             headers: true,
             max_payload: i32::try_from(c.opts.max_payload).unwrap_or(i32::MAX),
-            auth_required: c.auth_required(),
+            auth_required: c.auth.advertised_required(),
             tls_required: c.tls.is_some(),
             tls_verify: c.tls.as_ref().is_some_and(|t| t.verify),
             tachyon: TACHYON_VERSION.to_string(),

@@ -45,6 +45,8 @@ pub enum StartError {
     Executor(usize, String),
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 struct ShardParts {
@@ -129,14 +131,15 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         return Err(StartError::Shards(n));
     }
     let sigset = block_signals();
-    let mut config = Config::from_options(&opts);
+    let accounts = crate::accounts::Accounts::resolve(&opts.accounts)?;
+    let mut config = Config::with_accounts(&opts, &accounts);
     config.tls = opts
         .tls
         .as_ref()
         .map(crate::tls::ServerTls::load)
         .transpose()?;
     let (fds, bound) = bind_listeners(&config.opts.host, config.opts.port, n)?;
-    let global = Arc::new(Global::new(config, bound.port()));
+    let global = Arc::new(Global::with_accounts(config, bound.port(), accounts));
     // Bound before the shards start, so a busy monitor port fails start-up cleanly.
     let http_host = opts.http_host.clone().unwrap_or_else(|| opts.host.clone());
     let http = match opts.http_port {
@@ -347,6 +350,11 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
     if new.jetstream.as_ref().is_some_and(|j| j.enabled) {
         return Err(ReloadError::JetStream);
     }
+    // Shards size their per-account tables at start and routes are fixed: only the users (and
+    // their permissions) of accounts reload.
+    if !same_accounts(&new.accounts, &current.opts.accounts) {
+        return Err(ReloadError::NotReloadable("Accounts"));
+    }
     // Certificates are re-read too (rotation), and a bad one refuses the whole reload.
     let tls = new
         .tls
@@ -356,6 +364,25 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
     logging::reconfigure(&logging::LogOptions::from(&new))?;
     global.set_config(&new, tls);
     Ok(())
+}
+
+/// Same accounts, exports and imports, in the same order (so the same ids).
+fn same_accounts(
+    a: &[crate::accounts::config::AccountDef],
+    b: &[crate::accounts::config::AccountDef],
+) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.name == y.name
+                && x.exports == y.exports
+                && x.imports.len() == y.imports.len()
+                && x.imports.iter().zip(&y.imports).all(|(i, j)| {
+                    i.kind == j.kind
+                        && i.account == j.account
+                        && i.subject == j.subject
+                        && i.local == j.local
+                })
+        })
 }
 
 async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc<AtomicU8>) {

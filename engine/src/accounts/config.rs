@@ -3,14 +3,18 @@
 use bytes::Bytes;
 use tachyon_protocol::subject;
 
-use crate::config::{ConfigError, Item, Map};
+use std::collections::HashSet;
 
-/// One account as the file declares it. Its `users` array stays raw: the auth module parses user
-/// entries the same way inside and outside accounts.
-#[derive(Debug, Clone, PartialEq)]
+use crate::auth::config::{parse_users, NkeyUser, User};
+use crate::config::{ConfigError, Item, Map, Pos};
+
+/// One account as the file declares it. Its users are parsed by the auth module, the same way
+/// inside and outside accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountDef {
     pub name: String,
-    pub users: Option<Item>,
+    pub users: Vec<User>,
+    pub nkeys: Vec<NkeyUser>,
     pub exports: Vec<Export>,
     pub imports: Vec<Import>,
 }
@@ -21,7 +25,7 @@ pub enum Kind {
     Service,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Export {
     pub kind: Kind,
     pub subject: Bytes,
@@ -29,7 +33,7 @@ pub struct Export {
     pub accounts: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Import {
     pub kind: Kind,
     /// The exporting account.
@@ -42,7 +46,7 @@ pub struct Import {
     pub pos: crate::config::Pos,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Local {
     Same,
     Prefix(String),
@@ -53,8 +57,18 @@ pub enum Local {
 pub const GLOBAL_ACCOUNT: &str = "$G";
 
 pub fn from_config(block: &Item) -> Result<Vec<AccountDef>, ConfigError> {
+    from_config_with_vars(block, &|_| false)
+}
+
+/// [`from_config`] for a block of a parsed file: keys that only define a used `$variable` are
+/// not errors. A user name or nkey may appear in one account only (nats-server's rule).
+pub fn from_config_with_vars(
+    block: &Item,
+    used_var: &dyn Fn(&Pos) -> bool,
+) -> Result<Vec<AccountDef>, ConfigError> {
     let map = block.as_map("accounts")?;
     let mut out: Vec<AccountDef> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for (name, item) in map.iter() {
         if out.iter().any(|a| a.name == name) {
             return Err(ConfigError::at(
@@ -62,15 +76,42 @@ pub fn from_config(block: &Item) -> Result<Vec<AccountDef>, ConfigError> {
                 format!("duplicate account {name:?}"),
             ));
         }
-        out.push(account(name, item)?);
+        let def = account(name, item, used_var)?;
+        let users_pos = match &item.value {
+            crate::config::Value::Map(m) => m.get("users").map(|u| u.pos.clone()),
+            _ => None,
+        }
+        .unwrap_or_else(|| item.pos.clone());
+        for u in &def.users {
+            if !seen.insert(u.username.clone()) {
+                return Err(ConfigError::at(
+                    &users_pos,
+                    format!("Duplicate user {:?} detected", u.username),
+                ));
+            }
+        }
+        for n in &def.nkeys {
+            if !seen.insert(n.nkey.clone()) {
+                return Err(ConfigError::at(
+                    &users_pos,
+                    format!("Duplicate nkey {:?} detected", n.nkey),
+                ));
+            }
+        }
+        out.push(def);
     }
     Ok(out)
 }
 
-fn account(name: &str, item: &Item) -> Result<AccountDef, ConfigError> {
+fn account(
+    name: &str,
+    item: &Item,
+    used_var: &dyn Fn(&Pos) -> bool,
+) -> Result<AccountDef, ConfigError> {
     let mut def = AccountDef {
         name: name.to_string(),
-        users: None,
+        users: Vec::new(),
+        nkeys: Vec::new(),
         exports: Vec::new(),
         imports: Vec::new(),
     };
@@ -86,7 +127,7 @@ fn account(name: &str, item: &Item) -> Result<AccountDef, ConfigError> {
     };
     for (key, v) in map.iter() {
         match key.to_ascii_lowercase().as_str() {
-            "users" => def.users = Some(v.clone()),
+            "users" => (def.users, def.nkeys) = parse_users(v, used_var)?,
             "exports" => {
                 for e in v.as_array("exports")? {
                     def.exports.push(export(e)?);

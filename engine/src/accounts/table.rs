@@ -85,14 +85,17 @@ impl Accounts {
                                 .is_none_or(|list| list.contains(&d.name))
                     })
                 });
+                let kind = if imp.kind == Kind::Stream {
+                    "stream"
+                } else {
+                    "service"
+                };
                 if !allowed {
                     return Err(ConfigError::at(
                         &imp.pos,
                         format!(
-                            "{} import of {:?} from account {:?}: not authorized (no matching export)",
-                            if imp.kind == Kind::Stream { "stream" } else { "service" },
+                            "Error adding {kind} import {:?}: {kind} import not authorized",
                             String::from_utf8_lossy(&imp.subject),
-                            imp.account
                         ),
                     ));
                 }

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use base64::Engine;
 use tachyon_protocol::json::ConnectOptions;
 
-use super::config::AuthConfig;
+use super::config::{AuthConfig, NkeyUser, User};
 use super::perms::CompiledPerms;
+use crate::accounts::{AccountId, Accounts, GLOBAL};
 use crate::cli::Options;
+use crate::tls::CertIdentity;
 
 /// nats-server's nonce: 11 random bytes, base64url without padding (15 characters).
 const NONCE_RAW_LEN: usize = 11;
@@ -30,19 +32,32 @@ pub enum AuthError {
     SignatureEncoding,
     #[error("nkey signature not verified")]
     SignatureInvalid,
+    #[error("user required in certificate, no certificate presented")]
+    NoCertificate,
+    #[error("no user matches the client certificate")]
+    CertNotMapped,
 }
 
-/// A successful CONNECT: who, and what they may do (`None`: anything).
+/// A successful CONNECT: who, what they may do (`None`: anything), and the account whose
+/// subject space they live in.
 #[derive(Debug, Clone, Default)]
 pub struct Authenticated {
     pub user: Option<String>,
     pub perms: Option<Arc<CompiledPerms>>,
+    pub account: AccountId,
 }
 
 #[derive(Debug)]
 struct PasswordUser {
     password: String,
     perms: Option<Arc<CompiledPerms>>,
+    account: AccountId,
+}
+
+#[derive(Debug)]
+struct NkeyEntry {
+    perms: Option<Arc<CompiledPerms>>,
+    account: AccountId,
 }
 
 #[derive(Debug)]
@@ -55,7 +70,7 @@ enum Mode {
     },
     Users {
         users: HashMap<String, PasswordUser>,
-        nkeys: HashMap<String, Option<Arc<CompiledPerms>>>,
+        nkeys: HashMap<String, NkeyEntry>,
     },
 }
 
@@ -63,44 +78,80 @@ enum Mode {
 #[derive(Debug)]
 pub struct Authenticator {
     mode: Mode,
+    /// The user a client that sends no credentials becomes (`no_auth_user`).
+    no_auth_user: Option<String>,
+    /// `verify_and_map`: the client certificate names the user.
+    tls_map: bool,
 }
 
 impl Default for Authenticator {
     fn default() -> Self {
-        Authenticator { mode: Mode::Open }
+        Authenticator {
+            mode: Mode::Open,
+            no_auth_user: None,
+            tls_map: false,
+        }
     }
 }
 
 impl Authenticator {
     /// `--user`/`--pass`/`--auth` override the block's single user and token, as nats-server's
     /// flags override its file; a `users` list wins over both.
+    /// For a server whose `opts.accounts` is empty: every user is in `$G`.
     pub fn new(file: Option<&AuthConfig>, opts: &Options) -> Authenticator {
+        Authenticator::with_accounts(file, opts, &Accounts::default())
+    }
+
+    /// Users declared in `opts.accounts` join the block's users, bound to their account's id in
+    /// `table` (which `opts.accounts` resolved to).
+    pub fn with_accounts(
+        file: Option<&AuthConfig>,
+        opts: &Options,
+        table: &Accounts,
+    ) -> Authenticator {
+        Authenticator {
+            mode: Self::mode(file, opts, table),
+            no_auth_user: opts.no_auth_user.clone(),
+            tls_map: opts.tls.as_ref().is_some_and(|t| t.map),
+        }
+    }
+
+    fn mode(file: Option<&AuthConfig>, opts: &Options, table: &Accounts) -> Mode {
         let compile = |p: &Option<super::Permissions>| {
             p.as_ref().map(|p| Arc::new(CompiledPerms::compile(p)))
         };
-        if let Some(f) = file.filter(|f| f.users.is_some() || !f.nkeys.is_empty()) {
-            let users = f
-                .users
-                .iter()
-                .flatten()
-                .map(|u| {
-                    (
-                        u.username.clone(),
-                        PasswordUser {
-                            password: u.password.clone(),
-                            perms: compile(&u.permissions),
-                        },
-                    )
-                })
-                .collect();
-            let nkeys = f
-                .nkeys
-                .iter()
-                .map(|n| (n.nkey.clone(), compile(&n.permissions)))
-                .collect();
-            return Authenticator {
-                mode: Mode::Users { users, nkeys },
+        let top = file.filter(|f| f.users.is_some() || !f.nkeys.is_empty());
+        let in_accounts = opts
+            .accounts
+            .iter()
+            .any(|a| !a.users.is_empty() || !a.nkeys.is_empty());
+        if top.is_some() || in_accounts {
+            let mut users = HashMap::new();
+            let mut nkeys = HashMap::new();
+            let mut add = |list: &[User], keys: &[NkeyUser], account: AccountId| {
+                for u in list {
+                    let entry = PasswordUser {
+                        password: u.password.clone(),
+                        perms: compile(&u.permissions),
+                        account,
+                    };
+                    users.insert(u.username.clone(), entry);
+                }
+                for n in keys {
+                    let entry = NkeyEntry {
+                        perms: compile(&n.permissions),
+                        account,
+                    };
+                    nkeys.insert(n.nkey.clone(), entry);
+                }
             };
+            if let Some(f) = top {
+                add(f.users.as_deref().unwrap_or_default(), &f.nkeys, GLOBAL);
+            }
+            for a in &opts.accounts {
+                add(&a.users, &a.nkeys, table.id(&a.name).unwrap_or(GLOBAL));
+            }
+            return Mode::Users { users, nkeys };
         }
         let token = opts
             .auth_token
@@ -114,20 +165,25 @@ impl Authenticator {
             .pass
             .clone()
             .or_else(|| file.and_then(|f| f.pass.clone()));
-        let mode = match (token, user) {
+        match (token, user) {
             (Some(t), _) => Mode::Token(t),
             (None, Some(user)) => Mode::Single {
                 user,
                 pass: pass.unwrap_or_default(),
             },
             (None, None) => Mode::Open,
-        };
-        Authenticator { mode }
+        }
     }
 
-    /// INFO's `auth_required`.
+    /// Whether a CONNECT must authenticate (and the auth timer runs).
     pub fn required(&self) -> bool {
         !matches!(self.mode, Mode::Open)
+    }
+
+    /// INFO's `auth_required`: with a `no_auth_user`, nats-server tells clients they need no
+    /// credentials.
+    pub fn advertised_required(&self) -> bool {
+        self.required() && self.no_auth_user.is_none()
     }
 
     /// Whether INFO carries a nonce for nkey users to sign.
@@ -142,10 +198,12 @@ impl Authenticator {
     }
 
     /// Checks a CONNECT's credentials; `nonce` is the one this connection's INFO carried.
+    /// `cert` is the verified client certificate's identity, read for `verify_and_map`.
     pub fn authenticate(
         &self,
         c: &ConnectOptions,
         nonce: Option<&str>,
+        cert: Option<&CertIdentity>,
     ) -> Result<Authenticated, AuthError> {
         match &self.mode {
             Mode::Open => Ok(Authenticated::default()),
@@ -163,39 +221,74 @@ impl Authenticator {
                     Ok(Authenticated {
                         user: Some(user.clone()),
                         perms: None,
+                        account: GLOBAL,
                     })
                 } else {
                     Err(AuthError::BadPassword)
                 }
             }
-            Mode::Users { users, nkeys } => {
-                if let Some(key) = c
-                    .nkey
-                    .as_deref()
-                    .filter(|k| !k.is_empty() && !nkeys.is_empty())
-                {
-                    let perms = nkeys
-                        .get(key)
-                        .ok_or_else(|| AuthError::UnknownNkey(key.to_string()))?;
+            Mode::Users { users, nkeys } => self.authenticate_user(users, nkeys, c, nonce, cert),
+        }
+    }
+
+    /// nats-server's order: an nkey (or an nkey `no_auth_user`), then the certificate's user
+    /// with `verify_and_map`, then the user name (or the `no_auth_user`) and its password.
+    fn authenticate_user(
+        &self,
+        users: &HashMap<String, PasswordUser>,
+        nkeys: &HashMap<String, NkeyEntry>,
+        c: &ConnectOptions,
+        nonce: Option<&str>,
+        cert: Option<&CertIdentity>,
+    ) -> Result<Authenticated, AuthError> {
+        let empty = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
+        let no_auth = self
+            .no_auth_user
+            .as_deref()
+            .filter(|_| empty(&c.user) && empty(&c.pass) && empty(&c.auth_token) && empty(&c.nkey));
+        if !nkeys.is_empty() {
+            let key = c
+                .nkey
+                .as_deref()
+                .filter(|k| !k.is_empty())
+                .or(no_auth.filter(|n| nkeys.contains_key(*n)));
+            if let Some(key) = key {
+                let entry = nkeys
+                    .get(key)
+                    .ok_or_else(|| AuthError::UnknownNkey(key.to_string()))?;
+                if Some(key) != no_auth {
                     verify_nkey(key, c.sig.as_deref(), nonce.unwrap_or(""))?;
-                    return Ok(Authenticated {
-                        user: Some(key.to_string()),
-                        perms: perms.clone(),
-                    });
                 }
-                let name = c.user.as_deref().unwrap_or("");
-                let u = users
-                    .get(name)
-                    .ok_or_else(|| AuthError::UnknownUser(name.to_string()))?;
-                if !password_matches(&u.password, c.pass.as_deref().unwrap_or("")) {
-                    return Err(AuthError::BadPassword);
-                }
-                Ok(Authenticated {
-                    user: Some(name.to_string()),
-                    perms: u.perms.clone(),
-                })
+                return Ok(Authenticated {
+                    user: Some(key.to_string()),
+                    perms: entry.perms.clone(),
+                    account: entry.account,
+                });
             }
         }
+        let (name, password_checked) = if self.tls_map {
+            let id = cert.ok_or(AuthError::NoCertificate)?;
+            let name = id
+                .map_user(users.keys().map(String::as_str))
+                .ok_or(AuthError::CertNotMapped)?;
+            (name, false)
+        } else {
+            match no_auth.filter(|n| users.contains_key(*n)) {
+                Some(n) => (n, true),
+                None => (c.user.as_deref().unwrap_or(""), false),
+            }
+        };
+        let u = users
+            .get(name)
+            .ok_or_else(|| AuthError::UnknownUser(name.to_string()))?;
+        if !password_checked && !password_matches(&u.password, c.pass.as_deref().unwrap_or("")) {
+            return Err(AuthError::BadPassword);
+        }
+        Ok(Authenticated {
+            user: Some(name.to_string()),
+            perms: u.perms.clone(),
+            account: u.account,
+        })
     }
 }
 
@@ -284,11 +377,12 @@ mod tests {
                     c.user = Some("u".into());
                     c.pass = Some("p".into())
                 }),
+                None,
                 None
             )
             .is_ok());
         assert_eq!(
-            a.authenticate(&connect(|c| c.user = Some("u".into())), None)
+            a.authenticate(&connect(|c| c.user = Some("u".into())), None, None)
                 .unwrap_err(),
             AuthError::BadPassword
         );
@@ -299,10 +393,14 @@ mod tests {
         };
         let a = Authenticator::new(Some(&file), &Options::default());
         assert!(a
-            .authenticate(&connect(|c| c.auth_token = Some("filetok".into())), None)
+            .authenticate(
+                &connect(|c| c.auth_token = Some("filetok".into())),
+                None,
+                None
+            )
             .is_ok());
         assert!(a
-            .authenticate(&connect(|c| c.auth_token = Some("x".into())), None)
+            .authenticate(&connect(|c| c.auth_token = Some("x".into())), None, None)
             .is_err());
         let opts = Options {
             auth_token: Some("flagtok".into()),
@@ -310,10 +408,18 @@ mod tests {
         };
         let a = Authenticator::new(Some(&file), &opts);
         assert!(a
-            .authenticate(&connect(|c| c.auth_token = Some("flagtok".into())), None)
+            .authenticate(
+                &connect(|c| c.auth_token = Some("flagtok".into())),
+                None,
+                None
+            )
             .is_ok());
         assert!(a
-            .authenticate(&connect(|c| c.auth_token = Some("filetok".into())), None)
+            .authenticate(
+                &connect(|c| c.auth_token = Some("filetok".into())),
+                None,
+                None
+            )
             .is_err());
     }
 
@@ -360,6 +466,7 @@ mod tests {
                     c.pass = Some("pw".into())
                 }),
                 Some(&nonce),
+                None,
             )
             .unwrap();
         assert!(ok.perms.is_some());
@@ -370,11 +477,12 @@ mod tests {
                     c.pass = Some("bobpw".into())
                 }),
                 Some(&nonce),
+                None,
             )
             .unwrap();
         assert!(bob.perms.is_none());
         assert!(a
-            .authenticate(&connect(|c| c.user = Some("carol".into())), None)
+            .authenticate(&connect(|c| c.user = Some("carol".into())), None, None)
             .is_err());
 
         let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -386,36 +494,45 @@ mod tests {
             })
         };
         let ok = a
-            .authenticate(&with(kp.public_key(), Some(sig.clone())), Some(&nonce))
+            .authenticate(
+                &with(kp.public_key(), Some(sig.clone())),
+                Some(&nonce),
+                None,
+            )
             .unwrap();
         assert!(ok.perms.is_some());
         // Standard base64 works too, as in nats-server.
         let std_sig =
             base64::engine::general_purpose::STANDARD.encode(kp.sign(nonce.as_bytes()).unwrap());
         assert!(a
-            .authenticate(&with(kp.public_key(), Some(std_sig)), Some(&nonce))
+            .authenticate(&with(kp.public_key(), Some(std_sig)), Some(&nonce), None)
             .is_ok());
         assert_eq!(
             a.authenticate(
                 &with(kp.public_key(), Some(sig.clone())),
-                Some("othernonce")
+                Some("othernonce"),
+                None
             )
             .unwrap_err(),
             AuthError::SignatureInvalid
         );
         assert_eq!(
-            a.authenticate(&with(kp.public_key(), None), Some(&nonce))
+            a.authenticate(&with(kp.public_key(), None), Some(&nonce), None)
                 .unwrap_err(),
             AuthError::SignatureMissing
         );
         assert_eq!(
-            a.authenticate(&with(kp.public_key(), Some("!!".into())), Some(&nonce))
-                .unwrap_err(),
+            a.authenticate(
+                &with(kp.public_key(), Some("!!".into())),
+                Some(&nonce),
+                None
+            )
+            .unwrap_err(),
             AuthError::SignatureEncoding
         );
         let other = nkeys::KeyPair::new_user();
         assert!(matches!(
-            a.authenticate(&with(other.public_key(), Some(sig)), Some(&nonce)),
+            a.authenticate(&with(other.public_key(), Some(sig)), Some(&nonce), None),
             Err(AuthError::UnknownNkey(_))
         ));
     }

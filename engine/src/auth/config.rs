@@ -112,7 +112,7 @@ pub fn from_config_with_vars(
     Ok(auth)
 }
 
-fn parse_users(
+pub(crate) fn parse_users(
     item: &Item,
     used_var: &dyn Fn(&Pos) -> bool,
 ) -> Result<(Vec<User>, Vec<NkeyUser>), ConfigError> {

@@ -48,7 +48,6 @@ const UNSUPPORTED: &[&str] = &[
     "maps",
     "disable_sublist_cache",
     "no_sublist_cache",
-    "accounts",
     "default_sentinel",
     "https",
     "https_port",
@@ -84,7 +83,6 @@ const UNSUPPORTED: &[&str] = &[
     "resolver_tls",
     "resolver_preload",
     "resolver_pinned_accounts",
-    "no_auth_user",
     "system_account",
     "system",
     "no_system_account",
@@ -212,6 +210,14 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
                 })?);
                 fc.authorization = Some(block.clone());
             }
+            "accounts" => {
+                o.accounts =
+                    crate::accounts::config::from_config_with_vars(item, &|p| doc.is_used_var(p))?;
+                // Resolved again at start; here so `-t` and reloads catch a bad import.
+                crate::accounts::Accounts::resolve(&o.accounts)?;
+                fc.accounts = Some(item.as_map(key)?.clone());
+            }
+            "no_auth_user" => o.no_auth_user = Some(item.to_text(key)?),
             _ if UNSUPPORTED.contains(&lower.as_str()) => {
                 if asks_for_something(&item.value) {
                     return Err(ConfigError::at(
@@ -219,14 +225,12 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
                         format!("config option '{key}' is not supported yet"),
                     ));
                 }
-                if lower == "accounts" {
-                    fc.accounts = item.as_map(key).ok().cloned();
-                }
             }
             _ if doc.is_used_var(&item.pos) => {}
             _ => return Err(ConfigError::at(&item.pos, format!("unknown field {key:?}"))),
         }
     }
+    account_users(doc, &fc.opts)?;
     if let Some((dir, item)) = store_dir {
         let js = fc.opts.jetstream.get_or_insert_with(JetStreamOpts::default);
         if js.store_dir.is_some() {
@@ -238,6 +242,78 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
         js.store_dir = Some(dir);
     }
     Ok(fc)
+}
+
+/// Users declared in accounts join the `authorization` users (nats-server's parseAuthorization
+/// checks): no single user or token beside them, no name twice, and `no_auth_user` must be one.
+fn account_users(doc: &Document, o: &Options) -> Result<(), ConfigError> {
+    let key_pos = |name: &str| {
+        doc.map
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, i)| i.pos.clone())
+            .unwrap_or_default()
+    };
+    let in_accounts: Vec<&str> = o
+        .accounts
+        .iter()
+        .flat_map(|a| {
+            a.users
+                .iter()
+                .map(|u| u.username.as_str())
+                .chain(a.nkeys.iter().map(|n| n.nkey.as_str()))
+        })
+        .collect();
+    let auth = o.authorization.as_ref();
+    if !in_accounts.is_empty() {
+        if auth.is_some_and(|a| a.user.is_some()) {
+            return Err(ConfigError::at(
+                &key_pos("authorization"),
+                "Can not have a single user/pass and a users array",
+            ));
+        }
+        if auth.is_some_and(|a| a.token.is_some()) {
+            return Err(ConfigError::at(
+                &key_pos("authorization"),
+                "Can not have a token and a users array",
+            ));
+        }
+    }
+    let top: Vec<&str> = auth
+        .map(|a| {
+            a.users
+                .iter()
+                .flatten()
+                .map(|u| u.username.as_str())
+                .chain(a.nkeys.iter().map(|n| n.nkey.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(dup) = top.iter().find(|u| in_accounts.contains(u)) {
+        return Err(ConfigError::at(
+            &key_pos("authorization"),
+            format!("Duplicate user {dup:?} detected"),
+        ));
+    }
+    if let Some(nau) = &o.no_auth_user {
+        let defined = auth.is_some_and(|a| a.users.is_some() || !a.nkeys.is_empty())
+            || !in_accounts.is_empty();
+        if !defined {
+            return Err(ConfigError::at(
+                &key_pos("no_auth_user"),
+                format!("no_auth_user: \"{nau}\" present, but users/nkeys are not defined"),
+            ));
+        }
+        if !top.contains(&nau.as_str()) && !in_accounts.contains(&nau.as_str()) {
+            return Err(ConfigError::at(
+                &key_pos("no_auth_user"),
+                format!(
+                    "no_auth_user: \"{nau}\" not present as user or nkey in authorization block or account configuration"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `false`, `0`, `""`, `{}` and `[]` ask for nothing a missing feature would provide.
@@ -536,7 +612,7 @@ mod tests {
             .unwrap();
         assert_eq!(tls.cert_file, PathBuf::from("c.pem"));
         assert!(tls.handshake_first);
-        assert!(err("accounts { A: {} }").contains("'accounts' is not supported yet"));
+        assert!(err("accounts { A: { jetstream: true } }").contains("not supported yet"));
         assert!(
             load_str("authorization { users: [ {user: a, password: b} ] }").map(|fc| fc
                 .opts

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::gofmt::{rfc3339_nano, rtt, uptime};
 use super::query::Query;
 use super::snapshot::{ConnSnapshot, ShardSnapshot, SubSnapshot};
+use crate::accounts::Accounts;
 use crate::client::ClientCounters;
 use crate::global::Global;
 
@@ -325,6 +326,11 @@ pub struct ConnInfo {
     subscriptions_list: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subscriptions_list_detail: Vec<SubDetail>,
+    /// With `auth=true`: the user, and the account unless it is `$G` (as nats-server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorized_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -393,12 +399,14 @@ pub struct ConnzOpts {
     pub limit: i64,
     pub cid: u64,
     pub state: ConnState,
+    /// `auth=true`: show each connection's user and account.
+    pub auth: bool,
 }
 
 impl ConnzOpts {
     pub fn from_query(q: &Query) -> Result<ConnzOpts, String> {
         let sort_raw = q.get("sort");
-        q.bool("auth")?;
+        let auth = q.bool("auth")?;
         let subs_detail = q.get("subs").eq_ignore_ascii_case("detail");
         let subs = if subs_detail { false } else { q.bool("subs")? };
         let offset = q.int("offset")?;
@@ -430,6 +438,7 @@ impl ConnzOpts {
             limit,
             cid,
             state,
+            auth,
         })
     }
 
@@ -438,7 +447,7 @@ impl ConnzOpts {
     }
 }
 
-fn conn_info(c: ConnSnapshot, now: SystemTime, o: &ConnzOpts) -> ConnInfo {
+fn conn_info(c: ConnSnapshot, now: SystemTime, o: &ConnzOpts, accounts: &Accounts) -> ConnInfo {
     // A closed connection's clock stopped when it closed.
     let at = c.stop.unwrap_or(now);
     let since = |t: SystemTime| at.duration_since(t).unwrap_or_default();
@@ -479,6 +488,9 @@ fn conn_info(c: ConnSnapshot, now: SystemTime, o: &ConnzOpts) -> ConnInfo {
         version: c.version,
         subscriptions_list: list,
         subscriptions_list_detail: detail,
+        authorized_user: if o.auth { c.auth_user } else { None },
+        account: (o.auth && c.account != crate::accounts::GLOBAL)
+            .then(|| accounts.name(c.account).to_string()),
     }
 }
 
@@ -511,6 +523,7 @@ pub fn connz(
     o: &ConnzOpts,
     snaps: Vec<ShardSnapshot>,
     closed: Vec<ConnSnapshot>,
+    accounts: &Accounts,
 ) -> Connz {
     let mut all: Vec<ConnSnapshot> = Vec::new();
     if o.state != ConnState::Closed {
@@ -534,7 +547,7 @@ pub fn connz(
         .into_iter()
         .skip(start)
         .take(take)
-        .map(|c| conn_info(c, now, o))
+        .map(|c| conn_info(c, now, o, accounts))
         .collect();
     Connz {
         server_id: server_id.to_string(),
@@ -686,7 +699,7 @@ pub struct Leafz {
 pub struct Accountz {
     server_id: String,
     now: String,
-    accounts: Vec<&'static str>,
+    accounts: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -757,12 +770,18 @@ pub fn leafz(g: &Global, now: SystemTime) -> Leafz {
     }
 }
 
-/// Every client is in the global account until accounts exist; there is no system account.
+/// `$G` and the configured accounts; there is no system account.
 pub fn accountz(g: &Global, now: SystemTime) -> Accountz {
     Accountz {
         server_id: g.config().server_id.clone(),
         now: rfc3339_nano(now),
-        accounts: vec!["$G"],
+        accounts: (0..g.accounts.len())
+            .map(|id| {
+                g.accounts
+                    .name(id as crate::accounts::AccountId)
+                    .to_string()
+            })
+            .collect(),
     }
 }
 

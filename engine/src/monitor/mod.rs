@@ -174,7 +174,7 @@ impl Monitor {
                     } else {
                         g.closed.list()
                     };
-                    Reply::json(&endpoints::connz(id, now(), &o, snaps, closed))
+                    Reply::json(&endpoints::connz(id, now(), &o, snaps, closed, &g.accounts))
                 }
                 Err(e) => Reply::bad_request(e),
             },

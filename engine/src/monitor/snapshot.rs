@@ -35,6 +35,8 @@ pub struct ConnSnapshot {
     pub name: String,
     pub lang: String,
     pub version: String,
+    pub account: crate::accounts::AccountId,
+    pub auth_user: Option<String>,
     /// Filled only when the request asked for subscriptions (always for closed connections).
     pub subs: Vec<SubSnapshot>,
 }
@@ -118,6 +120,8 @@ pub fn conn(c: &ClientState, with_subs: bool) -> ConnSnapshot {
         name: c.name.borrow().clone(),
         lang: c.lang.borrow().clone(),
         version: c.version.borrow().clone(),
+        account: c.account.get(),
+        auth_user: c.auth_user.borrow().clone(),
         subs: list,
     }
 }
