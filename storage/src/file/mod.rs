@@ -98,7 +98,13 @@ pub struct FileStore {
     /// Set after an I/O error left memory and disk possibly apart; every later call fails.
     failed: bool,
     report: RecoveryReport,
+    /// The encode buffer of the last batch, kept so a batch does not allocate (and fault in)
+    /// a fresh one.
+    scratch: Vec<u8>,
 }
+
+/// A larger encode buffer is given back after its batch rather than kept.
+const SCRATCH_KEEP: usize = 4 << 20;
 
 const TOMBS: &str = "deletes.log";
 
@@ -206,6 +212,7 @@ impl FileStore {
             dirty: false,
             failed: false,
             report,
+            scratch: Vec::new(),
         };
         // Sealed segments with nothing left go; the open one stays so writing can go on there.
         let empty: Vec<u64> = store
@@ -362,8 +369,10 @@ impl FileStore {
         let Some(seg) = self.segs.get(&first) else {
             return Err(StoreError::corrupt(&spath, "open segment missing"));
         };
+        // Direct I/O pads the last block; a sealed segment's length must be its records'.
         seg.file
-            .sync_data()
+            .set_len(seg.len)
+            .and_then(|()| seg.file.sync_data())
             .map_err(|e| StoreError::io(&spath, e))?;
         let data = read_all(seg.file.as_ref()).map_err(|e| StoreError::io(&spath, e))?;
         let s = index::scan(&data);
@@ -454,8 +463,17 @@ impl FileStore {
     }
 
     fn append_inner(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<Result<u64>>> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        let r = self.append_into(msgs, &mut buf);
+        if buf.capacity() <= SCRATCH_KEEP {
+            self.scratch = buf;
+        }
+        r
+    }
+
+    fn append_into(&mut self, msgs: &[NewMsg<'_>], buf: &mut Vec<u8>) -> Result<Vec<Result<u64>>> {
         let mut out = Vec::with_capacity(msgs.len());
-        let mut buf = Vec::new();
         let mut tombs = Vec::new();
         let mut emptied = Vec::new();
         for m in msgs {
@@ -478,7 +496,7 @@ impl FileStore {
             }
             let base = self.open_len();
             if base > 0 && base + buf.len() as u64 + size > self.cfg.segment_bytes {
-                self.write_open(&buf)?;
+                self.write_open(buf)?;
                 buf.clear();
                 self.roll()?;
             }
@@ -489,7 +507,7 @@ impl FileStore {
                 len: size as u32,
             };
             frame::encode_msg(
-                &mut buf,
+                buf,
                 seq,
                 m.timestamp,
                 m.subject.as_bytes(),
@@ -502,7 +520,7 @@ impl FileStore {
             }
             out.push(Ok(seq));
         }
-        self.write_open(&buf)?;
+        self.write_open(buf)?;
         self.commit_removals(&tombs, &emptied)?;
         Ok(out)
     }
@@ -597,6 +615,9 @@ pub(crate) fn write_atomic(io: &dyn Io, dir: &Path, name: &str, data: &[u8]) -> 
     let f = io.open(&tmp, true).map_err(|e| StoreError::io(&tmp, e))?;
     f.set_len(0).map_err(|e| StoreError::io(&tmp, e))?;
     f.write_all_at(data, 0)
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    // Direct I/O leaves a synced file padded to a whole block; a checksummed file must not be.
+    f.set_len(data.len() as u64)
         .map_err(|e| StoreError::io(&tmp, e))?;
     f.sync_data().map_err(|e| StoreError::io(&tmp, e))?;
     io.rename(&tmp, &dst).map_err(|e| StoreError::io(&dst, e))?;
