@@ -331,6 +331,11 @@ impl Io for DirectIo {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         StdIo.sync_dir(dir)
     }
+    fn read_index(&self, path: &Path) -> io::Result<crate::file::IndexBytes> {
+        // Index files are written whole and trimmed before their rename; a read-only mapping
+        // of one does not mix with direct writes.
+        crate::io::map_file(path)
+    }
 }
 
 /// For tests that need a real disk.

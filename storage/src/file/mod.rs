@@ -16,7 +16,7 @@ use crate::io::{read_all, Io, IoFile};
 use crate::store::Store;
 use crate::types::{msg_size, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState, SyncPolicy};
 
-pub use index::{scan, IdxEntry, Scan, SegIndex};
+pub use index::{scan, IdxEntry, IndexBytes, IndexView, Scan, SegIndex};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileStoreConfig {
@@ -151,13 +151,32 @@ impl FileStore {
 
         let mut core: Core<Loc> = Core::default();
         let mut segs = BTreeMap::new();
+        // Deleted sequences whose record still exists: their tombstones must be kept.
         let mut seen = BTreeSet::new();
         let open_first = seg_firsts.iter().next_back().copied();
         for &first in &seg_firsts {
             let spath = dir.join(seg_name(first));
             let file = io.open(&spath, false).map_err(ioe(&spath))?;
             let mut len = file.len().map_err(ioe(&spath))?;
-            let entries = if Some(first) == open_first {
+            let mut live = 0;
+            let mut add = |seq: u64, off: u64, rlen: u32, ts: i64, subject: &str| {
+                core.bump_last_seq(seq);
+                if seq < tombs.floor {
+                    return;
+                }
+                if tombs.deleted.contains(&seq) {
+                    seen.insert(seq);
+                    return;
+                }
+                live += 1;
+                let loc = Loc {
+                    seg: first,
+                    off,
+                    len: rlen,
+                };
+                core.insert(seq, subject, ts, u64::from(rlen), loc);
+            };
+            if Some(first) == open_first {
                 let data = read_all(file.as_ref()).map_err(ioe(&spath))?;
                 let s = index::scan(&data);
                 if s.valid_len < len {
@@ -172,24 +191,32 @@ impl FileStore {
                         .skipped_records
                         .push((spath.clone(), s.skipped.len() as u64));
                 }
-                s.entries
-            } else {
-                Self::load_index(io.as_ref(), &dir, first, file.as_ref(), len, &mut report)?
-            };
-            let mut live = 0;
-            for e in entries {
-                core.bump_last_seq(e.seq);
-                seen.insert(e.seq);
-                if e.seq < tombs.floor || tombs.deleted.contains(&e.seq) {
-                    continue;
+                for e in &s.entries {
+                    add(e.seq, e.off, e.len, e.ts, &e.subject);
                 }
-                live += 1;
-                let loc = Loc {
-                    seg: first,
-                    off: e.off,
-                    len: e.len,
-                };
-                core.insert(e.seq, &e.subject, e.ts, u64::from(e.len), loc);
+            } else {
+                let ipath = dir.join(idx_name(first));
+                let bytes = io.read_index(&ipath).ok();
+                let view = bytes
+                    .as_deref()
+                    .and_then(IndexView::check)
+                    .filter(|v| v.first_seq() == first && v.seg_len() == len);
+                match view {
+                    Some(v) => v.for_each(&mut add),
+                    None => {
+                        let entries = Self::rebuild_index(
+                            io.as_ref(),
+                            &dir,
+                            first,
+                            file.as_ref(),
+                            len,
+                            &mut report,
+                        )?;
+                        for e in &entries {
+                            add(e.seq, e.off, e.len, e.ts, &e.subject);
+                        }
+                    }
+                }
             }
             segs.insert(first, Segment { file, len, live });
         }
@@ -233,7 +260,8 @@ impl FileStore {
         Ok(store)
     }
 
-    fn load_index(
+    /// Rebuilds a missing or damaged index from its segment.
+    fn rebuild_index(
         io: &dyn Io,
         dir: &Path,
         first: u64,
@@ -242,15 +270,6 @@ impl FileStore {
         report: &mut RecoveryReport,
     ) -> Result<Vec<IdxEntry>> {
         let ipath = dir.join(idx_name(first));
-        let from_file = io
-            .open(&ipath, false)
-            .ok()
-            .and_then(|f| read_all(f.as_ref()).ok())
-            .and_then(|b| SegIndex::decode(&b))
-            .filter(|i| i.first_seq == first && i.seg_len == seg_len);
-        if let Some(i) = from_file {
-            return Ok(i.entries);
-        }
         tracing::warn!(path = %ipath.display(), "index missing or corrupt; rebuilding from its segment");
         report.rebuilt_indexes.push(ipath);
         let spath = dir.join(seg_name(first));
