@@ -1,6 +1,7 @@
 //! The file store: a folder per stream holding `<first seq:020>.seg` segments, `.idx` indexes
 //! of sealed segments and `deletes.log`. Writes go through [`Io`] (std pwrite + fdatasync).
 
+mod hot_tail;
 mod index;
 mod tombstones;
 
@@ -26,6 +27,8 @@ pub struct FileStoreConfig {
     pub segment_bytes: u64,
     /// Which [`Io`] [`FileStore::open_fs`] uses.
     pub io: IoKind,
+    /// Memory for the most recent appends of the open segment, read without a file read.
+    pub hot_cache_bytes: usize,
 }
 
 /// How [`FileStore::open_fs`] reaches the disk.
@@ -54,6 +57,7 @@ impl Default for FileStoreConfig {
             sync: SyncPolicy::Always,
             segment_bytes: 64 << 20,
             io: IoKind::Buffered,
+            hot_cache_bytes: 4 << 20,
         }
     }
 }
@@ -101,6 +105,7 @@ pub struct FileStore {
     /// The encode buffer of the last batch, kept so a batch does not allocate (and fault in)
     /// a fresh one.
     scratch: Vec<u8>,
+    hot: hot_tail::HotTail,
 }
 
 /// A larger encode buffer is given back after its batch rather than kept.
@@ -240,6 +245,7 @@ impl FileStore {
             failed: false,
             report,
             scratch: Vec::new(),
+            hot: hot_tail::HotTail::default(),
         };
         // Sealed segments with nothing left go; the open one stays so writing can go on there.
         let empty: Vec<u64> = store
@@ -255,6 +261,7 @@ impl FileStore {
             Some(f) => store.open_seg = f,
             None => store.new_segment()?,
         }
+        store.hot = hot_tail::HotTail::new(store.cfg.hot_cache_bytes, store.open_len());
         let floor = store.core.first_seq().unwrap_or(store.core.last_seq() + 1);
         store.rewrite_tombstones(&tombs.deleted, &seen, floor)?;
         Ok(store)
@@ -378,6 +385,7 @@ impl FileStore {
             },
         );
         self.open_seg = first;
+        self.hot.reset(0);
         Ok(())
     }
 
@@ -473,6 +481,7 @@ impl FileStore {
             .write_all_at(buf, seg.len)
             .map_err(|e| StoreError::io(&p, e))?;
         seg.len += buf.len() as u64;
+        self.hot.append(buf);
         self.dirty = true;
         Ok(())
     }
@@ -554,11 +563,18 @@ impl FileStore {
             .segs
             .get(&loc.seg)
             .ok_or_else(|| StoreError::corrupt(path(), "segment missing"))?;
-        let mut buf = vec![0; loc.len as usize];
-        seg.file
-            .read_exact_at(&mut buf, loc.off)
-            .map_err(|e| StoreError::io(path(), e))?;
-        let (rec, len) = frame::read_msg(&buf)
+        let mut owned = Vec::new();
+        let buf = match self.hot.get(loc.off, loc.len as usize) {
+            Some(b) if loc.seg == self.open_seg => b,
+            _ => {
+                owned.resize(loc.len as usize, 0);
+                seg.file
+                    .read_exact_at(&mut owned, loc.off)
+                    .map_err(|e| StoreError::io(path(), e))?;
+                &owned
+            }
+        };
+        let (rec, len) = frame::read_msg(buf)
             .map_err(|e| StoreError::corrupt(path(), format!("record {seq}: {e:?}")))?;
         if rec.seq != seq || len != buf.len() {
             return Err(StoreError::corrupt(
@@ -594,6 +610,10 @@ impl FileStore {
         let (s, h, p) = (rec.subject.len(), rec.headers.len(), rec.payload.len());
         let mut out = Vec::with_capacity(buf.len());
         frame::encode_msg(&mut out, seq, rec.ts, &vec![0; s], &vec![0; h], &vec![0; p]);
+        if loc.seg == self.open_seg {
+            // The cache must not go on serving the bytes just scrubbed.
+            self.hot.reset(seg.len);
+        }
         seg.file
             .write_all_at(&out, loc.off)
             .map_err(|e| StoreError::io(&path, e))?;
