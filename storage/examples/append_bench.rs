@@ -1,17 +1,55 @@
-//! Append throughput next to the disk's raw fdatasync rate.
-//! `cargo run --release -p tachyon-storage --example append_bench -- [DIR]`
+//! Append throughput next to the disk's own figures, measured in the same run.
+//! `cargo run --release -p tachyon-storage --example append_bench -- [DIR] [ROWS]`
+//!
+//! ROWS filters the store rows by substring (e.g. `64K` or `128B always`), so a profile can
+//! run one row; every run starts with the raw disk rows.
 
-use std::io::Write;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tachyon_storage::{FileStore, FileStoreConfig, NewMsg, StdIo, Store, SyncPolicy};
+use tachyon_storage::{FileStore, FileStoreConfig, IoKind, NewMsg, Store, SyncPolicy};
+
+const ALIGN: usize = 4096;
+
+/// Sequential O_DIRECT writes of `chunk` bytes for `budget`; with `sync_each` an fdatasync
+/// follows every write (the best an `always` store can do with `chunk` bytes per commit).
+fn raw_odirect(path: &Path, chunk: usize, sync_each: bool, budget: Duration) -> io::Result<f64> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)?;
+    let mut raw = vec![0x5au8; chunk + ALIGN];
+    let skip = (ALIGN - raw.as_ptr() as usize % ALIGN) % ALIGN;
+    let buf = &mut raw[skip..skip + chunk];
+    let start = Instant::now();
+    let mut off = 0u64;
+    while start.elapsed() < budget {
+        f.write_all_at(buf, off)?;
+        if sync_each {
+            f.sync_data()?;
+        }
+        off += chunk as u64;
+    }
+    f.sync_data()?;
+    let secs = start.elapsed().as_secs_f64();
+    drop(f);
+    std::fs::remove_file(path)?;
+    Ok(off as f64 / secs / 1e6)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let base = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let base = args
+        .next()
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir)
         .join(format!("tachyon-bench-{}", std::process::id()));
+    let rows = args.next().unwrap_or_default();
     std::fs::create_dir_all(&base)?;
     let budget = Duration::from_secs(2);
 
@@ -23,56 +61,87 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         f.sync_data()?;
         n += 1;
     }
+    drop(f);
+    std::fs::remove_file(base.join("raw"))?;
     println!(
         "raw write(128 B)+fdatasync: {:.0} /s",
         n as f64 / start.elapsed().as_secs_f64()
     );
+    match raw_odirect(&base.join("raw"), 1 << 20, false, budget) {
+        Ok(mbs) => println!("raw O_DIRECT 1 MiB sequential writes: {mbs:.0} MB/s"),
+        Err(e) => println!("raw O_DIRECT not measured: {e}"),
+    }
+    for chunk in [1usize << 20, 16 << 20] {
+        if let Ok(mbs) = raw_odirect(&base.join("raw"), chunk, true, budget) {
+            println!(
+                "raw O_DIRECT {} MiB writes + fdatasync each: {mbs:.0} MB/s",
+                chunk >> 20
+            );
+        }
+    }
 
-    for size in [16usize, 128, 1024, 64 << 10] {
+    for (size, label) in [
+        (16usize, "16B"),
+        (128, "128B"),
+        (1024, "1K"),
+        (64 << 10, "64K"),
+    ] {
         for (name, sync, batch) in [
             ("always, batch 1", SyncPolicy::Always, 1usize),
+            ("always, batch 16", SyncPolicy::Always, 16),
             ("always, batch 256", SyncPolicy::Always, 256),
+            ("always, batch 4096", SyncPolicy::Always, 4096),
             (
                 "interval 1s",
                 SyncPolicy::Interval(Duration::from_secs(1)),
                 64,
             ),
         ] {
-            let dir = base.join(format!("{size}-{batch}-{}", name.len()));
-            let mut s = FileStore::open(
-                StdIo::shared(),
-                &dir,
-                FileStoreConfig {
-                    sync,
-                    ..Default::default()
-                },
-            )?;
-            let payload = vec![7u8; size];
-            let msgs: Vec<NewMsg> = (0..batch)
-                .map(|_| NewMsg {
-                    subject: "bench.subject",
-                    headers: b"",
-                    payload: &payload,
-                    timestamp: 0,
-                })
-                .collect();
-            let start = Instant::now();
-            let mut n = 0u64;
-            while start.elapsed() < budget {
-                for r in s.append_batch(&msgs)? {
-                    r?;
+            for io in [IoKind::Buffered, IoKind::Direct] {
+                let row = format!("{label:>4} {name:<18} {io:?}");
+                if !row.contains(rows.as_str()) {
+                    continue;
                 }
-                n += batch as u64;
+                // 4096 x 64 KiB would be a 256 MiB batch; the 64 KiB rows stop at 256.
+                if size == 64 << 10 && batch == 4096 {
+                    continue;
+                }
+                let dir = base.join("store");
+                let mut s = FileStore::open_fs(
+                    &dir,
+                    FileStoreConfig {
+                        sync,
+                        io,
+                        ..Default::default()
+                    },
+                )?;
+                let payload = vec![7u8; size];
+                let msgs: Vec<NewMsg> = (0..batch)
+                    .map(|_| NewMsg {
+                        subject: "bench.subject",
+                        headers: b"",
+                        payload: &payload,
+                        timestamp: 0,
+                    })
+                    .collect();
+                let start = Instant::now();
+                let mut n = 0u64;
+                while start.elapsed() < budget {
+                    for r in s.append_batch(&msgs)? {
+                        r?;
+                    }
+                    n += batch as u64;
+                }
+                s.sync()?;
+                let secs = start.elapsed().as_secs_f64();
+                println!(
+                    "{row:<36} {:>10.0} msgs/s {:>8.1} MB/s",
+                    n as f64 / secs,
+                    n as f64 * size as f64 / secs / 1e6
+                );
+                drop(s);
+                std::fs::remove_dir_all(&dir)?;
             }
-            s.sync()?;
-            let secs = start.elapsed().as_secs_f64();
-            println!(
-                "{size:>6} B  {name:<18} {:>10.0} msgs/s {:>8.1} MB/s",
-                n as f64 / secs,
-                n as f64 * size as f64 / secs / 1e6
-            );
-            drop(s);
-            std::fs::remove_dir_all(&dir)?;
         }
     }
     std::fs::remove_dir_all(&base)?;

@@ -69,6 +69,12 @@ impl Io for CountingIo {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.inner.sync_dir(dir)
     }
+    fn read_index(&self, path: &Path) -> io::Result<tachyon_storage::file::IndexBytes> {
+        // Mapped, so only the pages the walk touches are read; counted as the file's size.
+        let m = self.inner.read_index(path)?;
+        self.read.fetch_add(m.len() as u64, Ordering::Relaxed);
+        Ok(m)
+    }
 }
 
 const ALIGN: usize = 4096;

@@ -19,7 +19,9 @@ pub(crate) struct Entry<L> {
 #[derive(Debug)]
 pub(crate) struct Core<L> {
     msgs: BTreeMap<u64, Entry<L>>,
-    subjects: HashMap<Arc<str>, BTreeSet<u64>>,
+    /// The key's `Arc` is kept in the value as well, so an append to a known subject takes
+    /// one lookup and no new allocation.
+    subjects: HashMap<Arc<str>, (Arc<str>, BTreeSet<u64>)>,
     bytes: u64,
     last_seq: u64,
 }
@@ -71,14 +73,18 @@ impl<L> Core<L> {
     }
 
     pub fn insert(&mut self, seq: u64, subject: &str, ts: i64, size: u64, data: L) {
-        let subject: Arc<str> = match self.subjects.get_key_value(subject) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(subject),
+        let subject: Arc<str> = match self.subjects.get_mut(subject) {
+            Some((name, set)) => {
+                set.insert(seq);
+                name.clone()
+            }
+            None => {
+                let name: Arc<str> = Arc::from(subject);
+                self.subjects
+                    .insert(name.clone(), (name.clone(), BTreeSet::from([seq])));
+                name
+            }
         };
-        self.subjects
-            .entry(subject.clone())
-            .or_default()
-            .insert(seq);
         self.bytes += size;
         self.last_seq = self.last_seq.max(seq);
         if let Some(old) = self.msgs.insert(
@@ -98,7 +104,7 @@ impl<L> Core<L> {
     pub fn remove(&mut self, seq: u64) -> Option<Entry<L>> {
         let e = self.msgs.remove(&seq)?;
         self.bytes -= e.size;
-        if let Some(set) = self.subjects.get_mut(&e.subject) {
+        if let Some((_, set)) = self.subjects.get_mut(&e.subject) {
             set.remove(&seq);
             if set.is_empty() {
                 self.subjects.remove(&e.subject);
@@ -118,7 +124,7 @@ impl<L> Core<L> {
     /// First sequence at or after `from` whose subject matches `filter`.
     pub fn next(&self, from: u64, filter: &str) -> Option<u64> {
         if !subject::is_wildcard(filter) {
-            return self.subjects.get(filter)?.range(from..).next().copied();
+            return self.subjects.get(filter)?.1.range(from..).next().copied();
         }
         self.msgs
             .range(from..)
@@ -128,12 +134,12 @@ impl<L> Core<L> {
 
     pub fn last(&self, filter: &str) -> Option<u64> {
         if !subject::is_wildcard(filter) {
-            return self.subjects.get(filter)?.iter().next_back().copied();
+            return self.subjects.get(filter)?.1.iter().next_back().copied();
         }
         self.subjects
             .iter()
             .filter(|(s, _)| subject::matches(filter, s))
-            .filter_map(|(_, set)| set.iter().next_back().copied())
+            .filter_map(|(_, (_, set))| set.iter().next_back().copied())
             .max()
     }
 
@@ -161,7 +167,7 @@ impl<L> Core<L> {
             );
         }
         if let Some(max) = limits.max_msgs_per_subject {
-            if let Some(set) = self.subjects.get(subject) {
+            if let Some((_, set)) = self.subjects.get(subject) {
                 let live: Vec<u64> = set
                     .iter()
                     .copied()
@@ -269,7 +275,7 @@ impl<L> Core<L> {
         self.subjects
             .iter()
             .filter(|(s, _)| subject::matches(filter, s))
-            .map(|(s, set)| (s.to_string(), set.len() as u64))
+            .map(|(s, (_, set))| (s.to_string(), set.len() as u64))
             .collect()
     }
 }

@@ -59,15 +59,16 @@ fn to_usize(x: u64) -> io::Result<usize> {
 /// Opens every file with `O_DIRECT`; directory operations as [`StdIo`].
 #[derive(Debug, Clone, Copy)]
 pub struct DirectIo {
-    /// Whole blocks are written out once the in-memory tail reaches this many bytes, so the
-    /// `interval` policy does not hold unbounded data in memory.
+    /// Most bytes a file's aligned write buffer grows to: whole blocks are written out once
+    /// the in-memory tail fills it, so the `interval` policy does not hold unbounded data in
+    /// memory; a batch up to this size goes out in one write.
     pub flush_bytes: usize,
 }
 
 impl Default for DirectIo {
     fn default() -> Self {
         DirectIo {
-            flush_bytes: 256 << 10,
+            flush_bytes: 16 << 20,
         }
     }
 }
@@ -81,17 +82,28 @@ impl DirectIo {
 struct State {
     /// Logical length: what readers see.
     len: u64,
-    /// Aligned offset where `tail` begins; everything below it has been written to the file.
+    /// Aligned offset where the tail begins; everything below it has been written to the file.
     tail_start: u64,
-    /// Bytes `[tail_start, len)`.
-    tail: Vec<u8>,
+    /// Bytes `[tail_start, len)` at the front of an aligned buffer that lives as long as the
+    /// file, so a flush writes straight from it: one copy per appended byte, no allocation.
+    tail: AlignedBuf,
+    /// Whether the tail holds bytes the file does not.
+    dirty: bool,
     /// The file's size on disk; differs from `len` while padding or unwritten tail exist.
     disk_len: u64,
 }
 
+impl State {
+    fn tail_len(&self) -> usize {
+        // `len - tail_start` is below the buffer's size, which is a usize.
+        (self.len - self.tail_start) as usize
+    }
+}
+
 struct DirectFile {
     file: File,
-    flush_bytes: usize,
+    /// The most the tail buffer grows to.
+    max_buf: usize,
     st: Mutex<State>,
 }
 
@@ -125,24 +137,27 @@ impl DirectFile {
         Ok(())
     }
 
-    /// Writes the tail out, the partial last block padded; whole blocks leave memory.
+    /// Writes the tail out (the partial last block padded with zeros unless
+    /// `whole_blocks_only`) and keeps only that partial block in memory.
     fn write_tail(&self, st: &mut State, whole_blocks_only: bool) -> io::Result<()> {
-        let full = st.tail.len() - st.tail.len() % ALIGN;
-        let n = if whole_blocks_only {
+        let tail_len = st.tail_len();
+        let full = tail_len - tail_len % ALIGN;
+        let n = if whole_blocks_only || !st.dirty {
             full
         } else {
-            to_usize(align_up(st.tail.len() as u64))?
+            to_usize(align_up(tail_len as u64))?
         };
         if n == 0 {
             return Ok(());
         }
-        let mut buf = AlignedBuf::zeroed(n);
-        let copy = n.min(st.tail.len());
-        buf.as_mut_slice()[..copy].copy_from_slice(&st.tail[..copy]);
-        self.file.write_all_at(buf.as_slice(), st.tail_start)?;
+        let buf = st.tail.as_mut_slice();
+        // Padding must read as zeros: recovery stops at a zero length field.
+        buf[tail_len..n].fill(0);
+        self.file.write_all_at(&buf[..n], st.tail_start)?;
         st.disk_len = st.disk_len.max(st.tail_start + n as u64);
-        st.tail.drain(..full);
+        buf.copy_within(full..tail_len, 0);
         st.tail_start += full as u64;
+        st.dirty = st.dirty && whole_blocks_only && full < tail_len;
         Ok(())
     }
 
@@ -160,9 +175,11 @@ impl DirectFile {
     /// Loads the partial last block so appends can go on rewriting it.
     fn load_tail(&self, st: &mut State) -> io::Result<()> {
         st.tail_start = align_down(st.len);
-        let mut tail = vec![0; to_usize(st.len - st.tail_start)?];
-        self.read_disk(&mut tail, st.tail_start)?;
-        st.tail = tail;
+        let n = to_usize(st.len - st.tail_start)?;
+        let mut block = [0u8; ALIGN];
+        self.read_disk(&mut block[..n], st.tail_start)?;
+        st.tail.as_mut_slice()[..n].copy_from_slice(&block[..n]);
+        st.dirty = false;
         Ok(())
     }
 }
@@ -183,7 +200,7 @@ impl IoFile for DirectFile {
         self.read_disk(disk, off)?;
         if !mem.is_empty() {
             let from = to_usize(off + split as u64 - st.tail_start)?;
-            mem.copy_from_slice(&st.tail[from..from + mem.len()]);
+            mem.copy_from_slice(&st.tail.as_slice()[from..from + mem.len()]);
         }
         Ok(())
     }
@@ -194,38 +211,60 @@ impl IoFile for DirectFile {
             .checked_add(data.len() as u64)
             .ok_or_else(|| io::Error::other("offset overflow"))?;
         let split = to_usize(st.tail_start.clamp(off, end) - off)?;
-        let (disk, mem) = data.split_at(split);
+        let (disk, mut mem) = data.split_at(split);
         if !disk.is_empty() {
             self.patch_disk(disk, off)?;
         }
-        if !mem.is_empty() {
-            let from = to_usize(off + split as u64 - st.tail_start)?;
-            if st.tail.len() < from + mem.len() {
-                st.tail.resize(from + mem.len(), 0);
+        let mut at = off + split as u64;
+        while !mem.is_empty() {
+            let want = to_usize(at - st.tail_start)? + mem.len();
+            if want > st.tail.len && st.tail.len < self.max_buf {
+                // Grow so a large batch goes out in one write (the device works on all of
+                // it at once) instead of one buffer-sized write after another.
+                let cap = to_usize(align_up(want.next_power_of_two().min(self.max_buf) as u64))?;
+                let mut bigger = AlignedBuf::zeroed(cap);
+                let n = st.tail_len();
+                bigger.as_mut_slice()[..n].copy_from_slice(&st.tail.as_slice()[..n]);
+                st.tail = bigger;
             }
-            st.tail[from..from + mem.len()].copy_from_slice(mem);
-            st.len = st.len.max(end);
-        }
-        if st.tail.len() >= self.flush_bytes {
-            self.write_tail(&mut st, true)?;
+            let cap = st.tail.len;
+            if to_usize(at - st.tail_start)? >= cap {
+                // Full: whole blocks go out, the partial one moves to the front.
+                self.write_tail(&mut st, true)?;
+                continue;
+            }
+            let from = to_usize(at - st.tail_start)?;
+            let n = mem.len().min(cap - from);
+            let tail_len = st.tail_len();
+            let buf = st.tail.as_mut_slice();
+            if from > tail_len {
+                buf[tail_len..from].fill(0);
+            }
+            buf[from..from + n].copy_from_slice(&mem[..n]);
+            mem = &mem[n..];
+            at += n as u64;
+            st.len = st.len.max(at);
+            st.dirty = true;
         }
         Ok(())
     }
 
+    /// Writes the tail padded to a whole block and fdatasyncs, without cutting the padding
+    /// off: an `ftruncate` per commit is a second metadata change in every journal commit.
+    /// Recovery reads the padding as a torn tail (a zero length field) and cuts it; `set_len`
+    /// and closing the file cut it too.
     fn sync_data(&self) -> io::Result<()> {
         let mut st = self.lock();
         self.write_tail(&mut st, false)?;
-        if st.disk_len != st.len {
-            self.file.set_len(st.len)?;
-            st.disk_len = st.len;
-        }
         self.file.sync_data()
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut st = self.lock();
         self.write_tail(&mut st, false)?;
-        self.file.set_len(len)?;
+        if st.disk_len != len {
+            self.file.set_len(len)?;
+        }
         st.len = len;
         st.disk_len = len;
         self.load_tail(&mut st)
@@ -259,13 +298,15 @@ impl Io for DirectIo {
             .custom_flags(libc::O_DIRECT)
             .open(path)?;
         let len = file.metadata()?.len();
+        let max_buf = to_usize(align_up(self.flush_bytes.max(2 * ALIGN) as u64))?;
         let f = DirectFile {
             file,
-            flush_bytes: self.flush_bytes.max(ALIGN),
+            max_buf,
             st: Mutex::new(State {
                 len,
                 tail_start: 0,
-                tail: Vec::new(),
+                tail: AlignedBuf::zeroed(2 * ALIGN),
+                dirty: false,
                 disk_len: len,
             }),
         };
@@ -289,6 +330,11 @@ impl Io for DirectIo {
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         StdIo.sync_dir(dir)
+    }
+    fn read_index(&self, path: &Path) -> io::Result<crate::file::IndexBytes> {
+        // Index files are written whole and trimmed before their rename; a read-only mapping
+        // of one does not mix with direct writes.
+        crate::io::map_file(path)
     }
 }
 
@@ -341,7 +387,10 @@ mod tests {
             model.extend_from_slice(&d);
             if i % 3 == 2 {
                 f.sync_data().unwrap();
-                assert_eq!(std::fs::read(&p).unwrap(), model, "disk after sync {i}");
+                let disk = std::fs::read(&p).unwrap();
+                assert_eq!(disk[..model.len()], model[..], "disk after sync {i}");
+                assert_eq!(disk.len() % ALIGN, 0, "padded to a block");
+                assert!(disk[model.len()..].iter().all(|b| *b == 0), "zero padding");
             }
             assert_eq!(f.len().unwrap(), model.len() as u64);
             let mut all = vec![0; model.len()];
@@ -362,7 +411,7 @@ mod tests {
         f.write_all_at(&d, 10_001).unwrap();
         model.extend_from_slice(&d);
         f.sync_data().unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), model);
+        assert_eq!(std::fs::read(&p).unwrap()[..model.len()], model[..]);
         let mut past = vec![0; 2];
         assert!(f.read_exact_at(&mut past, model.len() as u64 - 1).is_err());
         let d = bytes(10);

@@ -7,6 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::file::IndexBytes;
+
 #[allow(clippy::len_without_is_empty)] // a file length, not a collection
 pub trait IoFile: Send + Sync {
     fn len(&self) -> io::Result<u64>;
@@ -26,6 +28,28 @@ pub trait Io: Send + Sync {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Makes creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// The whole of a file that is never written again (a sealed segment's index): mapped
+    /// where the layer reaches a real file system, read otherwise.
+    fn read_index(&self, path: &Path) -> io::Result<IndexBytes> {
+        let f = self.open(path, false)?;
+        Ok(IndexBytes::copy_of(&read_all(f.as_ref())?))
+    }
+}
+
+/// Maps a file read-only.
+pub(crate) fn map_file(path: &Path) -> io::Result<IndexBytes> {
+    let f = File::open(path)?;
+    if f.metadata()?.len() == 0 {
+        // An empty mapping is an error; an empty file is just an invalid index.
+        return Ok(IndexBytes::copy_of(&[]));
+    }
+    // SAFETY: the mapping is only sound while nobody changes the file. Index files are
+    // written once through a temporary file and a rename, never modified in place, and the
+    // store drops the mapping before it could replace or remove the file (see
+    // `FileStore::open`); another process writing into a store's folder is outside the
+    // contract. `map_file_reads_what_was_written` covers it.
+    let m = unsafe { memmap2::Mmap::map(&f)? };
+    Ok(IndexBytes::Mapped(m))
 }
 
 pub fn read_all(f: &dyn IoFile) -> io::Result<Vec<u8>> {
@@ -95,5 +119,27 @@ impl Io for StdIo {
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+    fn read_index(&self, path: &Path) -> io::Result<IndexBytes> {
+        map_file(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_file_reads_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.idx");
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let m = StdIo.read_index(&p).unwrap();
+        assert!(matches!(m, IndexBytes::Mapped(_)));
+        assert_eq!(&m[..], &data[..]);
+        std::fs::write(&p, b"").unwrap();
+        assert!(StdIo.read_index(&p).unwrap().is_empty());
+        assert!(StdIo.read_index(&dir.path().join("missing")).is_err());
     }
 }

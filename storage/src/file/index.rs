@@ -1,14 +1,21 @@
-//! Sealed-segment index: a checksummed little-endian binary file (not rkyv), and the segment
-//! scan that rebuilds it.
+//! Sealed-segment index stored with rkyv, and the segment scan that rebuilds it.
 //!
-//! Layout: `b"TXIDX001"`, segment first seq u64, segment length u64, entry count u32, entries
-//! `[seq u64][offset u64][len u32][ts i64][subject number u32]`, subject count u32, subjects
-//! `[len u16][bytes][last seq u64]`, then a CRC32C u32 over everything before it.
+//! File: the rkyv archive of [`IndexFile`] (entries `[seq][offset][len][ts][subject no.]`, a
+//! subject table with each subject's last sequence), then `b"TXIDX002"` and a CRC32C over all
+//! bytes before it. A restart maps the file and walks the archive in place: no decoding into
+//! owned entries, no string per entry. The checksum is checked before the archive is trusted,
+//! and the archive is validated (bytecheck) too, so a damaged file is never read as a guess.
+
+use std::ops::Deref;
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
 
 use crate::frame::{self, FrameError, FRAME_HEADER};
 use crate::types::RECORD_OVERHEAD;
 
-const MAGIC: &[u8; 8] = b"TXIDX001";
+const MAGIC: &[u8; 8] = b"TXIDX002";
+const TRAILER: usize = MAGIC.len() + 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxEntry {
@@ -26,112 +33,171 @@ pub struct SegIndex {
     pub entries: Vec<IdxEntry>,
 }
 
+#[derive(rkyv::Archive, rkyv::Serialize)]
+struct RawEntry {
+    seq: u64,
+    off: u64,
+    len: u32,
+    ts: i64,
+    subject: u32,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+struct SubjectLast {
+    name: String,
+    last_seq: u64,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+struct IndexFile {
+    first_seq: u64,
+    seg_len: u64,
+    entries: Vec<RawEntry>,
+    subjects: Vec<SubjectLast>,
+}
+
+/// The bytes of an index file: mapped, or read into an aligned buffer where mapping is not
+/// available (test I/O layers).
+pub enum IndexBytes {
+    Mapped(memmap2::Mmap),
+    Owned(AlignedVec),
+}
+
+impl Deref for IndexBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            IndexBytes::Mapped(m) => m,
+            IndexBytes::Owned(v) => v,
+        }
+    }
+}
+
+impl IndexBytes {
+    pub fn copy_of(bytes: &[u8]) -> Self {
+        let mut v = AlignedVec::with_capacity(bytes.len());
+        v.extend_from_slice(bytes);
+        IndexBytes::Owned(v)
+    }
+}
+
+/// A checked index, read in place from its bytes.
+pub struct IndexView<'a> {
+    file: &'a ArchivedIndexFile,
+}
+
+impl<'a> IndexView<'a> {
+    /// `None` for anything that fails the checksum or the archive's validation.
+    pub fn check(bytes: &'a [u8]) -> Option<Self> {
+        let body_len = bytes.len().checked_sub(TRAILER)?;
+        let (body, trailer) = bytes.split_at(body_len);
+        let (magic, crc) = trailer.split_at(MAGIC.len());
+        if magic != MAGIC {
+            return None;
+        }
+        let mut c = crc32c::crc32c(body);
+        c = crc32c::crc32c_append(c, magic);
+        if c != u32::from_le_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let file = rkyv::access::<ArchivedIndexFile, rancor::Error>(body).ok()?;
+        // Subject numbers are checked once here so the walk below cannot fail.
+        let n = file.subjects.len();
+        if file
+            .entries
+            .iter()
+            .any(|e| e.subject.to_native() as usize >= n)
+        {
+            return None;
+        }
+        Some(IndexView { file })
+    }
+
+    pub fn first_seq(&self) -> u64 {
+        self.file.first_seq.to_native()
+    }
+
+    pub fn seg_len(&self) -> u64 {
+        self.file.seg_len.to_native()
+    }
+
+    /// Calls `f(seq, offset, len, ts, subject)` for every entry in order.
+    pub fn for_each(&self, mut f: impl FnMut(u64, u64, u32, i64, &str)) {
+        let subjects = &self.file.subjects;
+        for e in self.file.entries.iter() {
+            if let Some(s) = subjects.get(e.subject.to_native() as usize) {
+                f(
+                    e.seq.to_native(),
+                    e.off.to_native(),
+                    e.len.to_native(),
+                    e.ts.to_native(),
+                    s.name.as_str(),
+                );
+            }
+        }
+    }
+}
+
 impl SegIndex {
     pub fn encode(&self) -> Vec<u8> {
-        let mut subjects: Vec<(&str, u64)> = Vec::new();
+        let mut subjects: Vec<SubjectLast> = Vec::new();
         let mut numbers = std::collections::HashMap::new();
-        let mut out = Vec::with_capacity(32 + self.entries.len() * 32);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&self.first_seq.to_le_bytes());
-        out.extend_from_slice(&self.seg_len.to_le_bytes());
-        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        let mut entries = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
             let n = *numbers.entry(e.subject.as_str()).or_insert_with(|| {
-                subjects.push((e.subject.as_str(), 0));
+                subjects.push(SubjectLast {
+                    name: e.subject.clone(),
+                    last_seq: 0,
+                });
                 subjects.len() - 1
             });
-            subjects[n].1 = e.seq;
-            out.extend_from_slice(&e.seq.to_le_bytes());
-            out.extend_from_slice(&e.off.to_le_bytes());
-            out.extend_from_slice(&e.len.to_le_bytes());
-            out.extend_from_slice(&e.ts.to_le_bytes());
-            out.extend_from_slice(&(n as u32).to_le_bytes());
+            if let Some(s) = subjects.get_mut(n) {
+                s.last_seq = e.seq;
+            }
+            entries.push(RawEntry {
+                seq: e.seq,
+                off: e.off,
+                len: e.len,
+                ts: e.ts,
+                subject: n as u32,
+            });
         }
-        out.extend_from_slice(&(subjects.len() as u32).to_le_bytes());
-        for (s, last) in &subjects {
-            out.extend_from_slice(&(s.len() as u16).to_le_bytes());
-            out.extend_from_slice(s.as_bytes());
-            out.extend_from_slice(&last.to_le_bytes());
-        }
+        let file = IndexFile {
+            first_seq: self.first_seq,
+            seg_len: self.seg_len,
+            entries,
+            subjects,
+        };
+        // Serialising plain integers, strings and vectors into memory has no failure mode
+        // but allocation; an empty index (then rebuilt on open) is the fallback.
+        let mut out = rkyv::to_bytes::<rancor::Error>(&file)
+            .map(|v| v.to_vec())
+            .unwrap_or_default();
+        out.extend_from_slice(MAGIC);
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
     }
 
-    /// `None` for anything that fails the checksum or does not parse.
+    /// Owned entries; `None` for anything that fails the checks.
     pub fn decode(buf: &[u8]) -> Option<SegIndex> {
-        let body_len = buf.len().checked_sub(4)?;
-        let (body, crc) = buf.split_at(body_len);
-        if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().ok()?) {
-            return None;
-        }
-        let mut r = Reader(body);
-        if r.take(8)? != MAGIC {
-            return None;
-        }
-        let first_seq = r.u64()?;
-        let seg_len = r.u64()?;
-        let n = r.u32()? as usize;
-        let mut raw = Vec::with_capacity(n.min(body.len() / 32));
-        for _ in 0..n {
-            raw.push((
-                r.u64()?,
-                r.u64()?,
-                r.u32()?,
-                r.u64()? as i64,
-                r.u32()? as usize,
-            ));
-        }
-        let ns = r.u32()? as usize;
-        let mut subjects = Vec::with_capacity(ns.min(body.len()));
-        for _ in 0..ns {
-            let len = r.u16()? as usize;
-            let s = std::str::from_utf8(r.take(len)?).ok()?.to_string();
-            let _last = r.u64()?;
-            subjects.push(s);
-        }
-        if !r.0.is_empty() {
-            return None;
-        }
-        let entries = raw
-            .into_iter()
-            .map(|(seq, off, len, ts, sn)| {
-                Some(IdxEntry {
-                    seq,
-                    off,
-                    len,
-                    ts,
-                    subject: subjects.get(sn)?.clone(),
-                })
+        let bytes = IndexBytes::copy_of(buf);
+        let view = IndexView::check(&bytes)?;
+        let mut entries = Vec::new();
+        view.for_each(|seq, off, len, ts, subject| {
+            entries.push(IdxEntry {
+                seq,
+                off,
+                len,
+                ts,
+                subject: subject.to_string(),
             })
-            .collect::<Option<Vec<_>>>()?;
+        });
         Some(SegIndex {
-            first_seq,
-            seg_len,
+            first_seq: view.first_seq(),
+            seg_len: view.seg_len(),
             entries,
         })
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The file store: a folder per stream holding `<first seq:020>.seg` segments, `.idx` indexes
 //! of sealed segments and `deletes.log`. Writes go through [`Io`] (std pwrite + fdatasync).
 
+mod hot_tail;
 mod index;
 mod tombstones;
 
@@ -16,7 +17,7 @@ use crate::io::{read_all, Io, IoFile};
 use crate::store::Store;
 use crate::types::{msg_size, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState, SyncPolicy};
 
-pub use index::{scan, IdxEntry, Scan, SegIndex};
+pub use index::{scan, IdxEntry, IndexBytes, IndexView, Scan, SegIndex};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileStoreConfig {
@@ -26,6 +27,8 @@ pub struct FileStoreConfig {
     pub segment_bytes: u64,
     /// Which [`Io`] [`FileStore::open_fs`] uses.
     pub io: IoKind,
+    /// Memory for the most recent appends of the open segment, read without a file read.
+    pub hot_cache_bytes: usize,
 }
 
 /// How [`FileStore::open_fs`] reaches the disk.
@@ -54,6 +57,7 @@ impl Default for FileStoreConfig {
             sync: SyncPolicy::Always,
             segment_bytes: 64 << 20,
             io: IoKind::Buffered,
+            hot_cache_bytes: 4 << 20,
         }
     }
 }
@@ -98,7 +102,14 @@ pub struct FileStore {
     /// Set after an I/O error left memory and disk possibly apart; every later call fails.
     failed: bool,
     report: RecoveryReport,
+    /// The encode buffer of the last batch, kept so a batch does not allocate (and fault in)
+    /// a fresh one.
+    scratch: Vec<u8>,
+    hot: hot_tail::HotTail,
 }
+
+/// A larger encode buffer is given back after its batch rather than kept.
+const SCRATCH_KEEP: usize = 4 << 20;
 
 const TOMBS: &str = "deletes.log";
 
@@ -145,13 +156,32 @@ impl FileStore {
 
         let mut core: Core<Loc> = Core::default();
         let mut segs = BTreeMap::new();
+        // Deleted sequences whose record still exists: their tombstones must be kept.
         let mut seen = BTreeSet::new();
         let open_first = seg_firsts.iter().next_back().copied();
         for &first in &seg_firsts {
             let spath = dir.join(seg_name(first));
             let file = io.open(&spath, false).map_err(ioe(&spath))?;
             let mut len = file.len().map_err(ioe(&spath))?;
-            let entries = if Some(first) == open_first {
+            let mut live = 0;
+            let mut add = |seq: u64, off: u64, rlen: u32, ts: i64, subject: &str| {
+                core.bump_last_seq(seq);
+                if seq < tombs.floor {
+                    return;
+                }
+                if tombs.deleted.contains(&seq) {
+                    seen.insert(seq);
+                    return;
+                }
+                live += 1;
+                let loc = Loc {
+                    seg: first,
+                    off,
+                    len: rlen,
+                };
+                core.insert(seq, subject, ts, u64::from(rlen), loc);
+            };
+            if Some(first) == open_first {
                 let data = read_all(file.as_ref()).map_err(ioe(&spath))?;
                 let s = index::scan(&data);
                 if s.valid_len < len {
@@ -166,24 +196,32 @@ impl FileStore {
                         .skipped_records
                         .push((spath.clone(), s.skipped.len() as u64));
                 }
-                s.entries
-            } else {
-                Self::load_index(io.as_ref(), &dir, first, file.as_ref(), len, &mut report)?
-            };
-            let mut live = 0;
-            for e in entries {
-                core.bump_last_seq(e.seq);
-                seen.insert(e.seq);
-                if e.seq < tombs.floor || tombs.deleted.contains(&e.seq) {
-                    continue;
+                for e in &s.entries {
+                    add(e.seq, e.off, e.len, e.ts, &e.subject);
                 }
-                live += 1;
-                let loc = Loc {
-                    seg: first,
-                    off: e.off,
-                    len: e.len,
-                };
-                core.insert(e.seq, &e.subject, e.ts, u64::from(e.len), loc);
+            } else {
+                let ipath = dir.join(idx_name(first));
+                let bytes = io.read_index(&ipath).ok();
+                let view = bytes
+                    .as_deref()
+                    .and_then(IndexView::check)
+                    .filter(|v| v.first_seq() == first && v.seg_len() == len);
+                match view {
+                    Some(v) => v.for_each(&mut add),
+                    None => {
+                        let entries = Self::rebuild_index(
+                            io.as_ref(),
+                            &dir,
+                            first,
+                            file.as_ref(),
+                            len,
+                            &mut report,
+                        )?;
+                        for e in &entries {
+                            add(e.seq, e.off, e.len, e.ts, &e.subject);
+                        }
+                    }
+                }
             }
             segs.insert(first, Segment { file, len, live });
         }
@@ -206,6 +244,8 @@ impl FileStore {
             dirty: false,
             failed: false,
             report,
+            scratch: Vec::new(),
+            hot: hot_tail::HotTail::default(),
         };
         // Sealed segments with nothing left go; the open one stays so writing can go on there.
         let empty: Vec<u64> = store
@@ -221,12 +261,14 @@ impl FileStore {
             Some(f) => store.open_seg = f,
             None => store.new_segment()?,
         }
+        store.hot = hot_tail::HotTail::new(store.cfg.hot_cache_bytes, store.open_len());
         let floor = store.core.first_seq().unwrap_or(store.core.last_seq() + 1);
         store.rewrite_tombstones(&tombs.deleted, &seen, floor)?;
         Ok(store)
     }
 
-    fn load_index(
+    /// Rebuilds a missing or damaged index from its segment.
+    fn rebuild_index(
         io: &dyn Io,
         dir: &Path,
         first: u64,
@@ -235,15 +277,6 @@ impl FileStore {
         report: &mut RecoveryReport,
     ) -> Result<Vec<IdxEntry>> {
         let ipath = dir.join(idx_name(first));
-        let from_file = io
-            .open(&ipath, false)
-            .ok()
-            .and_then(|f| read_all(f.as_ref()).ok())
-            .and_then(|b| SegIndex::decode(&b))
-            .filter(|i| i.first_seq == first && i.seg_len == seg_len);
-        if let Some(i) = from_file {
-            return Ok(i.entries);
-        }
         tracing::warn!(path = %ipath.display(), "index missing or corrupt; rebuilding from its segment");
         report.rebuilt_indexes.push(ipath);
         let spath = dir.join(seg_name(first));
@@ -352,6 +385,7 @@ impl FileStore {
             },
         );
         self.open_seg = first;
+        self.hot.reset(0);
         Ok(())
     }
 
@@ -362,8 +396,10 @@ impl FileStore {
         let Some(seg) = self.segs.get(&first) else {
             return Err(StoreError::corrupt(&spath, "open segment missing"));
         };
+        // Direct I/O pads the last block; a sealed segment's length must be its records'.
         seg.file
-            .sync_data()
+            .set_len(seg.len)
+            .and_then(|()| seg.file.sync_data())
             .map_err(|e| StoreError::io(&spath, e))?;
         let data = read_all(seg.file.as_ref()).map_err(|e| StoreError::io(&spath, e))?;
         let s = index::scan(&data);
@@ -445,6 +481,7 @@ impl FileStore {
             .write_all_at(buf, seg.len)
             .map_err(|e| StoreError::io(&p, e))?;
         seg.len += buf.len() as u64;
+        self.hot.append(buf);
         self.dirty = true;
         Ok(())
     }
@@ -454,8 +491,17 @@ impl FileStore {
     }
 
     fn append_inner(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<Result<u64>>> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        let r = self.append_into(msgs, &mut buf);
+        if buf.capacity() <= SCRATCH_KEEP {
+            self.scratch = buf;
+        }
+        r
+    }
+
+    fn append_into(&mut self, msgs: &[NewMsg<'_>], buf: &mut Vec<u8>) -> Result<Vec<Result<u64>>> {
         let mut out = Vec::with_capacity(msgs.len());
-        let mut buf = Vec::new();
         let mut tombs = Vec::new();
         let mut emptied = Vec::new();
         for m in msgs {
@@ -478,7 +524,7 @@ impl FileStore {
             }
             let base = self.open_len();
             if base > 0 && base + buf.len() as u64 + size > self.cfg.segment_bytes {
-                self.write_open(&buf)?;
+                self.write_open(buf)?;
                 buf.clear();
                 self.roll()?;
             }
@@ -489,7 +535,7 @@ impl FileStore {
                 len: size as u32,
             };
             frame::encode_msg(
-                &mut buf,
+                buf,
                 seq,
                 m.timestamp,
                 m.subject.as_bytes(),
@@ -502,7 +548,7 @@ impl FileStore {
             }
             out.push(Ok(seq));
         }
-        self.write_open(&buf)?;
+        self.write_open(buf)?;
         self.commit_removals(&tombs, &emptied)?;
         Ok(out)
     }
@@ -517,11 +563,18 @@ impl FileStore {
             .segs
             .get(&loc.seg)
             .ok_or_else(|| StoreError::corrupt(path(), "segment missing"))?;
-        let mut buf = vec![0; loc.len as usize];
-        seg.file
-            .read_exact_at(&mut buf, loc.off)
-            .map_err(|e| StoreError::io(path(), e))?;
-        let (rec, len) = frame::read_msg(&buf)
+        let mut owned = Vec::new();
+        let buf = match self.hot.get(loc.off, loc.len as usize) {
+            Some(b) if loc.seg == self.open_seg => b,
+            _ => {
+                owned.resize(loc.len as usize, 0);
+                seg.file
+                    .read_exact_at(&mut owned, loc.off)
+                    .map_err(|e| StoreError::io(path(), e))?;
+                &owned
+            }
+        };
+        let (rec, len) = frame::read_msg(buf)
             .map_err(|e| StoreError::corrupt(path(), format!("record {seq}: {e:?}")))?;
         if rec.seq != seq || len != buf.len() {
             return Err(StoreError::corrupt(
@@ -557,6 +610,10 @@ impl FileStore {
         let (s, h, p) = (rec.subject.len(), rec.headers.len(), rec.payload.len());
         let mut out = Vec::with_capacity(buf.len());
         frame::encode_msg(&mut out, seq, rec.ts, &vec![0; s], &vec![0; h], &vec![0; p]);
+        if loc.seg == self.open_seg {
+            // The cache must not go on serving the bytes just scrubbed.
+            self.hot.reset(seg.len);
+        }
         seg.file
             .write_all_at(&out, loc.off)
             .map_err(|e| StoreError::io(&path, e))?;
@@ -597,6 +654,9 @@ pub(crate) fn write_atomic(io: &dyn Io, dir: &Path, name: &str, data: &[u8]) -> 
     let f = io.open(&tmp, true).map_err(|e| StoreError::io(&tmp, e))?;
     f.set_len(0).map_err(|e| StoreError::io(&tmp, e))?;
     f.write_all_at(data, 0)
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    // Direct I/O leaves a synced file padded to a whole block; a checksummed file must not be.
+    f.set_len(data.len() as u64)
         .map_err(|e| StoreError::io(&tmp, e))?;
     f.sync_data().map_err(|e| StoreError::io(&tmp, e))?;
     io.rename(&tmp, &dst).map_err(|e| StoreError::io(&dst, e))?;
