@@ -64,6 +64,7 @@ fn tiny_workloads_against_nats_server() {
     let spec = ServerSpec {
         name: "nats".into(),
         path: bin,
+        args: Vec::new(),
     };
     let srv = server::start(&spec, &work, 0).unwrap();
     let cases = [
