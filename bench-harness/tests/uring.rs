@@ -105,6 +105,7 @@ fn against_nats_server_messages_arrive_in_order_and_errors_surface() {
     let spec = ServerSpec {
         name: "nats".into(),
         path: bin,
+        args: Vec::new(),
     };
     let srv = server::start(&spec, &work, 0).unwrap();
 
