@@ -7,7 +7,9 @@
 # Environment: SHARDS (default 2), DURATION seconds of load (default 8), FREQ sampling Hz
 # (default 997), CALLGRAPH (default dwarf: the release build has no frame pointers, so `-g`
 # alone (fp) truncates Rust stacks; set CALLGRAPH=fp for a lighter recording),
-# SKIP_BUILD=1 to reuse target/release binaries, FOLDED_OUT=FILE to keep the folded stacks.
+# SKIP_BUILD=1 to reuse target/release binaries, FOLDED_OUT=FILE to keep the folded stacks,
+# SERVER_ARGS for more tachyon flags (e.g. "-c scripts/bench/auth-perms.conf"), NAME for the
+# output file name (default WORKLOAD).
 # Needs: perf (Debian: linux-perf), inferno (cargo install inferno).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,8 +62,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+NAME="${NAME:-$WORKLOAD}"
+# shellcheck disable=SC2086
 target/release/tachyon -a 127.0.0.1 -p -1 --ports_file_dir "$WORK" --shards "$SHARDS" \
-    >"$WORK/server.log" 2>&1 &
+    ${SERVER_ARGS:-} >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
 PORTS_FILE="$WORK/tachyon_${SERVER_PID}.ports"
@@ -91,9 +95,9 @@ wait "$PERF_PID" || true
 mkdir -p flamegraphs
 "$PERF" script -i "$WORK/perf.data" 2>/dev/null \
     | inferno-collapse-perf >"$WORK/folded"
-inferno-flamegraph --title "tachyon $WORKLOAD (shards=$SHARDS, ${DURATION}s, $*)" \
-    <"$WORK/folded" >"flamegraphs/$WORKLOAD.svg"
-echo "wrote flamegraphs/$WORKLOAD.svg" >&2
+inferno-flamegraph --title "tachyon $WORKLOAD (shards=$SHARDS, ${DURATION}s, $* ${SERVER_ARGS:-})" \
+    <"$WORK/folded" >"flamegraphs/$NAME.svg"
+echo "wrote flamegraphs/$NAME.svg" >&2
 if [ -n "${FOLDED_OUT:-}" ]; then
     cp "$WORK/folded" "$FOLDED_OUT"
 fi
@@ -101,10 +105,10 @@ fi
 # Self time per frame (leaf of each stack), for the README's top-5 lines.
 awk '{n=$NF; $NF=""; k=split($0, f, ";"); leaf=f[k]; sub(/ +$/, "", leaf); s[leaf]+=n; t+=n}
      END {for (l in s) printf "%6.2f%%  %s\n", 100*s[l]/t, l}' "$WORK/folded" \
-    | sort -rn | head -n 15 >"flamegraphs/$WORKLOAD.top.txt"
+    | sort -rn | head -n 15 >"flamegraphs/$NAME.top.txt"
 # Which threads did the work: the kernel spreads connections over shards at random
 # (SO_REUSEPORT), so a run may or may not exercise the cross-shard path.
 awk '{n=$NF; split($1, f, ";"); s[f[1]]+=n; t+=n}
      END {for (k in s) printf "thread %s: %.1f%% of samples\n", k, 100*s[k]/t}' "$WORK/folded" \
-    | sort >>"flamegraphs/$WORKLOAD.top.txt"
-cat "flamegraphs/$WORKLOAD.top.txt" >&2
+    | sort >>"flamegraphs/$NAME.top.txt"
+cat "flamegraphs/$NAME.top.txt" >&2

@@ -201,6 +201,46 @@ fn collide(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+const LAST_SUBJECT_MAX: usize = 64;
+
+/// One remembered subject (up to 64 bytes) and whether publishing to it is allowed.
+#[derive(Debug, Clone, Copy)]
+struct LastSubject {
+    len: u8,
+    allowed: bool,
+    bytes: [u8; LAST_SUBJECT_MAX],
+}
+
+impl Default for LastSubject {
+    fn default() -> Self {
+        LastSubject {
+            len: 0,
+            allowed: false,
+            bytes: [0; LAST_SUBJECT_MAX],
+        }
+    }
+}
+
+impl LastSubject {
+    #[inline]
+    fn get(&self, subj: &[u8]) -> Option<bool> {
+        let len = self.len as usize;
+        (len != 0 && subj.len() == len && self.bytes.get(..len) == Some(subj))
+            .then_some(self.allowed)
+    }
+
+    fn set(&mut self, subj: &[u8], allowed: bool) {
+        match self.bytes.get_mut(..subj.len()) {
+            Some(dst) if !subj.is_empty() => {
+                dst.copy_from_slice(subj);
+                self.len = subj.len() as u8;
+                self.allowed = allowed;
+            }
+            _ => self.len = 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct TrackedReply {
     at: Instant,
@@ -212,6 +252,10 @@ struct TrackedReply {
 pub struct PermChecker {
     perms: Arc<CompiledPerms>,
     pub_cache: FxHashMap<Bytes, bool>,
+    /// The last subject published and its verdict, in front of `pub_cache`: publishers mostly
+    /// repeat a subject, and a short byte compare is far cheaper than hashing it. Inline, so
+    /// updating it never allocates.
+    last_pub: LastSubject,
     /// Per delivered subject: whether a plain deny entry matches, and whether a queue-qualified
     /// one does (then the queue decides, uncached).
     deny_cache: FxHashMap<Bytes, (bool, bool)>,
@@ -225,6 +269,7 @@ impl PermChecker {
         PermChecker {
             perms,
             pub_cache: FxHashMap::default(),
+            last_pub: LastSubject::default(),
             deny_cache: FxHashMap::default(),
             replies: FxHashMap::default(),
             replies_since_prune: 0,
@@ -241,8 +286,12 @@ impl PermChecker {
         if !self.perms.checks_publish() {
             return true;
         }
+        if let Some(allowed) = self.last_pub.get(subj) {
+            return allowed;
+        }
         if let Some(&allowed) = self.pub_cache.get(subj) {
             if allowed || self.perms.response.is_none() {
+                self.last_pub.set(subj, allowed);
                 return allowed;
             }
         }
@@ -256,6 +305,9 @@ impl PermChecker {
     }
 
     fn cache_pub(&mut self, subj: &[u8], allowed: bool) {
+        if allowed || self.perms.response.is_none() {
+            self.last_pub.set(subj, allowed);
+        }
         if self.pub_cache.len() >= MAX_PUB_CACHE {
             self.pub_cache.clear();
         }
@@ -523,5 +575,22 @@ mod tests {
         assert!(c.replies.is_empty());
         c.note_reply(b"svc.reply", Instant::now());
         assert_eq!(c.replies.len(), 1);
+    }
+
+    #[test]
+    fn last_subject_remembers_one_short_subject() {
+        let mut l = LastSubject::default();
+        assert_eq!(l.get(b"a"), None);
+        l.set(b"orders.new", true);
+        assert_eq!(l.get(b"orders.new"), Some(true));
+        assert_eq!(l.get(b"orders.ne"), None);
+        assert_eq!(l.get(b"orders.newx"), None);
+        l.set(b"secret.x", false);
+        assert_eq!(l.get(b"secret.x"), Some(false));
+        assert_eq!(l.get(b"orders.new"), None);
+        // Too long to keep: forgets rather than keeps a stale verdict.
+        l.set(&[b'a'; 65], true);
+        assert_eq!(l.get(&[b'a'; 65]), None);
+        assert_eq!(l.get(b"secret.x"), None);
     }
 }
