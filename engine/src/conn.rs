@@ -288,6 +288,40 @@ async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>
     }
 }
 
+/// How much room a plaintext read gets at the end of the parse buffer. The socket reads straight
+/// into the buffer (no bounce copy); the room must be initialised first, so it is sized to what
+/// the connection has been sending: a full read doubles it (up to READ_CHUNK), a short one
+/// halves it (down to 4 KiB), and a quiet connection does not zero 32 KiB per PING.
+struct ReadWindow {
+    size: usize,
+}
+
+const MIN_READ: usize = 4 * 1024;
+
+impl Default for ReadWindow {
+    fn default() -> Self {
+        ReadWindow { size: MIN_READ }
+    }
+}
+
+impl ReadWindow {
+    async fn read(&mut self, stream: &mut TcpStream, rbuf: &mut BytesMut) -> std::io::Result<usize> {
+        let start = rbuf.len();
+        rbuf.resize(start + self.size, 0);
+        let read = stream.read(&mut rbuf[start..]).await;
+        let n = *read.as_ref().unwrap_or(&0);
+        rbuf.truncate(start + n);
+        self.size = if n == self.size {
+            (self.size * 2).min(READ_CHUNK)
+        } else if n < self.size / 4 {
+            (self.size / 2).max(MIN_READ)
+        } else {
+            self.size
+        };
+        read
+    }
+}
+
 impl Session {
     async fn read_loop(&mut self, stream: &mut TcpStream) -> CloseReason {
         let cfg = self.cfg.clone();
@@ -296,13 +330,11 @@ impl Session {
             max_control_line: cfg.opts.max_control_line,
         });
         let auth_required = cfg.auth_required();
-        let mut tmp = vec![0u8; READ_CHUNK];
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK * 2);
+        let mut window = ReadWindow::default();
         loop {
             let read = match self.tls.as_mut() {
-                None => stream.read(&mut tmp).await.inspect(|&n| {
-                    rbuf.extend_from_slice(&tmp[..n]);
-                }),
+                None => window.read(stream, &mut rbuf).await,
                 Some(t) => {
                     t.read_into(stream, &mut rbuf, &self.client.writer_wake)
                         .await
