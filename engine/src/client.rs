@@ -137,7 +137,10 @@ pub struct ClientState {
     in_flight: Cell<usize>,
     closed: Cell<Option<CloseReason>>,
     pub subs: RefCell<HashMap<Bytes, SubRef>>,
-    /// Set when this client's interest changed since its last PING barrier.
+    /// Set when this client's interest changed, or it published messages that went to other
+    /// shards, since its last PING: its next PONG then waits for a barrier through every ring,
+    /// so, as with nats-server, a PONG means everything before the PING reached the
+    /// subscribers' outbound buffers and every interest change is visible everywhere.
     pub interest_dirty: Cell<bool>,
     pub counters: Cell<ClientCounters>,
     /// Raw fd of the socket, used to shut it down so a blocked read returns.

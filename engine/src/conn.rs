@@ -305,7 +305,11 @@ impl Default for ReadWindow {
 }
 
 impl ReadWindow {
-    async fn read(&mut self, stream: &mut TcpStream, rbuf: &mut BytesMut) -> std::io::Result<usize> {
+    async fn read(
+        &mut self,
+        stream: &mut TcpStream,
+        rbuf: &mut BytesMut,
+    ) -> std::io::Result<usize> {
         let start = rbuf.len();
         rbuf.resize(start + self.size, 0);
         let read = stream.read(&mut rbuf[start..]).await;

@@ -83,6 +83,8 @@ pub struct Shard {
     /// Clients that crossed their stall mark since the feeders last paused for them.
     stalled: RefCell<Vec<Rc<ClientState>>>,
     pub stats: Cell<ShardStats>,
+    /// Set by `send_targets` when a publish went to another shard; read by `publish`.
+    routed: Cell<bool>,
     /// Raised when some outlet has overflow to push once the ring has room.
     pub overflow_pending: LocalSignal,
     pub accepting: Cell<bool>,
@@ -109,6 +111,7 @@ impl Shard {
             auto_unsub: RefCell::new(Vec::new()),
             stalled: RefCell::new(Vec::new()),
             stats: Cell::new(ShardStats::default()),
+            routed: Cell::new(false),
             overflow_pending: LocalSignal::default(),
             accepting: Cell::new(true),
         }
@@ -506,6 +509,9 @@ impl Shard {
         } else {
             self.route(account, from, subject, reply, header_len, payload)
         };
+        if self.routed.replace(false) {
+            from.interest_dirty.set(true);
+        }
         if !delivered {
             if let Some(reply) = reply {
                 if from.flags.get().no_responders {
@@ -708,6 +714,9 @@ impl Shard {
         }
         touched.clear();
         self.bump_stats(|s| s.routed_out += sent);
+        if sent > 0 {
+            self.routed.set(true);
+        }
         sent > 0
     }
 
