@@ -622,4 +622,70 @@ mod tests {
             Err(AuthError::UnknownNkey(_))
         ));
     }
+
+    #[test]
+    fn recheck_after_reload() {
+        let user = |name: &str, pw: &str| User {
+            username: name.into(),
+            password: pw.into(),
+            permissions: None,
+        };
+        let with = |list: Vec<User>| {
+            let file = AuthConfig {
+                users: Some(list),
+                ..Default::default()
+            };
+            Authenticator::new(Some(&file), &Options::default())
+        };
+        let login = |name: &str, pw: &str| {
+            Credentials::new(
+                &connect(|c| {
+                    c.user = Some(name.into());
+                    c.pass = Some(pw.into())
+                }),
+                None,
+                None,
+            )
+        };
+        let a = with(vec![user("alice", "a"), user("carol", "c2")]);
+        assert!(matches!(
+            a.recheck(&login("alice", "a"), GLOBAL),
+            Recheck::Allowed(w) if w.user.as_deref() == Some("alice")
+        ));
+        // A removed user counts as moved (closed silently), a changed password is denied.
+        assert!(matches!(
+            a.recheck(&login("bob", "b"), GLOBAL),
+            Recheck::Moved
+        ));
+        assert!(matches!(
+            a.recheck(&login("carol", "c"), GLOBAL),
+            Recheck::Denied(AuthError::BadPassword)
+        ));
+        // The same user in another account than the client's.
+        assert!(matches!(a.recheck(&login("alice", "a"), 1), Recheck::Moved));
+        // Without a users list the client is simply authenticated again.
+        let single = Authenticator::new(
+            None,
+            &Options {
+                user: Some("alice".into()),
+                pass: Some("a".into()),
+                ..Default::default()
+            },
+        );
+        assert!(matches!(
+            single.recheck(&login("alice", "a"), GLOBAL),
+            Recheck::Allowed(_)
+        ));
+        assert!(matches!(
+            single.recheck(&login("alice", "x"), GLOBAL),
+            Recheck::Denied(_)
+        ));
+        let open = Authenticator::default();
+        assert!(matches!(
+            open.recheck(&login("bob", "b"), GLOBAL),
+            Recheck::Allowed(_)
+        ));
+        // Secrets stay out of Debug output.
+        assert!(!format!("{:?}", login("alice", "s3cret")).contains("s3cret"));
+    }
 }
