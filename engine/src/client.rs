@@ -56,8 +56,8 @@ pub struct Subscription {
     pub delivered: Cell<u64>,
     pub removed: Cell<bool>,
     /// A subscribe deny entry overlaps this (wildcard or queue) subscription: each delivery
-    /// is checked against the client's deny list.
-    pub deny_filter: bool,
+    /// is checked against the client's deny list. A config reload recomputes it.
+    pub deny_filter: Cell<bool>,
 }
 
 /// Sublist value: identity is the subscription itself.
@@ -157,6 +157,8 @@ pub struct ClientState {
     pub version: RefCell<String>,
     /// The authenticated user's permissions; `None` when the user may do anything.
     pub perms: RefCell<Option<crate::auth::PermChecker>>,
+    /// What the first CONNECT authenticated with, for a config reload to check again.
+    pub credentials: RefCell<Option<crate::auth::Credentials>>,
 }
 
 impl ClientState {
@@ -185,6 +187,7 @@ impl ClientState {
             lang: RefCell::new(String::new()),
             version: RefCell::new(String::new()),
             perms: RefCell::new(None),
+            credentials: RefCell::new(None),
         }
     }
 

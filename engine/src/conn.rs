@@ -56,7 +56,8 @@ struct Session {
 
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let global = shard.global.clone();
-    // This connection lives by the configuration it was accepted under, reloads included.
+    // This connection lives by the configuration it was accepted under (limits, TLS); only its
+    // authentication and permissions follow a reload (`reload.rs`).
     let cfg = global.config();
     let fd = stream.as_raw_fd();
     let _ = stream.set_nodelay(true);
@@ -560,7 +561,9 @@ impl Session {
                 return Next::Close(CloseReason::ProtocolViolation);
             }
         };
-        let cfg = &self.cfg;
+        // The config in force now, not the one the connection was accepted under: a reload in
+        // between already re-checked every connected client, so this one must match it too.
+        let cfg = self.shard.global.config();
         if !self.connected && cfg.auth_required() {
             match cfg
                 .auth
@@ -586,6 +589,13 @@ impl Session {
         if let Err(e) = opts.validate(true) {
             client.send_err(e.err_text());
             return Next::Close(CloseReason::ProtocolViolation);
+        }
+        if !self.connected {
+            *client.credentials.borrow_mut() = Some(crate::auth::Credentials::new(
+                &opts,
+                self.nonce.as_deref(),
+                self.cert_identity.as_ref(),
+            ));
         }
         client.flags.set(ClientFlags::from_connect(&opts));
         *client.name.borrow_mut() = opts.name.clone();

@@ -109,9 +109,9 @@ impl Global {
         self.config.load_full()
     }
 
-    /// Installs a reloaded configuration for connections accepted from now on. The server's
-    /// identity does not change on reload.
-    /// Installs a reloaded configuration; `tls` is `opts.tls` already loaded (files read).
+    /// Installs a reloaded configuration; `tls` is `opts.tls` already loaded (files read). The
+    /// server's identity does not change on reload; open connections are re-checked by the
+    /// shards afterwards (`reload.rs`).
     pub fn set_config(&self, opts: &Options, tls: Option<crate::tls::ServerTls>) {
         let old = self.config();
         let server_name = opts

@@ -16,6 +16,7 @@ pub mod logging;
 pub mod monitor;
 pub mod outlet;
 pub mod portsfile;
+pub mod reload;
 pub mod ring;
 pub mod server;
 pub mod shard;

@@ -56,6 +56,7 @@ struct ShardParts {
     inlets: Vec<(u16, Consumer<Envelope>, BellReceiver)>,
     control: BellReceiver,
     monitor: Option<monitor::mailbox::Inbox>,
+    reload: crate::reload::Listener,
 }
 
 fn bind_listeners(host: &str, port: u16, n: usize) -> Result<(Vec<RawFd>, SocketAddr), StartError> {
@@ -161,7 +162,9 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let mut controls = Vec::with_capacity(n);
     let mut mailboxes = Vec::new();
     let order = Arc::new(AtomicU8::new(0));
-    for (id, fd) in fds.iter().enumerate() {
+    let (reloads, mut reload_listeners) = crate::reload::channel(n)
+        .map_err(|e| StartError::Executor(0, format!("socketpair: {e}")))?;
+    for ((id, fd), reload) in fds.iter().enumerate().zip(reload_listeners.drain(..)) {
         let (ctl_tx, ctl_rx) = doorbell::doorbell()
             .map_err(|e| StartError::Executor(id, format!("socketpair: {e}")))?;
         controls.push(ctl_tx);
@@ -182,6 +185,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             inlets: Vec::new(),
             control: ctl_rx,
             monitor: inbox,
+            reload,
         });
     }
     for i in 0..n {
@@ -248,7 +252,13 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                 }
                 _ => {
                     match reload(&reload_global) {
-                        Ok(()) => tracing::info!("Reloaded server configuration"),
+                        Ok(()) => {
+                            // Open connections are re-checked before the reload is reported.
+                            if !reloads.notify() {
+                                tracing::warn!("Not every shard applied the reload in time");
+                            }
+                            tracing::info!("Reloaded server configuration")
+                        }
                         Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
                     }
                     continue;
@@ -331,8 +341,8 @@ pub enum ReloadError {
     Tls(#[from] crate::tls::TlsError),
 }
 
-/// SIGHUP: re-reads the config file (the command line's flags still win) and installs it for
-/// connections accepted from now on; connections already open are kept. On any error the
+/// SIGHUP: re-reads the config file (the command line's flags still win) and installs it; the
+/// caller then has the shards re-check their open connections (`reload.rs`). On any error the
 /// running configuration stays as it was.
 pub fn reload(global: &Global) -> Result<(), ReloadError> {
     let current = global.config();
@@ -393,11 +403,13 @@ async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc
         inlets,
         control,
         monitor,
+        reload,
     } = parts;
     let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets));
     if let Some(inbox) = monitor {
         glommio::spawn_local(inbox.serve(shard.clone())).detach();
     }
+    glommio::spawn_local(reload.serve(shard.clone())).detach();
 
     // Ring consumers run in the default task queue on purpose: glommio puts the I/O of a
     // `Latency::Matters` queue on its latency ring, and a sleeping executor is not reliably woken

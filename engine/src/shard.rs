@@ -264,7 +264,7 @@ impl Shard {
             .as_ref()
             .is_some_and(|p| p.perms().needs_delivery_filter(&subject, queue.as_deref()));
         let sub = SubRef(Rc::new(Subscription {
-            deny_filter,
+            deny_filter: Cell::new(deny_filter),
             client: client.clone(),
             subject: subject.clone(),
             queue: queue.clone(),
@@ -427,7 +427,7 @@ impl Shard {
             return false;
         }
         let client = &sub.client;
-        if sub.deny_filter && denied_delivery(client, subject, sub.queue.as_deref()) {
+        if sub.deny_filter.get() && denied_delivery(client, subject, sub.queue.as_deref()) {
             return false;
         }
         let max = sub.max.get();

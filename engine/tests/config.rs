@@ -220,13 +220,20 @@ fn test_flag_checks_the_file_and_exits() {
 fn reload_changes_auth_for_new_connections_and_keeps_open_ones() {
     let dir = TempDir::new("cfg-reload");
     let conf = dir.0.join("r.conf");
-    let auth = |pass: &str| format!("authorization {{ user: alice, password: {pass} }}\n");
+    let auth = |pass: &str| {
+        format!(
+            "authorization {{ users = [ {{user: alice, password: {pass}}}, \
+             {{user: bob, password: b}} ] }}\n"
+        )
+    };
     write(&conf, &auth("one"));
     let conf_s = conf.to_string_lossy().into_owned();
     let s = Server::tachyon(SHARDS, &["-c", &conf_s]);
     let old_login = "\"user\":\"alice\",\"pass\":\"one\"";
     let new_login = "\"user\":\"alice\",\"pass\":\"two\"";
-    let (mut kept, got) = connect_with(s.port, old_login);
+    let (mut old_alice, got) = connect_with(s.port, old_login);
+    assert_eq!(got, "PONG\r\n", "{}", s.log());
+    let (mut kept, got) = connect_with(s.port, "\"user\":\"bob\",\"pass\":\"b\"");
     assert_eq!(got, "PONG\r\n", "{}", s.log());
     kept.send(b"SUB kept.subject 1\r\n");
     assert_eq!(ping(&mut kept), "PONG\r\n");
@@ -236,11 +243,15 @@ fn reload_changes_auth_for_new_connections_and_keeps_open_ones() {
     let log = wait_log(&s, "Reloaded server configuration");
     assert!(log.contains("Reloaded server configuration"), "{log}");
 
+    // Open connections are re-checked too (tests/reload.rs has the details).
+    let got = old_alice.read_to_close(STEP);
+    assert_eq!(got.text(), "-ERR 'Authorization Violation'\r\n");
+    assert!(got.closed);
     let (_, got) = connect_with(s.port, old_login);
     assert!(got.contains("Authorization Violation"), "{got:?}");
     let (mut fresh, got) = connect_with(s.port, new_login);
     assert_eq!(got, "PONG\r\n");
-    // The connection made under the old config is alive and still receives.
+    // A connection whose credentials still pass is alive and still receives.
     fresh.send(b"PUB kept.subject 2\r\nhi\r\nPING\r\n");
     assert_eq!(fresh.read_until(b"PONG\r\n", STEP).text(), "PONG\r\n");
     let got = kept.read_until(b"hi\r\n", STEP).text();

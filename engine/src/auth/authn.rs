@@ -292,6 +292,92 @@ impl Authenticator {
     }
 }
 
+/// What a client proved itself with at CONNECT, kept for the life of the connection so a
+/// config reload can check it again. nats-server re-runs the whole authentication on reload,
+/// so the password and token stay in memory here too: a new config may hash the same password
+/// differently, and only the client's own secret can be checked against that.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// Only the credential fields are filled in.
+    connect: ConnectOptions,
+    nonce: Option<String>,
+    cert: Option<CertIdentity>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets never reach a log line.
+        f.debug_struct("Credentials")
+            .field("user", &self.connect.user)
+            .field("nkey", &self.connect.nkey)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// `nonce` is the one the connection's INFO carried; `cert` its verified certificate.
+    pub fn new(c: &ConnectOptions, nonce: Option<&str>, cert: Option<&CertIdentity>) -> Self {
+        Credentials {
+            connect: ConnectOptions {
+                auth_token: c.auth_token.clone(),
+                user: c.user.clone(),
+                pass: c.pass.clone(),
+                nkey: c.nkey.clone(),
+                sig: c.sig.clone(),
+                ..ConnectOptions::default()
+            },
+            nonce: nonce.map(str::to_string),
+            cert: cert.cloned(),
+        }
+    }
+}
+
+/// What a reloaded configuration makes of a client that authenticated before it.
+#[derive(Debug)]
+pub enum Recheck {
+    /// Its user or nkey is gone or now belongs to another account: nats-server closes such a
+    /// client without an error (it reconnects into the right place, or fails to).
+    Moved,
+    /// Its credentials no longer pass: `Authorization Violation`.
+    Denied(AuthError),
+    /// Still welcome, with these (possibly new) permissions.
+    Allowed(Authenticated),
+}
+
+impl Authenticator {
+    /// nats-server's reload order (server/reload.go `reloadAuthorization`): first whether the
+    /// user or nkey the client named still exists in the same account
+    /// (`clientHasMovedToDifferentAccount`), then the full authentication again.
+    ///
+    /// Unlike nats-server, the "moved" test applies only when the new config has a `users` or
+    /// `nkeys` list: nats-server also closes every client that sent a user name whenever the
+    /// new config has a single user, a token or no auth at all (even on a reload that changed
+    /// nothing); here such a client is re-authenticated instead.
+    pub fn recheck(&self, creds: &Credentials, account: AccountId) -> Recheck {
+        if let Mode::Users { users, nkeys } = &self.mode {
+            let c = &creds.connect;
+            let found = if let Some(key) = named(&c.nkey) {
+                Some(nkeys.get(key).map(|e| e.account))
+            } else {
+                named(&c.user).map(|user| users.get(user).map(|e| e.account))
+            };
+            if found.is_some_and(|f| f != Some(account)) {
+                return Recheck::Moved;
+            }
+        }
+        match self.authenticate(&creds.connect, creds.nonce.as_deref(), creds.cert.as_ref()) {
+            Ok(who) if who.account != account => Recheck::Moved,
+            Ok(who) => Recheck::Allowed(who),
+            Err(e) => Recheck::Denied(e),
+        }
+    }
+}
+
+/// A CONNECT field the client actually filled in.
+fn named(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
 /// nats-server's `isBcrypt`: `$2a$`, `$2b$`, `$2x$` or `$2y$`, a two-digit cost, `$`.
 fn is_bcrypt(s: &str) -> bool {
     let b = s.as_bytes();
@@ -535,5 +621,71 @@ mod tests {
             a.authenticate(&with(other.public_key(), Some(sig)), Some(&nonce), None),
             Err(AuthError::UnknownNkey(_))
         ));
+    }
+
+    #[test]
+    fn recheck_after_reload() {
+        let user = |name: &str, pw: &str| User {
+            username: name.into(),
+            password: pw.into(),
+            permissions: None,
+        };
+        let with = |list: Vec<User>| {
+            let file = AuthConfig {
+                users: Some(list),
+                ..Default::default()
+            };
+            Authenticator::new(Some(&file), &Options::default())
+        };
+        let login = |name: &str, pw: &str| {
+            Credentials::new(
+                &connect(|c| {
+                    c.user = Some(name.into());
+                    c.pass = Some(pw.into())
+                }),
+                None,
+                None,
+            )
+        };
+        let a = with(vec![user("alice", "a"), user("carol", "c2")]);
+        assert!(matches!(
+            a.recheck(&login("alice", "a"), GLOBAL),
+            Recheck::Allowed(w) if w.user.as_deref() == Some("alice")
+        ));
+        // A removed user counts as moved (closed silently), a changed password is denied.
+        assert!(matches!(
+            a.recheck(&login("bob", "b"), GLOBAL),
+            Recheck::Moved
+        ));
+        assert!(matches!(
+            a.recheck(&login("carol", "c"), GLOBAL),
+            Recheck::Denied(AuthError::BadPassword)
+        ));
+        // The same user in another account than the client's.
+        assert!(matches!(a.recheck(&login("alice", "a"), 1), Recheck::Moved));
+        // Without a users list the client is simply authenticated again.
+        let single = Authenticator::new(
+            None,
+            &Options {
+                user: Some("alice".into()),
+                pass: Some("a".into()),
+                ..Default::default()
+            },
+        );
+        assert!(matches!(
+            single.recheck(&login("alice", "a"), GLOBAL),
+            Recheck::Allowed(_)
+        ));
+        assert!(matches!(
+            single.recheck(&login("alice", "x"), GLOBAL),
+            Recheck::Denied(_)
+        ));
+        let open = Authenticator::default();
+        assert!(matches!(
+            open.recheck(&login("bob", "b"), GLOBAL),
+            Recheck::Allowed(_)
+        ));
+        // Secrets stay out of Debug output.
+        assert!(!format!("{:?}", login("alice", "s3cret")).contains("s3cret"));
     }
 }

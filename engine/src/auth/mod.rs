@@ -8,6 +8,6 @@ pub mod authn;
 pub mod config;
 pub mod perms;
 
-pub use authn::{AuthError, Authenticated, Authenticator};
+pub use authn::{AuthError, Authenticated, Authenticator, Credentials, Recheck};
 pub use config::{from_config, AuthConfig, NkeyUser, User};
 pub use perms::{PermChecker, Permissions, ResponsePermission, SubjectPermission};
