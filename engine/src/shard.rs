@@ -535,7 +535,7 @@ impl Shard {
         payload: &Bytes,
     ) -> bool {
         let accounts = &self.global.accounts;
-        if let Some((to, original)) = accounts.response_target(subject) {
+        if let Some((to, original)) = accounts.response_target(subject, account) {
             return self.route(to, from, &original, reply, header_len, payload);
         }
         let mut delivered = self.route(account, from, subject, reply, header_len, payload);
@@ -551,7 +551,7 @@ impl Shard {
         for r in &routes.services {
             if r.map.matches(subject) {
                 let mapped = r.map.apply(subject);
-                let back = reply.map(|rp| accounts.response_subject(account, rp));
+                let back = reply.map(|rp| accounts.response_subject(account, r.to, rp));
                 delivered |= self.route(r.to, from, &mapped, back.as_ref(), header_len, payload);
             }
         }

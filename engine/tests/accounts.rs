@@ -436,7 +436,8 @@ async fn service_imports_answer_across_accounts_and_shards() {
 }
 
 /// Replies travel on signed `_R_` subjects: the genuine one reaches the requester, a forged
-/// one (other tag, other account) reaches nobody. Tachyon-specific subject shape.
+/// one (other tag, other account), or the genuine one published outside the exporting account,
+/// reaches nobody. Tachyon-specific subject shape.
 #[test]
 fn forged_response_subjects_reach_nobody() {
     if common::under_test() != common::Impl::Tachyon {
@@ -474,6 +475,10 @@ fn forged_response_subjects_reach_nobody() {
         responder.send(format!("PUB {subj} 6\r\nforged\r\n").as_bytes());
         forger.send(format!("PUB {subj} 6\r\nforged\r\n").as_bytes());
     }
+    // The genuine reply subject is only good in the exporting account: C learning it reaches
+    // nobody.
+    forger.send(format!("PUB {reply} 6\r\nforged\r\nPING\r\n").as_bytes());
+    forger.read_until(b"PONG\r\n", STEP);
     responder.send(format!("PUB {reply} 7\r\ngenuine\r\nPING\r\n").as_bytes());
     responder.read_until(b"PONG\r\n", STEP);
     let got = requester.read_until(b"genuine\r\n", STEP).text();

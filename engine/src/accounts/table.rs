@@ -155,18 +155,21 @@ impl Accounts {
         self.routes.get(id as usize)
     }
 
-    fn tag(&self, account: AccountId, reply: &[u8]) -> u64 {
-        self.reply_key.hash_one((account, reply))
+    /// Binds a reply to the requester's account, the exporter that may answer, and the reply.
+    fn tag(&self, account: AccountId, exporter: AccountId, reply: &[u8]) -> u64 {
+        self.reply_key.hash_one((account, exporter, reply))
     }
 
     /// The reply subject a service request carries into the exporting account, standing for
     /// `reply` in `account`.
-    pub fn response_subject(&self, account: AccountId, reply: &[u8]) -> Bytes {
+    /// Only clients of `exporter` can answer on it: the same subject published from any other
+    /// account is an ordinary subject there.
+    pub fn response_subject(&self, account: AccountId, exporter: AccountId, reply: &[u8]) -> Bytes {
         let mut out = BytesMut::with_capacity(REPLY_PREFIX.len() + 32 + reply.len());
         out.put_slice(REPLY_PREFIX);
         out.put_slice(account.to_string().as_bytes());
         out.put_u8(b'.');
-        out.put_slice(format!("{:016x}", self.tag(account, reply)).as_bytes());
+        out.put_slice(format!("{:016x}", self.tag(account, exporter, reply)).as_bytes());
         out.put_u8(b'.');
         out.put_slice(reply);
         out.freeze()
@@ -174,7 +177,12 @@ impl Accounts {
 
     /// Undoes `response_subject`: the account and reply a response published on `subject` goes
     /// to, if `subject` is a genuine one.
-    pub fn response_target(&self, subject: &Bytes) -> Option<(AccountId, Bytes)> {
+    /// `publisher` is the account the response was published in.
+    pub fn response_target(
+        &self,
+        subject: &Bytes,
+        publisher: AccountId,
+    ) -> Option<(AccountId, Bytes)> {
         let rest = subject.strip_prefix(REPLY_PREFIX)?;
         let d1 = rest.iter().position(|&b| b == b'.')?;
         let account: AccountId = std::str::from_utf8(&rest[..d1]).ok()?.parse().ok()?;
@@ -182,7 +190,7 @@ impl Accounts {
         let d2 = after.iter().position(|&b| b == b'.')?;
         let tag = u64::from_str_radix(std::str::from_utf8(&after[..d2]).ok()?, 16).ok()?;
         let reply = subject.slice(REPLY_PREFIX.len() + d1 + 1 + d2 + 1..);
-        if account as usize >= self.names.len() || self.tag(account, &reply) != tag {
+        if account as usize >= self.names.len() || self.tag(account, publisher, &reply) != tag {
             return None;
         }
         Some((account, reply))
@@ -307,15 +315,21 @@ mod tests {
     #[test]
     fn response_subjects_round_trip_and_resist_forgery() {
         let t = Accounts::resolve(&from_config(&sample(None)).expect("parses")).expect("ok");
-        let r = t.response_subject(2, b"_INBOX.abc.def");
+        let r = t.response_subject(2, 1, b"_INBOX.abc.def");
         assert_eq!(
-            t.response_target(&r),
+            t.response_target(&r, 1),
             Some((2, Bytes::from_static(b"_INBOX.abc.def")))
         );
+        // The genuine subject published from another account than the exporter: nothing.
+        assert_eq!(t.response_target(&r, 2), None);
+        assert_eq!(t.response_target(&r, 0), None);
         let forged = Bytes::from(String::from_utf8_lossy(&r).replacen("_R_.2.", "_R_.1.", 1));
-        assert_eq!(t.response_target(&forged), None);
-        assert_eq!(t.response_target(&Bytes::from_static(b"_R_.1.zz.x")), None);
-        assert_eq!(t.response_target(&Bytes::from_static(b"foo")), None);
+        assert_eq!(t.response_target(&forged, 1), None);
+        assert_eq!(
+            t.response_target(&Bytes::from_static(b"_R_.1.zz.x"), 1),
+            None
+        );
+        assert_eq!(t.response_target(&Bytes::from_static(b"foo"), 1), None);
     }
 
     #[test]
