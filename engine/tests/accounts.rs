@@ -599,6 +599,51 @@ fn accountz_and_connz_show_accounts() {
         !plain.to_string().contains("authorized_user"),
         "only with auth=true: {plain}"
     );
+
+    // `acc=` keeps one account's connections; an unknown account has none.
+    let names_in = |target: &str| -> Vec<String> {
+        let v = http_json(m, target);
+        let list: Vec<String> = v["connections"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{target}: {v}"))
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(v["total"], list.len(), "{target}: {v}");
+        list
+    };
+    assert_eq!(names_in("/connz?acc=B"), ["in-b"]);
+    assert_eq!(names_in("/connz?acc=$G"), ["in-g"]);
+    assert!(names_in("/connz?acc=nope").is_empty());
+
+    // `/subsz` names each subscription's own account, and `acc=` keeps one account's.
+    b.send(b"SUB x.b 1\r\nPING\r\n");
+    b.read_until(b"PONG\r\n", STEP);
+    g.send(b"SUB x.g 1\r\nPING\r\n");
+    g.read_until(b"PONG\r\n", STEP);
+    let subsz = http_json(m, "/subsz?subs=1");
+    let subs = subsz["subscriptions_list"].as_array().expect("subs");
+    let account_of = |subject: &str| {
+        let sub = subs
+            .iter()
+            .find(|s| s["subject"] == subject)
+            .unwrap_or_else(|| panic!("{subject} in {subsz}"));
+        assert_eq!(sub["account_tag"], sub["account"], "{subsz}");
+        sub["account"].clone()
+    };
+    assert_eq!(account_of("x.b"), "B");
+    assert_eq!(account_of("x.g"), "$G");
+    let only_b = http_json(m, "/subsz?subs=1&acc=B");
+    let subjects: Vec<&str> = only_b["subscriptions_list"]
+        .as_array()
+        .expect("subs")
+        .iter()
+        .filter_map(|s| s["subject"].as_str())
+        .collect();
+    assert_eq!(subjects, ["x.b"], "{only_b}");
+    assert_eq!(only_b["num_subscriptions"], 1, "{only_b}");
+    assert_eq!(http_json(m, "/subsz?acc=B")["num_subscriptions"], 1);
+    assert_eq!(http_json(m, "/subsz?subs=1&acc=nope")["total"], 0);
 }
 
 /// `verify_and_map`: the client certificate's subject is a user of account A; no password.

@@ -144,11 +144,9 @@ pub(crate) fn parse_users(
                 "permission" | "permissions" | "authorization" => {
                     permissions = Some(parse_permissions(v, key)?);
                 }
-                "allowed_connection_types"
-                | "connection_types"
-                | "clients"
-                | "proxy_required"
-                | "account" => {
+                // nats-server has no per-user `account` key (a user joins an account by being
+                // listed in `accounts { NAME { users } }`), so `account` falls to "unknown field".
+                "allowed_connection_types" | "connection_types" | "clients" | "proxy_required" => {
                     return Err(ConfigError::at(
                         &v.pos,
                         format!("user option '{key}' is not supported by tachyon"),
@@ -415,6 +413,17 @@ mod tests {
         let e = from_config(&block(vec![("bogus", s("t"))])).unwrap_err();
         assert!(e.msg.contains("bogus"));
         assert_eq!((e.pos.line, e.pos.col), (3, 7));
+    }
+
+    #[test]
+    fn account_key_on_a_user_is_unknown_like_nats_server() {
+        let users = it(Value::Array(vec![map(vec![
+            ("user", s("a")),
+            ("password", s("p")),
+            ("account", s("A")),
+        ])]));
+        let e = from_config(&block(vec![("users", users)])).unwrap_err();
+        assert_eq!(e.msg, "unknown field \"account\"");
     }
 
     #[test]

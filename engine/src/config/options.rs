@@ -35,9 +35,23 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
 /// The options to run with: the command line's alone, or the config file it names with the
 /// explicitly given flags laid over it. Also used on reload (the flags still win then).
 pub fn resolve(flags: &Options) -> Result<Options, ConfigError> {
-    match &flags.config_file {
-        None => Ok(flags.clone()),
-        Some(path) => Ok(load(path)?.opts.overlay_flags(flags)),
+    let mut o = match &flags.config_file {
+        None => flags.clone(),
+        Some(path) => load(path)?.opts.overlay_flags(flags),
+    };
+    default_auth_timeout(&mut o);
+    Ok(o)
+}
+
+/// nats-server's `getDefaultAuthTimeout`: with TLS on, a client that must first finish its
+/// handshake gets the TLS timeout plus a second to authenticate, unless a timeout is written.
+fn default_auth_timeout(o: &mut Options) {
+    let given = o.explicit.contains(&"auth_timeout")
+        || o.authorization
+            .as_ref()
+            .is_some_and(|a| a.timeout.is_some());
+    if let (false, Some(tls)) = (given, &o.tls) {
+        o.auth_timeout = tls.timeout + std::time::Duration::from_secs(1);
     }
 }
 
@@ -550,6 +564,50 @@ mod tests {
         assert_eq!(o.user.as_deref(), Some("u"));
         assert_eq!(o.pass.as_deref(), Some("p"));
         assert_eq!(o.auth_timeout, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn tls_lengthens_the_default_auth_timeout() {
+        let tls = |secs| {
+            let mut t = crate::tls::TlsConfig::from_flags("c".into(), "k".into(), None, false);
+            t.timeout = Duration::from_secs(secs);
+            Some(t)
+        };
+        let plain = Options::default();
+        assert_eq!(
+            resolve(&plain).unwrap().auth_timeout,
+            Duration::from_secs(2)
+        );
+        let with_tls = Options {
+            tls: tls(2),
+            ..Options::default()
+        };
+        assert_eq!(
+            resolve(&with_tls).unwrap().auth_timeout,
+            Duration::from_secs(3)
+        );
+        let slow_tls = Options {
+            tls: tls(5),
+            ..Options::default()
+        };
+        assert_eq!(
+            resolve(&slow_tls).unwrap().auth_timeout,
+            Duration::from_secs(6)
+        );
+        // A timeout written on the command line or in `authorization` stays as written.
+        let flag = Options {
+            auth_timeout: Duration::from_millis(500),
+            explicit: vec!["auth_timeout"],
+            ..with_tls.clone()
+        };
+        assert_eq!(
+            resolve(&flag).unwrap().auth_timeout,
+            Duration::from_millis(500)
+        );
+        let mut file = opts("authorization { timeout: 0.5 }");
+        file.tls = tls(2);
+        default_auth_timeout(&mut file);
+        assert_eq!(file.auth_timeout, Duration::from_millis(500));
     }
 
     #[test]

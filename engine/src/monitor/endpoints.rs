@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::gofmt::{rfc3339_nano, rtt, uptime};
 use super::query::Query;
 use super::snapshot::{ConnSnapshot, ShardSnapshot, SubSnapshot};
-use crate::accounts::Accounts;
+use crate::accounts::{AccountId, Accounts};
 use crate::client::ClientCounters;
 use crate::global::Global;
 
@@ -267,9 +267,9 @@ pub fn varz(i: VarzInputs<'_>, snaps: &[ShardSnapshot]) -> Varz {
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct SubDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
-    account: Option<&'static str>,
+    account: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    account_tag: Option<&'static str>,
+    account_tag: Option<String>,
     subject: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     qgroup: Option<String>,
@@ -279,11 +279,12 @@ pub struct SubDetail {
 }
 
 impl SubDetail {
-    fn new(s: &SubSnapshot, with_account: bool) -> SubDetail {
-        let account = with_account.then_some("$G");
+    /// `account`: the owning connection's account, which `/subsz` shows and `/connz` does not
+    /// (there the connection carries it). Accounts have no name tags, so the tag is the name.
+    fn new(s: &SubSnapshot, account: Option<&str>) -> SubDetail {
         SubDetail {
-            account,
-            account_tag: account,
+            account: account.map(str::to_string),
+            account_tag: account.map(str::to_string),
             subject: s.subject.clone(),
             qgroup: s.queue.clone(),
             sid: s.sid.clone(),
@@ -390,7 +391,7 @@ impl SortBy {
 }
 
 /// `/connz` parameters, checked in nats-server's order with its error texts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnzOpts {
     pub sort: SortBy,
     pub subs: bool,
@@ -401,6 +402,8 @@ pub struct ConnzOpts {
     pub state: ConnState,
     /// `auth=true`: show each connection's user and account.
     pub auth: bool,
+    /// `acc=NAME`: only that account's connections.
+    pub acc: Option<String>,
 }
 
 impl ConnzOpts {
@@ -439,11 +442,25 @@ impl ConnzOpts {
             cid,
             state,
             auth,
+            acc: non_empty(q.get("acc")),
         })
     }
 
     pub fn wants_subs(&self) -> bool {
         self.subs || self.subs_detail
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// What an `acc=` filter keeps: `Ok(None)` all accounts, `Err(())` an account the server does not
+/// know (nats-server then answers an empty list).
+fn account_filter(acc: Option<&str>, accounts: &Accounts) -> Result<Option<AccountId>, ()> {
+    match acc {
+        None => Ok(None),
+        Some(name) => accounts.id(name).map(Some).ok_or(()),
     }
 }
 
@@ -454,7 +471,7 @@ fn conn_info(c: ConnSnapshot, now: SystemTime, o: &ConnzOpts, accounts: &Account
     let (list, detail) = if o.subs_detail {
         (
             Vec::new(),
-            c.subs.iter().map(|s| SubDetail::new(s, false)).collect(),
+            c.subs.iter().map(|s| SubDetail::new(s, None)).collect(),
         )
     } else if o.subs {
         (
@@ -532,6 +549,22 @@ pub fn connz(
     if o.state != ConnState::Open {
         all.extend(closed);
     }
+    match account_filter(o.acc.as_deref(), accounts) {
+        Ok(None) => {}
+        Ok(Some(id)) => all.retain(|c| c.account == id),
+        // nats-server returns its answer before it fills in its id.
+        Err(()) => {
+            return Connz {
+                server_id: String::new(),
+                now: rfc3339_nano(now),
+                num_connections: 0,
+                total: 0,
+                offset: o.offset,
+                limit: o.limit,
+                connections: Vec::new(),
+            }
+        }
+    }
     let mut total = all.len();
     if o.cid > 0 {
         // An open connection wins over a closed one with the same id.
@@ -589,6 +622,8 @@ pub struct SubszOpts {
     pub offset: i64,
     pub limit: i64,
     pub test: Option<String>,
+    /// `acc=NAME`: only that account's subscriptions.
+    pub acc: Option<String>,
 }
 
 impl SubszOpts {
@@ -615,12 +650,40 @@ impl SubszOpts {
             offset: offset.max(0),
             limit: if limit <= 0 { DEFAULT_LIST_SIZE } else { limit },
             test,
+            acc: non_empty(q.get("acc")),
         })
     }
 }
 
-pub fn subsz(server_id: &str, now: SystemTime, o: &SubszOpts, snaps: Vec<ShardSnapshot>) -> Subsz {
-    let (_, _, num_subs, num_cache) = totals(&snaps);
+impl SubszOpts {
+    /// Whether the answer needs the connections (for their subscriptions or their accounts).
+    pub fn wants_conns(&self) -> bool {
+        self.subs || self.acc.is_some()
+    }
+}
+
+pub fn subsz(
+    server_id: &str,
+    now: SystemTime,
+    o: &SubszOpts,
+    snaps: Vec<ShardSnapshot>,
+    accounts: &Accounts,
+) -> Subsz {
+    let (_, _, mut num_subs, num_cache) = totals(&snaps);
+    let filter = account_filter(o.acc.as_deref(), accounts);
+    let keep = |a: AccountId| match filter {
+        Ok(None) => true,
+        Ok(Some(id)) => a == id,
+        Err(()) => false,
+    };
+    if o.acc.is_some() {
+        num_subs = snaps
+            .iter()
+            .flat_map(|s| &s.conns)
+            .filter(|c| keep(c.account))
+            .map(|c| c.num_subs)
+            .sum();
+    }
     let (mut inserts, mut removes) = (0, 0);
     for s in &snaps {
         inserts += s.stats.sub_inserts;
@@ -629,17 +692,21 @@ pub fn subsz(server_id: &str, now: SystemTime, o: &SubszOpts, snaps: Vec<ShardSn
     let mut list = Vec::new();
     let mut total = 0;
     if o.subs {
-        let mut subs: Vec<SubSnapshot> = snaps
+        let mut subs: Vec<(SubSnapshot, AccountId)> = snaps
             .into_iter()
             .flat_map(|s| s.conns)
-            .flat_map(|c| c.subs)
-            .filter(|s| {
+            .filter(|c| keep(c.account))
+            .flat_map(|c| {
+                let account = c.account;
+                c.subs.into_iter().map(move |s| (s, account))
+            })
+            .filter(|(s, _)| {
                 o.test.as_ref().is_none_or(|t| {
                     tachyon_protocol::subject::matches(s.subject.as_bytes(), t.as_bytes())
                 })
             })
             .collect();
-        subs.sort_by_key(|s| s.cid);
+        subs.sort_by_key(|(s, _)| s.cid);
         total = subs.len();
         let start = usize::try_from(o.offset).unwrap_or(0).min(total);
         let take = usize::try_from(o.limit).unwrap_or(0);
@@ -647,7 +714,7 @@ pub fn subsz(server_id: &str, now: SystemTime, o: &SubszOpts, snaps: Vec<ShardSn
             .iter()
             .skip(start)
             .take(take)
-            .map(|s| SubDetail::new(s, true))
+            .map(|(s, a)| SubDetail::new(s, Some(accounts.name(*a))))
             .collect();
     }
     Subsz {

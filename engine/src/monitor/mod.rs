@@ -181,10 +181,10 @@ impl Monitor {
             "/subsz" | "/subscriptionsz" => match endpoints::SubszOpts::from_query(&q) {
                 Ok(o) => {
                     let snaps = self.gather(Want {
-                        conns: o.subs,
+                        conns: o.wants_conns(),
                         subs: o.subs,
                     });
-                    Reply::json(&endpoints::subsz(id, now(), &o, snaps))
+                    Reply::json(&endpoints::subsz(id, now(), &o, snaps, &g.accounts))
                 }
                 Err(e) => Reply::bad_request(e),
             },
