@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::error::{Result, StoreError};
-use crate::seq_map::SeqMap;
 use crate::subject;
 use crate::types::{DiscardPolicy, Limits, PurgeRequest, StreamState};
 
@@ -19,7 +18,7 @@ pub(crate) struct Entry<L> {
 
 #[derive(Debug)]
 pub(crate) struct Core<L> {
-    msgs: SeqMap<Entry<L>>,
+    msgs: BTreeMap<u64, Entry<L>>,
     /// The key's `Arc` is kept in the value as well, so an append to a known subject takes
     /// one lookup and no new allocation.
     subjects: HashMap<Arc<str>, (Arc<str>, BTreeSet<u64>)>,
@@ -30,7 +29,7 @@ pub(crate) struct Core<L> {
 impl<L> Default for Core<L> {
     fn default() -> Self {
         Core {
-            msgs: SeqMap::default(),
+            msgs: BTreeMap::new(),
             subjects: HashMap::new(),
             bytes: 0,
             last_seq: 0,
@@ -103,7 +102,7 @@ impl<L> Core<L> {
     }
 
     pub fn remove(&mut self, seq: u64) -> Option<Entry<L>> {
-        let e = self.msgs.remove(seq)?;
+        let e = self.msgs.remove(&seq)?;
         self.bytes -= e.size;
         if let Some((_, set)) = self.subjects.get_mut(&e.subject) {
             set.remove(&seq);
@@ -115,11 +114,11 @@ impl<L> Core<L> {
     }
 
     pub fn get(&self, seq: u64) -> Option<&Entry<L>> {
-        self.msgs.get(seq)
+        self.msgs.get(&seq)
     }
 
     pub fn first_seq(&self) -> Option<u64> {
-        self.msgs.first().map(|(s, _)| s)
+        self.msgs.keys().next().copied()
     }
 
     /// First sequence at or after `from` whose subject matches `filter`.
@@ -128,9 +127,9 @@ impl<L> Core<L> {
             return self.subjects.get(filter)?.1.range(from..).next().copied();
         }
         self.msgs
-            .range_from(from)
+            .range(from..)
             .find(|(_, e)| subject::matches(filter, &e.subject))
-            .map(|(s, _)| s)
+            .map(|(s, _)| *s)
     }
 
     pub fn last(&self, filter: &str) -> Option<u64> {
@@ -145,7 +144,7 @@ impl<L> Core<L> {
     }
 
     pub fn seq_at_time(&self, ts: i64) -> Option<u64> {
-        self.msgs.iter().find(|(_, e)| e.ts >= ts).map(|(s, _)| s)
+        self.msgs.iter().find(|(_, e)| e.ts >= ts).map(|(s, _)| *s)
     }
 
     /// Sequences to remove so a message of `size` on `subject` at time `now` fits, or the error
@@ -164,7 +163,7 @@ impl<L> Core<L> {
                 self.msgs
                     .iter()
                     .filter(|(_, e)| e.ts < cutoff)
-                    .map(|(s, _)| s),
+                    .map(|(s, _)| *s),
             );
         }
         if let Some(max) = limits.max_msgs_per_subject {
@@ -182,7 +181,7 @@ impl<L> Core<L> {
         let mut bytes = self.bytes
             - victims
                 .iter()
-                .filter_map(|s| self.msgs.get(*s))
+                .filter_map(|s| self.msgs.get(s))
                 .map(|e| e.size)
                 .sum::<u64>();
         let over = |msgs: u64, bytes: u64| -> Option<StoreError> {
@@ -206,7 +205,7 @@ impl<L> Core<L> {
                 if over(msgs, bytes).is_none() {
                     break;
                 }
-                if victims.insert(seq) {
+                if victims.insert(*seq) {
                     msgs -= 1;
                     bytes -= e.size;
                 }
@@ -223,7 +222,7 @@ impl<L> Core<L> {
         self.msgs
             .iter()
             .filter(|(_, e)| e.ts < cutoff)
-            .map(|(s, _)| s)
+            .map(|(s, _)| *s)
             .collect()
     }
 
@@ -233,7 +232,7 @@ impl<L> Core<L> {
             .msgs
             .iter()
             .filter(|(_, e)| subject::matches(filter, &e.subject))
-            .map(|(s, _)| s)
+            .map(|(s, _)| *s)
             .collect();
         if let Some(keep) = req.keep {
             let n = cands
@@ -248,11 +247,11 @@ impl<L> Core<L> {
     }
 
     pub fn state(&self) -> StreamState {
-        let first = self.msgs.first();
-        let last = self.msgs.last();
+        let first = self.msgs.iter().next();
+        let last = self.msgs.iter().next_back();
         let msgs = self.msgs.len() as u64;
         let first_seq = match first {
-            Some((s, _)) => s,
+            Some((s, _)) => *s,
             None if self.last_seq == 0 => 0,
             None => self.last_seq + 1,
         };

@@ -8,7 +8,6 @@ pub mod file;
 pub mod frame;
 pub mod io;
 pub mod memory;
-mod seq_map;
 pub mod sim_io;
 pub mod store;
 pub mod subject;
