@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -532,30 +530,9 @@ async fn nkey_user_and_no_auth_user_bind_their_accounts() {
         .contains("Authorization Violation"));
 }
 
-fn monitor_port(s: &Server) -> u16 {
-    let dir = s.ports_dir();
-    let entry = std::fs::read_dir(&dir)
-        .expect("ports dir")
-        .flatten()
-        .next()
-        .unwrap_or_else(|| panic!("no ports file in {dir:?}"));
-    let text = std::fs::read_to_string(entry.path()).expect("ports file");
-    let json: serde_json::Value = serde_json::from_str(&text).expect("ports json");
-    let url = json["monitoring"][0].as_str().expect("monitoring url");
-    url.rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port")
-}
-
 fn http_json(port: u16, target: &str) -> serde_json::Value {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect monitor");
-    s.set_read_timeout(Some(STEP)).expect("timeout");
-    write!(s, "GET {target} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("write");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read");
-    let (_, body) = raw.split_once("\r\n\r\n").expect("head/body");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{target}: {e}: {body}"))
+    let (_, _, body) = common::http_get(port, target);
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{target}: {e}: {body}"))
 }
 
 #[test]
@@ -565,7 +542,7 @@ fn accountz_and_connz_show_accounts() {
     }
     let (s, _dir, _) =
         start("http: \"127.0.0.1:-1\"\nauthorization { users: [{user: g, password: g}] }");
-    let m = monitor_port(&s);
+    let m = s.monitor_port();
     let names: Vec<String> = http_json(m, "/accountz")["accounts"]
         .as_array()
         .expect("accounts")

@@ -4,46 +4,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{require_nats_server, Impl, RawConn, Server};
+use common::{http_get, require_nats_server, Impl, RawConn, Server};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(5);
 
-/// The monitoring port from the ports file's `monitoring` list.
-fn monitor_port(s: &Server) -> u16 {
-    let dir = s.ports_dir();
-    let entry = std::fs::read_dir(&dir)
-        .expect("ports dir")
-        .flatten()
-        .next()
-        .unwrap_or_else(|| panic!("no ports file in {dir:?}; log:\n{}", s.log()));
-    let text = std::fs::read_to_string(entry.path()).expect("ports file");
-    let json: Value = serde_json::from_str(&text).expect("ports json");
-    let url = json["monitoring"][0]
-        .as_str()
-        .unwrap_or_else(|| panic!("no monitoring URL in {text}"));
-    assert!(url.starts_with("http://"), "{url}");
-    url.rsplit(':').next().unwrap().parse().unwrap()
-}
-
-/// One HTTP/1.0 GET (no chunked answers to decode): (status, headers, body).
-fn get(port: u16, target: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect monitor");
-    s.set_read_timeout(Some(T)).unwrap();
-    write!(s, "GET {target} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read reply");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("head/body");
-    let status = head[9..12].parse().expect("status");
-    (status, head.to_string(), body.to_string())
-}
-
 fn json(port: u16, target: &str) -> Value {
-    let (status, head, body) = get(port, target);
+    let (status, head, body) = http_get(port, target);
     assert_eq!(status, 200, "{target}: {head}\n{body}");
     assert!(head.contains("Content-Type: application/json"), "{head}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{target}: {e}: {body}"))
@@ -136,7 +105,7 @@ fn conn_named<'a>(connz: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn figures_are_exact_across_shards() {
     let s = Server::tachyon(4, &["-m", "-1"]);
-    let m = monitor_port(&s);
+    let m = s.monitor_port();
     assert!(
         s.log()
             .contains(&format!("Starting http monitor on 127.0.0.1:{m}")),
@@ -213,15 +182,15 @@ fn figures_are_exact_across_shards() {
     assert_eq!(detail["msgs"], 2);
 
     // Bad parameters answer like nats-server.
-    let (st, _, body) = get(m, "/connz?sort=bogus");
+    let (st, _, body) = http_get(m, "/connz?sort=bogus");
     assert_eq!((st, body.as_str()), (400, "invalid sorting option: bogus"));
-    let (st, _, body) = get(m, "/connz?limit=x");
+    let (st, _, body) = http_get(m, "/connz?limit=x");
     assert_eq!(st, 400);
     assert_eq!(
         body,
         "Error decoding int for 'limit': strconv.Atoi: parsing \"x\": invalid syntax"
     );
-    let (st, _, body) = get(m, "/nope");
+    let (st, _, body) = http_get(m, "/nope");
     assert_eq!((st, body.as_str()), (404, "404 page not found\n"));
 
     let sz = json(m, "/subsz?subs=1&test=foo.x");
@@ -231,10 +200,10 @@ fn figures_are_exact_across_shards() {
     assert_eq!(sz["subscriptions_list"][0]["account"], "$G");
     let sz = json(m, "/subsz?subs=1&test=foo");
     assert_eq!(sz["total"], 2);
-    let (st, _, body) = get(m, "/subsz?test=foo.*");
+    let (st, _, body) = http_get(m, "/subsz?test=foo.*");
     assert_eq!(st, 400, "{body}");
 
-    let (st, _, body) = get(m, "/healthz");
+    let (st, _, body) = http_get(m, "/healthz");
     assert_eq!((st, body.as_str()), (200, "{\"status\":\"ok\"}"));
     for path in [
         "/routez",
@@ -245,7 +214,7 @@ fn figures_are_exact_across_shards() {
         "/jsz",
         "/",
     ] {
-        assert_eq!(get(m, path).0, 200, "{path}");
+        assert_eq!(http_get(m, path).0, 200, "{path}");
     }
     assert_eq!(json(m, "/jsz")["disabled"], true);
 
@@ -282,7 +251,7 @@ fn monitor_listens_on_the_port_asked_for() {
         l.local_addr().unwrap().port()
     };
     let s = Server::tachyon(2, &["-m", &port.to_string()]);
-    assert_eq!(monitor_port(&s), port);
+    assert_eq!(s.monitor_port(), port);
     assert_eq!(json(port, "/varz")["http_port"], port);
 }
 
@@ -301,7 +270,7 @@ fn same_fields_and_counts_as_nats_server() {
             Impl::Tachyon => Server::tachyon(4, &["-m", "-1"]),
             Impl::NatsServer => Server::start(which, &["-m", "-1"]),
         };
-        let m = monitor_port(&s);
+        let m = s.monitor_port();
         let _sc = run_scenario(s.port);
         answers.push((
             which,
@@ -309,7 +278,7 @@ fn same_fields_and_counts_as_nats_server() {
             json(m, "/connz?subs=1"),
             json(m, "/connz?subs=detail"),
             json(m, "/subsz?subs=1&test=foo"),
-            get(m, "/healthz").2,
+            http_get(m, "/healthz").2,
         ));
     }
     let (_, tv, tc, td, ts, th) = &answers[0];
@@ -412,16 +381,16 @@ fn monitor_from_config_file() {
     let conf = dir.0.join("server.conf");
     std::fs::write(&conf, format!("http: \"127.0.0.1:{port}\"\n")).unwrap();
     let s = Server::tachyon(2, &["-c", conf.to_str().unwrap()]);
-    assert_eq!(monitor_port(&s), port);
+    assert_eq!(s.monitor_port(), port);
     assert_eq!(json(port, "/varz")["http_host"], "127.0.0.1");
     drop(s);
 
     std::fs::write(&conf, "http_port: -1\n").unwrap();
     let s = Server::tachyon(2, &["-c", conf.to_str().unwrap()]);
-    let m = monitor_port(&s);
+    let m = s.monitor_port();
     assert_eq!(json(m, "/varz")["http_port"], -1);
     // A flag wins over the file.
     std::fs::write(&conf, "http_port: 1\n").unwrap();
     let s = Server::tachyon(2, &["-c", conf.to_str().unwrap(), "-m", &port.to_string()]);
-    assert_eq!(monitor_port(&s), port);
+    assert_eq!(s.monitor_port(), port);
 }

@@ -194,6 +194,42 @@ impl Server {
     pub fn ports_dir(&self) -> PathBuf {
         self.dir.0.join("ports")
     }
+
+    /// The monitoring port from the ports file's `monitoring` list (the server ran with `-m`).
+    pub fn monitor_port(&self) -> u16 {
+        let dir = self.ports_dir();
+        let entry = std::fs::read_dir(&dir)
+            .expect("ports dir")
+            .flatten()
+            .next()
+            .unwrap_or_else(|| panic!("no ports file in {dir:?}; log:\n{}", self.log()));
+        let text = std::fs::read_to_string(entry.path()).expect("ports file");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("ports json");
+        let url = json["monitoring"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("no monitoring URL in {text}"));
+        assert!(url.starts_with("http://"), "{url}");
+        url.rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {url}"))
+    }
+}
+
+/// One HTTP/1.0 GET to the monitoring port (no chunked answers to decode): (status, head, body).
+pub fn http_get(port: u16, target: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect monitor");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    write!(s, "GET {target} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("write request");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read reply");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("head/body");
+    let status = head
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head}"));
+    (status, head.to_string(), body.to_string())
 }
 
 impl Drop for Server {
