@@ -4,9 +4,10 @@
 //! Reads go through the page cache (no root here to drop it): the replay and random-read
 //! figures are the store's CPU cost per read, not the disk's.
 
-use std::fs::OpenOptions;
+mod raw_disk;
+
+use raw_disk::raw_odirect;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -77,29 +78,6 @@ impl Io for CountingIo {
     }
 }
 
-const ALIGN: usize = 4096;
-
-/// Raw sequential O_DIRECT writes of `chunk` bytes for `budget`, one fdatasync at the end.
-fn raw_odirect(path: &Path, chunk: usize, budget: Duration) -> io::Result<f64> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)?;
-    let mut raw = vec![0x5au8; chunk + ALIGN];
-    let skip = (ALIGN - raw.as_ptr() as usize % ALIGN) % ALIGN;
-    let buf = &mut raw[skip..skip + chunk];
-    let start = Instant::now();
-    let mut off = 0u64;
-    while start.elapsed() < budget {
-        f.write_all_at(buf, off)?;
-        off += chunk as u64;
-    }
-    f.sync_data()?;
-    Ok(off as f64 / start.elapsed().as_secs_f64() / 1e6)
-}
-
 fn store_64k_always(
     dir: &Path,
     io: IoKind,
@@ -145,11 +123,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&base)?;
     let budget = Duration::from_secs(3);
 
-    match raw_odirect(&base.join("raw"), 1 << 20, budget) {
+    match raw_odirect(&base.join("raw"), 1 << 20, false, budget) {
         Ok(mbs) => println!("raw O_DIRECT 1 MiB sequential writes: {mbs:.0} MB/s"),
         Err(e) => println!("raw O_DIRECT not measured: {e}"),
     }
-    std::fs::remove_file(base.join("raw")).ok();
     for io in [IoKind::Buffered, IoKind::Direct] {
         let mbs = store_64k_always(&base.join("s64k"), io, budget)?;
         println!("store 64 KiB appends, always, batch 16, {io:?}: {mbs:.0} MB/s");
