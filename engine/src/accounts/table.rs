@@ -2,6 +2,7 @@
 //! into another account. Built once at start-up and shared read-only by every shard.
 
 use std::collections::hash_map::RandomState;
+use std::fmt::Write as _;
 use std::hash::BuildHasher;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -167,17 +168,15 @@ impl Accounts {
     pub fn response_subject(&self, account: AccountId, exporter: AccountId, reply: &[u8]) -> Bytes {
         let mut out = BytesMut::with_capacity(REPLY_PREFIX.len() + 32 + reply.len());
         out.put_slice(REPLY_PREFIX);
-        out.put_slice(account.to_string().as_bytes());
-        out.put_u8(b'.');
-        out.put_slice(format!("{:016x}", self.tag(account, exporter, reply)).as_bytes());
-        out.put_u8(b'.');
+        let tag = self.tag(account, exporter, reply);
+        // Formats straight into the buffer: one allocation per service request.
+        let _ = write!(out, "{account}.{tag:016x}.");
         out.put_slice(reply);
         out.freeze()
     }
 
-    /// Undoes `response_subject`: the account and reply a response published on `subject` goes
-    /// to, if `subject` is a genuine one.
-    /// `publisher` is the account the response was published in.
+    /// Undoes `response_subject`: the account and reply a response published on `subject` (in
+    /// account `publisher`) goes to, if `subject` is a genuine one.
     pub fn response_target(
         &self,
         subject: &Bytes,
