@@ -50,6 +50,16 @@ struct MsgView<'a> {
     payload: &'a [u8],
 }
 
+/// One published message as routing passes it on: `Bytes` handles, so a remote shard gets a
+/// clone, not a copy. Imports route the same message again under another subject or reply.
+#[derive(Clone, Copy)]
+struct Published<'a> {
+    subject: &'a Bytes,
+    reply: Option<&'a Bytes>,
+    header_len: Option<usize>,
+    payload: &'a Bytes,
+}
+
 /// Where one publish goes on one remote shard; reused between publishes.
 #[derive(Default)]
 struct Target {
@@ -504,10 +514,16 @@ impl Shard {
         payload: &Bytes,
     ) {
         let account = from.account.get();
+        let m = Published {
+            subject,
+            reply,
+            header_len,
+            payload,
+        };
         let delivered = if self.global.accounts.any_imports {
-            self.publish_across_accounts(account, from, subject, reply, header_len, payload)
+            self.publish_across_accounts(account, from, m)
         } else {
-            self.route(account, from, subject, reply, header_len, payload)
+            self.route(account, from, m)
         };
         if self.routed.replace(false) {
             from.interest_dirty.set(true);
@@ -529,30 +545,52 @@ impl Shard {
         &self,
         account: AccountId,
         from: &Rc<ClientState>,
-        subject: &Bytes,
-        reply: Option<&Bytes>,
-        header_len: Option<usize>,
-        payload: &Bytes,
+        m: Published<'_>,
     ) -> bool {
         let accounts = &self.global.accounts;
-        if let Some((to, original)) = accounts.response_target(subject, account) {
-            return self.route(to, from, &original, reply, header_len, payload);
+        if let Some((to, original)) = accounts.response_target(m.subject, account) {
+            return self.route(
+                to,
+                from,
+                Published {
+                    subject: &original,
+                    ..m
+                },
+            );
         }
-        let mut delivered = self.route(account, from, subject, reply, header_len, payload);
+        let mut delivered = self.route(account, from, m);
         let Some(routes) = accounts.routes(account) else {
             return delivered;
         };
         for r in &routes.streams {
-            if r.map.matches(subject) {
-                let mapped = r.map.apply(subject);
-                delivered |= self.route(r.to, from, &mapped, reply, header_len, payload);
+            if r.map.matches(m.subject) {
+                let mapped = r.map.apply(m.subject);
+                delivered |= self.route(
+                    r.to,
+                    from,
+                    Published {
+                        subject: &mapped,
+                        ..m
+                    },
+                );
             }
         }
         for r in &routes.services {
-            if r.map.matches(subject) {
-                let mapped = r.map.apply(subject);
-                let back = reply.map(|rp| accounts.response_subject(account, r.to, rp));
-                delivered |= self.route(r.to, from, &mapped, back.as_ref(), header_len, payload);
+            if r.map.matches(m.subject) {
+                let mapped = r.map.apply(m.subject);
+                let back = m
+                    .reply
+                    .map(|rp| accounts.response_subject(account, r.to, rp));
+                let reply = back.as_ref();
+                delivered |= self.route(
+                    r.to,
+                    from,
+                    Published {
+                        subject: &mapped,
+                        reply,
+                        ..m
+                    },
+                );
             }
         }
         delivered
@@ -560,15 +598,13 @@ impl Shard {
 
     /// Delivers one message in one account's subject space: local subscribers, other shards,
     /// one member per queue group. Returns whether anyone will get it.
-    fn route(
-        &self,
-        account: AccountId,
-        from: &Rc<ClientState>,
-        subject: &Bytes,
-        reply: Option<&Bytes>,
-        header_len: Option<usize>,
-        payload: &Bytes,
-    ) -> bool {
+    fn route(&self, account: AccountId, from: &Rc<ClientState>, m: Published<'_>) -> bool {
+        let Published {
+            subject,
+            reply,
+            header_len,
+            payload,
+        } = m;
         let msg = MsgView {
             subject,
             reply: reply.map(|r| &r[..]),
@@ -653,7 +689,7 @@ impl Shard {
                     }
                 }
             }
-            delivered |= self.send_targets(account, subject, reply, header_len, payload);
+            delivered |= self.send_targets(account, m);
         }
 
         delivered
@@ -681,14 +717,13 @@ impl Shard {
         }
     }
 
-    fn send_targets(
-        &self,
-        account: AccountId,
-        subject: &Bytes,
-        reply: Option<&Bytes>,
-        header_len: Option<usize>,
-        payload: &Bytes,
-    ) -> bool {
+    fn send_targets(&self, account: AccountId, m: Published<'_>) -> bool {
+        let Published {
+            subject,
+            reply,
+            header_len,
+            payload,
+        } = m;
         let mut touched = self.touched.borrow_mut();
         if touched.is_empty() {
             return false;
