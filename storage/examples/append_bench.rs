@@ -57,15 +57,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (1024, "1K"),
         (64 << 10, "64K"),
     ] {
-        for (name, sync, batch) in [
-            ("always, batch 1", SyncPolicy::Always, 1usize),
-            ("always, batch 16", SyncPolicy::Always, 16),
-            ("always, batch 256", SyncPolicy::Always, 256),
-            ("always, batch 4096", SyncPolicy::Always, 4096),
+        // `piped`: appends go on while the previous ones sync (`append_batch_pipelined`), with
+        // at most 4 batches written but not yet durable, as acknowledging publishers keep it.
+        for (name, sync, batch, piped) in [
+            ("always, batch 1", SyncPolicy::Always, 1usize, false),
+            ("always, batch 16", SyncPolicy::Always, 16, false),
+            ("always, batch 256", SyncPolicy::Always, 256, false),
+            ("always, batch 4096", SyncPolicy::Always, 4096, false),
+            ("always piped, b 16", SyncPolicy::Always, 16, true),
+            ("always piped, b 256", SyncPolicy::Always, 256, true),
+            ("always piped, b 4096", SyncPolicy::Always, 4096, true),
             (
                 "interval 1s",
                 SyncPolicy::Interval(Duration::from_secs(1)),
                 64,
+                false,
             ),
         ] {
             for io in [IoKind::Buffered, IoKind::Direct] {
@@ -97,11 +103,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .collect();
                 let start = Instant::now();
                 let mut n = 0u64;
+                let window = 4 * batch as u64;
                 while start.elapsed() < budget {
-                    for r in s.append_batch(&msgs)? {
+                    let out = if piped {
+                        s.append_batch_pipelined(&msgs)?
+                    } else {
+                        s.append_batch(&msgs)?
+                    };
+                    for r in out {
                         r?;
                     }
                     n += batch as u64;
+                    let last = s.state().last_seq;
+                    if piped && last - s.durable_seq() > window {
+                        s.wait_durable(last - window)?;
+                    }
+                }
+                if piped {
+                    s.wait_durable(s.state().last_seq)?;
                 }
                 s.sync()?;
                 let secs = start.elapsed().as_secs_f64();

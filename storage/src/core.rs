@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::error::{Result, StoreError};
+use crate::seq_index::{SeqMap, SeqSet};
 use crate::subject;
 use crate::types::{DiscardPolicy, Limits, PurgeRequest, StreamState};
 
@@ -18,21 +19,25 @@ pub(crate) struct Entry<L> {
 
 #[derive(Debug)]
 pub(crate) struct Core<L> {
-    msgs: BTreeMap<u64, Entry<L>>,
+    msgs: SeqMap<Entry<L>>,
     /// The key's `Arc` is kept in the value as well, so an append to a known subject takes
     /// one lookup and no new allocation.
-    subjects: HashMap<Arc<str>, (Arc<str>, BTreeSet<u64>)>,
+    subjects: HashMap<Arc<str>, (Arc<str>, SeqSet)>,
     bytes: u64,
     last_seq: u64,
+    /// Whether timestamps never went down in sequence order, so age limits can stop at the
+    /// first young message instead of looking at all of them.
+    ts_ordered: bool,
 }
 
 impl<L> Default for Core<L> {
     fn default() -> Self {
         Core {
-            msgs: BTreeMap::new(),
+            msgs: SeqMap::default(),
             subjects: HashMap::new(),
             bytes: 0,
             last_seq: 0,
+            ts_ordered: true,
         }
     }
 }
@@ -72,7 +77,15 @@ impl<L> Core<L> {
         self.last_seq = self.last_seq.max(seq);
     }
 
-    pub fn insert(&mut self, seq: u64, subject: &str, ts: i64, size: u64, data: L) {
+    /// Records a message; returns its subject's shared name.
+    pub fn insert(&mut self, seq: u64, subject: &str, ts: i64, size: u64, data: L) -> &Arc<str> {
+        if self
+            .msgs
+            .last()
+            .is_some_and(|(last, e)| last > seq || e.ts > ts)
+        {
+            self.ts_ordered = false;
+        }
         let subject: Arc<str> = match self.subjects.get_mut(subject) {
             Some((name, set)) => {
                 set.insert(seq);
@@ -81,12 +94,13 @@ impl<L> Core<L> {
             None => {
                 let name: Arc<str> = Arc::from(subject);
                 self.subjects
-                    .insert(name.clone(), (name.clone(), BTreeSet::from([seq])));
+                    .insert(name.clone(), (name.clone(), SeqSet::from_seq(seq)));
                 name
             }
         };
         self.bytes += size;
         self.last_seq = self.last_seq.max(seq);
+        let name = Arc::as_ptr(&subject);
         if let Some(old) = self.msgs.insert(
             seq,
             Entry {
@@ -98,53 +112,83 @@ impl<L> Core<L> {
         ) {
             // Only recovery can hand the same sequence twice; keep the accounting right.
             self.bytes -= old.size;
+            if !std::ptr::eq(Arc::as_ptr(&old.subject), name) {
+                self.unlink_subject(&old.subject, seq);
+            }
+        }
+        match self.msgs.get(seq) {
+            Some(e) => &e.subject,
+            None => unreachable!("inserted just above"),
+        }
+    }
+
+    fn unlink_subject(&mut self, subject: &Arc<str>, seq: u64) {
+        if let Some((_, set)) = self.subjects.get_mut(subject) {
+            set.remove(seq);
+            if set.is_empty() {
+                self.subjects.remove(subject);
+            }
         }
     }
 
     pub fn remove(&mut self, seq: u64) -> Option<Entry<L>> {
-        let e = self.msgs.remove(&seq)?;
+        let e = self.msgs.remove(seq)?;
         self.bytes -= e.size;
-        if let Some((_, set)) = self.subjects.get_mut(&e.subject) {
-            set.remove(&seq);
-            if set.is_empty() {
-                self.subjects.remove(&e.subject);
-            }
+        self.unlink_subject(&e.subject, seq);
+        if self.msgs.is_empty() {
+            self.ts_ordered = true;
         }
         Some(e)
     }
 
     pub fn get(&self, seq: u64) -> Option<&Entry<L>> {
-        self.msgs.get(&seq)
+        self.msgs.get(seq)
+    }
+
+    /// Where a message's bytes live, to be moved (segment compaction).
+    #[allow(dead_code)]
+    pub fn data_mut(&mut self, seq: u64) -> Option<&mut L> {
+        self.msgs.get_mut(seq).map(|e| &mut e.data)
     }
 
     pub fn first_seq(&self) -> Option<u64> {
-        self.msgs.keys().next().copied()
+        self.msgs.first_seq()
+    }
+
+    /// Sequences of messages older than `cutoff`, oldest first.
+    fn older_than(&self, cutoff: i64) -> impl Iterator<Item = u64> + '_ {
+        let ordered = self.ts_ordered;
+        self.msgs
+            .iter()
+            .take_while(move |(_, e)| !ordered || e.ts < cutoff)
+            .filter(move |(_, e)| e.ts < cutoff)
+            .map(|(s, _)| s)
     }
 
     /// First sequence at or after `from` whose subject matches `filter`.
     pub fn next(&self, from: u64, filter: &str) -> Option<u64> {
         if !subject::is_wildcard(filter) {
-            return self.subjects.get(filter)?.1.range(from..).next().copied();
+            return self.subjects.get(filter)?.1.range_from(from).next();
         }
         self.msgs
-            .range(from..)
+            .range_from(from)
             .find(|(_, e)| subject::matches(filter, &e.subject))
-            .map(|(s, _)| *s)
+            .map(|(s, _)| s)
     }
 
     pub fn last(&self, filter: &str) -> Option<u64> {
         if !subject::is_wildcard(filter) {
-            return self.subjects.get(filter)?.1.iter().next_back().copied();
+            return self.subjects.get(filter)?.1.last_seq();
         }
         self.subjects
             .iter()
             .filter(|(s, _)| subject::matches(filter, s))
-            .filter_map(|(_, (_, set))| set.iter().next_back().copied())
+            .filter_map(|(_, (_, set))| set.last_seq())
             .max()
     }
 
     pub fn seq_at_time(&self, ts: i64) -> Option<u64> {
-        self.msgs.iter().find(|(_, e)| e.ts >= ts).map(|(s, _)| *s)
+        self.msgs.iter().find(|(_, e)| e.ts >= ts).map(|(s, _)| s)
     }
 
     /// Sequences to remove so a message of `size` on `subject` at time `now` fits, or the error
@@ -159,29 +203,26 @@ impl<L> Core<L> {
         let mut victims = BTreeSet::new();
         if let Some(age) = limits.max_age {
             let cutoff = now.saturating_sub(i64::try_from(age.as_nanos()).unwrap_or(i64::MAX));
-            victims.extend(
-                self.msgs
-                    .iter()
-                    .filter(|(_, e)| e.ts < cutoff)
-                    .map(|(s, _)| *s),
-            );
+            victims.extend(self.older_than(cutoff));
         }
         if let Some(max) = limits.max_msgs_per_subject {
             if let Some((_, set)) = self.subjects.get(subject) {
-                let live: Vec<u64> = set
+                let aged = set.iter().filter(|s| victims.contains(s)).count();
+                let live = (set.len() - aged) as u64;
+                let excess = (live + 1).saturating_sub(max.max(1));
+                let keep: Vec<u64> = set
                     .iter()
-                    .copied()
                     .filter(|s| !victims.contains(s))
+                    .take(excess as usize)
                     .collect();
-                let excess = (live.len() as u64 + 1).saturating_sub(max.max(1));
-                victims.extend(live.into_iter().take(excess as usize));
+                victims.extend(keep);
             }
         }
         let mut msgs = self.msgs.len() as u64 - victims.len() as u64;
         let mut bytes = self.bytes
             - victims
                 .iter()
-                .filter_map(|s| self.msgs.get(s))
+                .filter_map(|s| self.msgs.get(*s))
                 .map(|e| e.size)
                 .sum::<u64>();
         let over = |msgs: u64, bytes: u64| -> Option<StoreError> {
@@ -205,7 +246,7 @@ impl<L> Core<L> {
                 if over(msgs, bytes).is_none() {
                     break;
                 }
-                if victims.insert(*seq) {
+                if victims.insert(seq) {
                     msgs -= 1;
                     bytes -= e.size;
                 }
@@ -219,11 +260,7 @@ impl<L> Core<L> {
             return Vec::new();
         };
         let cutoff = now.saturating_sub(i64::try_from(age.as_nanos()).unwrap_or(i64::MAX));
-        self.msgs
-            .iter()
-            .filter(|(_, e)| e.ts < cutoff)
-            .map(|(s, _)| *s)
-            .collect()
+        self.older_than(cutoff).collect()
     }
 
     pub fn plan_purge(&self, req: &PurgeRequest) -> Vec<u64> {
@@ -232,7 +269,7 @@ impl<L> Core<L> {
             .msgs
             .iter()
             .filter(|(_, e)| subject::matches(filter, &e.subject))
-            .map(|(s, _)| *s)
+            .map(|(s, _)| s)
             .collect();
         if let Some(keep) = req.keep {
             let n = cands
@@ -247,11 +284,11 @@ impl<L> Core<L> {
     }
 
     pub fn state(&self) -> StreamState {
-        let first = self.msgs.iter().next();
-        let last = self.msgs.iter().next_back();
+        let first = self.msgs.first();
+        let last = self.msgs.last();
         let msgs = self.msgs.len() as u64;
         let first_seq = match first {
-            Some((s, _)) => *s,
+            Some((s, _)) => s,
             None if self.last_seq == 0 => 0,
             None => self.last_seq + 1,
         };

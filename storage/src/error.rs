@@ -17,6 +17,8 @@ pub enum StoreError {
     HeadersTooLarge { size: usize },
     #[error("corrupt data in {path}: {what}")]
     Corrupt { path: PathBuf, what: String },
+    #[error("background fdatasync failed in {path}: {reason}; the store accepts no more writes")]
+    SyncFailed { path: PathBuf, reason: String },
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,

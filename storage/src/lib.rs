@@ -8,6 +8,7 @@ pub mod file;
 pub mod frame;
 pub mod io;
 pub mod memory;
+mod seq_index;
 pub mod sim_io;
 pub mod store;
 pub mod subject;

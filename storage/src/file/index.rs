@@ -34,18 +34,19 @@ pub struct SegIndex {
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize)]
-struct RawEntry {
-    seq: u64,
-    off: u64,
-    len: u32,
-    ts: i64,
-    subject: u32,
+pub(super) struct RawEntry {
+    pub seq: u64,
+    pub off: u64,
+    pub len: u32,
+    pub ts: i64,
+    /// Position in the subject table.
+    pub subject: u32,
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize)]
-struct SubjectLast {
-    name: String,
-    last_seq: u64,
+pub(super) struct SubjectLast {
+    pub name: String,
+    pub last_seq: u64,
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize)]
@@ -162,21 +163,7 @@ impl SegIndex {
                 subject: n as u32,
             });
         }
-        let file = IndexFile {
-            first_seq: self.first_seq,
-            seg_len: self.seg_len,
-            entries,
-            subjects,
-        };
-        // Serialising plain integers, strings and vectors into memory has no failure mode
-        // but allocation; an empty index (then rebuilt on open) is the fallback.
-        let mut out = rkyv::to_bytes::<rancor::Error>(&file)
-            .map(|v| v.to_vec())
-            .unwrap_or_default();
-        out.extend_from_slice(MAGIC);
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        encode_raw(self.first_seq, self.seg_len, &mut entries, subjects)
     }
 
     /// Owned entries; `None` for anything that fails the checks.
@@ -199,6 +186,33 @@ impl SegIndex {
             entries,
         })
     }
+}
+
+/// The index file's bytes for `entries` (given back empty, capacity kept, so the open
+/// segment's next index reuses the allocation).
+pub(super) fn encode_raw(
+    first_seq: u64,
+    seg_len: u64,
+    entries: &mut Vec<RawEntry>,
+    subjects: Vec<SubjectLast>,
+) -> Vec<u8> {
+    let file = IndexFile {
+        first_seq,
+        seg_len,
+        entries: std::mem::take(entries),
+        subjects,
+    };
+    // Serialising plain integers, strings and vectors into memory has no failure mode
+    // but allocation; an empty index (then rebuilt on open) is the fallback.
+    let mut out = rkyv::to_bytes::<rancor::Error>(&file)
+        .map(|v| v.to_vec())
+        .unwrap_or_default();
+    *entries = file.entries;
+    entries.clear();
+    out.extend_from_slice(MAGIC);
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
 }
 
 /// What a scan of a segment's bytes found.

@@ -3,6 +3,8 @@
 
 mod hot_tail;
 mod index;
+mod open_index;
+mod syncer;
 mod tombstones;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +20,7 @@ use crate::store::Store;
 use crate::types::{msg_size, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState, SyncPolicy};
 
 pub use index::{scan, IdxEntry, IndexBytes, IndexView, Scan, SegIndex};
+pub use syncer::DurableNotify;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileStoreConfig {
@@ -83,7 +86,8 @@ struct Loc {
 }
 
 struct Segment {
-    file: Box<dyn IoFile>,
+    /// Shared with the syncer thread while a background fdatasync runs.
+    file: Arc<dyn IoFile>,
     len: u64,
     live: u64,
 }
@@ -95,7 +99,7 @@ pub struct FileStore {
     core: Core<Loc>,
     segs: BTreeMap<u64, Segment>,
     open_seg: u64,
-    tomb: Box<dyn IoFile>,
+    tomb: Arc<dyn IoFile>,
     tomb_len: u64,
     last_sync: Instant,
     dirty: bool,
@@ -106,6 +110,14 @@ pub struct FileStore {
     /// a fresh one.
     scratch: Vec<u8>,
     hot: hot_tail::HotTail,
+    /// The open segment's index, kept as it grows.
+    open_idx: open_index::OpenIndex,
+    /// Every sequence up to this one is covered by an fdatasync the owner ran itself.
+    synced_seq: u64,
+    /// Background fdatasyncs for [`FileStore::append_batch_pipelined`], started on first use.
+    syncer: Option<syncer::Syncer>,
+    /// Set while a pipelined append runs: its sync is the syncer's job, not the call's.
+    deferring: bool,
 }
 
 /// A larger encode buffer is given back after its batch rather than kept.
@@ -149,7 +161,7 @@ impl FileStore {
         let mut report = RecoveryReport::default();
 
         let tpath = dir.join(TOMBS);
-        let tfile = io.open(&tpath, true).map_err(ioe(&tpath))?;
+        let tfile: Arc<dyn IoFile> = io.open(&tpath, true).map_err(ioe(&tpath))?.into();
         let tdata = read_all(tfile.as_ref()).map_err(ioe(&tpath))?;
         let tombs = tombstones::parse(&tdata);
         report.corrupt_tombstones = tombs.corrupt;
@@ -159,9 +171,10 @@ impl FileStore {
         // Deleted sequences whose record still exists: their tombstones must be kept.
         let mut seen = BTreeSet::new();
         let open_first = seg_firsts.iter().next_back().copied();
+        let mut open_idx = open_index::OpenIndex::default();
         for &first in &seg_firsts {
             let spath = dir.join(seg_name(first));
-            let file = io.open(&spath, false).map_err(ioe(&spath))?;
+            let file: Arc<dyn IoFile> = io.open(&spath, false).map_err(ioe(&spath))?.into();
             let mut len = file.len().map_err(ioe(&spath))?;
             let mut live = 0;
             let mut add = |seq: u64, off: u64, rlen: u32, ts: i64, subject: &str| {
@@ -198,6 +211,7 @@ impl FileStore {
                 }
                 for e in &s.entries {
                     add(e.seq, e.off, e.len, e.ts, &e.subject);
+                    open_idx.push_str(e.seq, e.off, e.len, e.ts, &e.subject);
                 }
             } else {
                 let ipath = dir.join(idx_name(first));
@@ -246,6 +260,10 @@ impl FileStore {
             report,
             scratch: Vec::new(),
             hot: hot_tail::HotTail::default(),
+            open_idx,
+            synced_seq: 0,
+            syncer: None,
+            deferring: false,
         };
         // Sealed segments with nothing left go; the open one stays so writing can go on there.
         let empty: Vec<u64> = store
@@ -264,6 +282,8 @@ impl FileStore {
         store.hot = hot_tail::HotTail::new(store.cfg.hot_cache_bytes, store.open_len());
         let floor = store.core.first_seq().unwrap_or(store.core.last_seq() + 1);
         store.rewrite_tombstones(&tombs.deleted, &seen, floor)?;
+        // What recovery found on disk is what survives a crash from here on.
+        store.synced_seq = store.core.last_seq();
         Ok(store)
     }
 
@@ -315,7 +335,11 @@ impl FileStore {
         }
         write_atomic(self.io.as_ref(), &self.dir, TOMBS, &buf)?;
         let p = self.dir.join(TOMBS);
-        self.tomb = self.io.open(&p, false).map_err(|e| StoreError::io(&p, e))?;
+        self.tomb = self
+            .io
+            .open(&p, false)
+            .map_err(|e| StoreError::io(&p, e))?
+            .into();
         self.tomb_len = buf.len() as u64;
         Ok(())
     }
@@ -349,15 +373,90 @@ impl FileStore {
         }
         self.dirty = false;
         self.last_sync = Instant::now();
+        self.synced_seq = self.core.last_seq();
+        if let Some(s) = &self.syncer {
+            s.advance(self.synced_seq);
+        }
         Ok(())
     }
 
     fn check(&self) -> Result<()> {
+        if let Some(reason) = self.syncer.as_ref().and_then(|s| s.failed()) {
+            return Err(StoreError::SyncFailed {
+                path: self.dir.clone(),
+                reason,
+            });
+        }
         if self.failed {
             return Err(StoreError::corrupt(
                 &self.dir,
                 "store failed on an earlier I/O error; reopen it",
             ));
+        }
+        Ok(())
+    }
+
+    /// Appends like [`Store::append_batch`] but, under [`SyncPolicy::Always`], returns once the
+    /// batch is written and hands its fdatasync to a background thread, so the next batch is
+    /// encoded and written while the disk syncs this one. The sequences returned must not be
+    /// acknowledged before [`FileStore::durable_seq`] reaches them (see
+    /// [`FileStore::wait_durable`] and [`FileStore::set_durable_notify`]). Under
+    /// `Interval` it is the same as `append_batch`.
+    pub fn append_batch_pipelined(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<Result<u64>>> {
+        self.check()?;
+        if self.cfg.sync != SyncPolicy::Always {
+            return self.append_batch(msgs);
+        }
+        if self.syncer.is_none() {
+            let s =
+                syncer::Syncer::start(self.synced_seq).map_err(|e| StoreError::io(&self.dir, e))?;
+            self.syncer = Some(s);
+        }
+        self.deferring = true;
+        let r = self.append_inner(msgs);
+        self.deferring = false;
+        let out = self.guard(r)?;
+        let mut files = vec![self.tomb.clone()];
+        files.extend(self.segs.get(&self.open_seg).map(|s| s.file.clone()));
+        if let Some(s) = &self.syncer {
+            s.request(self.core.last_seq(), files);
+        }
+        Ok(out)
+    }
+
+    /// Every sequence up to this one is on disk (covered by a completed fdatasync).
+    pub fn durable_seq(&self) -> u64 {
+        let bg = self.syncer.as_ref().map_or(0, |s| s.durable());
+        self.synced_seq.max(bg)
+    }
+
+    /// Blocks until `seq` is durable.
+    pub fn wait_durable(&self, seq: u64) -> Result<()> {
+        if self.durable_seq() >= seq {
+            return Ok(());
+        }
+        match &self.syncer {
+            Some(s) => s.wait(seq).map_err(|reason| StoreError::SyncFailed {
+                path: self.dir.clone(),
+                reason,
+            }),
+            None => Err(StoreError::corrupt(
+                &self.dir,
+                format!("sequence {seq} is not durable and no background sync is running (interval policy: call sync)"),
+            )),
+        }
+    }
+
+    /// Called from the syncer thread with the durable sequence after each background sync,
+    /// so an event loop can acknowledge without polling.
+    pub fn set_durable_notify(&mut self, f: DurableNotify) -> Result<()> {
+        if self.syncer.is_none() {
+            let s =
+                syncer::Syncer::start(self.synced_seq).map_err(|e| StoreError::io(&self.dir, e))?;
+            self.syncer = Some(s);
+        }
+        if let Some(s) = &self.syncer {
+            s.set_notify(f);
         }
         Ok(())
     }
@@ -372,7 +471,11 @@ impl FileStore {
     fn new_segment(&mut self) -> Result<()> {
         let first = self.core.last_seq() + 1;
         let p = self.dir.join(seg_name(first));
-        let file = self.io.open(&p, true).map_err(|e| StoreError::io(&p, e))?;
+        let file: Arc<dyn IoFile> = self
+            .io
+            .open(&p, true)
+            .map_err(|e| StoreError::io(&p, e))?
+            .into();
         self.io
             .sync_dir(&self.dir)
             .map_err(|e| StoreError::io(&self.dir, e))?;
@@ -401,14 +504,8 @@ impl FileStore {
             .set_len(seg.len)
             .and_then(|()| seg.file.sync_data())
             .map_err(|e| StoreError::io(&spath, e))?;
-        let data = read_all(seg.file.as_ref()).map_err(|e| StoreError::io(&spath, e))?;
-        let s = index::scan(&data);
-        let idx = SegIndex {
-            first_seq: first,
-            seg_len: seg.len,
-            entries: s.entries,
-        };
-        write_atomic(self.io.as_ref(), &self.dir, &idx_name(first), &idx.encode())?;
+        let idx = self.open_idx.seal(first, seg.len);
+        write_atomic(self.io.as_ref(), &self.dir, &idx_name(first), &idx)?;
         self.new_segment()?;
         if self.segs.get(&first).is_some_and(|s| s.live == 0) {
             self.drop_segment(first)?;
@@ -459,7 +556,7 @@ impl FileStore {
     }
 
     fn maybe_sync(&mut self) -> Result<()> {
-        if !self.dirty {
+        if !self.dirty || self.deferring {
             return Ok(());
         }
         match self.cfg.sync {
@@ -542,7 +639,8 @@ impl FileStore {
                 m.headers,
                 m.payload,
             );
-            self.core.insert(seq, m.subject, m.timestamp, size, loc);
+            let name = self.core.insert(seq, m.subject, m.timestamp, size, loc);
+            self.open_idx.push(seq, loc.off, loc.len, m.timestamp, name);
             if let Some(s) = self.segs.get_mut(&loc.seg) {
                 s.live += 1;
             }
