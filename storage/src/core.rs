@@ -117,6 +117,11 @@ impl<L> Core<L> {
         self.msgs.get(&seq)
     }
 
+    /// Where a message's bytes live, to move them (segment compaction).
+    pub fn data_mut(&mut self, seq: u64) -> Option<&mut L> {
+        self.msgs.get_mut(&seq).map(|e| &mut e.data)
+    }
+
     pub fn first_seq(&self) -> Option<u64> {
         self.msgs.keys().next().copied()
     }

@@ -1,6 +1,7 @@
 //! The file store: a folder per stream holding `<first seq:020>.seg` segments, `.idx` indexes
 //! of sealed segments and `deletes.log`. Writes go through [`Io`] (std pwrite + fdatasync).
 
+mod compact;
 mod hot_tail;
 mod index;
 mod tombstones;
@@ -17,9 +18,10 @@ use crate::io::{read_all, Io, IoFile};
 use crate::store::Store;
 use crate::types::{msg_size, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState, SyncPolicy};
 
+pub use compact::CompactStats;
 pub use index::{scan, IdxEntry, IndexBytes, IndexView, Scan, SegIndex};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FileStoreConfig {
     pub limits: Limits,
     pub sync: SyncPolicy,
@@ -29,6 +31,9 @@ pub struct FileStoreConfig {
     pub io: IoKind,
     /// Memory for the most recent appends of the open segment, read without a file read.
     pub hot_cache_bytes: usize,
+    /// [`FileStore::compact_step`] rewrites a sealed segment whose live bytes are below this
+    /// fraction of its length; 0 disables compaction.
+    pub compact_below: f64,
 }
 
 /// How [`FileStore::open_fs`] reaches the disk.
@@ -58,6 +63,7 @@ impl Default for FileStoreConfig {
             segment_bytes: 64 << 20,
             io: IoKind::Buffered,
             hot_cache_bytes: 4 << 20,
+            compact_below: 0.5,
         }
     }
 }
@@ -86,6 +92,8 @@ struct Segment {
     file: Box<dyn IoFile>,
     len: u64,
     live: u64,
+    /// Record bytes of the live messages, for the compaction ratio.
+    live_bytes: u64,
 }
 
 pub struct FileStore {
@@ -106,6 +114,7 @@ pub struct FileStore {
     /// a fresh one.
     scratch: Vec<u8>,
     hot: hot_tail::HotTail,
+    compact: compact::CompactState,
 }
 
 /// A larger encode buffer is given back after its batch rather than kept.
@@ -163,7 +172,7 @@ impl FileStore {
             let spath = dir.join(seg_name(first));
             let file = io.open(&spath, false).map_err(ioe(&spath))?;
             let mut len = file.len().map_err(ioe(&spath))?;
-            let mut live = 0;
+            let (mut live, mut live_bytes) = (0, 0);
             let mut add = |seq: u64, off: u64, rlen: u32, ts: i64, subject: &str| {
                 core.bump_last_seq(seq);
                 if seq < tombs.floor {
@@ -174,6 +183,7 @@ impl FileStore {
                     return;
                 }
                 live += 1;
+                live_bytes += u64::from(rlen);
                 let loc = Loc {
                     seg: first,
                     off,
@@ -223,7 +233,15 @@ impl FileStore {
                     }
                 }
             }
-            segs.insert(first, Segment { file, len, live });
+            segs.insert(
+                first,
+                Segment {
+                    file,
+                    len,
+                    live,
+                    live_bytes,
+                },
+            );
         }
         core.bump_last_seq(tombs.floor.saturating_sub(1));
         core.bump_last_seq(tombs.last_seq);
@@ -246,6 +264,7 @@ impl FileStore {
             report,
             scratch: Vec::new(),
             hot: hot_tail::HotTail::default(),
+            compact: compact::CompactState::default(),
         };
         // Sealed segments with nothing left go; the open one stays so writing can go on there.
         let empty: Vec<u64> = store
@@ -382,6 +401,7 @@ impl FileStore {
                 file,
                 len: 0,
                 live: 0,
+                live_bytes: 0,
             },
         );
         self.open_seg = first;
@@ -435,6 +455,7 @@ impl FileStore {
         tombstones::encode(tombs, tombstones::DELETE, seq);
         let seg = self.segs.get_mut(&e.data.seg)?;
         seg.live = seg.live.saturating_sub(1);
+        seg.live_bytes = seg.live_bytes.saturating_sub(u64::from(e.data.len));
         let emptied = (seg.live == 0 && e.data.seg != self.open_seg).then_some(e.data.seg);
         Some((e.data, emptied))
     }
@@ -545,6 +566,7 @@ impl FileStore {
             self.core.insert(seq, m.subject, m.timestamp, size, loc);
             if let Some(s) = self.segs.get_mut(&loc.seg) {
                 s.live += 1;
+                s.live_bytes += size;
             }
             out.push(Ok(seq));
         }
