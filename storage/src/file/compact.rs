@@ -121,7 +121,12 @@ impl FileStore {
         let mut moved = Vec::new();
         let mut at = self.core.next(first, "");
         while let Some(seq) = at.filter(|s| *s < end) {
-            if let Some(loc) = self.core.get(seq).map(|e| e.data).filter(|l| l.seg == first) {
+            if let Some(loc) = self
+                .core
+                .get(seq)
+                .map(|e| e.data)
+                .filter(|l| l.seg == first)
+            {
                 let rec = usize::try_from(loc.off)
                     .ok()
                     .and_then(|o| data.get(o..o.checked_add(loc.len as usize)?))
@@ -138,7 +143,10 @@ impl FileStore {
         let new_len = out.len() as u64;
         if moved.len() as u64 != seg.live || new_len >= bytes_before {
             // Crash safety rests on the new segment being shorter than the old one.
-            return Err(mismatch(&spath, "live records do not match the bookkeeping"));
+            return Err(mismatch(
+                &spath,
+                "live records do not match the bookkeeping",
+            ));
         }
         let scan = index::scan(&out);
         let same = scan.valid_len == new_len
@@ -182,7 +190,10 @@ impl FileStore {
                 io.sync_dir(&self.dir)
                     .map_err(|e| StoreError::io(&self.dir, e))
             })
-            .and_then(|()| io.open(&spath, false).map_err(|e| StoreError::io(&spath, e)));
+            .and_then(|()| {
+                io.open(&spath, false)
+                    .map_err(|e| StoreError::io(&spath, e))
+            });
         let file = self.guard(swap)?;
         let Some(seg) = self.segs.get_mut(&first) else {
             let r = Err(mismatch(&spath, "segment missing"));
@@ -196,7 +207,12 @@ impl FileStore {
                 loc.off = *off;
             }
         }
-        tracing::debug!(segment = first, bytes_before, bytes_after = new_len, "compacted segment");
+        tracing::debug!(
+            segment = first,
+            bytes_before,
+            bytes_after = new_len,
+            "compacted segment"
+        );
         Ok(CompactStats {
             segment_first: first,
             bytes_before,
