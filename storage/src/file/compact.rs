@@ -12,6 +12,7 @@
 //! which keeps only those whose record still exists.
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::path::Path;
 
 use super::{idx_name, index, seg_name, FileStore, SegIndex};
@@ -113,7 +114,7 @@ impl FileStore {
         // A sealed segment holds exactly the sequences from its first up to the next one's.
         let end = self
             .segs
-            .range(first + 1..)
+            .range((Bound::Excluded(first), Bound::Unbounded))
             .next()
             .map_or(u64::MAX, |(f, _)| *f);
         let data = read_all(seg.file.as_ref()).map_err(|e| StoreError::io(&spath, e))?;
