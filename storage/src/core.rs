@@ -145,8 +145,7 @@ impl<L> Core<L> {
         self.msgs.get(seq)
     }
 
-    /// Where a message's bytes live, to be moved (segment compaction).
-    #[allow(dead_code)]
+    /// Where a message's bytes live, to move them (segment compaction).
     pub fn data_mut(&mut self, seq: u64) -> Option<&mut L> {
         self.msgs.get_mut(seq).map(|e| &mut e.data)
     }

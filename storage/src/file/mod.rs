@@ -1,6 +1,7 @@
 //! The file store: a folder per stream holding `<first seq:020>.seg` segments, `.idx` indexes
 //! of sealed segments and `deletes.log`. Writes go through [`Io`] (std pwrite + fdatasync).
 
+mod compact;
 mod hot_tail;
 mod index;
 mod open_index;
@@ -19,10 +20,11 @@ use crate::io::{read_all, Io, IoFile};
 use crate::store::Store;
 use crate::types::{msg_size, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState, SyncPolicy};
 
+pub use compact::CompactStats;
 pub use index::{scan, IdxEntry, IndexBytes, IndexView, Scan, SegIndex};
 pub use syncer::DurableNotify;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FileStoreConfig {
     pub limits: Limits,
     pub sync: SyncPolicy,
@@ -32,6 +34,9 @@ pub struct FileStoreConfig {
     pub io: IoKind,
     /// Memory for the most recent appends of the open segment, read without a file read.
     pub hot_cache_bytes: usize,
+    /// [`FileStore::compact_step`] rewrites a sealed segment whose live bytes are below this
+    /// fraction of its length; 0 disables compaction.
+    pub compact_below: f64,
 }
 
 /// How [`FileStore::open_fs`] reaches the disk.
@@ -61,6 +66,7 @@ impl Default for FileStoreConfig {
             segment_bytes: 64 << 20,
             io: IoKind::Buffered,
             hot_cache_bytes: 4 << 20,
+            compact_below: 0.5,
         }
     }
 }
@@ -90,6 +96,8 @@ struct Segment {
     file: Arc<dyn IoFile>,
     len: u64,
     live: u64,
+    /// Record bytes of the live messages, for the compaction ratio.
+    live_bytes: u64,
 }
 
 pub struct FileStore {
@@ -118,6 +126,7 @@ pub struct FileStore {
     syncer: Option<syncer::Syncer>,
     /// Set while a pipelined append runs: its sync is the syncer's job, not the call's.
     deferring: bool,
+    compact: compact::CompactState,
 }
 
 /// A larger encode buffer is given back after its batch rather than kept.
@@ -176,7 +185,7 @@ impl FileStore {
             let spath = dir.join(seg_name(first));
             let file: Arc<dyn IoFile> = io.open(&spath, false).map_err(ioe(&spath))?.into();
             let mut len = file.len().map_err(ioe(&spath))?;
-            let mut live = 0;
+            let (mut live, mut live_bytes) = (0, 0);
             let mut add = |seq: u64, off: u64, rlen: u32, ts: i64, subject: &str| {
                 core.bump_last_seq(seq);
                 if seq < tombs.floor {
@@ -187,6 +196,7 @@ impl FileStore {
                     return;
                 }
                 live += 1;
+                live_bytes += u64::from(rlen);
                 let loc = Loc {
                     seg: first,
                     off,
@@ -237,7 +247,15 @@ impl FileStore {
                     }
                 }
             }
-            segs.insert(first, Segment { file, len, live });
+            segs.insert(
+                first,
+                Segment {
+                    file,
+                    len,
+                    live,
+                    live_bytes,
+                },
+            );
         }
         core.bump_last_seq(tombs.floor.saturating_sub(1));
         core.bump_last_seq(tombs.last_seq);
@@ -264,6 +282,7 @@ impl FileStore {
             synced_seq: 0,
             syncer: None,
             deferring: false,
+            compact: compact::CompactState::default(),
         };
         // Sealed segments with nothing left go; the open one stays so writing can go on there.
         let empty: Vec<u64> = store
@@ -485,6 +504,7 @@ impl FileStore {
                 file,
                 len: 0,
                 live: 0,
+                live_bytes: 0,
             },
         );
         self.open_seg = first;
@@ -532,6 +552,7 @@ impl FileStore {
         tombstones::encode(tombs, tombstones::DELETE, seq);
         let seg = self.segs.get_mut(&e.data.seg)?;
         seg.live = seg.live.saturating_sub(1);
+        seg.live_bytes = seg.live_bytes.saturating_sub(u64::from(e.data.len));
         let emptied = (seg.live == 0 && e.data.seg != self.open_seg).then_some(e.data.seg);
         Some((e.data, emptied))
     }
@@ -643,6 +664,7 @@ impl FileStore {
             self.open_idx.push(seq, loc.off, loc.len, m.timestamp, name);
             if let Some(s) = self.segs.get_mut(&loc.seg) {
                 s.live += 1;
+                s.live_bytes += size;
             }
             out.push(Ok(seq));
         }

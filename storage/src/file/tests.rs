@@ -373,6 +373,7 @@ mod model {
         Purge(Option<u8>, Option<u64>, Option<u64>),
         Expire(i64),
         Restart,
+        Compact,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -384,6 +385,7 @@ mod model {
                 .prop_map(|(f, k, u)| Op::Purge(f, k, u)),
             1 => (0i64..200).prop_map(Op::Expire),
             2 => Just(Op::Restart),
+            2 => Just(Op::Compact),
         ]
     }
 
@@ -458,6 +460,9 @@ mod model {
                     }
                     Op::Expire(t) => {
                         prop_assert_eq!(f.expire(now - t).unwrap(), m.expire(now - t).unwrap());
+                    }
+                    Op::Compact => {
+                        f.compact_all().unwrap();
                     }
                     Op::Restart => {
                         drop(f);
