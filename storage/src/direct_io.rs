@@ -256,6 +256,9 @@ impl IoFile for DirectFile {
     fn sync_data(&self) -> io::Result<()> {
         let mut st = self.lock();
         self.write_tail(&mut st, false)?;
+        // The fdatasync covers every write completed before it starts, so appends may go on
+        // meanwhile (a pipelined store's syncer thread runs this while the owner writes).
+        drop(st);
         self.file.sync_data()
     }
 
