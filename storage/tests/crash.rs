@@ -35,6 +35,9 @@ fn crash_child() {
     let mut s = FileStore::open(StdIo::shared(), &dir, cfg()).unwrap();
     let mut out = std::io::stdout().lock();
     let mut n = 0u64;
+    // Acknowledged = reported durable: a synchronous `always` append on return, a pipelined one
+    // once the syncer thread's fdatasync covers it (half the batches are pipelined).
+    let mut acked = s.state().last_seq;
     loop {
         n += 1;
         let next = s.state().last_seq + 1;
@@ -49,9 +52,19 @@ fn crash_child() {
                 timestamp: 0,
             })
             .collect();
-        for r in s.append_batch(&msgs).unwrap() {
-            writeln!(out, "{}", r.unwrap()).unwrap();
+        let res = if n % 2 == 0 {
+            s.append_batch_pipelined(&msgs).unwrap()
+        } else {
+            s.append_batch(&msgs).unwrap()
+        };
+        for r in res {
+            r.unwrap();
         }
+        let durable = s.durable_seq();
+        for seq in acked + 1..=durable {
+            writeln!(out, "{seq}").unwrap();
+        }
+        acked = acked.max(durable);
         out.flush().unwrap();
     }
 }
