@@ -52,7 +52,7 @@ fn crash_child() {
                 timestamp: 0,
             })
             .collect();
-        let res = if n % 2 == 0 {
+        let res = if n.is_multiple_of(2) {
             s.append_batch_pipelined(&msgs).unwrap()
         } else {
             s.append_batch(&msgs).unwrap()
