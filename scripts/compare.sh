@@ -5,7 +5,9 @@
 # Sized to finish in well under 10 minutes on 2 shared cores.
 #
 # Environment: ROUNDS (default 3), MSGS per throughput run (default 300000),
-# TACHYON_BIN, NATS_BIN, NATS29_BIN to override the binaries, EXTRA for more flags.
+# TACHYON_BIN, NATS_BIN, NATS29_BIN to override the binaries, EXTRA for more flags,
+# SHARDS1=0 to leave out the second Tachyon configuration (`--shards 1`, under test too: on a
+# 2-core host the load generator takes a core, and one shard is Tachyon's per-core figure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,8 +35,13 @@ if [ -z "${SKIP_TACHYON_BUILD:-}" ]; then
 fi
 
 servers=()
+under_test=1
 if [ -x "$TACHYON_BIN" ]; then
     servers+=(--server "tachyon=$TACHYON_BIN")
+    if [ "${SHARDS1:-1}" != 0 ]; then
+        servers+=(--server "tachyon-1shard=$TACHYON_BIN --shards 1")
+        under_test=2
+    fi
 else
     echo "no tachyon binary at $TACHYON_BIN; the first reference stands in as 'under test'" >&2
 fi
@@ -45,7 +52,7 @@ fi
 
 mkdir -p bench-results
 # shellcheck disable=SC2086
-target/release/tachyon-bench compare "${servers[@]}" \
+target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
     --workloads pub,pubsub,fanout,fanin,queue,reqrep,latency,conns \
     --sizes 16,128,1024 \
     --rounds "$ROUNDS" \

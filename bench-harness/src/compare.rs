@@ -17,8 +17,10 @@ use crate::workloads::{self, Options, Plan, RunResult, Workload};
 
 #[derive(Clone, Debug)]
 pub struct CompareConfig {
-    /// The first server is the one under test; the rest are references.
+    /// The first `under_test` servers are under test (e.g. one binary in two configurations);
+    /// the rest are references.
     pub servers: Vec<ServerSpec>,
+    pub under_test: usize,
     pub workloads: Vec<Workload>,
     pub sizes: Vec<usize>,
     pub rounds: usize,
@@ -286,7 +288,12 @@ pub fn run(cfg: &CompareConfig) -> Result<Report> {
             name: s.name.clone(),
             path: s.path.display().to_string(),
             version: server::version_of(&s.path),
-            role: if i == 0 { "under test" } else { "reference" }.into(),
+            role: if i < cfg.under_test.max(1) {
+                "under test"
+            } else {
+                "reference"
+            }
+            .into(),
         })
         .collect();
     Ok(Report {
@@ -378,15 +385,16 @@ pub fn summarize_cases(cfg: &CompareConfig, ms: &[Measurement]) -> Vec<CaseSumma
                     vs_best_reference: Ratios::default(),
                 });
             }
-            add_ratios(&mut cases[first..]);
+            add_ratios(&mut cases[first..], cfg.under_test);
         }
     }
     cases
 }
 
-/// Fills each server's ratios against the best *other* reference server
-/// (index 0 is the server under test, never a reference).
-fn add_ratios(group: &mut [CaseSummary]) {
+/// Fills each server's ratios against the best *other* reference server (the first
+/// `under_test` entries, at least one, are under test and never a reference).
+fn add_ratios(group: &mut [CaseSummary], under_test: usize) {
+    let under_test = under_test.max(1);
     let pick = |c: &CaseSummary, which: usize| -> Option<f64> {
         match which {
             0 => c.msgs_per_s,
@@ -403,7 +411,7 @@ fn add_ratios(group: &mut [CaseSummary]) {
             let refs = snapshot
                 .iter()
                 .enumerate()
-                .filter(|(j, _)| *j != 0 && *j != i)
+                .filter(|(j, _)| *j >= under_test && *j != i)
                 .filter_map(|(_, o)| pick(o, which))
                 .filter(|v| *v > 0.0);
             // Throughput: higher is better; everything else: lower is better.
@@ -457,12 +465,28 @@ mod tests {
             case("a", 100.0, 40.0),
             case("b", 200.0, 20.0),
         ];
-        add_ratios(&mut g);
+        add_ratios(&mut g, 1);
         assert_eq!(g[0].vs_best_reference.msgs_per_s, Some(1.5));
         assert_eq!(g[0].vs_best_reference.p50, Some(0.5));
         // A reference compares against the best of the others, never itself.
         assert_eq!(g[1].vs_best_reference.msgs_per_s, Some(0.5));
         assert_eq!(g[2].vs_best_reference.msgs_per_s, Some(2.0));
         assert_eq!(g[0].vs_best_reference.peak_rss, None);
+    }
+
+    #[test]
+    fn servers_under_test_are_never_references() {
+        let mut g = vec![
+            case("t1", 300.0, 10.0),
+            case("t2", 900.0, 5.0),
+            case("a", 100.0, 40.0),
+            case("b", 200.0, 20.0),
+        ];
+        add_ratios(&mut g, 2);
+        // Both compare against the best reference (b), not against each other.
+        assert_eq!(g[0].vs_best_reference.msgs_per_s, Some(1.5));
+        assert_eq!(g[1].vs_best_reference.msgs_per_s, Some(4.5));
+        assert_eq!(g[1].vs_best_reference.p50, Some(0.25));
+        assert_eq!(g[3].vs_best_reference.msgs_per_s, Some(2.0));
     }
 }

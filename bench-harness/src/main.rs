@@ -37,6 +37,10 @@ enum Cmd {
         /// NAME=PATH; the first is the server under test, the rest references.
         #[arg(long = "server", required = true)]
         servers: Vec<ServerSpec>,
+        /// How many of the first servers are under test (compared with the references, never
+        /// with each other), e.g. one binary in two configurations.
+        #[arg(long, default_value_t = 1)]
+        under_test: usize,
         #[arg(
             long,
             value_delimiter = ',',
@@ -192,6 +196,7 @@ fn real_main() -> Result<()> {
         }
         Cmd::Compare {
             servers,
+            under_test,
             workloads,
             sizes,
             rounds,
@@ -209,6 +214,7 @@ fn real_main() -> Result<()> {
         } => {
             let cfg = CompareConfig {
                 servers,
+                under_test,
                 workloads,
                 sizes,
                 rounds: rounds.max(1),
