@@ -16,6 +16,19 @@ fn payload(seq: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Messages with these payloads on `subject`, no headers, timestamp 0.
+fn on_subject<'a>(subject: &'a str, bodies: &'a [Vec<u8>]) -> Vec<NewMsg<'a>> {
+    bodies
+        .iter()
+        .map(|b| NewMsg {
+            subject,
+            headers: b"",
+            payload: b,
+            timestamp: 0,
+        })
+        .collect()
+}
+
 fn sim_open(io: &SimIo, c: FileStoreConfig) -> FileStore {
     FileStore::open(Arc::new(io.clone()), "/s", c).unwrap()
 }
@@ -195,15 +208,7 @@ fn power_failure_loses_no_acknowledged_append() {
             let bodies: Vec<Vec<u8>> = (0..n)
                 .map(|_| payload(rng.gen(), rng.gen_range(0..300)))
                 .collect();
-            let msgs: Vec<NewMsg> = bodies
-                .iter()
-                .map(|b| NewMsg {
-                    subject: "p",
-                    headers: b"",
-                    payload: b,
-                    timestamp: 0,
-                })
-                .collect();
+            let msgs = on_subject("p", &bodies);
             let seqs = s.append_batch(&msgs).unwrap();
             for (r, b) in seqs.into_iter().zip(bodies) {
                 acked.insert(r.unwrap(), b);
@@ -265,15 +270,7 @@ fn power_failure_loses_nothing_reported_durable_by_pipelined_appends() {
             let bodies: Vec<Vec<u8>> = (0..rng.gen_range(1..10))
                 .map(|_| payload(rng.gen(), rng.gen_range(0..200)))
                 .collect();
-            let msgs: Vec<NewMsg> = bodies
-                .iter()
-                .map(|b| NewMsg {
-                    subject: "p",
-                    headers: b"",
-                    payload: b,
-                    timestamp: 0,
-                })
-                .collect();
+            let msgs = on_subject("p", &bodies);
             let seqs = s.append_batch_pipelined(&msgs).unwrap();
             for (r, b) in seqs.into_iter().zip(bodies) {
                 written.insert(r.unwrap(), b);
