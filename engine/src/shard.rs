@@ -2,7 +2,7 @@
 //! of the other shards, the rings to them) and the publish routing that uses it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +92,9 @@ pub struct Shard {
     auto_unsub: RefCell<Vec<SubRef>>,
     /// Clients that crossed their stall mark since the feeders last paused for them.
     stalled: RefCell<Vec<Rc<ClientState>>>,
+    /// Feeders paused for stalled clients, oldest first: (ticket, the clients' ids).
+    stall_queue: RefCell<VecDeque<(u64, Vec<u64>)>>,
+    next_stall_ticket: Cell<u64>,
     pub stats: Cell<ShardStats>,
     /// Set by `send_targets` when a publish went to another shard; read by `publish`.
     routed: Cell<bool>,
@@ -120,6 +123,8 @@ impl Shard {
             touched: RefCell::new(Vec::with_capacity(nshards)),
             auto_unsub: RefCell::new(Vec::new()),
             stalled: RefCell::new(Vec::new()),
+            stall_queue: RefCell::new(VecDeque::new()),
+            next_stall_ticket: Cell::new(0),
             stats: Cell::new(ShardStats::default()),
             routed: Cell::new(false),
             overflow_pending: LocalSignal::default(),
@@ -201,18 +206,44 @@ impl Shard {
     /// Pauses the caller (a publishing connection or a ring consumer) while the clients it
     /// pushed past their stall mark catch up, for at most a few milliseconds in all: a slow
     /// reader slows its feeders down a little before it is cut off, as in nats-server.
+    ///
+    /// Feeders of the same client resume in the order they paused: when it catches up, the
+    /// longest-waiting feeder goes first and the others wait for their turn. Without the order,
+    /// whichever paused feeder happened to poll first ran on while the rest got one read batch
+    /// per 5 ms timeout (a 1 KiB fan-in of 8 publishers had a p99 of 0.4-0.5 s against
+    /// nats-server's 0.14 s).
     pub async fn wait_stalled(&self) {
         const STALL_MAX: Duration = Duration::from_millis(5);
         if !self.has_stalled() {
             return;
         }
         let clients: Vec<Rc<ClientState>> = self.stalled.borrow_mut().drain(..).collect();
+        let ids: Vec<u64> = clients.iter().map(|c| c.id).collect();
+        let ticket = self.next_stall_ticket.get();
+        self.next_stall_ticket.set(ticket + 1);
+        self.stall_queue.borrow_mut().push_back((ticket, ids));
         let deadline = std::time::Instant::now() + STALL_MAX;
-        for c in clients {
-            while c.is_behind() && std::time::Instant::now() < deadline {
-                glommio::timer::sleep(Duration::from_micros(100)).await;
+        loop {
+            let behind = clients.iter().any(|c| c.is_behind());
+            if (!behind && !self.older_feeder_waits(ticket))
+                || std::time::Instant::now() >= deadline
+            {
+                break;
             }
+            glommio::timer::sleep(Duration::from_micros(100)).await;
         }
+        self.stall_queue.borrow_mut().retain(|(t, _)| *t != ticket);
+    }
+
+    /// Whether a feeder that paused before `ticket` still waits for one of its clients.
+    fn older_feeder_waits(&self, ticket: u64) -> bool {
+        let q = self.stall_queue.borrow();
+        let Some((_, mine)) = q.iter().find(|(t, _)| *t == ticket) else {
+            return false;
+        };
+        q.iter()
+            .take_while(|(t, _)| *t != ticket)
+            .any(|(_, theirs)| theirs.iter().any(|id| mine.contains(id)))
     }
 
     /// Entries in the local sublists' match caches (monitoring's `num_cache`).
