@@ -412,7 +412,7 @@ impl Session {
             }
             if overflowed {
                 // Back-pressure: stop reading this client until the rings took its messages.
-                self.shard.wait_outlets_drained().await;
+                self.shard.wait_own_overflow_flushed().await;
             }
         }
     }

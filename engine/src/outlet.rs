@@ -2,7 +2,7 @@
 //!
 //! A full ring never blocks the executor and never drops: envelopes that do not fit wait in a
 //! local overflow queue, in order, and the publishing connection stops being read until the
-//! overflow drained (see `Shard::wait_outlets_drained`).
+//! envelopes it queued moved on (see `Shard::wait_own_overflow_flushed`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -17,6 +17,11 @@ pub struct Outlet {
     doorbell: Doorbell,
     /// Something was pushed since the doorbell last rang.
     dirty: Cell<bool>,
+    /// Envelopes ever queued in the overflow, and ever moved from it into the ring: a feeder
+    /// waits for its own envelopes (the count when it stopped) rather than for an empty queue,
+    /// which another feeder could keep refilling.
+    overflowed: Cell<u64>,
+    flushed: Cell<u64>,
 }
 
 impl Outlet {
@@ -26,6 +31,8 @@ impl Outlet {
             overflow: RefCell::new(VecDeque::new()),
             doorbell,
             dirty: Cell::new(false),
+            overflowed: Cell::new(0),
+            flushed: Cell::new(0),
         }
     }
 
@@ -33,11 +40,15 @@ impl Outlet {
         let mut overflow = self.overflow.borrow_mut();
         if !overflow.is_empty() {
             overflow.push_back(env);
+            self.overflowed.set(self.overflowed.get() + 1);
             return;
         }
         match self.producer.borrow_mut().push(env) {
             Ok(()) => self.dirty.set(true),
-            Err(env) => overflow.push_back(env),
+            Err(env) => {
+                overflow.push_back(env);
+                self.overflowed.set(self.overflowed.get() + 1);
+            }
         }
     }
 
@@ -54,8 +65,19 @@ impl Outlet {
                 break;
             }
             self.dirty.set(true);
+            self.flushed.set(self.flushed.get() + 1);
         }
         overflow.is_empty()
+    }
+
+    /// How many envelopes were ever queued in the overflow (the mark to wait for).
+    pub fn overflow_mark(&self) -> u64 {
+        self.overflowed.get()
+    }
+
+    /// Whether every envelope queued up to `mark` has moved into the ring.
+    pub fn flushed_past(&self, mark: u64) -> bool {
+        self.flushed.get() >= mark
     }
 
     pub fn has_overflow(&self) -> bool {

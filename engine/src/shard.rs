@@ -191,9 +191,33 @@ impl Shard {
         all
     }
 
-    /// Back-pressure for a publishing connection: returns once every ring took what waited for it.
+    /// Back-pressure for the overflow task: returns once every ring took what waited for it.
     pub async fn wait_outlets_drained(&self) {
         while !self.flush_overflow() {
+            glommio::timer::sleep(Duration::from_micros(50)).await;
+        }
+    }
+
+    /// Back-pressure for a publishing connection: returns once every envelope queued so far
+    /// (its own included) moved into the rings. Waiting for empty queues instead let the reader
+    /// released first refill them, so another reader on the shard could wait indefinitely.
+    pub async fn wait_own_overflow_flushed(&self) {
+        let marks: Vec<(u16, u64)> = self
+            .outlets()
+            .filter(|(_, o)| o.has_overflow())
+            .map(|(i, o)| (i, o.overflow_mark()))
+            .collect();
+        loop {
+            self.flush_overflow();
+            let done = marks.iter().all(|(i, m)| {
+                self.outlets
+                    .get(*i as usize)
+                    .and_then(Option::as_ref)
+                    .is_none_or(|o| o.flushed_past(*m))
+            });
+            if done {
+                return;
+            }
             glommio::timer::sleep(Duration::from_micros(50)).await;
         }
     }
