@@ -391,7 +391,14 @@ impl Session {
                     return CloseReason::AuthViolation;
                 }
                 match self.handle(op) {
-                    Next::Continue => {}
+                    Next::Continue => {
+                        // Per message, not per read: a read of 32 KiB delivered in one go could
+                        // carry a subscriber from under its stall mark past max_pending.
+                        if self.shard.has_stalled() {
+                            self.shard.after_sends();
+                            self.shard.wait_stalled().await;
+                        }
+                    }
                     Next::Close(reason) => {
                         self.shard.after_sends();
                         return reason;
@@ -403,14 +410,7 @@ impl Session {
                     }
                 }
             }
-            let overflowed = self.shard.after_sends();
-            // A subscriber this read pushed past its stall mark pauses this reader, once per
-            // read batch: pausing per message let whichever paused reader woke first run on
-            // while the others got one message per pause (a 1 KiB fan-in's p99 was 0.5 s).
-            if self.shard.has_stalled() {
-                self.shard.wait_stalled().await;
-            }
-            if overflowed {
+            if self.shard.after_sends() {
                 // Back-pressure: stop reading this client until the rings took its messages.
                 self.shard.wait_own_overflow_flushed().await;
             }

@@ -482,17 +482,17 @@ async fn inbound_loop(
     let mut bell = bell.attach();
     loop {
         let mut got = 0;
-        // A batch per turn, like a publishing connection's read: pausing after the first
-        // envelope that stalled a subscriber gave a ring one message per turn of the stall
-        // gate while local publishers got a whole read each, and starved remote publishers.
-        // A stalled subscriber still pauses the ring after the batch (it then fills and the
-        // publisher's shard stops reading).
+        // One envelope at a time so a subscriber that falls behind pauses this ring at once
+        // (the ring then fills and the publisher's shard stops reading it).
         while got < RING_BATCH {
             let Some(env) = consumer.pop() else {
                 break;
             };
             shard.on_envelope(from, env);
             got += 1;
+            if shard.has_stalled() {
+                break;
+            }
         }
         if got > 0 {
             shard.after_sends();
