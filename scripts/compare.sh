@@ -4,7 +4,8 @@
 # Writes bench-results/report.{json,html,md} (and report.txt, the terminal table).
 # Sized to finish in well under 10 minutes on 2 shared cores.
 #
-# Environment: ROUNDS (default 3), MSGS per throughput run (default 300000),
+# Environment: ROUNDS (default 3), MSGS per throughput run (default 1000000: at millions of
+# msgs/s a shorter run is tens of ms, where 10 ms CPU ticks and start-up dominate),
 # TACHYON_BIN, NATS_BIN, NATS29_BIN to override the binaries, EXTRA for more flags,
 # SHARDS1=0 to leave out the second Tachyon configuration (`--shards 1`, under test too: on a
 # 2-core host the load generator takes a core, and one shard is Tachyon's per-core figure).
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS="${ROUNDS:-3}"
-MSGS="${MSGS:-300000}"
+MSGS="${MSGS:-1000000}"
 TACHYON_BIN="${TACHYON_BIN:-target/release/tachyon}"
 NATS_BIN="${NATS_BIN:-.venv/bin/nats-server}"
 NATS29_BIN="${NATS29_BIN:-}"
