@@ -246,6 +246,12 @@ impl Shard {
         let ticket = self.next_stall_ticket.get();
         self.next_stall_ticket.set(ticket + 1);
         self.stall_queue.borrow_mut().push_back((ticket, ids));
+        // Leaves the queue however this future ends (a dropped task must not hold up the
+        // feeders behind it).
+        let _place = StallPlace {
+            queue: &self.stall_queue,
+            ticket,
+        };
         let deadline = std::time::Instant::now() + STALL_MAX;
         loop {
             let behind = clients.iter().any(|c| c.is_behind());
@@ -256,7 +262,6 @@ impl Shard {
             }
             glommio::timer::sleep(Duration::from_micros(100)).await;
         }
-        self.stall_queue.borrow_mut().retain(|(t, _)| *t != ticket);
     }
 
     /// Whether a feeder that paused before `ticket` still waits for one of its clients.
@@ -869,5 +874,18 @@ fn note_reply(client: &ClientState, reply: &[u8]) {
         if p.tracks_replies() {
             p.note_reply(reply, std::time::Instant::now());
         }
+    }
+}
+
+/// A feeder's place in the stall queue, given up when dropped.
+struct StallPlace<'a> {
+    queue: &'a RefCell<VecDeque<(u64, Vec<u64>)>>,
+    ticket: u64,
+}
+
+impl Drop for StallPlace<'_> {
+    fn drop(&mut self) {
+        let ticket = self.ticket;
+        self.queue.borrow_mut().retain(|(t, _)| *t != ticket);
     }
 }
