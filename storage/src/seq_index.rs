@@ -114,6 +114,12 @@ impl<S: Slot> SeqDeque<S> {
         if dead >= MIN_COMPACT && dead > self.live {
             self.slots.retain(|s| s.is_live());
         }
+        // Give memory back after a large purge, with room to grow again without reallocating
+        // at once.
+        let cap = self.slots.capacity();
+        if cap > 64 && cap > 4 * self.slots.len() {
+            self.slots.shrink_to(2 * self.slots.len());
+        }
         Some(out)
     }
 
@@ -351,6 +357,20 @@ mod tests {
         );
         assert_eq!(m.get(1), Some(&()));
         assert_eq!(m.get(199_999), Some(&()));
+    }
+
+    #[test]
+    fn memory_is_given_back_after_a_purge() {
+        let mut m: SeqMap<[u64; 4]> = SeqMap::default();
+        for seq in 1..=100_000u64 {
+            m.insert(seq, [seq; 4]);
+        }
+        for seq in 1..=99_990u64 {
+            m.remove(seq);
+        }
+        assert_eq!(m.len(), 10);
+        assert!(m.slots.capacity() <= 64, "capacity {}", m.slots.capacity());
+        assert_eq!(m.first_seq(), Some(99_991));
     }
 
     #[test]

@@ -126,6 +126,15 @@ pub struct FileStore {
     syncer: Option<syncer::Syncer>,
     /// Set while a pipelined append runs: its sync is the syncer's job, not the call's.
     deferring: bool,
+    /// Sealed segments left with no live message, and the sequence whose durability makes
+    /// their removal safe (`u64::MAX` until the batch that emptied them is written). Removing
+    /// a segment before the tombstones (and the appends) that emptied it are on disk could,
+    /// after a power cut, lose acknowledged messages and hand their sequences out again.
+    retired: Vec<(u64, u64)>,
+    /// Tombstones written since the file was last synced or handed to the syncer.
+    tomb_unsynced: bool,
+    /// Tombstones of pipelined batches, each with the sequence that must be durable first.
+    deferred_tombs: Vec<(u64, Vec<u8>)>,
     compact: compact::CompactState,
 }
 
@@ -182,6 +191,9 @@ impl FileStore {
         let open_first = seg_firsts.iter().next_back().copied();
         let mut open_idx = open_index::OpenIndex::default();
         for &first in &seg_firsts {
+            // A segment is named after the sequence that was next when it was created: even
+            // if everything in it was lost, no sequence below that is handed out again.
+            core.bump_last_seq(first.saturating_sub(1));
             let spath = dir.join(seg_name(first));
             let file: Arc<dyn IoFile> = io.open(&spath, false).map_err(ioe(&spath))?.into();
             let mut len = file.len().map_err(ioe(&spath))?;
@@ -282,8 +294,25 @@ impl FileStore {
             synced_seq: 0,
             syncer: None,
             deferring: false,
+            retired: Vec::new(),
+            tomb_unsynced: false,
+            deferred_tombs: Vec::new(),
             compact: compact::CompactState::default(),
         };
+        // Recovery read the tombstones and the open segment, possibly from the page cache of a
+        // process that crashed: make them durable before trusting them (removing segments,
+        // reporting `durable_seq`).
+        store
+            .tomb
+            .sync_data()
+            .map_err(|e| StoreError::io(store.dir.join(TOMBS), e))?;
+        if let Some(f) = open_first {
+            if let Some(s) = store.segs.get(&f) {
+                s.file
+                    .sync_data()
+                    .map_err(|e| StoreError::io(store.dir.join(seg_name(f)), e))?;
+            }
+        }
         // Sealed segments with nothing left go; the open one stays so writing can go on there.
         let empty: Vec<u64> = store
             .segs
@@ -382,19 +411,43 @@ impl FileStore {
     }
 
     fn sync_now(&mut self) -> Result<()> {
-        self.tomb
-            .sync_data()
-            .map_err(|e| StoreError::io(self.dir.join(TOMBS), e))?;
+        // Appends before tombstones: a tombstone a limit wrote for an append is durable only
+        // if that append is, so a power cut never leaves a message evicted by one that is gone.
         if let Some(s) = self.segs.get(&self.open_seg) {
             s.file
                 .sync_data()
                 .map_err(|e| StoreError::io(self.dir.join(seg_name(self.open_seg)), e))?;
         }
+        // Every append is durable now, so every deferred eviction may be written.
+        let due: Vec<u8> = self.deferred_tombs.drain(..).flat_map(|(_, b)| b).collect();
+        self.write_tombs(&due)?;
+        self.tomb
+            .sync_data()
+            .map_err(|e| StoreError::io(self.dir.join(TOMBS), e))?;
         self.dirty = false;
+        self.tomb_unsynced = false;
         self.last_sync = Instant::now();
         self.synced_seq = self.core.last_seq();
         if let Some(s) = &self.syncer {
             s.advance(self.synced_seq);
+        }
+        self.reap_retired()
+    }
+
+    /// Takes a sealed segment with no live message out of service; its files go once what
+    /// emptied it is durable ([`FileStore::reap_retired`]).
+    fn retire_segment(&mut self, first: u64) {
+        if self.segs.remove(&first).is_some() {
+            self.retired.push((first, u64::MAX));
+        }
+    }
+
+    /// Removes the files of retired segments whose removal is now safe.
+    fn reap_retired(&mut self) -> Result<()> {
+        let durable = self.durable_seq();
+        while let Some(i) = self.retired.iter().position(|(_, need)| *need <= durable) {
+            let (first, _) = self.retired.swap_remove(i);
+            self.remove_segment_files(first)?;
         }
         Ok(())
     }
@@ -431,16 +484,58 @@ impl FileStore {
                 syncer::Syncer::start(self.synced_seq).map_err(|e| StoreError::io(&self.dir, e))?;
             self.syncer = Some(s);
         }
+        let r = self
+            .write_due_evictions()
+            .and_then(|()| self.reap_retired());
+        self.guard(r)?;
         self.deferring = true;
         let r = self.append_inner(msgs);
         self.deferring = false;
         let out = self.guard(r)?;
-        let mut files = vec![self.tomb.clone()];
+        // Segment before tombstones, as in `sync_now`; the tombstone file only when something
+        // was written to it since it was last synced (a clean fdatasync can still cost a device
+        // cache flush).
+        let mut files = Vec::with_capacity(2);
         files.extend(self.segs.get(&self.open_seg).map(|s| s.file.clone()));
+        if std::mem::take(&mut self.tomb_unsynced) {
+            files.push(self.tomb.clone());
+        }
         if let Some(s) = &self.syncer {
             s.request(self.core.last_seq(), files);
         }
         Ok(out)
+    }
+
+    /// Writes the tombstones of pipelined batches whose appends are durable now. A batch's
+    /// evictions wait for its own appends: the syncer may fdatasync the tombstone file while
+    /// the next batch is being written, and an eviction on disk before the append that caused
+    /// it would, after a power cut, lose a message for one that never arrived.
+    fn write_due_evictions(&mut self) -> Result<()> {
+        let durable = self.durable_seq();
+        let mut due = Vec::new();
+        self.deferred_tombs.retain(|(need, bytes)| {
+            if *need <= durable {
+                due.extend_from_slice(bytes);
+                false
+            } else {
+                true
+            }
+        });
+        self.write_tombs(&due)
+    }
+
+    fn write_tombs(&mut self, tombs: &[u8]) -> Result<()> {
+        if tombs.is_empty() {
+            return Ok(());
+        }
+        let p = self.dir.join(TOMBS);
+        self.tomb
+            .write_all_at(tombs, self.tomb_len)
+            .map_err(|e| StoreError::io(&p, e))?;
+        self.tomb_len += tombs.len() as u64;
+        self.dirty = true;
+        self.tomb_unsynced = true;
+        Ok(())
     }
 
     /// Every sequence up to this one is on disk (covered by a completed fdatasync).
@@ -528,13 +623,18 @@ impl FileStore {
         write_atomic(self.io.as_ref(), &self.dir, &idx_name(first), &idx)?;
         self.new_segment()?;
         if self.segs.get(&first).is_some_and(|s| s.live == 0) {
-            self.drop_segment(first)?;
+            self.retire_segment(first);
         }
         Ok(())
     }
 
+    /// Removes a segment whose emptiness is already durable (recovery, compaction).
     fn drop_segment(&mut self, first: u64) -> Result<()> {
         self.segs.remove(&first);
+        self.remove_segment_files(first)
+    }
+
+    fn remove_segment_files(&mut self, first: u64) -> Result<()> {
         for name in [seg_name(first), idx_name(first)] {
             let p = self.dir.join(name);
             match self.io.remove(&p) {
@@ -557,23 +657,28 @@ impl FileStore {
         Some((e.data, emptied))
     }
 
-    /// Writes queued tombstones, syncs per policy, then drops emptied sealed segments.
+    /// Writes queued tombstones, retires emptied sealed segments, syncs per policy (which
+    /// removes the retired segments' files once that sync covers what emptied them).
     fn commit_removals(&mut self, tombs: &[u8], emptied: &[u64]) -> Result<()> {
-        if !tombs.is_empty() {
-            let p = self.dir.join(TOMBS);
-            self.tomb
-                .write_all_at(tombs, self.tomb_len)
-                .map_err(|e| StoreError::io(&p, e))?;
-            self.tomb_len += tombs.len() as u64;
-            self.dirty = true;
+        if self.deferring {
+            if !tombs.is_empty() {
+                self.deferred_tombs
+                    .push((self.core.last_seq(), tombs.to_vec()));
+            }
+        } else {
+            self.write_tombs(tombs)?;
+        }
+        for f in emptied {
+            self.retire_segment(*f);
+        }
+        // Everything that emptied them is written now: the next sync covering this sequence
+        // makes their removal safe.
+        let upto = self.core.last_seq();
+        for (_, need) in self.retired.iter_mut().filter(|(_, n)| *n == u64::MAX) {
+            *need = upto;
         }
         self.maybe_sync()?;
-        for f in emptied {
-            if self.segs.contains_key(f) {
-                self.drop_segment(*f)?;
-            }
-        }
-        Ok(())
+        self.reap_retired()
     }
 
     fn maybe_sync(&mut self) -> Result<()> {
@@ -731,8 +836,9 @@ impl FileStore {
         let mut out = Vec::with_capacity(buf.len());
         frame::encode_msg(&mut out, seq, rec.ts, &vec![0; s], &vec![0; h], &vec![0; p]);
         if loc.seg == self.open_seg {
-            // The cache must not go on serving the bytes just scrubbed.
+            // The cache must not go on serving the bytes just scrubbed, nor the index the name.
             self.hot.reset(seg.len);
+            self.open_idx.scrub(seq);
         }
         seg.file
             .write_all_at(&out, loc.off)
@@ -824,10 +930,15 @@ impl Store for FileStore {
             if overwrite {
                 self.scrub(seq, loc)?;
             }
-            match emptied {
-                Some(f) => self.drop_segment(f),
-                None => Ok(()),
+            if let Some(f) = emptied {
+                self.retire_segment(f);
+                let upto = self.core.last_seq();
+                for (_, need) in self.retired.iter_mut().filter(|(_, n)| *n == u64::MAX) {
+                    *need = upto;
+                }
+                self.reap_retired()?;
             }
+            Ok(())
         });
         self.guard(r)?;
         Ok(true)

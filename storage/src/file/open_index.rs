@@ -14,7 +14,8 @@ pub(super) struct OpenIndex {
     /// Every record of the open segment, deleted ones included: a sealed index lists what the
     /// segment holds, and recovery matches tombstones against it.
     entries: Vec<RawEntry>,
-    /// Subject number → name and the last sequence on it in this segment.
+    /// Subject number → name (the store's shared one, whose address is its `by_ptr` key) and
+    /// the last sequence on it in this segment.
     subjects: Vec<(Arc<str>, u64)>,
     /// Subject numbers by the address of the store's shared name: an append finds its number
     /// without hashing the subject. The names are held in `subjects`, so an address cannot be
@@ -31,11 +32,15 @@ impl OpenIndex {
             Some(n) => *n,
             None => {
                 let n = self.number(subject);
-                // The pointer is only a valid key while the name it points to is held.
+                // The pointer is only a valid key while the name it points to is held: the
+                // previous name of this subject (if another allocation) stops being one.
                 if let Some((held, _)) = self.subjects.get_mut(n as usize) {
-                    *held = subject.clone();
+                    let old = Arc::as_ptr(held) as *const u8 as usize;
+                    if old != key {
+                        self.by_ptr.remove(&old);
+                        *held = subject.clone();
+                    }
                 }
-                self.by_ptr.retain(|_, v| *v != n);
                 self.by_ptr.insert(key, n);
                 n
             }
@@ -50,6 +55,27 @@ impl OpenIndex {
             None => self.number(&Arc::from(subject)),
         };
         self.add(seq, off, len, ts, n);
+    }
+
+    /// A deleted record of the open segment was overwritten with a zeroed subject: the index
+    /// must not keep its name either.
+    pub fn scrub(&mut self, seq: u64) {
+        let Ok(i) = self.entries.binary_search_by_key(&seq, |e| e.seq) else {
+            return;
+        };
+        let Some(len) = self
+            .entries
+            .get(i)
+            .and_then(|e| self.subjects.get(e.subject as usize))
+            .map(|(name, _)| name.len())
+        else {
+            return;
+        };
+        let zeroed: Arc<str> = Arc::from("\0".repeat(len));
+        let n = self.number(&zeroed);
+        if let Some(e) = self.entries.get_mut(i) {
+            e.subject = n;
+        }
     }
 
     fn number(&mut self, subject: &Arc<str>) -> u32 {
@@ -77,14 +103,28 @@ impl OpenIndex {
 
     /// The sealed index's file bytes; the open index starts over, keeping its allocation.
     pub fn seal(&mut self, first_seq: u64, seg_len: u64) -> Vec<u8> {
-        let subjects = self
-            .subjects
-            .drain(..)
-            .map(|(name, last_seq)| SubjectLast {
-                name: name.to_string(),
-                last_seq,
-            })
-            .collect();
+        // Only names some record still carries (a scrubbed record's name is gone).
+        let mut renumber = vec![u32::MAX; self.subjects.len()];
+        for e in &self.entries {
+            if let Some(slot) = renumber.get_mut(e.subject as usize) {
+                *slot = 0;
+            }
+        }
+        let mut subjects = Vec::new();
+        for ((name, last_seq), slot) in self.subjects.drain(..).zip(renumber.iter_mut()) {
+            if *slot == 0 {
+                *slot = subjects.len() as u32;
+                subjects.push(SubjectLast {
+                    name: name.to_string(),
+                    last_seq,
+                });
+            }
+        }
+        for e in &mut self.entries {
+            if let Some(n) = renumber.get(e.subject as usize) {
+                e.subject = *n;
+            }
+        }
         self.by_ptr.clear();
         self.by_name.clear();
         encode_raw(first_seq, seg_len, &mut self.entries, subjects)
@@ -96,6 +136,24 @@ mod tests {
     use super::super::index::{scan, IndexView, SegIndex};
     use super::*;
     use crate::frame;
+
+    /// One pointer key per subject however often the store's shared name is replaced, and a
+    /// new subject costs no pass over the others (the map is only added to).
+    #[test]
+    fn one_key_per_subject() {
+        let mut idx = OpenIndex::default();
+        let mut seq = 0;
+        for round in 0..3 {
+            for i in 0..1000 {
+                // A fresh allocation each round, as when a subject left the store and came back.
+                let name: Arc<str> = Arc::from(format!("s.{i}"));
+                seq += 1;
+                idx.push(seq, 0, 1, 0, &name);
+                assert_eq!(idx.by_ptr.len(), if round == 0 { i + 1 } else { 1000 });
+            }
+        }
+        assert_eq!(idx.subjects.len(), 1000);
+    }
 
     /// The index kept while appending equals the one a scan of the segment rebuilds.
     #[test]

@@ -81,9 +81,15 @@ impl Syncer {
     pub fn request(&self, seq: u64, files: Vec<Arc<dyn IoFile>>) {
         let mut st = self.shared.lock();
         match &mut st.job {
-            // A pending request is for older writes to the same or already-synced files
-            // (sealing a segment syncs it): the newer one covers it.
-            Some(j) if j.seq >= seq => {}
+            // Merged with the pending request: one fdatasync per file covers both, in the
+            // newer request's order (its segment before its tombstones).
+            Some(j) => {
+                j.seq = j.seq.max(seq);
+                for f in files {
+                    j.files.retain(|g| !Arc::ptr_eq(g, &f));
+                    j.files.push(f);
+                }
+            }
             slot => *slot = Some(Job { seq, files }),
         }
         drop(st);
@@ -156,8 +162,20 @@ fn run(s: &Shared) {
         }
         drop(st);
         s.done.notify_all();
-        if let Some(f) = s.notify.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            f(s.durable.load(Ordering::Acquire));
+        let notified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Some(f) = s.notify.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                f(s.durable.load(Ordering::Acquire));
+            }
+        }));
+        if notified.is_err() {
+            // The owner's callback broke; waiting on this thread must not hang for it.
+            let mut st = s.lock();
+            st.error = Some("the durability callback panicked".into());
+            s.failed.store(true, Ordering::Release);
+            st.job = None;
+            st.stop = true;
+            drop(st);
+            s.done.notify_all();
         }
     }
 }
