@@ -214,6 +214,13 @@ fn real_main() -> Result<()> {
             md,
             work_dir,
         } => {
+            // One server alone is allowed (no ratios); several under test need a reference.
+            if under_test == 0 || (under_test > 1 && under_test >= servers.len()) {
+                return Err(BenchError::Config(format!(
+                    "--under-test {under_test} needs at least one reference after it ({} servers)",
+                    servers.len()
+                )));
+            }
             let cfg = CompareConfig {
                 servers,
                 under_test,
