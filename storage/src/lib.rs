@@ -17,7 +17,7 @@ pub mod types;
 pub use consumer_state::{ConsumerState, ConsumerStateFile, PendingAck, SequencePair};
 pub use direct_io::DirectIo;
 pub use error::{Result, StoreError};
-pub use file::{FileStore, FileStoreConfig, IoKind, RecoveryReport};
+pub use file::{FileStore, FileStoreConfig, IoKind, Maintenance, RecoveryReport};
 pub use io::{Io, IoFile, StdIo};
 pub use memory::MemoryStore;
 pub use sim_io::SimIo;

@@ -71,6 +71,15 @@ impl Default for FileStoreConfig {
     }
 }
 
+/// What one [`FileStore::maintain`] call did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Messages removed by `max_age`.
+    pub expired: u64,
+    /// The segment compacted, if one was sparse enough.
+    pub compacted: Option<CompactStats>,
+}
+
 /// What opening the store had to repair; empty after a clean shutdown.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -536,6 +545,21 @@ impl FileStore {
         self.dirty = true;
         self.tomb_unsynced = true;
         Ok(())
+    }
+
+    /// The periodic work of a store, for its owner's timer (e.g. once a second): removes
+    /// messages past `max_age` as of `now`, writes the evictions of pipelined batches that
+    /// became durable and removes the segments they emptied, then compacts at most one sparse
+    /// segment. Bounded: one segment's copy at most.
+    pub fn maintain(&mut self, now: i64) -> Result<Maintenance> {
+        self.check()?;
+        let expired = Store::expire(self, now)?;
+        let r = self
+            .write_due_evictions()
+            .and_then(|()| self.reap_retired());
+        self.guard(r)?;
+        let compacted = self.compact_step()?;
+        Ok(Maintenance { expired, compacted })
     }
 
     /// Every sequence up to this one is on disk (covered by a completed fdatasync).

@@ -365,6 +365,48 @@ fn a_scrubbed_subject_does_not_reach_the_sealed_index() {
     assert!(!data.windows(needle.len()).any(|w| w == needle));
 }
 
+/// The owner's periodic call: ages messages out, and compacts a segment left sparse by
+/// deletes, one per call.
+#[test]
+fn maintain_expires_and_compacts() {
+    let io = SimIo::new();
+    let c = FileStoreConfig {
+        limits: Limits {
+            max_age: Some(std::time::Duration::from_nanos(1000)),
+            ..Default::default()
+        },
+        ..cfg(2000)
+    };
+    let mut s = sim_open(&io, c);
+    for i in 0..60u64 {
+        s.append("m", b"", &payload(i, 60), 10_000 + i as i64)
+            .unwrap();
+    }
+    // Sparse sealed segments: all but every fifth message deleted.
+    for seq in 1..=40u64 {
+        if seq % 5 != 0 {
+            assert!(s.delete(seq, false).unwrap());
+        }
+    }
+    let m = s.maintain(10_500).unwrap();
+    assert_eq!(m.expired, 0, "nothing is older than 1000 ns yet");
+    let first = m.compacted.expect("a sparse segment was compacted");
+    assert!(first.bytes_after < first.bytes_before / 2, "{first:?}");
+    for seq in (5..=40u64).step_by(5).chain(41..=60) {
+        assert_eq!(s.load(seq).unwrap().unwrap().payload, payload(seq - 1, 60));
+    }
+    let mut compacted = 1;
+    while s.maintain(10_500).unwrap().compacted.is_some() {
+        compacted += 1;
+    }
+    assert!(compacted >= 2, "only {compacted} segments compacted");
+    // Messages stamped before 10_030 (sequences up to 30; 5, 10 .. 30 are left) age out.
+    let m = s.maintain(11_030).unwrap();
+    assert_eq!(m.expired, 6);
+    assert_eq!(s.state().first_seq, 35);
+    assert_eq!(s.state().msgs, 2 + 20);
+}
+
 fn corpus(io: &SimIo) -> BTreeMap<u64, StoredMsg> {
     let mut s = sim_open(io, cfg(600));
     for i in 1..=60u64 {
