@@ -428,8 +428,7 @@ impl FileStore {
                 .map_err(|e| StoreError::io(self.dir.join(seg_name(self.open_seg)), e))?;
         }
         // Every append is durable now, so every deferred eviction may be written.
-        let due: Vec<u8> = self.deferred_tombs.drain(..).flat_map(|(_, b)| b).collect();
-        self.write_tombs(&due)?;
+        self.write_evictions_upto(u64::MAX)?;
         self.tomb
             .sync_data()
             .map_err(|e| StoreError::io(self.dir.join(TOMBS), e))?;
@@ -448,6 +447,15 @@ impl FileStore {
     fn retire_segment(&mut self, first: u64) {
         if self.segs.remove(&first).is_some() {
             self.retired.push((first, u64::MAX));
+        }
+    }
+
+    /// Everything that emptied the newly retired segments is written now: the next sync
+    /// covering the last sequence makes their removal safe.
+    fn arm_retired(&mut self) {
+        let upto = self.core.last_seq();
+        for (_, need) in self.retired.iter_mut().filter(|(_, n)| *n == u64::MAX) {
+            *need = upto;
         }
     }
 
@@ -488,11 +496,7 @@ impl FileStore {
         if self.cfg.sync != SyncPolicy::Always {
             return self.append_batch(msgs);
         }
-        if self.syncer.is_none() {
-            let s =
-                syncer::Syncer::start(self.synced_seq).map_err(|e| StoreError::io(&self.dir, e))?;
-            self.syncer = Some(s);
-        }
+        self.start_syncer()?;
         let r = self
             .write_due_evictions()
             .and_then(|()| self.reap_retired());
@@ -515,12 +519,25 @@ impl FileStore {
         Ok(out)
     }
 
+    fn start_syncer(&mut self) -> Result<()> {
+        if self.syncer.is_none() {
+            let s =
+                syncer::Syncer::start(self.synced_seq).map_err(|e| StoreError::io(&self.dir, e))?;
+            self.syncer = Some(s);
+        }
+        Ok(())
+    }
+
     /// Writes the tombstones of pipelined batches whose appends are durable now. A batch's
     /// evictions wait for its own appends: the syncer may fdatasync the tombstone file while
     /// the next batch is being written, and an eviction on disk before the append that caused
     /// it would, after a power cut, lose a message for one that never arrived.
     fn write_due_evictions(&mut self) -> Result<()> {
-        let durable = self.durable_seq();
+        self.write_evictions_upto(self.durable_seq())
+    }
+
+    /// Writes the deferred tombstones whose appends up to `durable` are on disk.
+    fn write_evictions_upto(&mut self, durable: u64) -> Result<()> {
         let mut due = Vec::new();
         self.deferred_tombs.retain(|(need, bytes)| {
             if *need <= durable {
@@ -588,11 +605,7 @@ impl FileStore {
     /// Called from the syncer thread with the durable sequence after each background sync,
     /// so an event loop can acknowledge without polling.
     pub fn set_durable_notify(&mut self, f: DurableNotify) -> Result<()> {
-        if self.syncer.is_none() {
-            let s =
-                syncer::Syncer::start(self.synced_seq).map_err(|e| StoreError::io(&self.dir, e))?;
-            self.syncer = Some(s);
-        }
+        self.start_syncer()?;
         if let Some(s) = &self.syncer {
             s.set_notify(f);
         }
@@ -695,12 +708,7 @@ impl FileStore {
         for f in emptied {
             self.retire_segment(*f);
         }
-        // Everything that emptied them is written now: the next sync covering this sequence
-        // makes their removal safe.
-        let upto = self.core.last_seq();
-        for (_, need) in self.retired.iter_mut().filter(|(_, n)| *n == u64::MAX) {
-            *need = upto;
-        }
+        self.arm_retired();
         self.maybe_sync()?;
         self.reap_retired()
     }
@@ -956,10 +964,7 @@ impl Store for FileStore {
             }
             if let Some(f) = emptied {
                 self.retire_segment(f);
-                let upto = self.core.last_seq();
-                for (_, need) in self.retired.iter_mut().filter(|(_, n)| *n == u64::MAX) {
-                    *need = upto;
-                }
+                self.arm_retired();
                 self.reap_retired()?;
             }
             Ok(())

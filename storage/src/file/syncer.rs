@@ -46,6 +46,14 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Stops the syncer for good: waiters get `reason`, the store fails its next call.
+    fn fail(&self, st: &mut State, reason: String) {
+        st.error = Some(reason);
+        self.failed.store(true, Ordering::Release);
+        st.job = None;
+        st.stop = true;
+    }
 }
 
 pub(super) struct Syncer {
@@ -153,11 +161,8 @@ fn run(s: &Shared) {
             }
             Err(e) => {
                 tracing::error!(error = %e, "fdatasync failed; the store stops accepting writes");
-                st.error = Some(e.to_string());
-                s.failed.store(true, Ordering::Release);
                 // Nothing after a failed sync can be trusted to become durable.
-                st.job = None;
-                st.stop = true;
+                s.fail(&mut st, e.to_string());
             }
         }
         drop(st);
@@ -170,10 +175,7 @@ fn run(s: &Shared) {
         if notified.is_err() {
             // The owner's callback broke; waiting on this thread must not hang for it.
             let mut st = s.lock();
-            st.error = Some("the durability callback panicked".into());
-            s.failed.store(true, Ordering::Release);
-            st.job = None;
-            st.stop = true;
+            s.fail(&mut st, "the durability callback panicked".into());
             drop(st);
             s.done.notify_all();
         }
