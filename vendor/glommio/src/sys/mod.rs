@@ -172,7 +172,7 @@ pub(crate) fn sendmsg_syscall(
 }
 
 mod dma_buffer;
-mod membarrier;
+// TACHYON PATCH: `mod membarrier` removed (its one caller is now a fence; see sys/uring.rs).
 pub(crate) mod source;
 pub(crate) mod sysfs;
 mod uring;
@@ -306,6 +306,9 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // TACHYON PATCH: pairs with the fence the executor issues after `prepare_to_sleep`
+        // (upstream: `membarrier()` there, so no fence was needed here).
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -1223,6 +1223,8 @@ pub(crate) struct Reactor {
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// TACHYON PATCH: when the pending latency timer fires (as armed; it may fire later).
+    latency_timer_deadline: Cell<Option<Instant>>,
 
     link_fd: RawFd,
 
@@ -1354,6 +1356,7 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            latency_timer_deadline: Cell::new(None),
             blocking_thread,
             link_fd,
             notifier,
@@ -1814,22 +1817,30 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // TACHYON PATCH (vendor/README.md): upstream cancelled and re-armed the latency timer
+        // on every call. A caller that may sleep (`preempt_timer` is None: `park`) still gets
+        // that, so a sleeping executor only ever waits on a timer armed for this sleep. A
+        // polling caller keeps a pending timer that fires no later than it wants (see
+        // `keep_or_arm_latency_timer`): an early preemption only makes the loop poll sooner.
+        if preempt_timer().is_none() {
+            self.forget_latency_timer();
+        } else {
+            self.drop_latency_timer_if_fired();
+        }
 
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
+        // TACHYON PATCH: the throughput timer stays armed until it fires (upstream replaced it,
+        // one timeout cancel and one timeout add, on every call).
+        let pending = self
+            .throughput_preemption_timeout_src
+            .take()
+            .filter(|src| src.result().is_none());
+        let throughput = pending.unwrap_or_else(|| {
             main_ring.prepare_throughput_preemption_timer(
                 self.ring_depth() as u32,
                 self.eventfd_src.raw(),
-            ),
-        ));
+            )
+        });
+        self.throughput_preemption_timeout_src.set(Some(throughput));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1851,8 +1862,7 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                self.arm_latency_timer(&mut lat_ring, dur);
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1863,7 +1873,13 @@ impl Reactor {
             // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
             // details. This translates to `sys_membarrier()` /
             // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            //
+            // TACHYON PATCH: a SeqCst fence instead, paired with the one `SleepNotifier::notify`
+            // now issues before it reads `should_notify` (each side stores, fences, then loads
+            // the other's variable). `membarrier()` spared the notifying side that fence, but it
+            // interrupts every core running this process on every park: on a VM that cost more
+            // than the fences it saves.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
@@ -1880,9 +1896,9 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            if self.keep_or_arm_latency_timer(&mut lat_ring, preempt) {
+                flush_rings!(lat_ring, main_ring)?;
+            }
         }
 
         // A Note about `need_preempt`:
@@ -1893,6 +1909,47 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// TACHYON PATCH: cancels the latency timer, if any.
+    fn forget_latency_timer(&self) {
+        drop(self.latency_preemption_timeout_src.take());
+        self.latency_timer_deadline.set(None);
+    }
+
+    /// TACHYON PATCH: forgets the latency timer once it completed.
+    fn drop_latency_timer_if_fired(&self) {
+        if let Some(src) = self.latency_preemption_timeout_src.take() {
+            if src.result().is_none() {
+                self.latency_preemption_timeout_src.set(Some(src));
+            } else {
+                self.latency_timer_deadline.set(None);
+            }
+        }
+    }
+
+    /// TACHYON PATCH: replaces the latency timer with one firing `dur` from now.
+    fn arm_latency_timer(&self, lat_ring: &mut SleepableRing, dur: Duration) {
+        // Dropping the old source cancels it.
+        drop(self.latency_preemption_timeout_src.take());
+        self.latency_preemption_timeout_src
+            .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+        self.latency_timer_deadline.set(Some(Instant::now() + dur));
+    }
+
+    /// TACHYON PATCH: makes sure a latency timer fires within `dur`, keeping a pending one
+    /// that already does. Returns whether a new timer was queued (the caller flushes).
+    fn keep_or_arm_latency_timer(&self, lat_ring: &mut SleepableRing, dur: Duration) -> bool {
+        let pending = self.latency_preemption_timeout_src.take();
+        let keep = match (&pending, self.latency_timer_deadline.get()) {
+            (Some(_), Some(deadline)) => deadline <= Instant::now() + dur,
+            _ => false,
+        };
+        self.latency_preemption_timeout_src.set(pending);
+        if !keep {
+            self.arm_latency_timer(lat_ring, dur);
+        }
+        !keep
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
