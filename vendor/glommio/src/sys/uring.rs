@@ -1924,7 +1924,7 @@ impl Reactor {
         Ok(should_sleep)
     }
 
-    /// TACHYON PATCH: cancels the latency timer, if any.
+    /// TACHYON PATCH: cancels the latency timer, if any (dropping its source cancels it).
     fn forget_latency_timer(&self) {
         drop(self.latency_preemption_timeout_src.take());
         self.latency_timer_deadline.set(None);
@@ -1943,8 +1943,7 @@ impl Reactor {
 
     /// TACHYON PATCH: replaces the latency timer with one firing `dur` from now.
     fn arm_latency_timer(&self, lat_ring: &mut SleepableRing, dur: Duration) {
-        // Dropping the old source cancels it.
-        drop(self.latency_preemption_timeout_src.take());
+        self.forget_latency_timer();
         self.latency_preemption_timeout_src
             .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
         self.latency_timer_deadline.set(Some(Instant::now() + dur));
