@@ -12,6 +12,7 @@ pub mod doorbell;
 pub mod envelope;
 pub mod global;
 pub mod interest;
+pub mod listener;
 pub mod logging;
 pub mod monitor;
 pub mod outlet;

@@ -1,8 +1,8 @@
 //! Process start-up: listeners, the ring mesh between shards, one pinned executor per shard,
 //! signal handling, and the files tools wait on (log lines, ports file, pid file).
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, RawFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
-use socket2::{Domain, Socket, Type};
 
 use crate::cli::Options;
 use crate::client::CloseReason;
 use crate::doorbell::{self, BellReceiver};
 use crate::envelope::{Control, Envelope};
 use crate::global::{Config, Global};
+use crate::listener::{self, ListenError};
 use crate::outlet::Outlet;
 use crate::ring::{self, Consumer};
 use crate::shard::Shard;
@@ -30,10 +30,8 @@ const RING_BATCH: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("unable to resolve listen address {0}: {1}")]
-    Resolve(String, std::io::Error),
-    #[error("error listening on port: {0}, \"{1}\"")]
-    Listen(String, std::io::Error),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error("--shards must be between 1 and 1024, got {0}")]
     Shards(usize),
     #[error(transparent)]
@@ -57,41 +55,6 @@ struct ShardParts {
     control: BellReceiver,
     monitor: Option<monitor::mailbox::Inbox>,
     reload: crate::reload::Listener,
-}
-
-fn bind_listeners(host: &str, port: u16, n: usize) -> Result<(Vec<RawFd>, SocketAddr), StartError> {
-    let display = format!("{host}:{port}");
-    let addr = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| StartError::Resolve(display.clone(), e))?
-        .next()
-        .ok_or_else(|| StartError::Resolve(display.clone(), std::io::Error::other("no address")))?;
-    let mut fds = Vec::with_capacity(n);
-    let mut bound = addr;
-    for _ in 0..n {
-        let sock = Socket::new(Domain::for_address(bound), Type::STREAM, None)
-            .map_err(|e| StartError::Listen(display.clone(), e))?;
-        let setup = || -> std::io::Result<()> {
-            sock.set_reuse_address(true)?;
-            sock.set_reuse_port(true)?;
-            if bound.is_ipv6() {
-                sock.set_only_v6(false)?;
-            }
-            sock.bind(&bound.into())?;
-            sock.listen(4096)?;
-            sock.set_nonblocking(true)?;
-            Ok(())
-        };
-        setup().map_err(|e| StartError::Listen(display.clone(), e))?;
-        if bound.port() == 0 {
-            // Every shard's listener must share the port the first one was given.
-            if let Some(a) = sock.local_addr().ok().and_then(|a| a.as_socket()) {
-                bound.set_port(a.port());
-            }
-        }
-        fds.push(sock.into_raw_fd());
-    }
-    Ok((fds, bound))
 }
 
 /// Blocks the signals the control thread handles, so no shard thread is interrupted by them.
@@ -139,7 +102,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         .as_ref()
         .map(crate::tls::ServerTls::load)
         .transpose()?;
-    let (fds, bound) = bind_listeners(&config.opts.host, config.opts.port, n)?;
+    let (fds, bound) = listener::bind_listeners(&config.opts.host, config.opts.port, n)?;
     let global = Arc::new(Global::with_accounts(config, bound.port(), accounts));
     // Bound before the shards start, so a busy monitor port fails start-up cleanly.
     let http_host = opts.http_host.clone().unwrap_or_else(|| opts.host.clone());

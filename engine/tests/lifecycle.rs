@@ -373,6 +373,80 @@ fn random_port_gives_distinct_working_ports() {
     client(b.port);
 }
 
+/// Listeners use SO_REUSEPORT, which would let a second Tachyon on the same port join the group
+/// and take some of the connections. It must refuse the port as nats-server does, and the first
+/// server must keep every connection.
+#[test]
+fn a_busy_port_fails_start_up_like_nats_server() {
+    let first = Server::tachyon(2, &[]);
+    let port = first.port.to_string();
+    let want = format!(
+        "[FTL] Error listening on port: 127.0.0.1:{port}, \
+         \"listen tcp 127.0.0.1:{port}: bind: address already in use\""
+    );
+    let o = run_bin(
+        tachyon_bin(),
+        &["-a", "127.0.0.1", "-p", &port, "--shards", "2"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout {}\nstderr {}",
+        o.stdout,
+        o.stderr
+    );
+    assert!(o.stderr.contains(&want), "stderr: {}", o.stderr);
+    if let Some(reference) = common::require_nats_server("busy port") {
+        let r = run_bin(&reference, &["-a", "127.0.0.1", "-p", &port]);
+        assert_eq!(r.status.code(), Some(1), "nats-server: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&want),
+            "nats-server says otherwise: {}",
+            r.stderr
+        );
+    }
+    // Every connection still reaches the first server: two clients on the same subject talk.
+    let mut sub = client(first.port);
+    sub.send(b"SUB busy.port 1\r\nPING\r\n");
+    sub.read_until(b"PONG\r\n", STEP);
+    for i in 0..8 {
+        let mut p = client(first.port);
+        p.send(format!("PUB busy.port 2\r\n{i:02}\r\nPING\r\n").as_bytes());
+        p.read_until(b"PONG\r\n", STEP);
+        let got = sub.read_until(format!("{i:02}\r\n").as_bytes(), STEP);
+        assert!(
+            got.text()
+                .contains(&format!("MSG busy.port 1 2\r\n{i:02}\r\n")),
+            "publisher {i} did not reach the subscriber: {:?}",
+            got.text()
+        );
+    }
+}
+
+#[test]
+fn a_busy_monitor_port_fails_start_up_like_nats_server() {
+    let taken = match std::net::TcpListener::bind(("127.0.0.1", 0)) {
+        Ok(l) => l,
+        Err(e) => panic!("bind: {e}"),
+    };
+    let port = match taken.local_addr() {
+        Ok(a) => a.port().to_string(),
+        Err(e) => panic!("local_addr: {e}"),
+    };
+    let want = format!(
+        "[FTL] Can't start monitoring: can't listen to the monitor port: \
+         listen tcp 127.0.0.1:{port}: bind: address already in use"
+    );
+    let args = ["-a", "127.0.0.1", "-p", "-1", "-m", &port];
+    let o = run_bin(tachyon_bin(), &args);
+    assert_eq!(o.status.code(), Some(1), "stderr {}", o.stderr);
+    assert!(o.stderr.contains(&want), "stderr: {}", o.stderr);
+    if let Some(reference) = common::require_nats_server("busy monitor port") {
+        let r = run_bin(&reference, &args);
+        assert!(r.stderr.contains(&want), "nats-server says: {}", r.stderr);
+    }
+}
+
 #[test]
 fn listens_on_ipv6_loopback() {
     if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() {

@@ -22,14 +22,16 @@ use query::Query;
 use snapshot::Want;
 
 use crate::global::Global;
+use crate::listener::{go_op_error, host_port};
 
 /// How long a request waits for the shards before answering with those that replied.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    #[error("can't listen to the monitor port: {0}")]
-    Listen(std::io::Error),
+    /// nats-server's text, e.g. `...: listen tcp HOST:PORT: bind: address already in use`.
+    #[error("Can't start monitoring: can't listen to the monitor port: {0}")]
+    Listen(String),
 }
 
 /// The monitoring server's shared state: one per process, read by every HTTP connection thread.
@@ -53,18 +55,16 @@ pub struct Bound {
 
 /// Binds `host:port` (0 = random). The caller logs and starts it.
 pub fn bind(host: &str, port: u16) -> Result<Bound, MonitorError> {
+    let target = format!("tcp {}", host_port(host, port));
+    let fail = |syscall, e| MonitorError::Listen(go_op_error("listen", &target, syscall, &e));
     let addr = (host, port)
         .to_socket_addrs()
-        .map_err(MonitorError::Listen)?
+        .map_err(|e| fail("lookup", e))?
         .next()
-        .ok_or_else(|| MonitorError::Listen(std::io::Error::other("no address")))?;
-    let listener = TcpListener::bind(addr).map_err(MonitorError::Listen)?;
-    let addr = listener.local_addr().map_err(MonitorError::Listen)?;
-    let display = if host.contains(':') {
-        format!("[{host}]:{}", addr.port())
-    } else {
-        format!("{host}:{}", addr.port())
-    };
+        .ok_or_else(|| fail("lookup", std::io::Error::other("no address")))?;
+    let listener = TcpListener::bind(addr).map_err(|e| fail("bind", e))?;
+    let addr = listener.local_addr().map_err(|e| fail("getsockname", e))?;
+    let display = host_port(host, addr.port());
     Ok(Bound {
         listener,
         addr,
