@@ -171,6 +171,12 @@ pub fn print_result(r: &RunResult) {
             );
         }
     }
+    if let Some(s) = &r.publisher_spread {
+        println!(
+            "  per-publisher mean latency us: fastest {:.1}  slowest {:.1} (publisher {})",
+            s.fastest_mean_us, s.slowest_mean_us, s.slowest
+        );
+    }
 }
 
 fn real_main() -> Result<()> {

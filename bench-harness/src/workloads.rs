@@ -219,6 +219,44 @@ pub struct RunResult {
     pub latency: Option<LatencySummary>,
     /// Connect + handshake time per connection (conns).
     pub connect_latency: Option<LatencySummary>,
+    /// How evenly the server served the publishers: their mean latencies, lowest and highest.
+    #[serde(default)]
+    pub publisher_spread: Option<PublisherSpread>,
+}
+
+/// The fastest and slowest publisher by mean one-way latency. A server that favours some
+/// connections (e.g. those on the subscriber's own core) shows a wide spread and a p99 made of
+/// the disfavoured ones.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PublisherSpread {
+    pub fastest_mean_us: f64,
+    pub slowest_mean_us: f64,
+    pub slowest: usize,
+}
+
+impl PublisherSpread {
+    /// From each publisher's (latency sum in ns, messages); `None` with fewer than two.
+    pub fn from_sums(per_pub: &[(u64, u64)]) -> Option<PublisherSpread> {
+        let means: Vec<(usize, f64)> = per_pub
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, n))| *n > 0)
+            .map(|(i, (sum, n))| (i, *sum as f64 / *n as f64 / 1e3))
+            .collect();
+        if means.len() < 2 {
+            return None;
+        }
+        let fastest = means.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
+        let (slowest, slowest_mean_us) = means
+            .iter()
+            .copied()
+            .fold((0, f64::NEG_INFINITY), |a, m| if m.1 > a.1 { m } else { a });
+        Some(PublisherSpread {
+            fastest_mean_us: fastest,
+            slowest_mean_us,
+            slowest,
+        })
+    }
 }
 
 /// A clock every thread of a run shares, so send and receive times compare.
@@ -287,6 +325,8 @@ pub struct Checker {
     pub bad: u64,
     pub first_bad: Option<String>,
     pub hist: Histogram<u64>,
+    /// Per publisher: sum of one-way latencies (ns) and how many were timed.
+    pub per_pub: Vec<(u64, u64)>,
     clock: RunClock,
     pub last_ns: u64,
 }
@@ -301,6 +341,7 @@ impl Checker {
             bad: 0,
             first_bad: None,
             hist: new_histogram(),
+            per_pub: vec![(0, 0); pubs],
             clock,
             last_ns: 0,
         }
@@ -318,10 +359,15 @@ impl Checker {
         let now = self.clock.now_ns();
         self.last_ns = now;
         let (id, ts) = read_stamp(payload);
-        if let Some(ts) = ts {
-            record(&mut self.hist, now.saturating_sub(ts));
+        let latency = ts.map(|ts| now.saturating_sub(ts));
+        if let Some(l) = latency {
+            record(&mut self.hist, l);
         }
         let Some((pid, seq)) = id else { return };
+        if let (Some(l), Some(p)) = (latency, self.per_pub.get_mut(pid as usize)) {
+            p.0 += l;
+            p.1 += 1;
+        }
         let order = self.order;
         let Some(next) = usize::try_from(pid).ok().and_then(|p| self.next.get_mut(p)) else {
             self.fail(|| format!("message from unknown publisher {pid}"));
@@ -681,7 +727,12 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
 
     let mut delivered = 0;
     let mut hist = new_histogram();
+    let mut per_pub = vec![(0u64, 0u64); plan.pubs];
     for (i, ck) in subs.iter().enumerate() {
+        for (total, mine) in per_pub.iter_mut().zip(&ck.per_pub) {
+            total.0 += mine.0;
+            total.1 += mine.1;
+        }
         if let Some(why) = &ck.first_bad {
             return Err(BenchError::Verify(format!(
                 "subscriber {i}: {} bad messages, first: {why}",
@@ -724,6 +775,7 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
         pub_msgs_per_s: pub_rate,
         latency: summarize(&hist),
         connect_latency: None,
+        publisher_spread: PublisherSpread::from_sums(&per_pub),
     })
 }
 
@@ -836,6 +888,7 @@ fn run_reqrep<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result
         pub_msgs_per_s: rate,
         latency: summarize(&hist),
         connect_latency: None,
+        publisher_spread: None,
     })
 }
 
@@ -1011,12 +1064,42 @@ fn run_conns<L: Link, F: Fleet>(
         pub_msgs_per_s: rate,
         latency: summarize(&ck.hist),
         connect_latency: summarize(&connect_hist),
+        publisher_spread: None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publisher_spread_names_the_slowest() {
+        // Means 2 us, 10 us, (none), 4 us.
+        let s = PublisherSpread::from_sums(&[(4_000, 2), (30_000, 3), (0, 0), (4_000, 1)]);
+        assert_eq!(
+            s,
+            Some(PublisherSpread {
+                fastest_mean_us: 2.0,
+                slowest_mean_us: 10.0,
+                slowest: 1,
+            })
+        );
+        assert_eq!(PublisherSpread::from_sums(&[(5, 1), (0, 0)]), None);
+    }
+
+    #[test]
+    fn checker_sums_latency_per_publisher() {
+        let clock = RunClock::new();
+        let mut ck = Checker::new(Order::Exact, 2, false, clock.clone());
+        for seq in 0..3 {
+            let mut p = vec![0u8; 32];
+            stamp(&mut p, 1, seq, clock.now_ns());
+            ck.on_payload(&p);
+        }
+        assert_eq!(ck.per_pub[0], (0, 0));
+        assert_eq!(ck.per_pub[1].1, 3);
+        assert_eq!(ck.bad, 0);
+    }
 
     #[test]
     fn stamp_round_trip() {

@@ -15,7 +15,7 @@ use tachyon_protocol::{encode, errors, json, subject, ClientOp, Limits, Parser};
 
 use crate::client::{ClientFlags, ClientState, CloseReason};
 use crate::global::Config;
-use crate::shard::{Shard, SubscribeError};
+use crate::shard::{Feeder, Shard, SubscribeError};
 
 const READ_CHUNK: usize = 32 * 1024;
 
@@ -396,7 +396,7 @@ impl Session {
                         // carry a subscriber from under its stall mark past max_pending.
                         if self.shard.has_stalled() {
                             self.shard.after_sends();
-                            self.shard.wait_stalled().await;
+                            self.shard.wait_stalled(Feeder::Reader).await;
                         }
                     }
                     Next::Close(reason) => {

@@ -20,7 +20,7 @@ use crate::global::{Config, Global};
 use crate::listener::{self, ListenError};
 use crate::outlet::Outlet;
 use crate::ring::{self, Consumer};
-use crate::shard::Shard;
+use crate::shard::{Feeder, Shard};
 use crate::{conn, logging, monitor, portsfile};
 
 /// Envelopes per shard-pair ring. Small enough that a many-shard mesh stays modest in memory.
@@ -459,7 +459,7 @@ async fn inbound_loop(
         }
         if got > 0 {
             shard.after_sends();
-            shard.wait_stalled().await;
+            shard.wait_stalled(Feeder::Ring).await;
             glommio::yield_if_needed().await;
             continue;
         }
