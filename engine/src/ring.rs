@@ -20,14 +20,14 @@ use crossbeam_utils::CachePadded;
 use self::sync::{Arc, AtomicUsize, Ordering, UnsafeCell};
 
 /// Switches between std and loom primitives so the same code runs under the loom model checker.
-#[cfg(loom)]
+#[cfg(tachyon_loom)]
 mod sync {
     pub(super) use loom::cell::UnsafeCell;
     pub(super) use loom::sync::atomic::{AtomicUsize, Ordering};
     pub(super) use loom::sync::Arc;
 }
 
-#[cfg(not(loom))]
+#[cfg(not(tachyon_loom))]
 mod sync {
     pub(super) use std::sync::atomic::{AtomicUsize, Ordering};
     pub(super) use std::sync::Arc;
@@ -216,6 +216,28 @@ impl<T: Send> Consumer<T> {
         Some(value)
     }
 
+    /// Hands the oldest item, if any, to `f` where it lies in its slot, then drops it there:
+    /// unlike [`pop`](Self::pop) nothing is moved out, which for a large `T` saves copying it.
+    /// If `f` panics the item still counts as consumed and is dropped exactly once.
+    pub fn pop_with<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        if self.head == self.cached_tail {
+            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+            if self.head == self.cached_tail {
+                return None;
+            }
+        }
+        let slot = ConsumeInSlot(self);
+        let result = slot.0.shared.slots[slot.0.head & slot.0.shared.mask].with_mut(|cell| {
+            // SAFETY: as in `take_slot`: head is in [head, tail) as observed through an Acquire
+            // load of tail, so the value is initialised and the producer leaves the slot alone
+            // until a head past it is published, which only `ConsumeInSlot::drop` does, after
+            // the last use of this reference.
+            f(unsafe { (*cell).assume_init_mut() })
+        });
+        drop(slot);
+        Some(result)
+    }
+
     /// Pops up to `max` items, calling `f` for each; publishes the new head once per batch.
     /// Returns how many items were popped. If `f` panics, the items already handed to it stay
     /// consumed and the rest stay in the ring.
@@ -275,6 +297,27 @@ impl<T: Send> Consumer<T> {
     }
 }
 
+/// Drops the item at `head` in its slot, then advances and publishes `head`, whether or not the
+/// code that used the item panicked.
+struct ConsumeInSlot<'a, T>(&'a mut Consumer<T>);
+
+impl<T> Drop for ConsumeInSlot<'_, T> {
+    fn drop(&mut self) {
+        let index = self.0.head & self.0.shared.mask;
+        // Counted as consumed before its drop runs: if that drop panics, `Shared::drop` must not
+        // drop it again. The head is published (by `PublishHead`) only after the drop, so the
+        // producer cannot reuse the slot while it is being dropped.
+        self.0.head = self.0.head.wrapping_add(1);
+        let publish = PublishHead(&mut *self.0);
+        publish.0.shared.slots[index].with_mut(|cell| {
+            // SAFETY: the slot held an initialised value that nothing moved out (`pop_with` only
+            // lent it), and the producer cannot touch it before `publish` stores the new head.
+            unsafe { (*cell).assume_init_drop() }
+        });
+        drop(publish);
+    }
+}
+
 struct PublishHead<'a, T>(&'a mut Consumer<T>);
 
 impl<T> Drop for PublishHead<'_, T> {
@@ -301,7 +344,7 @@ impl<T> std::fmt::Debug for Consumer<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(tachyon_loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize as StdAtomicUsize;
@@ -460,6 +503,48 @@ mod tests {
     }
 
     #[test]
+    fn pop_with_lends_in_order_and_drops_once() {
+        let drops = Arc::new(StdAtomicUsize::new(0));
+        let (mut tx, mut rx) = channel(4);
+        for i in 0..10u32 {
+            assert!(tx.push((i, Counted(drops.clone()))).is_ok());
+            let got = rx.pop_with(|(v, _)| {
+                *v += 100;
+                *v
+            });
+            assert_eq!(got, Some(i + 100));
+            assert_eq!(drops.load(Ordering::Relaxed), i as usize + 1);
+        }
+        assert_eq!(rx.pop_with(|_| ()), None);
+        // The slot is free again: the ring takes a full capacity after the loop.
+        for _ in 0..4 {
+            assert!(tx.push((0, Counted(drops.clone()))).is_ok());
+        }
+        assert!(tx.push((0, Counted(drops.clone()))).is_err());
+        assert_eq!(drops.load(Ordering::Relaxed), 11);
+        drop((tx, rx));
+        assert_eq!(drops.load(Ordering::Relaxed), 15);
+    }
+
+    #[test]
+    fn panic_inside_pop_with_consumes_and_drops_once() {
+        let drops = Arc::new(StdAtomicUsize::new(0));
+        let (mut tx, mut rx) = channel(4);
+        for _ in 0..3 {
+            assert!(tx.push(Counted(drops.clone())).is_ok());
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rx.pop_with(|_| panic!("consumer failed"))
+        }));
+        assert!(result.is_err());
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        assert_eq!(rx.len(), 2);
+        assert_eq!(tx.len(), 2);
+        drop((tx, rx));
+        assert_eq!(drops.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
     fn zero_sized_items() {
         let (mut tx, mut rx) = channel::<()>(2);
         tx.push(()).unwrap();
@@ -471,7 +556,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, tachyon_loom))]
 mod loom_tests {
     use super::*;
     use loom::thread;
@@ -529,6 +614,47 @@ mod loom_tests {
                 }
             }
             producer.join().unwrap();
+        });
+    }
+
+    /// `pop_with` drops in the slot before publishing the head: the producer, which reuses
+    /// slots as soon as it sees the head move, must never write over a value being dropped.
+    #[test]
+    fn fifo_and_single_drop_across_threads_with_pop_with() {
+        use loom::sync::atomic::AtomicUsize;
+
+        struct Tracked(u32, Arc<AtomicUsize>);
+        impl Drop for Tracked {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+
+        loom::model(|| {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let (mut tx, mut rx) = channel::<Tracked>(2);
+            let producer_drops = drops.clone();
+            let producer = thread::spawn(move || {
+                for i in 0..3 {
+                    let mut value = Tracked(i, producer_drops.clone());
+                    while let Err(back) = tx.push(value) {
+                        value = back;
+                        thread::yield_now();
+                    }
+                }
+            });
+            let mut next = 0;
+            while next < 3 {
+                match rx.pop_with(|t| t.0) {
+                    Some(v) => {
+                        assert_eq!(v, next);
+                        next += 1;
+                    }
+                    None => thread::yield_now(),
+                }
+            }
+            producer.join().unwrap();
+            assert_eq!(drops.load(Ordering::Relaxed), 3);
         });
     }
 

@@ -445,7 +445,8 @@ impl Shard {
 
     // ---- inbound envelopes ----------------------------------------------------------------------
 
-    pub fn on_envelope(&self, from: u16, env: Envelope) {
+    /// Handles one envelope from shard `from`, in its ring slot (the ring drops it afterwards).
+    pub fn on_envelope(&self, from: u16, env: &mut Envelope) {
         match env {
             Envelope::Msg(msg) => self.deliver_routed(msg),
             Envelope::Interest {
@@ -455,21 +456,22 @@ impl Shard {
                 queue,
             } => {
                 let mut remote = self.remote.borrow_mut();
-                let Some(remote) = remote.get_mut(account as usize) else {
+                let Some(remote) = remote.get_mut(*account as usize) else {
                     return;
                 };
+                let (subject, queue) = (std::mem::take(subject), queue.take());
                 match op {
                     InterestOp::Add => remote.add(from, subject, queue),
                     InterestOp::Remove => remote.remove(from, subject, queue),
                 }
             }
-            Envelope::Barrier { token } => {
+            &mut Envelope::Barrier { token } => {
                 tracing::trace!("shard {} acks barrier {token} of shard {from}", self.id);
                 if let Some(Some(o)) = self.outlets.get(from as usize) {
                     o.send(Envelope::BarrierAck { token });
                 }
             }
-            Envelope::BarrierAck { token } => {
+            &mut Envelope::BarrierAck { token } => {
                 tracing::trace!("shard {} got ack {token} from shard {from}", self.id);
                 let mut barriers = self.barriers.borrow_mut();
                 if let Some(b) = barriers.get_mut(&token) {
@@ -830,7 +832,7 @@ impl Shard {
         let _ = from.send_msg(reply, &sub.sid, None, Some(block.len()), &block);
     }
 
-    fn deliver_routed(&self, msg: RoutedMsg) {
+    fn deliver_routed(&self, msg: &RoutedMsg) {
         self.bump_stats(|s| s.routed_in += 1);
         let local: Rc<MatchResult<SubRef>> =
             match self.local.borrow_mut().get_mut(msg.account as usize) {
