@@ -237,6 +237,8 @@ impl<S: AsRawFd + FromRawFd + From<socket2::Socket>> GlommioDatagram<S> {
 
     fn yolo_rx(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         if self.rx_yolo.get() {
+            // SAFETY (TACHYON PATCH): same layout; recv writes only initialised bytes.
+            let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
             super::yolo_recv(self.socket.as_raw_fd(), buf)
         } else {
             None

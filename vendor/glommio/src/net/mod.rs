@@ -52,10 +52,12 @@ fn yolo_peek(fd: RawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
     }
 }
 
-fn yolo_recv(fd: RawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
+// TACHYON PATCH: takes possibly uninitialised memory (recv only writes it), so a caller can read
+// into a buffer's spare capacity without zeroing it first (`TcpStream::poll_read_uninit`).
+fn yolo_recv(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> Option<io::Result<usize>> {
     match sys::recv_syscall(
         fd,
-        buf.as_mut_ptr(),
+        buf.as_mut_ptr().cast(),
         buf.len(),
         MsgFlags::MSG_DONTWAIT.bits(),
     ) {

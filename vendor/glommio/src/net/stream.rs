@@ -69,6 +69,11 @@ impl RxBuf for NonBuffered {
 /// Trait for receive buffer implementations
 pub trait Buffered: RxBuf {}
 
+/// TACHYON PATCH: the receive "buffer" of a stream that reads straight from its socket.
+pub trait Unbuffered: RxBuf {}
+
+impl Unbuffered for NonBuffered {}
+
 /// Non-shared fixed sized receive buffer allocated
 /// when buffered stream is created
 #[derive(Debug)]
@@ -258,6 +263,19 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         cx: &Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        // SAFETY (TACHYON PATCH): `[u8]` and `[MaybeUninit<u8>]` have the same layout, and
+        // `poll_read_uninit` only ever writes initialised bytes (recv's) into the slice.
+        let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+        self.poll_read_uninit(cx, buf)
+    }
+
+    /// TACHYON PATCH: `poll_read` into possibly uninitialised memory; on `Ready(Ok(n))` the
+    /// first `n` bytes of `buf` were written by `recv`.
+    pub(crate) fn poll_read_uninit(
+        &mut self,
+        cx: &Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
 
@@ -430,6 +448,19 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
             return Ok(pos);
         }
         self.stream.peek(buf).await
+    }
+
+    /// TACHYON PATCH: reads straight from the socket into possibly uninitialised memory; only
+    /// for unbuffered streams, whose reads never go through `rx_buf`.
+    pub(crate) fn poll_read_uninit(
+        &mut self,
+        cx: &Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>>
+    where
+        B: Unbuffered,
+    {
+        self.stream.poll_read_uninit(cx, buf)
     }
 
     pub(crate) fn poll_read(

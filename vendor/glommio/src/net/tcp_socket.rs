@@ -687,6 +687,24 @@ impl<B: RxBuf> TcpStream<B> {
     }
 }
 
+// TACHYON PATCH: reading into a buffer's spare capacity, which safe code would have to zero first.
+impl<B: super::stream::Unbuffered> TcpStream<B> {
+    /// Like `AsyncRead::poll_read`, into possibly uninitialised memory: on `Ready(Ok(n))` the
+    /// first `n` bytes of `buf` have been written.
+    pub fn poll_read_uninit(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_read_uninit(cx, buf)
+    }
+
+    /// Reads into possibly uninitialised memory; `Ok(n)`: the first `n` bytes were written.
+    pub async fn read_uninit(&mut self, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read_uninit(cx, buf)).await
+    }
+}
+
 impl<B: Buffered + Unpin> AsyncBufRead for TcpStream<B> {
     fn poll_fill_buf<'a>(
         self: Pin<&'a mut Self>,
