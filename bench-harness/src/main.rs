@@ -34,6 +34,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Render a saved comparison (`compare --json`) again: terminal table, HTML, Markdown.
+    Report {
+        /// The JSON report `compare --json` wrote.
+        json: PathBuf,
+        #[arg(long)]
+        html: Option<PathBuf>,
+        #[arg(long)]
+        md: Option<PathBuf>,
+    },
     /// Start each server binary and run the workloads against each in turn.
     Compare {
         /// NAME=PATH; the first is the server under test, the rest references.
@@ -247,31 +256,25 @@ fn real_main() -> Result<()> {
             let rep = compare::run(&cfg)?;
             let _ = std::fs::remove_dir_all(&cfg.work_dir);
             print!("{}", report::terminal(&rep));
-            let write = |p: &PathBuf, text: String| -> Result<()> {
-                if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(d)?;
-                }
-                std::fs::write(p, text)?;
-                println!("wrote {}", p.display());
-                Ok(())
-            };
             if let Some(p) = &json {
                 let text = serde_json::to_string_pretty(&rep)
                     .map_err(|e| BenchError::Config(e.to_string()))?;
                 write(p, text)?;
             }
-            if let Some(p) = &html {
-                write(p, report::html(&rep))?;
-            }
-            if let Some(p) = &md {
-                write(p, report::markdown(&rep))?;
-            }
+            render(&rep, html.as_ref(), md.as_ref())?;
             let failed = rep.cases.iter().filter(|c| !c.failures.is_empty()).count();
             if failed > 0 {
                 return Err(BenchError::Verify(format!(
                     "{failed} cases had failed runs"
                 )));
             }
+        }
+        Cmd::Report { json, html, md } => {
+            let text = std::fs::read_to_string(&json)?;
+            let rep: compare::Report = serde_json::from_str(&text)
+                .map_err(|e| BenchError::Config(format!("{}: {e}", json.display())))?;
+            print!("{}", report::terminal(&rep));
+            render(&rep, html.as_ref(), md.as_ref())?;
         }
         Cmd::Sink { listen } => {
             let s = sink::start(&listen)?;
@@ -280,6 +283,25 @@ fn real_main() -> Result<()> {
                 std::thread::sleep(Duration::from_secs(3600));
             }
         }
+    }
+    Ok(())
+}
+
+fn write(p: &PathBuf, text: String) -> Result<()> {
+    if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(p, text)?;
+    println!("wrote {}", p.display());
+    Ok(())
+}
+
+fn render(rep: &compare::Report, html: Option<&PathBuf>, md: Option<&PathBuf>) -> Result<()> {
+    if let Some(p) = html {
+        write(p, report::html(rep))?;
+    }
+    if let Some(p) = md {
+        write(p, report::markdown(rep))?;
     }
     Ok(())
 }
