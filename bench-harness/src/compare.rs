@@ -50,6 +50,28 @@ pub struct Measurement {
     pub harness_cpu_s: f64,
     /// CPU busy outside the server and the harness during the run, in cores.
     pub foreign_load_cores: f64,
+    /// Server CPU seconds per thread name during the run. For Tachyon
+    /// the `shard-*` threads tell where the kernel placed the connections.
+    #[serde(default)]
+    pub thread_cpu_s: Vec<(String, f64)>,
+}
+
+impl Measurement {
+    /// For a server with several `shard-*` threads: whether the run's work stayed on one
+    /// shard (the second busiest shard used under a tenth of the busiest's CPU).
+    pub fn one_shard(&self) -> Option<bool> {
+        let mut shards: Vec<f64> = self
+            .thread_cpu_s
+            .iter()
+            .filter(|(n, _)| n.starts_with("shard-"))
+            .map(|(_, s)| *s)
+            .collect();
+        if shards.len() < 2 {
+            return None;
+        }
+        shards.sort_by(|a, b| b.total_cmp(a));
+        Some(shards[1] < 0.1 * shards[0])
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -181,6 +203,7 @@ fn measure(
         peak_rss_mib: None,
         harness_cpu_s: 0.0,
         foreign_load_cores: 0.0,
+        thread_cpu_s: Vec::new(),
     };
     let mut srv = match server::start(spec, &cfg.work_dir, seq) {
         Ok(s) => s,
@@ -191,12 +214,21 @@ fn measure(
     };
     let pid = srv.pid();
     let s0 = procfs::pid_cpu_ticks(pid).unwrap_or(0);
+    let threads0 = procfs::pid_thread_ticks(pid);
     let h0 = procfs::self_cpu_ticks().unwrap_or(0);
     let m0 = procfs::machine_ticks().unwrap_or_default();
     let t0 = Instant::now();
     let r = workloads::run(plan, srv.addr, cfg.base.stall_timeout);
     m.wall_s = t0.elapsed().as_secs_f64();
     let s1 = procfs::pid_cpu_ticks(pid).unwrap_or(s0);
+    m.thread_cpu_s = procfs::pid_thread_ticks(pid)
+        .into_iter()
+        .map(|(name, t1)| {
+            let t0 = threads0.iter().find(|(n, _)| *n == name).map_or(0, |e| e.1);
+            // Idle threads stay in: a shard that did nothing is the placement news.
+            (name, t1.saturating_sub(t0) as f64 / tck)
+        })
+        .collect();
     let h1 = procfs::self_cpu_ticks().unwrap_or(h0);
     let m1 = procfs::machine_ticks().unwrap_or(m0);
     m.peak_rss_mib = procfs::pid_vm_hwm_kib(pid).map(|k| k as f64 / 1024.0);
@@ -435,6 +467,35 @@ fn add_ratios(group: &mut [CaseSummary], under_test: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn measured(threads: &[(&str, f64)]) -> Measurement {
+        Measurement {
+            server: "tachyon".into(),
+            workload: Workload::Reqrep,
+            size: 128,
+            round: 0,
+            result: None,
+            error: None,
+            wall_s: 1.0,
+            server_cpu_s: threads.iter().map(|t| t.1).sum(),
+            cpu_s_per_million: None,
+            peak_rss_mib: None,
+            harness_cpu_s: 0.0,
+            foreign_load_cores: 0.0,
+            thread_cpu_s: threads.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+        }
+    }
+
+    #[test]
+    fn one_shard_tells_placement_from_shard_threads() {
+        let one = measured(&[("shard-0-1", 0.01), ("shard-1-2", 0.9), ("signals", 0.02)]);
+        assert_eq!(one.one_shard(), Some(true));
+        let spread = measured(&[("shard-0-1", 0.4), ("shard-1-2", 0.6)]);
+        assert_eq!(spread.one_shard(), Some(false));
+        // nats-server, or a single shard: nothing to tell.
+        assert_eq!(measured(&[("nats-server", 1.0)]).one_shard(), None);
+        assert_eq!(measured(&[("shard-0-1", 1.0)]).one_shard(), None);
+    }
 
     fn case(server: &str, rate: f64, p50: f64) -> CaseSummary {
         CaseSummary {

@@ -47,6 +47,34 @@ pub fn parse_machine_ticks(stat: &str) -> Option<MachineTicks> {
     })
 }
 
+/// The command name between the parentheses of a stat line (for a thread, its name).
+pub fn parse_stat_name(stat: &str) -> Option<&str> {
+    Some(&stat[stat.find('(')? + 1..stat.rfind(')')?])
+}
+
+/// utime + stime of each thread of a process, by thread name (threads sharing a name summed).
+pub fn pid_thread_ticks(pid: u32) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in dir.flatten() {
+        let Ok(stat) = fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(name), Some(ticks)) = (parse_stat_name(&stat), parse_pid_stat_ticks(&stat))
+        else {
+            continue;
+        };
+        match out.iter_mut().find(|(n, _)| n == name) {
+            Some(e) => e.1 += ticks,
+            None => out.push((name.to_string(), ticks)),
+        }
+    }
+    out.sort();
+    out
+}
+
 pub fn pid_cpu_ticks(pid: u32) -> Option<u64> {
     parse_pid_stat_ticks(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
@@ -85,6 +113,15 @@ mod tests {
         assert_eq!(parse_pid_stat_ticks(s), Some(325));
         assert_eq!(parse_pid_stat_ticks("garbage"), None);
         assert_eq!(parse_pid_stat_ticks("1 (a) S 1 2"), None);
+    }
+
+    #[test]
+    fn stat_name_and_own_threads() {
+        let s = "1234 (shard-0 (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0";
+        assert_eq!(parse_stat_name(s), Some("shard-0 (x)"));
+        assert_eq!(parse_stat_name("no parens"), None);
+        let mine = pid_thread_ticks(std::process::id());
+        assert!(!mine.is_empty());
     }
 
     #[test]

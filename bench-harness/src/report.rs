@@ -117,6 +117,32 @@ fn failures(r: &Report) -> Vec<String> {
         .collect()
 }
 
+/// Where a multi-shard server did the work, round by round: "one shard" when the connections
+/// of a run landed on one shard, "spread" when at least two shards worked. Cross-shard hops
+/// cost a wake-up each, so this explains much of the spread between rounds.
+fn placement_lines(r: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &r.cases {
+        let rounds: Vec<&str> = r
+            .measurements
+            .iter()
+            .filter(|m| m.server == c.server && m.workload == c.workload && m.size == c.size)
+            .filter_map(|m| m.one_shard())
+            .map(|one| if one { "one shard" } else { "spread" })
+            .collect();
+        if !rounds.is_empty() {
+            out.push(format!(
+                "{} {}B {}: {}",
+                c.workload.name(),
+                c.size,
+                c.server,
+                rounds.join(", ")
+            ));
+        }
+    }
+    out
+}
+
 pub fn terminal(r: &Report) -> String {
     let rows = rows(r);
     let mut widths = HEADER.map(str::len);
@@ -144,6 +170,13 @@ pub fn terminal(r: &Report) -> String {
     for row in &rows {
         line(&mut s, row);
     }
+    let placement = placement_lines(r);
+    if !placement.is_empty() {
+        let _ = writeln!(s, "\nShard placement per round:");
+        for l in placement {
+            let _ = writeln!(s, "  {l}");
+        }
+    }
     for e in failures(r) {
         let _ = writeln!(s, "FAILED: {e}");
     }
@@ -159,6 +192,18 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(s, "|{}", "---|".repeat(HEADER.len()));
     for row in rows(r) {
         let _ = writeln!(s, "| {} |", row.join(" | "));
+    }
+    let placement = placement_lines(r);
+    if !placement.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Shard placement per round\n\nWhere the kernel put the connections of each \
+             run of a multi-shard server (\"spread\": at least two shards did a tenth of the \
+             busiest one's work; every cross-shard message costs a ring hop).\n"
+        );
+        for l in placement {
+            let _ = writeln!(s, "- {l}");
+        }
     }
     let fails = failures(r);
     if !fails.is_empty() {
