@@ -93,32 +93,36 @@ pub fn bind_listeners(
     Ok((fds, bound))
 }
 
+/// The system call that failed and how.
+type SysError = (&'static str, std::io::Error);
+
 /// Fails with `EADDRINUSE` when something listens on `addr` already, even with `SO_REUSEPORT`.
-/// `SO_REUSEADDR` as Go sets it, so connections of a previous run in TIME_WAIT do not count.
-fn probe_exclusive(addr: SocketAddr) -> Result<(), (&'static str, std::io::Error)> {
-    let sock =
-        Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(|e| ("socket", e))?;
-    sock.set_reuse_address(true)
-        .map_err(|e| ("setsockopt", e))?;
-    if addr.is_ipv6() {
-        sock.set_only_v6(false).map_err(|e| ("setsockopt", e))?;
-    }
-    sock.bind(&addr.into()).map_err(|e| ("bind", e))?;
-    Ok(())
+fn probe_exclusive(addr: SocketAddr) -> Result<(), SysError> {
+    bound(addr, false).map(drop)
 }
 
-fn open(addr: SocketAddr) -> Result<Socket, (&'static str, std::io::Error)> {
+/// One shard's listener, in the group sharing `addr`.
+fn open(addr: SocketAddr) -> Result<Socket, SysError> {
+    let sock = bound(addr, true)?;
+    sock.listen(4096).map_err(|e| ("listen", e))?;
+    sock.set_nonblocking(true).map_err(|e| ("setnonblock", e))?;
+    Ok(sock)
+}
+
+/// A TCP socket bound to `addr`, with `SO_REUSEADDR` as Go sets it (connections of a previous
+/// run in TIME_WAIT do not count) and, for IPv6, dual-stack.
+fn bound(addr: SocketAddr, reuse_port: bool) -> Result<Socket, SysError> {
     let sock =
         Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(|e| ("socket", e))?;
     sock.set_reuse_address(true)
         .map_err(|e| ("setsockopt", e))?;
-    sock.set_reuse_port(true).map_err(|e| ("setsockopt", e))?;
+    if reuse_port {
+        sock.set_reuse_port(true).map_err(|e| ("setsockopt", e))?;
+    }
     if addr.is_ipv6() {
         sock.set_only_v6(false).map_err(|e| ("setsockopt", e))?;
     }
     sock.bind(&addr.into()).map_err(|e| ("bind", e))?;
-    sock.listen(4096).map_err(|e| ("listen", e))?;
-    sock.set_nonblocking(true).map_err(|e| ("setnonblock", e))?;
     Ok(sock)
 }
 

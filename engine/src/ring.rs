@@ -204,11 +204,8 @@ impl<T: Send> Producer<T> {
 impl<T: Send> Consumer<T> {
     /// Removes the oldest item, if any.
     pub fn pop(&mut self) -> Option<T> {
-        if self.head == self.cached_tail {
-            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
-            if self.head == self.cached_tail {
-                return None;
-            }
+        if !self.has_item() {
+            return None;
         }
         let value = self.take_slot();
         self.head = self.head.wrapping_add(1);
@@ -220,11 +217,8 @@ impl<T: Send> Consumer<T> {
     /// unlike [`pop`](Self::pop) nothing is moved out, which for a large `T` saves copying it.
     /// If `f` panics the item still counts as consumed and is dropped exactly once.
     pub fn pop_with<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-        if self.head == self.cached_tail {
-            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
-            if self.head == self.cached_tail {
-                return None;
-            }
+        if !self.has_item() {
+            return None;
         }
         let slot = ConsumeInSlot(self);
         let result = slot.0.shared.slots[slot.0.head & slot.0.shared.mask].with_mut(|cell| {
@@ -287,6 +281,16 @@ impl<T: Send> Consumer<T> {
 
     /// Moves the value at `self.head` out. Caller must have seen `head != tail` via an Acquire
     /// load of `tail`, and must advance `self.head` (and eventually publish it) afterwards.
+    /// Whether the slot at `head` holds an item; re-reads the producer's tail (Acquire) only
+    /// when the cached copy says the ring is empty.
+    #[inline]
+    fn has_item(&mut self) -> bool {
+        if self.head == self.cached_tail {
+            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+        }
+        self.head != self.cached_tail
+    }
+
     fn take_slot(&mut self) -> T {
         self.shared.slots[self.head & self.shared.mask].with_mut(|slot| {
             // SAFETY: head is in [head, tail) as observed through an Acquire load of tail, so the

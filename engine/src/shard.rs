@@ -246,11 +246,11 @@ impl Shard {
         let ids: Vec<u64> = clients.iter().map(|c| c.id).collect();
         let ticket = self.next_stall_ticket.get();
         self.next_stall_ticket.set(ticket + 1);
-        feeder.queue(
-            &mut self.stall_queue.borrow_mut(),
-            (ticket, feeder, ids),
-            |e| e.1,
-        );
+        {
+            let mut q = self.stall_queue.borrow_mut();
+            let at = feeder.place(q.iter().map(|e| e.1));
+            q.insert(at, (ticket, feeder, ids));
+        }
         // Leaves the queue however this future ends (a dropped task must not hold up the
         // feeders behind it).
         let _place = StallPlace {
@@ -902,22 +902,21 @@ pub enum Feeder {
 type StallEntry = (u64, Feeder, Vec<u64>);
 
 impl Feeder {
-    /// Puts `entry`, a feeder of this kind, in the queue; `kind_of` tells the kind of an entry.
-    fn queue<T>(self, q: &mut VecDeque<T>, entry: T, kind_of: impl Fn(&T) -> Feeder) {
-        let at = match self {
-            Feeder::Reader => q.len(),
-            Feeder::Ring => match q.iter().position(|e| kind_of(e) == Feeder::Reader) {
-                None => q.len(),
-                Some(reader) => {
-                    let mut at = reader + 1;
-                    while q.get(at).is_some_and(|e| kind_of(e) == Feeder::Ring) {
-                        at += 1;
-                    }
-                    at
-                }
-            },
-        };
-        q.insert(at, entry);
+    /// Where a feeder of this kind joins a queue whose entries, oldest first, are `waiting`: a
+    /// reader at the back, a ring consumer behind the oldest reader and the ring consumers
+    /// right behind it (at the back when no reader waits).
+    fn place(self, waiting: impl Iterator<Item = Feeder>) -> usize {
+        let mut len = 0;
+        let mut at = None;
+        for kind in waiting {
+            match (self, kind, at) {
+                (Feeder::Ring, Feeder::Reader, None) => at = Some(len + 1),
+                (Feeder::Ring, Feeder::Ring, Some(a)) if a == len => at = Some(len + 1),
+                _ => {}
+            }
+            len += 1;
+        }
+        at.unwrap_or(len)
     }
 }
 
@@ -947,15 +946,20 @@ mod feeder_tests {
                 panic!("queue emptied");
             };
             out.push(name);
-            kind.queue(&mut q, (name, kind), |e| e.1);
+            join(&mut q, name, kind);
         }
         out
+    }
+
+    fn join(q: &mut VecDeque<(&'static str, Feeder)>, name: &'static str, kind: Feeder) {
+        let at = kind.place(q.iter().map(|e| e.1));
+        q.insert(at, (name, kind));
     }
 
     fn queued(feeders: &[(&'static str, Feeder)]) -> VecDeque<(&'static str, Feeder)> {
         let mut q = VecDeque::new();
         for &(name, kind) in feeders {
-            kind.queue(&mut q, (name, kind), |e| e.1);
+            join(&mut q, name, kind);
         }
         q
     }
