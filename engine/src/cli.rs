@@ -22,6 +22,19 @@ const DEFAULT_HOST: &str = "0.0.0.0";
 const DEFAULT_PORT: u16 = 4222;
 
 /// Everything the server needs from the command line.
+/// How shards place connections after accepting them (`--migrate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrateMode {
+    /// Connections stay on the shard that accepted them.
+    Off,
+    /// A connection whose messages all go to and come from one other shard, at a low rate,
+    /// moves there.
+    On,
+    /// Every connection with traffic moves to a random other shard every tick: exercises the
+    /// move protocol under load in tests.
+    Chaos,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Address to bind for clients (`-a`); nats-server's default is all IPv4 interfaces.
@@ -68,6 +81,9 @@ pub struct Options {
     /// Zero (the default) parks at once; a few hundred microseconds trade CPU for latency, since
     /// an idle (virtual) CPU takes tens of microseconds to wake.
     pub spin_before_park: Duration,
+    /// Tachyon's own `--migrate MODE`: whether a shard moves a connection that only talks to
+    /// another shard over to it (`shard/rebalance.rs`).
+    pub migrate: MigrateMode,
     // Limits: config-file settings in nats-server; hidden flags here so tests can shrink them.
     pub max_payload: usize,
     pub max_control_line: usize,
@@ -115,6 +131,7 @@ impl Default for Options {
             explicit: Vec::new(),
             shards: None,
             spin_before_park: Duration::ZERO,
+            migrate: MigrateMode::On,
             max_payload: 1024 * 1024,
             max_control_line: 4096,
             max_connections: 64 * 1024,
@@ -192,6 +209,7 @@ impl Options {
         // Not config-file settings: always the command line's.
         o.shards = flags.shards;
         o.spin_before_park = flags.spin_before_park;
+        o.migrate = flags.migrate;
         o.config_file = flags.config_file.clone();
         o.check_config = flags.check_config;
         o.explicit = flags.explicit.clone();
@@ -377,6 +395,8 @@ Profiling Options:
 Tachyon Options:
         --shards <n>                 Number of shards (threads) (default: one per core)
         --spin_before_park <d>       Busy-poll an idle shard this long before sleeping (default: 0)
+        --migrate <mode>             Move a connection to the shard it talks to: on, off, or
+                                     chaos (move busy connections at random; for tests) (default: on)
 
 Common Options:
     -h, --help                       Show this message
@@ -419,6 +439,7 @@ enum Flag {
     WriteDeadline,
     PingInterval,
     SpinBeforePark,
+    Migrate,
     PingMax,
     AuthTimeout,
     LameDuckDuration,
@@ -468,6 +489,7 @@ impl Flag {
             "v" | "version" => Flag::Version,
             "shards" => Flag::Shards,
             "spin_before_park" => Flag::SpinBeforePark,
+            "migrate" => Flag::Migrate,
             "max_payload" => Flag::MaxPayload,
             "max_control_line" => Flag::MaxControlLine,
             "max_connections" => Flag::MaxConnections,
@@ -735,6 +757,14 @@ fn apply_value(p: &mut Parsed, flag: Flag, name: &str, value: String) -> Result<
         Flag::WriteDeadline => o.write_deadline = parse_go_duration(&value).map_err(invalid)?,
         Flag::PingInterval => o.ping_interval = parse_go_duration(&value).map_err(invalid)?,
         Flag::SpinBeforePark => o.spin_before_park = parse_go_duration(&value).map_err(invalid)?,
+        Flag::Migrate => {
+            o.migrate = match value.as_str() {
+                "on" | "true" => MigrateMode::On,
+                "off" | "false" => MigrateMode::Off,
+                "chaos" => MigrateMode::Chaos,
+                _ => return Err(invalid("expected on, off or chaos")),
+            }
+        }
         Flag::PingMax => {
             o.ping_max = u32::try_from(parse_count(&value).map_err(invalid)?)
                 .map_err(|_| invalid("value out of range"))?
@@ -1127,6 +1157,14 @@ mod tests {
             run(&["--log=/a", "--pid=/b"]).log_file,
             Some(PathBuf::from("/a"))
         );
+    }
+
+    #[test]
+    fn migrate() {
+        assert_eq!(run(&[]).migrate, MigrateMode::On);
+        assert_eq!(run(&["--migrate", "off"]).migrate, MigrateMode::Off);
+        assert_eq!(run(&["--migrate=chaos"]).migrate, MigrateMode::Chaos);
+        assert!(parse(&["--migrate", "sometimes"]).is_err());
     }
 
     #[test]

@@ -163,9 +163,164 @@ pub struct ClientState {
     pub perms: RefCell<Option<crate::auth::PermChecker>>,
     /// What the first CONNECT authenticated with, for a config reload to check again.
     pub credentials: RefCell<Option<crate::auth::Credentials>>,
+    /// Which shards this connection exchanges messages with, and its moves between shards.
+    pub affinity: Affinity,
+}
+
+/// What the shard's rebalancer (`shard/rebalance.rs`) reads to decide whether a connection
+/// should live on another shard, and the state of a move in progress (`shard/migration.rs`).
+#[derive(Default)]
+pub struct Affinity {
+    /// Since the rebalancer last looked: 0 = no message, `s + 1` = messages only to or from
+    /// shard `s` (its own shard included), `MANY` = several shards.
+    peers: Cell<u32>,
+    /// Messages published (per destination shard) and received since the rebalancer last looked.
+    traffic: Cell<u32>,
+    /// Bit `s` set: a message from shard `s` is not delivered to this copy of the connection,
+    /// because the copy on its other home (the one it leaves, or the one it moves to) delivers
+    /// it. Zero except during a move.
+    skip_from: Cell<u64>,
+    /// Set by the rebalancer: the reader stops at its next wait and the connection moves there.
+    pub move_to: Cell<Option<u16>>,
+    pub move_wake: LocalSignal,
+    /// Moves so far: a connection moves a bounded number of times in its life.
+    pub moves: Cell<u8>,
+    /// Plaintext, past CONNECT: the session can be carried to another shard.
+    pub movable: Cell<bool>,
+    /// The writer stops at its next turn without shutting the socket down (the connection is
+    /// handed to another shard with whatever it did not write).
+    pub detaching: Cell<bool>,
+}
+
+const PEERS_MANY: u32 = u32::MAX;
+
+/// Shard `s`'s bit in a skip mask; moves are off with more than 64 shards, so none is lost.
+fn bit(shard: u16) -> u64 {
+    1u64.checked_shl(shard as u32).unwrap_or(0)
+}
+
+/// Who a connection talked to over one rebalancer tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peers {
+    Nobody,
+    Only(u16),
+    Several,
+}
+
+impl Affinity {
+    /// One message to or from shard `shard`.
+    #[inline]
+    pub fn note(&self, shard: u16) {
+        let p = shard as u32 + 1;
+        let cur = self.peers.get();
+        if cur != p {
+            self.peers.set(if cur == 0 { p } else { PEERS_MANY });
+        }
+        self.traffic.set(self.traffic.get().saturating_add(1));
+    }
+
+    /// What was noted since the last call, which starts the next tick afresh.
+    pub fn take(&self) -> (Peers, u32) {
+        let peers = match self.peers.replace(0) {
+            0 => Peers::Nobody,
+            PEERS_MANY => Peers::Several,
+            p => Peers::Only((p - 1) as u16),
+        };
+        (peers, self.traffic.replace(0))
+    }
+
+    /// Whether a message from shard `shard` must be left to the other copy of a moving connection.
+    #[inline]
+    pub fn skips(&self, shard: u16) -> bool {
+        let s = self.skip_from.get();
+        s & bit(shard) != 0
+    }
+
+    pub fn skip_from_all_but(&self, keep: u16, nshards: usize) {
+        let all = if nshards >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << nshards) - 1
+        };
+        self.skip_from.set(all & !bit(keep));
+    }
+
+    pub fn skip(&self, shard: u16) {
+        self.skip_from.set(self.skip_from.get() | bit(shard));
+    }
+
+    pub fn unskip(&self, shard: u16) {
+        self.skip_from.set(self.skip_from.get() & !bit(shard));
+    }
+}
+
+/// A connection's state in a form that crosses threads, for its move to another shard: what
+/// `ClientState` holds apart from its queued bytes, counters and subscriptions, which travel
+/// separately (`shard/migration.rs`).
+pub struct ClientSnapshot {
+    pub id: u64,
+    pub peer: Option<SocketAddr>,
+    pub flags: ClientFlags,
+    pub account: crate::accounts::AccountId,
+    pub auth_user: Option<String>,
+    pub name: String,
+    pub lang: String,
+    pub version: String,
+    pub start: SystemTime,
+    pub start_mono: Instant,
+    pub last_activity: Instant,
+    pub rtt: Duration,
+    pub max_pending: usize,
+    pub credentials: Option<crate::auth::Credentials>,
+    pub moves: u8,
+    pub interest_dirty: bool,
 }
 
 impl ClientState {
+    /// What the new home needs to rebuild this connection (the copy left here is about to go).
+    pub fn snapshot(&self) -> ClientSnapshot {
+        ClientSnapshot {
+            id: self.id,
+            peer: self.peer,
+            flags: self.flags.get(),
+            account: self.account.get(),
+            auth_user: self.auth_user.borrow().clone(),
+            name: self.name.borrow().clone(),
+            lang: self.lang.borrow().clone(),
+            version: self.version.borrow().clone(),
+            start: self.start,
+            start_mono: self.start_mono,
+            last_activity: self.last_activity.get(),
+            rtt: self.rtt.get(),
+            max_pending: self.max_pending,
+            credentials: self.credentials.borrow().clone(),
+            moves: self.affinity.moves.get(),
+            interest_dirty: self.interest_dirty.get(),
+        }
+    }
+
+    /// The connection on its new home, reading from `fd`; subscriptions are added by the caller.
+    pub fn from_snapshot(s: ClientSnapshot, fd: i32) -> Self {
+        let c = ClientState::new(s.id, s.peer, fd, s.max_pending);
+        c.flags.set(s.flags);
+        c.account.set(s.account);
+        *c.auth_user.borrow_mut() = s.auth_user;
+        *c.name.borrow_mut() = s.name;
+        *c.lang.borrow_mut() = s.lang;
+        *c.version.borrow_mut() = s.version;
+        *c.credentials.borrow_mut() = s.credentials;
+        c.last_activity.set(s.last_activity);
+        c.rtt.set(s.rtt);
+        c.interest_dirty.set(s.interest_dirty);
+        c.affinity.moves.set(s.moves);
+        c.affinity.movable.set(true);
+        ClientState {
+            start: s.start,
+            start_mono: s.start_mono,
+            ..c
+        }
+    }
+
     pub fn new(id: u64, peer: Option<SocketAddr>, fd: i32, max_pending: usize) -> Self {
         ClientState {
             id,
@@ -192,6 +347,7 @@ impl ClientState {
             version: RefCell::new(String::new()),
             perms: RefCell::new(None),
             credentials: RefCell::new(None),
+            affinity: Affinity::default(),
         }
     }
 
@@ -319,6 +475,28 @@ impl ClientState {
         self.in_flight.set(spare.len());
     }
 
+    /// Everything queued and not yet taken by the writer (a connection leaving the shard).
+    pub fn take_all_out(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.out.borrow_mut())
+    }
+
+    /// Puts `earlier` in front of what is queued: the bytes the connection's previous shard
+    /// had not written yet go out before anything queued here.
+    pub fn prepend_out(&self, mut earlier: Vec<u8>) {
+        if earlier.is_empty() {
+            return;
+        }
+        let mut out = self.out.borrow_mut();
+        earlier.extend_from_slice(&out);
+        *out = earlier;
+        drop(out);
+        self.writer_wake.raise();
+    }
+
+    pub fn max_pending(&self) -> usize {
+        self.max_pending
+    }
+
     pub fn has_out(&self) -> bool {
         !self.out.borrow().is_empty()
     }
@@ -328,5 +506,56 @@ impl ClientState {
             Some(a) => a.to_string(),
             None => "?".to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn affinity_tells_one_peer_from_several_and_restarts_each_tick() {
+        let a = Affinity::default();
+        assert_eq!(a.take(), (Peers::Nobody, 0));
+        a.note(3);
+        a.note(3);
+        assert_eq!(a.take(), (Peers::Only(3), 2));
+        a.note(0);
+        a.note(2);
+        a.note(0);
+        assert_eq!(a.take(), (Peers::Several, 3));
+        assert_eq!(a.take(), (Peers::Nobody, 0));
+    }
+
+    #[test]
+    fn skip_bits_follow_switches() {
+        let a = Affinity::default();
+        assert!(!a.skips(0) && !a.skips(63) && !a.skips(64));
+        a.skip_from_all_but(2, 4);
+        assert_eq!(
+            [a.skips(0), a.skips(1), a.skips(2), a.skips(3)],
+            [true, true, false, true]
+        );
+        assert!(!a.skips(4));
+        a.unskip(1);
+        a.unskip(0);
+        assert_eq!([a.skips(0), a.skips(1), a.skips(3)], [false, false, true]);
+        a.unskip(3);
+        assert!((0..64).all(|s| !a.skips(s)));
+        a.skip_from_all_but(63, 64);
+        assert!(a.skips(0) && a.skips(62) && !a.skips(63));
+        // Shards past the mask never skip (moves are off with more than 64 shards).
+        a.skip(70);
+        assert!(!a.skips(70));
+    }
+
+    #[test]
+    fn prepend_puts_the_old_homes_bytes_first() {
+        let c = ClientState::new(1, None, -1, 1 << 20);
+        c.send_raw(b"later");
+        c.prepend_out(b"earlier ".to_vec());
+        assert_eq!(c.take_all_out(), b"earlier later");
+        c.prepend_out(Vec::new());
+        assert!(!c.has_out());
     }
 }

@@ -28,6 +28,13 @@ struct Liveness {
     rtt_known: Cell<bool>,
 }
 
+/// How a read loop ended.
+enum End {
+    Closed(CloseReason),
+    /// The shard's rebalancer moves this connection to another shard.
+    Move(u16),
+}
+
 enum Next {
     Continue,
     Close(CloseReason),
@@ -52,6 +59,26 @@ struct Session {
     tls: Option<crate::tls::TlsReader>,
     /// Who the verified client certificate says the client is (for `verify_and_map`).
     cert_identity: Option<crate::tls::CertIdentity>,
+    parser: Parser,
+    /// Read but not yet parsed (a partial op waits here for the rest).
+    rbuf: BytesMut,
+    window: ReadWindow,
+}
+
+/// A session's state as it moves to another shard with its connection (`shard/migration.rs`):
+/// only plaintext connections past CONNECT move, so there is no TLS state and no auth timer.
+pub struct SessionParts {
+    cfg: Arc<Config>,
+    connect_opts: json::ConnectOptions,
+    first_pong_sent: bool,
+    nonce: Option<String>,
+    parser: Parser,
+    rbuf: BytesMut,
+    window: usize,
+    last_in: Instant,
+    pings_out: u32,
+    ping_sent: Option<Instant>,
+    rtt_known: bool,
 }
 
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
@@ -144,7 +171,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let auth_timer = cfg.auth_required().then(|| {
         glommio::spawn_local(auth_timeout(client.clone(), cfg.opts.auth_timeout)).detach()
     });
-    let mut session = Session {
+    let session = Session {
         cfg: cfg.clone(),
         shard: shard.clone(),
         client: client.clone(),
@@ -156,9 +183,64 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         nonce,
         tls: tls_reader,
         cert_identity,
+        parser: Parser::new(Limits {
+            max_payload: cfg.opts.max_payload,
+            max_control_line: cfg.opts.max_control_line,
+        }),
+        rbuf: BytesMut::with_capacity(READ_CHUNK * 2),
+        window: ReadWindow::default(),
     };
-    let reason = session.read_loop(&mut stream).await;
+    run(session, stream, writer, pinger).await;
+}
+
+/// A connection's life on one shard, from its first read here to its close or its move.
+async fn run(
+    mut session: Session,
+    mut stream: TcpStream,
+    writer: glommio::task::JoinHandle<()>,
+    pinger: glommio::task::JoinHandle<()>,
+) {
+    let shard = session.shard.clone();
+    let client = session.client.clone();
+    let global = shard.global.clone();
+    let cid = client.id;
+    let reason = loop {
+        match session.read_loop(&mut stream).await {
+            End::Closed(reason) => break reason,
+            End::Move(to) => {
+                // SAFETY: `client.fd` is the open socket owned by `stream`; dup returns a new
+                // descriptor, owned from here on by the move (and then the new home).
+                let fd = unsafe { libc::dup(client.fd) };
+                if fd < 0 {
+                    tracing::debug!(
+                        "cid:{cid} - not moved, dup failed: {}",
+                        std::io::Error::last_os_error()
+                    );
+                    shard.move_abandoned(&client);
+                    continue;
+                }
+                pinger.cancel();
+                let migrant = Box::new(crate::shard::migration::Migrant {
+                    client: client.snapshot(),
+                    subs: client
+                        .subs
+                        .borrow()
+                        .values()
+                        .map(|s| (s.sid.clone(), s.subject.clone(), s.queue.clone()))
+                        .collect(),
+                    session: session.into_parts(),
+                    fd,
+                });
+                shard.depart(&client, to, migrant, writer).await;
+                // The socket lives on in `fd`; only this descriptor goes (dropped: glommio's
+                // close would shut the socket down for writing).
+                drop(stream);
+                return;
+            }
+        }
+    };
     client.close(reason);
+    shard.move_abandoned(&client);
     pinger.cancel();
     if let Some(t) = session.auth_timer.take() {
         t.cancel();
@@ -175,6 +257,67 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     // next accepted socket, which a late shutdown would then cut.
     let _ = stream.close().await;
     global.conn_count.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// New home: runs a connection that moved here (`shard/migration.rs`), reading from `client.fd`,
+/// the socket duplicated for the move.
+pub fn resume(shard: Rc<Shard>, client: Rc<ClientState>, parts: SessionParts) {
+    glommio::spawn_local(async move {
+        // SAFETY: `client.fd` was duplicated by the old home for this move alone and handed over
+        // once; nothing else owns it.
+        let stream = unsafe { TcpStream::from_raw_fd(client.fd) };
+        // A reload that came while the connection was between shards applies now.
+        crate::reload::recheck_client(&shard, &shard.global.config().auth, &client);
+        // SAFETY: `client.fd` is the open socket now owned by `stream`.
+        let wfd = unsafe { libc::dup(client.fd) };
+        if wfd < 0 {
+            tracing::error!(
+                "cid:{} - dup failed: {}",
+                client.id,
+                std::io::Error::last_os_error()
+            );
+            client.close(CloseReason::ServerShutdown);
+        }
+        let writer = if wfd >= 0 {
+            // SAFETY: `wfd` is a freshly duplicated, open socket descriptor nothing else owns.
+            let wstream = unsafe { TcpStream::from_raw_fd(wfd) };
+            glommio::spawn_local(write_loop(
+                client.clone(),
+                wstream,
+                parts.cfg.opts.write_deadline,
+                None,
+            ))
+            .detach()
+        } else {
+            glommio::spawn_local(async {}).detach()
+        };
+        let live = Rc::new(Liveness {
+            last_in: Cell::new(parts.last_in),
+            pings_out: Cell::new(parts.pings_out),
+            ping_sent: Cell::new(parts.ping_sent),
+            rtt_known: Cell::new(parts.rtt_known),
+        });
+        let pinger =
+            glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
+        let session = Session {
+            cfg: parts.cfg,
+            shard: shard.clone(),
+            client,
+            live,
+            connected: true,
+            connect_opts: parts.connect_opts,
+            first_pong_sent: parts.first_pong_sent,
+            auth_timer: None,
+            nonce: parts.nonce,
+            tls: None,
+            cert_identity: None,
+            parser: parts.parser,
+            rbuf: parts.rbuf,
+            window: ReadWindow { size: parts.window },
+        };
+        run(session, stream, writer, pinger).await;
+    })
+    .detach();
 }
 
 async fn auth_timeout(client: Rc<ClientState>, after: Duration) {
@@ -201,6 +344,12 @@ async fn write_loop(
     let mut buf = Vec::with_capacity(READ_CHUNK);
     let mut healthy = true;
     loop {
+        if client.affinity.detaching.get() {
+            // The connection moves to another shard, which writes what is left. Dropped, not
+            // closed: glommio's close shuts the socket down for writing.
+            drop(stream);
+            return;
+        }
         if !client.has_out() {
             // Records rustls produced while reading (alerts, key updates) go out on their own.
             if let Some(t) = tls.as_mut().filter(|t| t.wants_write()) {
@@ -333,25 +482,64 @@ impl ReadWindow {
 }
 
 impl Session {
-    async fn read_loop(&mut self, stream: &mut TcpStream) -> CloseReason {
-        let cfg = self.cfg.clone();
-        let mut parser = Parser::new(Limits {
-            max_payload: cfg.opts.max_payload,
-            max_control_line: cfg.opts.max_control_line,
-        });
-        let auth_required = cfg.auth_required();
-        let mut rbuf = BytesMut::with_capacity(READ_CHUNK * 2);
-        let mut window = ReadWindow::default();
+    /// What a moving session takes along.
+    fn into_parts(self) -> SessionParts {
+        SessionParts {
+            cfg: self.cfg,
+            connect_opts: self.connect_opts,
+            first_pong_sent: self.first_pong_sent,
+            nonce: self.nonce,
+            parser: self.parser,
+            rbuf: self.rbuf,
+            window: self.window.size,
+            last_in: self.live.last_in.get(),
+            pings_out: self.live.pings_out.get(),
+            ping_sent: self.live.ping_sent.get(),
+            rtt_known: self.live.rtt_known.get(),
+        }
+    }
+
+    async fn read_loop(&mut self, stream: &mut TcpStream) -> End {
+        match self.read_and_handle(stream).await {
+            Ok(to) => End::Move(to),
+            Err(reason) => End::Closed(reason),
+        }
+    }
+
+    /// Reads and handles ops until the connection ends (`Err`) or its shard moves it (`Ok`,
+    /// at a read boundary: every op read so far was handled).
+    async fn read_and_handle(&mut self, stream: &mut TcpStream) -> Result<u16, CloseReason> {
+        let auth_required = self.cfg.auth_required();
         loop {
             let read = match self.tls.as_mut() {
-                None => window.read(stream, &mut rbuf).await,
+                None => {
+                    let (window, rbuf, affinity) =
+                        (&mut self.window, &mut self.rbuf, &self.client.affinity);
+                    // A pending read holds only a readiness poll (the data is received by the
+                    // read itself), so dropping it for a move loses nothing.
+                    let read = futures_lite::future::or(
+                        async { Some(window.read(stream, rbuf).await) },
+                        async {
+                            affinity.move_wake.wait().await;
+                            None
+                        },
+                    )
+                    .await;
+                    match read {
+                        Some(r) => r,
+                        None => match affinity.move_to.get() {
+                            Some(to) => return Ok(to),
+                            None => continue,
+                        },
+                    }
+                }
                 Some(t) => {
-                    t.read_into(stream, &mut rbuf, &self.client.writer_wake)
+                    t.read_into(stream, &mut self.rbuf, &self.client.writer_wake)
                         .await
                 }
             };
             match read {
-                Ok(0) => return CloseReason::ClientClosed,
+                Ok(0) => return Err(CloseReason::ClientClosed),
                 Ok(_) => {}
                 Err(e)
                     if matches!(
@@ -367,17 +555,18 @@ impl Session {
                         self.client.peer_string(),
                         self.client.id
                     );
-                    return CloseReason::ReadError;
+                    return Err(CloseReason::ReadError);
                 }
             }
             if let Some(r) = self.client.close_reason() {
-                return r;
+                return Err(r);
             }
             let now = Instant::now();
             self.live.last_in.set(now);
             self.client.last_activity.set(now);
+            self.shard.tick(now);
             loop {
-                let op = match parser.parse(&mut rbuf) {
+                let op = match self.parser.parse(&mut self.rbuf) {
                     Ok(Some(op)) => op,
                     Ok(None) => break,
                     Err(e) => {
@@ -386,14 +575,14 @@ impl Session {
                         }
                         if e.closes_connection() {
                             self.shard.after_sends();
-                            return CloseReason::ProtocolViolation;
+                            return Err(CloseReason::ProtocolViolation);
                         }
                         continue;
                     }
                 };
                 if auth_required && !self.connected && !matches!(op, ClientOp::Connect(_)) {
                     self.client.send_err(errors::AUTHORIZATION_VIOLATION);
-                    return CloseReason::AuthViolation;
+                    return Err(CloseReason::AuthViolation);
                 }
                 match self.handle(op) {
                     Next::Continue => {
@@ -406,7 +595,7 @@ impl Session {
                     }
                     Next::Close(reason) => {
                         self.shard.after_sends();
-                        return reason;
+                        return Err(reason);
                     }
                     Next::PongAfterBarrier => {
                         self.client.interest_dirty.set(false);
@@ -616,6 +805,7 @@ impl Session {
         }
         self.connect_opts = opts;
         self.connected = true;
+        client.affinity.movable.set(self.tls.is_none());
         if let Some(t) = self.auth_timer.take() {
             t.cancel();
         }

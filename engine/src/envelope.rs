@@ -3,9 +3,12 @@
 //! Interest deltas, barriers and messages share one FIFO ring per shard pair, so a delta is always
 //! applied before any message published after it on the same shard.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::accounts::AccountId;
+use crate::shard::migration::{Handoff, Migrant};
 
 /// Queue groups whose one recipient was picked on the receiving shard. Almost every message picks
 /// none or one group, so those cases carry no heap allocation.
@@ -95,4 +98,29 @@ pub enum Envelope {
     BarrierAck {
         token: u64,
     },
+    /// A connection moving here from the sender: its state and subscriptions. The receiver
+    /// holds its deliveries until the `Handoff` (`shard/migration.rs`).
+    Adopt(Box<Migrant>),
+    /// To every shard but the new home: route these subscriptions of connection `cid` to
+    /// shard `to` instead of the sender.
+    Move {
+        cid: u64,
+        to: u16,
+        account: AccountId,
+        subs: Arc<[(Bytes, Option<Bytes>)]>,
+    },
+    /// To a moving connection's old home: the sender routes the connection's subscriptions to
+    /// the new home from now on, and everything it sent here earlier was applied.
+    SwitchedOld {
+        cid: u64,
+    },
+    /// To the new home: the sender routes to it from now on; what it sent earlier reached the
+    /// old home.
+    SwitchedNew {
+        cid: u64,
+    },
+    /// The old home's last word on a moving connection: what it had not written yet.
+    Handoff(Box<Handoff>),
+    /// What is left in a ring slot whose envelope was moved out to be kept.
+    Taken,
 }

@@ -109,36 +109,44 @@ impl Listener {
 pub fn recheck_clients(shard: &Shard, auth: &Authenticator) {
     let clients: Vec<Rc<ClientState>> = shard.clients.borrow().values().cloned().collect();
     for client in &clients {
-        if client.is_closed() {
-            continue;
+        // A connection moving to another shard is checked there when it arrives.
+        if client.affinity.move_to.get().is_none() {
+            recheck_client(shard, auth, client);
         }
-        let verdict = match client.credentials.borrow().as_ref() {
-            Some(creds) => auth.recheck(creds, client.account.get()),
-            None => continue,
-        };
-        match verdict {
-            Recheck::Moved => {
-                tracing::debug!(
-                    "{} - cid:{} - closed by reload: user removed or moved to another account",
-                    client.peer_string(),
-                    client.id
-                );
-                client.close(CloseReason::ClientClosed);
-            }
-            Recheck::Denied(e) => {
-                tracing::error!(
-                    "{} - cid:{} - authentication error after reload: {e}",
-                    client.peer_string(),
-                    client.id
-                );
-                client.send_err(errors::AUTHORIZATION_VIOLATION);
-                client.close(CloseReason::AuthViolation);
-            }
-            Recheck::Allowed(who) => {
-                *client.perms.borrow_mut() = who.perms.map(PermChecker::new);
-                *client.auth_user.borrow_mut() = who.user;
-                revoke_forbidden_subs(shard, client);
-            }
+    }
+}
+
+/// Applies the current authorization to one connection of this shard.
+pub fn recheck_client(shard: &Shard, auth: &Authenticator, client: &Rc<ClientState>) {
+    if client.is_closed() {
+        return;
+    }
+    let verdict = match client.credentials.borrow().as_ref() {
+        Some(creds) => auth.recheck(creds, client.account.get()),
+        None => return,
+    };
+    match verdict {
+        Recheck::Moved => {
+            tracing::debug!(
+                "{} - cid:{} - closed by reload: user removed or moved to another account",
+                client.peer_string(),
+                client.id
+            );
+            client.close(CloseReason::ClientClosed);
+        }
+        Recheck::Denied(e) => {
+            tracing::error!(
+                "{} - cid:{} - authentication error after reload: {e}",
+                client.peer_string(),
+                client.id
+            );
+            client.send_err(errors::AUTHORIZATION_VIOLATION);
+            client.close(CloseReason::AuthViolation);
+        }
+        Recheck::Allowed(who) => {
+            *client.perms.borrow_mut() = who.perms.map(PermChecker::new);
+            *client.auth_user.borrow_mut() = who.user;
+            revoke_forbidden_subs(shard, client);
         }
     }
     shard.after_sends();

@@ -55,6 +55,7 @@ struct ShardParts {
     control: BellReceiver,
     monitor: Option<monitor::mailbox::Inbox>,
     reload: crate::reload::Listener,
+    placement: crate::shard::rebalance::Placement,
 }
 
 /// Blocks the signals the control thread handles, so no shard thread is interrupted by them.
@@ -127,7 +128,12 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let order = Arc::new(AtomicU8::new(0));
     let (reloads, mut reload_listeners) = crate::reload::channel(n)
         .map_err(|e| StartError::Executor(0, format!("socketpair: {e}")))?;
+    let mut placements =
+        crate::shard::rebalance::Placement::for_shards(opts.migrate, n).into_iter();
     for ((id, fd), reload) in fds.iter().enumerate().zip(reload_listeners.drain(..)) {
+        let Some(placement) = placements.next() else {
+            return Err(StartError::Shards(n));
+        };
         let (ctl_tx, ctl_rx) = doorbell::doorbell()
             .map_err(|e| StartError::Executor(id, format!("socketpair: {e}")))?;
         controls.push(ctl_tx);
@@ -149,6 +155,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             control: ctl_rx,
             monitor: inbox,
             reload,
+            placement,
         });
     }
     for i in 0..n {
@@ -367,8 +374,9 @@ async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc
         control,
         monitor,
         reload,
+        placement,
     } = parts;
-    let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets));
+    let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets, placement));
     if let Some(inbox) = monitor {
         glommio::spawn_local(inbox.serve(shard.clone())).detach();
     }
@@ -462,6 +470,7 @@ async fn inbound_loop(
             }
         }
         if got > 0 {
+            shard.tick(std::time::Instant::now());
             shard.after_sends();
             shard.wait_stalled(Feeder::Ring).await;
             glommio::yield_if_needed().await;

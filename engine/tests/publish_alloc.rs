@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use tachyon_engine::cli::Options;
 use tachyon_engine::client::ClientState;
 use tachyon_engine::global::{Config, Global};
+use tachyon_engine::shard::rebalance::Placement;
 use tachyon_engine::shard::Shard;
 use tachyon_protocol::{ClientOp, Limits, Parser};
 
@@ -55,7 +56,7 @@ impl Rig {
 #[test]
 fn steady_state_publish_allocates_nothing() {
     let global = Arc::new(Global::new(Config::from_options(&Options::default()), 4222));
-    let shard = Shard::new(0, 1, global, vec![None]);
+    let shard = Shard::new(0, 1, global, vec![None], Placement::off());
     let publisher = Rc::new(ClientState::new(1, None, -1, 64 << 20));
     let subscriber = Rc::new(ClientState::new(2, None, -1, 64 << 20));
     shard

@@ -1,6 +1,9 @@
 //! One shard: the state a single executor owns (its connections' subscriptions, the remote interest
 //! of the other shards, the rings to them) and the publish routing that uses it.
 
+pub mod migration;
+pub mod rebalance;
+
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -48,6 +51,8 @@ struct MsgView<'a> {
     /// Set for HMSG: `payload` starts with this many bytes of header block.
     header_len: Option<usize>,
     payload: &'a [u8],
+    /// The shard it was published on.
+    src: u16,
 }
 
 /// One published message as routing passes it on: `Bytes` handles, so a remote shard gets a
@@ -101,10 +106,22 @@ pub struct Shard {
     /// Raised when some outlet has overflow to push once the ring has room.
     pub overflow_pending: LocalSignal,
     pub accepting: Cell<bool>,
+    /// Connections moving to or from this shard (`migration.rs`).
+    moves: RefCell<migration::Moves>,
+    placement: rebalance::Placement,
+    /// When the rebalancer last looked at the connections, and when it looks next.
+    last_tick: Cell<std::time::Instant>,
+    next_tick: Cell<std::time::Instant>,
 }
 
 impl Shard {
-    pub fn new(id: u16, nshards: usize, global: Arc<Global>, outlets: Vec<Option<Outlet>>) -> Self {
+    pub fn new(
+        id: u16,
+        nshards: usize,
+        global: Arc<Global>,
+        outlets: Vec<Option<Outlet>>,
+        placement: rebalance::Placement,
+    ) -> Self {
         let mut targets = Vec::with_capacity(nshards);
         targets.resize_with(nshards, Target::default);
         let naccounts = global.accounts.len().max(1);
@@ -129,6 +146,10 @@ impl Shard {
             routed: Cell::new(false),
             overflow_pending: LocalSignal::default(),
             accepting: Cell::new(true),
+            moves: RefCell::new(migration::Moves::default()),
+            placement,
+            last_tick: Cell::new(std::time::Instant::now()),
+            next_tick: Cell::new(std::time::Instant::now()),
         }
     }
 
@@ -451,9 +472,9 @@ impl Shard {
     // ---- inbound envelopes ----------------------------------------------------------------------
 
     /// Handles one envelope from shard `from`, in its ring slot (the ring drops it afterwards).
-    pub fn on_envelope(&self, from: u16, env: &mut Envelope) {
+    pub fn on_envelope(self: &Rc<Self>, from: u16, env: &mut Envelope) {
         match env {
-            Envelope::Msg(msg) => self.deliver_routed(msg),
+            Envelope::Msg(msg) => self.deliver_routed(from, msg),
             Envelope::Interest {
                 op,
                 account,
@@ -476,6 +497,23 @@ impl Shard {
                     o.send(Envelope::BarrierAck { token });
                 }
             }
+            Envelope::Adopt(_) | Envelope::Handoff(_) => {
+                // Both are consumed whole: take them out of the slot.
+                match std::mem::replace(env, Envelope::Taken) {
+                    Envelope::Adopt(m) => self.on_adopt(from, m),
+                    Envelope::Handoff(h) => self.on_handoff(from, *h),
+                    _ => {}
+                }
+            }
+            Envelope::Taken => {}
+            Envelope::Move {
+                cid,
+                to,
+                account,
+                subs,
+            } => self.on_move(from, *cid, *to, *account, subs),
+            &mut Envelope::SwitchedOld { cid } => self.on_switched_old(from, cid),
+            &mut Envelope::SwitchedNew { cid } => self.on_switched_new(from, cid),
             &mut Envelope::BarrierAck { token } => {
                 tracing::trace!("shard {} got ack {token} from shard {from}", self.id);
                 let mut barriers = self.barriers.borrow_mut();
@@ -499,11 +537,13 @@ impl Shard {
             reply,
             header_len,
             payload,
+            src,
         } = m;
-        if sub.removed.get() || sub.client.is_closed() {
+        let client = &sub.client;
+        if sub.removed.get() || client.is_closed() || client.affinity.skips(src) {
             return false;
         }
-        let client = &sub.client;
+        client.affinity.note(src);
         if sub.deny_filter.get() && denied_delivery(client, subject, sub.queue.as_deref()) {
             return false;
         }
@@ -677,6 +717,7 @@ impl Shard {
             reply: reply.map(|r| &r[..]),
             header_len,
             payload,
+            src: self.id,
         };
         let echo = from.flags.get().echo;
         let a = account as usize;
@@ -698,6 +739,9 @@ impl Shard {
                 continue;
             }
             delivered |= self.deliver(sub, msg);
+        }
+        if delivered {
+            from.affinity.note(self.id);
         }
 
         let remote = if self.nshards > 1 {
@@ -721,6 +765,7 @@ impl Shard {
             let pick = self.rand_below(group.members.len() + remote_weight);
             if pick < group.members.len() {
                 if self.deliver_queue_member(&group.members, pick, Some(from), msg) {
+                    from.affinity.note(self.id);
                     delivered = true;
                     continue;
                 }
@@ -756,7 +801,7 @@ impl Shard {
                     }
                 }
             }
-            delivered |= self.send_targets(account, m);
+            delivered |= self.send_targets(account, from, m);
         }
 
         delivered
@@ -784,7 +829,7 @@ impl Shard {
         }
     }
 
-    fn send_targets(&self, account: AccountId, m: Published<'_>) -> bool {
+    fn send_targets(&self, account: AccountId, from: &ClientState, m: Published<'_>) -> bool {
         let Published {
             subject,
             reply,
@@ -811,6 +856,7 @@ impl Shard {
             t.touched = false;
             if let Some(Some(o)) = self.outlets.get(shard as usize) {
                 o.send(Envelope::Msg(msg));
+                from.affinity.note(shard);
                 sent += 1;
             }
         }
@@ -837,7 +883,7 @@ impl Shard {
         let _ = from.send_msg(reply, &sub.sid, None, Some(block.len()), &block);
     }
 
-    fn deliver_routed(&self, msg: &RoutedMsg) {
+    fn deliver_routed(&self, from: u16, msg: &RoutedMsg) {
         self.bump_stats(|s| s.routed_in += 1);
         let local: Rc<MatchResult<SubRef>> =
             match self.local.borrow_mut().get_mut(msg.account as usize) {
@@ -849,6 +895,7 @@ impl Shard {
             reply: msg.reply.as_deref(),
             header_len: msg.header_len,
             payload: &msg.payload,
+            src: from,
         };
         if msg.plain {
             for sub in &local.plain {

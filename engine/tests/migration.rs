@@ -1,0 +1,397 @@
+//! Connections moving between shards (`--migrate`, `shard/migration.rs`) with the official Rust
+//! client: in chaos mode every connection with traffic moves to a random shard every tick
+//! (20 ms), more shards than cores, while publishers, plain subscribers, a queue group and a
+//! request/reply pair run; nothing may be lost, duplicated or reordered. With the default policy,
+//! a requester/responder pair the kernel spread over two shards ends up on one.
+
+mod common;
+
+use async_nats::{Client, Subscriber};
+use common::Server;
+use futures::StreamExt;
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::timeout;
+
+const SHARDS: usize = 4;
+const STEP: Duration = Duration::from_secs(5);
+const WHOLE: Duration = Duration::from_secs(90);
+
+async fn bounded<F: Future<Output = ()>>(body: F) {
+    if timeout(WHOLE, body).await.is_err() {
+        panic!("test did not finish within {WHOLE:?}");
+    }
+}
+
+async fn connect(url: &str) -> Client {
+    match timeout(STEP, async_nats::connect(url)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => panic!("connect {url}: {e}"),
+        Err(_) => panic!("connect {url}: timed out"),
+    }
+}
+
+async fn flush(c: &Client) {
+    match timeout(STEP, c.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("flush: {e}"),
+        Err(_) => panic!("flush timed out"),
+    }
+}
+
+async fn publish(c: &Client, subject: &str, payload: String) {
+    if let Err(e) = c.publish(subject.to_string(), payload.into()).await {
+        panic!("publish {subject}: {e}");
+    }
+}
+
+/// Lines of the server's debug log saying a connection arrived on another shard.
+fn moves(s: &Server) -> Vec<String> {
+    s.log()
+        .lines()
+        .filter(|l| l.contains(" - moved from shard "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The server log's lines about these connections.
+fn lines_of(s: &Server, ids: &[u64]) -> String {
+    s.log()
+        .lines()
+        .filter(|l| ids.iter().any(|id| l.contains(&format!("cid:{id} "))))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What one receiving connection got: (publisher, sequence) in arrival order.
+type Got = Vec<(usize, u64)>;
+
+/// Reads `sub` until `done` says the whole group got everything, then for a quiet moment more
+/// (a duplicate would arrive then). Probes ("probe:<publisher>") are recorded in `probes` under
+/// `key` and not returned.
+async fn collect(
+    mut sub: Subscriber,
+    key: usize,
+    probes: Arc<Mutex<HashSet<(usize, usize)>>>,
+    total: Arc<AtomicUsize>,
+    expected: usize,
+) -> Got {
+    let mut got = Got::new();
+    let mut quiet_since: Option<tokio::time::Instant> = None;
+    let mut last_progress = tokio::time::Instant::now();
+    loop {
+        if total.load(Ordering::SeqCst) >= expected {
+            let since = *quiet_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() > Duration::from_millis(300) {
+                return got;
+            }
+        }
+        assert!(
+            last_progress.elapsed() < STEP * 3,
+            "receiver {key}: stuck at {} of {expected} messages in its group",
+            total.load(Ordering::SeqCst)
+        );
+        let m = match timeout(Duration::from_millis(50), sub.next()).await {
+            Ok(Some(m)) => m,
+            Ok(None) => panic!("receiver {key}: subscription ended"),
+            Err(_) => continue,
+        };
+        last_progress = tokio::time::Instant::now();
+        let text = String::from_utf8_lossy(&m.payload).into_owned();
+        if let Some(p) = text.strip_prefix("probe:") {
+            let p: usize = p.parse().expect("probe publisher");
+            probes.lock().expect("probes").insert((key, p));
+            continue;
+        }
+        let (p, seq) = text.split_once(':').expect("payload publisher:seq");
+        got.push((
+            p.parse().expect("publisher"),
+            seq.parse().expect("sequence"),
+        ));
+        total.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_moves_lose_duplicate_and_reorder_nothing() {
+    const PUBS: usize = 4;
+    const PER_PUB: u64 = 4000;
+    const PLAIN: usize = 3;
+    const QUEUE: usize = 3;
+    let s = Server::tachyon(SHARDS, &["--migrate", "chaos", "-D"]);
+    bounded(async {
+        let expected = PUBS * PER_PUB as usize;
+        let probes = Arc::new(Mutex::new(HashSet::new()));
+        let queue_total = Arc::new(AtomicUsize::new(0));
+        let mut receivers = Vec::new();
+        let mut clients = Vec::new();
+        for r in 0..PLAIN + QUEUE {
+            let c = connect(&s.url).await;
+            let sub = if r < PLAIN {
+                c.subscribe("chaos.>").await
+            } else {
+                c.queue_subscribe("chaos.>", "workers".to_string()).await
+            }
+            .expect("subscribe");
+            flush(&c).await;
+            // Plain subscribers count alone; the queue members count together, and record
+            // probes under one key (a probe reaches one member of the group).
+            let (key, total) = if r < PLAIN {
+                (r, Arc::new(AtomicUsize::new(0)))
+            } else {
+                (PLAIN, queue_total.clone())
+            };
+            receivers.push(tokio::spawn(collect(
+                sub,
+                key,
+                probes.clone(),
+                total,
+                expected,
+            )));
+            clients.push(c);
+        }
+        let mut publishers = Vec::new();
+        for _ in 0..PUBS {
+            publishers.push(connect(&s.url).await);
+        }
+        // Every receiver (and the group) must see a probe from every publisher before the
+        // counted messages start: interest then reaches each publisher's shard.
+        let deadline = std::time::Instant::now() + STEP;
+        loop {
+            for (i, p) in publishers.iter().enumerate() {
+                publish(p, &format!("chaos.probe.{i}"), format!("probe:{i}")).await;
+                flush(p).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if probes.lock().expect("probes").len() == (PLAIN + 1) * PUBS {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "interest never became visible"
+            );
+        }
+        let mut senders = Vec::new();
+        for (i, p) in publishers.into_iter().enumerate() {
+            senders.push(tokio::spawn(async move {
+                for seq in 0..PER_PUB {
+                    publish(&p, &format!("chaos.p{i}"), format!("{i}:{seq}")).await;
+                    if seq % 40 == 39 {
+                        flush(&p).await;
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                    }
+                }
+                flush(&p).await;
+                p
+            }));
+        }
+        let mut publishers = Vec::new();
+        for t in senders {
+            publishers.push(t.await.expect("publisher task"));
+        }
+        let mut group: Vec<Got> = Vec::new();
+        for (r, t) in receivers.into_iter().enumerate() {
+            let got = t.await.expect("receiver task");
+            if r < PLAIN {
+                for i in 0..PUBS {
+                    let seqs: Vec<u64> = got
+                        .iter()
+                        .filter(|(p, _)| *p == i)
+                        .map(|(_, s)| *s)
+                        .collect();
+                    let want: Vec<u64> = (0..PER_PUB).collect();
+                    if seqs != want {
+                        let first_bad = seqs
+                            .iter()
+                            .zip(want.iter())
+                            .position(|(a, b)| a != b)
+                            .unwrap_or(seqs.len().min(want.len()));
+                        panic!(
+                            "subscriber {r}, publisher {i}: {} messages, first wrong at index {first_bad} \
+                             (got {:?}); {} moves logged",
+                            seqs.len(),
+                            seqs.get(first_bad),
+                            moves(&s).len()
+                        );
+                    }
+                }
+            } else {
+                group.push(got);
+            }
+        }
+        let mut all = HashSet::new();
+        for (m, got) in group.iter().enumerate() {
+            let mut last = [None; PUBS];
+            for &(p, seq) in got {
+                assert!(
+                    last[p].is_none_or(|l| l < seq),
+                    "queue member {m}: publisher {p}'s {seq} after {:?}",
+                    last[p]
+                );
+                last[p] = Some(seq);
+                assert!(all.insert((p, seq)), "queue group got {p}:{seq} twice");
+            }
+        }
+        assert_eq!(all.len(), expected, "queue group lost messages");
+        let moved = moves(&s).len();
+        assert!(
+            moved >= 20,
+            "chaos mode logged only {moved} moves; the test proves little"
+        );
+        drop(publishers);
+        drop(clients);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_moves_keep_request_reply_answering() {
+    const REQUESTS: usize = 1500;
+    let s = Server::tachyon(SHARDS, &["--migrate", "chaos", "-D"]);
+    bounded(async {
+        let responder = connect(&s.url).await;
+        let mut service = responder.subscribe("svc.echo").await.expect("subscribe");
+        flush(&responder).await;
+        let r = responder.clone();
+        let serving = tokio::spawn(async move {
+            while let Some(m) = service.next().await {
+                if let Some(reply) = m.reply {
+                    if r.publish(reply, m.payload).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let requester = connect(&s.url).await;
+        // The service's interest reaches the requester's shard: retry the first request.
+        let deadline = std::time::Instant::now() + STEP;
+        loop {
+            match timeout(
+                Duration::from_millis(200),
+                requester.request("svc.echo", "hello".into()),
+            )
+            .await
+            {
+                Ok(Ok(m)) if m.payload == "hello" => break,
+                _ => assert!(
+                    std::time::Instant::now() < deadline,
+                    "service never answered"
+                ),
+            }
+        }
+        for i in 0..REQUESTS {
+            let body = format!("req-{i}");
+            let reply =
+                match timeout(STEP, requester.request("svc.echo", body.clone().into())).await {
+                    Ok(Ok(m)) => m,
+                    Ok(Err(e)) => panic!("request {i}: {e}; {} moves logged", moves(&s).len()),
+                    Err(_) => panic!("request {i} timed out; {} moves logged", moves(&s).len()),
+                };
+            assert_eq!(reply.payload, body.as_bytes(), "request {i}");
+        }
+        let moved = moves(&s).len();
+        assert!(moved >= 5, "chaos mode logged only {moved} moves");
+        serving.abort();
+    })
+    .await;
+}
+
+/// Two shards, default policy: pairs of requester and responder, each pair on its own subject.
+/// The kernel puts both ends of a pair on one shard or spreads them; a spread pair must end up
+/// together: exactly one of its two connections moves, once, to the lower shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spread_request_reply_pair_ends_up_on_one_shard() {
+    let s = Server::tachyon(2, &["-D"]);
+    bounded(async {
+        let mut moved_pairs = 0;
+        // 20 pairs all on one shard by chance: one run in a million.
+        for pair in 0..20 {
+            let responder = connect(&s.url).await;
+            let subject = format!("pair.{pair}");
+            let mut service = responder
+                .subscribe(subject.clone())
+                .await
+                .expect("subscribe");
+            flush(&responder).await;
+            let r = responder.clone();
+            let serving = tokio::spawn(async move {
+                while let Some(m) = service.next().await {
+                    if let Some(reply) = m.reply {
+                        if r.publish(reply, m.payload).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+            let requester = connect(&s.url).await;
+            let ids = [
+                responder.server_info().client_id,
+                requester.server_info().client_id,
+            ];
+            let deadline = std::time::Instant::now() + STEP;
+            loop {
+                match timeout(
+                    Duration::from_millis(200),
+                    requester.request(subject.clone(), "x".into()),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => break,
+                    _ => assert!(
+                        std::time::Instant::now() < deadline,
+                        "pair {pair} never answered"
+                    ),
+                }
+            }
+            // A closed loop for well over a few rebalancer ticks.
+            let start = std::time::Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < Duration::from_millis(300) {
+                let body = format!("{n}");
+                let m = timeout(
+                    STEP,
+                    requester.request(subject.clone(), body.clone().into()),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "pair {pair}: request {n} timed out; server log of {ids:?}:\n{}",
+                        lines_of(&s, &ids)
+                    )
+                })
+                .expect("request");
+                assert_eq!(m.payload, body.as_bytes());
+                n += 1;
+            }
+            serving.abort();
+            let log = moves(&s);
+            let mine: Vec<&String> = log
+                .iter()
+                .filter(|l| ids.iter().any(|id| l.contains(&format!("- cid:{id} - "))))
+                .collect();
+            assert!(
+                mine.len() <= 1,
+                "pair {pair} moved more than once: {mine:?}"
+            );
+            if let Some(line) = mine.first() {
+                assert!(
+                    line.contains("moved from shard 1 to shard 0"),
+                    "pair {pair} moved the wrong way: {line}"
+                );
+                moved_pairs += 1;
+                if moved_pairs >= 2 {
+                    break;
+                }
+            }
+        }
+        assert!(
+            moved_pairs > 0,
+            "no spread pair moved; log: {:?}",
+            moves(&s)
+        );
+    })
+    .await;
+}
