@@ -48,6 +48,27 @@ async fn publish(c: &Client, subject: &str, payload: String) {
     }
 }
 
+/// A connection answering every request on `subject` with its payload, and the task doing it.
+async fn echo_service(url: &str, subject: &str) -> (Client, tokio::task::JoinHandle<()>) {
+    let responder = connect(url).await;
+    let mut service = responder
+        .subscribe(subject.to_string())
+        .await
+        .expect("subscribe");
+    flush(&responder).await;
+    let r = responder.clone();
+    let serving = tokio::spawn(async move {
+        while let Some(m) = service.next().await {
+            if let Some(reply) = m.reply {
+                if r.publish(reply, m.payload).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (responder, serving)
+}
+
 /// Lines of the server's debug log saying a connection arrived on another shard.
 fn moves(s: &Server) -> Vec<String> {
     s.log()
@@ -252,19 +273,7 @@ async fn chaos_moves_keep_request_reply_answering() {
     const REQUESTS: usize = 1500;
     let s = Server::tachyon(SHARDS, &["--migrate", "chaos", "-D"]);
     bounded(async {
-        let responder = connect(&s.url).await;
-        let mut service = responder.subscribe("svc.echo").await.expect("subscribe");
-        flush(&responder).await;
-        let r = responder.clone();
-        let serving = tokio::spawn(async move {
-            while let Some(m) = service.next().await {
-                if let Some(reply) = m.reply {
-                    if r.publish(reply, m.payload).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        });
+        let (_responder, serving) = echo_service(&s.url, "svc.echo").await;
         let requester = connect(&s.url).await;
         // The service's interest reaches the requester's shard: retry the first request.
         let deadline = std::time::Instant::now() + STEP;
@@ -309,23 +318,8 @@ async fn a_spread_request_reply_pair_ends_up_on_one_shard() {
         let mut moved_pairs = 0;
         // 20 pairs all on one shard by chance: one run in a million.
         for pair in 0..20 {
-            let responder = connect(&s.url).await;
             let subject = format!("pair.{pair}");
-            let mut service = responder
-                .subscribe(subject.clone())
-                .await
-                .expect("subscribe");
-            flush(&responder).await;
-            let r = responder.clone();
-            let serving = tokio::spawn(async move {
-                while let Some(m) = service.next().await {
-                    if let Some(reply) = m.reply {
-                        if r.publish(reply, m.payload).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
+            let (responder, serving) = echo_service(&s.url, &subject).await;
             let requester = connect(&s.url).await;
             let ids = [
                 responder.server_info().client_id,
