@@ -28,13 +28,6 @@ struct Liveness {
     rtt_known: Cell<bool>,
 }
 
-/// How a read loop ended.
-enum End {
-    Closed(CloseReason),
-    /// The shard's rebalancer moves this connection to another shard.
-    Move(u16),
-}
-
 enum Next {
     Continue,
     Close(CloseReason),
@@ -206,8 +199,8 @@ async fn run(
     let cid = client.id;
     let reason = loop {
         match session.read_loop(&mut stream).await {
-            End::Closed(reason) => break reason,
-            End::Move(to) => {
+            Err(reason) => break reason,
+            Ok(to) => {
                 // SAFETY: `client.fd` is the open socket owned by `stream`; dup returns a new
                 // descriptor, owned from here on by the move (and then the new home).
                 let fd = unsafe { libc::dup(client.fd) };
@@ -499,16 +492,9 @@ impl Session {
         }
     }
 
-    async fn read_loop(&mut self, stream: &mut TcpStream) -> End {
-        match self.read_and_handle(stream).await {
-            Ok(to) => End::Move(to),
-            Err(reason) => End::Closed(reason),
-        }
-    }
-
-    /// Reads and handles ops until the connection ends (`Err`) or its shard moves it (`Ok`,
-    /// at a read boundary: every op read so far was handled).
-    async fn read_and_handle(&mut self, stream: &mut TcpStream) -> Result<u16, CloseReason> {
+    /// Reads and handles ops until the connection ends (`Err`) or its shard moves it to the
+    /// shard returned (`Ok`, at a read boundary: every op read so far was handled).
+    async fn read_loop(&mut self, stream: &mut TcpStream) -> Result<u16, CloseReason> {
         let auth_required = self.cfg.auth_required();
         loop {
             let read = match self.tls.as_mut() {
