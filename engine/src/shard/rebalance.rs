@@ -19,10 +19,10 @@ use crate::client::{ClientState, Peers};
 
 use super::Shard;
 
-/// How often a shard looks at its connections. There is no timer for it: a periodic glommio
-/// timer here made shards miss socket wake-ups (requests stalled for seconds in
-/// `tests/migration.rs`, with every move disabled), so the shard looks when it is busy anyway,
-/// after a read or a batch of ring envelopes (`Shard::tick`). An idle shard has nothing to move.
+/// How often a shard looks at its connections. There is no timer for it: the shard looks when
+/// it is busy anyway, after a read or a batch of ring envelopes (`Shard::tick`), and an idle
+/// shard has nothing to move. (A first version with a 20 ms glommio timer is how the executor's
+/// lost wake-up of vendor/README.md item 6 was found; that bug is fixed.)
 pub const TICK: Duration = Duration::from_millis(20);
 /// A longer gap than this since the last look (the shard was idle) only restarts the counts.
 const STALE: Duration = Duration::from_millis(100);

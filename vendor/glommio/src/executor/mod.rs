@@ -1486,7 +1486,13 @@ impl LocalExecutor {
                 let cur_time = Instant::now();
                 this.queues.borrow_mut().stats.total_runtime += cur_time - pre_time;
                 pre_time = cur_time;
-                if !run {
+                // TACHYON PATCH: `run_task_queues` also returns false when it ran nothing
+                // because a latency-ring completion (a preemption or user timer) was already
+                // waiting, with task queues still active. Upstream then parked: the spin below
+                // consumed that completion without waking anything, and the executor slept with
+                // runnable tasks and no I/O left to wake it (a lost wake-up, vendor/README.md
+                // item 6). Loop instead: `poll_io` consumes the completion and the tasks run.
+                if !run && this.queues.borrow().active_executors.is_empty() {
                     if let Poll::Ready(t) = future.as_mut().poll(cx) {
                         // It may be that we just became ready now that the task queue
                         // is exhausted. But if we sleep (park) we'll never know so we
