@@ -31,12 +31,12 @@ fn si(v: Option<f64>) -> String {
     }
 }
 
-const HEADER: [&str; 16] = [
-    "workload", "size", "server", "msgs/s", "MB/s", "p50 us", "p99 us", "p99.9 us", "max us",
-    "CPU s/M", "RSS MiB", "foreign", "x msgs/s", "x p99", "x CPU", "ok/fail",
+const HEADER: [&str; 17] = [
+    "workload", "size", "server", "msgs/s", "MB/s", "p50 us", "p90 us", "p99 us", "p99.9 us",
+    "max us", "CPU s/M", "RSS MiB", "foreign", "x msgs/s", "x p99", "x CPU", "ok/fail",
 ];
 
-fn rows(r: &Report) -> Vec<[String; 16]> {
+fn rows(r: &Report) -> Vec<[String; 17]> {
     r.cases
         .iter()
         .map(|c| {
@@ -48,6 +48,7 @@ fn rows(r: &Report) -> Vec<[String; 16]> {
                 si(c.msgs_per_s),
                 f(c.mb_per_s, 1),
                 f(l.map(|l| l.p50_us), 1),
+                f(l.map(|l| l.p90_us), 1),
                 f(l.map(|l| l.p99_us), 1),
                 f(l.map(|l| l.p999_us), 1),
                 f(l.map(|l| l.max_us), 1),
@@ -65,7 +66,7 @@ fn rows(r: &Report) -> Vec<[String; 16]> {
 
 fn preamble_lines(r: &Report) -> Vec<String> {
     let mut out = vec![format!(
-        "Host: {} CPUs, kernel {}, load avg before {} / after {}. Harness threads {}.",
+        "Host: {} CPUs, kernel {}, load avg before {} / after {}. Harness threads {}. Cores {}.",
         r.host.cpus,
         r.host.kernel,
         r.host.loadavg_before,
@@ -74,7 +75,11 @@ fn preamble_lines(r: &Report) -> Vec<String> {
             "pinned (core_affinity)"
         } else {
             "not pinned"
-        }
+        },
+        // Tried: a SCHED_IDLE spinner per core. On 2 cores it made every server's open-loop
+        // p99 worse by milliseconds (a yielding pacer or runtime hands the core to the spinner
+        // until the next tick), so the harness reports the wake-up cost instead of hiding it.
+        "not kept awake (an idle virtual CPU takes tens of µs to wake: low-rate latency includes it)"
     )];
     out.push(r.host.note.clone());
     for s in &r.servers {
