@@ -1229,6 +1229,9 @@ pub(crate) struct Reactor {
     throughput_preemption_timeout_src: Cell<Option<Source>>,
     /// TACHYON PATCH: when the pending latency timer fires (as armed; it may fire later).
     latency_timer_deadline: Cell<Option<Instant>>,
+    /// TACHYON PATCH: the last sleep ended without waking any task (a timer, or nothing): the
+    /// executor is going idle, so the next sleep stops keeping a preemption timer.
+    idle_wake: Cell<bool>,
     /// TACHYON PATCH: the main ring's `consumed` count when the throughput timer was armed.
     throughput_armed_at: Cell<u64>,
 
@@ -1363,6 +1366,7 @@ impl Reactor {
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             latency_timer_deadline: Cell::new(None),
+            idle_wake: Cell::new(false),
             throughput_armed_at: Cell::new(0),
             blocking_thread,
             link_fd,
@@ -1824,12 +1828,17 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // TACHYON PATCH (vendor/README.md): upstream cancelled and re-armed the latency timer
-        // on every call. A caller that may sleep (`preempt_timer` is None: `park`) still gets
-        // that, so a sleeping executor only ever waits on a timer armed for this sleep. A
-        // polling caller keeps a pending timer that fires no later than it wants (see
-        // `keep_or_arm_latency_timer`): an early preemption only makes the loop poll sooner.
-        if preempt_timer().is_none() {
+        // TACHYON PATCH (vendor/README.md items 2 and 7): upstream cancelled and re-armed the
+        // latency timer on every call (a timeout cancel and add: hrtimer reprogramming, a trap
+        // to the hypervisor on a VM), twice per sleep-and-wake cycle. A pending timer is now kept
+        // while it fires no later than the caller needs (`keep_or_arm_latency_timer`), across
+        // sleeps too: a kept preemption timer only wakes a sleeping executor early, once. A
+        // sleep that follows such an idle wake-up drops it, so an idle executor sleeps until
+        // its next I/O or user timer, as upstream.
+        if woke > 0 {
+            self.idle_wake.set(false);
+        }
+        if preempt_timer().is_none() && self.idle_wake.get() {
             self.forget_latency_timer();
         } else {
             self.drop_latency_timer_if_fired();
@@ -1875,8 +1884,9 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.arm_latency_timer(&mut lat_ring, dur);
-                assert!(flush_rings!(lat_ring)? > 0);
+                if self.keep_or_arm_latency_timer(&mut lat_ring, dur) {
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1899,9 +1909,11 @@ impl Reactor {
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
-                    flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
+                    let mut after = 0;
+                    flush_cancellations!(into &mut after; lat_ring, poll_ring, main_ring);
                     flush_rings!(lat_ring, poll_ring, main_ring)?;
-                    consume_rings!(into &mut 0; lat_ring, poll_ring, main_ring);
+                    consume_rings!(into &mut after; lat_ring, poll_ring, main_ring);
+                    self.idle_wake.set(after == 0);
                 }
                 // Woke up, so no need to notify us anymore.
                 self.notifier.wake_up();
