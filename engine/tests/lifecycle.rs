@@ -525,3 +525,47 @@ fn panic_text(e: &Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default()
 }
+
+/// Voluntary context switches of the server's shard threads: each is one sleep ended.
+fn shard_wakeups(s: &Server) -> u64 {
+    let mut total = 0;
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", s.pid())).expect("tasks");
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("shard-") {
+            continue;
+        }
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
+}
+
+/// A server with clients but no traffic sleeps: after the last message a shard may wake once
+/// for the preemption timer it kept across sleeps (vendor/README.md item 7), then not again
+/// until I/O or a user timer (the clients' pings are minutes away). A kept timer re-armed on
+/// every wake-up would wake each shard ten times a second.
+#[test]
+fn an_idle_server_does_not_wake_its_shards() {
+    let s = Server::tachyon(SHARDS, &[]);
+    let mut clients: Vec<RawConn> = (0..8).map(|_| client(s.port)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(format!("SUB idle.{i} 1\r\nPUB idle.{i} 2\r\nhi\r\nPING\r\n").as_bytes());
+        let got = c.read_until(b"PONG\r\n", STEP);
+        assert!(got.text().contains("MSG idle."), "got {:?}", got.text());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = shard_wakeups(&s);
+    std::thread::sleep(Duration::from_secs(2));
+    let woke = shard_wakeups(&s) - before;
+    eprintln!("shard wake-ups over 2 s idle: {woke}");
+    assert!(
+        woke <= 2 * SHARDS as u64,
+        "{SHARDS} idle shards woke {woke} times in 2 s"
+    );
+    drop(clients);
+}
