@@ -5,9 +5,15 @@ import sys
 
 path = sys.argv[1] if len(sys.argv) > 1 else "bench-results/report.md"
 rows = {}
+col = None  # header name -> index, from the table's own header row
 for line in open(path):
+    if not line.startswith("|"):
+        continue
     cells = [c.strip() for c in line.strip().strip("|").split("|")]
-    if len(cells) != 16 or cells[0] in ("workload", "---"):
+    if cells[0] == "workload":
+        col = {name: i for i, name in enumerate(cells)}
+        continue
+    if col is None or len(cells) != len(col) or cells[0].startswith("---"):
         continue
     rows.setdefault((cells[0], cells[1]), {})[cells[2]] = cells
 
@@ -16,7 +22,7 @@ print("|---|---|---|---|---|---|---|---|---|")
 
 
 def rate(c):
-    v = c[3]
+    v = c[col["msgs/s"]]
     mult = {"M": 1e6, "k": 1e3}.get(v[-1], 1)
     return float(v.rstrip("Mk")) * mult
 
@@ -24,8 +30,10 @@ def rate(c):
 for (workload, size), by_server in rows.items():
     # Every "tachyon..." server is under test (e.g. default shards and --shards 1).
     mine = [(n, c) for n, c in by_server.items() if n.startswith("tachyon")]
-    refs = [c for n, c in by_server.items() if not n.startswith("tachyon") and c[3] != "-"]
+    m = col["msgs/s"]
+    refs = [c for n, c in by_server.items() if not n.startswith("tachyon") and c[m] != "-"]
     best = max(refs, key=rate) if refs else None
-    best_txt = f"{best[3]} ({best[2]})" if best else "-"
+    best_txt = f"{best[m]} ({best[col['server']]})" if best else "-"
     for name, t in mine:
-        print(f"| {workload} | {size} | {name} | {t[3]} | {best_txt} | {t[12]} | {t[6]} | {t[13]} | {t[14]} |")
+        cells = [t[m], best_txt, t[col["x msgs/s"]], t[col["p99 us"]], t[col["x p99"]], t[col["x CPU"]]]
+        print(f"| {workload} | {size} | {name} | " + " | ".join(cells) + " |")
