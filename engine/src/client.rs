@@ -120,6 +120,15 @@ pub struct ClientCounters {
     pub out_bytes: u64,
 }
 
+impl std::ops::AddAssign for ClientCounters {
+    fn add_assign(&mut self, o: ClientCounters) {
+        self.in_msgs += o.in_msgs;
+        self.in_bytes += o.in_bytes;
+        self.out_msgs += o.out_msgs;
+        self.out_bytes += o.out_bytes;
+    }
+}
+
 pub struct ClientState {
     pub id: u64,
     pub peer: Option<SocketAddr>,

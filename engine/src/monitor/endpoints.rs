@@ -55,12 +55,8 @@ fn totals(snaps: &[ShardSnapshot]) -> (ClientCounters, usize, usize, usize) {
     let mut t = ClientCounters::default();
     let (mut conns, mut subs, mut cache) = (0, 0, 0);
     for s in snaps {
-        for c in [s.live, s.stats.closed] {
-            t.in_msgs += c.in_msgs;
-            t.in_bytes += c.in_bytes;
-            t.out_msgs += c.out_msgs;
-            t.out_bytes += c.out_bytes;
-        }
+        t += s.live;
+        t += s.stats.closed;
         conns += s.connections;
         subs += s.num_subs;
         cache += s.num_cache;

@@ -71,11 +71,7 @@ pub fn take(shard: &Shard, want: Want) -> ShardSnapshot {
         ..Default::default()
     };
     for c in clients.values() {
-        let n = c.counters.get();
-        snap.live.in_msgs += n.in_msgs;
-        snap.live.in_bytes += n.in_bytes;
-        snap.live.out_msgs += n.out_msgs;
-        snap.live.out_bytes += n.out_bytes;
+        snap.live += c.counters.get();
         snap.num_subs += c.subs.borrow().len();
         if want.conns {
             snap.conns.push(conn(c, want.subs));

@@ -273,10 +273,7 @@ impl Shard {
         let c = a.client;
         c.prepend_out(h.out);
         let mut n = c.counters.get();
-        n.in_msgs += h.counters.in_msgs;
-        n.in_bytes += h.counters.in_bytes;
-        n.out_msgs += h.counters.out_msgs;
-        n.out_bytes += h.counters.out_bytes;
+        n += h.counters;
         c.counters.set(n);
         c.affinity.unskip(from);
         if let Some(r) = h.closed {

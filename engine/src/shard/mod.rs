@@ -318,10 +318,7 @@ impl Shard {
         let c = client.counters.get();
         let reason = client.close_reason();
         self.bump_stats(|s| {
-            s.closed.in_msgs += c.in_msgs;
-            s.closed.in_bytes += c.in_bytes;
-            s.closed.out_msgs += c.out_msgs;
-            s.closed.out_bytes += c.out_bytes;
+            s.closed += c;
             match reason {
                 Some(CloseReason::SlowConsumerPendingBytes)
                 | Some(CloseReason::SlowConsumerWriteDeadline) => s.slow_consumers += 1,
