@@ -99,6 +99,12 @@ pub struct Options {
     pub lame_duck_grace_period: Duration,
     /// Client TLS (`tls {}` or the `--tls*` flags); `None` serves plaintext.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// `allow_non_tls`: with TLS configured, plaintext clients are served too (INFO says
+    /// `tls_available`, and the first byte a client sends picks).
+    pub allow_non_tls: bool,
+    /// `-sd`/`--store_dir`: JetStream's storage directory; without JetStream it is accepted and
+    /// unused, as nats-server does (client test harnesses pass it on every start).
+    pub store_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -144,6 +150,8 @@ impl Default for Options {
             lame_duck_duration: Duration::from_secs(120),
             lame_duck_grace_period: Duration::from_secs(10),
             tls: None,
+            allow_non_tls: false,
+            store_dir: None,
         }
     }
 }
@@ -176,6 +184,7 @@ impl Options {
                 "logtime" => o.logtime = flags.logtime,
                 "logtime_utc" => o.logtime_utc = flags.logtime_utc,
                 "log_file" => o.log_file = flags.log_file.clone(),
+                "store_dir" => o.store_dir = flags.store_dir.clone(),
                 "pid_file" => o.pid_file = flags.pid_file.clone(),
                 "ports_file_dir" => o.ports_file_dir = flags.ports_file_dir.clone(),
                 "http_port" => o.http_port = flags.http_port,
@@ -198,6 +207,7 @@ impl Options {
                             timeout: file.timeout,
                             map: file.map,
                             handshake_first: file.handshake_first,
+                            fallback: file.fallback,
                             ..f.clone()
                         }),
                         (f, _) => f.clone(),
@@ -429,6 +439,7 @@ enum Flag {
     PortsFileDir,
     HttpPort,
     LogFile,
+    StoreDir,
     Version,
     Shards,
     MaxPayload,
@@ -512,7 +523,8 @@ impl Flag {
             "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len" | "profile"
             | "connect_retries" => Flag::Unsupported(Int),
             "r" | "remote_syslog" | "routes" | "cluster" | "cluster_listen"
-            | "cluster_advertise" | "cluster_name" | "sd" | "store_dir" => Flag::Unsupported(Str),
+            | "cluster_advertise" | "cluster_name" => Flag::Unsupported(Str),
+            "sd" | "store_dir" => Flag::StoreDir,
             _ => return None,
         })
     }
@@ -538,6 +550,7 @@ impl Flag {
             Flag::PortsFileDir => &["ports_file_dir"],
             Flag::HttpPort => &["http_port"],
             Flag::LogFile => &["log_file"],
+            Flag::StoreDir => &["store_dir"],
             Flag::MaxPayload => &["max_payload"],
             Flag::MaxControlLine => &["max_control_line"],
             Flag::MaxConnections => &["max_connections"],
@@ -719,6 +732,7 @@ fn apply_value(p: &mut Parsed, flag: Flag, name: &str, value: String) -> Result<
         Flag::ServerName => o.server_name = opt_str(&value),
         Flag::Host => o.host = value.clone(),
         Flag::ClientAdvertise => o.client_advertise = opt_str(&value),
+        Flag::StoreDir => o.store_dir = opt_path(&value),
         Flag::User => o.user = opt_str(&value),
         Flag::Pass => o.pass = opt_str(&value),
         Flag::Auth => o.auth_token = opt_str(&value),
@@ -1345,7 +1359,6 @@ mod tests {
         for (args, flag) in [
             (&["-js"][..], "js"),
             (&["--jetstream"], "jetstream"),
-            (&["-sd", "/tmp/js"], "sd"),
             (&["-ms", "8222"], "ms"),
             (&["--routes", "nats://a:1"], "routes"),
             (&["--cluster", "nats://0.0.0.0:6222"], "cluster"),
@@ -1375,6 +1388,23 @@ mod tests {
         // Asking for the feature to be off is honoured.
         let o = run(&["-js=false", "-m", "0", "--routes", "", "--tls=false"]);
         assert_eq!(o, Options::default());
+    }
+
+    #[test]
+    fn store_dir_without_jetstream_is_accepted() {
+        // async-nats's test harness passes `--store_dir` on every start; nats-server takes it
+        // without `-js` and uses it only once JetStream is on.
+        for args in [
+            &["-sd", "/tmp/js"][..],
+            &["--store_dir", "/tmp/js"],
+            &["-sd=/tmp/js"],
+            &["--store_dir=/tmp/js"],
+        ] {
+            let o = run_explicit(args);
+            assert_eq!(o.store_dir, Some(PathBuf::from("/tmp/js")), "{args:?}");
+            assert!(o.explicit.contains(&"store_dir"), "{args:?}");
+        }
+        assert_eq!(run(&["-sd", ""]).store_dir, None);
     }
 
     #[test]

@@ -99,22 +99,34 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     encode::info(&mut buf, &info);
     // A TLS client gets INFO and its handshake here, before any task starts (as in
     // nats-server); a plaintext one gets INFO through the writer.
+    let mut early = Vec::new();
     let (tls_reader, tls_writer, cert_identity) = match &cfg.tls {
         None => {
             client.send_raw(&buf);
             (None, None, None)
         }
-        Some(tls) => match crate::tls::accept(&mut stream, tls, &buf).await {
-            Ok(a) => (Some(a.reader), Some(a.writer), a.identity),
-            Err(e) => {
-                tracing::debug!(
-                    "{} - cid:{cid} - TLS handshake error: {e}",
-                    client.peer_string()
-                );
-                let _ = stream.close().await;
-                return;
+        Some(tls) => {
+            // Sent encrypted after a TLS-first handshake, which TLS was required for.
+            let mut first = Vec::new();
+            info.tls_required = true;
+            info.tls_available = false;
+            encode::info(&mut first, &info);
+            match crate::tls::accept(&mut stream, tls, &buf, &first).await {
+                Ok(crate::tls::Start::Tls(a)) => (Some(a.reader), Some(a.writer), a.identity),
+                Ok(crate::tls::Start::Plain(sent)) => {
+                    early = sent;
+                    (None, None, None)
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        "{} - cid:{cid} - TLS handshake error: {e}",
+                        client.peer_string()
+                    );
+                    let _ = stream.close().await;
+                    return;
+                }
             }
-        },
+        }
     };
 
     // The writer gets its own descriptor for the same socket so reads and writes proceed
@@ -180,7 +192,11 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             max_payload: cfg.opts.max_payload,
             max_control_line: cfg.opts.max_control_line,
         }),
-        rbuf: BytesMut::with_capacity(READ_CHUNK * 2),
+        rbuf: {
+            let mut b = BytesMut::with_capacity(READ_CHUNK * 2);
+            b.extend_from_slice(&early);
+            b
+        },
         window: ReadWindow::default(),
     };
     run(session, stream, writer, pinger).await;
@@ -496,8 +512,12 @@ impl Session {
     /// shard returned (`Ok`, at a read boundary: every op read so far was handled).
     async fn read_loop(&mut self, stream: &mut TcpStream) -> Result<u16, CloseReason> {
         let auth_required = self.cfg.auth_required();
+        // Bytes already here (sent before a plaintext client was told from a TLS one, or
+        // carried along by a move) are parsed before the first read.
+        let mut unparsed = !self.rbuf.is_empty();
         loop {
             let read = match self.tls.as_mut() {
+                _ if std::mem::take(&mut unparsed) => Ok(self.rbuf.len()),
                 None => {
                     let (window, rbuf, affinity) =
                         (&mut self.window, &mut self.rbuf, &self.client.affinity);

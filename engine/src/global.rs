@@ -145,7 +145,9 @@ impl Global {
             headers: true,
             max_payload: i32::try_from(c.opts.max_payload).unwrap_or(i32::MAX),
             auth_required: c.auth.advertised_required(),
-            tls_required: c.tls.is_some(),
+            // `allow_non_tls` offers TLS without requiring it, as nats-server says.
+            tls_required: c.tls.as_ref().is_some_and(|t| !t.allow_non_tls),
+            tls_available: c.tls.as_ref().is_some_and(|t| t.allow_non_tls),
             tls_verify: c.tls.as_ref().is_some_and(|t| t.verify),
             tachyon: TACHYON_VERSION.to_string(),
             ..Default::default()

@@ -30,7 +30,10 @@ fn main() -> ExitCode {
     let opts = match tachyon_engine::config::resolve(&opts) {
         Ok(o) => o,
         Err(e) => {
-            logging::fatal(&e.to_string());
+            // nats-server's own line first (client test harnesses look for "Parse error on
+            // line N"), then the fatal line with the file and column.
+            eprintln!("nats-server: {e}");
+            logging::fatal(&e.located());
             return ExitCode::from(1);
         }
     };

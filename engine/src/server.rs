@@ -101,7 +101,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     config.tls = opts
         .tls
         .as_ref()
-        .map(crate::tls::ServerTls::load)
+        .map(|t| crate::tls::ServerTls::load(t, opts.allow_non_tls))
         .transpose()?;
     let (fds, bound) = listener::bind_listeners(&config.opts.host, config.opts.port, n)?;
     let global = Arc::new(Global::with_accounts(config, bound.port(), accounts));
@@ -258,8 +258,19 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     };
     tracing::info!("Listening for client connections on {host_display}");
     let tls_on = global.config().tls.is_some();
-    if tls_on {
-        tracing::info!("TLS required for client connections");
+    if let Some(t) = &global.config().tls {
+        // TLS-first without a fallback needs the handshake, whatever `allow_non_tls` says.
+        let first_only = t.handshake_first && t.fallback.is_zero();
+        if t.allow_non_tls && !first_only {
+            tracing::info!("TLS available for client connections");
+        } else {
+            tracing::info!("TLS required for client connections");
+        }
+        if first_only {
+            tracing::warn!(
+                "Clients that are not using \"TLS Handshake First\" option will fail to connect"
+            );
+        }
     }
     let ports_path: Option<PathBuf> = opts.ports_file_dir.as_ref().and_then(|dir| {
         let ports = portsfile::Ports {
@@ -299,7 +310,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
 pub enum ReloadError {
     #[error("can only reload config when a file is provided using -c or --config")]
     NoConfigFile,
-    #[error(transparent)]
+    #[error("{}", .0.located())]
     Config(#[from] crate::config::ConfigError),
     #[error("config reload not supported for {0}")]
     NotReloadable(&'static str),
@@ -339,7 +350,7 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
     let tls = new
         .tls
         .as_ref()
-        .map(crate::tls::ServerTls::load)
+        .map(|t| crate::tls::ServerTls::load(t, new.allow_non_tls))
         .transpose()?;
     logging::reconfigure(&logging::LogOptions::from(&new))?;
     global.set_config(&new, tls);

@@ -176,6 +176,13 @@ fn malformed_file_is_fatal_and_names_line_and_column() {
         "{}",
         o.stderr
     );
+    // nats-server's wording, which client test harnesses wait for.
+    assert!(
+        o.stderr
+            .contains("nats-server: Parse error on line 4: 'unterminated quoted string'"),
+        "{}",
+        o.stderr
+    );
 
     write(&conf, "port: 4222\nbogus_key: 1\n");
     let o = run_to_exit(&["-c", &conf_s]);
@@ -300,4 +307,23 @@ fn a_bad_reload_keeps_the_running_config() {
     let (_, got) = connect_with(s.port, "\"auth_token\":\"second\"");
     assert!(got.contains("Authorization Violation"), "{got:?}");
     assert_eq!(ping(&mut kept), "PONG\r\n");
+}
+
+/// async-nats's test harness starts every server with `--store_dir DIR` (and no `-js`):
+/// nats-server starts and leaves it unused until JetStream is on, so Tachyon must start too.
+#[test]
+fn store_dir_without_jetstream_starts() {
+    let dir = TempDir::new("cfg-sd");
+    let d = dir.0.to_string_lossy().into_owned();
+    for args in [
+        vec!["--store_dir", d.as_str()],
+        vec!["-sd", d.as_str()],
+        vec!["--store_dir=/nonexistent/tachyon-test"],
+    ] {
+        let server = Server::tachyon(2, &args);
+        let mut c = RawConn::connect(server.port, Duration::from_secs(5));
+        c.send(b"CONNECT {}\r\nPING\r\n");
+        let got = c.read_until(b"PONG\r\n", Duration::from_secs(5));
+        assert!(got.text().ends_with("PONG\r\n"), "{args:?}: {}", got.text());
+    }
 }

@@ -308,6 +308,63 @@ async fn handshake_first_from_the_config_file() {
 }
 
 #[tokio::test]
+async fn handshake_first_with_a_fallback_delay_serves_both_orders() {
+    let certs = Certs::new();
+    for (setting, delay) in [
+        ("  handshake_first: 300ms", Duration::from_millis(300)),
+        ("  handshake_first: auto", Duration::from_millis(50)),
+    ] {
+        let conf = config_file(&certs, setting);
+        let server = start(&["-c".to_string(), conf]);
+        // A client that says nothing gets INFO once the delay passed, not before.
+        let t0 = Instant::now();
+        let raw = RawConn::connect(server.port, STEP);
+        let waited = t0.elapsed();
+        assert!(raw.info.contains("\"tls_required\":true"), "{}", raw.info);
+        assert!(
+            waited >= delay.mul_f32(0.8) && waited < delay + Duration::from_secs(2),
+            "{setting}: INFO after {waited:?}"
+        );
+        // TLS-first clients and INFO-first clients both connect and talk to each other.
+        let a = must_connect(certs.client(None).tls_first(), &server.url).await;
+        let b = must_connect(certs.client(None), &server.url).await;
+        exercise(&a, &b).await;
+    }
+}
+
+#[tokio::test]
+async fn allow_non_tls_serves_plaintext_and_tls_clients() {
+    let certs = Certs::new();
+    let conf = config_file(&certs, "");
+    let text = std::fs::read_to_string(&conf).expect("read conf") + "allow_non_tls: true\n";
+    certs.write("server.conf", &text);
+    let server = start(&["-c".to_string(), conf]);
+    assert!(
+        server
+            .log()
+            .contains("TLS available for client connections"),
+        "{}",
+        server.log()
+    );
+    let mut raw = RawConn::connect(server.port, STEP);
+    assert!(raw.info.contains("\"tls_available\":true"), "{}", raw.info);
+    assert!(!raw.info.contains("tls_required"), "{}", raw.info);
+    // A plaintext client's first bytes are protocol, not a handshake: it is served.
+    raw.send(b"CONNECT {\"verbose\":false}\r\nSUB plain 1\r\nPUB plain 2\r\nhi\r\nPING\r\n");
+    let got = raw.read_until(b"PONG\r\n", STEP);
+    assert!(
+        got.text().contains("MSG plain 1 2\r\nhi\r\n"),
+        "{}",
+        got.text()
+    );
+    // A TLS client and a plaintext async-nats client reach each other.
+    let a = must_connect(certs.client(None), &server.url).await;
+    let b = must_connect(ConnectOptions::new(), &server.url).await;
+    exercise(&a, &b).await;
+    exercise(&b, &a).await;
+}
+
+#[tokio::test]
 async fn verify_and_timeout_from_the_config_file() {
     let certs = Certs::new();
     let conf = config_file(&certs, "  verify: true\n  timeout: 0.5");

@@ -50,7 +50,7 @@ impl<'a> Cursor<'a> {
     }
 
     pub fn err(&self, msg: impl Into<String>) -> ConfigError {
-        ConfigError::at(&self.pos(), msg)
+        ConfigError::syntax(&self.pos(), msg)
     }
 
     pub fn peek(&self) -> Option<char> {
@@ -145,7 +145,7 @@ impl<'a> Cursor<'a> {
                     match self.bump() {
                         Some(c) if c == q => return Ok(s),
                         Some('\n') | None => {
-                            return Err(ConfigError::at(&start, "unterminated quoted key"))
+                            return Err(ConfigError::syntax(&start, "unterminated quoted key"))
                         }
                         Some(c) => s.push(c),
                     }
@@ -188,7 +188,7 @@ impl<'a> Cursor<'a> {
                 Some(_) => {
                     self.bump();
                 }
-                None => return Err(ConfigError::at(&start, "unterminated quoted string")),
+                None => return Err(ConfigError::syntax(&start, "unterminated quoted string")),
             }
         }
     }
@@ -203,7 +203,7 @@ impl<'a> Cursor<'a> {
                 Some('"') => return Ok(s),
                 Some('\\') => self.escape(&mut s)?,
                 Some(c) => s.push(c),
-                None => return Err(ConfigError::at(&start, "unterminated quoted string")),
+                None => return Err(ConfigError::syntax(&start, "unterminated quoted string")),
             }
         }
     }
@@ -223,7 +223,7 @@ impl<'a> Cursor<'a> {
                     .then(|| u8::from_str_radix(&hex, 16).ok())
                     .flatten()
                     .ok_or_else(|| {
-                        ConfigError::at(
+                        ConfigError::syntax(
                             &pos,
                             format!("expected two hex digits after '\\x', got {hex:?}"),
                         )
@@ -232,7 +232,7 @@ impl<'a> Cursor<'a> {
             }
             other => {
                 let c = other.map_or("end of file".into(), |c| format!("'{c}'"));
-                return Err(ConfigError::at(
+                return Err(ConfigError::syntax(
                     &pos,
                     format!(
                         "invalid escape character {c}; allowed: \\xXX, \\t, \\n, \\r, \\\", \\\\"
@@ -262,7 +262,7 @@ impl<'a> Cursor<'a> {
                 return Ok(s);
             }
             if line_len == rest.len() {
-                return Err(ConfigError::at(&start, "unterminated block string"));
+                return Err(ConfigError::syntax(&start, "unterminated block string"));
             }
             for _ in 0..=line_len {
                 self.bump();
@@ -289,12 +289,12 @@ impl<'a> Cursor<'a> {
             }
         }
         if word.is_empty() {
-            return Err(ConfigError::at(&start, "expected a value"));
+            return Err(ConfigError::syntax(&start, "expected a value"));
         }
         if escaped {
             return Ok(Scalar::Str(word));
         }
-        classify(&word).map_err(|m| ConfigError::at(&start, m))
+        classify(&word).map_err(|m| ConfigError::syntax(&start, m))
     }
 }
 

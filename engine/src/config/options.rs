@@ -83,7 +83,6 @@ const UNSUPPORTED: &[&str] = &[
     "max_sub_tokens",
     "max_subscription_tokens",
     "ocsp",
-    "allow_non_tls",
     "write_timeout",
     "operator",
     "operators",
@@ -232,6 +231,7 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
                 fc.accounts = Some(item.as_map(key)?.clone());
             }
             "no_auth_user" => o.no_auth_user = Some(item.to_text(key)?),
+            "allow_non_tls" => o.allow_non_tls = item.as_bool(key)?,
             _ if UNSUPPORTED.contains(&lower.as_str()) => {
                 if asks_for_something(&item.value) {
                     return Err(ConfigError::at(

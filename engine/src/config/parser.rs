@@ -113,7 +113,7 @@ impl<'a> Parser<'a> {
             match (self.cur.peek(), &closer) {
                 (None, None) => return Ok(()),
                 (None, Some((_, open))) => {
-                    return Err(ConfigError::at(open, "unterminated block: missing '}'"))
+                    return Err(ConfigError::syntax(open, "unterminated block: missing '}'"))
                 }
                 (Some(c), Some((want, _))) if c == *want => {
                     self.cur.bump();
@@ -154,11 +154,11 @@ impl<'a> Parser<'a> {
             Some('"') => self.cur.double_quoted()?,
             _ => match self.cur.bare()? {
                 Scalar::Str(s) => s,
-                _ => return Err(ConfigError::at(&pos, "include needs a file name")),
+                _ => return Err(ConfigError::syntax(&pos, "include needs a file name")),
             },
         };
         if self.include_depth >= MAX_INCLUDE_DEPTH {
-            return Err(ConfigError::at(
+            return Err(ConfigError::syntax(
                 at,
                 format!("include '{name}': nested too deep (a cycle?)"),
             ));
@@ -173,7 +173,7 @@ impl<'a> Parser<'a> {
             if e.pos.file.is_some() {
                 e
             } else {
-                ConfigError::at(
+                ConfigError::syntax(
                     &pos,
                     format!("error parsing include file '{name}': {}", e.msg),
                 )
@@ -190,19 +190,19 @@ impl<'a> Parser<'a> {
         let pos = self.cur.pos();
         let value = match self.cur.peek() {
             None | Some('\n' | ',' | ';' | '}' | ']') => {
-                return Err(ConfigError::at(
+                return Err(ConfigError::syntax(
                     key_pos,
                     format!("missing value for '{key}'"),
                 ))
             }
             Some('#') => {
-                return Err(ConfigError::at(
+                return Err(ConfigError::syntax(
                     key_pos,
                     format!("missing value for '{key}'"),
                 ))
             }
             Some('/') if self.cur.peek2() == Some('/') => {
-                return Err(ConfigError::at(
+                return Err(ConfigError::syntax(
                     key_pos,
                     format!("missing value for '{key}'"),
                 ))
@@ -240,7 +240,7 @@ impl<'a> Parser<'a> {
         loop {
             self.cur.skip_blank(false);
             match self.cur.peek() {
-                None => return Err(ConfigError::at(open, "unterminated array: missing ']'")),
+                None => return Err(ConfigError::syntax(open, "unterminated array: missing ']'")),
                 Some(']') => {
                     self.cur.bump();
                     return Ok(items);
@@ -285,13 +285,13 @@ impl<'a> Parser<'a> {
             }
         }
         let Ok(text) = std::env::var(name) else {
-            return Err(ConfigError::at(
+            return Err(ConfigError::syntax(
                 &pos,
                 format!("variable reference for '{name}' can not be found"),
             ));
         };
         if self.env_depth >= MAX_ENV_DEPTH {
-            return Err(ConfigError::at(
+            return Err(ConfigError::syntax(
                 &pos,
                 format!("variable reference cycle for '{name}'"),
             ));
@@ -300,7 +300,7 @@ impl<'a> Parser<'a> {
         let doc = Parser::new(&line, None, self.include_depth, self.env_depth + 1)
             .document()
             .map_err(|e| {
-                ConfigError::at(
+                ConfigError::syntax(
                     &pos,
                     format!("variable '{name}' from the environment: {}", e.msg),
                 )
@@ -429,7 +429,11 @@ mod tests {
         assert_eq!((p.line, p.col), (2, 3));
         assert_eq!(p.to_string(), "/t/a.conf:2:3");
         let e = parse_str("a: 1\nb: \"x", Some(Path::new("f.conf"))).unwrap_err();
-        assert_eq!(e.to_string(), "f.conf:2:4: unterminated quoted string");
+        assert_eq!(e.located(), "f.conf:2:4: unterminated quoted string");
+        assert_eq!(
+            e.to_string(),
+            "Parse error on line 2: 'unterminated quoted string'"
+        );
     }
 
     #[test]
@@ -498,7 +502,7 @@ mod tests {
         std::fs::write(dir.join("bad.conf"), "include 'missing.conf'\n").unwrap();
         let e = parse_file(&dir.join("bad.conf")).unwrap_err();
         assert!(e.msg.contains("missing.conf"), "{e}");
-        assert!(e.to_string().contains("bad.conf:1:9"), "{e}");
+        assert!(e.located().contains("bad.conf:1:9"), "{e}");
 
         std::fs::write(dir.join("loop.conf"), "include 'loop.conf'\n").unwrap();
         let e = parse_file(&dir.join("loop.conf")).unwrap_err();
@@ -507,7 +511,7 @@ mod tests {
         std::fs::write(dir.join("inner_bad.conf"), "include 'sub/broken.conf'\n").unwrap();
         std::fs::write(dir.join("sub/broken.conf"), "a: [1,\n").unwrap();
         let e = parse_file(&dir.join("inner_bad.conf")).unwrap_err();
-        assert!(e.to_string().contains("broken.conf:1:4"), "{e}");
+        assert!(e.located().contains("broken.conf:1:4"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -67,19 +67,49 @@ impl Map {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{pos}: {msg}")]
+/// A configuration error with where it was found. A syntax error (the file does not parse)
+/// displays in nats-server's wording, `Parse error on line N: '...'`, which client test
+/// harnesses look for; [`ConfigError::located`] keeps the file and column for the log.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
     pub pos: Pos,
     pub msg: String,
+    pub syntax: bool,
+}
+
+impl std::error::Error for ConfigError {}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.syntax {
+            write!(f, "Parse error on line {}: '{}'", self.pos.line, self.msg)
+        } else {
+            write!(f, "{}: {}", self.pos, self.msg)
+        }
+    }
 }
 
 impl ConfigError {
+    /// A value that parsed but means nothing valid (unknown key, wrong type, bad range).
     pub fn at(pos: &Pos, msg: impl Into<String>) -> ConfigError {
         ConfigError {
             pos: pos.clone(),
             msg: msg.into(),
+            syntax: false,
         }
+    }
+
+    /// Text that is not nats-server's config format.
+    pub fn syntax(pos: &Pos, msg: impl Into<String>) -> ConfigError {
+        ConfigError {
+            syntax: true,
+            ..ConfigError::at(pos, msg)
+        }
+    }
+
+    /// `FILE:LINE:COL: message`, whatever the kind.
+    pub fn located(&self) -> String {
+        format!("{}: {}", self.pos, self.msg)
     }
 }
 

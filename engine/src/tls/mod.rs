@@ -13,5 +13,5 @@ pub mod settings;
 
 pub use identity::CertIdentity;
 pub use server::{ServerTls, TlsError};
-pub use session::{accept, Accepted, HandshakeError, TlsReader, TlsWriter};
-pub use settings::{from_config, TlsConfig, DEFAULT_TLS_TIMEOUT};
+pub use session::{accept, Accepted, HandshakeError, Start, TlsReader, TlsWriter};
+pub use settings::{from_config, TlsConfig, DEFAULT_FALLBACK_DELAY, DEFAULT_TLS_TIMEOUT};

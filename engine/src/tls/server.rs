@@ -34,13 +34,18 @@ pub struct ServerTls {
     pub config: Arc<ServerConfig>,
     pub timeout: Duration,
     pub handshake_first: bool,
+    /// See `TlsConfig::fallback`.
+    pub fallback: Duration,
+    /// `allow_non_tls`: plaintext clients are served too.
+    pub allow_non_tls: bool,
     pub verify: bool,
     pub map: bool,
 }
 
 impl ServerTls {
     /// Reads the certificate, key and CA files and builds the rustls configuration.
-    pub fn load(cfg: &TlsConfig) -> Result<ServerTls, TlsError> {
+    /// `allow_non_tls` is the top-level option of that name.
+    pub fn load(cfg: &TlsConfig, allow_non_tls: bool) -> Result<ServerTls, TlsError> {
         let chain = load_chain(&cfg.cert_file)?;
         let key = PrivateKeyDer::from_pem_file(&cfg.key_file).map_err(|e| TlsError::Key {
             path: cfg.key_file.clone(),
@@ -71,6 +76,8 @@ impl ServerTls {
             config: Arc::new(config),
             timeout: cfg.timeout,
             handshake_first: cfg.handshake_first,
+            fallback: cfg.fallback,
+            allow_non_tls,
             verify: cfg.verify,
             map: cfg.map,
         })

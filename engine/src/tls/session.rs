@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -44,29 +45,58 @@ pub struct Accepted {
     pub identity: Option<CertIdentity>,
 }
 
-/// Sends INFO and performs the server handshake (in nats-server's order: INFO in plaintext then
-/// the handshake, or with `handshake_first` the handshake then INFO encrypted). On error nothing
-/// more is written: nats-server closes a client that failed its handshake without a word.
+/// How a client on a TLS-enabled port turned out to talk.
+pub enum Start {
+    Tls(Accepted),
+    /// A plaintext client, served because `allow_non_tls` is on: INFO was sent, and these
+    /// bytes it sent already go to the parser first.
+    Plain(Vec<u8>),
+}
+
+/// Sends INFO and performs the server handshake in nats-server's order:
+/// - INFO in plaintext, then the handshake;
+/// - with `handshake_first`, the handshake then `info_first` (which says `tls_required`)
+///   encrypted; with a fallback delay, a client that sends nothing for that long gets INFO
+///   first after all;
+/// - with `allow_non_tls` (INFO-first only), the client's first byte picks: a TLS handshake
+///   record starts the handshake, anything else (or nothing within the TLS timeout) is a
+///   plaintext client.
+///
+/// On error nothing more is written: nats-server closes a client that failed its handshake
+/// without a word.
 pub async fn accept(
     stream: &mut TcpStream,
     tls: &ServerTls,
     info: &[u8],
-) -> Result<Accepted, HandshakeError> {
+    info_first: &[u8],
+) -> Result<Start, HandshakeError> {
     let mut conn = ServerConnection::new(tls.config.clone())?;
+    let mut first = tls.handshake_first;
+    let mut pre = Vec::new();
+    if first && !tls.fallback.is_zero() {
+        match read_within(stream, tls.fallback).await? {
+            Some(bytes) => pre = bytes,
+            None => first = false,
+        }
+    }
+    if !first {
+        stream.write_all(info).await?;
+        if tls.allow_non_tls {
+            match read_within(stream, tls.timeout).await? {
+                Some(bytes) if bytes[0] == HANDSHAKE_RECORD => pre = bytes,
+                Some(bytes) => return Ok(Start::Plain(bytes)),
+                None => return Ok(Start::Plain(Vec::new())),
+            }
+        }
+    }
     let deadline = async {
         glommio::timer::sleep(tls.timeout).await;
         Err(HandshakeError::Timeout)
     };
-    let shake = async {
-        if !tls.handshake_first {
-            stream.write_all(info).await?;
-        }
-        handshake(stream, &mut conn).await
-    };
-    futures_lite::future::or(shake, deadline).await?;
+    futures_lite::future::or(handshake(stream, &mut conn, &pre), deadline).await?;
     let mut writer_out = Vec::new();
-    if tls.handshake_first {
-        conn.writer().write_all(info)?;
+    if first {
+        conn.writer().write_all(info_first)?;
         drain(&mut conn, &mut writer_out)?;
         stream.write_all(&writer_out).await?;
     }
@@ -75,7 +105,7 @@ pub async fn accept(
         .and_then(|chain| chain.first())
         .and_then(|cert| CertIdentity::from_der(cert));
     let shared = Rc::new(RefCell::new(conn));
-    Ok(Accepted {
+    Ok(Start::Tls(Accepted {
         reader: TlsReader {
             conn: shared.clone(),
             cipher: vec![0; CIPHER_CHUNK],
@@ -85,30 +115,68 @@ pub async fn accept(
             out: writer_out,
         },
         identity,
-    })
+    }))
 }
 
+/// What the client sends within `limit`: `None` if it sent nothing. The read times out in
+/// the kernel's ring (no cancelled read that could swallow bytes).
+async fn read_within(
+    stream: &mut TcpStream,
+    limit: Duration,
+) -> Result<Option<Vec<u8>>, HandshakeError> {
+    stream
+        .set_read_timeout(Some(limit))
+        .map_err(io::Error::from)?;
+    let mut buf = vec![0; CIPHER_CHUNK];
+    let got = stream.read(&mut buf).await;
+    stream.set_read_timeout(None).map_err(io::Error::from)?;
+    match got {
+        Ok(0) => Err(HandshakeError::Eof),
+        Ok(n) => {
+            buf.truncate(n);
+            Ok(Some(buf))
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs the handshake; `pre` is what the client already sent (read while deciding).
 async fn handshake(
     stream: &mut TcpStream,
     conn: &mut ServerConnection,
+    pre: &[u8],
 ) -> Result<(), HandshakeError> {
     let mut buf = vec![0; CIPHER_CHUNK];
     let mut out = Vec::new();
-    let mut spoke_tls = false;
+    let mut spoke_tls = pre.first() == Some(&HANDSHAKE_RECORD);
+    let mut pending = pre;
     while conn.is_handshaking() {
         if conn.wants_write() {
             drain(conn, &mut out)?;
             stream.write_all(&out).await?;
             continue;
         }
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Err(HandshakeError::Eof);
-        }
+        let data = if pending.is_empty() {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Err(HandshakeError::Eof);
+            }
+            &buf[..n]
+        } else {
+            std::mem::take(&mut pending)
+        };
         if !spoke_tls {
-            spoke_tls = buf[0] == HANDSHAKE_RECORD;
+            spoke_tls = data[0] == HANDSHAKE_RECORD;
         }
-        if let Err(e) = feed(conn, &buf[..n]) {
+        if let Err(e) = feed(conn, data) {
             // A TLS client is told why (bad certificate, ...); a plaintext one gets nothing,
             // as from nats-server, rather than binary alert bytes.
             if spoke_tls && conn.wants_write() && drain(conn, &mut out).is_ok() {

@@ -24,7 +24,13 @@ pub struct TlsConfig {
     pub timeout: Duration,
     /// Handshake before INFO (clients' `tls_first`), instead of right after it.
     pub handshake_first: bool,
+    /// With `handshake_first`: a client that sends nothing for this long gets INFO first after
+    /// all (`handshake_first: auto` or a duration); zero waits for the handshake forever.
+    pub fallback: Duration,
 }
+
+/// nats-server's `DEFAULT_TLS_HANDSHAKE_FIRST_FALLBACK_DELAY`, for `handshake_first: auto`.
+pub const DEFAULT_FALLBACK_DELAY: Duration = Duration::from_millis(50);
 
 impl TlsConfig {
     /// The configuration the `--tlscert/--tlskey/--tlscacert/--tlsverify` flags describe.
@@ -42,6 +48,7 @@ impl TlsConfig {
             map: false,
             timeout: DEFAULT_TLS_TIMEOUT,
             handshake_first: false,
+            fallback: Duration::ZERO,
         }
     }
 }
@@ -76,6 +83,7 @@ pub fn from_config(block: &Map) -> Result<TlsConfig, ConfigError> {
     let mut map = false;
     let mut timeout = Duration::ZERO;
     let mut handshake_first = false;
+    let mut fallback = Duration::ZERO;
     for (key, item) in block.iter() {
         match key.to_ascii_lowercase().as_str() {
             "cert_file" => cert_file = Some(file(item, "cert_file")?),
@@ -92,7 +100,9 @@ pub fn from_config(block: &Map) -> Result<TlsConfig, ConfigError> {
                     ConfigError::at(&item.pos, "error parsing tls config, 'timeout' wrong type")
                 })?
             }
-            "handshake_first" | "first" | "immediate" => handshake_first = first(key, item)?,
+            "handshake_first" | "first" | "immediate" => {
+                (handshake_first, fallback) = first(key, item)?
+            }
             k if NOT_YET.contains(&k) => {
                 return Err(ConfigError::at(
                     &item.pos,
@@ -131,6 +141,7 @@ pub fn from_config(block: &Map) -> Result<TlsConfig, ConfigError> {
             timeout
         },
         handshake_first,
+        fallback,
     })
 }
 
@@ -153,27 +164,23 @@ fn boolean(item: &Item, key: &str) -> Result<bool, ConfigError> {
     })
 }
 
-/// `handshake_first` takes a boolean or nats-server's words for one; its fallback forms
-/// (`auto`, a delay) accept plaintext clients too, which Tachyon does not do yet.
-fn first(key: &str, item: &Item) -> Result<bool, ConfigError> {
+/// `handshake_first` takes a boolean or nats-server's words for one, `auto` (fall back to
+/// INFO first after 50 ms of silence) or a Go duration (fall back after that long).
+fn first(key: &str, item: &Item) -> Result<(bool, Duration), ConfigError> {
     let pos: &Pos = &item.pos;
     match &item.value {
-        Value::Bool(b) => Ok(*b),
+        Value::Bool(b) => Ok((*b, Duration::ZERO)),
         Value::Str(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "on" => Ok(true),
-            "false" | "off" => Ok(false),
-            "auto" | "auto_fallback" => Err(ConfigError::at(
-                pos,
-                format!("field {key:?}'s value {s:?} (fallback to plaintext) is not supported yet"),
-            )),
-            _ if crate::config::value::parse_go_duration(s).is_some() => Err(ConfigError::at(
-                pos,
-                format!("field {key:?}'s value {s:?} (fallback to plaintext) is not supported yet"),
-            )),
-            _ => Err(ConfigError::at(
-                pos,
-                format!("field {key:?}'s value {s:?} is invalid"),
-            )),
+            "true" | "on" => Ok((true, Duration::ZERO)),
+            "false" | "off" => Ok((false, Duration::ZERO)),
+            "auto" | "auto_fallback" => Ok((true, DEFAULT_FALLBACK_DELAY)),
+            _ => match crate::config::value::parse_go_duration(s) {
+                Some(d) => Ok((true, d)),
+                None => Err(ConfigError::at(
+                    pos,
+                    format!("field {key:?}'s value {s:?} is invalid"),
+                )),
+            },
         },
         _ => Err(ConfigError::at(
             pos,
@@ -267,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn first_aliases_and_fallback_is_refused() {
+    fn first_aliases_and_fallback_delays() {
         for key in ["first", "immediate"] {
             let c = from_config(&block(&[
                 ("cert_file", s("c")),
@@ -277,14 +284,21 @@ mod tests {
             .expect("valid");
             assert!(c.handshake_first);
         }
-        for v in ["auto", "300ms"] {
-            let e = from_config(&block(&[
+        for (v, delay) in [
+            ("auto", DEFAULT_FALLBACK_DELAY),
+            ("AUTO_FALLBACK", DEFAULT_FALLBACK_DELAY),
+            ("300ms", Duration::from_millis(300)),
+            ("1s", Duration::from_secs(1)),
+            ("on", Duration::ZERO),
+        ] {
+            let c = from_config(&block(&[
                 ("cert_file", s("c")),
                 ("key_file", s("k")),
                 ("handshake_first", s(v)),
             ]))
-            .expect_err("fallback");
-            assert!(e.msg.contains("not supported yet"), "{e}");
+            .expect("fallback forms are valid");
+            assert!(c.handshake_first, "{v}");
+            assert_eq!(c.fallback, delay, "{v}");
         }
         let e = from_config(&block(&[
             ("cert_file", s("c")),
