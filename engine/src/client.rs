@@ -368,21 +368,44 @@ impl ClientState {
         self.closed.get()
     }
 
-    /// Queues raw protocol bytes (INFO, PONG, -ERR, ...).
+    /// Queues raw protocol bytes (INFO, PONG, -ERR, ...). They pass the same `max_pending`
+    /// gate as messages (nats-server has one gate for every outbound byte): a client that
+    /// pipelines PINGs or verbose PUBs and never reads is a slow consumer, not a memory leak.
     pub fn send_raw(&self, bytes: &[u8]) {
         if self.is_closed() {
             return;
         }
-        self.out.borrow_mut().extend_from_slice(bytes);
-        self.writer_wake.raise();
+        let len = {
+            let mut out = self.out.borrow_mut();
+            out.extend_from_slice(bytes);
+            out.len()
+        };
+        self.gate(len);
     }
 
     pub fn send_err(&self, text: &str) {
         if self.is_closed() {
             return;
         }
-        encode::err(&mut self.out.borrow_mut(), text);
+        let len = {
+            let mut out = self.out.borrow_mut();
+            encode::err(&mut out, text);
+            out.len()
+        };
+        self.gate(len);
+    }
+
+    /// After `queued` bytes sit in the buffer: cuts a client past `max_pending`, else wakes its
+    /// writer. Returns the bytes pending (queued + being written), or `None` if it was cut.
+    #[inline]
+    fn gate(&self, queued: usize) -> Option<usize> {
+        let pending = queued + self.in_flight.get();
+        if pending > self.max_pending {
+            self.slow_consumer(CloseReason::SlowConsumerPendingBytes);
+            return None;
+        }
         self.writer_wake.raise();
+        Some(pending)
     }
 
     /// Queues one MSG/HMSG.
@@ -409,12 +432,9 @@ impl ClientState {
         c.out_msgs += 1;
         c.out_bytes += payload.len() as u64;
         self.counters.set(c);
-        let pending = len + self.in_flight.get();
-        if pending > self.max_pending {
-            self.slow_consumer(CloseReason::SlowConsumerPendingBytes);
+        let Some(pending) = self.gate(len) else {
             return SendStatus::Dropped;
-        }
-        self.writer_wake.raise();
+        };
         if pending > self.stall_at {
             return SendStatus::Stalled;
         }
@@ -556,6 +576,28 @@ mod tests {
         // Shards past the mask never skip (moves are off with more than 64 shards).
         a.skip(70);
         assert!(!a.skips(70));
+    }
+
+    #[test]
+    fn protocol_bytes_pass_the_max_pending_gate() {
+        let c = ClientState::new(1, None, -1, 64);
+        for _ in 0..10 {
+            c.send_raw(b"PONG\r\n");
+        }
+        assert!(!c.is_closed(), "60 bytes is under 64");
+        c.send_raw(b"PONG\r\n");
+        assert_eq!(
+            c.close_reason(),
+            Some(CloseReason::SlowConsumerPendingBytes)
+        );
+        // What could not be taken is dropped; the error is the last thing queued.
+        assert_eq!(c.take_all_out(), b"-ERR 'Slow Consumer'\r\n");
+        let c = ClientState::new(2, None, -1, 16);
+        c.send_err("Unknown Protocol Operation");
+        assert_eq!(
+            c.close_reason(),
+            Some(CloseReason::SlowConsumerPendingBytes)
+        );
     }
 
     #[test]

@@ -349,7 +349,15 @@ async fn write_loop(
     deadline: Duration,
     mut tls: Option<crate::tls::TlsWriter>,
 ) {
-    let _ = stream.set_write_timeout(Some(deadline));
+    if let Err(e) = stream.set_write_timeout(Some(deadline)) {
+        // Without its deadline a stalled write would hold the connection forever: refuse it.
+        tracing::error!(
+            "{} - cid:{} - cannot set the write deadline ({deadline:?}): {e}",
+            client.peer_string(),
+            client.id
+        );
+        client.close(CloseReason::WriteError);
+    }
     let mut buf = Vec::with_capacity(READ_CHUNK);
     let mut healthy = true;
     loop {
@@ -581,7 +589,12 @@ impl Session {
                         }
                         if e.closes_connection() {
                             self.shard.after_sends();
-                            return Err(CloseReason::ProtocolViolation);
+                            return Err(match e {
+                                tachyon_protocol::ProtocolError::MaxPayload { .. } => {
+                                    CloseReason::MaxPayload
+                                }
+                                _ => CloseReason::ProtocolViolation,
+                            });
                         }
                         continue;
                     }
@@ -684,8 +697,10 @@ impl Session {
                     return Next::Continue;
                 }
                 self.ok();
+                // A zero-length header block is no header block: nats-server delivers a MSG.
+                let header_len = (header_len > 0).then_some(header_len);
                 self.shard
-                    .publish(client, &subject, reply.as_ref(), Some(header_len), &message);
+                    .publish(client, &subject, reply.as_ref(), header_len, &message);
             }
             ClientOp::Sub {
                 subject,

@@ -27,13 +27,64 @@ use crate::{conn, logging, monitor, portsfile};
 const RING_CAPACITY: usize = 4096;
 /// How many envelopes a ring consumer handles before it lets other tasks run.
 const RING_BATCH: usize = 256;
+/// Shards at most: the mesh holds n·(n−1) rings of `RING_CAPACITY` envelopes, each with a
+/// socket pair, so memory and descriptors grow with the square of the count (128 shards: 16 256
+/// rings, 32 512 descriptors). One shard per core is the design; no host Tachyon is for has more.
+pub const MAX_SHARDS: usize = 128;
+const _: () = assert!(MAX_SHARDS <= u16::MAX as usize, "shard ids are u16");
+const _: () = assert!(RING_BATCH <= RING_CAPACITY, "a batch never exceeds a ring");
+
+/// Descriptors the mesh and listeners take for `n` shards (two per doorbell), plus headroom for
+/// the process's own files and a first client per shard.
+fn mesh_descriptors(n: usize) -> u64 {
+    let n = n as u64;
+    2 * n * n.saturating_sub(1) + 2 * n /* control bells */ + 2 * n /* reload */ + n + 64
+}
+
+/// The soft `RLIMIT_NOFILE`, raised to the hard limit first (as Go's runtime does at start).
+fn descriptor_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit with a valid, initialised rlimit struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return u64::MAX;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                r.rlim_cur = r.rlim_max;
+            }
+        }
+        r.rlim_cur as u64
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Listen(#[from] ListenError),
-    #[error("--shards must be between 1 and 1024, got {0}")]
+    #[error(
+        "--shards must be between 1 and {MAX_SHARDS} (the ring mesh grows with the square of the \
+         shard count), got {0}"
+    )]
     Shards(usize),
+    #[error(
+        "--shards {shards} needs {needed} file descriptors for its ring doorbells and client \
+         port, more than the limit of {limit}: raise it (`ulimit -n`, LimitNOFILE in a systemd \
+         unit) or run fewer shards"
+    )]
+    Descriptors {
+        shards: usize,
+        needed: u64,
+        limit: u64,
+    },
+    #[error("failed to create a wake-up socket pair: {0}")]
+    Socketpair(std::io::Error),
+    #[error("failed to start the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
     #[error(transparent)]
     Monitor(#[from] monitor::MonitorError),
     #[error(
@@ -88,12 +139,35 @@ fn wait_signal(set: &libc::sigset_t) -> i32 {
     sig
 }
 
+/// A panic on any thread ends the process at once with an `[FTL]` line and exit status 2 (a Go
+/// panic's), as nats-server does: the other shards would otherwise wait forever on the rings
+/// of the one that died, a server that looks alive and serves nobody.
+fn die_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        logging::fatal(&format!("panic on thread {name}: {info}"));
+        std::process::exit(2);
+    }));
+}
+
 pub fn run(opts: Options) -> Result<(), StartError> {
-    let n = opts
-        .shards
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |c| c.get()));
-    if n == 0 || n > 1024 {
+    die_on_panic();
+    let n = opts.shards.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |c| c.get())
+            .min(MAX_SHARDS)
+    });
+    if n == 0 || n > MAX_SHARDS {
         return Err(StartError::Shards(n));
+    }
+    let (needed, limit) = (mesh_descriptors(n), descriptor_limit());
+    if needed > limit {
+        return Err(StartError::Descriptors {
+            shards: n,
+            needed,
+            limit,
+        });
     }
     let sigset = block_signals();
     let accounts = crate::accounts::Accounts::resolve(&opts.accounts)?;
@@ -126,20 +200,18 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let mut controls = Vec::with_capacity(n);
     let mut mailboxes = Vec::new();
     let order = Arc::new(AtomicU8::new(0));
-    let (reloads, mut reload_listeners) = crate::reload::channel(n)
-        .map_err(|e| StartError::Executor(0, format!("socketpair: {e}")))?;
+    let (reloads, mut reload_listeners) =
+        crate::reload::channel(n).map_err(StartError::Socketpair)?;
     let mut placements =
         crate::shard::rebalance::Placement::for_shards(opts.migrate, n).into_iter();
     for ((id, fd), reload) in fds.iter().enumerate().zip(reload_listeners.drain(..)) {
         let Some(placement) = placements.next() else {
             return Err(StartError::Shards(n));
         };
-        let (ctl_tx, ctl_rx) = doorbell::doorbell()
-            .map_err(|e| StartError::Executor(id, format!("socketpair: {e}")))?;
+        let (ctl_tx, ctl_rx) = doorbell::doorbell().map_err(StartError::Socketpair)?;
         controls.push(ctl_tx);
         let inbox = if http.is_some() {
-            let (mb, inbox) = monitor::mailbox::mailbox()
-                .map_err(|e| StartError::Executor(id, format!("socketpair: {e}")))?;
+            let (mb, inbox) = monitor::mailbox::mailbox().map_err(StartError::Socketpair)?;
             mailboxes.push(mb);
             Some(inbox)
         } else {
@@ -164,8 +236,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                 continue;
             }
             let (p, c) = ring::channel::<Envelope>(RING_CAPACITY);
-            let (bell, bell_rx) = doorbell::doorbell()
-                .map_err(|e| StartError::Executor(i, format!("socketpair: {e}")))?;
+            let (bell, bell_rx) = doorbell::doorbell().map_err(StartError::Socketpair)?;
             parts[i].outlets[j] = Some(Outlet::new(p, bell));
             parts[j].inlets.push((i as u16, c, bell_rx));
         }
@@ -240,14 +311,14 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             }
             return;
         })
-        .map_err(|e| StartError::Executor(n, e.to_string()))?;
+        .map_err(|e| StartError::Thread("signals", e))?;
 
     let http_addr = match http {
         Some((bound_http, port)) => {
             tracing::info!("Starting http monitor on {}", bound_http.display);
             let addr = bound_http.addr;
             monitor::start(bound_http, global.clone(), mailboxes, http_host, port)
-                .map_err(|e| StartError::Executor(n, e.to_string()))?;
+                .map_err(|e| StartError::Thread("monitor", e))?;
             Some(addr)
         }
         None => None,
@@ -388,6 +459,8 @@ async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc
         placement,
     } = parts;
     let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets, placement));
+    #[cfg(debug_assertions)]
+    panic_for_tests(id);
     if let Some(inbox) = monitor {
         glommio::spawn_local(inbox.serve(shard.clone())).detach();
     }
@@ -460,6 +533,19 @@ async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc
         lame_duck(&shard).await;
     }
     close_all(&shard, CloseReason::ServerShutdown).await;
+}
+
+/// Debug builds only: `TACHYON_TEST_PANIC_SHARD=ID` makes shard ID panic 300 ms after start,
+/// so the tests can check that a dying shard takes the process down (`tests/lifecycle.rs`).
+#[cfg(debug_assertions)]
+fn panic_for_tests(id: usize) {
+    if std::env::var("TACHYON_TEST_PANIC_SHARD").ok() == Some(id.to_string()) {
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(Duration::from_millis(300)).await;
+            panic!("TACHYON_TEST_PANIC_SHARD={id}");
+        })
+        .detach();
+    }
 }
 
 async fn inbound_loop(

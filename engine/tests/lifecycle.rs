@@ -569,3 +569,71 @@ fn an_idle_server_does_not_wake_its_shards() {
     );
     drop(clients);
 }
+
+/// A panic on one shard ends the whole process with an `[FTL]` line and a non-zero status
+/// (nats-server exits on a panic too), instead of leaving the other shards waiting on its rings.
+#[test]
+fn a_panicking_shard_ends_the_process_with_a_fatal_line() {
+    if !cfg!(debug_assertions) {
+        return; // the trigger exists in debug builds only
+    }
+    let dir = TempDir::new("panic");
+    let err_path = dir.0.join("err");
+    let err = std::fs::File::create(&err_path).expect("stderr file");
+    let mut child = Command::new(tachyon_bin())
+        .args(["-a", "127.0.0.1", "-p", "-1", "--shards", "3"])
+        .env("TACHYON_TEST_PANIC_SHARD", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("spawn tachyon");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("a server with a dead shard kept running");
+            }
+        }
+    };
+    let text = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert_eq!(status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("[FTL] panic on thread shard-1")
+            && text.contains("TACHYON_TEST_PANIC_SHARD=1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn shard_count_is_bounded_by_the_ring_mesh() {
+    let o = run_bin(tachyon_bin(), &["-p", "-1", "--shards", "100000"]);
+    assert_eq!(o.status.code(), Some(1), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("[FTL] --shards must be between 1 and 128"),
+        "{}",
+        o.stderr
+    );
+    // Within the bound, but more doorbell descriptors than the process may open.
+    let o = run_bin(
+        Path::new("/bin/sh"),
+        &[
+            "-c",
+            &format!(
+                "ulimit -n 256 && exec {} -p -1 --shards 40",
+                tachyon_bin().display()
+            ),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("--shards 40 needs") && o.stderr.contains("ulimit -n"),
+        "{}",
+        o.stderr
+    );
+}

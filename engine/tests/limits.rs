@@ -559,6 +559,40 @@ fn slow_consumer_over_max_pending_is_cut_off_without_hurting_others() {
     sync(&mut p);
 }
 
+/// PONGs (and every other protocol byte) pass the `max_pending` gate like messages: a client
+/// that pipelines PINGs and never reads is cut off as a slow consumer long before the write
+/// deadline, and the server's memory for it stays bounded.
+#[test]
+fn pipelined_pings_never_read_make_a_slow_consumer() {
+    let s = server(&["--max_pending", "64KB", "--write_deadline", "60s"]);
+    let stalled = tiny_window_subscriber(s.port, "unused");
+    let (mut stream, _) = stalled.into_parts();
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    let flood = thread::spawn(move || {
+        use std::io::Write;
+        let chunk = b"PING\r\n".repeat(10_000);
+        // 24 MB of PONGs: far past what loopback socket buffers hold.
+        for _ in 0..400 {
+            if stream.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !s.log().contains("Slow Consumer Detected") {
+        assert!(
+            Instant::now() < deadline,
+            "a client that never reads its PONGs was not cut off: {}",
+            s.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = flood.join();
+    // Nobody else noticed.
+    let mut other = client(s.port);
+    sync(&mut other);
+}
+
 #[test]
 fn slow_consumer_past_write_deadline_is_cut_off_without_hurting_others() {
     let s = server(&["--write_deadline", "200ms"]);

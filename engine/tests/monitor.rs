@@ -394,3 +394,31 @@ fn monitor_from_config_file() {
     let s = Server::tachyon(2, &["-c", conf.to_str().unwrap(), "-m", &port.to_string()]);
     assert_eq!(s.monitor_port(), port);
 }
+
+/// A client cut off for an oversized payload is listed with nats-server's reason for it.
+#[test]
+fn closed_for_max_payload_says_so() {
+    let s = Server::tachyon(2, &["-m", "-1", "--max_payload", "16"]);
+    let m = s.monitor_port();
+    let mut c = common::RawConn::connect(s.port, T);
+    c.send(b"CONNECT {\"verbose\":false}\r\nPUB big 17\r\n01234567890123456\r\n");
+    let got = c.read_to_close(T);
+    assert!(got.closed, "{}", got.text());
+    assert!(
+        got.text().contains("-ERR 'Maximum Payload Violation'"),
+        "{}",
+        got.text()
+    );
+    let deadline = Instant::now() + T;
+    let closed = loop {
+        let c = json(m, "/connz?state=closed");
+        if c["total"] == 1 || Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        closed["connections"][0]["reason"], "Maximum Message Payload Exceeded",
+        "{closed}"
+    );
+}

@@ -40,7 +40,20 @@ pub fn resolve(flags: &Options) -> Result<Options, ConfigError> {
         Some(path) => load(path)?.opts.overlay_flags(flags),
     };
     default_auth_timeout(&mut o);
+    baseline(&mut o);
     Ok(o)
+}
+
+/// nats-server's `setBaselineOptions` for limits a zero means "default" for: a zero
+/// `write_deadline` would otherwise leave slow writes with no deadline at all.
+fn baseline(o: &mut Options) {
+    let defaults = Options::default();
+    if o.write_deadline.is_zero() {
+        o.write_deadline = defaults.write_deadline;
+    }
+    if o.max_pending == 0 {
+        o.max_pending = defaults.max_pending;
+    }
 }
 
 /// nats-server's `getDefaultAuthTimeout`: with TLS on, a client that must first finish its
@@ -514,6 +527,18 @@ mod tests {
     fn load_str(text: &str) -> Result<FileConfig, ConfigError> {
         let doc = parser::parse_str(text, Some(Path::new("t.conf")))?;
         from_document(&doc)
+    }
+
+    #[test]
+    fn zero_limits_take_nats_servers_defaults() {
+        let flags = Options {
+            write_deadline: std::time::Duration::ZERO,
+            max_pending: 0,
+            ..Options::default()
+        };
+        let o = resolve(&flags).expect("resolve");
+        assert_eq!(o.write_deadline, std::time::Duration::from_secs(10));
+        assert_eq!(o.max_pending, 64 * 1024 * 1024);
     }
 
     fn opts(text: &str) -> Options {
