@@ -10,7 +10,7 @@ use rand::Rng;
 use tachyon_protocol::json::ServerInfo;
 
 use crate::accounts::Accounts;
-use crate::cli::{Options, NATS_VERSION, TACHYON_VERSION};
+use tachyon_config::{Options, NATS_VERSION, TACHYON_VERSION};
 
 /// The effective server configuration: the options (flags today, the config file later) plus
 /// what the server derives from them at start.

@@ -4,9 +4,7 @@
 
 pub mod accounts;
 pub mod auth;
-pub mod cli;
 pub mod client;
-pub mod config;
 pub mod conn;
 pub mod doorbell;
 pub mod envelope;

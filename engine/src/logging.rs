@@ -21,7 +21,7 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::Registry;
 
-use crate::cli::Options;
+use tachyon_config::Options;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogOptions {

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use tachyon_engine::cli::{self, Command};
+use tachyon_config::flags::{self as cli, Command};
 use tachyon_engine::{logging, server};
 
 fn main() -> ExitCode {
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let opts = match tachyon_engine::config::resolve(&opts) {
+    let opts = match tachyon_config::resolve(&opts) {
         Ok(o) => o,
         Err(e) => {
             // nats-server's own line first (client test harnesses look for "Parse error on
@@ -38,6 +38,12 @@ fn main() -> ExitCode {
         }
     };
     if opts.check_config {
+        // The imports are checked where their routes are built.
+        if let Err(e) = tachyon_engine::accounts::Accounts::resolve(&opts.accounts) {
+            eprintln!("nats-server: {e}");
+            logging::fatal(&e.located());
+            return ExitCode::from(1);
+        }
         if let Some(path) = &opts.config_file {
             eprintln!(
                 "nats-server: configuration file {} is valid",

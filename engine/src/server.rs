@@ -12,7 +12,6 @@ use std::time::Duration;
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::cli::Options;
 use crate::client::CloseReason;
 use crate::doorbell::{self, BellReceiver};
 use crate::envelope::{Control, Envelope};
@@ -22,6 +21,7 @@ use crate::outlet::Outlet;
 use crate::ring::{self, Consumer};
 use crate::shard::{Feeder, Shard};
 use crate::{conn, logging, monitor, portsfile};
+use tachyon_config::Options;
 
 /// Envelopes per shard-pair ring. Small enough that a many-shard mesh stays modest in memory.
 const RING_CAPACITY: usize = 4096;
@@ -95,7 +95,7 @@ pub enum StartError {
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] tachyon_config::ConfigError),
 }
 
 struct ShardParts {
@@ -188,9 +188,9 @@ pub fn run(opts: Options) -> Result<(), StartError> {
 
     tracing::info!(
         "Starting nats-server (tachyon {})",
-        crate::cli::TACHYON_VERSION
+        tachyon_config::TACHYON_VERSION
     );
-    tracing::info!("  Version:  {}", crate::cli::NATS_VERSION);
+    tracing::info!("  Version:  {}", tachyon_config::NATS_VERSION);
     tracing::info!("  Shards:   {n}");
     tracing::info!("  Name:     {}", global.config().server_name);
     tracing::info!("  ID:       {}", global.config().server_id);
@@ -382,7 +382,7 @@ pub enum ReloadError {
     #[error("can only reload config when a file is provided using -c or --config")]
     NoConfigFile,
     #[error("{}", .0.located())]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] tachyon_config::ConfigError),
     #[error("config reload not supported for {0}")]
     NotReloadable(&'static str),
     #[error("jetstream is not supported yet")]
@@ -401,7 +401,8 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
     if current.opts.config_file.is_none() {
         return Err(ReloadError::NoConfigFile);
     }
-    let new = crate::config::resolve(&current.opts)?;
+    let new = tachyon_config::resolve(&current.opts)?;
+    crate::accounts::Accounts::resolve(&new.accounts)?;
     // The listeners are bound once; nats-server refuses these on reload too.
     if new.host != current.opts.host {
         return Err(ReloadError::NotReloadable("Host"));
@@ -430,8 +431,8 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
 
 /// Same accounts, exports and imports, in the same order (so the same ids).
 fn same_accounts(
-    a: &[crate::accounts::config::AccountDef],
-    b: &[crate::accounts::config::AccountDef],
+    a: &[tachyon_config::accounts::AccountDef],
+    b: &[tachyon_config::accounts::AccountDef],
 ) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tachyon_engine::cli::Options;
+use tachyon_config::flags::Options;
 use tachyon_engine::client::ClientState;
 use tachyon_engine::global::{Config, Global};
 use tachyon_engine::shard::rebalance::Placement;

@@ -5,7 +5,6 @@
 //! Shards keep one sublist and one remote-interest index per account; routing never looks
 //! outside the publisher's account except through the routes resolved here.
 
-pub mod config;
 pub mod mapping;
 pub mod table;
 

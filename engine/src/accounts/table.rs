@@ -7,9 +7,9 @@ use std::hash::BuildHasher;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::config::{AccountDef, Kind, Local, GLOBAL_ACCOUNT};
 use super::mapping::SubjectMap;
-use crate::config::ConfigError;
+use tachyon_config::accounts::{AccountDef, Kind, Local, GLOBAL_ACCOUNT};
+use tachyon_config::ConfigError;
 
 pub type AccountId = u32;
 
@@ -216,8 +216,8 @@ fn is_subset(sub: &[u8], sup: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::config::from_config;
-    use crate::config::{Item, Map, Pos, Value};
+    use tachyon_config::accounts::from_config;
+    use tachyon_config::{Item, Map, Pos, Value};
 
     fn s(v: &str) -> Item {
         Item {

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use base64::Engine;
 use tachyon_protocol::json::ConnectOptions;
 
-use super::config::{AuthConfig, NkeyUser, User};
 use super::perms::CompiledPerms;
 use crate::accounts::{AccountId, Accounts, GLOBAL};
-use crate::cli::Options;
 use crate::tls::CertIdentity;
+use tachyon_config::auth::{AuthConfig, NkeyUser, User};
+use tachyon_config::Options;
 
 /// nats-server's nonce: 11 random bytes, base64url without padding (15 characters).
 const NONCE_RAW_LEN: usize = 11;
@@ -422,8 +422,8 @@ fn verify_nkey(key: &str, sig: Option<&str>, nonce: &str) -> Result<(), AuthErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::config::{NkeyUser, User};
     use crate::auth::perms::{Permissions, SubjectPermission};
+    use tachyon_config::auth::{NkeyUser, User};
 
     fn connect(f: impl FnOnce(&mut ConnectOptions)) -> ConnectOptions {
         let mut c = ConnectOptions::default();

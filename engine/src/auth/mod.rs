@@ -5,9 +5,8 @@
 //! which each connection owns so its caches need no lock.
 
 pub mod authn;
-pub mod config;
 pub mod perms;
 
 pub use authn::{AuthError, Authenticated, Authenticator, Credentials, Recheck};
-pub use config::{from_config, AuthConfig, NkeyUser, User};
 pub use perms::{PermChecker, Permissions, ResponsePermission, SubjectPermission};
+pub use tachyon_config::auth::{from_config, AuthConfig, NkeyUser, User};

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use tachyon_protocol::subject;
 
+pub use tachyon_config::permissions::{Permissions, ResponsePermission, SubjectPermission};
+
 /// nats-server's `maxPermCacheSize`: past this many cached publish subjects the cache restarts.
 const MAX_PUB_CACHE: usize = 128;
 /// nats-server's `maxDenyPermCacheSize`, for the delivery-time deny filter.
@@ -20,41 +22,6 @@ const MAX_DENY_CACHE: usize = 256;
 /// nats-server prunes tracked reply subjects after this many new ones or this much time.
 const REPLY_PRUNE_COUNT: u32 = 4096;
 const REPLY_PRUNE_EVERY: Duration = Duration::from_secs(1);
-
-/// One direction's lists as written in the config.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SubjectPermission {
-    /// `None`: no allow list, everything not denied passes. `Some([])`: nothing passes (what
-    /// `allow_responses` turns an absent publish list into).
-    pub allow: Option<Vec<String>>,
-    pub deny: Vec<String>,
-}
-
-/// `allow_responses`: the client may publish to reply subjects of messages it received.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponsePermission {
-    /// Responses allowed per received reply subject; 0 or less means no limit.
-    pub max_msgs: i64,
-    /// How long a received reply subject stays publishable; `None` means forever.
-    pub expires: Option<Duration>,
-}
-
-impl Default for ResponsePermission {
-    /// nats-server's `DEFAULT_ALLOW_RESPONSE_MAX_MSGS` and `DEFAULT_ALLOW_RESPONSE_EXPIRATION`.
-    fn default() -> Self {
-        ResponsePermission {
-            max_msgs: 1,
-            expires: Some(Duration::from_secs(120)),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Permissions {
-    pub publish: Option<SubjectPermission>,
-    pub subscribe: Option<SubjectPermission>,
-    pub response: Option<ResponsePermission>,
-}
 
 /// A subscribe entry: a subject pattern, optionally limited to a queue group (`"foo q"`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -193,7 +193,7 @@ pub fn varz(i: VarzInputs<'_>, snaps: &[ShardSnapshot]) -> Varz {
     Varz {
         server_id: g.config().server_id.clone(),
         server_name: g.config().server_name.clone(),
-        version: crate::cli::NATS_VERSION.to_string(),
+        version: tachyon_config::NATS_VERSION.to_string(),
         proto: 1,
         go: g.info_template().go,
         host: o.host.clone(),

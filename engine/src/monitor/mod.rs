@@ -221,8 +221,8 @@ fn index_html() -> String {
     );
     s.push_str(&format!(
         "\t<a href=https://github.com/nats-io/nats-server class='version'>v{} (tachyon {})</a>\n\t<br/>\n",
-        crate::cli::NATS_VERSION,
-        crate::cli::TACHYON_VERSION
+        tachyon_config::NATS_VERSION,
+        tachyon_config::TACHYON_VERSION
     ));
     for (path, label) in links {
         s.push_str(&format!(

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::MigrateMode;
 use crate::client::{ClientState, Peers};
+use tachyon_config::MigrateMode;
 
 use super::Shard;
 

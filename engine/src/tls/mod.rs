@@ -9,9 +9,10 @@
 pub mod identity;
 pub mod server;
 pub mod session;
-pub mod settings;
 
 pub use identity::CertIdentity;
 pub use server::{ServerTls, TlsError};
 pub use session::{accept, Accepted, HandshakeError, Start, TlsReader, TlsWriter};
-pub use settings::{from_config, TlsConfig, DEFAULT_FALLBACK_DELAY, DEFAULT_TLS_TIMEOUT};
+pub use tachyon_config::tls::{
+    from_config, TlsConfig, DEFAULT_FALLBACK_DELAY, DEFAULT_TLS_TIMEOUT,
+};

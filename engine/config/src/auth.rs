@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tachyon_protocol::subject;
 
-use super::perms::{Permissions, ResponsePermission, SubjectPermission};
-use crate::config::{ConfigError, Item, Map, Pos, Value};
+use crate::permissions::{Permissions, ResponsePermission, SubjectPermission};
+use crate::{ConfigError, Item, Map, Pos, Value};
 
 /// A user/password entry of `users = [...]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -575,7 +575,7 @@ mod tests {
 #[cfg(test)]
 mod file_tests {
     use super::*;
-    use crate::config::parse_str;
+    use crate::parse_str;
 
     fn auth_block(text: &str) -> Result<AuthConfig, ConfigError> {
         let doc = parse_str(text, None).expect("config parses");

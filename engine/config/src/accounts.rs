@@ -5,8 +5,8 @@ use tachyon_protocol::subject;
 
 use std::collections::HashSet;
 
-use crate::auth::config::{parse_users, NkeyUser, User};
-use crate::config::{ConfigError, Item, Map, Pos};
+use crate::auth::{parse_users, NkeyUser, User};
+use crate::{ConfigError, Item, Map, Pos};
 
 /// One account as the file declares it. Its users are parsed by the auth module, the same way
 /// inside and outside accounts.
@@ -43,7 +43,7 @@ pub struct Import {
     /// Streams: where imported messages land (`prefix` or `to`); services: the local subject
     /// the importer publishes to (`to`, default the exported subject).
     pub local: Local,
-    pub pos: crate::config::Pos,
+    pub pos: crate::Pos,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +78,7 @@ pub fn from_config_with_vars(
         }
         let def = account(name, item, used_var)?;
         let users_pos = match &item.value {
-            crate::config::Value::Map(m) => m.get("users").map(|u| u.pos.clone()),
+            crate::Value::Map(m) => m.get("users").map(|u| u.pos.clone()),
             _ => None,
         }
         .unwrap_or_else(|| item.pos.clone());
@@ -116,7 +116,7 @@ fn account(
         imports: Vec::new(),
     };
     let map = match &item.value {
-        crate::config::Value::Map(m) => m,
+        crate::Value::Map(m) => m,
         // `accounts: { A: {} }` and bare names in some examples: an account with nothing in it.
         _ => {
             return Err(ConfigError::at(

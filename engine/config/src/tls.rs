@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{ConfigError, Item, Map, Pos, Value};
+use crate::{ConfigError, Item, Map, Pos, Value};
 
 /// nats-server's `TLS_TIMEOUT`: how long a client has to complete its handshake.
 pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -174,7 +174,7 @@ fn first(key: &str, item: &Item) -> Result<(bool, Duration), ConfigError> {
             "true" | "on" => Ok((true, Duration::ZERO)),
             "false" | "off" => Ok((false, Duration::ZERO)),
             "auto" | "auto_fallback" => Ok((true, DEFAULT_FALLBACK_DELAY)),
-            _ => match crate::config::value::parse_go_duration(s) {
+            _ => match crate::value::parse_go_duration(s) {
                 Some(d) => Ok((true, d)),
                 None => Err(ConfigError::at(
                     pos,

@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::parser::{self, Document};
-use super::value::{ConfigError, Item, Map, Value};
-use crate::cli::{JetStreamOpts, Options};
+use crate::options::{JetStreamOpts, Options};
+use crate::parser::{self, Document};
+use crate::value::{ConfigError, Item, Map, Value};
 
 /// A loaded config file: the options it sets (over nats-server's defaults), and the raw
 /// blocks that their own modules interpret.
@@ -231,16 +231,15 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
             "authorization" => {
                 let block = item.as_map(key)?;
                 authorization(block, doc, o)?;
-                o.authorization = Some(crate::auth::config::from_config_with_vars(block, &|p| {
+                o.authorization = Some(crate::auth::from_config_with_vars(block, &|p| {
                     doc.is_used_var(p)
                 })?);
                 fc.authorization = Some(block.clone());
             }
             "accounts" => {
-                o.accounts =
-                    crate::accounts::config::from_config_with_vars(item, &|p| doc.is_used_var(p))?;
-                // Resolved again at start; here so `-t` and reloads catch a bad import.
-                crate::accounts::Accounts::resolve(&o.accounts)?;
+                o.accounts = crate::accounts::from_config_with_vars(item, &|p| doc.is_used_var(p))?;
+                // Imports are checked against exports where the routes are built (the engine's
+                // account table), at start, for `-t` and on reload.
                 fc.accounts = Some(item.as_map(key)?.clone());
             }
             "no_auth_user" => o.no_auth_user = Some(item.to_text(key)?),
@@ -423,7 +422,7 @@ fn non_empty_path(item: &Item, key: &str) -> Result<Option<PathBuf>, ConfigError
 /// lame duck settings must be Go duration strings in nats-server.
 fn go_duration_str(item: &Item, key: &str) -> Result<std::time::Duration, ConfigError> {
     let s = item.as_str(key)?;
-    crate::cli::parse_go_duration(s)
+    crate::flags::parse_go_duration(s)
         .map_err(|e| ConfigError::at(&item.pos, format!("error parsing {key}: {e} {s:?}")))
 }
 
