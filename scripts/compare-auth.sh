@@ -17,7 +17,7 @@ TACHYON_BIN="${TACHYON_BIN:-target/release/tachyon}"
 
 cargo build --release -p tachyon-bench
 if [ -z "${SKIP_TACHYON_BUILD:-}" ]; then
-    cargo build --release -p tachyon-engine
+    cargo build --release -p tachyon-server
 fi
 
 mkdir -p bench-results

@@ -32,7 +32,7 @@ fi
 
 cargo build --release -p tachyon-bench
 if [ -z "${SKIP_TACHYON_BUILD:-}" ]; then
-    cargo build --release -p tachyon-engine || echo "tachyon build failed; comparing the references only" >&2
+    cargo build --release -p tachyon-server || echo "tachyon build failed; comparing the references only" >&2
 fi
 
 servers=()

@@ -48,7 +48,7 @@ if ! command -v inferno-flamegraph >/dev/null; then
 fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -p tachyon-engine -p tachyon-bench
+    cargo build --release -p tachyon-server -p tachyon-bench
 fi
 
 WORK="$(mktemp -d)"

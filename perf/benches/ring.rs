@@ -6,7 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tachyon_engine::ring::{self, Consumer, Producer};
+use tachyon_core::ring::{self, Consumer, Producer};
 
 const CAPACITY: usize = 1024;
 

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use tachyon_engine::sublist::Sublist;
+use tachyon_core::sublist::Sublist;
 
 const COUNTS: [usize; 2] = [10_000, 1_000_000];
 

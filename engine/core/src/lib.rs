@@ -1,4 +1,6 @@
-//! Tachyon's engine: shards, connections, subscription index, cross-shard routing.
+//! Tachyon's shard core: shards, connections, subscription index, cross-shard routing, and
+//! the shard side of monitoring and reload. Start-up, listeners, logging and the HTTP monitor
+//! are the server's (`tachyon-server`); flags and the config file are `tachyon-config`'s.
 //!
 //! See ARCHITECTURE.md for the map of these modules and the invariants they keep.
 
@@ -10,14 +12,10 @@ pub mod doorbell;
 pub mod envelope;
 pub mod global;
 pub mod interest;
-pub mod listener;
-pub mod logging;
 pub mod monitor;
 pub mod outlet;
-pub mod portsfile;
 pub mod reload;
 pub mod ring;
-pub mod server;
 pub mod shard;
 pub mod signal;
 pub mod sublist;

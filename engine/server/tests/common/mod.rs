@@ -38,11 +38,9 @@ pub fn under_test() -> Impl {
     }
 }
 
+/// The workspace root: this crate lives in `engine/server`.
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(".."))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The reference server: `$NATS_SERVER_BIN`, else the one `scripts/setup.sh` installs in `.venv`.

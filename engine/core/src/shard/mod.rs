@@ -1,8 +1,10 @@
 //! One shard: the state a single executor owns (its connections' subscriptions, the remote interest
 //! of the other shards, the rings to them) and the publish routing that uses it.
 
+pub mod mesh;
 pub mod migration;
 pub mod rebalance;
+pub mod tasks;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};

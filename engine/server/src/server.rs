@@ -1,45 +1,20 @@
 //! Process start-up: listeners, the ring mesh between shards, one pinned executor per shard,
-//! signal handling, and the files tools wait on (log lines, ports file, pid file).
+//! signal handling, config reload, and the files tools wait on (log lines, ports file, pid
+//! file). What each shard does once started lives in the core (`tachyon_core::shard::tasks`).
 
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, RawFd};
 use std::path::PathBuf;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::client::CloseReason;
-use crate::doorbell::{self, BellReceiver};
-use crate::envelope::{Control, Envelope};
-use crate::global::{Config, Global};
 use crate::listener::{self, ListenError};
-use crate::outlet::Outlet;
-use crate::ring::{self, Consumer};
-use crate::shard::{Feeder, Shard};
-use crate::{conn, logging, monitor, portsfile};
+use crate::{logging, monitor, portsfile};
 use tachyon_config::Options;
-
-/// Envelopes per shard-pair ring. Small enough that a many-shard mesh stays modest in memory.
-const RING_CAPACITY: usize = 4096;
-/// How many envelopes a ring consumer handles before it lets other tasks run.
-const RING_BATCH: usize = 256;
-/// Shards at most: the mesh holds n·(n−1) rings of `RING_CAPACITY` envelopes, each with a
-/// socket pair, so memory and descriptors grow with the square of the count (128 shards: 16 256
-/// rings, 32 512 descriptors). One shard per core is the design; no host Tachyon is for has more.
-pub const MAX_SHARDS: usize = 128;
-const _: () = assert!(MAX_SHARDS <= u16::MAX as usize, "shard ids are u16");
-const _: () = assert!(RING_BATCH <= RING_CAPACITY, "a batch never exceeds a ring");
-
-/// Descriptors the mesh and listeners take for `n` shards (two per doorbell), plus headroom for
-/// the process's own files and a first client per shard.
-fn mesh_descriptors(n: usize) -> u64 {
-    let n = n as u64;
-    2 * n * n.saturating_sub(1) + 2 * n /* control bells */ + 2 * n /* reload */ + n + 64
-}
+use tachyon_core::envelope::Control;
+use tachyon_core::global::{Config, Global};
+use tachyon_core::shard::mesh::{self, Mesh};
+use tachyon_core::shard::tasks;
 
 /// The soft `RLIMIT_NOFILE`, raised to the hard limit first (as Go's runtime does at start).
 fn descriptor_limit() -> u64 {
@@ -67,8 +42,9 @@ pub enum StartError {
     #[error(transparent)]
     Listen(#[from] ListenError),
     #[error(
-        "--shards must be between 1 and {MAX_SHARDS} (the ring mesh grows with the square of the \
-         shard count), got {0}"
+        "--shards must be between 1 and {max} (the ring mesh grows with the square of the \
+         shard count), got {0}",
+        max = mesh::MAX_SHARDS
     )]
     Shards(usize),
     #[error(
@@ -93,20 +69,9 @@ pub enum StartError {
     )]
     Executor(usize, String),
     #[error("{0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] tachyon_core::tls::TlsError),
     #[error(transparent)]
     Config(#[from] tachyon_config::ConfigError),
-}
-
-struct ShardParts {
-    id: usize,
-    listener_fd: RawFd,
-    outlets: Vec<Option<Outlet>>,
-    inlets: Vec<(u16, Consumer<Envelope>, BellReceiver)>,
-    control: BellReceiver,
-    monitor: Option<monitor::mailbox::Inbox>,
-    reload: crate::reload::Listener,
-    placement: crate::shard::rebalance::Placement,
 }
 
 /// Blocks the signals the control thread handles, so no shard thread is interrupted by them.
@@ -156,12 +121,12 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let n = opts.shards.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map_or(1, |c| c.get())
-            .min(MAX_SHARDS)
+            .min(mesh::MAX_SHARDS)
     });
-    if n == 0 || n > MAX_SHARDS {
+    if n == 0 || n > mesh::MAX_SHARDS {
         return Err(StartError::Shards(n));
     }
-    let (needed, limit) = (mesh_descriptors(n), descriptor_limit());
+    let (needed, limit) = (mesh::descriptors(n), descriptor_limit());
     if needed > limit {
         return Err(StartError::Descriptors {
             shards: n,
@@ -170,12 +135,12 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         });
     }
     let sigset = block_signals();
-    let accounts = crate::accounts::Accounts::resolve(&opts.accounts)?;
+    let accounts = tachyon_core::accounts::Accounts::resolve(&opts.accounts)?;
     let mut config = Config::with_accounts(&opts, &accounts);
     config.tls = opts
         .tls
         .as_ref()
-        .map(|t| crate::tls::ServerTls::load(t, opts.allow_non_tls))
+        .map(|t| tachyon_core::tls::ServerTls::load(t, opts.allow_non_tls))
         .transpose()?;
     let (fds, bound) = listener::bind_listeners(&config.opts.host, config.opts.port, n)?;
     let global = Arc::new(Global::with_accounts(config, bound.port(), accounts));
@@ -195,52 +160,13 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     tracing::info!("  Name:     {}", global.config().server_name);
     tracing::info!("  ID:       {}", global.config().server_id);
 
-    // The mesh: ring i→j feeds shard j from shard i, with a doorbell to wake j.
-    let mut parts: Vec<ShardParts> = Vec::with_capacity(n);
-    let mut controls = Vec::with_capacity(n);
-    let mut mailboxes = Vec::new();
-    let order = Arc::new(AtomicU8::new(0));
-    let (reloads, mut reload_listeners) =
-        crate::reload::channel(n).map_err(StartError::Socketpair)?;
-    let mut placements =
-        crate::shard::rebalance::Placement::for_shards(opts.migrate, n).into_iter();
-    for ((id, fd), reload) in fds.iter().enumerate().zip(reload_listeners.drain(..)) {
-        let Some(placement) = placements.next() else {
-            return Err(StartError::Shards(n));
-        };
-        let (ctl_tx, ctl_rx) = doorbell::doorbell().map_err(StartError::Socketpair)?;
-        controls.push(ctl_tx);
-        let inbox = if http.is_some() {
-            let (mb, inbox) = monitor::mailbox::mailbox().map_err(StartError::Socketpair)?;
-            mailboxes.push(mb);
-            Some(inbox)
-        } else {
-            None
-        };
-        let mut outlets = Vec::with_capacity(n);
-        outlets.resize_with(n, || None);
-        parts.push(ShardParts {
-            id,
-            listener_fd: *fd,
-            outlets,
-            inlets: Vec::new(),
-            control: ctl_rx,
-            monitor: inbox,
-            reload,
-            placement,
-        });
-    }
-    for i in 0..n {
-        for j in 0..n {
-            if i == j {
-                continue;
-            }
-            let (p, c) = ring::channel::<Envelope>(RING_CAPACITY);
-            let (bell, bell_rx) = doorbell::doorbell().map_err(StartError::Socketpair)?;
-            parts[i].outlets[j] = Some(Outlet::new(p, bell));
-            parts[j].inlets.push((i as u16, c, bell_rx));
-        }
-    }
+    let Mesh {
+        parts,
+        controls,
+        order,
+        mailboxes,
+        reloads,
+    } = mesh::build(&fds, opts.migrate, http.is_some()).map_err(StartError::Socketpair)?;
 
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let mut handles = Vec::with_capacity(n);
@@ -258,7 +184,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             builder = builder.spin_before_park(opts.spin_before_park);
         }
         let h = builder
-            .spawn(move || async move { shard_main(p, n, g, order).await })
+            .spawn(move || async move { tasks::run(p, n, g, order).await })
             .map_err(|e| StartError::Executor(id, e.to_string()))?;
         handles.push(h);
     }
@@ -305,10 +231,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                     continue;
                 }
             };
-            order.store(next as u8, Ordering::SeqCst);
-            for bell in &controls {
-                bell.ring();
-            }
+            controls.send(next);
             return;
         })
         .map_err(|e| StartError::Thread("signals", e))?;
@@ -390,7 +313,7 @@ pub enum ReloadError {
     #[error(transparent)]
     Logging(#[from] logging::LoggingError),
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] tachyon_core::tls::TlsError),
 }
 
 /// SIGHUP: re-reads the config file (the command line's flags still win) and installs it; the
@@ -402,7 +325,7 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
         return Err(ReloadError::NoConfigFile);
     }
     let new = tachyon_config::resolve(&current.opts)?;
-    crate::accounts::Accounts::resolve(&new.accounts)?;
+    tachyon_core::accounts::Accounts::resolve(&new.accounts)?;
     // The listeners are bound once; nats-server refuses these on reload too.
     if new.host != current.opts.host {
         return Err(ReloadError::NotReloadable("Host"));
@@ -422,7 +345,7 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
     let tls = new
         .tls
         .as_ref()
-        .map(|t| crate::tls::ServerTls::load(t, new.allow_non_tls))
+        .map(|t| tachyon_core::tls::ServerTls::load(t, new.allow_non_tls))
         .transpose()?;
     logging::reconfigure(&logging::LogOptions::from(&new))?;
     global.set_config(&new, tls);
@@ -446,185 +369,4 @@ fn same_accounts(
                         && i.local == j.local
                 })
         })
-}
-
-async fn shard_main(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc<AtomicU8>) {
-    let ShardParts {
-        id,
-        listener_fd,
-        outlets,
-        inlets,
-        control,
-        monitor,
-        reload,
-        placement,
-    } = parts;
-    let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets, placement));
-    #[cfg(debug_assertions)]
-    panic_for_tests(id);
-    if let Some(inbox) = monitor {
-        glommio::spawn_local(inbox.serve(shard.clone())).detach();
-    }
-    glommio::spawn_local(reload.serve(shard.clone())).detach();
-
-    // Ring consumers run in the default task queue on purpose: glommio puts the I/O of a
-    // `Latency::Matters` queue on its latency ring, and a sleeping executor is not reliably woken
-    // by completions there on this kernel (measured: shards asleep for seconds with a doorbell
-    // read complete). The doorbell read on the main ring wakes the executor like any socket.
-    for (from, consumer, bell) in inlets {
-        let s = shard.clone();
-        glommio::spawn_local(inbound_loop(s, from, consumer, bell)).detach();
-    }
-    let s = shard.clone();
-    glommio::spawn_local(async move {
-        loop {
-            s.overflow_pending.wait().await;
-            s.wait_outlets_drained().await;
-        }
-    })
-    .detach();
-
-    // SAFETY: `listener_fd` is a listening socket created for this shard alone and handed over
-    // exactly once.
-    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
-    let s = shard.clone();
-    let acceptor = glommio::spawn_local(async move {
-        loop {
-            match listener.accept().await {
-                Ok(stream) => {
-                    if !s.accepting.get() {
-                        drop(stream);
-                        continue;
-                    }
-                    glommio::spawn_local(conn::serve(s.clone(), stream)).detach();
-                }
-                Err(_) if !s.accepting.get() => return,
-                Err(e) => {
-                    tracing::error!("Error accepting client connection: {e}");
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-    });
-
-    let mut control = control.attach();
-    control
-        .wait_until(|| order.load(Ordering::SeqCst) != 0)
-        .await;
-    let order = Control::from_u8(order.load(Ordering::SeqCst));
-    shard.accepting.set(false);
-    // Refuse new clients now, as nats-server closes its listener. Cancelling the acceptor alone
-    // leaves the socket listening for a while (its accept is still in flight): a client that
-    // connects then sits in the backlog, never served nor reset (tests/lifecycle.rs). Shutting
-    // the socket down stops the listening, resets what is queued and fails that accept.
-    // SAFETY: `listener_fd` is this shard's listening socket, still open (the acceptor owns it);
-    // shutdown has no memory effects.
-    unsafe {
-        libc::shutdown(listener_fd, libc::SHUT_RDWR);
-    }
-    // The acceptor ends by itself: its pending accept fails now, and a connection it completed
-    // just before is dropped (closed) by it since `accepting` is off. Cancelling it instead
-    // could strand a socket accepted in that moment in a completion nobody reads, open and never
-    // served (seen once in tests/lifecycle.rs under a loaded suite).
-    futures_lite::future::or(acceptor, async {
-        glommio::timer::sleep(Duration::from_millis(200)).await;
-    })
-    .await;
-    if order == Control::LameDuck {
-        lame_duck(&shard).await;
-    }
-    close_all(&shard, CloseReason::ServerShutdown).await;
-}
-
-/// Debug builds only: `TACHYON_TEST_PANIC_SHARD=ID` makes shard ID panic 300 ms after start,
-/// so the tests can check that a dying shard takes the process down (`tests/lifecycle.rs`).
-#[cfg(debug_assertions)]
-fn panic_for_tests(id: usize) {
-    if std::env::var("TACHYON_TEST_PANIC_SHARD").ok() == Some(id.to_string()) {
-        glommio::spawn_local(async move {
-            glommio::timer::sleep(Duration::from_millis(300)).await;
-            panic!("TACHYON_TEST_PANIC_SHARD={id}");
-        })
-        .detach();
-    }
-}
-
-async fn inbound_loop(
-    shard: Rc<Shard>,
-    from: u16,
-    mut consumer: Consumer<Envelope>,
-    bell: BellReceiver,
-) {
-    let mut bell = bell.attach();
-    loop {
-        let mut got = 0;
-        // One envelope at a time so a subscriber that falls behind pauses this ring at once
-        // (the ring then fills and the publisher's shard stops reading it).
-        while got < RING_BATCH {
-            // Handled where it lies in the ring: an envelope is ~150 bytes, and moving it out
-            // cost a copy per message (flamegraphs/README.md).
-            if consumer
-                .pop_with(|env| shard.on_envelope(from, env))
-                .is_none()
-            {
-                break;
-            }
-            got += 1;
-            if shard.has_stalled() {
-                break;
-            }
-        }
-        if got > 0 {
-            shard.tick(std::time::Instant::now());
-            shard.after_sends();
-            shard.wait_stalled(Feeder::Ring).await;
-            glommio::yield_if_needed().await;
-            continue;
-        }
-        bell.wait_for(&consumer).await;
-    }
-}
-
-async fn lame_duck(shard: &Rc<Shard>) {
-    let cfg = shard.global.config();
-    let mut info = shard.global.info_template();
-    info.ldm = true;
-    let clients: Vec<_> = shard.clients.borrow().values().cloned().collect();
-    for c in &clients {
-        let mut i = info.clone();
-        i.client_id = c.id;
-        let mut buf = Vec::new();
-        tachyon_protocol::encode::info(&mut buf, &i);
-        c.send_raw(&buf);
-    }
-    glommio::timer::sleep(cfg.opts.lame_duck_grace_period).await;
-    let spread = cfg
-        .opts
-        .lame_duck_duration
-        .saturating_sub(cfg.opts.lame_duck_grace_period);
-    let step = if clients.is_empty() {
-        Duration::ZERO
-    } else {
-        spread / clients.len() as u32
-    };
-    for c in clients {
-        c.close(CloseReason::LameDuck);
-        if !step.is_zero() {
-            glommio::timer::sleep(step.min(Duration::from_secs(1))).await;
-        }
-    }
-}
-
-async fn close_all(shard: &Rc<Shard>, reason: CloseReason) {
-    let clients: Vec<_> = shard.clients.borrow().values().cloned().collect();
-    for c in &clients {
-        c.close(reason);
-    }
-    // Give writers a bounded moment to flush what was queued.
-    for _ in 0..200 {
-        if shard.clients.borrow().is_empty() {
-            break;
-        }
-        glommio::timer::sleep(Duration::from_millis(10)).await;
-    }
 }

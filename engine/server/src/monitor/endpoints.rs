@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use super::gofmt::{rfc3339_nano, rtt, uptime};
 use super::query::Query;
-use super::snapshot::{ConnSnapshot, ShardSnapshot, SubSnapshot};
-use crate::accounts::{AccountId, Accounts};
-use crate::client::ClientCounters;
-use crate::global::Global;
+use tachyon_core::accounts::{AccountId, Accounts};
+use tachyon_core::client::ClientCounters;
+use tachyon_core::global::Global;
+use tachyon_core::monitor::snapshot::{ConnSnapshot, ShardSnapshot, SubSnapshot};
 
 /// nats-server's `DefaultConnListSize` and `DefaultSubListSize`.
 pub const DEFAULT_LIST_SIZE: i64 = 1024;
@@ -502,7 +502,7 @@ fn conn_info(c: ConnSnapshot, now: SystemTime, o: &ConnzOpts, accounts: &Account
         subscriptions_list: list,
         subscriptions_list_detail: detail,
         authorized_user: if o.auth { c.auth_user } else { None },
-        account: (o.auth && c.account != crate::accounts::GLOBAL)
+        account: (o.auth && c.account != tachyon_core::accounts::GLOBAL)
             .then(|| accounts.name(c.account).to_string()),
     }
 }
@@ -841,7 +841,7 @@ pub fn accountz(g: &Global, now: SystemTime) -> Accountz {
         accounts: (0..g.accounts.len())
             .map(|id| {
                 g.accounts
-                    .name(id as crate::accounts::AccountId)
+                    .name(id as tachyon_core::accounts::AccountId)
                     .to_string()
             })
             .collect(),

@@ -12,7 +12,7 @@ fn python() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("TACHYON_PYTHON") {
         return Some(PathBuf::from(p));
     }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
     venv.is_file().then_some(venv)
 }
 

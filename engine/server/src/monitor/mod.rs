@@ -2,14 +2,11 @@
 //! friends, on a plain thread of its own. Figures come from the shards through their mailboxes
 //! (`mailbox.rs`), so nothing is shared or locked on the per-message path.
 
-pub mod closed;
 pub mod endpoints;
 pub mod gofmt;
 pub mod http;
-pub mod mailbox;
 pub mod process;
 pub mod query;
-pub mod snapshot;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -17,12 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use endpoints::Reply;
-use mailbox::Mailbox;
 use query::Query;
-use snapshot::Want;
+use tachyon_core::monitor::mailbox::Mailbox;
+use tachyon_core::monitor::snapshot::Want;
 
-use crate::global::Global;
 use crate::listener::{go_op_error, host_port};
+use tachyon_core::global::Global;
 
 /// How long a request waits for the shards before answering with those that replied.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -104,8 +101,8 @@ impl Monitor {
         *s.entry(path.to_string()).or_insert(0) += 1;
     }
 
-    fn gather(&self, want: Want) -> Vec<snapshot::ShardSnapshot> {
-        mailbox::gather(&self.boxes, want, GATHER_TIMEOUT)
+    fn gather(&self, want: Want) -> Vec<tachyon_core::monitor::snapshot::ShardSnapshot> {
+        tachyon_core::monitor::mailbox::gather(&self.boxes, want, GATHER_TIMEOUT)
     }
 
     /// Answers one request: `path` without the query, `raw_query` after the `?`.

@@ -422,7 +422,7 @@ fn unreadable_certificate_is_a_fatal_start_error() {
 fn nats_py_over_mutual_tls() {
     let py = match std::env::var_os("TACHYON_PYTHON") {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"),
     };
     if !py.is_file() {
         if std::env::var("TACHYON_ALLOW_SKIP").as_deref() == Ok("1") {

@@ -94,7 +94,7 @@ impl<T> Drop for Shared<T> {
 ///
 /// ```compile_fail
 /// fn assert_sync<T: Sync>() {}
-/// assert_sync::<tachyon_engine::ring::Producer<u32>>();
+/// assert_sync::<tachyon_core::ring::Producer<u32>>();
 /// ```
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
@@ -107,7 +107,7 @@ pub struct Producer<T> {
 ///
 /// ```compile_fail
 /// fn assert_sync<T: Sync>() {}
-/// assert_sync::<tachyon_engine::ring::Consumer<u32>>();
+/// assert_sync::<tachyon_core::ring::Consumer<u32>>();
 /// ```
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,

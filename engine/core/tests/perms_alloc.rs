@@ -7,8 +7,8 @@ mod alloc_counter;
 use alloc_counter::{allocations, CountingAllocator};
 use std::sync::Arc;
 
-use tachyon_engine::auth::perms::CompiledPerms;
-use tachyon_engine::auth::{PermChecker, Permissions, SubjectPermission};
+use tachyon_core::auth::perms::CompiledPerms;
+use tachyon_core::auth::{PermChecker, Permissions, SubjectPermission};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;

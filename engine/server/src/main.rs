@@ -3,7 +3,11 @@
 use std::process::ExitCode;
 
 use tachyon_config::flags::{self as cli, Command};
-use tachyon_engine::{logging, server};
+mod listener;
+mod logging;
+mod monitor;
+mod portsfile;
+mod server;
 
 fn main() -> ExitCode {
     let opts = match cli::parse_args(std::env::args().skip(1)) {
@@ -39,7 +43,7 @@ fn main() -> ExitCode {
     };
     if opts.check_config {
         // The imports are checked where their routes are built.
-        if let Err(e) = tachyon_engine::accounts::Accounts::resolve(&opts.accounts) {
+        if let Err(e) = tachyon_core::accounts::Accounts::resolve(&opts.accounts) {
             eprintln!("nats-server: {e}");
             logging::fatal(&e.located());
             return ExitCode::from(1);

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tachyon_config::flags::Options;
-use tachyon_engine::client::ClientState;
-use tachyon_engine::global::{Config, Global};
-use tachyon_engine::shard::rebalance::Placement;
-use tachyon_engine::shard::Shard;
+use tachyon_core::client::ClientState;
+use tachyon_core::global::{Config, Global};
+use tachyon_core::shard::rebalance::Placement;
+use tachyon_core::shard::Shard;
 use tachyon_protocol::{ClientOp, Limits, Parser};
 
 #[global_allocator]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tachyon_engine::ring::channel;
+use tachyon_core::ring::channel;
 
 /// Carries a sequence number and counts its own drop, so loss and double drops both show.
 struct Item {

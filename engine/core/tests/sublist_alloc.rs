@@ -5,7 +5,7 @@ mod alloc_counter;
 use alloc_counter::{allocations, CountingAllocator};
 
 use bytes::Bytes;
-use tachyon_engine::sublist::Sublist;
+use tachyon_core::sublist::Sublist;
 
 /// Counts allocations made by the current thread only, so the test harness's own threads
 /// cannot disturb the measurement.

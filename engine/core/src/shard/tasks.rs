@@ -1,0 +1,223 @@
+//! The tasks a shard runs on its executor: the inbound ring consumers, the overflow flusher,
+//! the acceptor, and at the end lame duck and close-all. Start-up builds the parts
+//! (`mesh.rs`) and hands each executor its own.
+
+use std::os::fd::{FromRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::net::TcpListener;
+
+use super::{Feeder, Shard};
+use crate::client::CloseReason;
+use crate::doorbell::BellReceiver;
+use crate::envelope::{Control, Envelope};
+use crate::global::Global;
+use crate::outlet::Outlet;
+use crate::ring::Consumer;
+
+/// How many envelopes a ring consumer handles before it lets other tasks run.
+pub const RING_BATCH: usize = 256;
+const _: () = assert!(
+    RING_BATCH <= super::mesh::RING_CAPACITY,
+    "a batch never exceeds a ring"
+);
+
+/// Everything one shard's executor starts from, built by `mesh::build`.
+pub struct ShardParts {
+    pub id: usize,
+    /// This shard's `SO_REUSEPORT` listening socket, handed over once.
+    pub listener_fd: RawFd,
+    pub(crate) outlets: Vec<Option<Outlet>>,
+    pub(crate) inlets: Vec<(u16, Consumer<Envelope>, BellReceiver)>,
+    pub(crate) control: BellReceiver,
+    pub(crate) monitor: Option<crate::monitor::mailbox::Inbox>,
+    pub(crate) reload: crate::reload::Listener,
+    pub(crate) placement: super::rebalance::Placement,
+}
+
+/// One shard's life on its executor: the shard state, its monitoring and reload listeners, a
+/// consumer per inbound ring, the overflow flusher and the acceptor; then, once the control
+/// order comes, lame duck (if asked) and closing every client.
+pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc<AtomicU8>) {
+    let ShardParts {
+        id,
+        listener_fd,
+        outlets,
+        inlets,
+        control,
+        monitor,
+        reload,
+        placement,
+    } = parts;
+    let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets, placement));
+    #[cfg(debug_assertions)]
+    panic_for_tests(id);
+    if let Some(inbox) = monitor {
+        glommio::spawn_local(inbox.serve(shard.clone())).detach();
+    }
+    glommio::spawn_local(reload.serve(shard.clone())).detach();
+
+    // Ring consumers run in the default task queue on purpose: glommio puts the I/O of a
+    // `Latency::Matters` queue on its latency ring, and a sleeping executor is not reliably woken
+    // by completions there on this kernel (measured: shards asleep for seconds with a doorbell
+    // read complete). The doorbell read on the main ring wakes the executor like any socket.
+    for (from, consumer, bell) in inlets {
+        let s = shard.clone();
+        glommio::spawn_local(inbound_loop(s, from, consumer, bell)).detach();
+    }
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        loop {
+            s.overflow_pending.wait().await;
+            s.wait_outlets_drained().await;
+        }
+    })
+    .detach();
+
+    // SAFETY: `listener_fd` is a listening socket created for this shard alone and handed over
+    // exactly once.
+    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
+    let s = shard.clone();
+    let acceptor = glommio::spawn_local(async move {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    if !s.accepting.get() {
+                        drop(stream);
+                        continue;
+                    }
+                    glommio::spawn_local(crate::conn::serve(s.clone(), stream)).detach();
+                }
+                Err(_) if !s.accepting.get() => return,
+                Err(e) => {
+                    tracing::error!("Error accepting client connection: {e}");
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    });
+
+    let mut control = control.attach();
+    control
+        .wait_until(|| order.load(Ordering::SeqCst) != 0)
+        .await;
+    let order = Control::from_u8(order.load(Ordering::SeqCst));
+    shard.accepting.set(false);
+    // Refuse new clients now, as nats-server closes its listener. Cancelling the acceptor alone
+    // leaves the socket listening for a while (its accept is still in flight): a client that
+    // connects then sits in the backlog, never served nor reset (tests/lifecycle.rs). Shutting
+    // the socket down stops the listening, resets what is queued and fails that accept.
+    // SAFETY: `listener_fd` is this shard's listening socket, still open (the acceptor owns it);
+    // shutdown has no memory effects.
+    unsafe {
+        libc::shutdown(listener_fd, libc::SHUT_RDWR);
+    }
+    // The acceptor ends by itself: its pending accept fails now, and a connection it completed
+    // just before is dropped (closed) by it since `accepting` is off. Cancelling it instead
+    // could strand a socket accepted in that moment in a completion nobody reads, open and never
+    // served (seen once in tests/lifecycle.rs under a loaded suite).
+    futures_lite::future::or(acceptor, async {
+        glommio::timer::sleep(Duration::from_millis(200)).await;
+    })
+    .await;
+    if order == Control::LameDuck {
+        lame_duck(&shard).await;
+    }
+    close_all(&shard, CloseReason::ServerShutdown).await;
+}
+
+/// Debug builds only: `TACHYON_TEST_PANIC_SHARD=ID` makes shard ID panic 300 ms after start,
+/// so the tests can check that a dying shard takes the process down (`tests/lifecycle.rs`).
+#[cfg(debug_assertions)]
+fn panic_for_tests(id: usize) {
+    if std::env::var("TACHYON_TEST_PANIC_SHARD").ok() == Some(id.to_string()) {
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(Duration::from_millis(300)).await;
+            panic!("TACHYON_TEST_PANIC_SHARD={id}");
+        })
+        .detach();
+    }
+}
+
+async fn inbound_loop(
+    shard: Rc<Shard>,
+    from: u16,
+    mut consumer: Consumer<Envelope>,
+    bell: BellReceiver,
+) {
+    let mut bell = bell.attach();
+    loop {
+        let mut got = 0;
+        // One envelope at a time so a subscriber that falls behind pauses this ring at once
+        // (the ring then fills and the publisher's shard stops reading it).
+        while got < RING_BATCH {
+            // Handled where it lies in the ring: an envelope is ~150 bytes, and moving it out
+            // cost a copy per message (flamegraphs/README.md).
+            if consumer
+                .pop_with(|env| shard.on_envelope(from, env))
+                .is_none()
+            {
+                break;
+            }
+            got += 1;
+            if shard.has_stalled() {
+                break;
+            }
+        }
+        if got > 0 {
+            shard.tick(std::time::Instant::now());
+            shard.after_sends();
+            shard.wait_stalled(Feeder::Ring).await;
+            glommio::yield_if_needed().await;
+            continue;
+        }
+        bell.wait_for(&consumer).await;
+    }
+}
+
+async fn lame_duck(shard: &Rc<Shard>) {
+    let cfg = shard.global.config();
+    let mut info = shard.global.info_template();
+    info.ldm = true;
+    let clients: Vec<_> = shard.clients.borrow().values().cloned().collect();
+    for c in &clients {
+        let mut i = info.clone();
+        i.client_id = c.id;
+        let mut buf = Vec::new();
+        tachyon_protocol::encode::info(&mut buf, &i);
+        c.send_raw(&buf);
+    }
+    glommio::timer::sleep(cfg.opts.lame_duck_grace_period).await;
+    let spread = cfg
+        .opts
+        .lame_duck_duration
+        .saturating_sub(cfg.opts.lame_duck_grace_period);
+    let step = if clients.is_empty() {
+        Duration::ZERO
+    } else {
+        spread / clients.len() as u32
+    };
+    for c in clients {
+        c.close(CloseReason::LameDuck);
+        if !step.is_zero() {
+            glommio::timer::sleep(step.min(Duration::from_secs(1))).await;
+        }
+    }
+}
+
+async fn close_all(shard: &Rc<Shard>, reason: CloseReason) {
+    let clients: Vec<_> = shard.clients.borrow().values().cloned().collect();
+    for c in &clients {
+        c.close(reason);
+    }
+    // Give writers a bounded moment to flush what was queued.
+    for _ in 0..200 {
+        if shard.clients.borrow().is_empty() {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
