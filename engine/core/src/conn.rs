@@ -50,8 +50,8 @@ struct Session {
     nonce: Option<String>,
     /// The reader's half of the TLS session; `None` on a plaintext connection.
     tls: Option<crate::tls::TlsReader>,
-    /// Who the verified client certificate says the client is (for `verify_and_map`).
-    cert_identity: Option<crate::tls::CertIdentity>,
+    /// The verified client certificate (DER), for `verify_and_map`.
+    cert: Option<bytes::Bytes>,
     parser: Parser,
     /// Read but not yet parsed (a partial op waits here for the rest).
     rbuf: BytesMut,
@@ -90,17 +90,14 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     if let Some(p) = peer {
         info.client_ip = Some(p.ip().to_string());
     }
-    let nonce = cfg
-        .auth
-        .needs_nonce()
-        .then(crate::auth::Authenticator::new_nonce);
+    let nonce = cfg.auth.nonce();
     info.nonce = nonce.clone();
     let mut buf = Vec::new();
     encode::info(&mut buf, &info);
     // A TLS client gets INFO and its handshake here, before any task starts (as in
     // nats-server); a plaintext one gets INFO through the writer.
     let mut early = Vec::new();
-    let (tls_reader, tls_writer, cert_identity) = match &cfg.tls {
+    let (tls_reader, tls_writer, cert) = match &cfg.tls {
         None => {
             client.send_raw(&buf);
             (None, None, None)
@@ -111,8 +108,12 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             info.tls_required = true;
             info.tls_available = false;
             encode::info(&mut first, &info);
-            match crate::tls::accept(&mut stream, tls, &buf, &first).await {
-                Ok(crate::tls::Start::Tls(a)) => (Some(a.reader), Some(a.writer), a.identity),
+            match crate::tls::accept(&mut stream, tls.as_ref(), &buf, &first).await {
+                Ok(crate::tls::Start::Tls {
+                    reader,
+                    writer,
+                    cert,
+                }) => (Some(reader), Some(writer), cert),
                 Ok(crate::tls::Start::Plain(sent)) => {
                     early = sent;
                     (None, None, None)
@@ -187,7 +188,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         auth_timer,
         nonce,
         tls: tls_reader,
-        cert_identity,
+        cert,
         parser: Parser::new(Limits {
             max_payload: cfg.opts.max_payload,
             max_control_line: cfg.opts.max_control_line,
@@ -276,7 +277,7 @@ pub fn resume(shard: Rc<Shard>, client: Rc<ClientState>, parts: SessionParts) {
         // once; nothing else owns it.
         let stream = unsafe { TcpStream::from_raw_fd(client.fd) };
         // A reload that came while the connection was between shards applies now.
-        crate::reload::recheck_client(&shard, &shard.global.config().auth, &client);
+        crate::reload::recheck_client(&shard, shard.global.config().auth.as_ref(), &client);
         // SAFETY: `client.fd` is the open socket now owned by `stream`.
         let wfd = unsafe { libc::dup(client.fd) };
         if wfd < 0 {
@@ -319,7 +320,7 @@ pub fn resume(shard: Rc<Shard>, client: Rc<ClientState>, parts: SessionParts) {
             auth_timer: None,
             nonce: parts.nonce,
             tls: None,
-            cert_identity: None,
+            cert: None,
             parser: parts.parser,
             rbuf: parts.rbuf,
             window: ReadWindow { size: parts.window },
@@ -781,11 +782,11 @@ impl Session {
         // The config in force now, not the one the connection was accepted under: a reload in
         // between already re-checked every connected client, so this one must match it too.
         let cfg = self.shard.global.config();
-        if !self.connected && cfg.auth_required() {
-            match cfg
-                .auth
-                .authenticate(&opts, self.nonce.as_deref(), self.cert_identity.as_ref())
-            {
+        let proof = (!self.connected).then(|| {
+            crate::auth::Credentials::new(&opts, self.nonce.as_deref(), self.cert.as_ref())
+        });
+        if let (Some(proof), true) = (&proof, cfg.auth_required()) {
+            match cfg.auth.authenticate(proof) {
                 Ok(who) => {
                     *client.perms.borrow_mut() = who.perms.map(crate::auth::PermChecker::new);
                     // Before any SUB or PUB: the account picks the subject space they use.
@@ -807,12 +808,8 @@ impl Session {
             client.send_err(e.err_text());
             return Next::Close(CloseReason::ProtocolViolation);
         }
-        if !self.connected {
-            *client.credentials.borrow_mut() = Some(crate::auth::Credentials::new(
-                &opts,
-                self.nonce.as_deref(),
-                self.cert_identity.as_ref(),
-            ));
+        if let Some(proof) = proof {
+            *client.credentials.borrow_mut() = Some(proof);
         }
         client.flags.set(ClientFlags::from_connect(&opts));
         *client.name.borrow_mut() = opts.name.clone();

@@ -10,29 +10,34 @@ use rand::Rng;
 use tachyon_protocol::json::ServerInfo;
 
 use crate::accounts::Accounts;
+use crate::auth::{Authenticate, Open};
+use crate::tls::TlsAcceptor;
 use tachyon_config::{Options, NATS_VERSION, TACHYON_VERSION};
 
-/// The effective server configuration: the options (flags today, the config file later) plus
-/// what the server derives from them at start.
+/// The effective server configuration: the options plus the services the server built from
+/// them at start (authentication, TLS), which the core uses through their traits.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub opts: Options,
     pub server_id: String,
     pub server_name: String,
     /// Users, tokens and permissions; built once, shared by every connection.
-    pub auth: Arc<crate::auth::Authenticator>,
+    pub auth: Arc<dyn Authenticate>,
     /// Client TLS, loaded from `opts.tls` at start; `None` serves plaintext.
-    pub tls: Option<crate::tls::ServerTls>,
+    pub tls: Option<Arc<dyn TlsAcceptor>>,
 }
 
 impl Config {
-    /// For a server without accounts (`opts.accounts` empty).
+    /// A server with no authentication and no TLS.
     pub fn from_options(opts: &Options) -> Config {
-        Config::with_accounts(opts, &Accounts::default())
+        Config::new(opts, Arc::new(Open), None)
     }
 
-    /// `accounts` is what `opts.accounts` resolved to: users declared in accounts bind to its ids.
-    pub fn with_accounts(opts: &Options, accounts: &Accounts) -> Config {
+    pub fn new(
+        opts: &Options,
+        auth: Arc<dyn Authenticate>,
+        tls: Option<Arc<dyn TlsAcceptor>>,
+    ) -> Config {
         let server_id = new_server_id();
         Config {
             server_name: opts
@@ -41,22 +46,14 @@ impl Config {
                 .unwrap_or_else(|| server_id.clone()),
             server_id,
             opts: opts.clone(),
-            auth: authenticator(opts, accounts),
-            tls: None,
+            auth,
+            tls,
         }
     }
 
     pub fn auth_required(&self) -> bool {
         self.auth.required()
     }
-}
-
-fn authenticator(opts: &Options, accounts: &Accounts) -> Arc<crate::auth::Authenticator> {
-    Arc::new(crate::auth::Authenticator::with_accounts(
-        opts.authorization.as_ref(),
-        opts,
-        accounts,
-    ))
 }
 
 /// A server id in nats-server's shape: an nkey-like 56-character base32 string starting with N.
@@ -109,10 +106,15 @@ impl Global {
         self.config.load_full()
     }
 
-    /// Installs a reloaded configuration; `tls` is `opts.tls` already loaded (files read). The
-    /// server's identity does not change on reload; open connections are re-checked by the
-    /// shards afterwards (`reload.rs`).
-    pub fn set_config(&self, opts: &Options, tls: Option<crate::tls::ServerTls>) {
+    /// Installs a reloaded configuration with the services built from it. The server's
+    /// identity does not change on reload; open connections are re-checked by the shards
+    /// afterwards (`reload.rs`).
+    pub fn set_config(
+        &self,
+        opts: &Options,
+        auth: Arc<dyn Authenticate>,
+        tls: Option<Arc<dyn TlsAcceptor>>,
+    ) {
         let old = self.config();
         let server_name = opts
             .server_name
@@ -122,7 +124,7 @@ impl Global {
             opts: opts.clone(),
             server_id: old.server_id.clone(),
             server_name,
-            auth: authenticator(opts, &self.accounts),
+            auth,
             tls,
         }));
     }
@@ -146,9 +148,9 @@ impl Global {
             max_payload: i32::try_from(c.opts.max_payload).unwrap_or(i32::MAX),
             auth_required: c.auth.advertised_required(),
             // `allow_non_tls` offers TLS without requiring it, as nats-server says.
-            tls_required: c.tls.as_ref().is_some_and(|t| !t.allow_non_tls),
-            tls_available: c.tls.as_ref().is_some_and(|t| t.allow_non_tls),
-            tls_verify: c.tls.as_ref().is_some_and(|t| t.verify),
+            tls_required: c.tls.as_ref().is_some_and(|t| !t.settings().allow_non_tls),
+            tls_available: c.tls.as_ref().is_some_and(|t| t.settings().allow_non_tls),
+            tls_verify: c.tls.as_ref().is_some_and(|t| t.settings().verify),
             tachyon: TACHYON_VERSION.to_string(),
             ..Default::default()
         }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tachyon_protocol::errors;
 
-use crate::auth::{Authenticator, PermChecker, Recheck};
+use crate::auth::{Authenticate, PermChecker, Recheck};
 use crate::client::{ClientState, CloseReason};
 use crate::doorbell::{self, BellReceiver, Doorbell};
 use crate::shard::Shard;
@@ -97,7 +97,7 @@ impl Listener {
                 .await;
             seen = self.generation.load(Ordering::SeqCst);
             let auth = shard.global.config().auth.clone();
-            recheck_clients(&shard, &auth);
+            recheck_clients(&shard, auth.as_ref());
             // The signals thread may have stopped waiting; nothing to do then.
             let _ = self.ack.send(seen);
         }
@@ -106,7 +106,7 @@ impl Listener {
 
 /// Re-checks every client of this shard that has sent its CONNECT (the others authenticate
 /// against the new config when they do).
-pub fn recheck_clients(shard: &Shard, auth: &Authenticator) {
+pub fn recheck_clients(shard: &Shard, auth: &dyn Authenticate) {
     let clients: Vec<Rc<ClientState>> = shard.clients.borrow().values().cloned().collect();
     for client in &clients {
         // A connection moving to another shard is checked there when it arrives.
@@ -117,7 +117,7 @@ pub fn recheck_clients(shard: &Shard, auth: &Authenticator) {
 }
 
 /// Applies the current authorization to one connection of this shard.
-pub fn recheck_client(shard: &Shard, auth: &Authenticator, client: &Rc<ClientState>) {
+pub fn recheck_client(shard: &Shard, auth: &dyn Authenticate, client: &Rc<ClientState>) {
     if client.is_closed() {
         return;
     }

@@ -11,10 +11,12 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::listener::{self, ListenError};
 use crate::{logging, monitor, portsfile};
 use tachyon_config::Options;
+use tachyon_core::auth::Authenticate;
 use tachyon_core::envelope::Control;
 use tachyon_core::global::{Config, Global};
 use tachyon_core::shard::mesh::{self, Mesh};
 use tachyon_core::shard::tasks;
+use tachyon_core::tls::TlsAcceptor;
 
 /// The soft `RLIMIT_NOFILE`, raised to the hard limit first (as Go's runtime does at start).
 fn descriptor_limit() -> u64 {
@@ -69,7 +71,7 @@ pub enum StartError {
     )]
     Executor(usize, String),
     #[error("{0}")]
-    Tls(#[from] tachyon_core::tls::TlsError),
+    Tls(#[from] tachyon_auth::TlsError),
     #[error(transparent)]
     Config(#[from] tachyon_config::ConfigError),
 }
@@ -136,12 +138,8 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     }
     let sigset = block_signals();
     let accounts = tachyon_core::accounts::Accounts::resolve(&opts.accounts)?;
-    let mut config = Config::with_accounts(&opts, &accounts);
-    config.tls = opts
-        .tls
-        .as_ref()
-        .map(|t| tachyon_core::tls::ServerTls::load(t, opts.allow_non_tls))
-        .transpose()?;
+    let (auth, tls) = services(&opts, &accounts)?;
+    let config = Config::new(&opts, auth, tls);
     let (fds, bound) = listener::bind_listeners(&config.opts.host, config.opts.port, n)?;
     let global = Arc::new(Global::with_accounts(config, bound.port(), accounts));
     // Bound before the shards start, so a busy monitor port fails start-up cleanly.
@@ -252,7 +250,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     };
     tracing::info!("Listening for client connections on {host_display}");
     let tls_on = global.config().tls.is_some();
-    if let Some(t) = &global.config().tls {
+    if let Some(t) = global.config().tls.as_ref().map(|t| t.settings().clone()) {
         // TLS-first without a fallback needs the handshake, whatever `allow_non_tls` says.
         let first_only = t.handshake_first && t.fallback.is_zero();
         if t.allow_non_tls && !first_only {
@@ -313,7 +311,7 @@ pub enum ReloadError {
     #[error(transparent)]
     Logging(#[from] logging::LoggingError),
     #[error(transparent)]
-    Tls(#[from] tachyon_core::tls::TlsError),
+    Tls(#[from] tachyon_auth::TlsError),
 }
 
 /// SIGHUP: re-reads the config file (the command line's flags still win) and installs it; the
@@ -342,14 +340,29 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
         return Err(ReloadError::NotReloadable("Accounts"));
     }
     // Certificates are re-read too (rotation), and a bad one refuses the whole reload.
-    let tls = new
-        .tls
-        .as_ref()
-        .map(|t| tachyon_core::tls::ServerTls::load(t, new.allow_non_tls))
-        .transpose()?;
+    let (auth, tls) = services(&new, &global.accounts)?;
     logging::reconfigure(&logging::LogOptions::from(&new))?;
-    global.set_config(&new, tls);
+    global.set_config(&new, auth, tls);
     Ok(())
+}
+
+type Services = (Arc<dyn Authenticate>, Option<Arc<dyn TlsAcceptor>>);
+
+/// The authentication and TLS services `opts` describe, for the core to call through its
+/// traits. Certificates are read here (a bad one fails start-up or the reload).
+fn services(
+    opts: &Options,
+    accounts: &tachyon_core::accounts::Accounts,
+) -> Result<Services, tachyon_auth::TlsError> {
+    let auth =
+        tachyon_auth::Authenticator::with_accounts(opts.authorization.as_ref(), opts, accounts);
+    let tls = match &opts.tls {
+        Some(t) => Some(
+            Arc::new(tachyon_auth::ServerTls::load(t, opts.allow_non_tls)?) as Arc<dyn TlsAcceptor>,
+        ),
+        None => None,
+    };
+    Ok((Arc::new(auth), tls))
 }
 
 /// Same accounts, exports and imports, in the same order (so the same ids).

@@ -7,45 +7,16 @@ use std::sync::Arc;
 use base64::Engine;
 use tachyon_protocol::json::ConnectOptions;
 
-use super::perms::CompiledPerms;
-use crate::accounts::{AccountId, Accounts, GLOBAL};
 use crate::tls::CertIdentity;
 use tachyon_config::auth::{AuthConfig, NkeyUser, User};
 use tachyon_config::Options;
+use tachyon_core::accounts::{AccountId, Accounts, GLOBAL};
+use tachyon_core::auth::{
+    AuthError, Authenticate, Authenticated, CompiledPerms, Credentials, Permissions, Recheck,
+};
 
 /// nats-server's nonce: 11 random bytes, base64url without padding (15 characters).
 const NONCE_RAW_LEN: usize = 11;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    #[error("bad token")]
-    BadToken,
-    #[error("bad user or password")]
-    BadPassword,
-    #[error("unknown user {0:?}")]
-    UnknownUser(String),
-    #[error("unknown nkey {0:?}")]
-    UnknownNkey(String),
-    #[error("nkey signature missing")]
-    SignatureMissing,
-    #[error("nkey signature not valid base64")]
-    SignatureEncoding,
-    #[error("nkey signature not verified")]
-    SignatureInvalid,
-    #[error("user required in certificate, no certificate presented")]
-    NoCertificate,
-    #[error("no user matches the client certificate")]
-    CertNotMapped,
-}
-
-/// A successful CONNECT: who, what they may do (`None`: anything), and the account whose
-/// subject space they live in.
-#[derive(Debug, Clone, Default)]
-pub struct Authenticated {
-    pub user: Option<String>,
-    pub perms: Option<Arc<CompiledPerms>>,
-    pub account: AccountId,
-}
 
 #[derive(Debug)]
 struct PasswordUser {
@@ -117,9 +88,8 @@ impl Authenticator {
     }
 
     fn mode(file: Option<&AuthConfig>, opts: &Options, table: &Accounts) -> Mode {
-        let compile = |p: &Option<super::Permissions>| {
-            p.as_ref().map(|p| Arc::new(CompiledPerms::compile(p)))
-        };
+        let compile =
+            |p: &Option<Permissions>| p.as_ref().map(|p| Arc::new(CompiledPerms::compile(p)));
         let top = file.filter(|f| f.users.is_some() || !f.nkeys.is_empty());
         let in_accounts = opts
             .accounts
@@ -175,17 +145,6 @@ impl Authenticator {
         }
     }
 
-    /// Whether a CONNECT must authenticate (and the auth timer runs).
-    pub fn required(&self) -> bool {
-        !matches!(self.mode, Mode::Open)
-    }
-
-    /// INFO's `auth_required`: with a `no_auth_user`, nats-server tells clients they need no
-    /// credentials.
-    pub fn advertised_required(&self) -> bool {
-        self.required() && self.no_auth_user.is_none()
-    }
-
     /// Whether INFO carries a nonce for nkey users to sign.
     pub fn needs_nonce(&self) -> bool {
         matches!(&self.mode, Mode::Users { nkeys, .. } if !nkeys.is_empty())
@@ -199,7 +158,7 @@ impl Authenticator {
 
     /// Checks a CONNECT's credentials; `nonce` is the one this connection's INFO carried.
     /// `cert` is the verified client certificate's identity, read for `verify_and_map`.
-    pub fn authenticate(
+    pub fn check(
         &self,
         c: &ConnectOptions,
         nonce: Option<&str>,
@@ -292,59 +251,28 @@ impl Authenticator {
     }
 }
 
-/// What a client proved itself with at CONNECT, kept for the life of the connection so a
-/// config reload can check it again. nats-server re-runs the whole authentication on reload,
-/// so the password and token stay in memory here too: a new config may hash the same password
-/// differently, and only the client's own secret can be checked against that.
-#[derive(Clone, Default)]
-pub struct Credentials {
-    /// Only the credential fields are filled in.
-    connect: ConnectOptions,
-    nonce: Option<String>,
-    cert: Option<CertIdentity>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Secrets never reach a log line.
-        f.debug_struct("Credentials")
-            .field("user", &self.connect.user)
-            .field("nkey", &self.connect.nkey)
-            .finish_non_exhaustive()
+impl Authenticate for Authenticator {
+    fn required(&self) -> bool {
+        !matches!(self.mode, Mode::Open)
     }
-}
 
-impl Credentials {
-    /// `nonce` is the one the connection's INFO carried; `cert` its verified certificate.
-    pub fn new(c: &ConnectOptions, nonce: Option<&str>, cert: Option<&CertIdentity>) -> Self {
-        Credentials {
-            connect: ConnectOptions {
-                auth_token: c.auth_token.clone(),
-                user: c.user.clone(),
-                pass: c.pass.clone(),
-                nkey: c.nkey.clone(),
-                sig: c.sig.clone(),
-                ..ConnectOptions::default()
-            },
-            nonce: nonce.map(str::to_string),
-            cert: cert.cloned(),
-        }
+    /// With a `no_auth_user`, nats-server tells clients they need no credentials.
+    fn advertised_required(&self) -> bool {
+        self.required() && self.no_auth_user.is_none()
     }
-}
 
-/// What a reloaded configuration makes of a client that authenticated before it.
-#[derive(Debug)]
-pub enum Recheck {
-    /// Its user or nkey is gone or now belongs to another account: nats-server closes such a
-    /// client without an error (it reconnects into the right place, or fails to).
-    Moved,
-    /// Its credentials no longer pass: `Authorization Violation`.
-    Denied(AuthError),
-    /// Still welcome, with these (possibly new) permissions.
-    Allowed(Authenticated),
-}
+    fn nonce(&self) -> Option<String> {
+        self.needs_nonce().then(Self::new_nonce)
+    }
 
-impl Authenticator {
+    fn authenticate(&self, proof: &Credentials) -> Result<Authenticated, AuthError> {
+        self.check(
+            &proof.connect,
+            proof.nonce.as_deref(),
+            identity(proof).as_ref(),
+        )
+    }
+
     /// nats-server's reload order (server/reload.go `reloadAuthorization`): first whether the
     /// user or nkey the client named still exists in the same account
     /// (`clientHasMovedToDifferentAccount`), then the full authentication again.
@@ -353,7 +281,7 @@ impl Authenticator {
     /// `nkeys` list: nats-server also closes every client that sent a user name whenever the
     /// new config has a single user, a token or no auth at all (even on a reload that changed
     /// nothing); here such a client is re-authenticated instead.
-    pub fn recheck(&self, creds: &Credentials, account: AccountId) -> Recheck {
+    fn recheck(&self, creds: &Credentials, account: AccountId) -> Recheck {
         if let Mode::Users { users, nkeys } = &self.mode {
             let c = &creds.connect;
             let found = if let Some(key) = named(&c.nkey) {
@@ -365,12 +293,18 @@ impl Authenticator {
                 return Recheck::Moved;
             }
         }
-        match self.authenticate(&creds.connect, creds.nonce.as_deref(), creds.cert.as_ref()) {
+        match self.authenticate(creds) {
             Ok(who) if who.account != account => Recheck::Moved,
             Ok(who) => Recheck::Allowed(who),
             Err(e) => Recheck::Denied(e),
         }
     }
+}
+
+/// The identity the client certificate of `proof` names (parsed when a CONNECT needs it, not
+/// per message).
+fn identity(proof: &Credentials) -> Option<CertIdentity> {
+    proof.cert.as_deref().and_then(CertIdentity::from_der)
 }
 
 /// A CONNECT field the client actually filled in.
@@ -422,7 +356,7 @@ fn verify_nkey(key: &str, sig: Option<&str>, nonce: &str) -> Result<(), AuthErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::perms::{Permissions, SubjectPermission};
+    use tachyon_core::auth::SubjectPermission;
     use tachyon_config::auth::{NkeyUser, User};
 
     fn connect(f: impl FnOnce(&mut ConnectOptions)) -> ConnectOptions {
@@ -458,7 +392,7 @@ mod tests {
         assert!(a.required());
         assert!(!a.needs_nonce());
         assert!(a
-            .authenticate(
+            .check(
                 &connect(|c| {
                     c.user = Some("u".into());
                     c.pass = Some("p".into())
@@ -468,7 +402,7 @@ mod tests {
             )
             .is_ok());
         assert_eq!(
-            a.authenticate(&connect(|c| c.user = Some("u".into())), None, None)
+            a.check(&connect(|c| c.user = Some("u".into())), None, None)
                 .unwrap_err(),
             AuthError::BadPassword
         );
@@ -479,14 +413,14 @@ mod tests {
         };
         let a = Authenticator::new(Some(&file), &Options::default());
         assert!(a
-            .authenticate(
+            .check(
                 &connect(|c| c.auth_token = Some("filetok".into())),
                 None,
                 None
             )
             .is_ok());
         assert!(a
-            .authenticate(&connect(|c| c.auth_token = Some("x".into())), None, None)
+            .check(&connect(|c| c.auth_token = Some("x".into())), None, None)
             .is_err());
         let opts = Options {
             auth_token: Some("flagtok".into()),
@@ -494,14 +428,14 @@ mod tests {
         };
         let a = Authenticator::new(Some(&file), &opts);
         assert!(a
-            .authenticate(
+            .check(
                 &connect(|c| c.auth_token = Some("flagtok".into())),
                 None,
                 None
             )
             .is_ok());
         assert!(a
-            .authenticate(
+            .check(
                 &connect(|c| c.auth_token = Some("filetok".into())),
                 None,
                 None
@@ -546,7 +480,7 @@ mod tests {
         assert_ne!(nonce, Authenticator::new_nonce());
 
         let ok = a
-            .authenticate(
+            .check(
                 &connect(|c| {
                     c.user = Some("alice".into());
                     c.pass = Some("pw".into())
@@ -557,7 +491,7 @@ mod tests {
             .unwrap();
         assert!(ok.perms.is_some());
         let bob = a
-            .authenticate(
+            .check(
                 &connect(|c| {
                     c.user = Some("bob".into());
                     c.pass = Some("bobpw".into())
@@ -568,7 +502,7 @@ mod tests {
             .unwrap();
         assert!(bob.perms.is_none());
         assert!(a
-            .authenticate(&connect(|c| c.user = Some("carol".into())), None, None)
+            .check(&connect(|c| c.user = Some("carol".into())), None, None)
             .is_err());
 
         let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -580,7 +514,7 @@ mod tests {
             })
         };
         let ok = a
-            .authenticate(
+            .check(
                 &with(kp.public_key(), Some(sig.clone())),
                 Some(&nonce),
                 None,
@@ -591,10 +525,10 @@ mod tests {
         let std_sig =
             base64::engine::general_purpose::STANDARD.encode(kp.sign(nonce.as_bytes()).unwrap());
         assert!(a
-            .authenticate(&with(kp.public_key(), Some(std_sig)), Some(&nonce), None)
+            .check(&with(kp.public_key(), Some(std_sig)), Some(&nonce), None)
             .is_ok());
         assert_eq!(
-            a.authenticate(
+            a.check(
                 &with(kp.public_key(), Some(sig.clone())),
                 Some("othernonce"),
                 None
@@ -603,12 +537,12 @@ mod tests {
             AuthError::SignatureInvalid
         );
         assert_eq!(
-            a.authenticate(&with(kp.public_key(), None), Some(&nonce), None)
+            a.check(&with(kp.public_key(), None), Some(&nonce), None)
                 .unwrap_err(),
             AuthError::SignatureMissing
         );
         assert_eq!(
-            a.authenticate(
+            a.check(
                 &with(kp.public_key(), Some("!!".into())),
                 Some(&nonce),
                 None
@@ -618,7 +552,7 @@ mod tests {
         );
         let other = nkeys::KeyPair::new_user();
         assert!(matches!(
-            a.authenticate(&with(other.public_key(), Some(sig)), Some(&nonce), None),
+            a.check(&with(other.public_key(), Some(sig)), Some(&nonce), None),
             Err(AuthError::UnknownNkey(_))
         ));
     }

@@ -3,14 +3,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
+use glommio::net::TcpStream;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{RootCertStore, ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tachyon_core::tls::{Handshake, HandshakeError, TlsAcceptor, TlsSettings};
 
-use super::TlsConfig;
+use tachyon_config::tls::TlsConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -32,14 +33,21 @@ pub enum TlsError {
 #[derive(Debug, Clone)]
 pub struct ServerTls {
     pub config: Arc<ServerConfig>,
-    pub timeout: Duration,
-    pub handshake_first: bool,
-    /// See `TlsConfig::fallback`.
-    pub fallback: Duration,
-    /// `allow_non_tls`: plaintext clients are served too.
-    pub allow_non_tls: bool,
-    pub verify: bool,
-    pub map: bool,
+    pub settings: TlsSettings,
+}
+
+impl TlsAcceptor for ServerTls {
+    fn settings(&self) -> &TlsSettings {
+        &self.settings
+    }
+
+    fn handshake<'a>(&'a self, stream: &'a mut TcpStream, pre: &'a [u8]) -> Handshake<'a> {
+        Box::pin(async move {
+            let conn = ServerConnection::new(self.config.clone())
+                .map_err(|e| HandshakeError::Tls(e.to_string()))?;
+            super::session::establish(conn, stream, pre).await
+        })
+    }
 }
 
 impl ServerTls {
@@ -74,12 +82,13 @@ impl ServerTls {
             })?;
         Ok(ServerTls {
             config: Arc::new(config),
-            timeout: cfg.timeout,
-            handshake_first: cfg.handshake_first,
-            fallback: cfg.fallback,
-            allow_non_tls,
-            verify: cfg.verify,
-            map: cfg.map,
+            settings: TlsSettings {
+                timeout: cfg.timeout,
+                handshake_first: cfg.handshake_first,
+                fallback: cfg.fallback,
+                allow_non_tls,
+                verify: cfg.verify,
+            },
         })
     }
 }
