@@ -356,8 +356,8 @@ fn verify_nkey(key: &str, sig: Option<&str>, nonce: &str) -> Result<(), AuthErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tachyon_core::auth::SubjectPermission;
     use tachyon_config::auth::{NkeyUser, User};
+    use tachyon_core::auth::SubjectPermission;
 
     fn connect(f: impl FnOnce(&mut ConnectOptions)) -> ConnectOptions {
         let mut c = ConnectOptions::default();

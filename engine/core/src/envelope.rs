@@ -62,26 +62,6 @@ pub enum InterestOp {
     Remove,
 }
 
-/// Out-of-band orders from the process (signals) to every shard; posted in an atomic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Control {
-    /// Stop accepting, flush and close every connection, then end the shard.
-    Shutdown = 1,
-    /// Lame duck mode: stop accepting, tell clients, close them over the grace period.
-    LameDuck = 2,
-}
-
-impl Control {
-    pub fn from_u8(v: u8) -> Control {
-        if v == Control::LameDuck as u8 {
-            Control::LameDuck
-        } else {
-            Control::Shutdown
-        }
-    }
-}
-
 #[derive(Debug)]
 pub enum Envelope {
     Msg(RoutedMsg),

@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod outlet;
 pub mod reload;
 pub mod ring;
+pub mod service;
 pub mod shard;
 pub mod signal;
 pub mod sublist;

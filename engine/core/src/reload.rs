@@ -3,105 +3,35 @@
 //! authentication setup, closes those that no longer pass, swaps the permissions of the others
 //! and drops the subscriptions those permissions now forbid.
 //!
-//! The signals thread installs the new config, bumps a generation and rings every shard's
-//! doorbell; each shard does the work on its own executor (so no other thread ever touches its
-//! clients) and acknowledges, and the reload is reported done once every shard answered.
+//! The signals thread installs the new config and posts a reload job to every shard's mailbox;
+//! each shard does the work on its own executor (so no other thread ever touches its clients)
+//! and acknowledges, and the reload is reported done once every shard answered.
 
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tachyon_protocol::errors;
 
 use crate::auth::{Authenticate, PermChecker, Recheck};
 use crate::client::{ClientState, CloseReason};
-use crate::doorbell::{self, BellReceiver, Doorbell};
+use crate::shard::mailbox::{ask_all, Job, Mailbox};
 use crate::shard::Shard;
 
 /// How long the signals thread waits for the shards to apply a reload before it reports it
 /// anyway (a shard busy with a huge backlog still applies it, just later).
 const APPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The signals thread's end: tells every shard a new config is in place.
-pub struct Notifier {
-    generation: Arc<AtomicU64>,
-    bells: Vec<Doorbell>,
-    acks: Receiver<u64>,
-}
-
-/// One shard's end; moved to its executor and served there by [`Listener::serve`].
-pub struct Listener {
-    generation: Arc<AtomicU64>,
-    bell: BellReceiver,
-    ack: Sender<u64>,
-}
-
-/// One notifier and a listener per shard.
-pub fn channel(shards: usize) -> std::io::Result<(Notifier, Vec<Listener>)> {
-    let generation = Arc::new(AtomicU64::new(0));
-    let (ack, acks) = mpsc::channel();
-    let mut bells = Vec::with_capacity(shards);
-    let mut listeners = Vec::with_capacity(shards);
-    for _ in 0..shards {
-        let (bell, rx) = doorbell::doorbell()?;
-        bells.push(bell);
-        listeners.push(Listener {
-            generation: generation.clone(),
-            bell: rx,
-            ack: ack.clone(),
-        });
-    }
-    Ok((
-        Notifier {
-            generation,
-            bells,
-            acks,
-        },
-        listeners,
-    ))
-}
-
-impl Notifier {
-    /// Call after the new config is installed. Returns once every shard re-checked its
-    /// clients, or after [`APPLY_TIMEOUT`]; false then.
-    pub fn notify(&self) -> bool {
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        for bell in &self.bells {
-            bell.ring();
-        }
-        let deadline = Instant::now() + APPLY_TIMEOUT;
-        let mut done = 0;
-        while done < self.bells.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.acks.recv_timeout(left) {
-                // An ack of an earlier reload that timed out does not count for this one.
-                Ok(g) if g == generation => done += 1,
-                Ok(_) => {}
-                Err(_) => return false,
-            }
-        }
-        true
-    }
-}
-
-impl Listener {
-    /// Applies each reload to this shard's clients for as long as the shard runs.
-    pub async fn serve(self, shard: Rc<Shard>) {
-        let mut waiter = self.bell.attach();
-        let mut seen = 0;
-        loop {
-            waiter
-                .wait_until(|| self.generation.load(Ordering::SeqCst) != seen)
-                .await;
-            seen = self.generation.load(Ordering::SeqCst);
-            let auth = shard.global.config().auth.clone();
-            recheck_clients(&shard, auth.as_ref());
-            // The signals thread may have stopped waiting; nothing to do then.
-            let _ = self.ack.send(seen);
-        }
-    }
+/// Call after the new config is installed, with a number no earlier reload used: posts the
+/// reload to every shard and returns once each re-checked its clients, or after
+/// [`APPLY_TIMEOUT`]; false then (an ack of an earlier reload that timed out does not count).
+pub fn apply(boxes: &[Mailbox], generation: u64) -> bool {
+    let acks = ask_all(
+        boxes,
+        APPLY_TIMEOUT,
+        |ack| Job::Reload { generation, ack },
+        |g| *g == generation,
+    );
+    acks.len() == boxes.len()
 }
 
 /// Re-checks every client of this shard that has sent its CONNECT (the others authenticate

@@ -8,6 +8,8 @@ mod logging;
 mod monitor;
 mod portsfile;
 mod server;
+#[cfg(debug_assertions)]
+mod test_service;
 
 fn main() -> ExitCode {
     let opts = match cli::parse_args(std::env::args().skip(1)) {

@@ -12,8 +12,8 @@ use crate::listener::{self, ListenError};
 use crate::{logging, monitor, portsfile};
 use tachyon_config::Options;
 use tachyon_core::auth::Authenticate;
-use tachyon_core::envelope::Control;
 use tachyon_core::global::{Config, Global};
+use tachyon_core::shard::mailbox::{Control, Job};
 use tachyon_core::shard::mesh::{self, Mesh};
 use tachyon_core::shard::tasks;
 use tachyon_core::tls::TlsAcceptor;
@@ -159,18 +159,17 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     tracing::info!("  ID:       {}", global.config().server_id);
 
     let Mesh {
-        parts,
-        controls,
-        order,
+        mut parts,
         mailboxes,
-        reloads,
-    } = mesh::build(&fds, opts.migrate, http.is_some()).map_err(StartError::Socketpair)?;
+        ready,
+    } = mesh::build(&fds, opts.migrate).map_err(StartError::Socketpair)?;
+    #[cfg(debug_assertions)]
+    crate::test_service::install(&mut parts);
 
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let mut handles = Vec::with_capacity(n);
     for p in parts {
         let g = global.clone();
-        let order = order.clone();
         let placement = if n <= cores {
             Placement::Fixed(p.id)
         } else {
@@ -182,13 +181,15 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             builder = builder.spin_before_park(opts.spin_before_park);
         }
         let h = builder
-            .spawn(move || async move { tasks::run(p, n, g, order).await })
+            .spawn(move || async move { tasks::run(p, n, g).await })
             .map_err(|e| StartError::Executor(id, e.to_string()))?;
         handles.push(h);
     }
 
-    // Signals are taken by a plain thread; it posts the order and rings every shard's bell.
+    // Signals are taken by a plain thread; it posts the order to every shard's mailbox.
     let reload_global = global.clone();
+    let boxes = mailboxes.clone();
+    let mut reloads = 0u64;
     let control = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || loop {
@@ -219,7 +220,8 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                     match reload(&reload_global) {
                         Ok(()) => {
                             // Open connections are re-checked before the reload is reported.
-                            if !reloads.notify() {
+                            reloads += 1;
+                            if !tachyon_core::reload::apply(&boxes, reloads) {
                                 tracing::warn!("Not every shard applied the reload in time");
                             }
                             tracing::info!("Reloaded server configuration")
@@ -229,11 +231,18 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                     continue;
                 }
             };
-            controls.send(next);
+            for b in boxes.iter() {
+                b.post(Job::Control(next));
+            }
             return;
         })
         .map_err(|e| StartError::Thread("signals", e))?;
 
+    // Every shard ran its start hooks (services subscribed, their interest visible on every
+    // shard) and accepts clients before anything tools wait on appears.
+    while !ready.all() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let http_addr = match http {
         Some((bound_http, port)) => {
             tracing::info!("Starting http monitor on {}", bound_http.display);

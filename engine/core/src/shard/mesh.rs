@@ -1,15 +1,14 @@
 //! The ring mesh between shards, built once at start: ring i→j feeds shard j from shard i,
-//! with a doorbell to wake j; plus each shard's control bell, reload listener and (with
-//! monitoring) mailbox. The result is one [`ShardParts`] per executor and the handles the
+//! with a doorbell to wake j; plus each shard's mailbox. The result is one [`ShardParts`] per executor and the handles the
 //! start-up thread keeps.
 
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
+use super::mailbox::{mailbox, Mailbox};
 use super::rebalance::Placement;
-use super::tasks::ShardParts;
-use crate::doorbell::{self, Doorbell};
-use crate::envelope::{Control, Envelope};
+use super::tasks::{Ready, ShardParts};
+use crate::doorbell;
+use crate::envelope::Envelope;
 use crate::outlet::Outlet;
 use crate::ring;
 use tachyon_config::MigrateMode;
@@ -23,71 +22,36 @@ pub const MAX_SHARDS: usize = 128;
 const _: () = assert!(MAX_SHARDS <= u16::MAX as usize, "shard ids are u16");
 const _: () = assert!(MAX_SHARDS >= 1);
 
-/// Descriptors the mesh takes for `n` shards (two per doorbell: rings, control bells, reload
-/// bells), plus a listener per shard and headroom for the process's own files.
+/// Descriptors the mesh takes for `n` shards (two per doorbell: one per ring, one per
+/// mailbox), plus a listener per shard and headroom for the process's own files.
 pub fn descriptors(n: usize) -> u64 {
     let n = n as u64;
-    2 * n * n.saturating_sub(1) + 2 * n + 2 * n + n + 64
-}
-
-/// Tells every shard to stop (or enter lame duck): the order is posted, then each shard's
-/// control bell rings. Used once, from the signal thread.
-pub struct Controls {
-    order: Arc<AtomicU8>,
-    bells: Vec<Doorbell>,
-}
-
-impl Controls {
-    pub fn send(&self, order: Control) {
-        self.order.store(order as u8, Ordering::SeqCst);
-        for bell in &self.bells {
-            bell.ring();
-        }
-    }
+    2 * n * n.saturating_sub(1) + 2 * n + n + 64
 }
 
 pub struct Mesh {
     pub parts: Vec<ShardParts>,
-    pub controls: Controls,
-    /// Where the control order is read by the shards.
-    pub order: Arc<AtomicU8>,
-    /// One per shard when monitoring is on.
-    pub mailboxes: Vec<crate::monitor::mailbox::Mailbox>,
-    pub reloads: crate::reload::Notifier,
+    /// Each shard's mailbox, by shard id: how the process posts work to the shards.
+    pub mailboxes: Arc<[Mailbox]>,
+    /// Every shard past its start hooks: the server is ready.
+    pub ready: Arc<Ready>,
 }
 
 /// Builds the mesh for one shard per listener in `listener_fds`.
-pub fn build(
-    listener_fds: &[std::os::fd::RawFd],
-    migrate: MigrateMode,
-    monitoring: bool,
-) -> std::io::Result<Mesh> {
+pub fn build(listener_fds: &[std::os::fd::RawFd], migrate: MigrateMode) -> std::io::Result<Mesh> {
     let n = listener_fds.len();
     assert!(
         (1..=MAX_SHARDS).contains(&n),
         "{n} shards: the caller checks the bound"
     );
     let mut parts: Vec<ShardParts> = Vec::with_capacity(n);
-    let mut bells = Vec::with_capacity(n);
-    let mut mailboxes = Vec::new();
-    let (reloads, reload_listeners) = crate::reload::channel(n)?;
+    let mut mailboxes = Vec::with_capacity(n);
     let placements = Placement::for_shards(migrate, n);
+    let ready = Arc::new(Ready::new(n));
     assert_eq!(placements.len(), n, "one placement per shard");
-    for (((id, fd), reload), placement) in listener_fds
-        .iter()
-        .enumerate()
-        .zip(reload_listeners)
-        .zip(placements)
-    {
-        let (ctl_tx, ctl_rx) = doorbell::doorbell()?;
-        bells.push(ctl_tx);
-        let inbox = if monitoring {
-            let (mb, inbox) = crate::monitor::mailbox::mailbox()?;
-            mailboxes.push(mb);
-            Some(inbox)
-        } else {
-            None
-        };
+    for ((id, fd), placement) in listener_fds.iter().enumerate().zip(placements) {
+        let (mb, inbox) = mailbox()?;
+        mailboxes.push(mb);
         let mut outlets = Vec::with_capacity(n);
         outlets.resize_with(n, || None);
         parts.push(ShardParts {
@@ -95,10 +59,10 @@ pub fn build(
             listener_fd: *fd,
             outlets,
             inlets: Vec::new(),
-            control: ctl_rx,
-            monitor: inbox,
-            reload,
+            inbox,
             placement,
+            ready: ready.clone(),
+            on_start: Vec::new(),
         });
     }
     for i in 0..n {
@@ -112,15 +76,9 @@ pub fn build(
             parts[j].inlets.push((i as u16, c, bell_rx));
         }
     }
-    let order = Arc::new(AtomicU8::new(0));
     Ok(Mesh {
         parts,
-        controls: Controls {
-            order: order.clone(),
-            bells,
-        },
-        order,
-        mailboxes,
-        reloads,
+        mailboxes: mailboxes.into(),
+        ready,
     })
 }

@@ -1,6 +1,7 @@
 //! One shard: the state a single executor owns (its connections' subscriptions, the remote interest
 //! of the other shards, the rings to them) and the publish routing that uses it.
 
+pub mod mailbox;
 pub mod mesh;
 pub mod migration;
 pub mod rebalance;
@@ -336,6 +337,16 @@ impl Shard {
             self.after_sends();
         }
         self.clients.borrow_mut().remove(&client.id);
+    }
+
+    /// An internal client (`service.rs`) goes: its subscriptions leave every shard's interest.
+    /// It was never counted among the connections.
+    pub fn remove_internal(&self, client: &Rc<ClientState>) {
+        let subs: Vec<SubRef> = client.subs.borrow_mut().drain().map(|(_, s)| s).collect();
+        for sub in &subs {
+            self.drop_sub(sub);
+        }
+        self.after_sends();
     }
 
     pub fn subscribe(

@@ -4,16 +4,17 @@
 
 use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::net::TcpListener;
 
+use super::mailbox::{Control, Orders};
 use super::{Feeder, Shard};
 use crate::client::CloseReason;
 use crate::doorbell::BellReceiver;
-use crate::envelope::{Control, Envelope};
+use crate::envelope::Envelope;
 use crate::global::Global;
 use crate::outlet::Outlet;
 use crate::ring::Consumer;
@@ -25,6 +26,44 @@ const _: () = assert!(
     "a batch never exceeds a ring"
 );
 
+/// Work a shard does at start, before any shard accepts a client: services subscribe here
+/// (and wait for a barrier, so their interest is visible everywhere when clients arrive).
+pub type StartHook =
+    Box<dyn FnOnce(Rc<Shard>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> + Send>;
+
+/// Counts shards past their start hooks. No shard accepts clients, and the server does not
+/// say it is ready, until every shard arrived.
+#[derive(Debug)]
+pub struct Ready {
+    arrived: AtomicUsize,
+    shards: usize,
+}
+
+impl Ready {
+    pub fn new(shards: usize) -> Ready {
+        Ready {
+            arrived: AtomicUsize::new(0),
+            shards,
+        }
+    }
+
+    fn arrive(&self) {
+        let before = self.arrived.fetch_add(1, Ordering::AcqRel);
+        assert!(before < self.shards, "a shard arrived twice");
+    }
+
+    pub fn all(&self) -> bool {
+        self.arrived.load(Ordering::Acquire) == self.shards
+    }
+
+    /// Start-up only: polled, since a cross-thread wake-up is not worth its machinery here.
+    async fn wait(&self) {
+        while !self.all() {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
 /// Everything one shard's executor starts from, built by `mesh::build`.
 pub struct ShardParts {
     pub id: usize,
@@ -32,33 +71,32 @@ pub struct ShardParts {
     pub listener_fd: RawFd,
     pub(crate) outlets: Vec<Option<Outlet>>,
     pub(crate) inlets: Vec<(u16, Consumer<Envelope>, BellReceiver)>,
-    pub(crate) control: BellReceiver,
-    pub(crate) monitor: Option<crate::monitor::mailbox::Inbox>,
-    pub(crate) reload: crate::reload::Listener,
+    pub(crate) inbox: super::mailbox::Inbox,
     pub(crate) placement: super::rebalance::Placement,
+    pub(crate) ready: Arc<Ready>,
+    /// Run in order once the shard's ring consumers run, before it accepts clients.
+    pub on_start: Vec<StartHook>,
 }
 
 /// One shard's life on its executor: the shard state, its monitoring and reload listeners, a
 /// consumer per inbound ring, the overflow flusher and the acceptor; then, once the control
 /// order comes, lame duck (if asked) and closing every client.
-pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc<AtomicU8>) {
+pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
     let ShardParts {
         id,
         listener_fd,
         outlets,
         inlets,
-        control,
-        monitor,
-        reload,
+        inbox,
         placement,
+        ready,
+        on_start,
     } = parts;
     let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets, placement));
     #[cfg(debug_assertions)]
     panic_for_tests(id);
-    if let Some(inbox) = monitor {
-        glommio::spawn_local(inbox.serve(shard.clone())).detach();
-    }
-    glommio::spawn_local(reload.serve(shard.clone())).detach();
+    let orders = Rc::new(Orders::default());
+    glommio::spawn_local(inbox.serve(shard.clone(), orders.clone())).detach();
 
     // Ring consumers run in the default task queue on purpose: glommio puts the I/O of a
     // `Latency::Matters` queue on its latency ring, and a sleeping executor is not reliably woken
@@ -76,6 +114,12 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc<At
         }
     })
     .detach();
+
+    for hook in on_start {
+        hook(shard.clone()).await;
+    }
+    ready.arrive();
+    ready.wait().await;
 
     // SAFETY: `listener_fd` is a listening socket created for this shard alone and handed over
     // exactly once.
@@ -100,11 +144,7 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>, order: Arc<At
         }
     });
 
-    let mut control = control.attach();
-    control
-        .wait_until(|| order.load(Ordering::SeqCst) != 0)
-        .await;
-    let order = Control::from_u8(order.load(Ordering::SeqCst));
+    let order = orders.next().await;
     shard.accepting.set(false);
     // Refuse new clients now, as nats-server closes its listener. Cancelling the acceptor alone
     // leaves the socket listening for a while (its accept is still in flight): a client that

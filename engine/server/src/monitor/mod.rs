@@ -1,6 +1,6 @@
 //! Monitoring over HTTP (`-m PORT`): nats-server's `/varz`, `/connz`, `/subsz`, `/healthz` and
 //! friends, on a plain thread of its own. Figures come from the shards through their mailboxes
-//! (`mailbox.rs`), so nothing is shared or locked on the per-message path.
+//! (`tachyon_core::shard::mailbox`), so nothing is shared or locked on the per-message path.
 
 pub mod endpoints;
 pub mod gofmt;
@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use endpoints::Reply;
 use query::Query;
-use tachyon_core::monitor::mailbox::Mailbox;
 use tachyon_core::monitor::snapshot::Want;
+use tachyon_core::shard::mailbox::Mailbox;
 
 use crate::listener::{go_op_error, host_port};
 use tachyon_core::global::Global;
@@ -34,7 +34,7 @@ pub enum MonitorError {
 /// The monitoring server's shared state: one per process, read by every HTTP connection thread.
 pub struct Monitor {
     global: Arc<Global>,
-    boxes: Vec<Mailbox>,
+    boxes: std::sync::Arc<[Mailbox]>,
     http_host: String,
     /// As configured (-1 = random), for `/varz`.
     http_port: i64,
@@ -73,7 +73,7 @@ pub fn bind(host: &str, port: u16) -> Result<Bound, MonitorError> {
 pub fn start(
     bound: Bound,
     global: Arc<Global>,
-    boxes: Vec<Mailbox>,
+    boxes: std::sync::Arc<[Mailbox]>,
     http_host: String,
     configured_port: u16,
 ) -> std::io::Result<()> {
@@ -102,7 +102,7 @@ impl Monitor {
     }
 
     fn gather(&self, want: Want) -> Vec<tachyon_core::monitor::snapshot::ShardSnapshot> {
-        tachyon_core::monitor::mailbox::gather(&self.boxes, want, GATHER_TIMEOUT)
+        tachyon_core::shard::mailbox::gather(&self.boxes, want, GATHER_TIMEOUT)
     }
 
     /// Answers one request: `path` without the query, `raw_query` after the `?`.

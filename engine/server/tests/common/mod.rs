@@ -89,6 +89,8 @@ pub struct Server {
     pub port: u16,
     pub url: String,
     args: Vec<String>,
+    /// Environment variables the server process gets on top of the test's.
+    envs: Vec<(String, String)>,
     child: Child,
     dir: TempDir,
 }
@@ -96,14 +98,24 @@ pub struct Server {
 impl Server {
     /// Starts `which` on a random loopback port with `extra_args`, waiting for its ports file.
     pub fn start(which: Impl, extra_args: &[&str]) -> Server {
+        Server::start_with_env(which, extra_args, &[])
+    }
+
+    /// [`start`](Self::start), with `envs` set in the server's environment.
+    pub fn start_with_env(which: Impl, extra_args: &[&str], envs: &[(&str, &str)]) -> Server {
         let args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let dir = TempDir::new(which.name());
-        let (child, port) = spawn(which, &args, "-1", &dir);
+        let (child, port) = spawn(which, &args, &envs, "-1", &dir);
         Server {
             which,
             port,
             url: format!("nats://127.0.0.1:{port}"),
             args,
+            envs,
             child,
             dir,
         }
@@ -135,15 +147,16 @@ impl Server {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             // The old listener may linger a moment; retry until the port can be bound again.
-            let (mut child, new_port) = match try_spawn(self.which, &self.args, &port, &self.dir) {
-                Ok(v) => v,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("restart: {e}; retrying");
-                    std::thread::sleep(Duration::from_millis(100));
-                    continue;
-                }
-                Err(e) => panic!("restart of {} failed: {e}", self.which.name()),
-            };
+            let (mut child, new_port) =
+                match try_spawn(self.which, &self.args, &self.envs, &port, &self.dir) {
+                    Ok(v) => v,
+                    Err(e) if Instant::now() < deadline => {
+                        eprintln!("restart: {e}; retrying");
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                    Err(e) => panic!("restart of {} failed: {e}", self.which.name()),
+                };
             if new_port != self.port {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -245,8 +258,14 @@ impl Drop for Server {
     }
 }
 
-fn spawn(which: Impl, args: &[String], port: &str, dir: &TempDir) -> (Child, u16) {
-    match try_spawn(which, args, port, dir) {
+fn spawn(
+    which: Impl,
+    args: &[String],
+    envs: &[(String, String)],
+    port: &str,
+    dir: &TempDir,
+) -> (Child, u16) {
+    match try_spawn(which, args, envs, port, dir) {
         Ok(v) => v,
         Err(e) => panic!("{} failed to start: {e}", which.name()),
     }
@@ -257,6 +276,7 @@ static KEPT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 fn try_spawn(
     which: Impl,
     args: &[String],
+    envs: &[(String, String)],
     port: &str,
     dir: &TempDir,
 ) -> Result<(Child, u16), String> {
@@ -279,6 +299,7 @@ fn try_spawn(
         .args(["-a", "127.0.0.1", "-p", port, "--ports_file_dir"])
         .arg(&ports_dir)
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
