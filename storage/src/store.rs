@@ -21,9 +21,8 @@ pub trait Store {
         let mut out = self.append_batch(std::slice::from_ref(&msg))?;
         match out.pop() {
             Some(r) => r,
-            None => Err(crate::error::StoreError::corrupt(
-                "",
-                "append lost its result",
+            None => Err(crate::error::StoreError::internal(
+                "a one-message batch returned no result",
             )),
         }
     }

@@ -10,6 +10,9 @@ pub const NATS_VERSION: &str = "2.12.0";
 /// Tachyon's own version.
 pub const TACHYON_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// nats-server's `MAX_PENDING_SIZE`: outbound bytes a client may have queued.
+pub const DEFAULT_MAX_PENDING: usize = 64 * 1024 * 1024;
+
 pub(crate) const DEFAULT_HOST: &str = "0.0.0.0";
 pub(crate) const DEFAULT_PORT: u16 = 4222;
 
@@ -135,7 +138,7 @@ impl Default for Options {
             max_control_line: 4096,
             max_connections: 64 * 1024,
             max_subscriptions: 0,
-            max_pending: 64 * 1024 * 1024,
+            max_pending: DEFAULT_MAX_PENDING,
             write_deadline: Duration::from_secs(10),
             ping_interval: Duration::from_secs(120),
             ping_max: 2,

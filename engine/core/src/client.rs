@@ -38,6 +38,8 @@ pub enum CloseReason {
 /// 16 B 3.10 M → 4.56 M; queue 1 KiB 1.06 M → 0.86 M) and p99 down on 7 of 8 (queue 16 B 82 →
 /// 33 ms, fanout 1 KiB 24 → 15 ms; queue 1 KiB 6.5 → 8.6 ms).
 const STALL_CAP: usize = 768 << 10;
+// Feeders pause well before the default limit cuts a client off.
+const _: () = assert!(STALL_CAP < tachyon_config::options::DEFAULT_MAX_PENDING / 4);
 
 /// What became of one queued message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

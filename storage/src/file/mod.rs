@@ -477,10 +477,9 @@ impl FileStore {
             });
         }
         if self.failed {
-            return Err(StoreError::corrupt(
-                &self.dir,
-                "store failed on an earlier I/O error; reopen it",
-            ));
+            return Err(StoreError::Failed {
+                path: self.dir.clone(),
+            });
         }
         Ok(())
     }
@@ -595,10 +594,12 @@ impl FileStore {
                 path: self.dir.clone(),
                 reason,
             }),
-            None => Err(StoreError::corrupt(
-                &self.dir,
-                format!("sequence {seq} is not durable and no background sync is running (interval policy: call sync)"),
-            )),
+            None => Err(StoreError::Misuse {
+                what: format!(
+                    "waiting for sequence {seq} to be durable, but no background sync runs \
+                     (interval policy: call sync)"
+                ),
+            }),
         }
     }
 
@@ -649,7 +650,10 @@ impl FileStore {
         let first = self.open_seg;
         let spath = self.dir.join(seg_name(first));
         let Some(seg) = self.segs.get(&first) else {
-            return Err(StoreError::corrupt(&spath, "open segment missing"));
+            return Err(StoreError::internal(format!(
+                "open segment {} missing",
+                spath.display()
+            )));
         };
         // Direct I/O pads the last block; a sealed segment's length must be its records'.
         seg.file
@@ -730,7 +734,10 @@ impl FileStore {
         }
         let p = self.dir.join(seg_name(self.open_seg));
         let Some(seg) = self.segs.get_mut(&self.open_seg) else {
-            return Err(StoreError::corrupt(&p, "open segment missing"));
+            return Err(StoreError::internal(format!(
+                "open segment {} missing",
+                p.display()
+            )));
         };
         seg.file
             .write_all_at(buf, seg.len)
@@ -816,10 +823,9 @@ impl FileStore {
         };
         let loc = e.data;
         let path = || self.dir.join(seg_name(loc.seg));
-        let seg = self
-            .segs
-            .get(&loc.seg)
-            .ok_or_else(|| StoreError::corrupt(path(), "segment missing"))?;
+        let seg = self.segs.get(&loc.seg).ok_or_else(|| {
+            StoreError::internal(format!("indexed segment {} missing", path().display()))
+        })?;
         let mut owned = Vec::new();
         let buf = match self.hot.get(loc.off, loc.len as usize) {
             Some(b) if loc.seg == self.open_seg => b,

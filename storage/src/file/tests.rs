@@ -617,3 +617,20 @@ fn recent_appends_are_served_from_the_hot_tail() {
     assert_eq!(s.load(1).unwrap().unwrap().payload, payload(1, 100));
     assert_eq!(s.load(100).unwrap().unwrap().payload, payload(100, 100));
 }
+
+/// A caller that waits for durability under the interval policy broke the contract: that is
+/// `Misuse`, never reported as corruption of the disk.
+#[test]
+fn waiting_for_durability_without_a_syncer_is_misuse_not_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileStoreConfig {
+        sync: SyncPolicy::Interval(std::time::Duration::from_secs(3600)),
+        ..cfg(1 << 20)
+    };
+    let mut s = FileStore::open_fs(dir.path(), c).unwrap();
+    let seq = s.append("i", b"", b"x", 0).unwrap();
+    match s.wait_durable(seq) {
+        Err(StoreError::Misuse { what }) => assert!(what.contains("interval"), "{what}"),
+        other => panic!("expected Misuse, got {other:?}"),
+    }
+}

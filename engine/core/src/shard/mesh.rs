@@ -21,6 +21,14 @@ pub const RING_CAPACITY: usize = 4096;
 pub const MAX_SHARDS: usize = 128;
 const _: () = assert!(MAX_SHARDS <= u16::MAX as usize, "shard ids are u16");
 const _: () = assert!(MAX_SHARDS >= 1);
+// `ring::channel` rounds up to a power of two: say the real size here.
+const _: () = assert!(RING_CAPACITY.is_power_of_two());
+/// What one ring may hold in envelopes: 4096 × 160 B = 640 KiB per shard pair.
+const RING_BYTES: usize = RING_CAPACITY * std::mem::size_of::<Envelope>();
+const _: () = assert!(
+    RING_BYTES <= 1 << 20,
+    "a ring over 1 MiB: shrink it or the envelope"
+);
 
 /// Descriptors the mesh takes for `n` shards (two per doorbell: one per ring, one per
 /// mailbox), plus a listener per shard and headroom for the process's own files.

@@ -142,13 +142,15 @@ impl Shard {
         };
         let client = d.client;
         let subs: Vec<SubRef> = client.subs.borrow_mut().drain().map(|(_, s)| s).collect();
-        if let Some(local) = self.local.borrow_mut().get_mut(d.account as usize) {
+        {
+            let mut local = self.local_space(d.account);
             for sub in &subs {
                 sub.removed.set(true);
                 local.remove(&sub.subject, sub.queue.as_deref(), sub);
             }
         }
-        if let Some(remote) = self.remote.borrow_mut().get_mut(d.account as usize) {
+        {
+            let mut remote = self.remote_space(d.account);
             for (subject, queue) in d.subs.iter() {
                 remote.add(d.to, subject.clone(), queue.clone());
             }
@@ -179,8 +181,8 @@ impl Shard {
         let c = Rc::new(ClientState::from_snapshot(client, fd));
         c.affinity.skip_from_all_but(self.id, self.nshards);
         {
-            let mut local = self.local.borrow_mut();
-            let mut remote = self.remote.borrow_mut();
+            let mut local = self.local_space(account);
+            let mut remote = self.remote_space(account);
             let mut own = c.subs.borrow_mut();
             for (sid, subject, queue) in subs {
                 let sub = SubRef(Rc::new(Subscription {
@@ -193,12 +195,8 @@ impl Shard {
                     removed: Default::default(),
                     deny_filter: Default::default(),
                 }));
-                if let Some(l) = local.get_mut(account as usize) {
-                    l.insert(&subject, queue.as_ref(), sub.clone());
-                }
-                if let Some(r) = remote.get_mut(account as usize) {
-                    r.remove(from, subject, queue);
-                }
+                local.insert(&subject, queue.as_ref(), sub.clone());
+                remote.remove(from, subject, queue);
                 own.insert(sid, sub);
             }
         }
@@ -219,7 +217,8 @@ impl Shard {
         account: AccountId,
         subs: &[(Bytes, Option<Bytes>)],
     ) {
-        if let Some(remote) = self.remote.borrow_mut().get_mut(account as usize) {
+        {
+            let mut remote = self.remote_space(account);
             for (subject, queue) in subs {
                 remote.remove(from, subject.clone(), queue.clone());
                 remote.add(to, subject.clone(), queue.clone());
@@ -249,7 +248,9 @@ impl Shard {
                 }
             }
         }
-        d.remaining = d.remaining.saturating_sub(1);
+        // Each other shard switches exactly once per move.
+        assert!(d.remaining > 0, "cid {cid}: more switches than shards");
+        d.remaining -= 1;
         if d.remaining == 0 {
             d.ready.raise();
         }

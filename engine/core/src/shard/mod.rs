@@ -339,6 +339,29 @@ impl Shard {
         self.clients.borrow_mut().remove(&client.id);
     }
 
+    /// The subject space of `account` on this shard. Every shard sized its spaces from the one
+    /// account table, and ids come only from it: an id out of range is a bug, never input.
+    pub(super) fn local_space(&self, account: AccountId) -> std::cell::RefMut<'_, Sublist<SubRef>> {
+        std::cell::RefMut::map(self.local.borrow_mut(), |v| {
+            let n = v.len();
+            match v.get_mut(account as usize) {
+                Some(space) => space,
+                None => panic!("account id {account} out of range ({n} accounts)"),
+            }
+        })
+    }
+
+    /// The other shards' interest in `account` (see [`Self::local_space`]).
+    pub(super) fn remote_space(&self, account: AccountId) -> std::cell::RefMut<'_, RemoteInterest> {
+        std::cell::RefMut::map(self.remote.borrow_mut(), |v| {
+            let n = v.len();
+            match v.get_mut(account as usize) {
+                Some(space) => space,
+                None => panic!("account id {account} out of range ({n} accounts)"),
+            }
+        })
+    }
+
     /// An internal client (`service.rs`) goes: its subscriptions leave every shard's interest.
     /// It was never counted among the connections.
     pub fn remove_internal(&self, client: &Rc<ClientState>) {
@@ -380,9 +403,8 @@ impl Shard {
             removed: Cell::new(false),
         }));
         let account = client.account.get();
-        if let Some(local) = self.local.borrow_mut().get_mut(account as usize) {
-            local.insert(&subject, queue.as_ref(), sub.clone());
-        }
+        self.local_space(account)
+            .insert(&subject, queue.as_ref(), sub.clone());
         client.subs.borrow_mut().insert(sid, sub);
         client.interest_dirty.set(true);
         self.bump_stats(|s| s.sub_inserts += 1);
@@ -417,9 +439,8 @@ impl Shard {
             return;
         }
         let account = sub.client.account.get();
-        if let Some(local) = self.local.borrow_mut().get_mut(account as usize) {
-            local.remove(&sub.subject, sub.queue.as_deref(), sub);
-        }
+        self.local_space(account)
+            .remove(&sub.subject, sub.queue.as_deref(), sub);
         self.bump_stats(|s| s.sub_removes += 1);
         self.send_to_all(|| Envelope::Interest {
             op: InterestOp::Remove,
@@ -491,10 +512,7 @@ impl Shard {
                 subject,
                 queue,
             } => {
-                let mut remote = self.remote.borrow_mut();
-                let Some(remote) = remote.get_mut(*account as usize) else {
-                    return;
-                };
+                let mut remote = self.remote_space(*account);
                 let (subject, queue) = (std::mem::take(subject), queue.take());
                 match op {
                     InterestOp::Add => remote.add(from, subject, queue),
@@ -527,12 +545,18 @@ impl Shard {
             &mut Envelope::BarrierAck { token } => {
                 tracing::trace!("shard {} got ack {token} from shard {from}", self.id);
                 let mut barriers = self.barriers.borrow_mut();
-                if let Some(b) = barriers.get_mut(&token) {
-                    b.remaining -= 1;
-                    if b.remaining == 0 {
-                        if let Some(b) = barriers.remove(&token) {
-                            b.done.raise();
-                        }
+                // Tokens are this shard's own, and each other shard acks each exactly once.
+                let Some(b) = barriers.get_mut(&token) else {
+                    panic!(
+                        "shard {}: ack of unknown barrier {token} from shard {from}",
+                        self.id
+                    );
+                };
+                assert!(b.remaining > 0, "barrier {token} acked more than once");
+                b.remaining -= 1;
+                if b.remaining == 0 {
+                    if let Some(b) = barriers.remove(&token) {
+                        b.done.raise();
                     }
                 }
             }
@@ -881,10 +905,7 @@ impl Shard {
     /// nats-server's no-responders answer: a 503 status message on the requester's own
     /// subscription that matches the reply subject.
     fn send_no_responders(&self, from: &Rc<ClientState>, subject: &[u8], reply: &[u8]) {
-        let matched = match self.local.borrow_mut().get_mut(from.account.get() as usize) {
-            Some(space) => space.match_subject(reply),
-            None => return,
-        };
+        let matched = self.local_space(from.account.get()).match_subject(reply);
         let Some(sub) = matched.plain.iter().find(|s| Rc::ptr_eq(&s.client, from)) else {
             return;
         };
@@ -896,10 +917,7 @@ impl Shard {
     fn deliver_routed(&self, from: u16, msg: &RoutedMsg) {
         self.bump_stats(|s| s.routed_in += 1);
         let local: Rc<MatchResult<SubRef>> =
-            match self.local.borrow_mut().get_mut(msg.account as usize) {
-                Some(space) => space.match_subject(&msg.subject),
-                None => return,
-            };
+            self.local_space(msg.account).match_subject(&msg.subject);
         let m = MsgView {
             subject: &msg.subject,
             reply: msg.reply.as_deref(),
