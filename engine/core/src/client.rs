@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use tachyon_protocol::encode;
 
+use crate::handover::ClientSnapshot;
 use crate::signal::LocalSignal;
 
 /// Why a connection ended; logged and (later) reported by monitoring.
@@ -265,69 +266,93 @@ impl Affinity {
     }
 }
 
-/// A connection's state in a form that crosses threads, for its move to another shard: what
-/// `ClientState` holds apart from its queued bytes, counters and subscriptions, which travel
-/// separately (`shard/migration.rs`).
-pub struct ClientSnapshot {
-    pub id: u64,
-    pub peer: Option<SocketAddr>,
-    pub flags: ClientFlags,
-    pub account: crate::accounts::AccountId,
-    pub auth_user: Option<String>,
-    pub name: String,
-    pub lang: String,
-    pub version: String,
-    pub start: SystemTime,
-    pub start_mono: Instant,
-    pub last_activity: Instant,
-    pub rtt: Duration,
-    pub max_pending: usize,
-    pub credentials: Option<crate::auth::Credentials>,
-    pub moves: u8,
-    pub interest_dirty: bool,
-}
-
 impl ClientState {
     /// What the new home needs to rebuild this connection (the copy left here is about to go).
+    /// Every field is named: a new one must be carried or left here on purpose.
     pub fn snapshot(&self) -> ClientSnapshot {
+        let ClientState {
+            id,
+            peer,
+            flags,
+            account,
+            auth_user,
+            name,
+            out: _,
+            writer_wake: _,
+            max_pending,
+            stall_at: _,
+            in_flight: _,
+            closed: _,
+            subs: _,
+            interest_dirty,
+            counters: _,
+            fd: _,
+            start,
+            start_mono,
+            last_activity,
+            rtt,
+            lang,
+            version,
+            perms: _,
+            credentials,
+            affinity,
+        } = self;
         ClientSnapshot {
-            id: self.id,
-            peer: self.peer,
-            flags: self.flags.get(),
-            account: self.account.get(),
-            auth_user: self.auth_user.borrow().clone(),
-            name: self.name.borrow().clone(),
-            lang: self.lang.borrow().clone(),
-            version: self.version.borrow().clone(),
-            start: self.start,
-            start_mono: self.start_mono,
-            last_activity: self.last_activity.get(),
-            rtt: self.rtt.get(),
-            max_pending: self.max_pending,
-            credentials: self.credentials.borrow().clone(),
-            moves: self.affinity.moves.get(),
-            interest_dirty: self.interest_dirty.get(),
+            id: *id,
+            peer: *peer,
+            flags: flags.get(),
+            account: account.get(),
+            auth_user: auth_user.borrow().clone(),
+            name: name.borrow().clone(),
+            lang: lang.borrow().clone(),
+            version: version.borrow().clone(),
+            start: *start,
+            start_mono: *start_mono,
+            last_activity: last_activity.get(),
+            rtt: rtt.get(),
+            max_pending: *max_pending,
+            credentials: credentials.borrow().clone(),
+            moves: affinity.moves.get(),
+            interest_dirty: interest_dirty.get(),
         }
     }
 
     /// The connection on its new home, reading from `fd`; subscriptions are added by the caller.
     pub fn from_snapshot(s: ClientSnapshot, fd: i32) -> Self {
-        let c = ClientState::new(s.id, s.peer, fd, s.max_pending);
-        c.flags.set(s.flags);
-        c.account.set(s.account);
-        *c.auth_user.borrow_mut() = s.auth_user;
-        *c.name.borrow_mut() = s.name;
-        *c.lang.borrow_mut() = s.lang;
-        *c.version.borrow_mut() = s.version;
-        *c.credentials.borrow_mut() = s.credentials;
-        c.last_activity.set(s.last_activity);
-        c.rtt.set(s.rtt);
-        c.interest_dirty.set(s.interest_dirty);
-        c.affinity.moves.set(s.moves);
+        let ClientSnapshot {
+            id,
+            peer,
+            flags,
+            account,
+            auth_user,
+            name,
+            lang,
+            version,
+            start,
+            start_mono,
+            last_activity,
+            rtt,
+            max_pending,
+            credentials,
+            moves,
+            interest_dirty,
+        } = s;
+        let c = ClientState::new(id, peer, fd, max_pending);
+        c.flags.set(flags);
+        c.account.set(account);
+        *c.auth_user.borrow_mut() = auth_user;
+        *c.name.borrow_mut() = name;
+        *c.lang.borrow_mut() = lang;
+        *c.version.borrow_mut() = version;
+        *c.credentials.borrow_mut() = credentials;
+        c.last_activity.set(last_activity);
+        c.rtt.set(rtt);
+        c.interest_dirty.set(interest_dirty);
+        c.affinity.moves.set(moves);
         c.affinity.movable.set(true);
         ClientState {
-            start: s.start,
-            start_mono: s.start_mono,
+            start,
+            start_mono,
             ..c
         }
     }

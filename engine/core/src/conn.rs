@@ -15,6 +15,7 @@ use tachyon_protocol::{encode, errors, json, subject, ClientOp, Limits, Parser};
 
 use crate::client::{ClientFlags, ClientState, CloseReason};
 use crate::global::Config;
+use crate::handover::SessionParts;
 use crate::shard::{Feeder, Shard, SubscribeError};
 
 const READ_CHUNK: usize = 32 * 1024;
@@ -56,22 +57,6 @@ struct Session {
     /// Read but not yet parsed (a partial op waits here for the rest).
     rbuf: BytesMut,
     window: ReadWindow,
-}
-
-/// A session's state as it moves to another shard with its connection (`shard/migration.rs`):
-/// only plaintext connections past CONNECT move, so there is no TLS state and no auth timer.
-pub struct SessionParts {
-    cfg: Arc<Config>,
-    connect_opts: json::ConnectOptions,
-    first_pong_sent: bool,
-    nonce: Option<String>,
-    parser: Parser,
-    rbuf: BytesMut,
-    window: usize,
-    last_in: Instant,
-    pings_out: u32,
-    ping_sent: Option<Instant>,
-    rtt_known: bool,
 }
 
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
@@ -230,7 +215,7 @@ async fn run(
                     continue;
                 }
                 pinger.cancel();
-                let migrant = Box::new(crate::shard::migration::Migrant {
+                let migrant = Box::new(crate::handover::Migrant {
                     client: client.snapshot(),
                     subs: client
                         .subs
@@ -271,7 +256,24 @@ async fn run(
 
 /// New home: runs a connection that moved here (`shard/migration.rs`), reading from `client.fd`,
 /// the socket duplicated for the move.
-pub fn resume(shard: Rc<Shard>, client: Rc<ClientState>, parts: SessionParts) {
+pub fn resume(shard: Rc<Shard>, arrived: crate::handover::Arrived) {
+    let crate::handover::Arrived {
+        client,
+        session: parts,
+    } = arrived;
+    let SessionParts {
+        cfg,
+        connect_opts,
+        first_pong_sent,
+        nonce,
+        parser,
+        rbuf,
+        window,
+        last_in,
+        pings_out,
+        ping_sent,
+        rtt_known,
+    } = parts;
     glommio::spawn_local(async move {
         // SAFETY: `client.fd` was duplicated by the old home for this move alone and handed over
         // once; nothing else owns it.
@@ -294,7 +296,7 @@ pub fn resume(shard: Rc<Shard>, client: Rc<ClientState>, parts: SessionParts) {
             glommio::spawn_local(write_loop(
                 client.clone(),
                 wstream,
-                parts.cfg.opts.write_deadline,
+                cfg.opts.write_deadline,
                 None,
             ))
             .detach()
@@ -302,28 +304,28 @@ pub fn resume(shard: Rc<Shard>, client: Rc<ClientState>, parts: SessionParts) {
             glommio::spawn_local(async {}).detach()
         };
         let live = Rc::new(Liveness {
-            last_in: Cell::new(parts.last_in),
-            pings_out: Cell::new(parts.pings_out),
-            ping_sent: Cell::new(parts.ping_sent),
-            rtt_known: Cell::new(parts.rtt_known),
+            last_in: Cell::new(last_in),
+            pings_out: Cell::new(pings_out),
+            ping_sent: Cell::new(ping_sent),
+            rtt_known: Cell::new(rtt_known),
         });
         let pinger =
             glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
         let session = Session {
-            cfg: parts.cfg,
+            cfg,
             shard: shard.clone(),
             client,
             live,
             connected: true,
-            connect_opts: parts.connect_opts,
-            first_pong_sent: parts.first_pong_sent,
+            connect_opts,
+            first_pong_sent,
             auth_timer: None,
-            nonce: parts.nonce,
+            nonce,
             tls: None,
             cert: None,
-            parser: parts.parser,
-            rbuf: parts.rbuf,
-            window: ReadWindow { size: parts.window },
+            parser,
+            rbuf,
+            window: ReadWindow { size: window },
         };
         run(session, stream, writer, pinger).await;
     })
@@ -502,18 +504,35 @@ impl ReadWindow {
 impl Session {
     /// What a moving session takes along.
     fn into_parts(self) -> SessionParts {
+        // Every field is named: a new one must travel or be dropped here on purpose.
+        let Session {
+            cfg,
+            shard: _,
+            client: _,
+            live,
+            connected: _,
+            connect_opts,
+            first_pong_sent,
+            auth_timer: _,
+            nonce,
+            tls: _,
+            cert: _,
+            parser,
+            rbuf,
+            window,
+        } = self;
         SessionParts {
-            cfg: self.cfg,
-            connect_opts: self.connect_opts,
-            first_pong_sent: self.first_pong_sent,
-            nonce: self.nonce,
-            parser: self.parser,
-            rbuf: self.rbuf,
-            window: self.window.size,
-            last_in: self.live.last_in.get(),
-            pings_out: self.live.pings_out.get(),
-            ping_sent: self.live.ping_sent.get(),
-            rtt_known: self.live.rtt_known.get(),
+            cfg,
+            connect_opts,
+            first_pong_sent,
+            nonce,
+            parser,
+            rbuf,
+            window: window.size,
+            last_in: live.last_in.get(),
+            pings_out: live.pings_out.get(),
+            ping_sent: live.ping_sent.get(),
+            rtt_known: live.rtt_known.get(),
         }
     }
 

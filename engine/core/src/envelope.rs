@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::accounts::AccountId;
-use crate::shard::migration::{Handoff, Migrant};
+use crate::handover::{Handoff, Migrant};
 
 /// Queue groups whose one recipient was picked on the receiving shard. Almost every message picks
 /// none or one group, so those cases carry no heap allocation.

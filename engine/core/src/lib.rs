@@ -11,6 +11,7 @@ pub mod conn;
 pub mod doorbell;
 pub mod envelope;
 pub mod global;
+pub mod handover;
 pub mod interest;
 pub mod monitor;
 pub mod outlet;

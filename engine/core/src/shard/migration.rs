@@ -25,44 +25,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::accounts::AccountId;
-use crate::client::{
-    ClientCounters, ClientSnapshot, ClientState, CloseReason, SubRef, Subscription,
-};
-use crate::conn::SessionParts;
+use crate::client::{ClientState, SubRef, Subscription};
 use crate::envelope::Envelope;
+use crate::handover::{Arrived, Handoff, Migrant, SessionParts};
 use crate::signal::LocalSignal;
 
 use super::Shard;
-
-/// A connection on its way to its new home: everything but what it had not written yet.
-pub struct Migrant {
-    pub client: ClientSnapshot,
-    /// (sid, subject, queue) of every subscription.
-    pub subs: Vec<(Bytes, Bytes, Option<Bytes>)>,
-    pub session: SessionParts,
-    /// The socket, duplicated for the new home.
-    pub fd: i32,
-}
-
-impl std::fmt::Debug for Migrant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Migrant")
-            .field("cid", &self.client.id)
-            .field("subs", &self.subs.len())
-            .field("fd", &self.fd)
-            .finish()
-    }
-}
-
-/// The old home's last word: the bytes it had not written, its counters, and whether the
-/// connection was closed meanwhile.
-#[derive(Debug)]
-pub struct Handoff {
-    pub cid: u64,
-    pub out: Vec<u8>,
-    pub counters: ClientCounters,
-    pub closed: Option<CloseReason>,
-}
 
 /// A connection leaving this shard, waiting for every other shard to switch.
 pub(super) struct Departure {
@@ -266,10 +234,14 @@ impl Shard {
         }
     }
 
-    /// New home, step 4: the connection runs here from now on.
-    pub(super) fn on_handoff(self: &Rc<Self>, from: u16, h: Handoff) {
+    /// New home, step 4: the connection runs here from now on; the inbound loop that popped
+    /// the handoff resumes it (the shard never calls into the connection layer).
+    pub(super) fn on_handoff(&self, from: u16, h: Handoff) -> Option<Arrived> {
         let Some(a) = self.moves.borrow_mut().arrivals.remove(&h.cid) else {
-            return;
+            panic!(
+                "shard {}: handoff of cid {} that never arrived",
+                self.id, h.cid
+            );
         };
         let c = a.client;
         c.prepend_out(h.out);
@@ -287,6 +259,9 @@ impl Shard {
             c.id,
             self.id
         );
-        crate::conn::resume(self.clone(), c, a.session);
+        Some(Arrived {
+            client: c,
+            session: a.session,
+        })
     }
 }

@@ -196,11 +196,11 @@ async fn inbound_loop(
         while got < RING_BATCH {
             // Handled where it lies in the ring: an envelope is ~150 bytes, and moving it out
             // cost a copy per message (flamegraphs/README.md).
-            if consumer
-                .pop_with(|env| shard.on_envelope(from, env))
-                .is_none()
-            {
-                break;
+            match consumer.pop_with(|env| shard.on_envelope(from, env)) {
+                None => break,
+                Some(None) => {}
+                // A connection that moved here: it runs on this shard from now on.
+                Some(Some(arrived)) => crate::conn::resume(shard.clone(), arrived),
             }
             got += 1;
             if shard.has_stalled() {

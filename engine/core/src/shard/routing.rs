@@ -1,0 +1,439 @@
+//! The publish path: a PUB from a connection of this shard (or a routed message from another
+//! shard) is delivered to local subscribers, pushed once to each interested shard, and given
+//! to exactly one member of each queue group; imports route it again into other accounts.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use tachyon_protocol::headers;
+
+use super::Shard;
+use crate::accounts::AccountId;
+use crate::client::{ClientState, SendStatus, SubRef};
+use crate::envelope::{Envelope, QueuePicks, RoutedMsg};
+use crate::sublist::MatchResult;
+
+/// One message as delivery sees it: borrowed from the publisher's read buffer.
+#[derive(Clone, Copy)]
+struct MsgView<'a> {
+    subject: &'a [u8],
+    reply: Option<&'a [u8]>,
+    /// Set for HMSG: `payload` starts with this many bytes of header block.
+    header_len: Option<usize>,
+    payload: &'a [u8],
+    /// The shard it was published on.
+    src: u16,
+}
+
+/// One published message as routing passes it on: `Bytes` handles, so a remote shard gets a
+/// clone, not a copy. Imports route the same message again under another subject or reply.
+#[derive(Clone, Copy)]
+struct Published<'a> {
+    subject: &'a Bytes,
+    reply: Option<&'a Bytes>,
+    header_len: Option<usize>,
+    payload: &'a Bytes,
+}
+
+/// Where one publish goes on one remote shard; reused between publishes.
+#[derive(Default)]
+pub(super) struct Target {
+    plain: bool,
+    picks: QueuePicks,
+    touched: bool,
+}
+
+impl Shard {
+    fn deliver(&self, sub: &SubRef, m: MsgView<'_>) -> bool {
+        let MsgView {
+            subject,
+            reply,
+            header_len,
+            payload,
+            src,
+        } = m;
+        let client = &sub.client;
+        if sub.removed.get() || client.is_closed() || client.affinity.skips(src) {
+            return false;
+        }
+        client.affinity.note(src);
+        if sub.deny_filter.get() && denied_delivery(client, subject, sub.queue.as_deref()) {
+            return false;
+        }
+        let max = sub.max.get();
+        let n = sub.delivered.get() + 1;
+        if max != 0 && n > max {
+            return false;
+        }
+        sub.delivered.set(n);
+        let status = match header_len {
+            // A client that did not ask for headers gets the body only, as nats-server does.
+            Some(h) if !client.flags.get().headers => client.send_msg(
+                subject,
+                &sub.sid,
+                reply,
+                None,
+                payload.get(h..).unwrap_or(&[]),
+            ),
+            h => client.send_msg(subject, &sub.sid, reply, h, payload),
+        };
+        match status {
+            SendStatus::Queued => {}
+            SendStatus::Stalled => {
+                // Every feeder of a client that is behind pauses (each checks after its own
+                // op), so the list only needs the client once per run of deliveries.
+                let mut stalled = self.stalled.borrow_mut();
+                if !stalled.last().is_some_and(|c| Rc::ptr_eq(c, client)) {
+                    stalled.push(client.clone());
+                }
+            }
+            // Slow consumers are counted once, when the connection is removed.
+            SendStatus::Dropped => {}
+        }
+        let ok = status != SendStatus::Dropped;
+        if let Some(reply) = reply.filter(|_| ok) {
+            note_reply(client, reply);
+        }
+        if max != 0 && n == max {
+            self.auto_unsub.borrow_mut().push(sub.clone());
+        }
+        ok
+    }
+
+    /// Delivers to one member of a local queue group, starting at `start` and moving on past
+    /// members that can no longer take messages.
+    fn deliver_queue_member(
+        &self,
+        members: &[SubRef],
+        start: usize,
+        from: Option<&Rc<ClientState>>,
+        msg: MsgView<'_>,
+    ) -> bool {
+        let n = members.len();
+        for i in 0..n {
+            let sub = &members[(start + i) % n];
+            if let Some(from) = from {
+                if !from.flags.get().echo && Rc::ptr_eq(&sub.client, from) {
+                    continue;
+                }
+            }
+            if self.deliver(sub, msg) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A PUB/HPUB from a client of this shard.
+    pub fn publish(
+        &self,
+        from: &Rc<ClientState>,
+        subject: &Bytes,
+        reply: Option<&Bytes>,
+        header_len: Option<usize>,
+        payload: &Bytes,
+    ) {
+        let account = from.account.get();
+        let m = Published {
+            subject,
+            reply,
+            header_len,
+            payload,
+        };
+        let delivered = if self.global.accounts.any_imports {
+            self.publish_across_accounts(account, from, m)
+        } else {
+            self.route(account, from, m)
+        };
+        if self.routed.replace(false) {
+            from.interest_dirty.set(true);
+        }
+        if !delivered {
+            if let Some(reply) = reply {
+                if from.flags.get().no_responders {
+                    self.send_no_responders(from, subject, reply);
+                }
+            }
+        }
+        self.finish_auto_unsubs();
+    }
+
+    /// Routes in the publisher's account, then along the account's import routes: stream
+    /// exports others import, service imports of its own (their replies signed into `_R_`
+    /// subjects), and responses coming back on such a subject.
+    fn publish_across_accounts(
+        &self,
+        account: AccountId,
+        from: &Rc<ClientState>,
+        m: Published<'_>,
+    ) -> bool {
+        let accounts = &self.global.accounts;
+        if let Some((to, original)) = accounts.response_target(m.subject, account) {
+            return self.route(
+                to,
+                from,
+                Published {
+                    subject: &original,
+                    ..m
+                },
+            );
+        }
+        let mut delivered = self.route(account, from, m);
+        let Some(routes) = accounts.routes(account) else {
+            return delivered;
+        };
+        for r in &routes.streams {
+            if r.map.matches(m.subject) {
+                let mapped = r.map.apply(m.subject);
+                delivered |= self.route(
+                    r.to,
+                    from,
+                    Published {
+                        subject: &mapped,
+                        ..m
+                    },
+                );
+            }
+        }
+        for r in &routes.services {
+            if r.map.matches(m.subject) {
+                let mapped = r.map.apply(m.subject);
+                let back = m
+                    .reply
+                    .map(|rp| accounts.response_subject(account, r.to, rp));
+                let reply = back.as_ref();
+                delivered |= self.route(
+                    r.to,
+                    from,
+                    Published {
+                        subject: &mapped,
+                        reply,
+                        ..m
+                    },
+                );
+            }
+        }
+        delivered
+    }
+
+    /// Delivers one message in one account's subject space: local subscribers, other shards,
+    /// one member per queue group. Returns whether anyone will get it.
+    fn route(&self, account: AccountId, from: &Rc<ClientState>, m: Published<'_>) -> bool {
+        let Published {
+            subject,
+            reply,
+            header_len,
+            payload,
+        } = m;
+        let msg = MsgView {
+            subject,
+            reply: reply.map(|r| &r[..]),
+            header_len,
+            payload,
+            src: self.id,
+        };
+        let echo = from.flags.get().echo;
+        let a = account as usize;
+        let local = {
+            let mut spaces = self.local.borrow_mut();
+            let Some(space) = spaces.get_mut(a) else {
+                return false;
+            };
+            if space.is_empty() && self.remote.borrow().get(a).is_none_or(|r| r.is_empty()) {
+                // Nobody subscribes to anything in this account: skip matching (the
+                // publisher's reply subscription cannot exist either, so no 503 goes out).
+                return false;
+            }
+            space.match_subject(subject)
+        };
+        let mut delivered = false;
+        for sub in &local.plain {
+            if !echo && Rc::ptr_eq(&sub.client, from) {
+                continue;
+            }
+            delivered |= self.deliver(sub, msg);
+        }
+        if delivered {
+            from.affinity.note(self.id);
+        }
+
+        let remote = if self.nshards > 1 {
+            let mut spaces = self.remote.borrow_mut();
+            match spaces.get_mut(a) {
+                Some(r) if !r.is_empty() => Some(r.match_subject(subject)),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let remote = remote.filter(|r| !r.plain.is_empty() || !r.queues.is_empty());
+        // Queue groups: exactly one member over all shards, weighted by member counts.
+        for group in &local.queues {
+            let rgroup = remote
+                .as_ref()
+                .and_then(|r| r.queues.iter().find(|g| g.name == group.name));
+            let remote_weight: usize = rgroup
+                .map(|g| g.members.iter().map(|e| e.weight.get() as usize).sum())
+                .unwrap_or(0);
+            let pick = self.rand_below(group.members.len() + remote_weight);
+            if pick < group.members.len() {
+                if self.deliver_queue_member(&group.members, pick, Some(from), msg) {
+                    from.affinity.note(self.id);
+                    delivered = true;
+                    continue;
+                }
+                if remote_weight == 0 {
+                    continue;
+                }
+            }
+            if let Some(g) = rgroup {
+                let offset = self.rand_below(remote_weight);
+                self.pick_remote(&g.members, offset, &group.name);
+                delivered = true;
+            }
+        }
+        if let Some(r) = &remote {
+            for g in &r.queues {
+                if local.queues.iter().any(|l| l.name == g.name) {
+                    continue;
+                }
+                let w: usize = g.members.iter().map(|e| e.weight.get() as usize).sum();
+                let offset = self.rand_below(w);
+                self.pick_remote(&g.members, offset, &g.name);
+                delivered = true;
+            }
+            {
+                let mut targets = self.targets.borrow_mut();
+                let mut touched = self.touched.borrow_mut();
+                for e in &r.plain {
+                    let t = &mut targets[e.shard as usize];
+                    t.plain = true;
+                    if !t.touched {
+                        t.touched = true;
+                        touched.push(e.shard);
+                    }
+                }
+            }
+            delivered |= self.send_targets(account, from, m);
+        }
+
+        delivered
+    }
+
+    fn pick_remote(
+        &self,
+        members: &[crate::interest::RemoteEntry],
+        mut offset: usize,
+        name: &Bytes,
+    ) {
+        for e in members {
+            let w = e.weight.get() as usize;
+            if offset < w {
+                let mut targets = self.targets.borrow_mut();
+                let t = &mut targets[e.shard as usize];
+                t.picks.push(name.clone());
+                if !t.touched {
+                    t.touched = true;
+                    self.touched.borrow_mut().push(e.shard);
+                }
+                return;
+            }
+            offset -= w;
+        }
+    }
+
+    fn send_targets(&self, account: AccountId, from: &ClientState, m: Published<'_>) -> bool {
+        let Published {
+            subject,
+            reply,
+            header_len,
+            payload,
+        } = m;
+        let mut touched = self.touched.borrow_mut();
+        if touched.is_empty() {
+            return false;
+        }
+        let mut targets = self.targets.borrow_mut();
+        let mut sent = 0;
+        for &shard in touched.iter() {
+            let t = &mut targets[shard as usize];
+            let msg = RoutedMsg {
+                account,
+                subject: subject.clone(),
+                reply: reply.cloned(),
+                header_len,
+                payload: payload.clone(),
+                plain: std::mem::take(&mut t.plain),
+                picks: std::mem::take(&mut t.picks),
+            };
+            t.touched = false;
+            if let Some(Some(o)) = self.outlets.get(shard as usize) {
+                o.send(Envelope::Msg(msg));
+                from.affinity.note(shard);
+                sent += 1;
+            }
+        }
+        touched.clear();
+        self.bump_stats(|s| s.routed_out += sent);
+        if sent > 0 {
+            self.routed.set(true);
+        }
+        sent > 0
+    }
+
+    /// nats-server's no-responders answer: a 503 status message on the requester's own
+    /// subscription that matches the reply subject.
+    fn send_no_responders(&self, from: &Rc<ClientState>, subject: &[u8], reply: &[u8]) {
+        let matched = self.local_space(from.account.get()).match_subject(reply);
+        let Some(sub) = matched.plain.iter().find(|s| Rc::ptr_eq(&s.client, from)) else {
+            return;
+        };
+        let mut block = Vec::with_capacity(48 + subject.len());
+        headers::no_responders_block(&mut block, subject);
+        let _ = from.send_msg(reply, &sub.sid, None, Some(block.len()), &block);
+    }
+
+    pub(super) fn deliver_routed(&self, from: u16, msg: &RoutedMsg) {
+        self.bump_stats(|s| s.routed_in += 1);
+        let local: Rc<MatchResult<SubRef>> =
+            self.local_space(msg.account).match_subject(&msg.subject);
+        let m = MsgView {
+            subject: &msg.subject,
+            reply: msg.reply.as_deref(),
+            header_len: msg.header_len,
+            payload: &msg.payload,
+            src: from,
+        };
+        if msg.plain {
+            for sub in &local.plain {
+                self.deliver(sub, m);
+            }
+        }
+        msg.picks.for_each(|name| {
+            if let Some(g) = local.queues.iter().find(|g| g.name == name) {
+                let start = self.rand_below(g.members.len());
+                self.deliver_queue_member(&g.members, start, None, m);
+            }
+        });
+        self.finish_auto_unsubs();
+    }
+}
+
+#[cold]
+fn denied_delivery(client: &ClientState, subject: &[u8], queue: Option<&[u8]>) -> bool {
+    client
+        .perms
+        .borrow_mut()
+        .as_mut()
+        .is_some_and(|p| p.delivery_denied(subject, queue))
+}
+
+/// `allow_responses`: a client that receives a request may publish its answer.
+#[inline]
+fn note_reply(client: &ClientState, reply: &[u8]) {
+    if let Some(p) = client.perms.borrow_mut().as_mut() {
+        if p.tracks_replies() {
+            p.note_reply(reply, std::time::Instant::now());
+        }
+    }
+}
