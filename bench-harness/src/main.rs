@@ -131,6 +131,9 @@ struct LoadOpts {
     /// How the harness drives its sockets.
     #[arg(long, value_enum, default_value_t = Transport::default())]
     transport: Transport,
+    /// SUB/UNSUB pairs per second on unrelated subjects during streaming runs (0: none).
+    #[arg(long, default_value_t = 0)]
+    churn: u64,
 }
 
 impl LoadOpts {
@@ -151,6 +154,7 @@ impl LoadOpts {
             pin: self.pin,
             stall_timeout: secs(self.stall_timeout, "--stall-timeout")?,
             transport: self.transport,
+            churn: self.churn,
         })
     }
 }

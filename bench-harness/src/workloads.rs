@@ -88,6 +88,9 @@ pub struct Options {
     /// How long receivers wait without progress before declaring loss.
     pub stall_timeout: Duration,
     pub transport: Transport,
+    /// Subscription churn during streaming runs: SUB then UNSUB pairs per second, on subjects
+    /// no publisher uses, from a connection of its own (0: none).
+    pub churn: u64,
 }
 
 impl Default for Options {
@@ -104,6 +107,7 @@ impl Default for Options {
             pin: false,
             stall_timeout: Duration::from_secs(10),
             transport: Transport::default(),
+            churn: 0,
         }
     }
 }
@@ -124,6 +128,9 @@ pub struct Plan {
     /// Older result files have none: they were taken over std sockets.
     #[serde(default = "std_transport")]
     pub transport: Transport,
+    /// SUB/UNSUB pairs per second on unrelated subjects while the run streams.
+    #[serde(default)]
+    pub churn: u64,
 }
 
 fn std_transport() -> Transport {
@@ -166,6 +173,7 @@ impl Plan {
             rate,
             pin: o.pin,
             transport: o.transport.for_workload(workload == Conns),
+            churn: o.churn,
         };
         if plan.pubs == 0 {
             return Err(BenchError::Config("need at least one publisher".into()));
@@ -679,9 +687,17 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
         Order::Exact
     };
 
+    let churner = (plan.churn > 0)
+        .then(|| Conn::connect(addr, "bench-churn"))
+        .transpose()?;
+    let churn_stop = std::sync::atomic::AtomicBool::new(false);
+
     let start_ns = sh.clock.now_ns();
     let (pub_res, sub_res) = std::thread::scope(|s| {
         let sh = &sh;
+        let churn_stop = &churn_stop;
+        let churn =
+            churner.map(|c| s.spawn(move || churn_subscriptions(c, plan.churn, churn_stop)));
         let subs: Vec<_> = sub_conns
             .into_iter()
             .enumerate()
@@ -717,6 +733,11 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
         let total: u64 = pub_res.iter().flatten().map(|p| p.sent).sum();
         sh.expected.store(total, Ordering::Release);
         let sub_res: Vec<Result<Checker>> = subs.into_iter().map(join).collect();
+        churn_stop.store(true, Ordering::Relaxed);
+        if let Some(h) = churn {
+            // A churner that failed (server gone) shows up as the run's own failure.
+            let _ = h.join();
+        }
         (pub_res, sub_res)
     });
     let pubs: Vec<PubOut> = pub_res.into_iter().collect::<Result<_>>()?;
@@ -777,6 +798,35 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
         connect_latency: None,
         publisher_spread: PublisherSpread::from_sums(&per_pub),
     })
+}
+
+/// SUB/UNSUB pairs at `per_sec` on subjects nothing publishes to, until `stop`: the server's
+/// subscription index changes under the streaming load (`--churn`). Paced in 10 ms slices.
+fn churn_subscriptions(
+    mut c: Conn,
+    per_sec: u64,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<u64> {
+    const SLICE: Duration = Duration::from_millis(10);
+    let per_slice = (per_sec / 100).max(1);
+    let mut n = 0u64;
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..per_slice {
+            let subject = format!("churn.{}", n % 1024);
+            let sid = format!("c{n}");
+            encode::sub(&mut c.wbuf, subject.as_bytes(), None, sid.as_bytes());
+            encode::unsub(&mut c.wbuf, sid.as_bytes(), None);
+            n += 1;
+        }
+        // Non-verbose: the server answers nothing, so nothing needs reading.
+        c.flush()?;
+        next += SLICE;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    Ok(n)
 }
 
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {

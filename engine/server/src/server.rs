@@ -159,12 +159,16 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     tracing::info!("  ID:       {}", global.config().server_id);
 
     let Mesh {
-        mut parts,
+        parts,
         mailboxes,
         ready,
     } = mesh::build(&fds, opts.migrate).map_err(StartError::Socketpair)?;
     #[cfg(debug_assertions)]
-    crate::test_service::install(&mut parts);
+    let parts = {
+        let mut parts = parts;
+        crate::test_service::install(&mut parts);
+        parts
+    };
 
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let mut handles = Vec::with_capacity(n);
