@@ -21,7 +21,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 
-use self::trie::{is_literal, pattern_matches, Node};
+use self::trie::{is_literal, literal_prefix, pattern_matches, Node};
 
 /// Default bound on cached match results.
 pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
@@ -170,8 +170,12 @@ impl<T: Clone + PartialEq> Sublist<T> {
             // need to look at the other entries (inbox subscriptions churn the most).
             self.cache.remove(pattern);
         } else {
-            self.cache
-                .retain(|subject, _| !pattern_matches(pattern, subject));
+            // Whatever the pattern matches starts with its leading literal tokens; a byte
+            // prefix test turns most entries away without splitting them into tokens.
+            let prefix = literal_prefix(pattern);
+            self.cache.retain(|subject, _| {
+                !(subject.starts_with(prefix) && pattern_matches(pattern, subject))
+            });
         }
     }
 

@@ -47,6 +47,19 @@ pub(super) fn is_literal(pattern: &[u8]) -> bool {
     tokens(pattern).all(|token| token != b"*" && token != b">")
 }
 
+/// The bytes of `pattern` before its first wildcard token, the '.' after the last literal token
+/// included: every subject the pattern matches starts with them.
+pub(super) fn literal_prefix(pattern: &[u8]) -> &[u8] {
+    let mut start = 0;
+    for token in tokens(pattern) {
+        if token == b"*" || token == b">" {
+            return &pattern[..start];
+        }
+        start += token.len() + 1;
+    }
+    pattern
+}
+
 /// Whether `pattern` matches the literal `subject`, by the rules `collect` walks the trie with:
 /// subject tokens are plain bytes (a `*` published as a token is just text), a pattern's `*`
 /// takes one token and `>` one or more. The cache relies on this agreeing with `collect`: a
@@ -319,6 +332,16 @@ mod tests {
                 String::from_utf8_lossy(pattern),
                 String::from_utf8_lossy(subject)
             );
+        }
+        for &(pattern, prefix) in &[
+            (&b"a.b.*"[..], &b"a.b."[..]),
+            (b"a.>", b"a."),
+            (b"*.a", b""),
+            (b">", b""),
+            (b"a.b", b"a.b"),
+            (b"a..*", b"a.."),
+        ] {
+            assert_eq!(literal_prefix(pattern), prefix);
         }
         assert!(is_literal(b"a.b"));
         assert!(is_literal(b"a*.b>"));
