@@ -113,6 +113,23 @@ mod tests {
     }
 
     #[test]
+    fn unrelated_interest_keeps_cached_matches() {
+        let mut ri = RemoteInterest::new();
+        ri.add(1, Bytes::from_static(b"orders.*"), None);
+        let warm = ri.match_subject(b"orders.new");
+        // Another shard's inbox subscription coming and going must not cost this subject a miss.
+        ri.add(2, Bytes::from_static(b"_INBOX.x"), None);
+        ri.add(2, Bytes::from_static(b"_INBOX.*"), None);
+        ri.remove(2, Bytes::from_static(b"_INBOX.x"), None);
+        ri.remove(2, Bytes::from_static(b"_INBOX.*"), None);
+        assert!(Rc::ptr_eq(&warm, &ri.match_subject(b"orders.new")));
+        // Interest it matches does change it.
+        ri.add(3, Bytes::from_static(b"orders.>"), None);
+        let r = ri.match_subject(b"orders.new");
+        assert_eq!(r.plain.len(), 2);
+    }
+
+    #[test]
     #[should_panic(expected = "never added")]
     fn removing_unknown_interest_is_a_bug() {
         let mut ri = RemoteInterest::new();

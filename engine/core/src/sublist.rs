@@ -1,9 +1,18 @@
 //! The subject index: a trie over '.'-separated tokens with `*` and `>` edges, holding
 //! subscription values, plus a cache of match results keyed by literal subject.
 //!
-//! The cache belongs to one shard (results are `Rc`), is bounded, and is thrown away when the
-//! generation moves: every effective insert or remove bumps it, and the next match clears the
-//! cache once, so a burst of subscription changes costs one clear rather than one per change.
+//! The cache belongs to one shard (results are `Rc`) and is bounded. An effective insert or
+//! remove of pattern P drops exactly the cached results P could alter, those whose literal
+//! subject P matches, as nats-server's sublist does (`addToCache`/`removeFromCache`): one hash
+//! lookup when P is literal, a scan of the cache when it has wildcards. Everything else stays
+//! cached and stays correct. This matters because every SUB/UNSUB reaches the remote-interest
+//! index of every shard: clearing whole caches made one client's churn cost every publisher on
+//! every shard a miss.
+//!
+//! An insert drops the affected results rather than patching the new value into them (which is
+//! what nats-server does): the rebuild then always goes through the trie walk, which alone
+//! decides order and queue grouping, and it is paid only by subjects published again, where a
+//! `>` subscription would otherwise copy every cached result up front.
 
 mod trie;
 
@@ -12,7 +21,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 
-use self::trie::Node;
+use self::trie::{is_literal, literal_prefix, pattern_matches, Node};
 
 /// Default bound on cached match results.
 pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
@@ -55,9 +64,8 @@ pub struct Sublist<T: Clone + PartialEq> {
     root: Node<T>,
     len: usize,
     generation: u64,
+    /// Always exact: every change drops the entries it affects before it returns.
     cache: FxHashMap<Box<[u8]>, Rc<MatchResult<T>>>,
-    /// Generation the cached results were computed at.
-    cache_generation: u64,
     cache_capacity: usize,
 }
 
@@ -79,7 +87,6 @@ impl<T: Clone + PartialEq> Sublist<T> {
             len: 0,
             generation: 0,
             cache: FxHashMap::default(),
-            cache_generation: 0,
             cache_capacity,
         }
     }
@@ -90,6 +97,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
         self.root.insert(subject, queue, value);
         self.len += 1;
         self.generation += 1;
+        self.drop_cached_matches(subject);
     }
 
     /// Removes one equal value stored under (subject, queue); returns whether it was present.
@@ -99,6 +107,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
         if removed {
             self.len -= 1;
             self.generation += 1;
+            self.drop_cached_matches(subject);
         }
         removed
     }
@@ -106,10 +115,6 @@ impl<T: Clone + PartialEq> Sublist<T> {
     /// All values whose pattern matches the literal `subject`, plain ones and queue members
     /// grouped by queue name. A cache hit allocates nothing.
     pub fn match_subject(&mut self, subject: &[u8]) -> Rc<MatchResult<T>> {
-        if self.cache_generation != self.generation {
-            self.cache.clear();
-            self.cache_generation = self.generation;
-        }
         if let Some(hit) = self.cache.get(subject) {
             return Rc::clone(hit);
         }
@@ -149,13 +154,37 @@ impl<T: Clone + PartialEq> Sublist<T> {
         self.root.count_nodes()
     }
 
-    /// Cached results that are still valid.
+    /// Cached match results (all of them valid).
     pub fn cache_len(&self) -> usize {
-        if self.cache_generation == self.generation {
-            self.cache.len()
-        } else {
-            0
+        self.cache.len()
+    }
+
+    /// Drops the cached results whose subject `pattern` matches: the only ones a change to the
+    /// values stored under `pattern` can alter.
+    fn drop_cached_matches(&mut self, pattern: &[u8]) {
+        if self.cache.is_empty() {
+            return;
         }
+        if is_literal(pattern) {
+            // A literal pattern matches exactly the subject spelled the same, so there is no
+            // need to look at the other entries (inbox subscriptions churn the most).
+            self.cache.remove(pattern);
+        } else {
+            // Whatever the pattern matches starts with its leading literal tokens; a byte
+            // prefix test turns most entries away without splitting them into tokens.
+            let prefix = literal_prefix(pattern);
+            self.cache.retain(|subject, _| {
+                !(subject.starts_with(prefix) && pattern_matches(pattern, subject))
+            });
+        }
+    }
+
+    /// Every cached (subject, result), for tests that check the cache against the trie.
+    #[cfg(test)]
+    fn cached(&self) -> impl Iterator<Item = (&[u8], &MatchResult<T>)> {
+        self.cache
+            .iter()
+            .map(|(subject, result)| (&subject[..], &**result))
     }
 
     /// Drops every other entry in hash order, which is as good as random here and keeps the

@@ -159,6 +159,104 @@ fn cache_hit_returns_same_result_and_changes_invalidate_it() {
     assert_eq!(list.match_subject(b"foo.bar").plain, vec![2]);
 }
 
+/// Matches every subject in `subjects`, so each has a cached result; returns them in order.
+fn warm(list: &mut Sublist<u32>, subjects: &[&str]) -> Vec<Rc<MatchResult<u32>>> {
+    subjects
+        .iter()
+        .map(|subject| list.match_subject(subject.as_bytes()))
+        .collect()
+}
+
+/// Asserts that each subject in `kept` is still a cache hit: the very `Rc` from `warm`.
+fn assert_still_cached(
+    list: &mut Sublist<u32>,
+    subjects: &[&str],
+    warmed: &[Rc<MatchResult<u32>>],
+    kept: &[&str],
+) {
+    for subject in kept {
+        let i = subjects
+            .iter()
+            .position(|s| s == subject)
+            .expect("kept subject was warmed");
+        let now = list.match_subject(subject.as_bytes());
+        assert!(
+            Rc::ptr_eq(&now, &warmed[i]),
+            "{subject}: cached result was dropped or replaced"
+        );
+    }
+}
+
+#[test]
+fn changes_keep_cached_results_they_cannot_match() {
+    let mut list = Sublist::new();
+    list.insert(b"foo.*", None, 1);
+    list.insert(b"bar.>", Some(&q("g")), 2);
+    let subjects = ["foo.a", "foo.b", "foo.a.b", "bar.x", "bar.x.y", "baz"];
+
+    // Literal insert: only its own subject is affected.
+    let warmed = warm(&mut list, &subjects);
+    assert_eq!(list.cache_len(), subjects.len());
+    list.insert(b"foo.a", None, 3);
+    assert_eq!(list.cache_len(), subjects.len() - 1);
+    assert_still_cached(
+        &mut list,
+        &subjects,
+        &warmed,
+        &["foo.b", "foo.a.b", "bar.x", "bar.x.y", "baz"],
+    );
+    assert_eq!(plain(&mut list, "foo.a"), vec![1, 3]);
+
+    // Wildcard insert in an existing queue group: `bar.*` matches bar.x, not bar.x.y.
+    let warmed = warm(&mut list, &subjects);
+    list.insert(b"bar.*", Some(&q("g")), 4);
+    assert_eq!(list.cache_len(), subjects.len() - 1);
+    assert_still_cached(
+        &mut list,
+        &subjects,
+        &warmed,
+        &["foo.a", "foo.b", "foo.a.b", "bar.x.y", "baz"],
+    );
+    let result = list.match_subject(b"bar.x");
+    assert_eq!(groups(&result).get(&b"g"[..]), Some(&vec![2, 4]));
+    assert_eq!(
+        groups(&list.match_subject(b"bar.x.y")).get(&b"g"[..]),
+        Some(&vec![2])
+    );
+
+    // Wildcard remove: `foo.*` matches foo.a and foo.b, not foo.a.b.
+    let warmed = warm(&mut list, &subjects);
+    assert!(list.remove(b"foo.*", None, &1));
+    assert_eq!(list.cache_len(), subjects.len() - 2);
+    assert_still_cached(
+        &mut list,
+        &subjects,
+        &warmed,
+        &["foo.a.b", "bar.x", "bar.x.y", "baz"],
+    );
+    assert_eq!(plain(&mut list, "foo.a"), vec![3]);
+    assert!(list.match_subject(b"foo.b").is_empty());
+
+    // A remove that removes nothing drops nothing.
+    let warmed = warm(&mut list, &subjects);
+    assert!(!list.remove(b">", None, &9));
+    assert_eq!(list.cache_len(), subjects.len());
+    assert_still_cached(&mut list, &subjects, &warmed, &subjects);
+
+    // Interest on an unrelated subject (an inbox) leaves the whole cache alone.
+    list.insert(b"_INBOX.abc", None, 5);
+    list.insert(b"_INBOX.*", None, 6);
+    assert!(list.remove(b"_INBOX.abc", None, &5));
+    assert!(list.remove(b"_INBOX.*", None, &6));
+    assert_eq!(list.cache_len(), subjects.len());
+    assert_still_cached(&mut list, &subjects, &warmed, &subjects);
+
+    // `>` matches every subject, so it drops everything.
+    list.insert(b">", None, 7);
+    assert_eq!(list.cache_len(), 0);
+    assert_eq!(plain(&mut list, "baz"), vec![7]);
+}
+
 #[test]
 fn cache_stays_bounded() {
     let mut list = Sublist::with_cache_capacity(8);
@@ -257,7 +355,102 @@ fn subject_strategy() -> impl Strategy<Value = String> {
     proptest::collection::vec(token, 1..6).prop_map(|tokens| tokens.join("."))
 }
 
+/// What a match result means, independent of order: sorted plain values and queue name ->
+/// sorted members (`groups` also checks each queue name appears once).
+type Normalized = (Vec<u32>, BTreeMap<Vec<u8>, Vec<u32>>);
+
+fn normalize(result: &MatchResult<u32>) -> Normalized {
+    let mut plain = result.plain.clone();
+    plain.sort_unstable();
+    (plain, groups(result))
+}
+
+fn brute_result(live: &[(String, Option<&str>, u32)], subject: &str) -> Normalized {
+    let mut want_plain = Vec::new();
+    let mut want_groups: BTreeMap<Vec<u8>, Vec<u32>> = BTreeMap::new();
+    for (pattern, queue, value) in live {
+        if brute_matches(pattern.as_bytes(), subject.as_bytes()) {
+            match queue {
+                None => want_plain.push(*value),
+                Some(name) => want_groups
+                    .entry(name.as_bytes().to_vec())
+                    .or_default()
+                    .push(*value),
+            }
+        }
+    }
+    want_plain.sort_unstable();
+    want_groups.values_mut().for_each(|m| m.sort_unstable());
+    (want_plain, want_groups)
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(String, Option<&'static str>),
+    /// Removes one live subscription, picked by index.
+    Remove(prop::sample::Index),
+    /// Removes a value never inserted: must change nothing.
+    RemoveAbsent(String),
+    Match(String),
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let queue = prop_oneof![Just(None), Just(Some("q1")), Just(Some("q2"))];
+    prop_oneof![
+        3 => (pattern_strategy(), queue).prop_map(|(p, q)| Op::Insert(p, q)),
+        2 => any::<prop::sample::Index>().prop_map(Op::Remove),
+        1 => pattern_strategy().prop_map(Op::RemoveAbsent),
+        4 => subject_strategy().prop_map(Op::Match),
+    ]
+}
+
 proptest! {
+    /// Inserts, removes and matches interleaved with the cache on: every match, and every
+    /// entry left in the cache after every step, must equal a cache-less recomputation.
+    #[test]
+    fn interleaved_changes_keep_the_cache_exact(
+        capacity in prop_oneof![Just(0usize), Just(3), Just(64)],
+        ops in proptest::collection::vec(op_strategy(), 1..120),
+    ) {
+        let mut list = Sublist::with_cache_capacity(capacity);
+        let mut live: Vec<(String, Option<&str>, u32)> = Vec::new();
+        for (step, op) in ops.into_iter().enumerate() {
+            match op {
+                Op::Insert(pattern, queue) => {
+                    list.insert(pattern.as_bytes(), queue.map(q).as_ref(), step as u32);
+                    live.push((pattern, queue, step as u32));
+                }
+                Op::Remove(index) => {
+                    if !live.is_empty() {
+                        let (pattern, queue, value) = live.remove(index.index(live.len()));
+                        prop_assert!(list.remove(pattern.as_bytes(), queue.map(str::as_bytes), &value));
+                    }
+                }
+                Op::RemoveAbsent(pattern) => {
+                    let cached = list.cache_len();
+                    prop_assert!(!list.remove(pattern.as_bytes(), None, &u32::MAX));
+                    prop_assert_eq!(list.cache_len(), cached);
+                }
+                Op::Match(subject) => {
+                    let result = list.match_subject(subject.as_bytes());
+                    let uncached = list.match_uncached(subject.as_bytes());
+                    prop_assert_eq!(normalize(&result), normalize(&uncached));
+                    prop_assert_eq!(normalize(&result), brute_result(&live, &subject));
+                }
+            }
+            prop_assert_eq!(list.len(), live.len());
+            prop_assert!(list.cache_len() <= capacity);
+            for (subject, cached) in list.cached() {
+                prop_assert_eq!(
+                    normalize(cached),
+                    normalize(&list.match_uncached(subject)),
+                    "stale cache entry for {:?}",
+                    String::from_utf8_lossy(subject)
+                );
+            }
+        }
+    }
+
     #[test]
     fn matches_agree_with_brute_force(
         subs in proptest::collection::vec((pattern_strategy(), prop_oneof![Just(None), Just(Some("q1")), Just(Some("q2"))]), 0..40),

@@ -42,6 +42,45 @@ fn tokens(subject: &[u8]) -> impl Iterator<Item = &[u8]> {
     subject.split(|&b| b == b'.')
 }
 
+/// Whether `pattern` has no `*` or `>` token, so it matches only the subject spelled the same.
+pub(super) fn is_literal(pattern: &[u8]) -> bool {
+    tokens(pattern).all(|token| token != b"*" && token != b">")
+}
+
+/// The bytes of `pattern` before its first wildcard token, the '.' after the last literal token
+/// included: every subject the pattern matches starts with them.
+pub(super) fn literal_prefix(pattern: &[u8]) -> &[u8] {
+    let mut start = 0;
+    for token in tokens(pattern) {
+        if token == b"*" || token == b">" {
+            return &pattern[..start];
+        }
+        start += token.len() + 1;
+    }
+    pattern
+}
+
+/// Whether `pattern` matches the literal `subject`, by the rules `collect` walks the trie with:
+/// subject tokens are plain bytes (a `*` published as a token is just text), a pattern's `*`
+/// takes one token and `>` one or more. The cache relies on this agreeing with `collect`: a
+/// subject this misses would keep a stale result. A `>` before the last token (which validation
+/// rejects) is treated as a match, so any disagreement errs towards dropping too much.
+pub(super) fn pattern_matches(pattern: &[u8], subject: &[u8]) -> bool {
+    let mut subject_tokens = tokens(subject);
+    for token in tokens(pattern) {
+        let Some(subject_token) = subject_tokens.next() else {
+            return false;
+        };
+        match token {
+            b">" => return true,
+            b"*" => {}
+            literal if literal == subject_token => {}
+            _ => return false,
+        }
+    }
+    subject_tokens.next().is_none()
+}
+
 impl<T> Node<T> {
     fn child(&self, token: &[u8]) -> Option<&Node<T>> {
         match token {
@@ -259,6 +298,55 @@ mod tests {
         assert_eq!(split_token(b"a.b.c"), (&b"a"[..], Some(&b"b.c"[..])));
         assert_eq!(split_token(b"a"), (&b"a"[..], None));
         assert_eq!(split_token(b"a."), (&b"a"[..], Some(&b""[..])));
+    }
+
+    #[test]
+    fn pattern_matches_cases() {
+        let cases: &[(&[u8], &[u8], bool)] = &[
+            (b"a.b", b"a.b", true),
+            (b"a.b", b"a.c", false),
+            (b"a.b", b"a.b.c", false),
+            (b"a.b.c", b"a.b", false),
+            (b"a.*", b"a.b", true),
+            (b"a.*", b"a", false),
+            (b"a.*", b"a.b.c", false),
+            (b"*.*", b"a.b", true),
+            (b"a.>", b"a.b.c", true),
+            (b"a.>", b"a", false),
+            (b">", b"a", true),
+            (b"*.b.>", b"x.b.y", true),
+            (b"*.b.>", b"x.c.y", false),
+            // Subject tokens are literal text, even ones that look like wildcards.
+            (b"a.b", b"a.*", false),
+            (b"a.*", b"a.*", true),
+            (b"a", b"*", false),
+            // Empty tokens are tokens, as in the trie.
+            (b"a.*", b"a.", true),
+            (b"a.b", b"a..b", false),
+        ];
+        for &(pattern, subject, want) in cases {
+            assert_eq!(
+                pattern_matches(pattern, subject),
+                want,
+                "{:?} vs {:?}",
+                String::from_utf8_lossy(pattern),
+                String::from_utf8_lossy(subject)
+            );
+        }
+        for &(pattern, prefix) in &[
+            (&b"a.b.*"[..], &b"a.b."[..]),
+            (b"a.>", b"a."),
+            (b"*.a", b""),
+            (b">", b""),
+            (b"a.b", b"a.b"),
+            (b"a..*", b"a.."),
+        ] {
+            assert_eq!(literal_prefix(pattern), prefix);
+        }
+        assert!(is_literal(b"a.b"));
+        assert!(is_literal(b"a*.b>"));
+        assert!(!is_literal(b"a.*"));
+        assert!(!is_literal(b">"));
     }
 
     #[test]
