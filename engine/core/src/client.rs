@@ -399,24 +399,20 @@ impl ClientState {
     /// gate as messages (nats-server has one gate for every outbound byte): a client that
     /// pipelines PINGs or verbose PUBs and never reads is a slow consumer, not a memory leak.
     pub fn send_raw(&self, bytes: &[u8]) {
-        if self.is_closed() {
-            return;
-        }
-        let len = {
-            let mut out = self.out.borrow_mut();
-            out.extend_from_slice(bytes);
-            out.len()
-        };
-        self.gate(len);
+        self.queue_with(|out| out.extend_from_slice(bytes));
     }
 
     pub fn send_err(&self, text: &str) {
+        self.queue_with(|out| encode::err(out, text));
+    }
+
+    fn queue_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
         if self.is_closed() {
             return;
         }
         let len = {
             let mut out = self.out.borrow_mut();
-            encode::err(&mut out, text);
+            write(&mut out);
             out.len()
         };
         self.gate(len);

@@ -187,6 +187,11 @@ struct Outcome {
 /// Runs the binary with `args` to completion; a process still running after 10s is a failure
 /// (an ignored flag would leave a server running).
 fn run_bin(bin: &Path, args: &[&str]) -> Outcome {
+    run_bin_env(bin, args, &[])
+}
+
+/// [`run_bin`] with `envs` added to the process's environment.
+fn run_bin_env(bin: &Path, args: &[&str], envs: &[(&str, &str)]) -> Outcome {
     let dir = TempDir::new("cli");
     let out_path = dir.0.join("out");
     let err_path = dir.0.join("err");
@@ -199,6 +204,7 @@ fn run_bin(bin: &Path, args: &[&str]) -> Outcome {
     };
     let mut child = match Command::new(bin)
         .args(args)
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -577,35 +583,17 @@ fn a_panicking_shard_ends_the_process_with_a_fatal_line() {
     if !cfg!(debug_assertions) {
         return; // the trigger exists in debug builds only
     }
-    let dir = TempDir::new("panic");
-    let err_path = dir.0.join("err");
-    let err = std::fs::File::create(&err_path).expect("stderr file");
-    let mut child = Command::new(tachyon_bin())
-        .args(["-a", "127.0.0.1", "-p", "-1", "--shards", "3"])
-        .env("TACHYON_TEST_PANIC_SHARD", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("spawn tachyon");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("a server with a dead shard kept running");
-            }
-        }
-    };
-    let text = std::fs::read_to_string(&err_path).unwrap_or_default();
-    assert_eq!(status.code(), Some(2), "{text}");
+    let o = run_bin_env(
+        tachyon_bin(),
+        &["-a", "127.0.0.1", "-p", "-1", "--shards", "3"],
+        &[("TACHYON_TEST_PANIC_SHARD", "1")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", o.stderr);
     assert!(
-        text.contains("[FTL] panic on thread shard-1")
-            && text.contains("TACHYON_TEST_PANIC_SHARD=1"),
-        "{text}"
+        o.stderr.contains("[FTL] panic on thread shard-1")
+            && o.stderr.contains("TACHYON_TEST_PANIC_SHARD=1"),
+        "{}",
+        o.stderr
     );
 }
 

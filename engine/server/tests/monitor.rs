@@ -11,6 +11,18 @@ use serde_json::Value;
 
 const T: Duration = Duration::from_secs(5);
 
+/// `/connz?state=closed` once it lists `n` connections (or after `T`, for the caller to check).
+fn closed_conns(m: u16, n: u64) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        let c = json(m, "/connz?state=closed");
+        if c["total"] == n || Instant::now() > deadline {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn json(port: u16, target: &str) -> Value {
     let (status, head, body) = http_get(port, target);
     assert_eq!(status, 200, "{target}: {head}\n{body}");
@@ -222,14 +234,7 @@ fn figures_are_exact_across_shards() {
     // up among the closed ones.
     let s0 = sc.conns.remove(0);
     drop(s0);
-    let deadline = Instant::now() + T;
-    let closed = loop {
-        let c = json(m, "/connz?state=closed");
-        if c["total"] == 1 || Instant::now() > deadline {
-            break c;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let closed = closed_conns(m, 1);
     assert_eq!(closed["total"], 1, "{closed}");
     let gone = &closed["connections"][0];
     assert_eq!(gone["name"], "s0");
@@ -409,14 +414,7 @@ fn closed_for_max_payload_says_so() {
         "{}",
         got.text()
     );
-    let deadline = Instant::now() + T;
-    let closed = loop {
-        let c = json(m, "/connz?state=closed");
-        if c["total"] == 1 || Instant::now() > deadline {
-            break c;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let closed = closed_conns(m, 1);
     assert_eq!(
         closed["connections"][0]["reason"], "Maximum Message Payload Exceeded",
         "{closed}"
