@@ -5,56 +5,10 @@ use tachyon_protocol::subject;
 
 use std::collections::HashSet;
 
-use crate::auth::{parse_users, NkeyUser, User};
+use crate::auth::parse_users;
+pub use tachyon_settings::accounts::{AccountDef, Export, Import, Kind, Local, GLOBAL_ACCOUNT};
+
 use crate::{ConfigError, Item, Map, Pos};
-
-/// One account as the file declares it. Its users are parsed by the auth module, the same way
-/// inside and outside accounts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountDef {
-    pub name: String,
-    pub users: Vec<User>,
-    pub nkeys: Vec<NkeyUser>,
-    pub exports: Vec<Export>,
-    pub imports: Vec<Import>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Stream,
-    Service,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Export {
-    pub kind: Kind,
-    pub subject: Bytes,
-    /// Accounts allowed to import it; `None` is public.
-    pub accounts: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Import {
-    pub kind: Kind,
-    /// The exporting account.
-    pub account: String,
-    /// The subject as exported.
-    pub subject: Bytes,
-    /// Streams: where imported messages land (`prefix` or `to`); services: the local subject
-    /// the importer publishes to (`to`, default the exported subject).
-    pub local: Local,
-    pub pos: crate::Pos,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Local {
-    Same,
-    Prefix(String),
-    To(Bytes),
-}
-
-/// nats-server's global account, where users outside any account live.
-pub const GLOBAL_ACCOUNT: &str = "$G";
 
 pub fn from_config(block: &Item) -> Result<Vec<AccountDef>, ConfigError> {
     from_config_with_vars(block, &|_| false)

@@ -3,41 +3,13 @@
 //! parseUserPermissions).
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use tachyon_protocol::subject;
 
 use crate::permissions::{Permissions, ResponsePermission, SubjectPermission};
+pub use tachyon_settings::auth::{AuthConfig, NkeyUser, User};
+
 use crate::{ConfigError, Item, Map, Pos, Value};
-
-/// A user/password entry of `users = [...]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub username: String,
-    /// Plain text or a bcrypt hash (`$2a$...`).
-    pub password: String,
-    pub permissions: Option<Permissions>,
-}
-
-/// An nkey entry of `users = [...]`: the user's public key (`U...`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NkeyUser {
-    pub nkey: String,
-    pub permissions: Option<Permissions>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AuthConfig {
-    pub user: Option<String>,
-    pub pass: Option<String>,
-    /// Plain text or a bcrypt hash.
-    pub token: Option<String>,
-    pub timeout: Option<Duration>,
-    /// `Some` as soon as `users` is written, even empty (nats-server then refuses a single user).
-    pub users: Option<Vec<User>>,
-    pub nkeys: Vec<NkeyUser>,
-    pub default_permissions: Option<Permissions>,
-}
 
 /// Reads an `authorization` block. Users without permissions of their own get
 /// `default_permissions`.
@@ -350,6 +322,7 @@ fn parse_allow_responses(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn it(value: Value) -> Item {
         Item {
@@ -576,6 +549,7 @@ mod tests {
 mod file_tests {
     use super::*;
     use crate::parse_str;
+    use std::time::Duration;
 
     fn auth_block(text: &str) -> Result<AuthConfig, ConfigError> {
         let doc = parse_str(text, None).expect("config parses");

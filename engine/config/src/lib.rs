@@ -1,7 +1,7 @@
-//! Tachyon's configuration: nats-server's command-line flags (`flags`), its config file format
+//! Tachyon's configuration: nats-server's command-line flags (`flags`) and its config file format
 //! (the value tree in `value`, scanned by `lexer`, parsed by `parser`, mapped onto options by
-//! `file`), the one [`Options`] struct both fill, and the typed settings of the blocks other
-//! crates act on (`auth`, `permissions`, `accounts`, `tls`).
+//! `file`; the blocks read in `auth`, `accounts`, `tls`), filling the settings of
+//! `tachyon-settings` (re-exported here: `Options`, `options`, `permissions`, the block types).
 //!
 //! Nothing here opens a socket, reads a certificate or hashes a password: settings are data,
 //! checked for form. What they mean at run time lives in the engine.
@@ -11,13 +11,12 @@ pub mod auth;
 pub mod file;
 pub mod flags;
 pub mod lexer;
-pub mod options;
 pub mod parser;
-pub mod permissions;
 pub mod tls;
 pub mod value;
 
 pub use file::{load, resolve, FileConfig};
-pub use options::{JetStreamOpts, MigrateMode, Options, NATS_VERSION, TACHYON_VERSION};
 pub use parser::{parse_file, parse_str, Document};
+pub use tachyon_settings::{options, permissions};
+pub use tachyon_settings::{JetStreamOpts, MigrateMode, Options, NATS_VERSION, TACHYON_VERSION};
 pub use value::{ConfigError, Item, Map, Pos, Value};

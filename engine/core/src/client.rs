@@ -40,7 +40,7 @@ pub enum CloseReason {
 /// 33 ms, fanout 1 KiB 24 → 15 ms; queue 1 KiB 6.5 → 8.6 ms).
 const STALL_CAP: usize = 768 << 10;
 // Feeders pause well before the default limit cuts a client off.
-const _: () = assert!(STALL_CAP < tachyon_config::options::DEFAULT_MAX_PENDING / 4);
+const _: () = assert!(STALL_CAP < tachyon_settings::options::DEFAULT_MAX_PENDING / 4);
 
 /// What became of one queued message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

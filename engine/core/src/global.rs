@@ -12,7 +12,7 @@ use tachyon_protocol::json::ServerInfo;
 use crate::accounts::Accounts;
 use crate::auth::{Authenticate, Open};
 use crate::tls::TlsAcceptor;
-use tachyon_config::{Options, NATS_VERSION, TACHYON_VERSION};
+use tachyon_settings::{Options, NATS_VERSION, TACHYON_VERSION};
 
 /// The effective server configuration: the options plus the services the server built from
 /// them at start (authentication, TLS), which the core uses through their traits.

@@ -8,12 +8,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tachyon_config::flags::Options;
 use tachyon_core::client::ClientState;
 use tachyon_core::global::{Config, Global};
 use tachyon_core::shard::rebalance::Placement;
 use tachyon_core::shard::Shard;
 use tachyon_protocol::{ClientOp, Limits, Parser};
+use tachyon_settings::Options;
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;

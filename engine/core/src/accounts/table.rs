@@ -8,8 +8,8 @@ use std::hash::BuildHasher;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::mapping::SubjectMap;
-use tachyon_config::accounts::{AccountDef, Kind, Local, GLOBAL_ACCOUNT};
-use tachyon_config::ConfigError;
+use tachyon_settings::accounts::{AccountDef, Kind, Local, GLOBAL_ACCOUNT};
+use tachyon_settings::ConfigError;
 
 pub type AccountId = u32;
 

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use tachyon_protocol::subject;
 
-pub use tachyon_config::permissions::{Permissions, ResponsePermission, SubjectPermission};
+pub use tachyon_settings::permissions::{Permissions, ResponsePermission, SubjectPermission};
 
 /// nats-server's `maxPermCacheSize`: past this many cached publish subjects the cache restarts.
 const MAX_PUB_CACHE: usize = 128;

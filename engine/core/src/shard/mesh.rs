@@ -11,7 +11,7 @@ use crate::doorbell;
 use crate::envelope::Envelope;
 use crate::outlet::Outlet;
 use crate::ring;
-use tachyon_config::MigrateMode;
+use tachyon_settings::MigrateMode;
 
 /// Envelopes per shard-pair ring. Small enough that a many-shard mesh stays modest in memory.
 pub const RING_CAPACITY: usize = 4096;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::{ClientState, Peers};
-use tachyon_config::MigrateMode;
+use tachyon_settings::MigrateMode;
 
 use super::Shard;
 

@@ -13,8 +13,8 @@ pub const TACHYON_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// nats-server's `MAX_PENDING_SIZE`: outbound bytes a client may have queued.
 pub const DEFAULT_MAX_PENDING: usize = 64 * 1024 * 1024;
 
-pub(crate) const DEFAULT_HOST: &str = "0.0.0.0";
-pub(crate) const DEFAULT_PORT: u16 = 4222;
+pub const DEFAULT_HOST: &str = "0.0.0.0";
+pub const DEFAULT_PORT: u16 = 4222;
 
 /// How shards place connections after accepting them (`--migrate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
