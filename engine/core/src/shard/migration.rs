@@ -27,7 +27,7 @@ use bytes::Bytes;
 use crate::accounts::AccountId;
 use crate::client::{ClientState, SubRef, Subscription};
 use crate::envelope::Envelope;
-use crate::handover::{Arrived, Handoff, Migrant, SessionParts};
+use crate::handover::{Arrived, Handoff, Migrant};
 use crate::signal::LocalSignal;
 
 use super::Shard;
@@ -42,17 +42,12 @@ pub(super) struct Departure {
     subs: Arc<[(Bytes, Option<Bytes>)]>,
 }
 
-/// A connection adopted here, held until its `Handoff`.
-pub(super) struct Arrival {
-    client: Rc<ClientState>,
-    session: SessionParts,
-}
-
 /// Both ends' bookkeeping of the moves in progress, by connection id.
 #[derive(Default)]
 pub(super) struct Moves {
     departures: HashMap<u64, Departure>,
-    arrivals: HashMap<u64, Arrival>,
+    /// Connections adopted here, held until their `Handoff`, then given to the inbound loop.
+    arrivals: HashMap<u64, Arrived>,
 }
 
 impl Shard {
@@ -172,7 +167,7 @@ impl Shard {
         self.moves
             .borrow_mut()
             .arrivals
-            .insert(cid, Arrival { client: c, session });
+            .insert(cid, Arrived { client: c, session });
         self.send_to(from, Envelope::SwitchedOld { cid });
     }
 
@@ -243,7 +238,7 @@ impl Shard {
                 self.id, h.cid
             );
         };
-        let c = a.client;
+        let c = &a.client;
         c.prepend_out(h.out);
         let mut n = c.counters.get();
         n += h.counters;
@@ -259,9 +254,6 @@ impl Shard {
             c.id,
             self.id
         );
-        Some(Arrived {
-            client: c,
-            session: a.session,
-        })
+        Some(a)
     }
 }
