@@ -420,3 +420,95 @@ fn closed_for_max_payload_says_so() {
         "{closed}"
     );
 }
+
+/// Sends `request` raw to the monitor and returns everything it answers until it closes.
+fn raw_monitor(port: u16, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect monitor");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // The server may close before it read everything (a 431): the answer is what counts.
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// nats-server's monitoring runs on Go's HTTP server: an HTTP/1.1 request without Host is a
+/// 400 with Go's text, a head over 1 MiB (+ Go's 4 KiB slack) a 431, garbage a 400.
+#[test]
+fn monitor_refuses_what_gos_http_server_refuses() {
+    let s = Server::tachyon(2, &["-m", "-1"]);
+    let m = s.monitor_port();
+    let got = raw_monitor(m, b"GET /varz HTTP/1.1\r\n\r\n");
+    assert!(
+        got.starts_with("HTTP/1.1 400 Bad Request: missing required Host header\r\n"),
+        "{got}"
+    );
+    // HTTP/1.0 needs no Host.
+    let got = raw_monitor(m, b"GET /healthz HTTP/1.0\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    let mut big = b"GET /varz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', (1 << 20) + 8192));
+    big.extend_from_slice(b"\r\n\r\n");
+    let got = raw_monitor(m, &big);
+    assert!(
+        got.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{}",
+        &got[..got.len().min(200)]
+    );
+    let got = raw_monitor(m, b"\x16\x03\x01 not http\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{got}");
+    // A head well under the limit is fine.
+    let mut ok = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ".to_vec();
+    ok.extend(std::iter::repeat_n(b'a', 64 * 1024));
+    ok.extend_from_slice(b"\r\n\r\n");
+    assert!(raw_monitor(m, &ok).starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+/// Slowloris: connections that never finish their request head cost a bounded number of
+/// threads and are closed after the header timeout (5 s, as nats-server's), after which the
+/// monitor serves again.
+#[test]
+fn slow_request_heads_are_bounded_and_timed_out() {
+    use std::io::{Read, Write};
+    let s = Server::tachyon(2, &["-m", "-1"]);
+    let m = s.monitor_port();
+    let before = threads_of(s.pid());
+    let mut conns = Vec::new();
+    for _ in 0..400 {
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", m)) else {
+            break;
+        };
+        let _ = c.write_all(b"GET /varz HTTP/1.1\r\nHost: x\r\n");
+        conns.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let during = threads_of(s.pid());
+    assert!(
+        during <= before + 256 + 2,
+        "{during} threads with 400 slow heads (before: {before})"
+    );
+    // Every slow connection is closed by the server within the header timeout (+ slack).
+    let t0 = Instant::now();
+    for c in &mut conns {
+        c.set_read_timeout(Some(Duration::from_secs(8)))
+            .expect("timeout");
+        let mut b = [0u8; 64];
+        match c.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("a slow head was not closed: {e}"),
+            Ok(n) => panic!("a slow head got {n} bytes of an answer"),
+        }
+    }
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    drop(conns);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(json(m, "/healthz")["status"], "ok");
+    assert!(threads_of(s.pid()) <= before + 2);
+}
