@@ -204,8 +204,14 @@ pub fn parse_connect_over(
     base: ConnectOptions,
 ) -> Result<ConnectOptions, ProtocolError> {
     let bad = |e: serde_json::Error| ProtocolError::BadConnect(e.to_string());
+    // Go's Unmarshal: `null` leaves the struct as it was, and invalid UTF-8 inside strings
+    // becomes U+FFFD instead of an error.
+    if json.trim_ascii() == b"null" {
+        return Ok(base);
+    }
+    let text = String::from_utf8_lossy(json);
     let obj: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(json).map_err(bad)?;
+        serde_json::from_str(&text).map_err(bad)?;
     let mut merged = match serde_json::to_value(&base).map_err(bad)? {
         serde_json::Value::Object(m) => m,
         _ => serde_json::Map::new(),
@@ -238,6 +244,21 @@ pub fn check_info(json: &[u8]) -> Result<(), ProtocolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_null_and_invalid_utf8_are_accepted_like_go() {
+        let base = ConnectOptions {
+            verbose: false,
+            name: "kept".into(),
+            ..ConnectOptions::default()
+        };
+        let o = parse_connect_over(b" null ", base.clone()).expect("null is a no-op");
+        assert_eq!((o.verbose, o.name.as_str()), (false, "kept"));
+        let o = parse_connect(b"{\"name\":\"a\xff\xfeb\",\"verbose\":false}").expect("lossy");
+        assert_eq!(o.name, "a\u{fffd}\u{fffd}b");
+        assert!(!o.verbose);
+        assert!(parse_connect(b"{\"name\":").is_err());
+    }
 
     #[test]
     fn info_field_order_and_omissions_follow_nats_server() {

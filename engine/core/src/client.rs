@@ -158,6 +158,9 @@ pub struct ClientState {
     /// so, as with nats-server, a PONG means everything before the PING reached the
     /// subscribers' outbound buffers and every interest change is visible everywhere.
     pub interest_dirty: Cell<bool>,
+    /// The first PONG after CONNECT went out: from then on the client is fully registered and
+    /// gets asynchronous INFOs (lame duck), as in nats-server.
+    pub first_pong_sent: Cell<bool>,
     pub counters: Cell<ClientCounters>,
     /// Raw fd of the socket, used to shut it down so a blocked read returns.
     pub fd: i32,
@@ -285,6 +288,7 @@ impl ClientState {
             closed: _,
             subs: _,
             interest_dirty,
+            first_pong_sent,
             counters: _,
             fd: _,
             start,
@@ -314,6 +318,7 @@ impl ClientState {
             credentials: credentials.borrow().clone(),
             moves: affinity.moves.get(),
             interest_dirty: interest_dirty.get(),
+            first_pong_sent: first_pong_sent.get(),
         }
     }
 
@@ -336,6 +341,7 @@ impl ClientState {
             credentials,
             moves,
             interest_dirty,
+            first_pong_sent,
         } = s;
         let c = ClientState::new(id, peer, fd, max_pending);
         c.flags.set(flags);
@@ -348,6 +354,7 @@ impl ClientState {
         c.last_activity.set(last_activity);
         c.rtt.set(rtt);
         c.interest_dirty.set(interest_dirty);
+        c.first_pong_sent.set(first_pong_sent);
         c.affinity.moves.set(moves);
         c.affinity.movable.set(true);
         ClientState {
@@ -373,6 +380,7 @@ impl ClientState {
             closed: Cell::new(None),
             subs: RefCell::new(HashMap::new()),
             interest_dirty: Cell::new(false),
+            first_pong_sent: Cell::new(false),
             counters: Cell::new(ClientCounters::default()),
             fd,
             start: SystemTime::now(),

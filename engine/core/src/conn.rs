@@ -43,7 +43,6 @@ struct Session {
     live: Rc<Liveness>,
     connected: bool,
     connect_opts: json::ConnectOptions,
-    first_pong_sent: bool,
     /// Cancelled by the first successful CONNECT: the timeout is for authenticating, not for
     /// the whole connection.
     auth_timer: Option<glommio::task::JoinHandle<()>>,
@@ -169,7 +168,6 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         live,
         connected: false,
         connect_opts: json::ConnectOptions::default(),
-        first_pong_sent: false,
         auth_timer,
         nonce,
         tls: tls_reader,
@@ -264,7 +262,6 @@ pub fn resume(shard: Rc<Shard>, arrived: crate::handover::Arrived) {
     let SessionParts {
         cfg,
         connect_opts,
-        first_pong_sent,
         nonce,
         parser,
         rbuf,
@@ -318,7 +315,6 @@ pub fn resume(shard: Rc<Shard>, arrived: crate::handover::Arrived) {
             live,
             connected: true,
             connect_opts,
-            first_pong_sent,
             auth_timer: None,
             nonce,
             tls: None,
@@ -512,7 +508,6 @@ impl Session {
             live,
             connected: _,
             connect_opts,
-            first_pong_sent,
             auth_timer: _,
             nonce,
             tls: _,
@@ -524,7 +519,6 @@ impl Session {
         SessionParts {
             cfg,
             connect_opts,
-            first_pong_sent,
             nonce,
             parser,
             rbuf,
@@ -659,21 +653,18 @@ impl Session {
     fn pong(&mut self) {
         self.client.send_raw(encode::PONG);
         let flags = self.client.flags.get();
-        if self.connected && !self.first_pong_sent {
-            self.first_pong_sent = true;
-            if flags.protocol >= 1 {
-                let g = &self.shard.global;
-                let mut info = g.info_template();
-                info.client_id = self.client.id;
-                if let Some(p) = self.client.peer {
-                    info.client_ip = Some(p.ip().to_string());
-                }
-                info.connect_info = true;
-                info.remote_account = Some(g.accounts.name(self.client.account.get()).to_string());
-                let mut buf = Vec::new();
-                encode::info(&mut buf, &info);
-                self.client.send_raw(&buf);
+        if self.connected && !self.client.first_pong_sent.replace(true) && flags.protocol >= 1 {
+            let g = &self.shard.global;
+            let mut info = g.info_template();
+            info.client_id = self.client.id;
+            if let Some(p) = self.client.peer {
+                info.client_ip = Some(p.ip().to_string());
             }
+            info.connect_info = true;
+            info.remote_account = Some(g.accounts.name(self.client.account.get()).to_string());
+            let mut buf = Vec::new();
+            encode::info(&mut buf, &info);
+            self.client.send_raw(&buf);
         }
     }
 

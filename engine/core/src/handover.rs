@@ -67,6 +67,7 @@ pub struct ClientSnapshot {
     pub credentials: Option<Credentials>,
     pub moves: u8,
     pub interest_dirty: bool,
+    pub first_pong_sent: bool,
 }
 
 /// A session's state as it moves to another shard with its connection (`shard/migration.rs`):
@@ -74,7 +75,6 @@ pub struct ClientSnapshot {
 pub struct SessionParts {
     pub cfg: Arc<Config>,
     pub connect_opts: json::ConnectOptions,
-    pub first_pong_sent: bool,
     pub nonce: Option<String>,
     pub parser: Parser,
     pub rbuf: BytesMut,

@@ -16,6 +16,17 @@ use common::{RawConn, Server, TempDir};
 const SHARDS: usize = 4;
 const STEP: Duration = Duration::from_secs(5);
 
+/// A protocol-1 client past its first PONG, and the INFO that follows it.
+fn async_info_client(port: u16) -> RawConn {
+    let mut c = RawConn::connect(port, STEP);
+    c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\nPING\r\n");
+    let got = c.read_until(b"PONG\r\n", STEP);
+    assert!(got.text().ends_with("PONG\r\n"), "got {:?}", got.text());
+    let info = c.read_until(b"\r\n", STEP);
+    assert!(info.text().starts_with("INFO "), "got {:?}", info.text());
+    c
+}
+
 fn client(port: u16) -> RawConn {
     let mut c = RawConn::connect(port, STEP);
     c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n");
@@ -110,7 +121,15 @@ fn sigusr2_lame_duck_tells_clients_closes_them_and_exits() {
             "100ms",
         ],
     );
-    let mut clients: Vec<RawConn> = (0..4).map(|_| client(s.port)).collect();
+    // nats-server tells only clients that take asynchronous INFO (protocol 1) and are fully
+    // registered (first PONG sent): a protocol-0 client and one that never sent its PING
+    // hear nothing before they are closed.
+    let mut clients: Vec<RawConn> = (0..4).map(|_| async_info_client(s.port)).collect();
+    let mut quiet = vec![client(s.port), {
+        let mut c = RawConn::connect(s.port, STEP);
+        c.send(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\n");
+        c
+    }];
     let started = Instant::now();
     signal(&s, libc::SIGUSR2);
 
@@ -152,6 +171,11 @@ fn sigusr2_lame_duck_tells_clients_closes_them_and_exits() {
                 );
             }
         }
+    }
+    for c in &mut quiet {
+        let got = c.read_to_close(STEP);
+        assert!(got.closed, "client not closed: {:?}", got.text());
+        assert!(!got.text().contains("ldm"), "{:?}", got.text());
     }
     for c in &mut clients {
         let got = c.read_to_close(STEP);

@@ -223,7 +223,12 @@ async fn lame_duck(shard: &Rc<Shard>) {
     let mut info = shard.global.info_template();
     info.ldm = true;
     let clients: Vec<_> = shard.clients.borrow().values().cloned().collect();
-    for c in &clients {
+    // As nats-server: only clients that take asynchronous INFO (protocol 1) and are fully
+    // registered (their first PONG went out) are told.
+    for c in clients
+        .iter()
+        .filter(|c| c.flags.get().protocol >= 1 && c.first_pong_sent.get())
+    {
         let mut i = info.clone();
         i.client_id = c.id;
         let mut buf = Vec::new();
