@@ -649,3 +649,49 @@ fn shard_count_is_bounded_by_the_ring_mesh() {
         o.stderr
     );
 }
+
+/// A supervisor restarts a server killed with `kill -9` at once, on the same port: the dead
+/// process's listeners linger for a few milliseconds while the kernel tears its io_uring
+/// instance down, and start-up must ride that out (nats-server restarts at once) instead of
+/// failing with EADDRINUSE. Tried several times, since the window is short.
+#[test]
+fn an_immediate_restart_after_kill_9_takes_the_same_port() {
+    let mut s = Server::tachyon(2, &[]);
+    let port = s.port;
+    for round in 0..5 {
+        s.stop(); // SIGKILL, then reaped
+        let dir = TempDir::new("restart");
+        let err_path = dir.0.join("err");
+        let err = std::fs::File::create(&err_path).expect("stderr file");
+        let mut child = Command::new(tachyon_bin())
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--shards", "2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("spawn tachyon");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ready = loop {
+            let text = std::fs::read_to_string(&err_path).unwrap_or_default();
+            if text.contains("Server is ready") {
+                break true;
+            }
+            if matches!(child.try_wait(), Ok(Some(_))) || Instant::now() > deadline {
+                break false;
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        let text = std::fs::read_to_string(&err_path).unwrap_or_default();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            ready,
+            "round {round}: restart on port {port} failed: {text}"
+        );
+        // The next round kills a fresh server on the same port again.
+        s = Server::start(
+            common::Impl::Tachyon,
+            &["--shards", "2", "-p", &port.to_string()],
+        );
+    }
+}
