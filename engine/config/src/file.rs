@@ -183,7 +183,13 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
             "logfile" | "log_file" => o.log_file = non_empty_path(item, key)?,
             "pidfile" | "pid_file" => o.pid_file = non_empty_path(item, key)?,
             "ports_file_dir" => o.ports_file_dir = non_empty_path(item, key)?,
-            "max_payload" => o.max_payload = bounded(item, key, i32::MAX as i64)?,
+            "max_payload" => {
+                o.max_payload = bounded(
+                    item,
+                    key,
+                    tachyon_settings::options::MAX_PAYLOAD_LIMIT as i64,
+                )?
+            }
             "max_control_line" => o.max_control_line = bounded(item, key, i32::MAX as i64)?,
             "max_pending" => o.max_pending = item.as_usize(key)?,
             "max_connections" | "max_conn" => {

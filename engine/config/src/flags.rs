@@ -552,7 +552,13 @@ fn apply_value(p: &mut Parsed, flag: Flag, name: &str, value: String) -> Result<
             }
             o.shards = Some(n);
         }
-        Flag::MaxPayload => o.max_payload = parse_size(&value).map_err(invalid)?,
+        Flag::MaxPayload => {
+            let n = parse_size(&value).map_err(invalid)?;
+            if n > tachyon_settings::options::MAX_PAYLOAD_LIMIT {
+                return Err(invalid("max_payload value is too big"));
+            }
+            o.max_payload = n;
+        }
         Flag::MaxControlLine => o.max_control_line = parse_size(&value).map_err(invalid)?,
         Flag::MaxConnections => o.max_connections = parse_count(&value).map_err(invalid)?,
         Flag::MaxSubscriptions => o.max_subscriptions = parse_count(&value).map_err(invalid)?,

@@ -3,9 +3,11 @@
 //! held across an `.await`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -41,6 +43,63 @@ pub enum CloseReason {
 const STALL_CAP: usize = 768 << 10;
 // Feeders pause well before the default limit cuts a client off.
 const _: () = assert!(STALL_CAP < tachyon_settings::options::DEFAULT_MAX_PENDING / 4);
+
+/// Whether a client is behind its stall mark, readable from any shard: a publisher on another
+/// shard that fed the client is told about it (`Envelope::Stall`) and pauses on it as a local
+/// publisher does. One per connection, shared by the notices sent for it.
+#[derive(Debug)]
+pub struct StallGate {
+    /// The client's id: feeders queue per client (see `Shard::wait_stalled`).
+    pub cid: u64,
+    behind: AtomicBool,
+}
+
+impl StallGate {
+    pub fn new(cid: u64) -> StallGate {
+        StallGate {
+            cid,
+            behind: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the client still has more pending than its stall mark. A closed client is not
+    /// behind: nobody waits for a connection that is gone.
+    pub fn is_behind(&self) -> bool {
+        self.behind.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, behind: bool) {
+        if self.behind.load(Ordering::Relaxed) != behind {
+            self.behind.store(behind, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Messages from other shards held for a client past its stall mark, beyond `max_pending`:
+/// what nats-server would leave unread in the publisher's socket while it stalls it. Past
+/// this (or `max_pending`, if larger) the client is cut as a slow consumer.
+pub const TRANSIT_LIMIT: usize = 8 << 20;
+
+/// A message from another shard waiting for its client's writer to catch up: handles on the
+/// ring message's buffers, no copy.
+struct Deferred {
+    subject: Bytes,
+    sid: Bytes,
+    reply: Option<Bytes>,
+    header_len: Option<usize>,
+    payload: Bytes,
+}
+
+impl Deferred {
+    fn size(&self) -> usize {
+        // Close to its encoded size; exactness does not matter for a limit.
+        self.subject.len() + self.sid.len() + self.payload.len() + 32
+    }
+}
+
+/// A writer that made no progress for this long serves a client that is not reading: see
+/// `ClientState::writer_stuck`. A reading client, however slow, takes bytes far more often.
+pub const STUCK_AFTER: Duration = Duration::from_millis(25);
 
 /// What became of one queued message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,10 +208,24 @@ pub struct ClientState {
     /// Past this many queued bytes the client is "stalled": whoever feeds it pauses briefly so the
     /// writer can catch up (nats-server's stall gate at 75 % of max_pending).
     stall_at: usize,
+    /// nats-server's own stall mark (75 % of max_pending): past it feeders pause even for a
+    /// client whose writer is stuck.
+    stuck_stall_at: usize,
+    /// Since when the writer waits for the socket to take more, without progress.
+    blocked_since: Cell<Option<Instant>>,
+    /// Messages from other shards that arrived while the client was past its stall mark, in
+    /// order; the writer moves them into `out` as it catches up (see [`TRANSIT_LIMIT`]).
+    backlog: RefCell<VecDeque<Deferred>>,
+    backlog_bytes: Cell<usize>,
     /// Bytes the writer took and has not finished writing; they count as pending.
     in_flight: Cell<usize>,
     closed: Cell<Option<CloseReason>>,
     pub subs: RefCell<HashMap<Bytes, SubRef>>,
+    /// Raised while the client is past its stall mark; shared with other shards' feeders.
+    pub gate: Arc<StallGate>,
+    /// Stalled clients of other shards this client published to (`Envelope::Stall`): its reader
+    /// pauses for them at its next message, as for a stalled client of its own shard.
+    pub remote_stalls: RefCell<Vec<Arc<StallGate>>>,
     /// Set when this client's interest changed, or it published messages that went to other
     /// shards, since its last PING: its next PONG then waits for a barrier through every ring,
     /// so, as with nats-server, a PONG means everything before the PING reached the
@@ -284,9 +357,15 @@ impl ClientState {
             writer_wake: _,
             max_pending,
             stall_at: _,
+            stuck_stall_at: _,
+            blocked_since: _,
+            backlog: _,
+            backlog_bytes: _,
             in_flight: _,
             closed: _,
             subs: _,
+            gate: _,
+            remote_stalls: _,
             interest_dirty,
             first_pong_sent,
             counters: _,
@@ -376,9 +455,15 @@ impl ClientState {
             writer_wake: LocalSignal::default(),
             max_pending,
             stall_at: (max_pending / 4 * 3).min(STALL_CAP),
+            stuck_stall_at: max_pending / 4 * 3,
+            blocked_since: Cell::new(None),
+            backlog: RefCell::new(VecDeque::new()),
+            backlog_bytes: Cell::new(0),
             in_flight: Cell::new(0),
             closed: Cell::new(None),
             subs: RefCell::new(HashMap::new()),
+            gate: Arc::new(StallGate::new(id)),
+            remote_stalls: RefCell::new(Vec::new()),
             interest_dirty: Cell::new(false),
             first_pong_sent: Cell::new(false),
             counters: Cell::new(ClientCounters::default()),
@@ -401,6 +486,19 @@ impl ClientState {
 
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.closed.get()
+    }
+
+    /// Closed for a reason that writes nothing more (nats-server's `skipFlushOnClose`).
+    pub fn skips_flush(&self) -> bool {
+        matches!(
+            self.closed.get(),
+            Some(
+                CloseReason::SlowConsumerPendingBytes
+                    | CloseReason::SlowConsumerWriteDeadline
+                    | CloseReason::ReadError
+                    | CloseReason::WriteError
+            )
+        )
     }
 
     /// Queues raw protocol bytes (INFO, PONG, -ERR, ...). They pass the same `max_pending`
@@ -451,6 +549,27 @@ impl ClientState {
         if self.is_closed() {
             return SendStatus::Dropped;
         }
+        let len = self.encode_msg(subject, sid, reply, header_len, payload);
+        let Some(pending) = self.gate(len) else {
+            return SendStatus::Dropped;
+        };
+        if pending > self.stall_at && (pending > self.stuck_stall_at || !self.writer_stuck()) {
+            self.gate.set(true);
+            return SendStatus::Stalled;
+        }
+        SendStatus::Queued
+    }
+
+    /// Appends one MSG/HMSG to `out` and counts it; returns the bytes queued.
+    #[inline]
+    fn encode_msg(
+        &self,
+        subject: &[u8],
+        sid: &[u8],
+        reply: Option<&[u8]>,
+        header_len: Option<usize>,
+        payload: &[u8],
+    ) -> usize {
         let len = {
             let mut out = self.out.borrow_mut();
             match header_len {
@@ -463,23 +582,123 @@ impl ClientState {
         c.out_msgs += 1;
         c.out_bytes += payload.len() as u64;
         self.counters.set(c);
-        let Some(pending) = self.gate(len) else {
-            return SendStatus::Dropped;
-        };
-        if pending > self.stall_at {
-            return SendStatus::Stalled;
+        len
+    }
+
+    /// Whether a message from another shard must wait in the backlog: the client is past its
+    /// stall mark, or older ones wait there (order per publisher holds). Not when the client
+    /// reads nothing at all: then, as in nats-server, its messages pile up in `out` until
+    /// `max_pending` cuts it (what was held goes there first).
+    #[inline]
+    pub fn defers(&self) -> bool {
+        if !self.gate.is_behind() && self.backlog_bytes.get() == 0 {
+            return false;
         }
-        SendStatus::Queued
+        self.defers_while_behind()
+    }
+
+    #[cold]
+    fn defers_while_behind(&self) -> bool {
+        let pending = self.out.borrow().len() + self.in_flight.get();
+        if pending <= self.stuck_stall_at && self.writer_stuck() {
+            self.refill(true);
+            return false;
+        }
+        true
+    }
+
+    /// Holds a message from another shard until the writer catches up (the ring consumer that
+    /// delivers it never waits). A backlog past [`TRANSIT_LIMIT`] (or `max_pending`) cuts the
+    /// client off as a slow consumer.
+    pub fn defer_msg(
+        &self,
+        subject: &Bytes,
+        sid: &Bytes,
+        reply: Option<&Bytes>,
+        header_len: Option<usize>,
+        payload: Bytes,
+    ) -> SendStatus {
+        if self.is_closed() {
+            return SendStatus::Dropped;
+        }
+        let d = Deferred {
+            subject: subject.clone(),
+            sid: sid.clone(),
+            reply: reply.cloned(),
+            header_len,
+            payload,
+        };
+        let bytes = self.backlog_bytes.get() + d.size();
+        if bytes > TRANSIT_LIMIT.max(self.max_pending) {
+            self.slow_consumer(CloseReason::SlowConsumerPendingBytes);
+            return SendStatus::Dropped;
+        }
+        self.backlog_bytes.set(bytes);
+        self.backlog.borrow_mut().push_back(d);
+        self.gate.set(true);
+        // Nothing may be in flight (the mark counts it): the writer must come back for these.
+        self.writer_wake.raise();
+        SendStatus::Stalled
+    }
+
+    /// Moves held messages into `out` while it is under the stall mark (or all of them).
+    fn refill(&self, all: bool) {
+        loop {
+            if !all && self.out.borrow().len() + self.in_flight.get() > self.stall_at {
+                return;
+            }
+            let Some(d) = self.backlog.borrow_mut().pop_front() else {
+                return;
+            };
+            self.backlog_bytes
+                .set(self.backlog_bytes.get().saturating_sub(d.size()));
+            self.encode_msg(
+                &d.subject,
+                &d.sid,
+                d.reply.as_deref(),
+                d.header_len,
+                &d.payload,
+            );
+        }
+    }
+
+    /// Whether the socket took nothing for [`STUCK_AFTER`]: the client reads nothing, so
+    /// pausing its feeders early (at [`STALL_CAP`]) would only slow them down for as long as
+    /// its write deadline; they pause at nats-server's mark instead, and the client is cut when
+    /// it passes `max_pending` or the deadline, as nats-server cuts it.
+    #[cold]
+    fn writer_stuck(&self) -> bool {
+        self.blocked_since
+            .get()
+            .is_some_and(|t| t.elapsed() >= STUCK_AFTER)
+    }
+
+    /// The writer's socket refused more bytes (`true`), or took some (`false`).
+    pub fn note_blocked(&self, blocked: bool) {
+        match (blocked, self.blocked_since.get()) {
+            (true, None) => self.blocked_since.set(Some(Instant::now())),
+            (false, Some(_)) => self.blocked_since.set(None),
+            _ => {}
+        }
+    }
+
+    /// Whether the writer keeps up: nothing past the stall mark, the socket taking bytes. Only
+    /// such a connection is moved (a move waits for its writer).
+    pub fn writer_keeps_up(&self) -> bool {
+        !self.gate.is_behind()
+            && self.blocked_since.get().is_none()
+            && self.backlog_bytes.get() == 0
     }
 
     /// Whether the writer is still behind the stall mark.
     pub fn is_behind(&self) -> bool {
-        !self.is_closed() && self.out.borrow().len() + self.in_flight.get() > self.stall_at
+        self.gate.is_behind()
     }
 
-    /// Bytes queued or being written: monitoring's `pending_bytes`.
+    /// Bytes queued or being written, and held from other shards: monitoring's
+    /// `pending_bytes`.
     pub fn pending_bytes(&self) -> usize {
-        self.out.borrow().len() + self.in_flight.get()
+        self.out.borrow().len() + self.in_flight.get() + self.backlog_bytes.get()
     }
 
     /// The wall-clock time of a monotonic instant taken during this connection.
@@ -487,9 +706,14 @@ impl ClientState {
         self.start + at.saturating_duration_since(self.start_mono)
     }
 
-    /// The writer finished writing what it took.
+    /// The writer finished writing what it took: as in nats-server, a flush that wrote
+    /// everything it took releases the client's feeders, as does falling under the mark.
     pub fn wrote(&self) {
         self.in_flight.set(0);
+        if self.gate.is_behind() {
+            self.gate
+                .set(self.out.borrow().len() > self.stall_at && !self.is_closed());
+        }
     }
 
     pub fn count_in(&self, bytes: usize) {
@@ -499,8 +723,9 @@ impl ClientState {
         self.counters.set(c);
     }
 
-    /// Cuts the client off: what is queued is dropped (it is what it could not take), the error is
-    /// the last thing it gets.
+    /// Cuts the client off as nats-server does: what is queued is dropped (it is what it could
+    /// not take), nothing more is written (no `-ERR`: nats-server sends none), and a write
+    /// blocked on its socket is abandoned, so the socket closes at once.
     pub fn slow_consumer(&self, reason: CloseReason) {
         if self.is_closed() {
             return;
@@ -511,11 +736,8 @@ impl ClientState {
             self.id,
             self.max_pending
         );
-        {
-            let mut out = self.out.borrow_mut();
-            out.clear();
-            encode::err(&mut out, tachyon_protocol::errors::SLOW_CONSUMER);
-        }
+        self.out.borrow_mut().clear();
+        self.drop_backlog();
         self.close(reason);
     }
 
@@ -525,7 +747,13 @@ impl ClientState {
         if self.closed.get().is_none() {
             self.closed.set(Some(reason));
         }
+        self.gate.set(false);
         self.writer_wake.raise();
+    }
+
+    fn drop_backlog(&self) {
+        self.backlog.borrow_mut().clear();
+        self.backlog_bytes.set(0);
     }
 
     /// Takes everything queued, leaving `spare` (emptied) in its place.
@@ -535,8 +763,10 @@ impl ClientState {
         self.in_flight.set(spare.len());
     }
 
-    /// Everything queued and not yet taken by the writer (a connection leaving the shard).
+    /// Everything queued and not yet taken by the writer, held messages included (a
+    /// connection leaving the shard).
     pub fn take_all_out(&self) -> Vec<u8> {
+        self.refill(true);
         std::mem::take(&mut *self.out.borrow_mut())
     }
 
@@ -558,6 +788,11 @@ impl ClientState {
     }
 
     pub fn has_out(&self) -> bool {
+        if self.out.borrow().is_empty() && self.in_flight.get() == 0 && self.backlog_bytes.get() > 0
+        {
+            // Held messages wait for the writer, which has nothing else to write.
+            self.refill(false);
+        }
         !self.out.borrow().is_empty()
     }
 
@@ -621,8 +856,9 @@ mod tests {
             c.close_reason(),
             Some(CloseReason::SlowConsumerPendingBytes)
         );
-        // What could not be taken is dropped; the error is the last thing queued.
-        assert_eq!(c.take_all_out(), b"-ERR 'Slow Consumer'\r\n");
+        // What could not be taken is dropped, and nothing is added (nats-server sends no -ERR).
+        assert!(c.take_all_out().is_empty());
+        assert!(c.skips_flush());
         let c = ClientState::new(2, None, -1, 16);
         c.send_err("Unknown Protocol Operation");
         assert_eq!(

@@ -16,7 +16,7 @@ use tachyon_protocol::{encode, errors, json, subject, ClientOp, Limits, Parser};
 use crate::client::{ClientFlags, ClientState, CloseReason};
 use crate::global::Config;
 use crate::handover::SessionParts;
-use crate::shard::{Feeder, Shard, SubscribeError};
+use crate::shard::{Shard, SubscribeError, STALL_BUDGET};
 
 const READ_CHUNK: usize = 32 * 1024;
 
@@ -150,6 +150,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         "{} - cid:{cid} - Client connection created",
         client.peer_string()
     );
+    // Tests read placement from this line (the kernel spreads connections over the shards).
+    tracing::debug!("cid:{cid} - served by shard {}", shard.id);
     let live = Rc::new(Liveness {
         last_in: Cell::new(Instant::now()),
         pings_out: Cell::new(0),
@@ -348,15 +350,6 @@ async fn write_loop(
     deadline: Duration,
     mut tls: Option<crate::tls::TlsWriter>,
 ) {
-    if let Err(e) = stream.set_write_timeout(Some(deadline)) {
-        // Without its deadline a stalled write would hold the connection forever: refuse it.
-        tracing::error!(
-            "{} - cid:{} - cannot set the write deadline ({deadline:?}): {e}",
-            client.peer_string(),
-            client.id
-        );
-        client.close(CloseReason::WriteError);
-    }
     let mut buf = Vec::with_capacity(READ_CHUNK);
     let mut healthy = true;
     loop {
@@ -366,12 +359,16 @@ async fn write_loop(
             drop(stream);
             return;
         }
+        if client.skips_flush() {
+            healthy = false;
+            break;
+        }
         if !client.has_out() {
             // Records rustls produced while reading (alerts, key updates) go out on their own.
             if let Some(t) = tls.as_mut().filter(|t| t.wants_write()) {
                 let sent = match t.pending() {
-                    Ok(records) => stream.write_all(records).await,
-                    Err(e) => Err(e),
+                    Ok(records) => write_within(&mut stream, &client, records, deadline).await,
+                    Err(e) => Err(e.into()),
                 };
                 if sent.is_err() {
                     client.close(CloseReason::WriteError);
@@ -388,33 +385,46 @@ async fn write_loop(
         }
         client.take_out(&mut buf);
         let written = match tls.as_mut() {
-            None => stream.write_all(&buf).await,
+            None => write_within(&mut stream, &client, &buf, deadline).await,
             Some(t) => match t.seal(&buf) {
-                Ok(records) => stream.write_all(records).await,
-                Err(e) => Err(e),
+                Ok(records) => write_within(&mut stream, &client, records, deadline).await,
+                Err(e) => Err(e.into()),
             },
         };
         client.wrote();
-        if let Err(e) = written {
-            let reason = if e.kind() == std::io::ErrorKind::TimedOut {
-                tracing::info!(
-                    "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
-                    client.peer_string(),
-                    client.id,
-                    deadline
-                );
-                CloseReason::SlowConsumerWriteDeadline
-            } else {
-                CloseReason::WriteError
-            };
-            client.close(reason);
-            healthy = false;
-            break;
-        }
+        let e = match written {
+            Ok(()) => continue,
+            Err(WriteStop::Detached { written }) => {
+                debug_assert!(tls.is_none(), "a TLS connection never moves");
+                // What the socket did not take goes first on the new home.
+                client.prepend_out(buf.get(written..).unwrap_or_default().to_vec());
+                continue;
+            }
+            Err(WriteStop::Abandoned) => {
+                healthy = false;
+                break;
+            }
+            Err(WriteStop::Failed(e)) => e,
+        };
+        let reason = if e.kind() == std::io::ErrorKind::TimedOut {
+            tracing::info!(
+                "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with 1 chunks of {} total bytes.",
+                client.peer_string(),
+                client.id,
+                deadline,
+                buf.len()
+            );
+            CloseReason::SlowConsumerWriteDeadline
+        } else {
+            CloseReason::WriteError
+        };
+        client.close(reason);
+        healthy = false;
+        break;
     }
     if let (Some(t), true) = (tls.as_mut(), healthy) {
         if let Ok(records) = t.close_notify() {
-            let _ = stream.write_all(records).await;
+            let _ = write_within(&mut stream, &client, records, deadline).await;
         }
     }
     // Shut down through the writer's own descriptor: the socket is shared, and this one is
@@ -424,6 +434,76 @@ async fn write_loop(
         libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR);
     }
     let _ = stream.close().await;
+}
+
+/// Why a flush stopped before writing everything.
+enum WriteStop {
+    Failed(std::io::Error),
+    /// The connection moves to another shard (plaintext only): the first `written` bytes went
+    /// out, the rest travel with the connection.
+    Detached {
+        written: usize,
+    },
+    /// The connection was closed for a reason that writes nothing more.
+    Abandoned,
+}
+
+impl From<std::io::Error> for WriteStop {
+    fn from(e: std::io::Error) -> Self {
+        WriteStop::Failed(e)
+    }
+}
+
+/// Writes all of `bytes`, or fails with `TimedOut` once `deadline` passed since the socket
+/// first refused more: the whole flush has one deadline, as in nats-server (glommio's write
+/// timeout restarts with each partial write, which cut a stuck client at twice the deadline).
+/// A timer is armed only when the socket refuses bytes, so an ordinary flush costs none; the
+/// client learns whether its socket takes bytes (`ClientState::note_blocked`). A move to
+/// another shard does not wait for a socket that takes nothing.
+async fn write_within(
+    stream: &mut TcpStream,
+    client: &ClientState,
+    bytes: &[u8],
+    deadline: Duration,
+) -> Result<(), WriteStop> {
+    let mut off = 0;
+    let mut blocked_at: Option<Instant> = None;
+    while off < bytes.len() {
+        let rest = bytes.get(off..).unwrap_or_default();
+        let mut write = std::pin::pin!(stream.write(rest));
+        let n = match futures_lite::future::poll_once(&mut write).await {
+            Some(r) => r?,
+            None => {
+                let now = Instant::now();
+                let since = *blocked_at.get_or_insert(now);
+                client.note_blocked(true);
+                let left = (since + deadline).saturating_duration_since(now);
+                let timeout = async {
+                    glommio::timer::sleep(left).await;
+                    Err(WriteStop::Failed(std::io::ErrorKind::TimedOut.into()))
+                };
+                let detach = async {
+                    loop {
+                        if client.affinity.detaching.get() {
+                            return Err(WriteStop::Detached { written: off });
+                        }
+                        if client.skips_flush() {
+                            return Err(WriteStop::Abandoned);
+                        }
+                        client.writer_wake.wait().await;
+                    }
+                };
+                let write = async { write.await.map_err(WriteStop::Failed) };
+                futures_lite::future::or(write, futures_lite::future::or(timeout, detach)).await?
+            }
+        };
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+        }
+        client.note_blocked(false);
+        off += n;
+    }
+    Ok(())
 }
 
 async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>) {
@@ -593,6 +673,7 @@ impl Session {
             self.live.last_in.set(now);
             self.client.last_activity.set(now);
             self.shard.tick(now);
+            let mut stall_budget = STALL_BUDGET;
             loop {
                 let op = match self.parser.parse(&mut self.rbuf) {
                     Ok(Some(op)) => op,
@@ -619,11 +700,14 @@ impl Session {
                 }
                 match self.handle(op) {
                     Next::Continue => {
-                        // Per message, not per read: a read of 32 KiB delivered in one go could
-                        // carry a subscriber from under its stall mark past max_pending.
-                        if self.shard.has_stalled() {
+                        // Per message, not per read, as nats-server: a read of 32 KiB delivered
+                        // in one go could carry a subscriber from its stall mark past
+                        // max_pending. The pauses of one read add up to STALL_BUDGET.
+                        if self.shard.must_pause(&self.client) {
                             self.shard.after_sends();
-                            self.shard.wait_stalled(Feeder::Reader).await;
+                            self.shard
+                                .wait_stalled(&self.client, &mut stall_budget)
+                                .await;
                         }
                     }
                     Next::Close(reason) => {

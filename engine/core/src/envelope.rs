@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::accounts::AccountId;
+use crate::client::StallGate;
 use crate::handover::{Handoff, Migrant};
 
 /// Queue groups whose one recipient was picked on the receiving shard. Almost every message picks
@@ -49,11 +50,15 @@ pub struct RoutedMsg {
     pub account: AccountId,
     pub subject: Bytes,
     pub reply: Option<Bytes>,
-    pub header_len: Option<usize>,
+    /// 32 bits keep the envelope in its budget; a payload never reaches 4 GiB (`max_payload`
+    /// is bounded by `MAX_PAYLOAD_LIMIT`).
+    pub header_len: Option<u32>,
     pub payload: Bytes,
     /// Deliver to the receiving shard's plain (non-queue) subscriptions.
     pub plain: bool,
     pub picks: QueuePicks,
+    /// The publishing connection's id (0 for none): where a stall notice goes back to.
+    pub origin: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +87,13 @@ pub enum Envelope {
     },
     BarrierAck {
         token: u64,
+    },
+    /// To a publisher's shard: connection `cid` fed a client of the sender that is past its
+    /// stall mark; its reader pauses on `gate` as a local publisher would. The ring consumer
+    /// that delivered never waits itself: it carries every other publisher of that shard too.
+    Stall {
+        cid: u64,
+        gate: Arc<StallGate>,
     },
     /// A connection moving here from the sender: its state and subscriptions. The receiver
     /// holds its deliveries until the `Handoff` (`shard/migration.rs`).

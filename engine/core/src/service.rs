@@ -120,6 +120,9 @@ impl InternalClient {
         };
         self.shard
             .publish(&self.client, subject, reply, header_len, &message);
+        // A service never pauses for a slow subscriber (it is cut off at max_pending instead);
+        // the next reader must not pause for one it did not feed.
+        self.shard.forget_stalled();
         self.shard.after_sends();
     }
 

@@ -11,6 +11,9 @@ pub const NATS_VERSION: &str = "2.12.0";
 pub const TACHYON_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// nats-server's `MAX_PENDING_SIZE`: outbound bytes a client may have queued.
+/// The largest `max_payload` accepted (nats-server's bound: an int32). The engine relies on it:
+/// a header length travels between shards in 32 bits.
+pub const MAX_PAYLOAD_LIMIT: usize = i32::MAX as usize;
 pub const DEFAULT_MAX_PENDING: usize = 64 * 1024 * 1024;
 
 pub const DEFAULT_HOST: &str = "0.0.0.0";
@@ -81,6 +84,7 @@ pub struct Options {
     /// another shard over to it (`shard/rebalance.rs`).
     pub migrate: MigrateMode,
     // Limits: config-file settings in nats-server; hidden flags here so tests can shrink them.
+    /// At most [`MAX_PAYLOAD_LIMIT`].
     pub max_payload: usize,
     pub max_control_line: usize,
     pub max_connections: usize,

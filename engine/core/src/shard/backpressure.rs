@@ -1,14 +1,14 @@
 //! Back-pressure: envelopes wait in an outlet's overflow queue when a ring is full (the
 //! publishing connection is not read again until they moved), and the stall gate pauses the
-//! feeders of a client whose writer fell behind.
+//! publishers that feed a client whose writer fell behind, on whichever shard they are.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::Shard;
-use crate::client::ClientState;
+use crate::client::{ClientState, StallGate};
 use crate::envelope::Envelope;
 
 impl Shard {
@@ -79,100 +79,133 @@ impl Shard {
         }
     }
 
-    /// Whether some client this shard feeds is behind its stall mark.
-    pub fn has_stalled(&self) -> bool {
-        !self.stalled.borrow().is_empty()
+    /// Whether the op just handled fed a client of this shard past its stall mark, or another
+    /// shard said `client` fed one of its own: the reader should pause.
+    #[inline]
+    pub fn must_pause(&self, client: &ClientState) -> bool {
+        !self.stalled.borrow().is_empty() || !client.remote_stalls.borrow().is_empty()
     }
 
-    /// Pauses the caller (a publishing connection or a ring consumer) while the clients it
-    /// pushed past their stall mark catch up, for at most a few milliseconds in all: a slow
-    /// reader slows its feeders down a little before it is cut off, as in nats-server.
+    /// Forgets the stalled clients the last op fed: for feeders that never pause (internal
+    /// clients), so the next reader does not wait for clients it did not feed.
+    pub fn forget_stalled(&self) {
+        self.stalled.borrow_mut().clear();
+    }
+
+    /// A client of this shard, past its stall mark, got a message that `origin` published on
+    /// shard `src`: that shard is told, at most once a millisecond per publisher and client, and
+    /// its reader pauses. The ring consumer that delivered goes on at once.
+    pub(super) fn note_remote_stall(&self, src: u16, origin: u64, gate: &Arc<StallGate>) {
+        if origin == 0 {
+            return;
+        }
+        let Some(Some(outlet)) = self.outlets.get(src as usize) else {
+            return;
+        };
+        let now = Instant::now();
+        let mut sent = self.stall_notices.borrow_mut();
+        if sent.len() >= STALL_NOTICES_KEPT {
+            sent.retain(|_, at| now.duration_since(*at) < NOTICE_EVERY);
+        }
+        let key = (src, origin, gate.cid);
+        if sent
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < NOTICE_EVERY)
+        {
+            return;
+        }
+        sent.insert(key, now);
+        outlet.send(Envelope::Stall {
+            cid: origin,
+            gate: gate.clone(),
+        });
+    }
+
+    /// Another shard's notice: connection `cid` of this shard fed a client there that is
+    /// behind. Its reader pauses on the gate at its next message.
+    pub(super) fn on_stall_notice(&self, cid: u64, gate: Arc<StallGate>) {
+        let Some(client) = self.clients.borrow().get(&cid).cloned() else {
+            return;
+        };
+        if client.is_closed() || !gate.is_behind() {
+            return;
+        }
+        let mut waits = client.remote_stalls.borrow_mut();
+        if !waits.iter().any(|g| Arc::ptr_eq(g, &gate)) {
+            waits.push(gate);
+        }
+    }
+
+    /// Pauses a publishing connection's reader while the clients it fed past their stall mark
+    /// (here or on other shards) catch up, as nats-server stalls a fast producer: each pause
+    /// lasts until they caught up or [`STALL_WAIT`], and a read's pauses add up to at most
+    /// `budget` ([`STALL_BUDGET`] per read), so a stuck client slows its feeders without
+    /// stopping them (it is cut off when it passes `max_pending` or its write deadline). Ring
+    /// consumers never pause: they carry every publisher of another shard.
     ///
     /// Feeders of the same client resume in the order they paused: when it catches up, the
     /// longest-waiting feeder goes first and the others wait for their turn. Without the order,
     /// whichever paused feeder happened to poll first ran on while the rest got one message per
-    /// 5 ms timeout: a 1 KiB fan-in of 8 publishers (2 M messages) had a p99 of 0.55 s against
-    /// nats-server's 0.14 s; with it, 0.14-0.15 s. Ring consumers are the exception: see
-    /// [`Feeder::Ring`] for where they queue.
-    pub async fn wait_stalled(&self, feeder: Feeder) {
-        const STALL_MAX: Duration = Duration::from_millis(5);
-        if !self.has_stalled() {
+    /// timeout: a 1 KiB fan-in of 8 publishers (2 M messages) had a p99 of 0.55 s against
+    /// nats-server's 0.14 s; with it, 0.14-0.15 s.
+    pub async fn wait_stalled(&self, client: &ClientState, budget: &mut Duration) {
+        let mut gates: Vec<Arc<StallGate>> = self.stalled.borrow_mut().drain(..).collect();
+        for g in client.remote_stalls.borrow_mut().drain(..) {
+            if !gates.iter().any(|h| h.cid == g.cid) {
+                gates.push(g);
+            }
+        }
+        let ttl = STALL_WAIT.min(*budget);
+        if gates.is_empty() || ttl.is_zero() {
             return;
         }
-        let clients: Vec<Rc<ClientState>> = self.stalled.borrow_mut().drain(..).collect();
-        let ids: Vec<u64> = clients.iter().map(|c| c.id).collect();
+        let ids: Vec<u64> = gates.iter().map(|g| g.cid).collect();
         let ticket = self.next_stall_ticket.get();
         self.next_stall_ticket.set(ticket + 1);
-        {
-            let mut q = self.stall_queue.borrow_mut();
-            let at = feeder.place(q.iter().map(|e| e.1));
-            q.insert(at, (ticket, feeder, ids));
-        }
+        self.stall_queue.borrow_mut().push_back((ticket, ids));
         // Leaves the queue however this future ends (a dropped task must not hold up the
         // feeders behind it).
         let _place = StallPlace {
             queue: &self.stall_queue,
             ticket,
         };
-        let deadline = std::time::Instant::now() + STALL_MAX;
+        let started = Instant::now();
+        let deadline = started + ttl;
         loop {
-            let behind = clients.iter().any(|c| c.is_behind());
-            if (!behind && !self.older_feeder_waits(ticket))
-                || std::time::Instant::now() >= deadline
-            {
+            let behind = gates.iter().any(|g| g.is_behind());
+            if (!behind && !self.older_feeder_waits(ticket)) || Instant::now() >= deadline {
                 break;
             }
             glommio::timer::sleep(Duration::from_micros(100)).await;
         }
+        *budget = budget.saturating_sub(started.elapsed());
     }
 
     /// Whether a feeder that paused before `ticket` still waits for one of its clients.
     pub(super) fn older_feeder_waits(&self, ticket: u64) -> bool {
         let q = self.stall_queue.borrow();
-        let Some((_, _, mine)) = q.iter().find(|(t, _, _)| *t == ticket) else {
+        let Some((_, mine)) = q.iter().find(|(t, _)| *t == ticket) else {
             return false;
         };
         q.iter()
-            .take_while(|(t, _, _)| *t != ticket)
-            .any(|(_, _, theirs)| theirs.iter().any(|id| mine.contains(id)))
+            .take_while(|(t, _)| *t != ticket)
+            .any(|(_, theirs)| theirs.iter().any(|id| mine.contains(id)))
     }
 }
 
-/// Who pauses in [`Shard::wait_stalled`], which decides where it queues.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Feeder {
-    /// A publishing connection's reader: one publisher, queues at the back.
-    Reader,
-    /// A ring consumer carries every publisher of another shard that feeds the stalled client.
-    /// At the back it would get one turn per round like a single publisher: in a 1 KiB fan-in
-    /// of 8 publishers over 2 shards (3 local, 5 behind the ring) the 5 remote ones got a fifth
-    /// of the local ones' share each and a mean latency twice theirs. It queues right behind
-    /// the oldest waiting reader instead (and behind the ring consumers already there), so it
-    /// gets a turn after every reader turn, and no reader is ever overtaken twice in a row.
-    Ring,
-}
+/// One pause of a publisher for a stalled client: nats-server's `stallClientMinDuration`.
+pub const STALL_WAIT: Duration = Duration::from_millis(2);
+/// What a publisher may spend paused per read: nats-server's `stallTotalAllowed`.
+pub const STALL_BUDGET: Duration = Duration::from_millis(10);
+const _: () = assert!(STALL_WAIT.as_nanos() <= STALL_BUDGET.as_nanos());
+/// A publisher and a stalled client it feeds get one notice per this interval: a notice buys
+/// one pause of up to `STALL_WAIT`, so the publisher is paused about as often as a local one.
+const NOTICE_EVERY: Duration = Duration::from_millis(1);
+/// Past this many remembered notices the old ones are forgotten.
+const STALL_NOTICES_KEPT: usize = 1024;
 
-/// A paused feeder: its ticket, its kind, the clients it waits for.
-pub(super) type StallEntry = (u64, Feeder, Vec<u64>);
-
-impl Feeder {
-    /// Where a feeder of this kind joins a queue whose entries, oldest first, are `waiting`: a
-    /// reader at the back, a ring consumer behind the oldest reader and the ring consumers
-    /// right behind it (at the back when no reader waits).
-    pub(super) fn place(self, waiting: impl Iterator<Item = Feeder>) -> usize {
-        let mut len = 0;
-        let mut at = None;
-        for kind in waiting {
-            match (self, kind, at) {
-                (Feeder::Ring, Feeder::Reader, None) => at = Some(len + 1),
-                (Feeder::Ring, Feeder::Ring, Some(a)) if a == len => at = Some(len + 1),
-                _ => {}
-            }
-            len += 1;
-        }
-        at.unwrap_or(len)
-    }
-}
+/// A paused feeder: its ticket and the clients it waits for.
+pub(super) type StallEntry = (u64, Vec<u64>);
 
 /// A feeder's place in the stall queue, given up when dropped.
 struct StallPlace<'a> {
@@ -183,87 +216,6 @@ struct StallPlace<'a> {
 impl Drop for StallPlace<'_> {
     fn drop(&mut self) {
         let ticket = self.ticket;
-        self.queue.borrow_mut().retain(|(t, _, _)| *t != ticket);
-    }
-}
-
-#[cfg(test)]
-mod feeder_tests {
-    use super::*;
-
-    /// Feeders take turns from the front and queue again after their turn (as `wait_stalled`
-    /// does each time it pauses); returns who got the first `n` turns.
-    pub(super) fn turns(mut q: VecDeque<(&'static str, Feeder)>, n: usize) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        for _ in 0..n {
-            let Some((name, kind)) = q.pop_front() else {
-                panic!("queue emptied");
-            };
-            out.push(name);
-            join(&mut q, name, kind);
-        }
-        out
-    }
-
-    pub(super) fn join(q: &mut VecDeque<(&'static str, Feeder)>, name: &'static str, kind: Feeder) {
-        let at = kind.place(q.iter().map(|e| e.1));
-        q.insert(at, (name, kind));
-    }
-
-    pub(super) fn queued(feeders: &[(&'static str, Feeder)]) -> VecDeque<(&'static str, Feeder)> {
-        let mut q = VecDeque::new();
-        for &(name, kind) in feeders {
-            join(&mut q, name, kind);
-        }
-        q
-    }
-
-    /// Two shards: the one ring consumer gets every other turn, each reader one per round.
-    #[test]
-    pub(super) fn a_ring_consumer_gets_every_other_turn() {
-        let q = queued(&[
-            ("r1", Feeder::Reader),
-            ("r2", Feeder::Reader),
-            ("r3", Feeder::Reader),
-            ("ring", Feeder::Ring),
-        ]);
-        assert_eq!(
-            turns(q, 12),
-            ["r1", "ring", "r2", "ring", "r3", "ring", "r1", "ring", "r2", "ring", "r3", "ring"]
-        );
-    }
-
-    /// More shards: ring consumers never overtake each other in front of a reader, so readers
-    /// keep their turns (each ring one turn per reader turn).
-    #[test]
-    pub(super) fn several_ring_consumers_do_not_starve_readers() {
-        let q = queued(&[
-            ("ringA", Feeder::Ring),
-            ("r1", Feeder::Reader),
-            ("ringB", Feeder::Ring),
-            ("r2", Feeder::Reader),
-        ]);
-        let t = turns(q, 24);
-        for reader in ["r1", "r2"] {
-            let gaps: Vec<usize> = t
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| **n == reader)
-                .map(|(i, _)| i)
-                .collect::<Vec<_>>()
-                .windows(2)
-                .map(|w| w[1] - w[0])
-                .collect();
-            assert!(gaps.len() >= 3, "{reader} got too few turns: {t:?}");
-            assert!(gaps.iter().all(|&g| g <= 6), "{reader} waited long: {t:?}");
-        }
-        let rings = t.iter().filter(|n| n.starts_with("ring")).count();
-        assert!(rings >= 12, "rings got {rings} of 24 turns: {t:?}");
-    }
-
-    #[test]
-    pub(super) fn ring_consumers_alone_queue_in_order() {
-        let q = queued(&[("ringA", Feeder::Ring), ("ringB", Feeder::Ring)]);
-        assert_eq!(turns(q, 4), ["ringA", "ringB", "ringA", "ringB"]);
+        self.queue.borrow_mut().retain(|(t, _)| *t != ticket);
     }
 }

@@ -16,8 +16,8 @@ mod routing;
 mod subscriptions;
 pub mod tasks;
 
-pub use backpressure::Feeder;
 use backpressure::StallEntry;
+pub use backpressure::{STALL_BUDGET, STALL_WAIT};
 use barrier::PendingBarrier;
 use routing::Target;
 
@@ -27,7 +27,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::accounts::AccountId;
-use crate::client::{ClientCounters, ClientState, CloseReason, SubRef};
+use crate::client::{ClientCounters, ClientState, CloseReason, StallGate, SubRef};
 use crate::envelope::{Envelope, InterestOp};
 use crate::global::Global;
 use crate::handover::Arrived;
@@ -74,8 +74,11 @@ pub struct Shard {
     targets: RefCell<Vec<Target>>,
     touched: RefCell<Vec<u16>>,
     auto_unsub: RefCell<Vec<SubRef>>,
-    /// Clients that crossed their stall mark since the feeders last paused for them.
-    stalled: RefCell<Vec<Rc<ClientState>>>,
+    /// Clients of this shard the op being handled fed past their stall mark (its reader
+    /// pauses for them next).
+    stalled: RefCell<Vec<Arc<StallGate>>>,
+    /// When each (publisher's shard, publisher, stalled client) was last told about.
+    stall_notices: RefCell<HashMap<(u16, u64, u64), std::time::Instant>>,
     /// Feeders paused for stalled clients, oldest first: (ticket, the clients' ids).
     stall_queue: RefCell<VecDeque<StallEntry>>,
     next_stall_ticket: Cell<u64>,
@@ -119,6 +122,7 @@ impl Shard {
             touched: RefCell::new(Vec::with_capacity(nshards)),
             auto_unsub: RefCell::new(Vec::new()),
             stalled: RefCell::new(Vec::new()),
+            stall_notices: RefCell::new(HashMap::new()),
             stall_queue: RefCell::new(VecDeque::new()),
             next_stall_ticket: Cell::new(0),
             stats: Cell::new(ShardStats::default()),
@@ -257,6 +261,7 @@ impl Shard {
             &mut Envelope::SwitchedOld { cid } => self.on_switched_old(from, cid),
             &mut Envelope::SwitchedNew { cid } => self.on_switched_new(from, cid),
             &mut Envelope::BarrierAck { token } => self.on_barrier_ack(from, token),
+            Envelope::Stall { cid, gate } => self.on_stall_notice(*cid, gate.clone()),
         }
         None
     }

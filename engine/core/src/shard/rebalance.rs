@@ -124,6 +124,7 @@ fn movable(c: &ClientState, chaos: bool) -> bool {
     let a = &c.affinity;
     a.movable.get()
         && !c.is_closed()
+        && c.writer_keeps_up()
         && a.move_to.get().is_none()
         && (chaos || a.moves.get() < MAX_MOVES)
         // Permissions carry caches and reply tracking that stay behind; auto-unsubscribe counts

@@ -13,6 +13,8 @@ use crate::client::{ClientState, SendStatus, SubRef};
 use crate::envelope::{Envelope, QueuePicks, RoutedMsg};
 use crate::sublist::MatchResult;
 
+const _: () = assert!(tachyon_settings::options::MAX_PAYLOAD_LIMIT <= u32::MAX as usize);
+
 /// One message as delivery sees it: borrowed from the publisher's read buffer.
 #[derive(Clone, Copy)]
 struct MsgView<'a> {
@@ -23,6 +25,10 @@ struct MsgView<'a> {
     payload: &'a [u8],
     /// The shard it was published on.
     src: u16,
+    /// The publishing connection's id there (0 for none).
+    origin: u64,
+    /// The ring message it came in (from another shard): its buffers can be held.
+    routed: Option<&'a RoutedMsg>,
 }
 
 /// One published message as routing passes it on: `Bytes` handles, so a remote shard gets a
@@ -51,6 +57,8 @@ impl Shard {
             header_len,
             payload,
             src,
+            origin,
+            routed,
         } = m;
         let client = &sub.client;
         if sub.removed.get() || client.is_closed() || client.affinity.skips(src) {
@@ -66,27 +74,41 @@ impl Shard {
             return false;
         }
         sub.delivered.set(n);
-        let status = match header_len {
+        let status = match (routed, header_len) {
+            // From another shard to a client past its stall mark: held, not written, and the
+            // ring goes on (`ClientState::defer_msg`).
+            (Some(r), h) if client.defers() => {
+                let (h, body) = match h {
+                    Some(h) if !client.flags.get().headers => {
+                        (None, r.payload.slice(h.min(r.payload.len())..))
+                    }
+                    h => (h, r.payload.clone()),
+                };
+                client.defer_msg(&r.subject, &sub.sid, r.reply.as_ref(), h, body)
+            }
             // A client that did not ask for headers gets the body only, as nats-server does.
-            Some(h) if !client.flags.get().headers => client.send_msg(
+            (_, Some(h)) if !client.flags.get().headers => client.send_msg(
                 subject,
                 &sub.sid,
                 reply,
                 None,
                 payload.get(h..).unwrap_or(&[]),
             ),
-            h => client.send_msg(subject, &sub.sid, reply, h, payload),
+            (_, h) => client.send_msg(subject, &sub.sid, reply, h, payload),
         };
         match status {
             SendStatus::Queued => {}
-            SendStatus::Stalled => {
-                // Every feeder of a client that is behind pauses (each checks after its own
-                // op), so the list only needs the client once per run of deliveries.
+            SendStatus::Stalled if src == self.id => {
+                // The publisher's reader pauses right after this op (each feeder checks after
+                // its own), so the list only needs the client once per run of deliveries.
                 let mut stalled = self.stalled.borrow_mut();
-                if !stalled.last().is_some_and(|c| Rc::ptr_eq(c, client)) {
-                    stalled.push(client.clone());
+                if stalled.last().is_none_or(|g| g.cid != client.id) {
+                    stalled.push(client.gate.clone());
                 }
             }
+            // From another shard's publisher: the ring consumer tells that shard, and its
+            // reader pauses instead of this ring (which carries everyone else too).
+            SendStatus::Stalled => self.note_remote_stall(src, origin, &client.gate),
             // Slow consumers are counted once, when the connection is removed.
             SendStatus::Dropped => {}
         }
@@ -231,6 +253,8 @@ impl Shard {
             header_len,
             payload,
             src: self.id,
+            origin: from.id,
+            routed: None,
         };
         let echo = from.flags.get().echo;
         let a = account as usize;
@@ -361,10 +385,12 @@ impl Shard {
                 account,
                 subject: subject.clone(),
                 reply: reply.cloned(),
-                header_len,
+                // Within `MAX_PAYLOAD_LIMIT` (const-asserted below): the parser refused larger.
+                header_len: header_len.map(|h| h as u32),
                 payload: payload.clone(),
                 plain: std::mem::take(&mut t.plain),
                 picks: std::mem::take(&mut t.picks),
+                origin: from.id,
             };
             t.touched = false;
             if let Some(Some(o)) = self.outlets.get(shard as usize) {
@@ -400,9 +426,11 @@ impl Shard {
         let m = MsgView {
             subject: &msg.subject,
             reply: msg.reply.as_deref(),
-            header_len: msg.header_len,
+            header_len: msg.header_len.map(|h| h as usize),
             payload: &msg.payload,
             src: from,
+            origin: msg.origin,
+            routed: Some(msg),
         };
         if msg.plain {
             for sub in &local.plain {

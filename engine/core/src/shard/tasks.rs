@@ -11,7 +11,7 @@ use std::time::Duration;
 use glommio::net::TcpListener;
 
 use super::mailbox::{Control, Orders};
-use super::{Feeder, Shard};
+use super::Shard;
 use crate::client::CloseReason;
 use crate::doorbell::BellReceiver;
 use crate::envelope::Envelope;
@@ -191,8 +191,8 @@ async fn inbound_loop(
     let mut bell = bell.attach();
     loop {
         let mut got = 0;
-        // One envelope at a time so a subscriber that falls behind pauses this ring at once
-        // (the ring then fills and the publisher's shard stops reading it).
+        // Never pauses for a subscriber that fell behind: the ring carries every publisher of
+        // the other shard. Those that fed it are told (`Envelope::Stall`) and pause there.
         while got < RING_BATCH {
             // Handled where it lies in the ring: an envelope is ~150 bytes, and moving it out
             // cost a copy per message (flamegraphs/README.md).
@@ -203,14 +203,10 @@ async fn inbound_loop(
                 Some(Some(arrived)) => crate::conn::resume(shard.clone(), arrived),
             }
             got += 1;
-            if shard.has_stalled() {
-                break;
-            }
         }
         if got > 0 {
             shard.tick(std::time::Instant::now());
             shard.after_sends();
-            shard.wait_stalled(Feeder::Ring).await;
             glommio::yield_if_needed().await;
             continue;
         }

@@ -1,0 +1,453 @@
+//! One bad client must not slow the others (issue 14): a subscriber that never reads, fed by a
+//! publisher on another shard, must not stall the ring that carries that shard's other
+//! publishers; the healthy subscriber of the same subject keeps the pace nats-server gives it;
+//! the stuck one is cut off at `max_pending` or its write deadline, whichever comes first, as
+//! nats-server cuts it; memory stays bounded. Raw protocol over TCP, more shards than cores.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Impl, RawConn, Server};
+
+const SHARDS: usize = 4;
+const STEP: Duration = Duration::from_secs(5);
+/// Unrelated publisher/subscriber pairs, each paced at PAIR_RATE messages a second.
+const PAIRS: usize = 4;
+const PAIR_RATE: u64 = 2_000;
+/// How long the stuck subscriber's publisher floods, and the pairs run.
+const WINDOW: Duration = Duration::from_secs(3);
+const HOT_PAYLOAD: usize = 1024;
+
+fn connect(port: u16) -> RawConn {
+    let mut c = RawConn::connect(port, STEP);
+    c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
+    sync(&mut c);
+    c
+}
+
+fn sync(c: &mut RawConn) {
+    c.send(b"PING\r\n");
+    let got = c.read_until(b"PONG\r\n", STEP);
+    assert!(
+        got.text().ends_with("PONG\r\n"),
+        "expected PONG, got {:?} (closed: {})",
+        got.text(),
+        got.closed
+    );
+}
+
+/// The shard tachyon serves a connection on, from its debug log line.
+fn shard_of(s: &Server, c: &RawConn) -> u16 {
+    let id = client_id(&c.info);
+    let needle = format!("cid:{id} - served by shard ");
+    let deadline = Instant::now() + STEP;
+    loop {
+        let log = s.log();
+        if let Some(line) = log.lines().find(|l| l.contains(&needle)) {
+            let tail = line.rsplit(' ').next().unwrap_or_default();
+            match tail.trim().parse() {
+                Ok(n) => return n,
+                Err(_) => panic!("bad placement line {line:?}"),
+            }
+        }
+        assert!(Instant::now() < deadline, "no placement line for cid {id}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn client_id(info: &str) -> u64 {
+    let at = match info.find("\"client_id\":") {
+        Some(at) => at + "\"client_id\":".len(),
+        None => panic!("no client_id in {info:?}"),
+    };
+    let digits: String = info[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    match digits.parse() {
+        Ok(n) => n,
+        Err(_) => panic!("bad client_id in {info:?}"),
+    }
+}
+
+/// A connection the kernel put on a shard `fits` accepts (tachyon), or any connection
+/// (nats-server). Connections elsewhere are closed and the dial retried.
+fn connect_where(s: &Server, fits: impl Fn(u16) -> bool, make: impl Fn() -> RawConn) -> RawConn {
+    if s.which == Impl::NatsServer {
+        return make();
+    }
+    for _ in 0..200 {
+        let c = make();
+        if fits(shard_of(s, &c)) {
+            return c;
+        }
+    }
+    panic!("the kernel never placed a connection where the test needs it");
+}
+
+/// A subscriber whose socket has a tiny receive buffer and that never reads.
+fn stuck_subscriber(port: u16) -> RawConn {
+    use socket2::{Domain, Socket, Type};
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let sock = match Socket::new(Domain::IPV4, Type::STREAM, None) {
+        Ok(s) => s,
+        Err(e) => panic!("socket: {e}"),
+    };
+    let _ = sock.set_recv_buffer_size(4096);
+    if let Err(e) = sock.connect(&addr.into()) {
+        panic!("connect {addr}: {e}");
+    }
+    let mut c = RawConn::from_stream(sock.into(), STEP);
+    c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
+    sync(&mut c);
+    c
+}
+
+fn subscribe(mut c: RawConn, subject: &str) -> RawConn {
+    c.send(format!("SUB {subject} 1\r\n").as_bytes());
+    sync(&mut c);
+    c
+}
+
+/// Counts the MSGs a subscriber gets until `stop`; payloads are skipped unparsed.
+fn count_msgs(
+    conn: RawConn,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let (mut stream, mut buf) = conn.into_parts();
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+        let mut chunk = vec![0u8; 256 * 1024];
+        let mut at = 0usize;
+        while !stop.load(Ordering::Relaxed) {
+            // Frames: `MSG subj sid len\r\n<len bytes>\r\n`, or any other line.
+            loop {
+                let avail = &buf[at..];
+                let Some(eol) = avail.windows(2).position(|w| w == b"\r\n") else {
+                    break;
+                };
+                let line = &avail[..eol];
+                let mut need = eol + 2;
+                if line.starts_with(b"MSG ") {
+                    let len: usize = std::str::from_utf8(line)
+                        .ok()
+                        .and_then(|l| l.rsplit(' ').next())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    need += len + 2;
+                    if avail.len() < need {
+                        break;
+                    }
+                    count.fetch_add(1, Ordering::Relaxed);
+                } else if line == b"PING" {
+                    let _ = stream.write_all(b"PONG\r\n");
+                }
+                at += need;
+            }
+            if at > 0 {
+                buf.drain(..at);
+                at = 0;
+            }
+            match stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => return,
+            }
+        }
+    })
+}
+
+/// Publishes on `subject` at PAIR_RATE for WINDOW, in 10 ms ticks; returns how many it sent.
+fn paced_publisher(mut c: RawConn, subject: String) -> thread::JoinHandle<u64> {
+    thread::spawn(move || {
+        let per_tick = PAIR_RATE / 100;
+        let one = format!("PUB {subject} 16\r\n0123456789abcdef\r\n");
+        let tick: Vec<u8> = one.repeat(per_tick as usize).into_bytes();
+        let start = Instant::now();
+        let mut sent = 0u64;
+        let mut next = start;
+        while start.elapsed() < WINDOW {
+            c.send(&tick);
+            sent += per_tick;
+            next += Duration::from_millis(10);
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                thread::sleep(wait);
+            }
+        }
+        sent
+    })
+}
+
+/// Publishes HOT_PAYLOAD-byte messages on `subject` as fast as the server takes them for
+/// WINDOW; returns how many it sent.
+fn flooding_publisher(c: RawConn, subject: &'static str) -> thread::JoinHandle<u64> {
+    thread::spawn(move || {
+        let (mut stream, _) = c.into_parts();
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+        let mut one = format!("PUB {subject} {HOT_PAYLOAD}\r\n").into_bytes();
+        one.resize(one.len() + HOT_PAYLOAD, b'x');
+        one.extend_from_slice(b"\r\n");
+        let batch = one.repeat(32);
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while start.elapsed() < WINDOW {
+            match stream.write(&batch) {
+                // Whole messages only count; a partial batch finishes on the next writes.
+                Ok(n) if n == batch.len() => sent += 32,
+                Ok(n) => {
+                    if stream.write_all(&batch[n..]).is_err() {
+                        break;
+                    }
+                    sent += 32;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        sent
+    })
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// What one run of the scenario measured.
+#[derive(Debug)]
+struct Outcome {
+    /// Per unrelated pair: messages received / sent.
+    pairs: Vec<(u64, u64)>,
+    /// Messages the healthy subscriber of the stuck one's subject got in the window, and the
+    /// messages its publisher got in.
+    healthy: u64,
+    flooded: u64,
+    rss_before: u64,
+    rss_max: u64,
+    stuck_cut: bool,
+}
+
+/// The stuck subscriber on shard Z, its publisher on shard P ≠ Z, and every unrelated pair
+/// publishing on P to a subscriber on Z: under the old back-pressure, the ring P → Z paused for
+/// the stuck subscriber and the pairs starved.
+fn scenario(s: &Server) -> Outcome {
+    let stuck = stuck_subscriber(s.port);
+    let stuck = subscribe(stuck, "hot");
+    let z = if s.which == Impl::Tachyon {
+        shard_of(s, &stuck)
+    } else {
+        0
+    };
+    let publisher = connect_where(s, |p| p != z, || connect(s.port));
+    let p = if s.which == Impl::Tachyon {
+        shard_of(s, &publisher)
+    } else {
+        1
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let healthy_count = Arc::new(AtomicU64::new(0));
+    let healthy = count_msgs(
+        subscribe(connect(s.port), "hot"),
+        stop.clone(),
+        healthy_count.clone(),
+    );
+    let mut readers = Vec::new();
+    let mut publishers = Vec::new();
+    for i in 0..PAIRS {
+        let subject = format!("cold.{i}");
+        let sub = connect_where(s, |shard| shard == z, || connect(s.port));
+        let count = Arc::new(AtomicU64::new(0));
+        readers.push((
+            count.clone(),
+            count_msgs(subscribe(sub, &subject), stop.clone(), count),
+        ));
+        publishers.push(connect_where(s, |shard| shard == p, || connect(s.port)));
+    }
+    // Every subscription is visible on every shard before anything is published.
+    let mut probe = connect(s.port);
+    sync(&mut probe);
+
+    let pid = s.pid();
+    let rss_before = rss_bytes(pid);
+    let flood = flooding_publisher(publisher, "hot");
+    let paced: Vec<_> = publishers
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| paced_publisher(c, format!("cold.{i}")))
+        .collect();
+    let started = Instant::now();
+    let mut rss_max = rss_before;
+    while started.elapsed() < WINDOW {
+        rss_max = rss_max.max(rss_bytes(pid));
+        thread::sleep(Duration::from_millis(50));
+    }
+    let healthy_in_window = healthy_count.load(Ordering::Relaxed);
+    let sent: Vec<u64> = paced.into_iter().map(|h| h.join().unwrap_or(0)).collect();
+    let flooded = flood.join().unwrap_or(0);
+    // What was sent in the window gets a moment to arrive.
+    thread::sleep(Duration::from_millis(500));
+    rss_max = rss_max.max(rss_bytes(pid));
+    stop.store(true, Ordering::Relaxed);
+    let pairs = readers
+        .into_iter()
+        .zip(sent)
+        .map(|((count, h), sent)| {
+            let _ = h.join();
+            (count.load(Ordering::Relaxed), sent)
+        })
+        .collect();
+    let _ = healthy.join();
+    // Cut at max_pending or at the write deadline (10 s), whichever comes first, as nats-server
+    // cuts it. Reading it here would let its writer go on: the log tells.
+    let cut_by = Instant::now() + Duration::from_secs(12);
+    let stuck_cut = loop {
+        if s.log().contains("Slow Consumer Detected") {
+            break true;
+        }
+        if Instant::now() >= cut_by {
+            break false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    drop(stuck);
+    Outcome {
+        pairs,
+        healthy: healthy_in_window,
+        flooded,
+        rss_before,
+        rss_max,
+        stuck_cut,
+    }
+}
+
+#[test]
+fn a_stuck_subscriber_slows_nobody_but_its_publisher() {
+    let reference = common::require_nats_server("isolation").map(|_| {
+        let s = Server::start(Impl::NatsServer, &[]);
+        let o = scenario(&s);
+        eprintln!("nats-server: {o:?}");
+        o
+    });
+    for migrate in ["off", "on"] {
+        let s = Server::tachyon(SHARDS, &["-D", "--migrate", migrate]);
+        let o = scenario(&s);
+        eprintln!("tachyon --migrate {migrate}: {o:?}");
+
+        for (i, &(got, sent)) in o.pairs.iter().enumerate() {
+            assert!(
+                got * 10 >= sent * 9,
+                "--migrate {migrate}: unrelated pair {i} got {got} of {sent} messages \
+                 while a subscriber on its shard was stuck: {o:?}"
+            );
+        }
+        assert!(
+            o.flooded >= o.healthy,
+            "more delivered than published: {o:?}"
+        );
+        if let Some(r) = &reference {
+            assert!(
+                o.healthy * 2 >= r.healthy,
+                "--migrate {migrate}: the healthy subscriber got {} messages, nats-server's \
+                 {} in the same window: {o:?}",
+                o.healthy,
+                r.healthy
+            );
+        }
+        assert!(
+            o.stuck_cut,
+            "--migrate {migrate}: the stuck subscriber was never cut off: {o:?}"
+        );
+        // The stuck subscriber holds at most max_pending (64 MiB) before it is cut.
+        assert!(
+            o.rss_max < o.rss_before + (256 << 20),
+            "--migrate {migrate}: memory grew from {} to {} MiB: {o:?}",
+            o.rss_before >> 20,
+            o.rss_max >> 20
+        );
+    }
+}
+
+/// A subscriber that never reads is cut when its write deadline passes, counted from when its
+/// socket stopped taking bytes, as nats-server counts it: not at twice the deadline (glommio's
+/// per-write timeout restarted with each partial write). `max_pending` is set out of reach; the
+/// publisher floods 32 MiB, then goes on at 64 KiB per 5 ms, so pending stays far under it.
+#[test]
+fn a_stuck_subscriber_is_cut_at_its_write_deadline() {
+    const DEADLINE: Duration = Duration::from_secs(2);
+    let mut results = Vec::new();
+    let servers: Vec<(Impl, &[&str])> = match common::nats_server_bin() {
+        Some(_) => vec![(Impl::Tachyon, &["--shards", "4"]), (Impl::NatsServer, &[])],
+        None => vec![(Impl::Tachyon, &["--shards", "4"])],
+    };
+    for (which, args) in servers {
+        let dir = common::TempDir::new("deadline");
+        let conf = dir.0.join("deadline.conf");
+        if let Err(e) = std::fs::write(&conf, "write_deadline: \"2s\"\nmax_pending: 512MB\n") {
+            panic!("write {conf:?}: {e}");
+        }
+        let conf = conf.to_string_lossy().into_owned();
+        let mut argv: Vec<&str> = args.to_vec();
+        argv.extend_from_slice(&["-c", conf.as_str()]);
+        let s = Server::start(which, &argv);
+        let mut stuck = subscribe(stuck_subscriber(s.port), "hot");
+        let mut p = connect(s.port);
+        let mut one = format!("PUB hot {HOT_PAYLOAD}\r\n").into_bytes();
+        one.resize(one.len() + HOT_PAYLOAD, b'x');
+        one.extend_from_slice(b"\r\n");
+        let batch = one.repeat(64);
+        let started = Instant::now();
+        let mut sent = 0usize;
+        let cut = loop {
+            p.send(&batch);
+            sent += batch.len();
+            if s.log().contains("Slow Consumer Detected") {
+                break started.elapsed();
+            }
+            assert!(
+                started.elapsed() < DEADLINE * 4,
+                "{}: not cut within {:?}: {}",
+                which.name(),
+                DEADLINE * 4,
+                s.log()
+            );
+            if sent > 32 << 20 {
+                thread::sleep(Duration::from_millis(5));
+            }
+        };
+        let log = s.log();
+        assert!(
+            log.contains("Slow Consumer Detected: WriteDeadline of 2s exceeded"),
+            "{}: cut for another reason: {log}",
+            which.name()
+        );
+        // Cut means closed at once: nothing more is written to it, not even an -ERR.
+        let got = stuck.read_to_close(STEP);
+        assert!(
+            got.closed,
+            "{}: the slow consumer stayed open",
+            which.name()
+        );
+        eprintln!("{}: cut {cut:?} after the first publish", which.name());
+        results.push((which, cut));
+    }
+    for (which, cut) in &results {
+        assert!(
+            *cut >= DEADLINE && *cut < DEADLINE + DEADLINE / 2 + Duration::from_millis(500),
+            "{}: cut after {cut:?}; the write deadline is {DEADLINE:?}: {results:?}",
+            which.name()
+        );
+    }
+}
