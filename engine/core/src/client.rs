@@ -75,12 +75,13 @@ impl StallGate {
     }
 }
 
-/// Messages from other shards held for a client past its stall mark, beyond `max_pending`:
-/// what nats-server would leave unread in the publisher's socket while it stalls it. Past
-/// this (or `max_pending`, if larger) the client is cut as a slow consumer.
+/// Messages held for a client past its stall mark, beyond `max_pending`: what nats-server
+/// would leave unread in its publishers' sockets while it stalls them (a ring consumer that
+/// delivers from another shard cannot pause). Past this (or `max_pending`, if larger) the
+/// client is cut as a slow consumer.
 pub const TRANSIT_LIMIT: usize = 8 << 20;
 
-/// A message from another shard waiting for its client's writer to catch up: handles on the
+/// A message waiting for its client's writer to catch up: handles on the publisher's or the
 /// ring message's buffers, no copy.
 struct Deferred {
     subject: Bytes,
@@ -213,8 +214,8 @@ pub struct ClientState {
     stuck_stall_at: usize,
     /// Since when the writer waits for the socket to take more, without progress.
     blocked_since: Cell<Option<Instant>>,
-    /// Messages from other shards that arrived while the client was past its stall mark, in
-    /// order; the writer moves them into `out` as it catches up (see [`TRANSIT_LIMIT`]).
+    /// Messages that arrived while the client was past its stall mark, in arrival order from
+    /// every shard; the writer moves them into `out` as it catches up (see [`TRANSIT_LIMIT`]).
     backlog: RefCell<VecDeque<Deferred>>,
     backlog_bytes: Cell<usize>,
     /// Bytes the writer took and has not finished writing; they count as pending.
@@ -585,8 +586,9 @@ impl ClientState {
         len
     }
 
-    /// Whether a message from another shard must wait in the backlog: the client is past its
-    /// stall mark, or older ones wait there (order per publisher holds). Not when the client
+    /// Whether a message must wait in the backlog: the client is past its stall mark, or older
+    /// ones wait there (order per publisher holds, and publishers of every shard queue
+    /// together: local ones appending straight to `out` starved the others' held messages). Not when the client
     /// reads nothing at all: then, as in nats-server, its messages pile up in `out` until
     /// `max_pending` cuts it (what was held goes there first).
     #[inline]
@@ -607,9 +609,9 @@ impl ClientState {
         true
     }
 
-    /// Holds a message from another shard until the writer catches up (the ring consumer that
-    /// delivers it never waits). A backlog past [`TRANSIT_LIMIT`] (or `max_pending`) cuts the
-    /// client off as a slow consumer.
+    /// Holds a message until the writer catches up (a ring consumer that delivers it never
+    /// waits; a local publisher pauses after it). A backlog past [`TRANSIT_LIMIT`] (or
+    /// `max_pending`) cuts the client off as a slow consumer.
     pub fn defer_msg(
         &self,
         subject: &Bytes,

@@ -17,6 +17,8 @@ use crate::client::{ClientFlags, ClientState, CloseReason};
 use crate::global::Config;
 use crate::handover::SessionParts;
 use crate::shard::{Shard, SubscribeError, STALL_BUDGET};
+use crate::signal::LocalSignal;
+use crate::socket::Socket;
 
 const READ_CHUNK: usize = 32 * 1024;
 
@@ -27,7 +29,14 @@ struct Liveness {
     /// When the oldest unanswered PING left, for the RTT monitoring reports.
     ping_sent: Cell<Option<Instant>>,
     rtt_known: Cell<bool>,
+    /// Raised when CONNECT was handled: the ping loop starts the short first PING then.
+    connected: LocalSignal,
 }
+
+/// nats-server's `firstClientPingInterval`: the first PING after CONNECT, so the RTT is
+/// measured early (up to 20 % later, at random, so clients connected together do not answer
+/// together).
+const FIRST_CLIENT_PING: Duration = Duration::from_secs(2);
 
 enum Next {
     Continue,
@@ -114,23 +123,11 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         }
     };
 
-    // The writer gets its own descriptor for the same socket so reads and writes proceed
-    // independently in two tasks.
-    // SAFETY: `fd` is the open socket owned by `stream`; dup returns a new descriptor we own.
-    let wfd = unsafe { libc::dup(fd) };
-    if wfd < 0 {
-        tracing::error!(
-            "cid:{cid} - dup failed: {}",
-            std::io::Error::last_os_error()
-        );
-        return;
-    }
-    // SAFETY: `wfd` is a freshly duplicated, open socket descriptor that nothing else owns.
-    let wstream = unsafe { TcpStream::from_raw_fd(wfd) };
-
+    // Reader and writer share the one descriptor (`socket.rs`).
+    let socket = Socket::new(stream);
     let writer = glommio::spawn_local(write_loop(
         client.clone(),
-        wstream,
+        socket.clone(),
         cfg.opts.write_deadline,
         tls_writer,
     ))
@@ -157,6 +154,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         pings_out: Cell::new(0),
         ping_sent: Cell::new(None),
         rtt_known: Cell::new(false),
+        connected: LocalSignal::default(),
     });
     let pinger =
         glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
@@ -185,13 +183,13 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         },
         window: ReadWindow::default(),
     };
-    run(session, stream, writer, pinger).await;
+    run(session, socket, writer, pinger).await;
 }
 
 /// A connection's life on one shard, from its first read here to its close or its move.
 async fn run(
     mut session: Session,
-    mut stream: TcpStream,
+    socket: Socket,
     writer: glommio::task::JoinHandle<()>,
     pinger: glommio::task::JoinHandle<()>,
 ) {
@@ -200,10 +198,10 @@ async fn run(
     let global = shard.global.clone();
     let cid = client.id;
     let reason = loop {
-        match session.read_loop(&mut stream).await {
+        match session.read_loop(&socket).await {
             Err(reason) => break reason,
             Ok(to) => {
-                // SAFETY: `client.fd` is the open socket owned by `stream`; dup returns a new
+                // SAFETY: `client.fd` is the open socket owned by `socket`; dup returns a new
                 // descriptor, owned from here on by the move (and then the new home).
                 let fd = unsafe { libc::dup(client.fd) };
                 if fd < 0 {
@@ -228,8 +226,9 @@ async fn run(
                 });
                 shard.depart(&client, to, migrant, writer).await;
                 // The socket lives on in `fd`; only this descriptor goes (dropped: glommio's
-                // close would shut the socket down for writing).
-                drop(stream);
+                // close would shut the socket down for writing). The writer, which held the
+                // other handle, has ended.
+                drop(socket);
                 return;
             }
         }
@@ -247,10 +246,10 @@ async fn run(
         client.close_reason().unwrap_or(reason)
     );
     let _ = writer.await;
-    // The reader's descriptor (`client.fd`) is closed only now, after every task that may
-    // shut it down has ended: closing it earlier would let the kernel hand its number to the
-    // next accepted socket, which a late shutdown would then cut.
-    let _ = stream.close().await;
+    // The descriptor (`client.fd`) is closed only now, after every task that may shut it
+    // down has ended: closing it earlier would let the kernel hand its number to the next
+    // accepted socket, which a late shutdown would then cut. The writer shut it down.
+    drop(socket);
     global.conn_count.fetch_sub(1, Ordering::AcqRel);
 }
 
@@ -276,38 +275,25 @@ pub fn resume(shard: Rc<Shard>, arrived: crate::handover::Arrived) {
     glommio::spawn_local(async move {
         // SAFETY: `client.fd` was duplicated by the old home for this move alone and handed over
         // once; nothing else owns it.
-        let stream = unsafe { TcpStream::from_raw_fd(client.fd) };
+        let socket = Socket::new(unsafe { TcpStream::from_raw_fd(client.fd) });
         // A reload that came while the connection was between shards applies now.
         crate::reload::recheck_client(&shard, shard.global.config().auth.as_ref(), &client);
-        // SAFETY: `client.fd` is the open socket now owned by `stream`.
-        let wfd = unsafe { libc::dup(client.fd) };
-        if wfd < 0 {
-            tracing::error!(
-                "cid:{} - dup failed: {}",
-                client.id,
-                std::io::Error::last_os_error()
-            );
-            client.close(CloseReason::ServerShutdown);
-        }
-        let writer = if wfd >= 0 {
-            // SAFETY: `wfd` is a freshly duplicated, open socket descriptor nothing else owns.
-            let wstream = unsafe { TcpStream::from_raw_fd(wfd) };
-            glommio::spawn_local(write_loop(
-                client.clone(),
-                wstream,
-                cfg.opts.write_deadline,
-                None,
-            ))
-            .detach()
-        } else {
-            glommio::spawn_local(async {}).detach()
-        };
+        let writer = glommio::spawn_local(write_loop(
+            client.clone(),
+            socket.clone(),
+            cfg.opts.write_deadline,
+            None,
+        ))
+        .detach();
         let live = Rc::new(Liveness {
             last_in: Cell::new(last_in),
             pings_out: Cell::new(pings_out),
             ping_sent: Cell::new(ping_sent),
             rtt_known: Cell::new(rtt_known),
+            connected: LocalSignal::default(),
         });
+        // It moved past CONNECT; a first PING still due goes out on this shard.
+        live.connected.raise();
         let pinger =
             glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
         let session = Session {
@@ -325,7 +311,7 @@ pub fn resume(shard: Rc<Shard>, arrived: crate::handover::Arrived) {
             rbuf,
             window: ReadWindow { size: window },
         };
-        run(session, stream, writer, pinger).await;
+        run(session, socket, writer, pinger).await;
     })
     .detach();
 }
@@ -346,7 +332,7 @@ fn shutdown_read(fd: i32) {
 
 async fn write_loop(
     client: Rc<ClientState>,
-    mut stream: TcpStream,
+    socket: Socket,
     deadline: Duration,
     mut tls: Option<crate::tls::TlsWriter>,
 ) {
@@ -354,9 +340,7 @@ async fn write_loop(
     let mut healthy = true;
     loop {
         if client.affinity.detaching.get() {
-            // The connection moves to another shard, which writes what is left. Dropped, not
-            // closed: glommio's close shuts the socket down for writing.
-            drop(stream);
+            // The connection moves to another shard, which writes what is left: no shutdown.
             return;
         }
         if client.skips_flush() {
@@ -367,7 +351,7 @@ async fn write_loop(
             // Records rustls produced while reading (alerts, key updates) go out on their own.
             if let Some(t) = tls.as_mut().filter(|t| t.wants_write()) {
                 let sent = match t.pending() {
-                    Ok(records) => write_within(&mut stream, &client, records, deadline).await,
+                    Ok(records) => write_within(&socket, &client, records, deadline).await,
                     Err(e) => Err(e.into()),
                 };
                 if sent.is_err() {
@@ -385,9 +369,9 @@ async fn write_loop(
         }
         client.take_out(&mut buf);
         let written = match tls.as_mut() {
-            None => write_within(&mut stream, &client, &buf, deadline).await,
+            None => write_within(&socket, &client, &buf, deadline).await,
             Some(t) => match t.seal(&buf) {
-                Ok(records) => write_within(&mut stream, &client, records, deadline).await,
+                Ok(records) => write_within(&socket, &client, records, deadline).await,
                 Err(e) => Err(e.into()),
             },
         };
@@ -424,16 +408,11 @@ async fn write_loop(
     }
     if let (Some(t), true) = (tls.as_mut(), healthy) {
         if let Ok(records) = t.close_notify() {
-            let _ = write_within(&mut stream, &client, records, deadline).await;
+            let _ = write_within(&socket, &client, records, deadline).await;
         }
     }
-    // Shut down through the writer's own descriptor: the socket is shared, and this one is
-    // certainly still open here.
-    // SAFETY: shutdown on a descriptor we own has no memory effects.
-    unsafe {
-        libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR);
-    }
-    let _ = stream.close().await;
+    // The reader's pending read returns; the descriptor stays open until its handle goes too.
+    socket.shutdown();
 }
 
 /// Why a flush stopped before writing everything.
@@ -461,7 +440,7 @@ impl From<std::io::Error> for WriteStop {
 /// client learns whether its socket takes bytes (`ClientState::note_blocked`). A move to
 /// another shard does not wait for a socket that takes nothing.
 async fn write_within(
-    stream: &mut TcpStream,
+    socket: &Socket,
     client: &ClientState,
     bytes: &[u8],
     deadline: Duration,
@@ -470,7 +449,7 @@ async fn write_within(
     let mut blocked_at: Option<Instant> = None;
     while off < bytes.len() {
         let rest = bytes.get(off..).unwrap_or_default();
-        let mut write = std::pin::pin!(stream.write(rest));
+        let mut write = std::pin::pin!(socket.write(rest));
         let n = match futures_lite::future::poll_once(&mut write).await {
             Some(r) => r?,
             None => {
@@ -510,14 +489,42 @@ async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>
     let cfg = shard.global.config();
     let interval = cfg.opts.ping_interval;
     let max_out = cfg.opts.ping_max;
+    let mut wait = interval;
+    // As nats-server: CONNECT restarts the timer with the short first PING, which goes out
+    // whatever the client sent (it measures the RTT).
+    let mut forced = false;
+    if !live.rtt_known.get() && !cfg.opts.disable_short_first_ping {
+        let connected = futures_lite::future::or(
+            async {
+                live.connected.wait().await;
+                true
+            },
+            async {
+                glommio::timer::sleep(interval).await;
+                false
+            },
+        )
+        .await;
+        if connected {
+            let first = interval.min(FIRST_CLIENT_PING);
+            wait = first + jitter(first / 5, client.id);
+            forced = true;
+        } else {
+            wait = Duration::ZERO;
+        }
+    }
     loop {
-        glommio::timer::sleep(interval).await;
+        glommio::timer::sleep(wait).await;
+        wait = interval;
         if client.is_closed() {
             return;
         }
         // Like nats-server: skip the PING when the client was heard from within the interval,
         // once its RTT is known.
-        if live.rtt_known.get() && live.last_in.get().elapsed() < interval {
+        if !std::mem::take(&mut forced)
+            && live.rtt_known.get()
+            && live.last_in.get().elapsed() < interval
+        {
             continue;
         }
         if live.pings_out.get() + 1 > max_out {
@@ -532,6 +539,16 @@ async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>
         }
         client.send_raw(encode::PING);
     }
+}
+
+/// Up to `max`, different per client and per run.
+fn jitter(max: Duration, seed: u64) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let x = (seed ^ nanos).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let max = max.as_nanos().max(1) as u64;
+    Duration::from_nanos((x >> 11) % max)
 }
 
 /// How much room a plaintext read gets at the end of the parse buffer, sized to what the
@@ -552,15 +569,11 @@ impl Default for ReadWindow {
 }
 
 impl ReadWindow {
-    async fn read(
-        &mut self,
-        stream: &mut TcpStream,
-        rbuf: &mut BytesMut,
-    ) -> std::io::Result<usize> {
+    async fn read(&mut self, socket: &Socket, rbuf: &mut BytesMut) -> std::io::Result<usize> {
         let start = rbuf.len();
         rbuf.reserve(self.size);
         let room = &mut rbuf.spare_capacity_mut()[..self.size];
-        let read = stream.read_uninit(room).await;
+        let read = socket.read_uninit(room).await;
         let n = (*read.as_ref().unwrap_or(&0)).min(self.size);
         // SAFETY: `read_uninit` returned `n`: recv wrote the first `n` bytes of the spare
         // capacity (never more than the `self.size` bytes it was given, which `reserve` made
@@ -612,7 +625,7 @@ impl Session {
 
     /// Reads and handles ops until the connection ends (`Err`) or its shard moves it to the
     /// shard returned (`Ok`, at a read boundary: every op read so far was handled).
-    async fn read_loop(&mut self, stream: &mut TcpStream) -> Result<u16, CloseReason> {
+    async fn read_loop(&mut self, socket: &Socket) -> Result<u16, CloseReason> {
         let auth_required = self.cfg.auth_required();
         // Bytes already here (sent before a plaintext client was told from a TLS one, or
         // carried along by a move) are parsed before the first read.
@@ -626,7 +639,7 @@ impl Session {
                     // A pending read holds only a readiness poll (the data is received by the
                     // read itself), so dropping it for a move loses nothing.
                     let read = futures_lite::future::or(
-                        async { Some(window.read(stream, rbuf).await) },
+                        async { Some(window.read(socket, rbuf).await) },
                         async {
                             affinity.move_wake.wait().await;
                             None
@@ -642,7 +655,7 @@ impl Session {
                     }
                 }
                 Some(t) => {
-                    t.read_into(stream, &mut self.rbuf, &self.client.writer_wake)
+                    t.read_into(socket, &mut self.rbuf, &self.client.writer_wake)
                         .await
                 }
             };
@@ -916,6 +929,9 @@ impl Session {
                 .set(client.start_mono.elapsed().max(Duration::from_nanos(1)));
         }
         self.connect_opts = opts;
+        if !self.connected {
+            self.live.connected.raise();
+        }
         self.connected = true;
         client.affinity.movable.set(self.tls.is_none());
         if let Some(t) = self.auth_timer.take() {
@@ -1016,13 +1032,13 @@ mod tests {
         let got = ex.run(async move {
             use std::os::fd::IntoRawFd;
             // SAFETY: the descriptor comes from a std stream we own and hand over whole.
-            let mut stream = unsafe { TcpStream::from_raw_fd(std_stream.into_raw_fd()) };
+            let socket = Socket::new(unsafe { TcpStream::from_raw_fd(std_stream.into_raw_fd()) });
             let mut window = ReadWindow::default();
             let mut rbuf = BytesMut::new();
             let mut held: Vec<bytes::Bytes> = Vec::new();
             let mut seen = 0usize;
             loop {
-                match window.read(&mut stream, &mut rbuf).await {
+                match window.read(&socket, &mut rbuf).await {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(e) => panic!("read: {e}"),

@@ -205,7 +205,7 @@ impl TlsReader {
     /// wants sent in answer (alerts, key updates) wake the writer through `wake`.
     pub async fn read_into(
         &mut self,
-        stream: &mut TcpStream,
+        socket: &crate::socket::Socket,
         plain: &mut BytesMut,
         wake: &LocalSignal,
     ) -> io::Result<usize> {
@@ -215,7 +215,7 @@ impl TlsReader {
                 Taken::Bytes(n) if n > 0 => return Ok(n),
                 Taken::Bytes(_) => {}
             }
-            let n = stream.read(&mut self.cipher).await?;
+            let n = socket.read(&mut self.cipher).await?;
             if n == 0 {
                 return Ok(0);
             }

@@ -24,36 +24,7 @@ pub enum ListenError {
     },
 }
 
-/// Go's `net.OpError` text for a failed system call: `listen tcp ADDR: bind: <errno text>`.
-pub fn go_op_error(what: &str, target: &str, syscall: &str, e: &std::io::Error) -> String {
-    format!("{what} {target}: {syscall}: {}", go_errno_text(e))
-}
-
-/// An OS error as Go prints a `syscall.Errno`: the C library's text, lower-case first letter,
-/// without Rust's " (os error N)".
-pub fn go_errno_text(e: &std::io::Error) -> String {
-    let Some(code) = e.raw_os_error() else {
-        return e.to_string();
-    };
-    let full = std::io::Error::from_raw_os_error(code).to_string();
-    let text = full
-        .strip_suffix(&format!(" (os error {code})"))
-        .unwrap_or(&full);
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-/// `HOST:PORT` as Go's `net.JoinHostPort` writes it (IPv6 hosts in brackets).
-pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
+pub use tachyon_core::gotext::{host_port, op_error as go_op_error};
 
 /// Binds `n` listeners on `host:port` (port 0: one the kernel picks, shared by all) and returns
 /// their descriptors and the bound address.
@@ -119,7 +90,55 @@ fn bind_all(addr: SocketAddr, n: usize) -> Result<(Vec<Socket>, SocketAddr), Sys
         }
         socks.push(sock);
     }
+    if let Some(first) = socks.first() {
+        seal(first, n).map_err(|e| ("setsockopt", e))?;
+    }
     Ok((socks, bound))
+}
+
+/// Steers each new connection to listener `random % n` of the group (the order sockets joined
+/// it), instead of the kernel's hash over every member: a socket that joins after ours has an
+/// index of `n` or more and is never picked. A program's answer past the group falls back to
+/// that hash, so it must stay below `n`, which the modulo guarantees. Spread stays uniform, as
+/// with the hash.
+fn seal(sock: &Socket, n: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let n = u32::try_from(n.max(1)).map_err(|_| std::io::Error::other("too many listeners"))?;
+    // SKF_AD_OFF + SKF_AD_RANDOM: a load of this offset yields a random 32-bit number.
+    const LOAD_RANDOM: u32 = (-0x1000i32) as u32 + 56;
+    let mut program = [
+        bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, LOAD_RANDOM),
+        bpf_stmt(libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K, n),
+        bpf_stmt(libc::BPF_RET | libc::BPF_A, 0),
+    ];
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: `prog` points at `program`, which outlives the call; the kernel copies the
+    // program and reads exactly `len` instructions. The descriptor is the open socket `sock`.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            std::ptr::from_ref(&prog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn bpf_stmt(code: u32, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 /// The system call that failed and how.
@@ -159,20 +178,55 @@ fn bound(addr: SocketAddr, reuse_port: bool) -> Result<Socket, SysError> {
 mod tests {
     use super::*;
 
+    /// A process of the same user may join the group with `SO_REUSEPORT` after it was bound;
+    /// it gets none of the connections.
     #[test]
-    fn errno_text_is_go_style() {
-        let e = std::io::Error::from_raw_os_error(libc::EADDRINUSE);
-        assert_eq!(go_errno_text(&e), "address already in use");
-        assert_eq!(
-            go_op_error("listen", "tcp 0.0.0.0:4222", "bind", &e),
-            "listen tcp 0.0.0.0:4222: bind: address already in use"
-        );
+    fn a_socket_that_joins_later_gets_no_connection() {
+        let (fds, bound) = match bind_listeners("127.0.0.1", 0, 3) {
+            Ok(v) => v,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let intruder = match bound_then_listen(bound) {
+            Ok(s) => s,
+            Err(e) => panic!("a later SO_REUSEPORT socket could not even join: {e:?}"),
+        };
+        let clients: Vec<_> = (0..64)
+            .map(|_| match std::net::TcpStream::connect(bound) {
+                Ok(c) => c,
+                Err(e) => panic!("connect {bound}: {e}"),
+            })
+            .collect();
+        let mut ours = 0;
+        for &fd in &fds {
+            // SAFETY: `fd` is one of our open, nonblocking listeners; accept4 writes nothing
+            // through the null address pointers.
+            loop {
+                let c = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), 0) };
+                if c < 0 {
+                    break;
+                }
+                ours += 1;
+                // SAFETY: `c` was just accepted and is closed once.
+                unsafe {
+                    libc::close(c);
+                }
+            }
+        }
+        let stolen = std::iter::from_fn(|| intruder.accept().ok()).count();
+        assert_eq!((ours, stolen), (clients.len(), 0));
+        for fd in fds {
+            // SAFETY: each fd came from `into_raw_fd` above and is closed exactly once here.
+            unsafe {
+                libc::close(fd);
+            }
+        }
     }
 
-    #[test]
-    fn ipv6_hosts_are_bracketed() {
-        assert_eq!(host_port("::", 4222), "[::]:4222");
-        assert_eq!(host_port("127.0.0.1", 4222), "127.0.0.1:4222");
+    fn bound_then_listen(addr: SocketAddr) -> Result<Socket, SysError> {
+        let s = bound(addr, true)?;
+        s.listen(128).map_err(|e| ("listen", e))?;
+        s.set_nonblocking(true).map_err(|e| ("setnonblock", e))?;
+        Ok(s)
     }
 
     #[test]

@@ -451,3 +451,89 @@ fn a_stuck_subscriber_is_cut_at_its_write_deadline() {
         );
     }
 }
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// One descriptor per connection (issue 14): twice as many clients fit under a descriptor limit
+/// as when the writer had its own `dup`. At the limit, as nats-server: the clients wait in the
+/// listen backlog (no INFO, not closed), the acceptor backs off 10 ms, 20 ms, ... up to 1 s with
+/// one "Temporary Client Accept Error" line per attempt (not a line per client, nor one every
+/// 10 ms), and they are served once descriptors are free again.
+#[test]
+fn at_the_descriptor_limit_clients_wait_and_the_log_stays_quiet() {
+    const LIMIT: u64 = 128;
+    const SHARDS: usize = 3;
+    let s = Server::start_with_nofile(Impl::Tachyon, &["--shards", "3"], LIMIT);
+    let pid = s.pid();
+    let base = open_fds(pid);
+    let served: Vec<RawConn> = (0..8).map(|_| connect(s.port)).collect();
+    let per_client = (open_fds(pid) - base) as f64 / 8.0;
+    assert!(
+        per_client <= 1.0,
+        "{per_client} descriptors per connection ({base} before 8 clients)"
+    );
+    // Use up every descriptor left: the first client that gets no INFO waits in the backlog.
+    let mut held: Vec<std::net::TcpStream> = Vec::new();
+    let first_waiting = loop {
+        let c = match std::net::TcpStream::connect(("127.0.0.1", s.port)) {
+            Ok(c) => c,
+            Err(e) => panic!("connect: {e}"),
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_millis(300)));
+        let mut b = [0u8; 4];
+        match (&c).read(&mut b) {
+            Ok(n) if n > 0 => held.push(c),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break c,
+            other => panic!("a client got {other:?}"),
+        }
+        assert!(held.len() < LIMIT as usize, "more clients than descriptors");
+    };
+    assert!(
+        s.log().contains("Temporary Client Accept Error"),
+        "{}",
+        s.log()
+    );
+    let mut waiting = vec![first_waiting];
+    waiting.extend((0..9).map(
+        |_| match std::net::TcpStream::connect(("127.0.0.1", s.port)) {
+            Ok(c) => c,
+            Err(e) => panic!("connect: {e}"),
+        },
+    ));
+    let started = s.log().matches("Temporary Client Accept Error").count();
+    thread::sleep(Duration::from_millis(1500));
+    let log = s.log();
+    let lines = log.matches("Temporary Client Accept Error").count() - started;
+    // Backing off to 1 s: a few attempts a shard in 1.5 s, not 150.
+    assert!(
+        lines <= 6 * SHARDS,
+        "{lines} accept-error lines in 1.5 s: {log}"
+    );
+    let expected = format!(
+        "Temporary Client Accept Error(accept tcp 127.0.0.1:{}: accept4: too many open files), sleeping 10ms",
+        s.port
+    );
+    assert!(log.contains(&expected), "no {expected:?} in {log}");
+    // Waiting, neither served nor closed.
+    for mut w in waiting.iter() {
+        let _ = w.set_read_timeout(Some(Duration::from_millis(20)));
+        let mut b = [0u8; 64];
+        match w.read(&mut b) {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            other => panic!("a client past the limit got {other:?}"),
+        }
+    }
+    eprintln!(
+        "{} clients served under a limit of {LIMIT} descriptors ({base} in use before)",
+        served.len() + held.len()
+    );
+    // Served once descriptors are free (within the 1 s back-off).
+    held.truncate(held.len() - 12);
+    for w in waiting {
+        let mut c = RawConn::from_stream(w, Duration::from_secs(5));
+        c.send(b"CONNECT {\"verbose\":false}\r\n");
+        sync(&mut c);
+    }
+}

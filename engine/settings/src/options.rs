@@ -94,6 +94,9 @@ pub struct Options {
     pub write_deadline: Duration,
     pub ping_interval: Duration,
     pub ping_max: u32,
+    /// nats-server's `disable_short_first_ping`: the first PING after CONNECT waits the whole
+    /// interval instead of about 2 s.
+    pub disable_short_first_ping: bool,
     pub auth_timeout: Duration,
     pub lame_duck_duration: Duration,
     pub lame_duck_grace_period: Duration,
@@ -146,6 +149,7 @@ impl Default for Options {
             write_deadline: Duration::from_secs(10),
             ping_interval: Duration::from_secs(120),
             ping_max: 2,
+            disable_short_first_ping: false,
             auth_timeout: Duration::from_secs(2),
             lame_duck_duration: Duration::from_secs(120),
             lame_duck_grace_period: Duration::from_secs(10),

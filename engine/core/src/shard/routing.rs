@@ -27,8 +27,17 @@ struct MsgView<'a> {
     src: u16,
     /// The publishing connection's id there (0 for none).
     origin: u64,
-    /// The ring message it came in (from another shard): its buffers can be held.
-    routed: Option<&'a RoutedMsg>,
+    /// The same message as buffer handles, for a client that must hold it (see `deliver`).
+    held: Held<'a>,
+}
+
+/// Handles on a message's buffers (the publisher's read buffer, or a ring message's): what a
+/// client's backlog keeps without copying.
+#[derive(Clone, Copy)]
+struct Held<'a> {
+    subject: &'a Bytes,
+    reply: Option<&'a Bytes>,
+    payload: &'a Bytes,
 }
 
 /// One published message as routing passes it on: `Bytes` handles, so a remote shard gets a
@@ -58,7 +67,7 @@ impl Shard {
             payload,
             src,
             origin,
-            routed,
+            held,
         } = m;
         let client = &sub.client;
         if sub.removed.get() || client.is_closed() || client.affinity.skips(src) {
@@ -74,27 +83,27 @@ impl Shard {
             return false;
         }
         sub.delivered.set(n);
-        let status = match (routed, header_len) {
-            // From another shard to a client past its stall mark: held, not written, and the
-            // ring goes on (`ClientState::defer_msg`).
-            (Some(r), h) if client.defers() => {
+        let status = match header_len {
+            // A client past its stall mark: held in its backlog, in arrival order whichever
+            // shard it came from, and the ring that brought it goes on (`defer_msg`).
+            h if client.defers() => {
                 let (h, body) = match h {
                     Some(h) if !client.flags.get().headers => {
-                        (None, r.payload.slice(h.min(r.payload.len())..))
+                        (None, held.payload.slice(h.min(held.payload.len())..))
                     }
-                    h => (h, r.payload.clone()),
+                    h => (h, held.payload.clone()),
                 };
-                client.defer_msg(&r.subject, &sub.sid, r.reply.as_ref(), h, body)
+                client.defer_msg(held.subject, &sub.sid, held.reply, h, body)
             }
             // A client that did not ask for headers gets the body only, as nats-server does.
-            (_, Some(h)) if !client.flags.get().headers => client.send_msg(
+            Some(h) if !client.flags.get().headers => client.send_msg(
                 subject,
                 &sub.sid,
                 reply,
                 None,
                 payload.get(h..).unwrap_or(&[]),
             ),
-            (_, h) => client.send_msg(subject, &sub.sid, reply, h, payload),
+            h => client.send_msg(subject, &sub.sid, reply, h, payload),
         };
         match status {
             SendStatus::Queued => {}
@@ -254,7 +263,11 @@ impl Shard {
             payload,
             src: self.id,
             origin: from.id,
-            routed: None,
+            held: Held {
+                subject,
+                reply,
+                payload,
+            },
         };
         let echo = from.flags.get().echo;
         let a = account as usize;
@@ -430,7 +443,11 @@ impl Shard {
             payload: &msg.payload,
             src: from,
             origin: msg.origin,
-            routed: Some(msg),
+            held: Held {
+                subject: &msg.subject,
+                reply: msg.reply.as_ref(),
+                payload: &msg.payload,
+            },
         };
         if msg.plain {
             for sub in &local.plain {

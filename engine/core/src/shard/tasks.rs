@@ -26,6 +26,10 @@ const _: () = assert!(
     "a batch never exceeds a ring"
 );
 
+/// nats-server's back-off between failed accepts (`ACCEPT_MIN_SLEEP`, `ACCEPT_MAX_SLEEP`).
+const ACCEPT_MIN_SLEEP: Duration = Duration::from_millis(10);
+const ACCEPT_MAX_SLEEP: Duration = Duration::from_secs(1);
+
 /// Work a shard does at start, before any shard accepts a client: services subscribe here
 /// (and wait for a barrier, so their interest is visible everywhere when clients arrive).
 pub type StartHook =
@@ -126,9 +130,11 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
     let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
     let s = shard.clone();
     let acceptor = glommio::spawn_local(async move {
+        let mut delay = ACCEPT_MIN_SLEEP;
         loop {
             match listener.accept().await {
                 Ok(stream) => {
+                    delay = ACCEPT_MIN_SLEEP;
                     if !s.accepting.get() {
                         drop(stream);
                         continue;
@@ -137,8 +143,19 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
                 }
                 Err(_) if !s.accepting.get() => return,
                 Err(e) => {
-                    tracing::error!("Error accepting client connection: {e}");
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                    // As nats-server: out of descriptors (or another passing failure), the
+                    // connection waits in the backlog while the acceptor backs off, so the
+                    // log gets a line per attempt, at most one a second, not one per client.
+                    let info = s.global.info_template();
+                    let e = std::io::Error::from(e);
+                    let addr = crate::gotext::host_port(&info.host, info.port);
+                    tracing::error!(
+                        "Temporary Client Accept Error({}), sleeping {}ms",
+                        crate::gotext::op_error("accept", &format!("tcp {addr}"), "accept4", &e),
+                        delay.as_millis()
+                    );
+                    glommio::timer::sleep(delay).await;
+                    delay = (delay * 2).min(ACCEPT_MAX_SLEEP);
                 }
             }
         }

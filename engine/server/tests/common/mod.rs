@@ -91,6 +91,8 @@ pub struct Server {
     args: Vec<String>,
     /// Environment variables the server process gets on top of the test's.
     envs: Vec<(String, String)>,
+    /// A lowered open-files limit (`ulimit -n`) for the server process.
+    nofile: Option<u64>,
     child: Child,
     dir: TempDir,
 }
@@ -108,14 +110,30 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        Server::spawn_with(which, args, envs, None)
+    }
+
+    /// [`start`](Self::start), with the server's open-files limit lowered to `nofile`.
+    pub fn start_with_nofile(which: Impl, extra_args: &[&str], nofile: u64) -> Server {
+        let args = extra_args.iter().map(|s| s.to_string()).collect();
+        Server::spawn_with(which, args, Vec::new(), Some(nofile))
+    }
+
+    fn spawn_with(
+        which: Impl,
+        args: Vec<String>,
+        envs: Vec<(String, String)>,
+        nofile: Option<u64>,
+    ) -> Server {
         let dir = TempDir::new(which.name());
-        let (child, port) = spawn(which, &args, &envs, "-1", &dir);
+        let (child, port) = spawn(which, &args, &envs, nofile, "-1", &dir);
         Server {
             which,
             port,
             url: format!("nats://127.0.0.1:{port}"),
             args,
             envs,
+            nofile,
             child,
             dir,
         }
@@ -147,16 +165,22 @@ impl Server {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             // The old listener may linger a moment; retry until the port can be bound again.
-            let (mut child, new_port) =
-                match try_spawn(self.which, &self.args, &self.envs, &port, &self.dir) {
-                    Ok(v) => v,
-                    Err(e) if Instant::now() < deadline => {
-                        eprintln!("restart: {e}; retrying");
-                        std::thread::sleep(Duration::from_millis(100));
-                        continue;
-                    }
-                    Err(e) => panic!("restart of {} failed: {e}", self.which.name()),
-                };
+            let (mut child, new_port) = match try_spawn(
+                self.which,
+                &self.args,
+                &self.envs,
+                self.nofile,
+                &port,
+                &self.dir,
+            ) {
+                Ok(v) => v,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("restart: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                Err(e) => panic!("restart of {} failed: {e}", self.which.name()),
+            };
             if new_port != self.port {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -262,10 +286,11 @@ fn spawn(
     which: Impl,
     args: &[String],
     envs: &[(String, String)],
+    nofile: Option<u64>,
     port: &str,
     dir: &TempDir,
 ) -> (Child, u16) {
-    match try_spawn(which, args, envs, port, dir) {
+    match try_spawn(which, args, envs, nofile, port, dir) {
         Ok(v) => v,
         Err(e) => panic!("{} failed to start: {e}", which.name()),
     }
@@ -277,6 +302,7 @@ fn try_spawn(
     which: Impl,
     args: &[String],
     envs: &[(String, String)],
+    nofile: Option<u64>,
     port: &str,
     dir: &TempDir,
 ) -> Result<(Child, u16), String> {
@@ -295,7 +321,18 @@ fn try_spawn(
     };
     let err = std::fs::File::create(&err_path).map_err(|e| e.to_string())?;
     let bin = binary(which);
-    let mut child = Command::new(&bin)
+    let mut cmd = match nofile {
+        // The shell lowers its limit and becomes the server (same pid).
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut child = cmd
         .args(["-a", "127.0.0.1", "-p", port, "--ports_file_dir"])
         .arg(&ports_dir)
         .args(args)
