@@ -166,9 +166,7 @@ impl CompareConfig {
             _ => {}
         }
         if !matches!(w, Workload::Latency | Workload::Conns) {
-            // Throughput shapes pick their own fan-out; only --msgs/--rate carry over.
-            o.pubs = None;
-            o.subs = None;
+            // Throughput shapes keep their own fan-out unless --pub/--sub say otherwise.
             o.rate = self.base.rate;
         }
         Plan::new(w, &o)
@@ -261,7 +259,9 @@ pub fn ceiling(cfg: &CompareConfig) -> Result<Vec<Ceiling>> {
     let s = sink::start("127.0.0.1:0")?;
     let mut out = Vec::new();
     for &size in &cfg.sizes {
-        let plan = cfg.plan(Workload::Pub, size)?;
+        let mut plan = cfg.plan(Workload::Pub, size)?;
+        // The sink takes publishes only.
+        plan.subs = 0;
         let mut rates = Vec::new();
         for _ in 0..cfg.rounds.max(1) {
             let r = workloads::run(&plan, s.addr, cfg.base.stall_timeout)?;

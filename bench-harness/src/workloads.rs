@@ -39,10 +39,13 @@ pub enum Workload {
     Reqrep,
     Latency,
     Conns,
+    /// N independent publisher/subscriber pairs, each on its own subject: what spreads over
+    /// shards (every other shape crosses every shard).
+    Pairs,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 9] = [
         Workload::Pub,
         Workload::Pubsub,
         Workload::Fanout,
@@ -51,6 +54,7 @@ impl Workload {
         Workload::Reqrep,
         Workload::Latency,
         Workload::Conns,
+        Workload::Pairs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +67,7 @@ impl Workload {
             Workload::Reqrep => "reqrep",
             Workload::Latency => "latency",
             Workload::Conns => "conns",
+            Workload::Pairs => "pairs",
         }
     }
 
@@ -149,6 +154,7 @@ impl Plan {
             Reqrep => (1, 1, 20_000, 0, None),
             Latency => (1, 1, 10_000, 5_000, None),
             Conns => (1000, 1, 0, 10, Some(2.0)),
+            Pairs => (8, 8, 800_000, 0, None),
         };
         let rate = o.rate.unwrap_or(rate);
         let duration_s =
@@ -188,6 +194,11 @@ impl Plan {
             return Err(BenchError::Config(
                 "latency needs --size >= 16 (the payload carries the send time) and --rate > 0"
                     .into(),
+            ));
+        }
+        if workload == Pairs && plan.pubs != plan.subs {
+            return Err(BenchError::Config(
+                "pairs needs as many --sub as --pub".into(),
             ));
         }
         if workload == Conns && plan.rate == 0 {
@@ -636,7 +647,9 @@ fn on_thread<L: Link, T>(
 }
 
 fn subjects_for(plan: &Plan, pub_id: usize) -> Vec<Vec<u8>> {
-    if plan.workload == Workload::Fanin {
+    if plan.workload == Workload::Pairs {
+        vec![format!("{}.{pub_id}", plan.subject).into_bytes()]
+    } else if plan.workload == Workload::Fanin {
         (0..plan.multisubject.max(1))
             .map(|k| format!("{}.{pub_id}.{k}", plan.subject).into_bytes())
             .collect()
@@ -661,9 +674,14 @@ fn sub_subject(plan: &Plan) -> String {
 fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
     let sh = shared(plan, stall);
     let queue = plan.workload == Workload::Queue;
-    let subject = sub_subject(plan);
+    let pairs = plan.workload == Workload::Pairs;
     let mut sub_conns = Vec::with_capacity(plan.subs);
     for i in 0..plan.subs {
+        let subject = if pairs {
+            format!("{}.{i}", plan.subject)
+        } else {
+            sub_subject(plan)
+        };
         let mut c = Conn::connect(addr, &format!("bench-sub-{i}"))?;
         encode::sub(
             &mut c.wbuf,
@@ -705,7 +723,8 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
                 let ck = Checker::new(order, plan.pubs, queue, sh.clock.clone());
                 s.spawn(move || {
                     sh.pin(plan.pubs + i);
-                    on_thread(c, sh, |l: &mut L| receive(l, ck, queue, sh))
+                    // Pairs count together too: each subscriber sees one publisher's share.
+                    on_thread(c, sh, |l: &mut L| receive(l, ck, queue || pairs, sh))
                 })
             })
             .collect();
@@ -760,9 +779,14 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
                 ck.bad
             )));
         }
-        if !queue && ck.count != published {
+        let want = if pairs {
+            sent.get(i).copied().unwrap_or(0)
+        } else {
+            published
+        };
+        if !queue && ck.count != want {
             return Err(BenchError::Verify(format!(
-                "subscriber {i} got {} of {published} messages",
+                "subscriber {i} got {} of {want} messages",
                 ck.count
             )));
         }

@@ -99,8 +99,10 @@ impl Deferred {
 }
 
 /// A writer that made no progress for this long serves a client that is not reading: see
-/// `ClientState::writer_stuck`. A reading client, however slow, takes bytes far more often.
-pub const STUCK_AFTER: Duration = Duration::from_millis(25);
+/// `ClientState::writer_stuck`. A reading client, however slow, takes bytes far more often;
+/// 25 ms was too short on a 16-core host running 14 shards and 9 load-generator threads (a
+/// descheduled reader looked stuck, its feeders ran free, and it was cut in 1 of 2 fan-in runs).
+pub const STUCK_AFTER: Duration = Duration::from_millis(250);
 
 /// What became of one queued message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,9 +226,10 @@ pub struct ClientState {
     pub subs: RefCell<HashMap<Bytes, SubRef>>,
     /// Raised while the client is past its stall mark; shared with other shards' feeders.
     pub gate: Arc<StallGate>,
-    /// Stalled clients of other shards this client published to (`Envelope::Stall`): its reader
-    /// pauses for them at its next message, as for a stalled client of its own shard.
-    pub remote_stalls: RefCell<Vec<Arc<StallGate>>>,
+    /// Stalled clients of other shards this client published to (`Envelope::Stall`), with
+    /// when it was last told: its reader pauses for them at each message while they are
+    /// behind, as for a stalled client of its own shard (see `Shard::wait_stalled`).
+    pub remote_stalls: RefCell<Vec<(Arc<StallGate>, Instant)>>,
     /// Set when this client's interest changed, or it published messages that went to other
     /// shards, since its last PING: its next PONG then waits for a barrier through every ring,
     /// so, as with nats-server, a PONG means everything before the PING reached the

@@ -717,10 +717,15 @@ impl Session {
                         // in one go could carry a subscriber from its stall mark past
                         // max_pending. The pauses of one read add up to STALL_BUDGET.
                         if self.shard.must_pause(&self.client) {
-                            self.shard.after_sends();
-                            self.shard
-                                .wait_stalled(&self.client, &mut stall_budget)
-                                .await;
+                            if stall_budget.is_zero() {
+                                // This read's pauses are spent (see `wait_stalled`).
+                                self.shard.forget_stalled();
+                            } else {
+                                self.shard.after_sends();
+                                self.shard
+                                    .wait_stalled(&self.client, &mut stall_budget)
+                                    .await;
+                            }
                         }
                     }
                     Next::Close(reason) => {
