@@ -6,7 +6,9 @@ use tachyon_protocol::subject;
 use std::collections::HashSet;
 
 use crate::auth::parse_users;
-pub use tachyon_settings::accounts::{AccountDef, Export, Import, Kind, Local, GLOBAL_ACCOUNT};
+pub use tachyon_settings::accounts::{
+    AccountDef, Export, Import, Kind, Local, ResponseType, Responses, GLOBAL_ACCOUNT,
+};
 
 use crate::{ConfigError, Item, Map, Pos};
 
@@ -130,6 +132,8 @@ fn export(item: &Item) -> Result<Export, ConfigError> {
     let map = item.as_map("exports")?;
     let mut kind_subject: Option<(Kind, Bytes)> = None;
     let mut accounts = None;
+    let mut response = Responses::default();
+    let mut response_pos: Option<&Item> = None;
     for (key, v) in map.iter() {
         match key.to_ascii_lowercase().as_str() {
             "stream" | "service" => {
@@ -147,8 +151,35 @@ fn export(item: &Item) -> Result<Export, ConfigError> {
                 kind_subject = Some((kind, valid_subject(v, key)?));
             }
             "accounts" => accounts = Some(v.as_str_list("accounts")?),
-            // Latency tracking and response shapes change nothing about routing here.
-            "response_type" | "response" | "response_threshold" | "threshold" | "latency" => {}
+            "response_type" | "response" => {
+                let t = v.to_text(key)?;
+                response.kind = match t.to_ascii_lowercase().as_str() {
+                    "single" | "singleton" => ResponseType::Singleton,
+                    "stream" => ResponseType::Streamed,
+                    "chunk" | "chunked" => ResponseType::Chunked,
+                    _ => {
+                        return Err(ConfigError::at(
+                            &v.pos,
+                            format!("Unknown response type: {t:?}"),
+                        ))
+                    }
+                };
+                response_pos = Some(v);
+            }
+            "response_threshold" | "threshold" | "response_max_time" | "response_time" => {
+                let t = v.to_text(key)?;
+                response.threshold = crate::flags::parse_go_duration(&t).map_err(|_| {
+                    ConfigError::at(
+                        &v.pos,
+                        format!(
+                            "Expected response threshold to be a parseable time duration, got {t:?}"
+                        ),
+                    )
+                })?;
+                response_pos = Some(v);
+            }
+            // Latency tracking changes nothing about routing here.
+            "latency" => {}
             _ => {
                 return Err(ConfigError::at(
                     &v.pos,
@@ -163,10 +194,17 @@ fn export(item: &Item) -> Result<Export, ConfigError> {
             "export needs a stream or a service subject",
         ));
     };
+    if let (Kind::Stream, Some(v)) = (kind, response_pos) {
+        return Err(ConfigError::at(
+            &v.pos,
+            "Detected response directive on non-service",
+        ));
+    }
     Ok(Export {
         kind,
         subject,
         accounts,
+        response,
     })
 }
 

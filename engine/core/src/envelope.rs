@@ -61,6 +61,19 @@ pub struct RoutedMsg {
     pub origin: u64,
 }
 
+/// A response on its way to the shard that opened its reply subject. Boxed: rare, and the
+/// envelope budget is for messages.
+#[derive(Debug)]
+pub struct ForwardedResponse {
+    pub token: u64,
+    /// The publisher's account.
+    pub account: AccountId,
+    pub subject: Bytes,
+    pub reply: Option<Bytes>,
+    pub header_len: Option<usize>,
+    pub payload: Bytes,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InterestOp {
     Add,
@@ -88,6 +101,9 @@ pub enum Envelope {
     BarrierAck {
         token: u64,
     },
+    /// A response published (in `account`) on reply subject `_R_.<shard>.<token>` of the
+    /// receiving shard, which decides whether it reaches the requester (`shard/responses.rs`).
+    Response(Box<ForwardedResponse>),
     /// To a publisher's shard: connection `cid` fed a client of the sender that is past its
     /// stall mark; its reader pauses on `gate` as a local publisher would. The ring consumer
     /// that delivered never waits itself: it carries every other publisher of that shard too.

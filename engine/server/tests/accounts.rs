@@ -433,57 +433,142 @@ async fn service_imports_answer_across_accounts_and_shards() {
     }
 }
 
-/// Replies travel on signed `_R_` subjects: the genuine one reaches the requester, a forged
-/// one (other tag, other account), or the genuine one published outside the exporting account,
-/// reaches nobody. Tachyon-specific subject shape.
-#[test]
-fn forged_response_subjects_reach_nobody() {
-    if common::under_test() != common::Impl::Tachyon {
-        return;
-    }
-    let (s, _dir, _) = start("");
-    let mut responder = RawConn::connect(s.port, STEP);
-    responder.send(
-        b"CONNECT {\"user\":\"a\",\"pass\":\"a\",\"verbose\":false}\r\nSUB svc.time 1\r\nPING\r\n",
+const RESPONSES: &str = r#"
+accounts {
+  A: {
+    users: [{user: a, password: a}]
+    exports: [
+      {service: "svc.one"}
+      {service: "svc.stream", response_type: stream, response_threshold: "400ms"}
+      {service: "svc.chunk", response: chunked}
+    ]
+  }
+  B: {
+    users: [{user: b, password: b}]
+    imports: [
+      {service: {account: A, subject: "svc.one"}}
+      {service: {account: A, subject: "svc.stream"}}
+      {service: {account: A, subject: "svc.chunk"}}
+    ]
+  }
+  C: { users: [{user: c, password: c}] }
+}
+"#;
+
+/// A raw client of `user` (password = user name) that got its PONG.
+fn raw_login(port: u16, user: &str, subs: &str) -> RawConn {
+    let mut c = RawConn::connect(port, STEP);
+    c.send(
+        format!(
+            "CONNECT {{\"user\":\"{user}\",\"pass\":\"{user}\",\"verbose\":false,\"headers\":true}}\r\n{subs}PING\r\n"
+        )
+        .as_bytes(),
     );
-    responder.read_until(b"PONG\r\n", STEP);
-    let mut requester = RawConn::connect(s.port, STEP);
-    requester.send(
-        b"CONNECT {\"user\":\"b\",\"pass\":\"b\",\"verbose\":false}\r\nSUB _INBOX.me 1\r\nPING\r\n",
-    );
-    requester.read_until(b"PONG\r\n", STEP);
-    requester.send(b"PUB time _INBOX.me 2\r\nhi\r\nPING\r\n");
-    requester.read_until(b"PONG\r\n", STEP);
+    let got = c.read_until(b"PONG\r\n", STEP);
+    assert!(got.text().ends_with("PONG\r\n"), "{user}: {:?}", got.text());
+    c
+}
+
+/// Sends `ops` then a PING, and returns what came back up to the PONG.
+fn roundtrip(c: &mut RawConn, ops: &str) -> String {
+    c.send(format!("{ops}PING\r\n").as_bytes());
+    c.read_until(b"PONG\r\n", STEP).text()
+}
+
+/// The reply subject of the one request `responder` got on `subject`, checking the request
+/// carries nats-server's `Nats-Request-Info` header naming the requester's account.
+fn request_reply(responder: &mut RawConn, subject: &str) -> String {
     let got = responder.read_until(b"hi\r\n", STEP).text();
     let line = got
         .lines()
-        .find(|l| l.starts_with("MSG svc.time 1 "))
-        .unwrap_or_else(|| panic!("no request at the responder: {got:?}"));
-    let reply = line.split(' ').nth(3).expect("reply subject");
+        .find(|l| l.starts_with(&format!("HMSG {subject} ")))
+        .unwrap_or_else(|| panic!("no request with headers on {subject}: {got:?}"));
     assert!(
-        reply.starts_with("_R_.") && reply.ends_with("._INBOX.me"),
-        "{reply}"
+        got.contains("Nats-Request-Info: {\"acc\":\"B\""),
+        "no request info: {got:?}"
     );
-    let parts: Vec<&str> = reply.splitn(4, '.').collect();
-    let forged_tag = format!("_R_.{}.{:016x}.{}", parts[1], 0u64, parts[3]);
-    let other_account = format!("_R_.{}.{}.{}", "1", parts[2], parts[3]);
-    let mut forger = RawConn::connect(s.port, STEP);
-    forger.send(b"CONNECT {\"user\":\"c\",\"pass\":\"c\",\"verbose\":false}\r\n");
-    for subj in [&forged_tag, &other_account] {
-        responder.send(format!("PUB {subj} 6\r\nforged\r\n").as_bytes());
-        forger.send(format!("PUB {subj} 6\r\nforged\r\n").as_bytes());
+    let reply = line.split(' ').nth(3).unwrap_or_default().to_string();
+    assert!(
+        reply.starts_with("_R_.") && !reply.contains("_INBOX"),
+        "the exporter sees {reply}"
+    );
+    reply
+}
+
+/// The payloads of the MSGs in `text`, in order.
+fn payloads(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].starts_with("MSG ") {
+            out.push(lines.get(i + 1).unwrap_or(&"").to_string());
+            i += 2;
+        } else {
+            i += 1;
+        }
     }
-    // The genuine reply subject is only good in the exporting account: C learning it reaches
-    // nobody.
-    forger.send(format!("PUB {reply} 6\r\nforged\r\nPING\r\n").as_bytes());
-    forger.read_until(b"PONG\r\n", STEP);
-    responder.send(format!("PUB {reply} 7\r\ngenuine\r\nPING\r\n").as_bytes());
-    responder.read_until(b"PONG\r\n", STEP);
-    let got = requester.read_until(b"genuine\r\n", STEP).text();
-    assert!(!got.contains("forged"), "{got:?}");
-    assert!(got.contains("MSG _INBOX.me 1 7\r\ngenuine"), "{got:?}");
-    let more = requester.read_quiet(QUIET, STEP).text();
-    assert!(!more.contains("forged"), "{more:?}");
+    out
+}
+
+/// Service-import responses admit what nats-server admits (issue 14): one answer per request
+/// by default (a replayed one reaches nobody), any number for a `stream` export until its
+/// threshold passes without one, chunks until an empty one for `chunked`; an answer from
+/// another account reaches nobody; the request carries `Nats-Request-Info`. Same steps against
+/// nats-server and Tachyon (4 shards, the responder's answers crossing shards or not).
+#[test]
+fn service_responses_admit_what_nats_server_admits() {
+    let dir = TempDir::new("responses");
+    let path = config(&dir, "responses.conf", RESPONSES);
+    let mut servers = vec![Server::tachyon(SHARDS, &["-c", &path])];
+    if common::require_nats_server("service responses").is_some() {
+        servers.push(Server::start(common::Impl::NatsServer, &["-c", &path]));
+    }
+    for s in &servers {
+        let name = s.which.name();
+        let mut responder = raw_login(
+            s.port,
+            "a",
+            "SUB svc.one 1\r\nSUB svc.stream 2\r\nSUB svc.chunk 3\r\n",
+        );
+        let mut requester = raw_login(s.port, "b", "SUB _INBOX.me 1\r\n");
+        let mut other = raw_login(s.port, "c", "");
+
+        // Singleton: the first answer only.
+        roundtrip(&mut requester, "PUB svc.one _INBOX.me 2\r\nhi\r\n");
+        let reply = request_reply(&mut responder, "svc.one");
+        roundtrip(&mut other, &format!("PUB {reply} 6\r\nforged\r\n"));
+        roundtrip(
+            &mut responder,
+            &format!("PUB {reply} 3\r\none\r\nPUB {reply} 3\r\ntwo\r\n"),
+        );
+        let got = requester.read_quiet(QUIET, STEP).text();
+        assert_eq!(payloads(&got), ["one"], "{name}: {got:?}");
+
+        // Stream: every answer while they keep coming, none after the threshold.
+        roundtrip(&mut requester, "PUB svc.stream _INBOX.me 2\r\nhi\r\n");
+        let reply = request_reply(&mut responder, "svc.stream");
+        for part in ["s1", "s2", "s3"] {
+            roundtrip(&mut responder, &format!("PUB {reply} 2\r\n{part}\r\n"));
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        roundtrip(&mut responder, &format!("PUB {reply} 4\r\nlate\r\n"));
+        let got = requester.read_quiet(QUIET, STEP).text();
+        assert_eq!(payloads(&got), ["s1", "s2", "s3"], "{name}: {got:?}");
+
+        // Chunked: until the empty chunk.
+        roundtrip(&mut requester, "PUB svc.chunk _INBOX.me 2\r\nhi\r\n");
+        let reply = request_reply(&mut responder, "svc.chunk");
+        roundtrip(
+            &mut responder,
+            &format!(
+                "PUB {reply} 2\r\nc1\r\nPUB {reply} 2\r\nc2\r\nPUB {reply} 0\r\n\r\nPUB {reply} 5\r\nafter\r\n"
+            ),
+        );
+        let got = requester.read_quiet(QUIET, STEP).text();
+        assert_eq!(payloads(&got), ["c1", "c2", ""], "{name}: {got:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

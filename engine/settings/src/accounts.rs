@@ -27,6 +27,38 @@ pub struct Export {
     pub subject: Bytes,
     /// Accounts allowed to import it; `None` is public.
     pub accounts: Option<Vec<String>>,
+    /// Services: how many responses a request may get, and for how long.
+    pub response: Responses,
+}
+
+/// nats-server's service response types: one response per request (the default), a stream
+/// of them, or chunks ended by an empty message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseType {
+    #[default]
+    Singleton,
+    Streamed,
+    Chunked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Responses {
+    pub kind: ResponseType,
+    /// A request's reply subject stays open this long (since its last response, for streams
+    /// and chunks).
+    pub threshold: std::time::Duration,
+}
+
+/// nats-server's `DEFAULT_SERVICE_EXPORT_RESPONSE_THRESHOLD`.
+pub const DEFAULT_RESPONSE_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl Default for Responses {
+    fn default() -> Self {
+        Responses {
+            kind: ResponseType::Singleton,
+            threshold: DEFAULT_RESPONSE_THRESHOLD,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

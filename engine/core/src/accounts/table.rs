@@ -1,14 +1,10 @@
 //! The resolved account table: ids, and for each account the routes by which a message crosses
 //! into another account. Built once at start-up and shared read-only by every shard.
 
-use std::collections::hash_map::RandomState;
-use std::fmt::Write as _;
-use std::hash::BuildHasher;
-
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::mapping::SubjectMap;
-use tachyon_settings::accounts::{AccountDef, Kind, Local, GLOBAL_ACCOUNT};
+use tachyon_settings::accounts::{AccountDef, Kind, Local, Responses, GLOBAL_ACCOUNT};
 use tachyon_settings::ConfigError;
 
 pub type AccountId = u32;
@@ -23,6 +19,8 @@ pub const GLOBAL: AccountId = 0;
 pub struct Route {
     pub to: AccountId,
     pub map: SubjectMap,
+    /// Service imports: the export's response type and threshold.
+    pub responses: Responses,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -39,13 +37,7 @@ pub struct Accounts {
     routes: Vec<AccountRoutes>,
     /// True when any account imports anything: publishes skip all import work otherwise.
     pub any_imports: bool,
-    /// Keys the tag of `_R_` reply subjects, so a client cannot forge one to reach into another
-    /// account.
-    reply_key: RandomState,
 }
-
-/// Replies to a service import travel as `_R_.<account>.<tag>.<original reply>`.
-const REPLY_PREFIX: &[u8] = b"_R_.";
 
 impl Default for Accounts {
     fn default() -> Self {
@@ -53,7 +45,6 @@ impl Default for Accounts {
             names: vec![GLOBAL_ACCOUNT.to_string()],
             routes: vec![AccountRoutes::default()],
             any_imports: false,
-            reply_key: RandomState::new(),
         }
     }
 }
@@ -77,8 +68,8 @@ impl Accounts {
                     ));
                 };
                 let exp_def = defs.iter().find(|e| e.name == imp.account);
-                let allowed = exp_def.is_some_and(|e| {
-                    e.exports.iter().any(|x| {
+                let export = exp_def.and_then(|e| {
+                    e.exports.iter().find(|x| {
                         x.kind == imp.kind
                             && is_subset(&imp.subject, &x.subject)
                             && x.accounts
@@ -86,6 +77,8 @@ impl Accounts {
                                 .is_none_or(|list| list.contains(&d.name))
                     })
                 });
+                let allowed = export.is_some();
+                let responses = export.map(|x| x.response).unwrap_or_default();
                 let kind = if imp.kind == Kind::Stream {
                     "stream"
                 } else {
@@ -110,18 +103,22 @@ impl Accounts {
                             Local::Prefix(p) => SubjectMap::prefixed(imp.subject.clone(), p),
                             Local::To(t) => mapping(imp.subject.clone(), t.clone())?,
                         };
-                        table.routes[exporter as usize]
-                            .streams
-                            .push(Route { to: importer, map });
+                        table.routes[exporter as usize].streams.push(Route {
+                            to: importer,
+                            map,
+                            responses,
+                        });
                     }
                     Kind::Service => {
                         let map = match &imp.local {
                             Local::To(t) => mapping(t.clone(), imp.subject.clone())?,
                             _ => SubjectMap::identity(imp.subject.clone()),
                         };
-                        table.routes[importer as usize]
-                            .services
-                            .push(Route { to: exporter, map });
+                        table.routes[importer as usize].services.push(Route {
+                            to: exporter,
+                            map,
+                            responses,
+                        });
                     }
                 }
                 table.any_imports = true;
@@ -154,45 +151,6 @@ impl Accounts {
 
     pub fn routes(&self, id: AccountId) -> Option<&AccountRoutes> {
         self.routes.get(id as usize)
-    }
-
-    /// Binds a reply to the requester's account, the exporter that may answer, and the reply.
-    fn tag(&self, account: AccountId, exporter: AccountId, reply: &[u8]) -> u64 {
-        self.reply_key.hash_one((account, exporter, reply))
-    }
-
-    /// The reply subject a service request carries into the exporting account, standing for
-    /// `reply` in `account`.
-    /// Only clients of `exporter` can answer on it: the same subject published from any other
-    /// account is an ordinary subject there.
-    pub fn response_subject(&self, account: AccountId, exporter: AccountId, reply: &[u8]) -> Bytes {
-        let mut out = BytesMut::with_capacity(REPLY_PREFIX.len() + 32 + reply.len());
-        out.put_slice(REPLY_PREFIX);
-        let tag = self.tag(account, exporter, reply);
-        // Formats straight into the buffer: one allocation per service request.
-        let _ = write!(out, "{account}.{tag:016x}.");
-        out.put_slice(reply);
-        out.freeze()
-    }
-
-    /// Undoes `response_subject`: the account and reply a response published on `subject` (in
-    /// account `publisher`) goes to, if `subject` is a genuine one.
-    pub fn response_target(
-        &self,
-        subject: &Bytes,
-        publisher: AccountId,
-    ) -> Option<(AccountId, Bytes)> {
-        let rest = subject.strip_prefix(REPLY_PREFIX)?;
-        let d1 = rest.iter().position(|&b| b == b'.')?;
-        let account: AccountId = std::str::from_utf8(&rest[..d1]).ok()?.parse().ok()?;
-        let after = &rest[d1 + 1..];
-        let d2 = after.iter().position(|&b| b == b'.')?;
-        let tag = u64::from_str_radix(std::str::from_utf8(&after[..d2]).ok()?, 16).ok()?;
-        let reply = subject.slice(REPLY_PREFIX.len() + d1 + 1 + d2 + 1..);
-        if account as usize >= self.names.len() || self.tag(account, publisher, &reply) != tag {
-            return None;
-        }
-        Some((account, reply))
     }
 }
 
@@ -312,23 +270,14 @@ mod tests {
     }
 
     #[test]
-    fn response_subjects_round_trip_and_resist_forgery() {
+    fn service_imports_carry_the_exports_response_type() {
         let t = Accounts::resolve(&from_config(&sample(None)).expect("parses")).expect("ok");
-        let r = t.response_subject(2, 1, b"_INBOX.abc.def");
-        assert_eq!(
-            t.response_target(&r, 1),
-            Some((2, Bytes::from_static(b"_INBOX.abc.def")))
-        );
-        // The genuine subject published from another account than the exporter: nothing.
-        assert_eq!(t.response_target(&r, 2), None);
-        assert_eq!(t.response_target(&r, 0), None);
-        let forged = Bytes::from(String::from_utf8_lossy(&r).replacen("_R_.2.", "_R_.1.", 1));
-        assert_eq!(t.response_target(&forged, 1), None);
-        assert_eq!(
-            t.response_target(&Bytes::from_static(b"_R_.1.zz.x"), 1),
-            None
-        );
-        assert_eq!(t.response_target(&Bytes::from_static(b"foo"), 1), None);
+        let services: Vec<_> = (0..t.len() as AccountId)
+            .filter_map(|a| t.routes(a))
+            .flat_map(|r| r.services.iter())
+            .collect();
+        assert!(!services.is_empty());
+        assert!(services.iter().all(|r| r.responses == Responses::default()));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod mailbox;
 pub mod mesh;
 pub mod migration;
 pub mod rebalance;
+pub mod responses;
 mod routing;
 mod subscriptions;
 pub mod tasks;
@@ -79,6 +80,10 @@ pub struct Shard {
     stalled: RefCell<Vec<Arc<StallGate>>>,
     /// When each (publisher's shard, publisher, stalled client) was last told about.
     stall_notices: RefCell<HashMap<(u16, u64, u64), std::time::Instant>>,
+    /// Reply subjects this shard opened for service-import requests (`responses.rs`).
+    pub(super) responses: RefCell<responses::ResponseTable>,
+    /// Stands for the publisher of a response forwarded from another shard.
+    relay: Rc<ClientState>,
     /// Feeders paused for stalled clients, oldest first: (ticket, the clients' ids).
     stall_queue: RefCell<VecDeque<StallEntry>>,
     next_stall_ticket: Cell<u64>,
@@ -123,6 +128,8 @@ impl Shard {
             auto_unsub: RefCell::new(Vec::new()),
             stalled: RefCell::new(Vec::new()),
             stall_notices: RefCell::new(HashMap::new()),
+            responses: RefCell::new(responses::ResponseTable::new(id)),
+            relay: Rc::new(ClientState::new(0, None, -1, usize::MAX)),
             stall_queue: RefCell::new(VecDeque::new()),
             next_stall_ticket: Cell::new(0),
             stats: Cell::new(ShardStats::default()),
@@ -262,6 +269,7 @@ impl Shard {
             &mut Envelope::SwitchedNew { cid } => self.on_switched_new(from, cid),
             &mut Envelope::BarrierAck { token } => self.on_barrier_ack(from, token),
             Envelope::Stall { cid, gate } => self.on_stall_notice(*cid, gate.clone()),
+            Envelope::Response(r) => self.on_forwarded_response(r),
         }
         None
     }

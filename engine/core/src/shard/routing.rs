@@ -7,10 +7,11 @@ use std::rc::Rc;
 use bytes::Bytes;
 use tachyon_protocol::headers;
 
+use super::responses::{self, Verdict};
 use super::Shard;
 use crate::accounts::AccountId;
 use crate::client::{ClientState, SendStatus, SubRef};
-use crate::envelope::{Envelope, QueuePicks, RoutedMsg};
+use crate::envelope::{Envelope, ForwardedResponse, QueuePicks, RoutedMsg};
 use crate::sublist::MatchResult;
 
 const _: () = assert!(tachyon_settings::options::MAX_PAYLOAD_LIMIT <= u32::MAX as usize);
@@ -199,15 +200,8 @@ impl Shard {
         m: Published<'_>,
     ) -> bool {
         let accounts = &self.global.accounts;
-        if let Some((to, original)) = accounts.response_target(m.subject, account) {
-            return self.route(
-                to,
-                from,
-                Published {
-                    subject: &original,
-                    ..m
-                },
-            );
+        if let Some((shard, token)) = responses::parse(m.subject) {
+            return self.respond(account, from, shard, token, m);
         }
         let mut delivered = self.route(account, from, m);
         let Some(routes) = accounts.routes(account) else {
@@ -229,22 +223,115 @@ impl Shard {
         for r in &routes.services {
             if r.map.matches(m.subject) {
                 let mapped = r.map.apply(m.subject);
-                let back = m
-                    .reply
-                    .map(|rp| accounts.response_subject(account, r.to, rp));
-                let reply = back.as_ref();
-                delivered |= self.route(
+                let back = m.reply.map(|rp| {
+                    self.responses.borrow_mut().open(
+                        account,
+                        rp,
+                        r.to,
+                        r.responses,
+                        std::time::Instant::now(),
+                    )
+                });
+                let (header_len, payload) = responses::with_request_info(
+                    accounts.name(account),
+                    from.rtt.get(),
+                    m.header_len,
+                    m.payload,
+                );
+                let sent = self.route(
                     r.to,
                     from,
                     Published {
                         subject: &mapped,
-                        reply,
-                        ..m
+                        reply: back.as_ref(),
+                        header_len: Some(header_len),
+                        payload: &payload,
                     },
                 );
+                if let (false, Some(b)) = (sent, &back) {
+                    // Nobody took the request: its reply subject closes, as in nats-server.
+                    self.responses.borrow_mut().close(b);
+                }
+                delivered |= sent;
             }
         }
         delivered
+    }
+
+    /// A publish on `_R_.<shard>.<token>`: a response to a service-import request whose reply
+    /// subject shard `shard` opened, which alone decides where it goes.
+    fn respond(
+        &self,
+        account: AccountId,
+        from: &Rc<ClientState>,
+        shard: u16,
+        token: u64,
+        m: Published<'_>,
+    ) -> bool {
+        if shard == self.id {
+            return self.answer(account, from, token, m);
+        }
+        let Some(Some(o)) = self.outlets.get(shard as usize) else {
+            // No such shard: an ordinary subject.
+            return self.route(account, from, m);
+        };
+        o.send(Envelope::Response(Box::new(ForwardedResponse {
+            token,
+            account,
+            subject: m.subject.clone(),
+            reply: m.reply.cloned(),
+            header_len: m.header_len,
+            payload: m.payload.clone(),
+        })));
+        from.affinity.note(shard);
+        self.routed.set(true);
+        true
+    }
+
+    /// A response to one of this shard's reply subjects, published in `account`: to the
+    /// requester if the subject is open and the answer is the exporter's; otherwise an ordinary
+    /// publish in `account` (nats-server routes it there once the response import is gone).
+    fn answer(
+        &self,
+        account: AccountId,
+        from: &Rc<ClientState>,
+        token: u64,
+        m: Published<'_>,
+    ) -> bool {
+        let empty = m.payload.is_empty();
+        let verdict =
+            self.responses
+                .borrow_mut()
+                .answer(token, account, empty, std::time::Instant::now());
+        match verdict {
+            Verdict::Deliver { to, reply } => self.route(
+                to,
+                from,
+                Published {
+                    subject: &reply,
+                    ..m
+                },
+            ),
+            Verdict::Drop => self.route(account, from, m),
+        }
+    }
+
+    pub(super) fn on_forwarded_response(&self, r: &ForwardedResponse) {
+        let relay = self.relay.clone();
+        self.answer(
+            r.account,
+            &relay,
+            r.token,
+            Published {
+                subject: &r.subject,
+                reply: r.reply.as_ref(),
+                header_len: r.header_len,
+                payload: &r.payload,
+            },
+        );
+        self.finish_auto_unsubs();
+        // The ring consumer never pauses (`backpressure.rs`): no reader may pause for these.
+        self.forget_stalled();
     }
 
     /// Delivers one message in one account's subject space: local subscribers, other shards,

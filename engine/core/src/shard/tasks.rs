@@ -119,6 +119,16 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
     })
     .detach();
 
+    if global.accounts.any_imports {
+        let s = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(super::responses::SWEEP_EVERY).await;
+                s.responses.borrow_mut().sweep(std::time::Instant::now());
+            }
+        })
+        .detach();
+    }
     for hook in on_start {
         hook(shard.clone()).await;
     }
