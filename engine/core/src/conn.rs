@@ -894,15 +894,20 @@ impl Session {
         // The config in force now, not the one the connection was accepted under: a reload in
         // between already re-checked every connected client, so this one must match it too.
         let cfg = self.shard.global.config();
-        let proof = (!self.connected).then(|| {
-            crate::auth::Credentials::new(&opts, self.nonce.as_deref(), self.cert.as_ref())
-        });
-        if let (Some(proof), true) = (&proof, cfg.auth_required()) {
-            match cfg.auth.authenticate(proof) {
+        // Every CONNECT authenticates, as in nats-server: a second one with other credentials
+        // switches user (and account) or ends the connection.
+        let proof = crate::auth::Credentials::new(&opts, self.nonce.as_deref(), self.cert.as_ref());
+        let mut switched_account = None;
+        if cfg.auth_required() {
+            match cfg.auth.authenticate(&proof) {
                 Ok(who) => {
                     *client.perms.borrow_mut() = who.perms.map(crate::auth::PermChecker::new);
-                    // Before any SUB or PUB: the account picks the subject space they use.
-                    client.account.set(who.account);
+                    if self.connected && who.account != client.account.get() {
+                        switched_account = Some(who.account);
+                    } else {
+                        // Before any SUB or PUB: the account picks the subject space they use.
+                        client.account.set(who.account);
+                    }
                     *client.auth_user.borrow_mut() = who.user;
                 }
                 Err(e) => {
@@ -916,13 +921,27 @@ impl Session {
                 }
             }
         }
+        if let Some(account) = switched_account {
+            // Its subscriptions follow it into the new account's subject space.
+            let subs: Vec<(bytes::Bytes, bytes::Bytes, Option<bytes::Bytes>)> = client
+                .subs
+                .borrow()
+                .values()
+                .map(|s| (s.sid.clone(), s.subject.clone(), s.queue.clone()))
+                .collect();
+            for (sid, _, _) in &subs {
+                self.shard.unsubscribe(client, sid, None);
+            }
+            client.account.set(account);
+            for (sid, subject, queue) in subs {
+                let _ = self.shard.subscribe(client, subject, queue, sid);
+            }
+        }
         if let Err(e) = opts.validate(true) {
             client.send_err(e.err_text());
             return Next::Close(CloseReason::ProtocolViolation);
         }
-        if let Some(proof) = proof {
-            *client.credentials.borrow_mut() = Some(proof);
-        }
+        *client.credentials.borrow_mut() = Some(proof);
         client.flags.set(ClientFlags::from_connect(&opts));
         *client.name.borrow_mut() = opts.name.clone();
         *client.lang.borrow_mut() = opts.lang.clone();

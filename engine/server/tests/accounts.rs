@@ -783,3 +783,40 @@ async fn verify_and_map_binds_the_certificate_user() {
         "an unmapped certificate must be refused"
     );
 }
+
+/// A second CONNECT authenticates again, as in nats-server (issue 14): bad credentials end the
+/// connection with an Authorization Violation; another user's switch the connection to that
+/// user's account (its next publishes are delivered there). Against both servers.
+#[test]
+fn a_second_connect_authenticates_again() {
+    let dir = TempDir::new("reconnect");
+    let path = config(&dir, "responses.conf", RESPONSES);
+    let mut servers = vec![Server::tachyon(SHARDS, &["-c", &path])];
+    if common::require_nats_server("second connect").is_some() {
+        servers.push(Server::start(common::Impl::NatsServer, &["-c", &path]));
+    }
+    for s in &servers {
+        let name = s.which.name();
+        let mut c = raw_login(s.port, "a", "");
+        c.send(b"CONNECT {\"user\":\"a\",\"pass\":\"wrong\",\"verbose\":false}\r\nPING\r\n");
+        let got = c.read_to_close(STEP);
+        assert!(
+            got.text().contains("-ERR 'Authorization Violation'") && got.closed,
+            "{name}: {:?} (closed: {})",
+            got.text(),
+            got.closed
+        );
+
+        let mut in_a = raw_login(s.port, "a", "SUB news 1\r\n");
+        let mut in_c = raw_login(s.port, "c", "SUB news 1\r\n");
+        let mut switcher = raw_login(s.port, "a", "");
+        roundtrip(
+            &mut switcher,
+            "CONNECT {\"user\":\"c\",\"pass\":\"c\",\"verbose\":false}\r\nPUB news 5\r\nhello\r\n",
+        );
+        let got = in_c.read_until(b"hello\r\n", STEP).text();
+        assert!(got.contains("MSG news 1 5\r\nhello"), "{name}: {got:?}");
+        let got = in_a.read_quiet(QUIET, Duration::from_secs(1)).text();
+        assert!(!got.contains("hello"), "{name}: account A got {got:?}");
+    }
+}
