@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -93,17 +92,7 @@ fn connect_where(s: &Server, fits: impl Fn(u16) -> bool, make: impl Fn() -> RawC
 
 /// A subscriber whose socket has a tiny receive buffer and that never reads.
 fn stuck_subscriber(port: u16) -> RawConn {
-    use socket2::{Domain, Socket, Type};
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let sock = match Socket::new(Domain::IPV4, Type::STREAM, None) {
-        Ok(s) => s,
-        Err(e) => panic!("socket: {e}"),
-    };
-    let _ = sock.set_recv_buffer_size(4096);
-    if let Err(e) = sock.connect(&addr.into()) {
-        panic!("connect {addr}: {e}");
-    }
-    let mut c = RawConn::from_stream(sock.into(), STEP);
+    let mut c = RawConn::connect_tiny_window(port, STEP);
     c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
     sync(&mut c);
     c

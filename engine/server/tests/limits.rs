@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -412,17 +412,7 @@ fn authenticated_client_outlives_the_auth_timeout() {
 /// A subscriber whose socket has a tiny receive buffer, so the server's writes to it stall as
 /// soon as the test stops reading.
 fn tiny_window_subscriber(port: u16, subject: &str) -> RawConn {
-    use socket2::{Domain, Socket, Type};
-    let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
-    let sock = match Socket::new(Domain::IPV4, Type::STREAM, None) {
-        Ok(s) => s,
-        Err(e) => panic!("socket: {e}"),
-    };
-    let _ = sock.set_recv_buffer_size(4096);
-    if let Err(e) = sock.connect(&addr.into()) {
-        panic!("connect {addr}: {e}");
-    }
-    let mut c = RawConn::from_stream(sock.into(), STEP);
+    let mut c = RawConn::connect_tiny_window(port, STEP);
     c.send(
         format!("CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nSUB {subject} 1\r\n")
             .as_bytes(),

@@ -444,6 +444,22 @@ impl RawConn {
         }
     }
 
+    /// Connects with a 4 KiB receive buffer, so the server's writes stall as soon as the test
+    /// stops reading (a slow or stuck subscriber), and reads INFO.
+    pub fn connect_tiny_window(port: u16, timeout: Duration) -> RawConn {
+        use socket2::{Domain, Socket, Type};
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let sock = match Socket::new(Domain::IPV4, Type::STREAM, None) {
+            Ok(s) => s,
+            Err(e) => panic!("socket: {e}"),
+        };
+        let _ = sock.set_recv_buffer_size(4096);
+        if let Err(e) = sock.connect(&addr.into()) {
+            panic!("connect {addr}: {e}");
+        }
+        RawConn::from_stream(sock.into(), timeout)
+    }
+
     /// Wraps an already connected stream (e.g. one with socket options set before connecting)
     /// and reads the server's INFO line.
     pub fn from_stream(stream: TcpStream, timeout: Duration) -> RawConn {

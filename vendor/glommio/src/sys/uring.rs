@@ -1965,8 +1965,14 @@ impl Reactor {
     /// that already does. Returns whether a new timer was queued (the caller flushes).
     fn keep_or_arm_latency_timer(&self, lat_ring: &mut SleepableRing, dur: Duration) -> bool {
         let pending = self.latency_preemption_timeout_src.take();
+        // TACHYON PATCH: a timer that already completed (its completion consumed after
+        // `drop_latency_timer_if_fired` looked, e.g. by the consume that follows the flush) is
+        // not pending: keeping it let the executor sleep with no timer in the kernel, until some
+        // unrelated I/O (seen: a shard asleep for 5 s with a 100 us user timer due).
         let keep = match (&pending, self.latency_timer_deadline.get()) {
-            (Some(_), Some(deadline)) => deadline <= Instant::now() + dur,
+            (Some(src), Some(deadline)) => {
+                src.result().is_none() && deadline <= Instant::now() + dur
+            }
             _ => false,
         };
         self.latency_preemption_timeout_src.set(pending);
