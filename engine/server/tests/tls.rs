@@ -28,9 +28,23 @@ struct Certs {
 impl Certs {
     fn new() -> Certs {
         let dir = TempDir::new("tls-certs");
-        let ca = ca("Tachyon Test CA");
+        let ca_key = KeyPair::generate().expect("key");
+        let ca_signer = KeyPair::from_pem(&ca_key.serialize_pem()).expect("key copy");
+        let ca = ca_with_key("Tachyon Test CA", ca_key);
         let certs = Certs { dir };
         certs.write("ca.pem", &ca.pem());
+        // An X.509 v1 client certificate, which Go's TLS accepts and rcgen cannot make.
+        let oldie_key = KeyPair::generate().expect("key");
+        let oldie = v1_certificate(ca.der(), &ca_signer, "oldie", &oldie_key);
+        certs.write("oldie.pem", &pem("CERTIFICATE", &oldie));
+        certs.write("oldie-key.pem", &oldie_key.serialize_pem());
+        // The same from a CA the server does not trust.
+        let rogue_key = KeyPair::generate().expect("key");
+        let rogue_signer = KeyPair::from_pem(&rogue_key.serialize_pem()).expect("key copy");
+        let rogue = ca_with_key("Tachyon Test CA", rogue_key);
+        let forged = v1_certificate(rogue.der(), &rogue_signer, "oldie", &oldie_key);
+        certs.write("forged.pem", &pem("CERTIFICATE", &forged));
+        certs.write("forged-key.pem", &oldie_key.serialize_pem());
         let mut server = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
         server
             .subject_alt_names
@@ -111,16 +125,125 @@ impl Certs {
     }
 }
 
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    ca_for(name)
+fn ca_for(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    ca_with_key(name, KeyPair::generate().expect("key"))
 }
 
-fn ca_for(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+fn ca_with_key(name: &str, key: KeyPair) -> CertifiedIssuer<'static, KeyPair> {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().expect("key");
     CertifiedIssuer::self_signed(params, key).expect("ca")
+}
+
+/// One DER element.
+fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = contents.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|&b| b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(contents);
+    out
+}
+
+/// The first DER element of `input` (whole) and the rest.
+fn der_split(input: &[u8]) -> (&[u8], &[u8]) {
+    let first = input[1];
+    let (len, head) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7f) as usize;
+        let len = input[2..2 + n]
+            .iter()
+            .fold(0usize, |a, &b| (a << 8) | b as usize);
+        (len, 2 + n)
+    };
+    input.split_at(head + len)
+}
+
+/// The contents of the DER element at the start of `input`.
+fn der_contents(input: &[u8]) -> &[u8] {
+    let (whole, _) = der_split(input);
+    let first = whole[1];
+    let head = if first < 0x80 {
+        2
+    } else {
+        2 + (first & 0x7f) as usize
+    };
+    &whole[head..]
+}
+
+/// A version 1 certificate (no version field, no extensions) for CN=`cn` with `key`, signed
+/// by the CA whose certificate is `ca_der` and whose key is `ca_key` (ECDSA P-256 SHA-256).
+fn v1_certificate(ca_der: &[u8], ca_key: &KeyPair, cn: &str, key: &KeyPair) -> Vec<u8> {
+    use rcgen::{PublicKeyData, SigningKey};
+    // The CA's subject: TBSCertificate's sixth element (version, serial, signature algorithm,
+    // issuer, validity, subject).
+    let tbs = der_contents(der_contents(ca_der));
+    let mut rest = tbs;
+    let mut fields = Vec::new();
+    while !rest.is_empty() {
+        let (field, after) = der_split(rest);
+        fields.push(field);
+        rest = after;
+    }
+    let ca_subject = fields[5].to_vec();
+    let ecdsa_sha256 = der(
+        0x30,
+        &der(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]),
+    );
+    let name = der(
+        0x30,
+        &der(
+            0x31,
+            &der(
+                0x30,
+                &[der(0x06, &[0x55, 0x04, 0x03]), der(0x0c, cn.as_bytes())].concat(),
+            ),
+        ),
+    );
+    let validity = der(
+        0x30,
+        &[der(0x17, b"250101000000Z"), der(0x17, b"491231235959Z")].concat(),
+    );
+    let tbs = der(
+        0x30,
+        &[
+            der(0x02, &[0x05]),
+            ecdsa_sha256.clone(),
+            ca_subject,
+            validity,
+            name,
+            key.subject_public_key_info(),
+        ]
+        .concat(),
+    );
+    let signature = ca_key.sign(&tbs).expect("sign");
+    let bits = [&[0u8][..], &signature].concat();
+    der(0x30, &[tbs, ecdsa_sha256, der(0x03, &bits)].concat())
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 fn start(args: &[String]) -> Server {
@@ -435,23 +558,30 @@ fn nats_py_over_mutual_tls() {
     let server = start(&certs.server_args(true));
     let url = server.url.replacen("nats://", "tls://", 1);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/tls_smoke.py");
-    let out = std::process::Command::new(&py)
-        .arg(&script)
-        .arg(&url)
-        .arg(certs.path("ca.pem"))
-        .arg(certs.path("alice.pem"))
-        .arg(certs.path("alice-key.pem"))
-        .output();
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => panic!("run {py:?}: {e}"),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("tls smoke: all passed"),
-        "tls_smoke.py failed ({}):\n{stdout}\n{stderr}\n--- server log\n{}",
-        out.status,
-        server.log()
-    );
+    // `oldie` holds an X.509 v1 certificate from the CA: OpenSSL (so nats-py) presents it and
+    // Go's TLS stack accepts it; webpki alone refused it (the Rust client cannot even load it).
+    // `forged` is the same name and key under another CA's key with the same CA name.
+    for (client, admitted) in [("alice", true), ("oldie", true), ("forged", false)] {
+        let out = std::process::Command::new(&py)
+            .arg(&script)
+            .arg(&url)
+            .arg(certs.path("ca.pem"))
+            .arg(certs.path(&format!("{client}.pem")))
+            .arg(certs.path(&format!("{client}-key.pem")))
+            .output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => panic!("run {py:?}: {e}"),
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let passed = out.status.success() && stdout.contains("tls smoke: all passed");
+        assert_eq!(
+            passed,
+            admitted,
+            "tls_smoke.py as {client} ({}):\n{stdout}\n{stderr}\n--- server log\n{}",
+            out.status,
+            server.log()
+        );
+    }
 }

@@ -6,6 +6,7 @@
 pub mod identity;
 pub mod server;
 pub mod session;
+pub mod v1;
 
 pub use identity::CertIdentity;
 pub use server::{ServerTls, TlsError};

@@ -66,10 +66,13 @@ impl ServerTls {
         // Like nats-server, a CA file without `verify` asks no certificate of the client.
         let builder = if cfg.verify {
             let ca = cfg.ca_file.as_deref().ok_or(TlsError::VerifyWithoutCa)?;
-            let roots = load_roots(ca)?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            let (roots, anchors) = load_roots(ca)?;
+            let algs = provider.signature_verification_algorithms;
+            let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| TlsError::Rustls(e.to_string()))?;
+            // X.509 v1 client certificates, as Go accepts them (`v1.rs`).
+            let verifier = Arc::new(super::v1::AcceptV1::new(webpki, anchors, algs));
             builder.with_client_cert_verifier(verifier)
         } else {
             builder.with_no_client_auth()
@@ -110,18 +113,21 @@ fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(chain)
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+/// The CA file as rustls trust anchors, and as the certificates themselves.
+fn load_roots(path: &Path) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsError> {
     let bad = |reason: String| TlsError::CaFile {
         path: path.to_path_buf(),
         reason,
     };
     let mut roots = RootCertStore::empty();
+    let mut certs = Vec::new();
     for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
         let cert = cert.map_err(|e| bad(e.to_string()))?;
-        roots.add(cert).map_err(|e| bad(e.to_string()))?;
+        roots.add(cert.clone()).map_err(|e| bad(e.to_string()))?;
+        certs.push(cert);
     }
     if roots.is_empty() {
         return Err(bad("no certificate found".to_string()));
     }
-    Ok(roots)
+    Ok((roots, certs))
 }

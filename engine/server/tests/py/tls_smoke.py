@@ -16,8 +16,12 @@ STEP = 5.0
 async def main(url, ca, cert, key):
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
     ctx.load_cert_chain(certfile=cert, keyfile=key)
-    nc = await nats.connect(url, tls=ctx, connect_timeout=STEP, max_reconnect_attempts=0)
-    other = await nats.connect(url, tls=ctx, connect_timeout=STEP, max_reconnect_attempts=0)
+    nc = await nats.connect(
+        url, tls=ctx, connect_timeout=STEP, max_reconnect_attempts=0, allow_reconnect=False
+    )
+    other = await nats.connect(
+        url, tls=ctx, connect_timeout=STEP, max_reconnect_attempts=0, allow_reconnect=False
+    )
 
     sub = await nc.subscribe("tls.py")
 
