@@ -208,7 +208,6 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
                     .map_err(|_| ConfigError::at(&item.pos, format!("'{key}': out of range")))?
             }
             "write_deadline" => o.write_deadline = item.as_duration(key)?,
-            "disable_short_first_ping" => o.disable_short_first_ping = item.as_bool(key)?,
             "lame_duck_duration" => {
                 let d = go_duration_str(item, key)?;
                 if d < std::time::Duration::from_secs(30) {

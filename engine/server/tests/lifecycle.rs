@@ -695,3 +695,32 @@ fn an_immediate_restart_after_kill_9_takes_the_same_port() {
         );
     }
 }
+
+/// The first server PING comes about 2 s after CONNECT (nats-server's
+/// `firstClientPingInterval`, up to 20 % later), whatever the client sends meanwhile; both
+/// servers, same steps.
+#[test]
+fn the_first_ping_comes_two_seconds_after_connect() {
+    let mut servers = vec![Server::tachyon(2, &[])];
+    if common::require_nats_server("first ping").is_some() {
+        servers.push(Server::start(common::Impl::NatsServer, &[]));
+    }
+    for s in &servers {
+        let name = s.which.name();
+        let mut c = client(s.port);
+        let connected = Instant::now();
+        // Traffic does not put the first PING off.
+        c.send(b"PUB x 1\r\na\r\n");
+        let got = c.read_until(b"PING\r\n", Duration::from_millis(3500));
+        let after = connected.elapsed();
+        assert!(
+            got.text().ends_with("PING\r\n"),
+            "{name}: no PING within 3.5 s: {:?}",
+            got.text()
+        );
+        assert!(
+            after >= Duration::from_millis(1900),
+            "{name}: PING after {after:?}"
+        );
+    }
+}

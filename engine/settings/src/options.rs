@@ -94,8 +94,8 @@ pub struct Options {
     pub write_deadline: Duration,
     pub ping_interval: Duration,
     pub ping_max: u32,
-    /// nats-server's `disable_short_first_ping`: the first PING after CONNECT waits the whole
-    /// interval instead of about 2 s.
+    /// nats-server's `DisableShortFirstPing` (an embedding option, not a config key): the first
+    /// PING after CONNECT waits the whole interval instead of about 2 s.
     pub disable_short_first_ping: bool,
     pub auth_timeout: Duration,
     pub lame_duck_duration: Duration,
