@@ -695,11 +695,6 @@ impl ClientState {
             && self.backlog_bytes.get() == 0
     }
 
-    /// Whether the writer is still behind the stall mark.
-    pub fn is_behind(&self) -> bool {
-        self.gate.is_behind()
-    }
-
     /// Bytes queued or being written, and held from other shards: monitoring's
     /// `pending_bytes`.
     pub fn pending_bytes(&self) -> usize {
@@ -793,12 +788,16 @@ impl ClientState {
     }
 
     pub fn has_out(&self) -> bool {
-        if self.out.borrow().is_empty() && self.in_flight.get() == 0 && self.backlog_bytes.get() > 0
+        !self.out.borrow().is_empty()
+    }
+
+    /// For whoever drains `out` (the writer, a service), before it looks: held messages move
+    /// in once everything taken was written and nothing else waits.
+    pub fn pull_backlog(&self) {
+        if self.backlog_bytes.get() > 0 && self.in_flight.get() == 0 && self.out.borrow().is_empty()
         {
-            // Held messages wait for the writer, which has nothing else to write.
             self.refill(false);
         }
-        !self.out.borrow().is_empty()
     }
 
     pub fn peer_string(&self) -> String {

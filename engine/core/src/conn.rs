@@ -347,6 +347,7 @@ async fn write_loop(
             healthy = false;
             break;
         }
+        client.pull_backlog();
         if !client.has_out() {
             // Records rustls produced while reading (alerts, key updates) go out on their own.
             if let Some(t) = tls.as_mut().filter(|t| t.wants_write()) {

@@ -183,6 +183,7 @@ impl InternalClient {
                     return None;
                 }
             }
+            self.client.pull_backlog();
             if self.client.has_out() {
                 self.client.take_out(&mut self.spare);
                 self.inbox.extend_from_slice(&self.spare);

@@ -156,6 +156,21 @@ impl AcceptV1 {
         }
     }
 
+    /// A handshake signature: by the certificate's own key for v1, by webpki (`webpki`) for v3.
+    fn verify_handshake(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+        webpki: impl FnOnce(&dyn ClientCertVerifier) -> Result<HandshakeSignatureValid, Error>,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        if before_v3(cert) == Some(true) {
+            self.verify_v1_handshake(message, cert, dss)
+        } else {
+            webpki(self.inner.as_ref())
+        }
+    }
+
     /// The handshake signature of a v1 certificate's key.
     fn verify_v1_handshake(
         &self,
@@ -222,10 +237,9 @@ impl ClientCertVerifier for AcceptV1 {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        if before_v3(cert) == Some(true) {
-            return self.verify_v1_handshake(message, cert, dss);
-        }
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.verify_handshake(message, cert, dss, |v| {
+            v.verify_tls12_signature(message, cert, dss)
+        })
     }
 
     fn verify_tls13_signature(
@@ -234,10 +248,9 @@ impl ClientCertVerifier for AcceptV1 {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        if before_v3(cert) == Some(true) {
-            return self.verify_v1_handshake(message, cert, dss);
-        }
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.verify_handshake(message, cert, dss, |v| {
+            v.verify_tls13_signature(message, cert, dss)
+        })
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -18,7 +18,7 @@ mod subscriptions;
 pub mod tasks;
 
 use backpressure::StallEntry;
-pub use backpressure::{STALL_BUDGET, STALL_WAIT};
+pub use backpressure::STALL_BUDGET;
 use barrier::PendingBarrier;
 use routing::Target;
 

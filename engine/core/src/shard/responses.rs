@@ -170,7 +170,8 @@ pub fn with_request_info(
     json_string(&mut line, account);
     let nanos = rtt.as_nanos();
     if nanos > 0 {
-        line.push_str(&format!(",\"rtt\":{nanos}"));
+        use std::fmt::Write as _;
+        let _ = write!(line, ",\"rtt\":{nanos}");
     }
     line.push_str("}\r\n");
     let mut out = BytesMut::with_capacity(payload.len() + line.len() + 16);
