@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tachyon_protocol::encode;
 
 use crate::conn::Conn;
-use crate::error::{BenchError, Result};
+use crate::error::{both, BenchError, Result};
 use crate::link::{message, Fleet, Link, Transport};
 use crate::stats::{new_histogram, record, summarize, LatencySummary};
 use crate::uring::{Ring, UringConn};
@@ -513,7 +513,7 @@ fn publish<L: Link>(conn: &mut L, s: &PubSpec<'_>, sh: &Shared) -> Result<PubOut
                 break;
             }
             if sh.abort.load(Ordering::Relaxed) {
-                return Err(BenchError::Verify("aborted".into()));
+                return Err(BenchError::Aborted);
             }
         }
         let mut ts = sh.clock.now_ns();
@@ -586,7 +586,7 @@ fn receive<L: Link>(conn: &mut L, mut ck: Checker, queue: bool, sh: &Shared) -> 
             return Ok(ck);
         }
         if sh.abort.load(Ordering::Relaxed) {
-            return Err(BenchError::Verify("aborted".into()));
+            return Err(BenchError::Aborted);
         }
         if expected != UNKNOWN && last_progress.elapsed() > sh.stall {
             return Err(BenchError::Verify(format!(
@@ -759,8 +759,8 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
         }
         (pub_res, sub_res)
     });
-    let pubs: Vec<PubOut> = pub_res.into_iter().collect::<Result<_>>()?;
-    let subs: Vec<Checker> = sub_res.into_iter().collect::<Result<_>>()?;
+    // A subscriber cut off stops the publishers too: report why it stopped, not that they did.
+    let (pubs, subs): (Vec<PubOut>, Vec<Checker>) = both(pub_res, sub_res)?;
     let sent: Vec<u64> = pubs.iter().map(|p| p.sent).collect();
     let published: u64 = sent.iter().sum();
     let pub_end = pubs.iter().map(|p| p.end_ns).max().unwrap_or(start_ns);
@@ -932,12 +932,8 @@ fn run_reqrep<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result
         let resp_res: Vec<Result<u64>> = resps.into_iter().map(join).collect();
         (req_res, resp_res)
     });
-    let reqs: Vec<(u64, Histogram<u64>)> = req_res.into_iter().collect::<Result<_>>()?;
-    let served: u64 = resp_res
-        .into_iter()
-        .collect::<Result<Vec<u64>>>()?
-        .iter()
-        .sum();
+    let (reqs, served): (Vec<(u64, Histogram<u64>)>, Vec<u64>) = both(req_res, resp_res)?;
+    let served: u64 = served.iter().sum();
     let end_ns = sh.clock.now_ns();
     let mut hist = new_histogram();
     let mut done = 0;
@@ -980,7 +976,7 @@ fn request_loop<L: Link>(
     let mut seq = 0u64;
     while deadline.map_or(seq < count, |d| Instant::now() < d) {
         if sh.abort.load(Ordering::Relaxed) {
-            return Err(BenchError::Verify("aborted".into()));
+            return Err(BenchError::Aborted);
         }
         let t0 = sh.clock.now_ns();
         stamp(&mut payload, id, seq, t0);
@@ -1081,7 +1077,7 @@ fn run_conns<L: Link, F: Fleet>(
                         let mut tick = 0u64;
                         while tick < ticks_total && deadline.is_none_or(|d| Instant::now() < d) {
                             if sh.abort.load(Ordering::Relaxed) {
-                                return Err(BenchError::Verify("aborted".into()));
+                                return Err(BenchError::Aborted);
                             }
                             let due = start_ns + tick * interval_ns;
                             wait_until(&sh.clock, due);
