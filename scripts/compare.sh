@@ -9,6 +9,13 @@
 # TACHYON_BIN, NATS_BIN, NATS29_BIN to override the binaries, EXTRA for more flags,
 # SHARDS1=0 to leave out the second Tachyon configuration (`--shards 1`, under test too: on a
 # 2-core host the load generator takes a core, and one shard is Tachyon's per-core figure).
+#
+# Then the JetStream section (about 1 to 1.5 minutes on 2 cores): js-pub, js-async, kv-put and
+# kv-get at 16 B and 1 KiB, file storage, every server started with `-js -sd <fresh dir>`, against
+# nats-server at its default (fsync every 2 min) and at `sync_interval: always` (fsync before
+# every ack, as Tachyon does by default). Writes bench-results/report-js.{json,html,md,txt}.
+# JS=0 leaves it out, JS_ONLY=1 runs only it; JS_MSGS per js-async/kv-put/kv-get run (default
+# 10000), JS_PUB_MSGS per js-pub run (default 1000), JS_EXTRA for more flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,16 +59,43 @@ if [ -n "$NATS29_BIN" ] && [ -x "$NATS29_BIN" ]; then
 fi
 
 mkdir -p bench-results
-# shellcheck disable=SC2086
-target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
-    --workloads pub,pubsub,fanout,fanin,queue,reqrep,latency,conns \
-    --sizes 16,128,1024 \
-    --rounds "$ROUNDS" \
-    --msgs "$MSGS" \
-    --reqrep-msgs 5000 \
-    --latency-rate 5000 --latency-msgs 5000 \
-    --conns 500 --conns-rate 10 --conns-duration 1 \
-    --json bench-results/report.json \
-    --html bench-results/report.html \
-    --md bench-results/report.md \
-    ${EXTRA:-} | tee bench-results/report.txt
+rc=0
+if [ "${JS_ONLY:-0}" != 1 ]; then
+    # shellcheck disable=SC2086
+    target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
+        --workloads pub,pubsub,fanout,fanin,queue,reqrep,latency,conns \
+        --sizes 16,128,1024 \
+        --rounds "$ROUNDS" \
+        --msgs "$MSGS" \
+        --reqrep-msgs 5000 \
+        --latency-rate 5000 --latency-msgs 5000 \
+        --conns 500 --conns-rate 10 --conns-duration 1 \
+        --json bench-results/report.json \
+        --html bench-results/report.html \
+        --md bench-results/report.md \
+        ${EXTRA:-} | tee bench-results/report.txt || rc=$?
+fi
+
+if [ "${JS:-1}" != 0 ]; then
+    conf_dir="$(mktemp -d)"
+    trap 'rm -rf "$conf_dir"' EXIT
+    printf 'jetstream {\n  sync_interval: always\n}\n' >"$conf_dir/sync_always.conf"
+    js_servers=()
+    if [ -x "$TACHYON_BIN" ]; then
+        js_servers+=(--server "tachyon=$TACHYON_BIN")
+    fi
+    js_servers+=(--server "nats=$NATS_BIN")
+    js_servers+=(--server "nats-always=$NATS_BIN -c $conf_dir/sync_always.conf")
+    # shellcheck disable=SC2086
+    target/release/tachyon-bench compare "${js_servers[@]}" --under-test 1 \
+        --workloads js-pub,js-async,kv-put,kv-get \
+        --sizes 16,1024 \
+        --rounds "$ROUNDS" \
+        --js-msgs "${JS_MSGS:-10000}" --js-pub-msgs "${JS_PUB_MSGS:-1000}" \
+        --window 256 --keys 1000 --storage file \
+        --json bench-results/report-js.json \
+        --html bench-results/report-js.html \
+        --md bench-results/report-js.md \
+        ${JS_EXTRA:-} | tee bench-results/report-js.txt || rc=$?
+fi
+exit "$rc"

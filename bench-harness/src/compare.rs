@@ -32,6 +32,10 @@ pub struct CompareConfig {
     pub conns: usize,
     pub conns_rate: u64,
     pub conns_duration: f64,
+    /// Messages per js-async, kv-put and kv-get run.
+    pub js_msgs: u64,
+    /// Messages per js-pub run (one ack at a time).
+    pub js_pub_msgs: u64,
     pub work_dir: PathBuf,
 }
 
@@ -163,6 +167,14 @@ impl CompareConfig {
                 o.msgs = None;
                 o.duration = Some(Duration::from_secs_f64(self.conns_duration));
             }
+            Workload::JsPub => {
+                o.msgs = Some(self.js_pub_msgs);
+                o.duration = None;
+            }
+            Workload::JsAsync | Workload::KvPut | Workload::KvGet => {
+                o.msgs = Some(self.js_msgs);
+                o.duration = None;
+            }
             _ => {}
         }
         if !matches!(w, Workload::Latency | Workload::Conns) {
@@ -203,7 +215,7 @@ fn measure(
         foreign_load_cores: 0.0,
         thread_cpu_s: Vec::new(),
     };
-    let mut srv = match server::start(spec, &cfg.work_dir, seq) {
+    let mut srv = match server::start_with(spec, &cfg.work_dir, seq, plan.workload.is_jetstream()) {
         Ok(s) => s,
         Err(e) => {
             m.error = Some(e.to_string());

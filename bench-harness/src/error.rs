@@ -22,6 +22,9 @@ pub enum BenchError {
     Config(String),
     #[error("server process: {0}")]
     Process(String),
+    /// A JetStream API call the server answered with an error (its description), or not at all.
+    #[error("JetStream: {0}")]
+    JetStream(String),
 }
 
 pub type Result<T, E = BenchError> = std::result::Result<T, E>;

@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod conn;
 pub mod error;
+pub mod jetstream;
 pub mod link;
 pub mod procfs;
 pub mod report;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tachyon_bench::compare::{self, CompareConfig};
+use tachyon_bench::jetstream::Storage;
 use tachyon_bench::link::Transport;
 use tachyon_bench::server::ServerSpec;
 use tachyon_bench::workloads::{self, Options, Plan, RunResult, Workload};
@@ -43,9 +44,12 @@ enum Cmd {
         #[arg(long)]
         md: Option<PathBuf>,
     },
-    /// Start each server binary and run the workloads against each in turn.
+    /// Start each server binary and run the workloads against each in turn. For the
+    /// JetStream workloads (js-pub, js-async, kv-put, kv-get) each server gets
+    /// `-js -sd <fresh dir>` after the harness's own flags and before its own arguments.
     Compare {
-        /// NAME=PATH; the first is the server under test, the rest references.
+        /// "NAME=PATH [ARG...]"; the first is the server under test, the rest references.
+        /// ARGs go to the server as they are, e.g. "nats-always=nats-server -c sync_always.conf".
         #[arg(long = "server", required = true)]
         servers: Vec<ServerSpec>,
         /// How many of the first servers are under test (compared with the references, never
@@ -80,6 +84,12 @@ enum Cmd {
         conns_rate: u64,
         #[arg(long, default_value_t = 1.0)]
         conns_duration: f64,
+        /// Messages per js-async, kv-put and kv-get run.
+        #[arg(long, default_value_t = 20_000)]
+        js_msgs: u64,
+        /// Messages per js-pub run (synchronous: one ack, possibly one fsync, per message).
+        #[arg(long, default_value_t = 2_000)]
+        js_pub_msgs: u64,
         #[arg(long)]
         json: Option<PathBuf>,
         #[arg(long)]
@@ -134,6 +144,18 @@ struct LoadOpts {
     /// SUB/UNSUB pairs per second on unrelated subjects during streaming runs (0: none).
     #[arg(long, default_value_t = 0)]
     churn: u64,
+    /// Acks outstanding per publisher in js-async and kv-put (js-pub and kv-get: 1).
+    #[arg(long)]
+    window: Option<usize>,
+    /// Storage of the JetStream workloads' stream.
+    #[arg(long, value_enum, default_value_t = Storage::File)]
+    storage: Storage,
+    /// Distinct keys kv-put writes (`k<i % keys>`) and kv-get loads and reads.
+    #[arg(long, default_value_t = workloads::DEFAULT_KEYS)]
+    keys: usize,
+    /// Key-value bucket of kv-put and kv-get (stream KV_<bucket>).
+    #[arg(long, default_value = workloads::DEFAULT_BUCKET)]
+    bucket: String,
 }
 
 impl LoadOpts {
@@ -155,6 +177,10 @@ impl LoadOpts {
             stall_timeout: secs(self.stall_timeout, "--stall-timeout")?,
             transport: self.transport,
             churn: self.churn,
+            window: self.window,
+            storage: self.storage,
+            keys: self.keys,
+            bucket: self.bucket.clone(),
         })
     }
 }
@@ -228,6 +254,8 @@ fn real_main() -> Result<()> {
             conns,
             conns_rate,
             conns_duration,
+            js_msgs,
+            js_pub_msgs,
             json,
             html,
             md,
@@ -253,6 +281,8 @@ fn real_main() -> Result<()> {
                 conns,
                 conns_rate,
                 conns_duration,
+                js_msgs,
+                js_pub_msgs,
                 work_dir: work_dir.unwrap_or_else(|| {
                     std::env::temp_dir().join(format!("tachyon-bench-{}", std::process::id()))
                 }),

@@ -97,18 +97,27 @@ impl RunningServer {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    pub fn stop(mut self) {
+    /// Kills the server and removes its folder (JetStream store included); dropping it does
+    /// the same, so a failed test or run leaves no server behind.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
-fn spawn(spec: &ServerSpec, dir: &Path, args: &[&str]) -> Result<Child> {
+fn spawn(spec: &ServerSpec, dir: &Path, args: &[&str], extra: &[String]) -> Result<Child> {
     let log = fs::File::create(dir.join("server.log"))?;
     let log2 = log.try_clone()?;
     Command::new(&spec.path)
         .args(args)
+        .args(extra)
         .args(&spec.args)
         .stdin(Stdio::null())
         .stdout(log)
@@ -144,14 +153,41 @@ fn wait_connectable(addr: SocketAddr, child: &mut Child, timeout: Duration) -> R
 
 /// Starts `spec` on a random loopback port in a fresh folder under `work`.
 pub fn start(spec: &ServerSpec, work: &Path, seq: usize) -> Result<RunningServer> {
+    start_with(spec, work, seq, false)
+}
+
+/// The flags that turn JetStream on with its store in `dir` (both Tachyon and nats-server
+/// take them; a `-c` file among the spec's own arguments keeps its other JetStream settings).
+pub fn jetstream_args(dir: &Path) -> Vec<String> {
+    vec![
+        "-js".into(),
+        "-sd".into(),
+        dir.join("jetstream").to_string_lossy().into_owned(),
+    ]
+}
+
+/// [`start`], with JetStream on (`-js -sd <its folder>/jetstream`, removed with the folder
+/// by [`RunningServer::stop`]) when `jetstream` is set.
+pub fn start_with(
+    spec: &ServerSpec,
+    work: &Path,
+    seq: usize,
+    jetstream: bool,
+) -> Result<RunningServer> {
     let dir = work.join(format!("{}-{seq}", spec.name));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
+    let extra = if jetstream {
+        jetstream_args(&dir)
+    } else {
+        Vec::new()
+    };
     let dir_s = dir.to_string_lossy().into_owned();
     let mut child = spawn(
         spec,
         &dir,
         &["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", &dir_s],
+        &extra,
     )?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -184,7 +220,7 @@ pub fn start(spec: &ServerSpec, work: &Path, seq: usize) -> Result<RunningServer
     // programs binding the same port is possible; the connect check catches it.
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let port_s = port.to_string();
-    let mut child = spawn(spec, &dir, &["-a", "127.0.0.1", "-p", &port_s])?;
+    let mut child = spawn(spec, &dir, &["-a", "127.0.0.1", "-p", &port_s], &extra)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     if let Err(e) = wait_connectable(addr, &mut child, Duration::from_secs(10)) {
         let _ = child.kill();

@@ -18,6 +18,7 @@ use tachyon_protocol::encode;
 
 use crate::conn::Conn;
 use crate::error::{both, BenchError, Result};
+use crate::jetstream::{self, Storage};
 use crate::link::{message, Fleet, Link, Transport};
 use crate::stats::{new_histogram, record, summarize, LatencySummary};
 use crate::uring::{Ring, UringConn};
@@ -42,10 +43,22 @@ pub enum Workload {
     /// N independent publisher/subscriber pairs, each on its own subject: what spreads over
     /// shards (every other shape crosses every shard).
     Pairs,
+    /// Synchronous JetStream publish: each publisher waits for the ack before the next.
+    #[serde(rename = "js-pub")]
+    JsPub,
+    /// JetStream publish with up to `--window` acks outstanding per publisher.
+    #[serde(rename = "js-async")]
+    JsAsync,
+    /// Key-value puts (`$KV.<bucket>.k<i % keys>`), `--window` acks outstanding.
+    #[serde(rename = "kv-put")]
+    KvPut,
+    /// Key-value gets over direct get, one outstanding per requester, after loading the keys.
+    #[serde(rename = "kv-get")]
+    KvGet,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 13] = [
         Workload::Pub,
         Workload::Pubsub,
         Workload::Fanout,
@@ -55,6 +68,10 @@ impl Workload {
         Workload::Latency,
         Workload::Conns,
         Workload::Pairs,
+        Workload::JsPub,
+        Workload::JsAsync,
+        Workload::KvPut,
+        Workload::KvGet,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,7 +85,19 @@ impl Workload {
             Workload::Latency => "latency",
             Workload::Conns => "conns",
             Workload::Pairs => "pairs",
+            Workload::JsPub => "js-pub",
+            Workload::JsAsync => "js-async",
+            Workload::KvPut => "kv-put",
+            Workload::KvGet => "kv-get",
         }
+    }
+
+    /// Whether the server needs JetStream (`-js -sd DIR`) for this workload.
+    pub fn is_jetstream(self) -> bool {
+        matches!(
+            self,
+            Workload::JsPub | Workload::JsAsync | Workload::KvPut | Workload::KvGet
+        )
     }
 
     pub fn parse(s: &str) -> Option<Workload> {
@@ -96,6 +125,14 @@ pub struct Options {
     /// Subscription churn during streaming runs: SUB then UNSUB pairs per second, on subjects
     /// no publisher uses, from a connection of its own (0: none).
     pub churn: u64,
+    /// Acks (replies) outstanding per publisher in js-async and kv-put.
+    pub window: Option<usize>,
+    /// Where the JetStream workloads' stream keeps its messages.
+    pub storage: Storage,
+    /// Distinct keys kv-put writes and kv-get reads.
+    pub keys: usize,
+    /// Key-value bucket of kv-put and kv-get (stream `KV_<bucket>`).
+    pub bucket: String,
 }
 
 impl Default for Options {
@@ -113,9 +150,17 @@ impl Default for Options {
             stall_timeout: Duration::from_secs(10),
             transport: Transport::default(),
             churn: 0,
+            window: None,
+            storage: Storage::default(),
+            keys: DEFAULT_KEYS,
+            bucket: DEFAULT_BUCKET.into(),
         }
     }
 }
+
+pub const DEFAULT_WINDOW: usize = 256;
+pub const DEFAULT_KEYS: usize = 1000;
+pub const DEFAULT_BUCKET: &str = "BENCH";
 
 /// Options with every workload default filled in.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -136,6 +181,15 @@ pub struct Plan {
     /// SUB/UNSUB pairs per second on unrelated subjects while the run streams.
     #[serde(default)]
     pub churn: u64,
+    /// Replies outstanding per publisher (JetStream workloads; 1 = synchronous).
+    #[serde(default)]
+    pub window: usize,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub keys: usize,
+    #[serde(default)]
+    pub bucket: String,
 }
 
 fn std_transport() -> Transport {
@@ -155,6 +209,9 @@ impl Plan {
             Latency => (1, 1, 10_000, 5_000, None),
             Conns => (1000, 1, 0, 10, Some(2.0)),
             Pairs => (8, 8, 800_000, 0, None),
+            JsPub => (1, 0, 5_000, 0, None),
+            JsAsync | KvPut => (1, 0, 50_000, 0, None),
+            KvGet => (1, 0, 20_000, 0, None),
         };
         let rate = o.rate.unwrap_or(rate);
         let duration_s =
@@ -180,11 +237,18 @@ impl Plan {
             pin: o.pin,
             transport: o.transport.for_workload(workload == Conns),
             churn: o.churn,
+            window: match workload {
+                JsAsync | KvPut => o.window.unwrap_or(DEFAULT_WINDOW),
+                _ => 1,
+            },
+            storage: o.storage,
+            keys: o.keys,
+            bucket: o.bucket.clone(),
         };
         if plan.pubs == 0 {
             return Err(BenchError::Config("need at least one publisher".into()));
         }
-        if workload != Pub && plan.subs == 0 {
+        if workload != Pub && !workload.is_jetstream() && plan.subs == 0 {
             return Err(BenchError::Config(format!(
                 "{} needs at least one subscriber",
                 workload.name()
@@ -204,18 +268,21 @@ impl Plan {
         if workload == Conns && plan.rate == 0 {
             return Err(BenchError::Config("conns needs --rate > 0".into()));
         }
+        if workload.is_jetstream() {
+            jetstream::validate(&plan)?;
+        }
         if plan.pubs as u64 >= 1 << (64 - SEQ_BITS) {
             return Err(BenchError::Config("too many publishers".into()));
         }
         Ok(plan)
     }
 
-    fn duration(&self) -> Option<Duration> {
+    pub(crate) fn duration(&self) -> Option<Duration> {
         self.duration_s.map(Duration::from_secs_f64)
     }
 
     /// Messages each publisher sends in count mode (the remainder goes to the first ones).
-    fn share(&self, i: usize) -> u64 {
+    pub(crate) fn share(&self, i: usize) -> u64 {
         let n = self.pubs as u64;
         self.msgs / n + u64::from((i as u64) < self.msgs % n)
     }
@@ -462,20 +529,20 @@ pub fn check_exactly_once(members: &[&Checker], sent: &[u64]) -> Result<()> {
     Ok(())
 }
 
-struct Shared {
-    clock: RunClock,
+pub(crate) struct Shared {
+    pub(crate) clock: RunClock,
     /// Total each receiver (or the queue group) must get; UNKNOWN until publishers finish.
     expected: AtomicU64,
     /// Messages the queue group got so far, across members.
     group_count: AtomicU64,
-    abort: AtomicBool,
+    pub(crate) abort: AtomicBool,
     pin: bool,
     cores: Vec<core_affinity::CoreId>,
-    stall: Duration,
+    pub(crate) stall: Duration,
 }
 
 impl Shared {
-    fn pin(&self, i: usize) {
+    pub(crate) fn pin(&self, i: usize) {
         if self.pin && !self.cores.is_empty() {
             core_affinity::set_for_current(self.cores[i % self.cores.len()]);
         }
@@ -597,7 +664,7 @@ fn receive<L: Link>(conn: &mut L, mut ck: Checker, queue: bool, sh: &Shared) -> 
     }
 }
 
-fn shared(plan: &Plan, stall: Duration) -> Shared {
+pub(crate) fn shared(plan: &Plan, stall: Duration) -> Shared {
     Shared {
         clock: RunClock::new(),
         expected: AtomicU64::new(UNKNOWN),
@@ -628,13 +695,14 @@ fn run_on<L: Link, F: Fleet>(plan: &Plan, addr: SocketAddr, stall: Duration) -> 
     match plan.workload {
         Workload::Reqrep => run_reqrep::<L>(plan, addr, stall),
         Workload::Conns => run_conns::<L, F>(plan, addr, stall),
+        w if w.is_jetstream() => jetstream::run::<L>(plan, addr, stall),
         _ => run_streaming::<L>(plan, addr, stall),
     }
 }
 
 /// Runs `body` on a harness thread that adopts `c` into the transport there
 /// (an io_uring ring belongs to the thread that drives it); a failure stops the run.
-fn on_thread<L: Link, T>(
+pub(crate) fn on_thread<L: Link, T>(
     c: Conn,
     sh: &Shared,
     body: impl FnOnce(&mut L) -> Result<T>,
@@ -853,7 +921,7 @@ fn churn_subscriptions(
     Ok(n)
 }
 
-fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+pub(crate) fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
     h.join()
         .unwrap_or_else(|_| Err(BenchError::Verify("a harness thread panicked".into())))
 }

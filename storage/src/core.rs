@@ -54,17 +54,48 @@ pub(crate) fn validate(limits: &Limits, subject: &str, headers: &[u8], size: u64
             size: headers.len(),
         });
     }
+    // Only `max_msg_size`: a message over `max_bytes` on its own is the limits' business
+    // (discard new refuses it, discard old stores it and evicts it at once).
     if let Some(max) = limits.max_msg_size {
         if size > max {
             return Err(StoreError::MessageTooLarge { size, max });
         }
     }
-    if let Some(max) = limits.max_bytes {
-        if size > max {
-            return Err(StoreError::MessageTooLarge { size, max });
-        }
-    }
     Ok(())
+}
+
+/// What an append does besides storing the message.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct AppendPlan {
+    /// Messages to remove first, oldest first.
+    pub victims: Vec<u64>,
+    /// Discard old, and the message alone is over `max_bytes` (or `max_msgs` is 0): as in
+    /// nats-server it takes its sequence and is evicted at once, so the stream ends empty.
+    pub evict_self: bool,
+}
+
+/// nats-server's rollup header: such a message passes `discard_new_per_subject`.
+const ROLLUP_HEADER: &[u8] = b"Nats-Rollup";
+
+/// Whether the header block has `key` with a non-empty value, matched as nats-server's
+/// `sliceHeader` does (the key right after a CRLF, then `:`).
+pub(crate) fn has_header(hdr: &[u8], key: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(i) = hdr[from..]
+        .windows(key.len())
+        .position(|w| w == key)
+        .map(|i| i + from)
+    {
+        from = i + 1;
+        if i < 2 || &hdr[i - 2..i] != b"\r\n" || hdr.get(i + key.len()) != Some(&b':') {
+            continue;
+        }
+        let value = &hdr[i + key.len() + 1..];
+        let value = &value[value.iter().take_while(|b| **b == b' ').count()..];
+        let end = value.windows(2).position(|w| w == b"\r\n");
+        return end.unwrap_or(value.len()) > 0;
+    }
+    false
 }
 
 impl<L> Core<L> {
@@ -190,68 +221,145 @@ impl<L> Core<L> {
         self.msgs.iter().find(|(_, e)| e.ts >= ts).map(|(s, _)| s)
     }
 
-    /// Sequences to remove so a message of `size` on `subject` at time `now` fits, or the error
-    /// discard `new` gives. Nothing is changed.
+    /// What storing a message of `size` on `subject` with `headers` at time `now` removes, or
+    /// the error a limit refuses it with. Nothing is changed. Messages past `max_age` count as
+    /// gone. As nats-server's `storeRawMsg`: under discard new a subject at
+    /// `max_msgs_per_subject` is refused when `discard_new_per_subject` is set (rollups
+    /// excepted) and otherwise passes `max_msgs`, and `max_bytes` too when the subject's
+    /// oldest message is at least as large, since it will be replaced; under discard old the
+    /// message is stored, the subject's oldest go while it is over its limit, then the
+    /// stream's oldest (the new one last) while over `max_msgs` or `max_bytes`.
     pub fn plan_append(
         &self,
         limits: &Limits,
         subject: &str,
+        headers: &[u8],
         size: u64,
         now: i64,
-    ) -> Result<Vec<u64>> {
-        let mut victims = BTreeSet::new();
-        if let Some(age) = limits.max_age {
-            let cutoff = now.saturating_sub(i64::try_from(age.as_nanos()).unwrap_or(i64::MAX));
-            victims.extend(self.older_than(cutoff));
-        }
+    ) -> Result<AppendPlan> {
+        let mut victims: BTreeSet<u64> = self.expired(limits, now).into_iter().collect();
+        // The subject's messages that go to make room, and its oldest one left.
+        let mut per_subject = Vec::new();
+        let mut subject_first = None;
         if let Some(max) = limits.max_msgs_per_subject {
             if let Some((_, set)) = self.subjects.get(subject) {
-                let aged = set.iter().filter(|s| victims.contains(s)).count();
-                let live = (set.len() - aged) as u64;
-                let excess = (live + 1).saturating_sub(max.max(1));
-                let keep: Vec<u64> = set
-                    .iter()
-                    .filter(|s| !victims.contains(s))
-                    .take(excess as usize)
-                    .collect();
-                victims.extend(keep);
+                // Aged messages are all at or below the last one: no need to walk the rest.
+                let aged = victims.last().map_or(0, |&last| {
+                    set.iter()
+                        .take_while(|s| *s <= last)
+                        .filter(|s| victims.contains(s))
+                        .count()
+                });
+                let n = (set.len() - aged) as u64;
+                let excess = (n + 1).saturating_sub(max.max(1));
+                let mut live = set.iter().filter(|s| !victims.contains(s));
+                subject_first = live.next();
+                if excess > 0 {
+                    per_subject.extend(subject_first);
+                    per_subject
+                        .extend(live.take(usize::try_from(excess - 1).unwrap_or(usize::MAX)));
+                }
             }
         }
+        // At the subject's limit: storing replaces its oldest.
+        let at_subject_limit = !per_subject.is_empty();
+        let size_of = |seq: &u64| self.msgs.get(*seq).map_or(0, |e| e.size);
         let mut msgs = self.msgs.len() as u64 - victims.len() as u64;
-        let mut bytes = self.bytes
-            - victims
-                .iter()
-                .filter_map(|s| self.msgs.get(*s))
-                .map(|e| e.size)
-                .sum::<u64>();
-        let over = |msgs: u64, bytes: u64| -> Option<StoreError> {
+        let mut bytes = self.bytes - victims.iter().map(size_of).sum::<u64>();
+        if limits.discard == DiscardPolicy::New {
+            if at_subject_limit
+                && limits.discard_new_per_subject
+                && !has_header(headers, ROLLUP_HEADER)
+            {
+                return Err(StoreError::MaxMsgsPerSubject {
+                    max: limits.max_msgs_per_subject.unwrap_or(0).max(1),
+                });
+            }
             if let Some(max) = limits.max_msgs {
-                if msgs + 1 > max {
-                    return Some(StoreError::MaxMsgs { max });
+                if msgs >= max && !at_subject_limit {
+                    return Err(StoreError::MaxMsgs { max });
                 }
             }
             if let Some(max) = limits.max_bytes {
-                if bytes + size > max {
-                    return Some(StoreError::MaxBytes { max });
+                if bytes + size > max
+                    && (!at_subject_limit || subject_first.as_ref().map_or(0, size_of) < size)
+                {
+                    return Err(StoreError::MaxBytes { max });
                 }
             }
-            None
-        };
-        if let Some(err) = over(msgs, bytes) {
-            if limits.discard == DiscardPolicy::New {
-                return Err(err);
-            }
-            for (seq, e) in self.msgs.iter() {
-                if over(msgs, bytes).is_none() {
-                    break;
-                }
-                if victims.insert(seq) {
-                    msgs -= 1;
-                    bytes -= e.size;
-                }
+            victims.extend(per_subject);
+            return Ok(AppendPlan {
+                victims: victims.into_iter().collect(),
+                evict_self: false,
+            });
+        }
+        for seq in per_subject {
+            if victims.insert(seq) {
+                msgs -= 1;
+                bytes -= size_of(&seq);
             }
         }
-        Ok(victims.into_iter().collect())
+        // Counting the new message.
+        let (mut msgs, mut bytes) = (msgs + 1, bytes + size);
+        let over = |msgs: u64, bytes: u64| {
+            limits.max_msgs.is_some_and(|m| msgs > m) || limits.max_bytes.is_some_and(|m| bytes > m)
+        };
+        for (seq, e) in self.msgs.iter() {
+            if !over(msgs, bytes) {
+                break;
+            }
+            if victims.insert(seq) {
+                msgs -= 1;
+                bytes -= e.size;
+            }
+        }
+        Ok(AppendPlan {
+            victims: victims.into_iter().collect(),
+            evict_self: over(msgs, bytes),
+        })
+    }
+
+    /// What new limits remove at once (a stream update), oldest first, as nats-server's
+    /// `UpdateConfig`: under discard old the oldest while over `max_msgs` or `max_bytes`
+    /// (discard new leaves them: appends are refused until the stream is under), then each
+    /// subject's oldest while over `max_msgs_per_subject` (whatever the discard policy), then
+    /// what is past `max_age` as of `now`.
+    pub fn plan_limits(&self, limits: &Limits, now: i64) -> Vec<u64> {
+        let mut victims = BTreeSet::new();
+        let (mut msgs, mut bytes) = (self.msgs.len() as u64, self.bytes);
+        if limits.discard == DiscardPolicy::Old {
+            for (seq, e) in self.msgs.iter() {
+                let over = limits.max_msgs.is_some_and(|m| msgs > m)
+                    || limits.max_bytes.is_some_and(|m| bytes > m);
+                if !over {
+                    break;
+                }
+                victims.insert(seq);
+                msgs -= 1;
+                bytes -= e.size;
+            }
+        }
+        if let Some(max) = limits.max_msgs_per_subject {
+            let max = usize::try_from(max.max(1)).unwrap_or(usize::MAX);
+            let mut per_subject = Vec::new();
+            for (_, set) in self.subjects.values().filter(|(_, set)| set.len() > max) {
+                let live: Vec<u64> = set.iter().filter(|s| !victims.contains(s)).collect();
+                per_subject.extend_from_slice(&live[..live.len().saturating_sub(max)]);
+            }
+            victims.extend(per_subject);
+        }
+        victims.extend(self.expired(limits, now));
+        victims.into_iter().collect()
+    }
+
+    /// Whether `seqs` (ascending) are the oldest messages held, so removing them cuts a prefix
+    /// of the stream.
+    pub fn is_prefix(&self, seqs: &[u64]) -> bool {
+        self.msgs
+            .iter()
+            .take(seqs.len())
+            .map(|(s, _)| s)
+            .eq(seqs.iter().copied())
     }
 
     pub fn expired(&self, limits: &Limits, now: i64) -> Vec<u64> {

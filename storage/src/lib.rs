@@ -14,6 +14,11 @@ pub mod store;
 pub mod subject;
 pub mod types;
 
+#[cfg(test)]
+mod accounting_tests;
+#[cfg(test)]
+mod limits_tests;
+
 pub use consumer_state::{ConsumerState, ConsumerStateFile, PendingAck, SequencePair};
 pub use direct_io::DirectIo;
 pub use error::{Result, StoreError};

@@ -5,19 +5,28 @@ use std::collections::BTreeMap;
 use crate::core::{validate, Core};
 use crate::error::Result;
 use crate::store::Store;
-use crate::types::{msg_size, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState};
+use crate::types::{ByteAccounting, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState};
 
 #[derive(Debug)]
 pub struct MemoryStore {
     core: Core<(Vec<u8>, Vec<u8>)>,
     limits: Limits,
+    accounting: ByteAccounting,
 }
 
 impl MemoryStore {
+    /// A store counting bytes as [`ByteAccounting::Record`].
     pub fn new(limits: Limits) -> Self {
+        MemoryStore::with_accounting(limits, ByteAccounting::default())
+    }
+
+    /// A store counting bytes as `accounting`; nats-server's memory store is
+    /// [`ByteAccounting::NatsMemory`].
+    pub fn with_accounting(limits: Limits, accounting: ByteAccounting) -> Self {
         MemoryStore {
             core: Core::default(),
             limits,
+            accounting,
         }
     }
 
@@ -33,15 +42,19 @@ impl MemoryStore {
     }
 
     fn append_one(&mut self, m: &NewMsg<'_>) -> Result<u64> {
-        let size = msg_size(m.subject, m.headers, m.payload);
+        let size = self.accounting.msg_size(m.subject, m.headers, m.payload);
         validate(&self.limits, m.subject, m.headers, size)?;
-        let victims = self
+        let plan = self
             .core
-            .plan_append(&self.limits, m.subject, size, m.timestamp)?;
-        for v in victims {
+            .plan_append(&self.limits, m.subject, m.headers, size, m.timestamp)?;
+        for v in plan.victims {
             self.core.remove(v);
         }
         let seq = self.core.last_seq() + 1;
+        if plan.evict_self {
+            self.core.bump_last_seq(seq);
+            return Ok(seq);
+        }
         self.core.insert(
             seq,
             m.subject,
@@ -95,12 +108,33 @@ impl Store for MemoryStore {
         Ok(victims.len() as u64)
     }
 
+    fn set_limits_at(&mut self, limits: Limits, now: i64) -> Result<u64> {
+        let victims = self.core.plan_limits(&limits, now);
+        for v in &victims {
+            self.core.remove(*v);
+        }
+        self.limits = limits;
+        Ok(victims.len() as u64)
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     fn state(&self) -> StreamState {
         self.core.state()
     }
 
     fn subject_counts(&self, filter: &str) -> BTreeMap<String, u64> {
         self.core.subject_counts(filter)
+    }
+
+    fn durable_seq(&self) -> u64 {
+        self.core.last_seq()
+    }
+
+    fn byte_accounting(&self) -> ByteAccounting {
+        self.accounting
     }
 }
 

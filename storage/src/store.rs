@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::Result;
-use crate::types::{NewMsg, PurgeRequest, StoredMsg, StreamState};
+use crate::types::{ByteAccounting, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState};
 
 /// The stream store API both the file and the memory store implement.
 pub trait Store {
@@ -49,8 +49,38 @@ pub trait Store {
     /// Removes messages older than max age as of `now`; returns how many.
     fn expire(&mut self, now: i64) -> Result<u64>;
 
+    /// Replaces the limits, as a stream update does, and applies them at once with the wall
+    /// clock as `now` ([`Store::set_limits_at`]).
+    fn set_limits(&mut self, limits: Limits) -> Result<()> {
+        self.set_limits_at(limits, crate::types::now_nanos())
+            .map(|_| ())
+    }
+
+    /// Replaces the limits and applies them at once, as nats-server's `UpdateConfig`: under
+    /// discard old the oldest messages go while over `max_msgs` or `max_bytes` (discard new
+    /// removes nothing for them: appends are refused until the stream is back under), each
+    /// subject's oldest go while over `max_msgs_per_subject` (whatever the discard policy), and
+    /// messages older than `max_age` as of `now` go. Later appends use the new limits. Returns
+    /// how many messages were removed. A file store makes the removals durable as it does
+    /// evictions on append (see the README's durability rules).
+    fn set_limits_at(&mut self, limits: Limits, now: i64) -> Result<u64>;
+
+    /// The limits in force: those the store was opened or created with, or the last
+    /// [`Store::set_limits`].
+    fn limits(&self) -> &Limits;
+
     fn state(&self) -> StreamState;
 
     /// Message count per subject matching `filter` ("" = all).
     fn subject_counts(&self, filter: &str) -> BTreeMap<String, u64>;
+
+    /// Every sequence up to this one may be acknowledged: for a file store the highest sequence
+    /// covered by a completed fdatasync ([`crate::FileStore::durable_seq`]), for a memory store
+    /// the last sequence (it keeps nothing across a restart, so there is nothing to wait for).
+    fn durable_seq(&self) -> u64;
+
+    /// How this store counts message bytes (`state().bytes`, `max_bytes`, `max_msg_size`); a
+    /// loaded message's size in the same terms is
+    /// `msg.size_as(store.byte_accounting())`.
+    fn byte_accounting(&self) -> ByteAccounting;
 }

@@ -70,6 +70,7 @@ fn account(
         nkeys: Vec::new(),
         exports: Vec::new(),
         imports: Vec::new(),
+        jetstream: false,
     };
     let map = match &item.value {
         crate::Value::Map(m) => m,
@@ -94,13 +95,19 @@ fn account(
                     def.imports.push(import(i)?);
                 }
             }
-            "jetstream"
-            | "mappings"
-            | "limits"
-            | "nkey"
-            | "default_permissions"
-            | "msg_trace"
-            | "trace_dest" => {
+            // Enabled unless it says disabled/false; a map holds limits, taken as enabled
+            // (per-account limits are not enforced yet).
+            "jetstream" => {
+                def.jetstream = match &v.value {
+                    crate::Value::Bool(b) => *b,
+                    crate::Value::Str(s) => !matches!(
+                        s.to_ascii_lowercase().as_str(),
+                        "disabled" | "disable" | "false"
+                    ),
+                    _ => true,
+                }
+            }
+            "mappings" | "limits" | "nkey" | "default_permissions" | "msg_trace" | "trace_dest" => {
                 return Err(ConfigError::at(
                     &v.pos,
                     format!("account option {key:?} is not supported yet"),

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::options::{JetStreamOpts, Options};
+use crate::options::{JetStreamOpts, JsSync, Options};
 use crate::parser::{self, Document};
 use crate::value::{ConfigError, Item, Map, Value};
 
@@ -454,18 +454,37 @@ fn jetstream(item: &Item, key: &str) -> Result<JetStreamOpts, ConfigError> {
             js.enabled = true;
             for (k, v) in m.iter() {
                 match k.to_ascii_lowercase().as_str() {
-                    "store_dir" | "storedir" => js.store_dir = Some(PathBuf::from(v.to_text(k)?)),
+                    "store_dir" | "storedir" | "store" => {
+                        js.store_dir = Some(PathBuf::from(v.to_text(k)?))
+                    }
                     "max_memory_store" | "max_mem_store" | "max_mem" => {
                         js.max_memory_store = Some(v.as_int(k)?)
                     }
                     "max_file_store" | "max_file" => js.max_file_store = Some(v.as_int(k)?),
                     "enabled" | "enable" => js.enabled = v.as_bool(k)?,
-                    _ => {
-                        return Err(ConfigError::at(
-                            &v.pos,
-                            format!("jetstream option '{k}' is not supported yet"),
-                        ))
+                    "strict" => js.strict = Some(v.as_bool(k)?),
+                    "domain" => js.domain = Some(v.to_text(k)?.to_string()),
+                    "sync" | "sync_interval" => {
+                        js.sync = Some(match &v.value {
+                            Value::Str(s) if s.eq_ignore_ascii_case("always") => JsSync::Always,
+                            _ => JsSync::Interval(v.as_duration(k)?),
+                        })
                     }
+                    // Clustering, encryption and tuning knobs nats-server takes: accepted so
+                    // a nats-server config starts here, with no effect on one server.
+                    "extension_hint"
+                    | "limits"
+                    | "unique_tag"
+                    | "max_outstanding_catchup"
+                    | "max_buffered_size"
+                    | "max_buffered_msgs"
+                    | "request_queue_limit"
+                    | "info_queue_limit"
+                    | "meta_compact"
+                    | "meta_compact_size"
+                    | "meta_compact_sync"
+                    | "max_concurrent_io" => {}
+                    _ => return Err(ConfigError::at(&v.pos, format!("unknown field {k:?}"))),
                 }
             }
         }
@@ -685,7 +704,16 @@ mod tests {
         assert_eq!(js.store_dir, Some(PathBuf::from("/d")));
         assert!(err("jetstream { store_dir: a }\nstore_dir: b").contains("Duplicate"));
         assert!(err("jetstream: maybe").contains("Expected 'enabled'"));
-        assert!(err("jetstream { domain: x }").contains("not supported yet"));
+        let js = opts("jetstream { domain: hub, strict: false, sync_interval: always }")
+            .jetstream
+            .unwrap();
+        assert_eq!(js.domain.as_deref(), Some("hub"));
+        assert_eq!((js.strict, js.sync), (Some(false), Some(JsSync::Always)));
+        let js = opts("jetstream { sync: '2m', max_buffered_msgs: 10 }")
+            .jetstream
+            .unwrap();
+        assert_eq!(js.sync, Some(JsSync::Interval(Duration::from_secs(120))));
+        assert!(err("jetstream { bogus: 1 }").contains("bogus"));
     }
 
     #[test]
@@ -700,7 +728,13 @@ mod tests {
             .unwrap();
         assert_eq!(tls.cert_file, PathBuf::from("c.pem"));
         assert!(tls.handshake_first);
-        assert!(err("accounts { A: { jetstream: true } }").contains("not supported yet"));
+        assert!(err("accounts { A: { mappings: {} } }").contains("not supported yet"));
+        let accs = opts(
+            "accounts { A: { jetstream: enabled }, B: { jetstream: { max_mem: 1M } }, C: {} }",
+        )
+        .accounts;
+        let js: Vec<bool> = accs.iter().map(|a| a.jetstream).collect();
+        assert_eq!(js, [true, true, false]);
         assert!(
             load_str("authorization { users: [ {user: a, password: b} ] }").map(|fc| fc
                 .opts

@@ -229,6 +229,7 @@ enum Flag {
     HttpPort,
     LogFile,
     StoreDir,
+    JetStream,
     Version,
     Shards,
     MaxPayload,
@@ -306,9 +307,8 @@ impl Flag {
             "tlscert" => Flag::TlsCert,
             "tlskey" => Flag::TlsKey,
             "tlscacert" => Flag::TlsCaCert,
-            "s" | "syslog" | "js" | "jetstream" | "help_tls" | "no_advertise" => {
-                Flag::Unsupported(Bool)
-            }
+            "js" | "jetstream" => Flag::JetStream,
+            "s" | "syslog" | "help_tls" | "no_advertise" => Flag::Unsupported(Bool),
             "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len" | "profile"
             | "connect_retries" => Flag::Unsupported(Int),
             "r" | "remote_syslog" | "routes" | "cluster" | "cluster_listen"
@@ -340,6 +340,7 @@ impl Flag {
             Flag::HttpPort => &["http_port"],
             Flag::LogFile => &["log_file"],
             Flag::StoreDir => &["store_dir"],
+            Flag::JetStream => &["jetstream"],
             Flag::MaxPayload => &["max_payload"],
             Flag::MaxControlLine => &["max_control_line"],
             Flag::MaxConnections => &["max_connections"],
@@ -373,6 +374,7 @@ impl Flag {
                 | Flag::Version
                 | Flag::Tls
                 | Flag::TlsVerify
+                | Flag::JetStream
                 | Flag::Unsupported(ValueKind::Bool)
         )
     }
@@ -488,6 +490,12 @@ fn apply_bool(p: &mut Parsed, flag: Flag, name: &str, on: bool) {
         Flag::Logtime => p.opts.logtime = on,
         Flag::LogtimeUtc => p.opts.logtime_utc = on,
         Flag::CheckConfig => p.check_config = on,
+        Flag::JetStream => {
+            p.opts
+                .jetstream
+                .get_or_insert_with(JetStreamOpts::default)
+                .enabled = on
+        }
         Flag::Tls => {
             p.tls.enabled = Some(on);
             p.tls.any = true;
@@ -1152,9 +1160,7 @@ mod tests {
     #[test]
     fn unsupported_flags_consume_their_value_then_fail() {
         for (args, flag) in [
-            (&["-js"][..], "js"),
-            (&["--jetstream"], "jetstream"),
-            (&["-ms", "8222"], "ms"),
+            (&["-ms", "8222"][..], "ms"),
             (&["--routes", "nats://a:1"], "routes"),
             (&["--cluster", "nats://0.0.0.0:6222"], "cluster"),
             (&["-s"], "s"),
@@ -1172,7 +1178,7 @@ mod tests {
                 "{args:?}"
             );
         }
-        assert_eq!(err(&["-js"]), "flag -js is not supported yet");
+        assert_eq!(err(&["-s"]), "flag -s is not supported yet");
         // The value was consumed: "8222" is not taken as a positional command.
         assert_eq!(err(&["-ms", "8222", "-D"]), "flag -ms is not supported yet");
         // Values are type-checked like nats-server's.
@@ -1181,8 +1187,23 @@ mod tests {
             "invalid value \"x\" for flag -ms: parse error"
         );
         // Asking for the feature to be off is honoured.
-        let o = run(&["-js=false", "-m", "0", "--routes", "", "--tls=false"]);
+        let o = run(&["-s=false", "-m", "0", "--routes", "", "--tls=false"]);
         assert_eq!(o, Options::default());
+    }
+
+    #[test]
+    fn jetstream_flags_turn_it_on() {
+        for args in [
+            &["-js"][..],
+            &["--jetstream"],
+            &["-js=true"],
+            &["--jetstream", "-sd", "/d"],
+        ] {
+            let o = run_explicit(args);
+            assert!(o.jetstream.as_ref().is_some_and(|j| j.enabled), "{args:?}");
+            assert!(o.explicit.contains(&"jetstream"), "{args:?}");
+        }
+        assert!(!run(&["-js=false"]).jetstream.is_some_and(|j| j.enabled));
     }
 
     #[test]

@@ -152,6 +152,7 @@ impl Global {
             tls_available: c.tls.as_ref().is_some_and(|t| t.settings().allow_non_tls),
             tls_verify: c.tls.as_ref().is_some_and(|t| t.settings().verify),
             tachyon: TACHYON_VERSION.to_string(),
+            jetstream: c.opts.jetstream.as_ref().is_some_and(|j| j.enabled),
             ..Default::default()
         }
     }

@@ -37,7 +37,7 @@ pub struct Delivery {
 pub struct InternalClient {
     shard: Rc<Shard>,
     client: Rc<ClientState>,
-    next_sid: Cell<u64>,
+    next_sid: Rc<Cell<u64>>,
     parser: ServerParser,
     /// Taken from the client's outbound buffer, not parsed yet.
     inbox: BytesMut,
@@ -71,7 +71,7 @@ impl InternalClient {
         InternalClient {
             shard: shard.clone(),
             client,
-            next_sid: Cell::new(1),
+            next_sid: Rc::new(Cell::new(1)),
             parser: ServerParser::new(),
             inbox: BytesMut::new(),
             spare: Vec::new(),
@@ -85,15 +85,7 @@ impl InternalClient {
     /// Subscribes on this shard; every shard learns of it through the rings (call
     /// [`barrier`](Self::barrier) before relying on a publish elsewhere reaching it).
     pub fn subscribe(&self, subject: &str, queue: Option<&str>) -> Result<Bytes, SubscribeError> {
-        let sid = Bytes::from(self.next_sid.get().to_string());
-        self.next_sid.set(self.next_sid.get() + 1);
-        self.shard.subscribe(
-            &self.client,
-            Bytes::copy_from_slice(subject.as_bytes()),
-            queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
-            sid.clone(),
-        )?;
-        Ok(sid)
+        self.handle().subscribe(subject, queue)
     }
 
     /// `UNSUB sid [max]`: with `max`, after that many deliveries in all.
@@ -136,6 +128,20 @@ impl InternalClient {
     /// The next message for this service; `None` once the client was closed (the server shuts
     /// down, or the service fell more than `max_pending` behind).
     pub async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            if let Some(d) = self.try_next() {
+                return Some(d);
+            }
+            if self.client.is_closed() {
+                return None;
+            }
+            self.client.writer_wake.wait().await;
+        }
+    }
+
+    /// A message already delivered, without waiting: a service drains what arrived into one
+    /// batch (a stream appends it with one write and one sync).
+    pub fn try_next(&mut self) -> Option<Delivery> {
         loop {
             match self.parser.parse(&mut self.inbox) {
                 Ok(Some(op)) => match op {
@@ -184,23 +190,33 @@ impl InternalClient {
                 }
             }
             self.client.pull_backlog();
-            if self.client.has_out() {
-                self.client.take_out(&mut self.spare);
-                self.inbox.extend_from_slice(&self.spare);
-                self.client.wrote();
-                continue;
-            }
-            if self.client.is_closed() {
+            if !self.client.has_out() {
                 return None;
             }
-            self.client.writer_wake.wait().await;
+            self.client.take_out(&mut self.spare);
+            self.inbox.extend_from_slice(&self.spare);
+            self.client.wrote();
+        }
+    }
+
+    /// Whether the client was closed (shutdown, or cut off as a slow consumer).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// A handle that manages this client's subscriptions (and closes it) while another task
+    /// owns the client and waits in [`next`](Self::next).
+    pub fn handle(&self) -> InternalHandle {
+        InternalHandle {
+            shard: self.shard.clone(),
+            client: self.client.clone(),
+            next_sid: self.next_sid.clone(),
         }
     }
 
     /// Closes the client and drops its subscriptions.
     pub fn close(&self) {
-        self.client.close(CloseReason::ServerShutdown);
-        self.shard.remove_internal(&self.client);
+        self.handle().close();
     }
 }
 
@@ -209,5 +225,50 @@ impl Drop for InternalClient {
         if !self.client.is_closed() {
             self.close();
         }
+    }
+}
+
+/// Subscriptions and closing of an [`InternalClient`] whose deliveries another task reads.
+/// Closing it ends that task's [`InternalClient::next`] with `None`.
+#[derive(Clone)]
+pub struct InternalHandle {
+    shard: Rc<Shard>,
+    client: Rc<ClientState>,
+    next_sid: Rc<Cell<u64>>,
+}
+
+impl InternalHandle {
+    /// As [`InternalClient::subscribe`].
+    pub fn subscribe(&self, subject: &str, queue: Option<&str>) -> Result<Bytes, SubscribeError> {
+        let sid = Bytes::from(self.next_sid.get().to_string());
+        self.next_sid.set(self.next_sid.get() + 1);
+        self.shard.subscribe(
+            &self.client,
+            Bytes::copy_from_slice(subject.as_bytes()),
+            queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
+            sid.clone(),
+        )?;
+        Ok(sid)
+    }
+
+    pub fn unsubscribe(&self, sid: &[u8], max: Option<u64>) {
+        self.shard.unsubscribe(&self.client, sid, max);
+    }
+
+    /// As [`InternalClient::barrier`].
+    pub async fn barrier(&self) {
+        self.client.interest_dirty.set(false);
+        self.shard.barrier().await;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Closes the client and drops its subscriptions (also those of a client already cut
+    /// off as a slow consumer).
+    pub fn close(&self) {
+        self.client.close(CloseReason::ServerShutdown);
+        self.shard.remove_internal(&self.client);
     }
 }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use tachyon_config::flags::{self as cli, Command};
+mod jetstream;
 mod listener;
 mod logging;
 mod monitor;
@@ -57,10 +58,6 @@ fn main() -> ExitCode {
             );
         }
         return ExitCode::SUCCESS;
-    }
-    if opts.jetstream.as_ref().is_some_and(|j| j.enabled) {
-        logging::fatal("jetstream is not supported yet");
-        return ExitCode::from(1);
     }
     let _guard = match logging::init(&logging::LogOptions::from(&opts)) {
         Ok(g) => g,

@@ -43,6 +43,8 @@ fn descriptor_limit() -> u64 {
 pub enum StartError {
     #[error(transparent)]
     Listen(#[from] ListenError),
+    #[error("could not start JetStream: {0}")]
+    JetStream(std::io::Error),
     #[error(
         "--shards must be between 1 and {max} (the ring mesh grows with the square of the \
          shard count), got {0}",
@@ -169,6 +171,21 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         crate::test_service::install(&mut parts);
         parts
     };
+    let mut parts = parts;
+    if let Some(mut js) = crate::jetstream::settings(&opts) {
+        js.server_name = global.config().server_name.clone();
+        let started = std::time::Instant::now();
+        let temporary = !opts.explicit.contains(&"store_dir")
+            && opts
+                .jetstream
+                .as_ref()
+                .is_some_and(|j| j.store_dir.is_none())
+            && opts.store_dir.is_none();
+        crate::jetstream::log_start(&js, temporary);
+        let enabled = crate::jetstream::enabled_accounts(&opts, &global.accounts);
+        crate::jetstream::install(&mut parts, js, enabled).map_err(StartError::JetStream)?;
+        tracing::info!("Took {:?} to start JetStream", started.elapsed());
+    }
 
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let mut handles = Vec::with_capacity(n);
@@ -319,8 +336,6 @@ pub enum ReloadError {
     Config(#[from] tachyon_config::ConfigError),
     #[error("config reload not supported for {0}")]
     NotReloadable(&'static str),
-    #[error("jetstream is not supported yet")]
-    JetStream,
     #[error(transparent)]
     Logging(#[from] logging::LoggingError),
     #[error(transparent)]
@@ -344,8 +359,10 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
     if new.port != current.opts.port {
         return Err(ReloadError::NotReloadable("Port"));
     }
-    if new.jetstream.as_ref().is_some_and(|j| j.enabled) {
-        return Err(ReloadError::JetStream);
+    // JetStream starts with the server: turning it on or off takes a restart here.
+    let on = |o: &Options| o.jetstream.as_ref().is_some_and(|j| j.enabled);
+    if on(&new) != on(&current.opts) {
+        return Err(ReloadError::NotReloadable("JetStream"));
     }
     // Shards size their per-account tables at start and routes are fixed: only the users (and
     // their permissions) of accounts reload.

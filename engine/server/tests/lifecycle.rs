@@ -321,14 +321,20 @@ fn unknown_flag_is_rejected_with_usage_like_nats_server() {
 fn unsupported_features_fail_loudly_instead_of_being_ignored() {
     let dir = TempDir::new("conf");
     let conf = dir.0.join("server.conf");
-    if let Err(e) = std::fs::write(&conf, "port: 4222\njetstream: enabled\n") {
+    if let Err(e) = std::fs::write(&conf, "port: 4222\ncluster { port: 6222 }\n") {
         panic!("write {conf:?}: {e}");
     }
     let conf = conf.to_string_lossy().into_owned();
     for (args, want) in [
-        (vec!["-c", conf.as_str()], "jetstream is not supported yet"),
-        (vec!["-js"], "flag -js is not supported yet"),
-        (vec!["--jetstream"], "flag -jetstream is not supported yet"),
+        (
+            vec!["-c", conf.as_str()],
+            "config option 'cluster' is not supported yet",
+        ),
+        (
+            vec!["--routes", "nats://127.0.0.1:1"],
+            "flag -routes is not supported yet",
+        ),
+        (vec!["-s"], "flag -s is not supported yet"),
     ] {
         let o = run_bin(tachyon_bin(), &args);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", o.status);
@@ -338,6 +344,32 @@ fn unsupported_features_fail_loudly_instead_of_being_ignored() {
             "{args:?} started a server"
         );
     }
+}
+
+/// `-js` starts JetStream with nats-server's start-up lines, which tools wait for.
+#[test]
+fn jetstream_start_up_lines() {
+    let dir = TempDir::new("js-lines");
+    let sd = dir.0.join("store").to_string_lossy().into_owned();
+    let s = Server::tachyon(2, &["-js", "-sd", &sd]);
+    let want = format!("[INF]   Store Directory: \"{sd}/jetstream\"");
+    let log = s.log();
+    for line in [
+        "[INF] Starting JetStream",
+        "[INF] ---------------- JETSTREAM ----------------",
+        "[INF]   Strict:          true",
+        "[INF]   API Level:       2",
+        want.as_str(),
+        "[INF] Server is ready",
+    ] {
+        assert!(log.contains(line), "no {line:?} in:\n{log}");
+    }
+    let starting = log.find("Starting JetStream").unwrap_or(usize::MAX);
+    let ready = log.find("Server is ready").unwrap_or(0);
+    assert!(
+        starting < ready,
+        "JetStream must be up before the server says it is ready"
+    );
 }
 
 // ---- files tools wait on --------------------------------------------------------------------------

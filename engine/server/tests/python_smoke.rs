@@ -1,4 +1,5 @@
-//! The Python client (nats-py) against the server under test: runs `tests/py/smoke.py` with the
+//! The Python client (nats-py) against the server under test: runs `tests/py/smoke.py` (core)
+//! and `tests/py/js_smoke.py` (JetStream) with the
 //! venv's python (`$TACHYON_PYTHON`, else `.venv/bin/python`, both set up by scripts/setup.sh).
 
 mod common;
@@ -18,15 +19,31 @@ fn python() -> Option<PathBuf> {
 
 #[test]
 fn nats_py_smoke() {
+    let server = Server::under_test(4, &[]);
+    run_script("smoke.py", &server);
+}
+
+/// JetStream streams and KV with nats-py (`tests/py/js_smoke.py`).
+#[test]
+fn nats_py_jetstream() {
+    let dir = common::TempDir::new("py-js");
+    let sd = dir.0.to_string_lossy().into_owned();
+    let server = Server::under_test(3, &["-js", "-sd", &sd]);
+    run_script("js_smoke.py", &server);
+}
+
+/// Runs `tests/py/<script> URL` with the venv's python; it prints "<script stem>: all passed".
+fn run_script(name: &str, server: &Server) {
     let Some(py) = python() else {
         if std::env::var("TACHYON_ALLOW_SKIP").as_deref() == Ok("1") {
-            eprintln!("SKIP nats_py_smoke: no venv python (run scripts/setup.sh)");
+            eprintln!("SKIP {name}: no venv python (run scripts/setup.sh)");
             return;
         }
-        panic!("nats_py_smoke: no python with nats-py: run scripts/setup.sh or set TACHYON_PYTHON");
+        panic!("{name}: no python with nats-py: run scripts/setup.sh or set TACHYON_PYTHON");
     };
-    let server = Server::under_test(4, &[]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/smoke.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(name);
     let mut child = match Command::new(&py)
         .arg(&script)
         .arg(&server.url)
@@ -37,7 +54,7 @@ fn nats_py_smoke() {
         Ok(c) => c,
         Err(e) => panic!("run {py:?}: {e}"),
     };
-    // smoke.py bounds itself at 60 s; this is the backstop should the interpreter hang.
+    // The scripts bound themselves at 60 s; this is the backstop should the interpreter hang.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         match child.try_wait() {
@@ -51,7 +68,7 @@ fn nats_py_smoke() {
     }
     let out = match child.wait_with_output() {
         Ok(o) => o,
-        Err(e) => panic!("wait for smoke.py: {e}"),
+        Err(e) => panic!("wait for {name}: {e}"),
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -59,12 +76,13 @@ fn nats_py_smoke() {
     eprintln!("{stderr}");
     assert!(
         out.status.success(),
-        "smoke.py failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- server log\n{}",
+        "{name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- server log\n{}",
         out.status,
         server.log()
     );
+    let stem = name.trim_end_matches(".py");
     assert!(
-        stdout.contains("smoke: all passed"),
-        "smoke.py did not finish: {stdout}"
+        stdout.contains(&format!("{stem}: all passed")),
+        "{name} did not finish: {stdout}"
     );
 }

@@ -13,6 +13,8 @@ pub struct AccountDef {
     pub nkeys: Vec<NkeyUser>,
     pub exports: Vec<Export>,
     pub imports: Vec<Import>,
+    /// `jetstream: enabled` (or a limits block) in the account: JetStream serves it.
+    pub jetstream: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

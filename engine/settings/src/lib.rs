@@ -11,4 +11,4 @@ pub mod permissions;
 pub mod tls;
 
 pub use error::{ConfigError, Pos};
-pub use options::{JetStreamOpts, MigrateMode, Options, NATS_VERSION, TACHYON_VERSION};
+pub use options::{JetStreamOpts, JsSync, MigrateMode, Options, NATS_VERSION, TACHYON_VERSION};

@@ -167,6 +167,18 @@ pub struct JetStreamOpts {
     pub store_dir: Option<PathBuf>,
     pub max_memory_store: Option<i64>,
     pub max_file_store: Option<i64>,
+    /// nats-server's `strict` (default true): API requests with unknown fields are refused.
+    pub strict: Option<bool>,
+    pub domain: Option<String>,
+    /// `sync_interval`: unset is Tachyon's default (fdatasync before every ack).
+    pub sync: Option<JsSync>,
+}
+
+/// `jetstream { sync_interval }`: `always`, or nats-server's lazy interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsSync {
+    Always,
+    Interval(Duration),
 }
 
 impl Options {
@@ -189,6 +201,13 @@ impl Options {
                 "logtime_utc" => o.logtime_utc = flags.logtime_utc,
                 "log_file" => o.log_file = flags.log_file.clone(),
                 "store_dir" => o.store_dir = flags.store_dir.clone(),
+                // `-js` turns JetStream on (or off) and keeps the file's other settings.
+                "jetstream" => {
+                    let on = flags.jetstream.as_ref().is_some_and(|j| j.enabled);
+                    o.jetstream
+                        .get_or_insert_with(JetStreamOpts::default)
+                        .enabled = on;
+                }
                 "pid_file" => o.pid_file = flags.pid_file.clone(),
                 "ports_file_dir" => o.ports_file_dir = flags.ports_file_dir.clone(),
                 "http_port" => o.http_port = flags.http_port,

@@ -1,8 +1,10 @@
 //! Sealed-segment index stored with rkyv, and the segment scan that rebuilds it.
 //!
-//! File: the rkyv archive of [`IndexFile`] (entries `[seq][offset][len][ts][subject no.]`, a
-//! subject table with each subject's last sequence), then `b"TXIDX002"` and a CRC32C over all
-//! bytes before it. A restart maps the file and walks the archive in place: no decoding into
+//! File: the rkyv archive of [`IndexFile`] (entries `[seq][offset][len][header len][ts]
+//! [subject no.]`, a subject table with each subject's last sequence), then `b"TXIDX003"` and a
+//! CRC32C over all bytes before it. Files of the previous version (`TXIDX002`, entries without
+//! the header length) are still read; they are rebuilt from their segment only where the
+//! store's [`crate::ByteAccounting`] needs header lengths. A restart maps the file and walks the archive in place: no decoding into
 //! owned entries, no string per entry. The checksum is checked before the archive is trusted,
 //! and the archive is validated (bytecheck) too, so a damaged file is never read as a guess.
 
@@ -14,7 +16,9 @@ use rkyv::util::AlignedVec;
 use crate::frame::{self, FrameError, FRAME_HEADER};
 use crate::types::RECORD_OVERHEAD;
 
-const MAGIC: &[u8; 8] = b"TXIDX002";
+const MAGIC: &[u8; 8] = b"TXIDX003";
+/// The version before header lengths were kept.
+const MAGIC_V2: &[u8; 8] = b"TXIDX002";
 const TRAILER: usize = MAGIC.len() + 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +26,8 @@ pub struct IdxEntry {
     pub seq: u64,
     pub off: u64,
     pub len: u32,
+    /// Length of the record's header block.
+    pub hdr_len: u32,
     pub ts: i64,
     pub subject: String,
 }
@@ -38,9 +44,23 @@ pub(super) struct RawEntry {
     pub seq: u64,
     pub off: u64,
     pub len: u32,
+    /// Fills what was padding after `len` in version 2, so an entry is no larger.
+    pub hdr_len: u32,
     pub ts: i64,
     /// Position in the subject table.
     pub subject: u32,
+}
+
+/// An entry of a version 2 index (no header length). Only read in place (archived); built
+/// by tests that write old files.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[cfg_attr(not(test), allow(dead_code))]
+struct RawEntryV2 {
+    seq: u64,
+    off: u64,
+    len: u32,
+    ts: i64,
+    subject: u32,
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize)]
@@ -54,6 +74,15 @@ struct IndexFile {
     first_seq: u64,
     seg_len: u64,
     entries: Vec<RawEntry>,
+    subjects: Vec<SubjectLast>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[cfg_attr(not(test), allow(dead_code))]
+struct IndexFileV2 {
+    first_seq: u64,
+    seg_len: u64,
+    entries: Vec<RawEntryV2>,
     subjects: Vec<SubjectLast>,
 }
 
@@ -84,7 +113,12 @@ impl IndexBytes {
 
 /// A checked index, read in place from its bytes.
 pub struct IndexView<'a> {
-    file: &'a ArchivedIndexFile,
+    file: Archived<'a>,
+}
+
+enum Archived<'a> {
+    V3(&'a ArchivedIndexFile),
+    V2(&'a ArchivedIndexFileV2),
 }
 
 impl<'a> IndexView<'a> {
@@ -93,7 +127,7 @@ impl<'a> IndexView<'a> {
         let body_len = bytes.len().checked_sub(TRAILER)?;
         let (body, trailer) = bytes.split_at(body_len);
         let (magic, crc) = trailer.split_at(MAGIC.len());
-        if magic != MAGIC {
+        if magic != MAGIC && magic != MAGIC_V2 {
             return None;
         }
         let mut c = crc32c::crc32c(body);
@@ -101,39 +135,83 @@ impl<'a> IndexView<'a> {
         if c != u32::from_le_bytes(crc.try_into().ok()?) {
             return None;
         }
-        let file = rkyv::access::<ArchivedIndexFile, rancor::Error>(body).ok()?;
         // Subject numbers are checked once here so the walk below cannot fail.
-        let n = file.subjects.len();
-        if file
-            .entries
-            .iter()
-            .any(|e| e.subject.to_native() as usize >= n)
-        {
-            return None;
-        }
+        let file = if magic == MAGIC {
+            let f = rkyv::access::<ArchivedIndexFile, rancor::Error>(body).ok()?;
+            let n = f.subjects.len();
+            if f.entries
+                .iter()
+                .any(|e| e.subject.to_native() as usize >= n)
+            {
+                return None;
+            }
+            Archived::V3(f)
+        } else {
+            let f = rkyv::access::<ArchivedIndexFileV2, rancor::Error>(body).ok()?;
+            let n = f.subjects.len();
+            if f.entries
+                .iter()
+                .any(|e| e.subject.to_native() as usize >= n)
+            {
+                return None;
+            }
+            Archived::V2(f)
+        };
         Some(IndexView { file })
     }
 
     pub fn first_seq(&self) -> u64 {
-        self.file.first_seq.to_native()
+        match self.file {
+            Archived::V3(f) => f.first_seq.to_native(),
+            Archived::V2(f) => f.first_seq.to_native(),
+        }
     }
 
     pub fn seg_len(&self) -> u64 {
-        self.file.seg_len.to_native()
+        match self.file {
+            Archived::V3(f) => f.seg_len.to_native(),
+            Archived::V2(f) => f.seg_len.to_native(),
+        }
     }
 
-    /// Calls `f(seq, offset, len, ts, subject)` for every entry in order.
-    pub fn for_each(&self, mut f: impl FnMut(u64, u64, u32, i64, &str)) {
-        let subjects = &self.file.subjects;
-        for e in self.file.entries.iter() {
-            if let Some(s) = subjects.get(e.subject.to_native() as usize) {
-                f(
-                    e.seq.to_native(),
-                    e.off.to_native(),
-                    e.len.to_native(),
-                    e.ts.to_native(),
-                    s.name.as_str(),
-                );
+    /// Whether entries carry their header block's length (false for version 2 files).
+    pub fn has_header_lens(&self) -> bool {
+        matches!(self.file, Archived::V3(_))
+    }
+
+    /// Calls `f(seq, offset, len, header len, ts, subject)` for every entry in order; the
+    /// header length is `None` in a version 2 file.
+    pub fn for_each(&self, mut f: impl FnMut(u64, u64, u32, Option<u32>, i64, &str)) {
+        match self.file {
+            Archived::V3(file) => {
+                let subjects = &file.subjects;
+                for e in file.entries.iter() {
+                    if let Some(s) = subjects.get(e.subject.to_native() as usize) {
+                        f(
+                            e.seq.to_native(),
+                            e.off.to_native(),
+                            e.len.to_native(),
+                            Some(e.hdr_len.to_native()),
+                            e.ts.to_native(),
+                            s.name.as_str(),
+                        );
+                    }
+                }
+            }
+            Archived::V2(file) => {
+                let subjects = &file.subjects;
+                for e in file.entries.iter() {
+                    if let Some(s) = subjects.get(e.subject.to_native() as usize) {
+                        f(
+                            e.seq.to_native(),
+                            e.off.to_native(),
+                            e.len.to_native(),
+                            None,
+                            e.ts.to_native(),
+                            s.name.as_str(),
+                        );
+                    }
+                }
             }
         }
     }
@@ -159,6 +237,7 @@ impl SegIndex {
                 seq: e.seq,
                 off: e.off,
                 len: e.len,
+                hdr_len: e.hdr_len,
                 ts: e.ts,
                 subject: n as u32,
             });
@@ -166,16 +245,59 @@ impl SegIndex {
         encode_raw(self.first_seq, self.seg_len, &mut entries, subjects)
     }
 
-    /// Owned entries; `None` for anything that fails the checks.
+    /// The index in the version 2 format (no header lengths), as stores written before
+    /// version 3 left it: for compatibility tests.
+    #[cfg(test)]
+    pub(crate) fn encode_v2(&self) -> Vec<u8> {
+        let mut subjects: Vec<SubjectLast> = Vec::new();
+        let mut numbers = std::collections::HashMap::new();
+        let mut entries = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            let n = *numbers.entry(e.subject.as_str()).or_insert_with(|| {
+                subjects.push(SubjectLast {
+                    name: e.subject.clone(),
+                    last_seq: 0,
+                });
+                subjects.len() - 1
+            });
+            if let Some(s) = subjects.get_mut(n) {
+                s.last_seq = e.seq;
+            }
+            entries.push(RawEntryV2 {
+                seq: e.seq,
+                off: e.off,
+                len: e.len,
+                ts: e.ts,
+                subject: n as u32,
+            });
+        }
+        let file = IndexFileV2 {
+            first_seq: self.first_seq,
+            seg_len: self.seg_len,
+            entries,
+            subjects,
+        };
+        let mut out = rkyv::to_bytes::<rancor::Error>(&file)
+            .map(|v| v.to_vec())
+            .unwrap_or_default();
+        out.extend_from_slice(MAGIC_V2);
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Owned entries; `None` for anything that fails the checks. A version 2 file's header
+    /// lengths read as 0.
     pub fn decode(buf: &[u8]) -> Option<SegIndex> {
         let bytes = IndexBytes::copy_of(buf);
         let view = IndexView::check(&bytes)?;
         let mut entries = Vec::new();
-        view.for_each(|seq, off, len, ts, subject| {
+        view.for_each(|seq, off, len, hdr_len, ts, subject| {
             entries.push(IdxEntry {
                 seq,
                 off,
                 len,
+                hdr_len: hdr_len.unwrap_or(0),
                 ts,
                 subject: subject.to_string(),
             })
@@ -241,6 +363,7 @@ pub fn scan(data: &[u8]) -> Scan {
                         seq: rec.seq,
                         off: off as u64,
                         len: len as u32,
+                        hdr_len: rec.headers.len() as u32,
                         ts: rec.ts,
                         subject: subject.to_string(),
                     });
@@ -282,6 +405,7 @@ mod tests {
                     seq: 5,
                     off: 0,
                     len: 40,
+                    hdr_len: 0,
                     ts: 1,
                     subject: "a".into(),
                 },
@@ -289,6 +413,7 @@ mod tests {
                     seq: 6,
                     off: 40,
                     len: 60,
+                    hdr_len: 7,
                     ts: 2,
                     subject: "b.c".into(),
                 },
@@ -304,6 +429,43 @@ mod tests {
         for cut in 0..buf.len() {
             assert_eq!(SegIndex::decode(&buf[..cut]), None);
         }
+    }
+
+    /// A version 2 file (no header lengths) still reads, its header lengths as unknown, and an
+    /// entry of version 3 is no larger than one of version 2 (the new field fills padding).
+    #[test]
+    fn version_2_index_still_reads() {
+        let idx = SegIndex {
+            first_seq: 5,
+            seg_len: 100,
+            entries: vec![IdxEntry {
+                seq: 5,
+                off: 0,
+                len: 40,
+                hdr_len: 3,
+                ts: 1,
+                subject: "a".into(),
+            }],
+        };
+        let v2 = idx.encode_v2();
+        let bytes = IndexBytes::copy_of(&v2);
+        let view = IndexView::check(&bytes).unwrap();
+        assert!(!view.has_header_lens());
+        let mut seen = Vec::new();
+        view.for_each(|seq, off, len, hdr, ts, s| {
+            seen.push((seq, off, len, hdr, ts, s.to_string()))
+        });
+        assert_eq!(seen, vec![(5, 0, 40, None, 1, "a".to_string())]);
+        let v3 = IndexBytes::copy_of(&idx.encode());
+        assert!(IndexView::check(&v3).unwrap().has_header_lens());
+        assert_eq!(
+            std::mem::size_of::<ArchivedRawEntry>(),
+            std::mem::size_of::<ArchivedRawEntryV2>()
+        );
+        let mut bad = v2.clone();
+        let n = bad.len();
+        bad[n - 10] ^= 1;
+        assert!(IndexView::check(&IndexBytes::copy_of(&bad)).is_none());
     }
 
     #[test]

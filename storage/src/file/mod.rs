@@ -18,7 +18,9 @@ use crate::error::{Result, StoreError};
 use crate::frame;
 use crate::io::{read_all, Io, IoFile};
 use crate::store::Store;
-use crate::types::{msg_size, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState, SyncPolicy};
+use crate::types::{
+    msg_size, ByteAccounting, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState, SyncPolicy,
+};
 
 pub use compact::CompactStats;
 pub use index::{scan, IdxEntry, IndexBytes, IndexView, Scan, SegIndex};
@@ -37,6 +39,10 @@ pub struct FileStoreConfig {
     /// [`FileStore::compact_step`] rewrites a sealed segment whose live bytes are below this
     /// fraction of its length; 0 disables compaction.
     pub compact_below: f64,
+    /// How message bytes are counted (`state().bytes`, `max_bytes`, `max_msg_size`); the records
+    /// on disk are the same whatever it is. nats-server's file store is
+    /// [`ByteAccounting::NatsFile`].
+    pub accounting: ByteAccounting,
 }
 
 /// How [`FileStore::open_fs`] reaches the disk.
@@ -67,7 +73,16 @@ impl Default for FileStoreConfig {
             io: IoKind::Buffered,
             hot_cache_bytes: 4 << 20,
             compact_below: 0.5,
+            accounting: ByteAccounting::Record,
         }
+    }
+}
+
+impl FileStoreConfig {
+    /// The same configuration counting bytes as `accounting`.
+    pub fn with_accounting(mut self, accounting: ByteAccounting) -> Self {
+        self.accounting = accounting;
+        self
     }
 }
 
@@ -87,7 +102,8 @@ pub struct RecoveryReport {
     pub truncated_bytes: u64,
     /// Corrupt records stepped over, per segment file.
     pub skipped_records: Vec<(PathBuf, u64)>,
-    /// Index files that failed their checksum or did not match their segment, rebuilt.
+    /// Index files that failed their checksum or did not match their segment, rebuilt; also
+    /// version 2 indexes (no header lengths) opened under [`ByteAccounting::NatsFile`].
     pub rebuilt_indexes: Vec<PathBuf>,
     /// Corrupt tombstone records (their deletes are lost).
     pub corrupt_tombstones: usize,
@@ -199,6 +215,7 @@ impl FileStore {
         let mut seen = BTreeSet::new();
         let open_first = seg_firsts.iter().next_back().copied();
         let mut open_idx = open_index::OpenIndex::default();
+        let accounting = cfg.accounting;
         for &first in &seg_firsts {
             // A segment is named after the sequence that was next when it was created: even
             // if everything in it was lost, no sequence below that is handed out again.
@@ -207,24 +224,28 @@ impl FileStore {
             let file: Arc<dyn IoFile> = io.open(&spath, false).map_err(ioe(&spath))?.into();
             let mut len = file.len().map_err(ioe(&spath))?;
             let (mut live, mut live_bytes) = (0, 0);
-            let mut add = |seq: u64, off: u64, rlen: u32, ts: i64, subject: &str| {
-                core.bump_last_seq(seq);
-                if seq < tombs.floor {
-                    return;
-                }
-                if tombs.deleted.contains(&seq) {
-                    seen.insert(seq);
-                    return;
-                }
-                live += 1;
-                live_bytes += u64::from(rlen);
-                let loc = Loc {
-                    seg: first,
-                    off,
-                    len: rlen,
+            // `hdr_len` is `None` only from a version 2 index, accepted only where the
+            // accounting does not need it.
+            let mut add =
+                |seq: u64, off: u64, rlen: u32, hdr_len: Option<u32>, ts: i64, subject: &str| {
+                    core.bump_last_seq(seq);
+                    if seq < tombs.floor {
+                        return;
+                    }
+                    if tombs.deleted.contains(&seq) {
+                        seen.insert(seq);
+                        return;
+                    }
+                    live += 1;
+                    live_bytes += u64::from(rlen);
+                    let loc = Loc {
+                        seg: first,
+                        off,
+                        len: rlen,
+                    };
+                    let size = accounting.of_record(u64::from(rlen), hdr_len.unwrap_or(0) > 0);
+                    core.insert(seq, subject, ts, size, loc);
                 };
-                core.insert(seq, subject, ts, u64::from(rlen), loc);
-            };
             if Some(first) == open_first {
                 let data = read_all(file.as_ref()).map_err(ioe(&spath))?;
                 let s = index::scan(&data);
@@ -241,8 +262,8 @@ impl FileStore {
                         .push((spath.clone(), s.skipped.len() as u64));
                 }
                 for e in &s.entries {
-                    add(e.seq, e.off, e.len, e.ts, &e.subject);
-                    open_idx.push_str(e.seq, e.off, e.len, e.ts, &e.subject);
+                    add(e.seq, e.off, e.len, Some(e.hdr_len), e.ts, &e.subject);
+                    open_idx.push_str(e.seq, e.off, e.len, e.hdr_len, e.ts, &e.subject);
                 }
             } else {
                 let ipath = dir.join(idx_name(first));
@@ -250,7 +271,9 @@ impl FileStore {
                 let view = bytes
                     .as_deref()
                     .and_then(IndexView::check)
-                    .filter(|v| v.first_seq() == first && v.seg_len() == len);
+                    .filter(|v| v.first_seq() == first && v.seg_len() == len)
+                    // A version 2 index lacks header lengths; rebuilt (once) if they count.
+                    .filter(|v| v.has_header_lens() || !accounting.needs_header_len());
                 match view {
                     Some(v) => v.for_each(&mut add),
                     None => {
@@ -263,7 +286,7 @@ impl FileStore {
                             &mut report,
                         )?;
                         for e in &entries {
-                            add(e.seq, e.off, e.len, e.ts, &e.subject);
+                            add(e.seq, e.off, e.len, Some(e.hdr_len), e.ts, &e.subject);
                         }
                     }
                 }
@@ -354,7 +377,7 @@ impl FileStore {
         report: &mut RecoveryReport,
     ) -> Result<Vec<IdxEntry>> {
         let ipath = dir.join(idx_name(first));
-        tracing::warn!(path = %ipath.display(), "index missing or corrupt; rebuilding from its segment");
+        tracing::warn!(path = %ipath.display(), "index missing, corrupt or of a version without header lengths; rebuilding from its segment");
         report.rebuilt_indexes.push(ipath);
         let spath = dir.join(seg_name(first));
         let data = read_all(seg).map_err(|e| StoreError::io(&spath, e))?;
@@ -766,26 +789,41 @@ impl FileStore {
         let mut out = Vec::with_capacity(msgs.len());
         let mut tombs = Vec::new();
         let mut emptied = Vec::new();
+        // Sequences taken by messages evicted as they arrived (over `max_bytes` on their own):
+        // no record, only a last-sequence mark, written at once (even when pipelined) so it is
+        // in the tombstone file before the sync that reports the sequence durable.
+        let mut marks = Vec::new();
         for m in msgs {
-            let size = msg_size(m.subject, m.headers, m.payload);
-            let victims =
-                match validate(&self.cfg.limits, m.subject, m.headers, size).and_then(|()| {
-                    self.core
-                        .plan_append(&self.cfg.limits, m.subject, size, m.timestamp)
-                }) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        out.push(Err(e));
-                        continue;
-                    }
-                };
-            for v in victims {
+            // `rec_len` is what the record takes on disk, `size` what it counts for.
+            let rec_len = msg_size(m.subject, m.headers, m.payload);
+            let size = self
+                .cfg
+                .accounting
+                .msg_size(m.subject, m.headers, m.payload);
+            let plan = match validate(&self.cfg.limits, m.subject, m.headers, size).and_then(|()| {
+                self.core
+                    .plan_append(&self.cfg.limits, m.subject, m.headers, size, m.timestamp)
+            }) {
+                Ok(p) => p,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            for v in plan.victims {
                 if let Some((_, Some(seg))) = self.forget(v, &mut tombs) {
                     emptied.push(seg);
                 }
             }
+            if plan.evict_self {
+                let seq = self.core.last_seq() + 1;
+                self.core.bump_last_seq(seq);
+                tombstones::encode(&mut marks, tombstones::LAST_SEQ, seq);
+                out.push(Ok(seq));
+                continue;
+            }
             let base = self.open_len();
-            if base > 0 && base + buf.len() as u64 + size > self.cfg.segment_bytes {
+            if base > 0 && base + buf.len() as u64 + rec_len > self.cfg.segment_bytes {
                 self.write_open(buf)?;
                 buf.clear();
                 self.roll()?;
@@ -794,7 +832,7 @@ impl FileStore {
             let loc = Loc {
                 seg: self.open_seg,
                 off: self.open_len() + buf.len() as u64,
-                len: size as u32,
+                len: rec_len as u32,
             };
             frame::encode_msg(
                 buf,
@@ -805,14 +843,19 @@ impl FileStore {
                 m.payload,
             );
             let name = self.core.insert(seq, m.subject, m.timestamp, size, loc);
-            self.open_idx.push(seq, loc.off, loc.len, m.timestamp, name);
+            let hdr_len = m.headers.len() as u32;
+            self.open_idx
+                .push(seq, loc.off, loc.len, hdr_len, m.timestamp, name);
             if let Some(s) = self.segs.get_mut(&loc.seg) {
                 s.live += 1;
-                s.live_bytes += size;
+                s.live_bytes += rec_len;
             }
             out.push(Ok(seq));
         }
         self.write_open(buf)?;
+        // The marks go first: a torn write keeps an eviction the mark's message made only
+        // with the mark.
+        self.write_tombs(&marks)?;
         self.commit_removals(&tombs, &emptied)?;
         Ok(out)
     }
@@ -885,6 +928,28 @@ impl FileStore {
             seg.file.sync_data().map_err(|e| StoreError::io(&path, e))?;
         }
         Ok(())
+    }
+
+    /// [`Store::set_limits_at`]. What is written so far is made durable first (appends, and
+    /// evictions pipelined batches deferred), so the removals are never on disk ahead of
+    /// anything they were computed from. A removal of the stream's oldest messages (`max_msgs`,
+    /// `max_bytes`, `max_age` in time order) is one floor record, whole or absent after a power
+    /// cut; others (per subject) are a tombstone each.
+    fn apply_limits(&mut self, limits: Limits, now: i64) -> Result<u64> {
+        if self.dirty || !self.deferred_tombs.is_empty() {
+            self.sync_now()?;
+        }
+        let victims = self.core.plan_limits(&limits, now);
+        self.cfg.limits = limits;
+        if victims.is_empty() {
+            return Ok(0);
+        }
+        let floor = self
+            .core
+            .is_prefix(&victims)
+            .then(|| victims.last().map(|l| l + 1))
+            .flatten();
+        self.remove_many(&victims, floor)
     }
 
     fn remove_many(&mut self, seqs: &[u64], floor: Option<u64>) -> Result<u64> {
@@ -1003,12 +1068,30 @@ impl Store for FileStore {
         self.guard(r)
     }
 
+    fn set_limits_at(&mut self, limits: Limits, now: i64) -> Result<u64> {
+        self.check()?;
+        let r = self.apply_limits(limits, now);
+        self.guard(r)
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.cfg.limits
+    }
+
     fn state(&self) -> StreamState {
         self.core.state()
     }
 
     fn subject_counts(&self, filter: &str) -> BTreeMap<String, u64> {
         self.core.subject_counts(filter)
+    }
+
+    fn durable_seq(&self) -> u64 {
+        FileStore::durable_seq(self)
+    }
+
+    fn byte_accounting(&self) -> ByteAccounting {
+        self.cfg.accounting
     }
 }
 

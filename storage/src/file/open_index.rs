@@ -26,7 +26,15 @@ pub(super) struct OpenIndex {
 
 impl OpenIndex {
     /// Records an appended message; `subject` is the store's shared name for it.
-    pub fn push(&mut self, seq: u64, off: u64, len: u32, ts: i64, subject: &Arc<str>) {
+    pub fn push(
+        &mut self,
+        seq: u64,
+        off: u64,
+        len: u32,
+        hdr_len: u32,
+        ts: i64,
+        subject: &Arc<str>,
+    ) {
         let key = Arc::as_ptr(subject) as *const u8 as usize;
         let n = match self.by_ptr.get(&key) {
             Some(n) => *n,
@@ -45,16 +53,16 @@ impl OpenIndex {
                 n
             }
         };
-        self.add(seq, off, len, ts, n);
+        self.add(seq, off, len, hdr_len, ts, n);
     }
 
     /// Records a record found by a scan (recovery), deleted or not.
-    pub fn push_str(&mut self, seq: u64, off: u64, len: u32, ts: i64, subject: &str) {
+    pub fn push_str(&mut self, seq: u64, off: u64, len: u32, hdr_len: u32, ts: i64, subject: &str) {
         let n = match self.by_name.get(subject) {
             Some(n) => *n,
             None => self.number(&Arc::from(subject)),
         };
-        self.add(seq, off, len, ts, n);
+        self.add(seq, off, len, hdr_len, ts, n);
     }
 
     /// A deleted record of the open segment was overwritten with a zeroed subject: the index
@@ -88,7 +96,7 @@ impl OpenIndex {
         n
     }
 
-    fn add(&mut self, seq: u64, off: u64, len: u32, ts: i64, subject: u32) {
+    fn add(&mut self, seq: u64, off: u64, len: u32, hdr_len: u32, ts: i64, subject: u32) {
         if let Some((_, last)) = self.subjects.get_mut(subject as usize) {
             *last = seq;
         }
@@ -96,6 +104,7 @@ impl OpenIndex {
             seq,
             off,
             len,
+            hdr_len,
             ts,
             subject,
         });
@@ -148,7 +157,7 @@ mod tests {
                 // A fresh allocation each round, as when a subject left the store and came back.
                 let name: Arc<str> = Arc::from(format!("s.{i}"));
                 seq += 1;
-                idx.push(seq, 0, 1, 0, &name);
+                idx.push(seq, 0, 1, 0, 0, &name);
                 assert_eq!(idx.by_ptr.len(), if round == 0 { i + 1 } else { 1000 });
             }
         }
@@ -164,19 +173,21 @@ mod tests {
         for seq in 10..40u64 {
             let name = &names[(seq % 3) as usize];
             let off = seg.len() as u64;
+            let hdrs: &[u8] = if seq % 2 == 0 { b"h" } else { b"" };
             frame::encode_msg(
                 &mut seg,
                 seq,
                 seq as i64 * 7,
                 name.as_bytes(),
-                b"h",
+                hdrs,
                 b"payload",
             );
             let len = (seg.len() as u64 - off) as u32;
+            let h = hdrs.len() as u32;
             if seq % 5 == 0 {
-                idx.push_str(seq, off, len, seq as i64 * 7, name);
+                idx.push_str(seq, off, len, h, seq as i64 * 7, name);
             } else {
-                idx.push(seq, off, len, seq as i64 * 7, name);
+                idx.push(seq, off, len, h, seq as i64 * 7, name);
             }
         }
         let kept = idx.seal(10, seg.len() as u64);

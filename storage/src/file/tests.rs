@@ -482,18 +482,22 @@ mod model {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Append(u8, usize),
+        /// Subject, payload length, header length (0: no header block).
+        Append(u8, usize, usize),
         Batch(u8, usize),
         Delete(usize, bool),
         Purge(Option<u8>, Option<u64>, Option<u64>),
         Expire(i64),
         Restart,
         Compact,
+        /// A stream update: new limits, applied at once.
+        SetLimits(Limits),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            6 => (0u8..4, 0usize..120).prop_map(|(s, l)| Op::Append(s, l)),
+            6 => (0u8..4, 0usize..120, prop_oneof![Just(0usize), 1usize..20])
+                .prop_map(|(s, l, h)| Op::Append(s, l, h)),
             2 => (0u8..4, 1usize..6).prop_map(|(s, n)| Op::Batch(s, n)),
             2 => (0usize..64, any::<bool>()).prop_map(|(i, o)| Op::Delete(i, o)),
             1 => (proptest::option::of(0u8..4), proptest::option::of(0u64..5), proptest::option::of(0u64..80))
@@ -501,18 +505,21 @@ mod model {
             1 => (0i64..200).prop_map(Op::Expire),
             2 => Just(Op::Restart),
             2 => Just(Op::Compact),
+            1 => limits().prop_map(Op::SetLimits),
         ]
     }
 
     fn limits() -> impl Strategy<Value = Limits> {
         (
             proptest::option::of(3u64..30),
-            proptest::option::of(1500u64..4000),
+            // Sometimes below `max_msg_size`: a message over it on its own.
+            proptest::option::of(prop_oneof![1 => 60u64..200, 3 => 1500u64..4000]),
             proptest::option::of(1u64..5),
             proptest::option::of(50u64..150),
             any::<bool>(),
+            any::<bool>(),
         )
-            .prop_map(|(m, b, ps, age, new)| Limits {
+            .prop_map(|(m, b, ps, age, new, new_per)| Limits {
                 max_msgs: m,
                 max_bytes: b,
                 max_msgs_per_subject: ps,
@@ -523,10 +530,34 @@ mod model {
                 } else {
                     DiscardPolicy::Old
                 },
+                discard_new_per_subject: new_per,
             })
     }
 
+    /// The sum of the accounting's sizes over the messages a store holds.
+    fn live_sum(s: &dyn Store, acct: ByteAccounting) -> u64 {
+        let mut sum = 0;
+        let mut at = s.load_next(0, "").unwrap();
+        while let Some(m) = at {
+            sum += m.size_as(acct);
+            at = s.load_next(m.seq + 1, "").unwrap();
+        }
+        sum
+    }
+
     fn same(f: &FileStore, m: &MemoryStore) {
+        let acct = f.byte_accounting();
+        assert_eq!(m.byte_accounting(), acct);
+        assert_eq!(
+            f.state().bytes,
+            live_sum(f, acct),
+            "file store under {acct:?}"
+        );
+        assert_eq!(
+            m.state().bytes,
+            live_sum(m, acct),
+            "memory store under {acct:?}"
+        );
         assert_eq!(f.state(), m.state());
         assert_eq!(f.subject_counts(""), m.subject_counts(""));
         let last = m.state().last_seq;
@@ -538,54 +569,103 @@ mod model {
         }
     }
 
+    /// Runs `ops` on a file store (small segments, restarts, compaction) and on the memory
+    /// store, both counting bytes as `acct`: after every operation they agree, and each one's
+    /// `state().bytes` is the sum of `acct`'s sizes over the messages it holds.
+    fn run_model(acct: ByteAccounting, lim: Limits, ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let io = SimIo::new();
+        let mut c = FileStoreConfig {
+            limits: lim.clone(),
+            segment_bytes: 400,
+            accounting: acct,
+            ..Default::default()
+        };
+        let mut f = sim_open(&io, c.clone());
+        let mut m = MemoryStore::with_accounting(lim, acct);
+        let mut now = 0i64;
+        for op in ops {
+            now += 3;
+            match op {
+                Op::Append(s, l, h) => {
+                    let subj = format!("s.{s}");
+                    let p = payload(now as u64, l);
+                    let hdr = payload(now as u64 + 1, h);
+                    let a = f.append(&subj, &hdr, &p, now);
+                    let b = m.append(&subj, &hdr, &p, now);
+                    prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                }
+                Op::Batch(s, n) => {
+                    let subj = format!("s.{s}");
+                    let bodies: Vec<Vec<u8>> = (0..n).map(|i| payload(i as u64, 10 * i)).collect();
+                    let msgs: Vec<NewMsg> = bodies
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| NewMsg {
+                            subject: &subj,
+                            headers: if i % 2 == 0 { b"x" } else { b"" },
+                            payload: b,
+                            timestamp: now,
+                        })
+                        .collect();
+                    let a = f.append_batch(&msgs).unwrap();
+                    let b = m.append_batch(&msgs).unwrap();
+                    prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                }
+                Op::Delete(i, o) => {
+                    let seq = m.state().first_seq + i as u64;
+                    prop_assert_eq!(f.delete(seq, o).unwrap(), m.delete(seq, o).unwrap());
+                }
+                Op::Purge(filt, keep, up) => {
+                    let req = PurgeRequest {
+                        filter: filt.map(|s| format!("s.{s}")),
+                        keep,
+                        up_to_seq: up,
+                    };
+                    prop_assert_eq!(f.purge(&req).unwrap(), m.purge(&req).unwrap());
+                }
+                Op::Expire(t) => {
+                    prop_assert_eq!(f.expire(now - t).unwrap(), m.expire(now - t).unwrap());
+                }
+                Op::Compact => {
+                    f.compact_all().unwrap();
+                }
+                Op::Restart => {
+                    drop(f);
+                    f = sim_open(&io, c.clone());
+                }
+                Op::SetLimits(lim) => {
+                    let a = f.set_limits_at(lim.clone(), now).unwrap();
+                    let b = m.set_limits_at(lim.clone(), now).unwrap();
+                    prop_assert_eq!(a, b);
+                    prop_assert_eq!(&f.cfg.limits, &lim);
+                    // A restart after an update opens with the new limits.
+                    c.limits = lim;
+                }
+            }
+            same(&f, &m);
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn file_store_matches_memory_model(lim in limits(), ops in proptest::collection::vec(op(), 1..60)) {
-            let io = SimIo::new();
-            let c = FileStoreConfig { limits: lim.clone(), segment_bytes: 400, ..Default::default() };
-            let mut f = sim_open(&io, c.clone());
-            let mut m = MemoryStore::new(lim);
-            let mut now = 0i64;
-            for op in ops {
-                now += 3;
-                match op {
-                    Op::Append(s, l) => {
-                        let subj = format!("s.{s}");
-                        let p = payload(now as u64, l);
-                        let a = f.append(&subj, b"", &p, now);
-                        let b = m.append(&subj, b"", &p, now);
-                        prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
-                    }
-                    Op::Batch(s, n) => {
-                        let subj = format!("s.{s}");
-                        let bodies: Vec<Vec<u8>> = (0..n).map(|i| payload(i as u64, 10 * i)).collect();
-                        let msgs: Vec<NewMsg> = bodies.iter().map(|b| NewMsg { subject: &subj, headers: b"x", payload: b, timestamp: now }).collect();
-                        let a = f.append_batch(&msgs).unwrap();
-                        let b = m.append_batch(&msgs).unwrap();
-                        prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
-                    }
-                    Op::Delete(i, o) => {
-                        let seq = m.state().first_seq + i as u64;
-                        prop_assert_eq!(f.delete(seq, o).unwrap(), m.delete(seq, o).unwrap());
-                    }
-                    Op::Purge(filt, keep, up) => {
-                        let req = PurgeRequest { filter: filt.map(|s| format!("s.{s}")), keep, up_to_seq: up };
-                        prop_assert_eq!(f.purge(&req).unwrap(), m.purge(&req).unwrap());
-                    }
-                    Op::Expire(t) => {
-                        prop_assert_eq!(f.expire(now - t).unwrap(), m.expire(now - t).unwrap());
-                    }
-                    Op::Compact => {
-                        f.compact_all().unwrap();
-                    }
-                    Op::Restart => {
-                        drop(f);
-                        f = sim_open(&io, c.clone());
-                    }
-                }
-                same(&f, &m);
-            }
+            run_model(ByteAccounting::Record, lim, ops)?;
+        }
+
+        /// nats-server's file store accounting: bytes stay the sum of the model's sizes through
+        /// appends with and without headers, deletes, purges, limit evictions, expiry,
+        /// compaction and reopens (sealed indexes and the rescanned open segment).
+        #[test]
+        fn file_store_matches_memory_model_nats_file(lim in limits(), ops in proptest::collection::vec(op(), 1..60)) {
+            run_model(ByteAccounting::NatsFile, lim, ops)?;
+        }
+
+        /// The same under nats-server's memory store accounting.
+        #[test]
+        fn file_store_matches_memory_model_nats_memory(lim in limits(), ops in proptest::collection::vec(op(), 1..60)) {
+            run_model(ByteAccounting::NatsMemory, lim, ops)?;
         }
     }
 }

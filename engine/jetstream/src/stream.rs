@@ -1,0 +1,1007 @@
+//! One stream on its owner shard: its store, its subjects (an internal subscription, so
+//! publishes from every shard arrive over the ordinary rings, in per-publisher order), its
+//! dedupe window, its publish acks, and the API requests that name it.
+//!
+//! A publish ack is sent only when its message is durable under the stream's sync policy: a
+//! file stream under `always` (the default) appends with a pipelined group commit and acks once
+//! the syncer's fdatasync covers the sequence; memory streams and `sync_interval` streams ack
+//! at once. Acks leave in sequence order whatever the policy.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tachyon_core::accounts::AccountId;
+use tachyon_core::doorbell;
+use tachyon_core::service::{Delivery, InternalClient, InternalHandle};
+use tachyon_core::shard::Shard;
+use tachyon_protocol::headers;
+use tachyon_storage::{
+    FileStore, MemoryStore, NewMsg, PurgeRequest, Store, StoreError, StoredMsg, SyncPolicy,
+};
+
+use crate::acks::AckQueue;
+use crate::api::{self, ApiKind};
+use crate::config::StreamConfig;
+use crate::errors::{self, ApiError};
+use crate::registry::{Figures, StreamEntry, StreamFigures};
+use crate::{now_nanos, reply, JetStream};
+
+/// Deliveries drained into one append (one write, one sync).
+const MAX_BATCH: usize = 1024;
+
+/// The store behind a stream.
+pub enum Backend {
+    File(Box<FileStore>),
+    Memory(MemoryStore),
+}
+
+impl Backend {
+    fn store(&self) -> &dyn Store {
+        match self {
+            Backend::File(f) => f.as_ref(),
+            Backend::Memory(m) => m,
+        }
+    }
+
+    fn store_mut(&mut self) -> &mut dyn Store {
+        match self {
+            Backend::File(f) => f.as_mut(),
+            Backend::Memory(m) => m,
+        }
+    }
+}
+
+/// Where a delivery to the stream's internal client came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Data,
+    Info,
+    Update,
+    Purge,
+    MsgGet,
+    MsgDelete,
+    DirectGet,
+}
+
+/// Message ids seen within the duplicate window, oldest first.
+#[derive(Default)]
+struct Dedupe {
+    ids: HashMap<String, u64>,
+    order: VecDeque<(i64, String)>,
+}
+
+impl Dedupe {
+    fn insert(&mut self, id: String, seq: u64, ts: i64) {
+        self.ids.insert(id.clone(), seq);
+        self.order.push_back((ts, id));
+    }
+
+    fn expire(&mut self, now: i64, window: i64) {
+        while let Some((ts, _)) = self.order.front() {
+            if window > 0 && now.saturating_sub(*ts) <= window {
+                break;
+            }
+            if let Some((_, id)) = self.order.pop_front() {
+                self.ids.remove(&id);
+            }
+        }
+    }
+}
+
+/// A publish waiting for the next append.
+struct Incoming {
+    subject: Bytes,
+    reply: Option<Bytes>,
+    headers: Bytes,
+    payload: Bytes,
+    msg_id: Option<String>,
+    rollup: Option<Rollup>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rollup {
+    Subject,
+    All,
+}
+
+pub struct StreamTask {
+    pub(crate) js: Arc<JetStream>,
+    shard: Rc<Shard>,
+    account: AccountId,
+    pub(crate) config: RefCell<StreamConfig>,
+    created: i64,
+    backend: RefCell<Backend>,
+    figures: Arc<StreamFigures>,
+    dedupe: RefCell<Dedupe>,
+    last_msg_id: RefCell<String>,
+    acks: RefCell<AckQueue>,
+    /// Highest sequence an fdatasync covered (file streams under `always`).
+    durable: Arc<AtomicU64>,
+    waits_for_sync: bool,
+    /// Publishes the stream's acks and API replies.
+    out: InternalClient,
+    /// The subscriptions (subjects and API) of the client the ingest task reads.
+    sub: InternalHandle,
+    /// Wakes the ack task: the syncer rings it after each fdatasync, a stop rings it too.
+    bell: Arc<doorbell::Doorbell>,
+    routes: RefCell<HashMap<Bytes, Route>>,
+    stopped: Arc<AtomicBool>,
+    dir: Option<PathBuf>,
+    /// Time of the last message, so timestamps never go back (age limits rely on it).
+    last_ts: Cell<i64>,
+}
+
+/// What [`StreamTask::start`] needs about a stream that exists (recovered or just opened).
+pub struct Opened {
+    pub config: StreamConfig,
+    pub created: i64,
+    pub backend: Backend,
+    pub dir: Option<PathBuf>,
+}
+
+impl StreamTask {
+    /// Subscribes the stream's subjects and API subjects on `shard` and starts its tasks.
+    /// The caller makes the interest visible (a barrier) before it tells anyone.
+    pub fn start(
+        js: &Arc<JetStream>,
+        shard: &Rc<Shard>,
+        account: AccountId,
+        opened: Opened,
+    ) -> Result<Rc<StreamTask>, ApiError> {
+        let Opened {
+            config,
+            created,
+            backend,
+            dir,
+        } = opened;
+        let waits_for_sync = matches!(&backend, Backend::File(_)) && js.sync == SyncPolicy::Always;
+        let durable = Arc::new(AtomicU64::new(0));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let (bell, receiver) = doorbell::doorbell()
+            .map_err(|e| errors::STREAM_CREATE.with("err", format!("doorbell: {e}")))?;
+        let bell = Arc::new(bell);
+        let mut backend = backend;
+        if let Backend::File(f) = &mut backend {
+            durable.store(f.durable_seq(), Ordering::Release);
+            if waits_for_sync {
+                let (d, bell) = (durable.clone(), bell.clone());
+                f.set_durable_notify(Box::new(move |seq| {
+                    d.fetch_max(seq, Ordering::AcqRel);
+                    bell.ring();
+                }))
+                .map_err(|e| errors::STREAM_CREATE.with("err", e))?;
+            }
+        }
+        let sub = InternalClient::new(shard, account);
+        let task = Rc::new(StreamTask {
+            bell,
+            sub: sub.handle(),
+            js: js.clone(),
+            shard: shard.clone(),
+            account,
+            created,
+            backend: RefCell::new(backend),
+            figures: Arc::new(StreamFigures::default()),
+            dedupe: RefCell::new(Dedupe::default()),
+            last_msg_id: RefCell::new(String::new()),
+            acks: RefCell::new(AckQueue::default()),
+            durable,
+            waits_for_sync,
+            out: InternalClient::new(shard, account),
+            routes: RefCell::new(HashMap::new()),
+            stopped,
+            dir,
+            last_ts: Cell::new(0),
+            config: RefCell::new(config),
+        });
+        task.subscribe_all()?;
+        task.rebuild_dedupe();
+        task.publish_figures();
+        task.register();
+
+        let t = task.clone();
+        glommio::spawn_local(async move { t.ingest(sub).await }).detach();
+        let t = task.clone();
+        glommio::spawn_local(async move {
+            let mut waiter = receiver.attach();
+            loop {
+                let t2 = t.clone();
+                waiter
+                    .wait_until(move || t2.stopped.load(Ordering::Acquire) || t2.has_due_acks())
+                    .await;
+                if t.stopped.load(Ordering::Acquire) {
+                    return;
+                }
+                t.flush_acks();
+            }
+        })
+        .detach();
+        Ok(task)
+    }
+
+    pub fn name(&self) -> String {
+        self.config.borrow().name.clone()
+    }
+
+    /// This stream as the registry lists it.
+    pub(crate) fn entry(&self) -> StreamEntry {
+        StreamEntry {
+            config: self.config.borrow().clone(),
+            owner: self.shard.id,
+            created: self.created,
+            figures: self.figures.clone(),
+            ready: true,
+        }
+    }
+
+    fn register(&self) {
+        let config = self.config.borrow().clone();
+        let mut reg = self.js.registry.lock();
+        let acc = reg.entry(self.account).or_default();
+        acc.streams.insert(
+            config.name.clone(),
+            StreamEntry {
+                config,
+                owner: self.shard.id,
+                created: self.created,
+                figures: self.figures.clone(),
+                ready: true,
+            },
+        );
+    }
+
+    fn subscribe_all(&self) -> Result<(), ApiError> {
+        let sub = &self.sub;
+        let config = self.config.borrow().clone();
+        let mut routes = self.routes.borrow_mut();
+        let mut add = |subject: &str, route: Route| -> Result<(), ApiError> {
+            let sid = sub
+                .subscribe(subject, None)
+                .map_err(|e| errors::STREAM_CREATE.with("err", e))?;
+            routes.insert(sid, route);
+            Ok(())
+        };
+        for s in &config.subjects {
+            add(s, Route::Data)?;
+        }
+        let n = &config.name;
+        add(&format!("$JS.API.STREAM.INFO.{n}"), Route::Info)?;
+        add(&format!("$JS.API.STREAM.UPDATE.{n}"), Route::Update)?;
+        add(&format!("$JS.API.STREAM.PURGE.{n}"), Route::Purge)?;
+        add(&format!("$JS.API.STREAM.MSG.GET.{n}"), Route::MsgGet)?;
+        add(&format!("$JS.API.STREAM.MSG.DELETE.{n}"), Route::MsgDelete)?;
+        if config.allow_direct {
+            add(&format!("$JS.API.DIRECT.GET.{n}"), Route::DirectGet)?;
+            add(&format!("$JS.API.DIRECT.GET.{n}.>"), Route::DirectGet)?;
+        }
+        Ok(())
+    }
+
+    /// Message ids published within the duplicate window before a restart still dedupe.
+    fn rebuild_dedupe(&self) {
+        let window = self.config.borrow().duplicate_window;
+        let backend = self.backend.borrow();
+        let store = backend.store();
+        let st = store.state();
+        self.last_ts.set(st.last_ts);
+        if window <= 0 || st.msgs == 0 {
+            return;
+        }
+        let from = store
+            .seq_at_time(now_nanos().saturating_sub(window))
+            .unwrap_or(st.last_seq + 1);
+        let mut seq = from;
+        let mut dd = self.dedupe.borrow_mut();
+        while let Ok(Some(m)) = store.load_next(seq, "") {
+            seq = m.seq + 1;
+            let id = header_value(&m.headers, b"Nats-Msg-Id");
+            *self.last_msg_id.borrow_mut() = id.clone().unwrap_or_default();
+            if let Some(id) = id {
+                dd.insert(id, m.seq, m.timestamp);
+            }
+        }
+    }
+
+    fn publish_figures(&self) {
+        let st = self.backend.borrow().store().state();
+        self.figures.store(&Figures {
+            msgs: st.msgs,
+            bytes: st.bytes,
+            first_seq: st.first_seq,
+            first_ts: st.first_ts,
+            last_seq: st.last_seq,
+            last_ts: st.last_ts,
+            num_deleted: st.num_deleted,
+            num_subjects: st.num_subjects,
+        });
+    }
+
+    pub fn figures(&self) -> Figures {
+        self.figures.load()
+    }
+
+    async fn ingest(self: Rc<Self>, mut sub: InternalClient) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut pending: Vec<Incoming> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let Some(first) = sub.next().await else {
+                break;
+            };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match sub.try_next() {
+                    Some(d) => batch.push(d),
+                    None => break,
+                }
+            }
+            for d in batch.drain(..) {
+                let route = self.routes.borrow().get(&d.sid).copied();
+                match route {
+                    Some(Route::Data) => self.accept(d, &mut pending),
+                    Some(r) => {
+                        self.append(&mut pending);
+                        self.api(r, d).await;
+                    }
+                    None => {}
+                }
+            }
+            self.append(&mut pending);
+            self.flush_acks();
+        }
+        self.stop(sub);
+    }
+
+    fn stop(&self, sub: InternalClient) {
+        sub.close();
+        self.halt();
+    }
+
+    /// Marks the stream stopped and wakes its ack task so it ends too.
+    fn halt(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.bell.ring();
+    }
+
+    /// Checks one publish in nats-server's order and queues it for the next append. A publish
+    /// whose checks depend on the stream's last state (expected sequences, message ids,
+    /// rollups) first appends what is queued.
+    fn accept(&self, d: Delivery, pending: &mut Vec<Incoming>) {
+        let name = self.config.borrow().name.clone();
+        let hdrs = d.headers.clone().unwrap_or_default();
+        let parsed = if hdrs.is_empty() {
+            None
+        } else {
+            headers::parse(&hdrs).ok()
+        };
+        let get = |k: &[u8]| parsed.as_ref().and_then(|h| h.get(k));
+        let reply = d.reply.clone();
+        let reject = |e: ApiError| self.queue_error(reply.clone(), &name, &e);
+        let (sealed, max_msg_size, allow_rollup, deny_purge) = {
+            let c = self.config.borrow();
+            (c.sealed, c.max_msg_size, c.allow_rollup_hdrs, c.deny_purge)
+        };
+        if sealed {
+            return reject(errors::STREAM_SEALED.err());
+        }
+        let stateful = get(b"Nats-Expected-Stream").is_some()
+            || get(b"Nats-Expected-Last-Subject-Sequence").is_some()
+            || get(b"Nats-Expected-Last-Sequence").is_some()
+            || get(b"Nats-Msg-Id").is_some()
+            || get(b"Nats-Expected-Last-Msg-Id").is_some()
+            || get(b"Nats-Rollup").is_some();
+        if stateful {
+            self.append(pending);
+        }
+        if let Some(s) = get(b"Nats-Expected-Stream") {
+            if !s.is_empty() && s != name.as_bytes() {
+                return reject(errors::STREAM_NOT_MATCH.err());
+            }
+        }
+        if get(b"Nats-TTL").is_some_and(|v| !v.is_empty()) {
+            return reject(errors::MESSAGE_TTL_DISABLED.err());
+        }
+        if let Some(v) = get(b"Nats-Expected-Last-Subject-Sequence") {
+            let want = parse_u64(v);
+            let subj = get(b"Nats-Expected-Last-Subject-Sequence-Subject")
+                .filter(|s| !s.is_empty())
+                .unwrap_or(&d.subject);
+            let last = std::str::from_utf8(subj)
+                .ok()
+                .and_then(|s| self.backend.borrow().store().load_last(s).ok().flatten())
+                .map_or(0, |m| m.seq);
+            if want != Some(last) {
+                return reject(errors::STREAM_WRONG_LAST_SEQUENCE.with("seq", last));
+            }
+        } else if get(b"Nats-Expected-Last-Subject-Sequence-Subject").is_some() {
+            return reject(errors::STREAM_EXPECTED_LAST_SEQ_PER_SUBJECT_INVALID.err());
+        }
+        if let Some(v) = get(b"Nats-Expected-Last-Sequence") {
+            let last = self.backend.borrow().store().state().last_seq;
+            if parse_u64(v) != Some(last) {
+                return reject(errors::STREAM_WRONG_LAST_SEQUENCE.with("seq", last));
+            }
+        }
+        let msg_id = get(b"Nats-Msg-Id")
+            .filter(|v| !v.is_empty())
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        if let Some(id) = &msg_id {
+            let window = self.config.borrow().duplicate_window;
+            let mut dd = self.dedupe.borrow_mut();
+            dd.expire(now_nanos(), window);
+            if let Some(&seq) = dd.ids.get(id) {
+                drop(dd);
+                if let Some(r) = reply {
+                    let body = reply::pub_ack(&name, seq, true, self.js.domain.as_deref());
+                    self.queue_ack(r, body, 0);
+                }
+                return;
+            }
+        }
+        if let Some(v) = get(b"Nats-Expected-Last-Msg-Id") {
+            if !v.is_empty() {
+                let last = self.last_msg_id.borrow().clone();
+                if v != last.as_bytes() {
+                    return reject(errors::STREAM_WRONG_LAST_MSG_ID.with("id", last));
+                }
+            }
+        }
+        let rollup = match get(b"Nats-Rollup") {
+            None => None,
+            Some(v) => {
+                if !allow_rollup || deny_purge {
+                    return reject(
+                        errors::STREAM_ROLLUP_FAILED.with("err", "rollup not permitted"),
+                    );
+                }
+                match v {
+                    b"sub" => Some(Rollup::Subject),
+                    b"all" => Some(Rollup::All),
+                    other => {
+                        let text =
+                            format!("rollup value invalid: {:?}", String::from_utf8_lossy(other));
+                        return reject(errors::STREAM_ROLLUP_FAILED.with("err", text));
+                    }
+                }
+            }
+        };
+        let max_payload = self.shard.global.config().opts.max_payload as u64;
+        let (hl, pl) = (hdrs.len() as u64, d.payload.len() as u64);
+        if hl > max_payload || pl > max_payload.saturating_sub(hl) {
+            return reject(errors::STREAM_MESSAGE_EXCEEDS_MAXIMUM.err());
+        }
+        if max_msg_size >= 0
+            && (hl > max_msg_size as u64 || pl > (max_msg_size as u64).saturating_sub(hl))
+        {
+            return reject(errors::STREAM_MESSAGE_EXCEEDS_MAXIMUM.err());
+        }
+        if hl > u16::MAX as u64 {
+            return reject(errors::STREAM_HEADER_EXCEEDS_MAXIMUM.err());
+        }
+        pending.push(Incoming {
+            subject: d.subject,
+            reply: d.reply,
+            headers: hdrs,
+            payload: d.payload,
+            msg_id,
+            rollup,
+        });
+        if stateful {
+            self.append(pending);
+        }
+    }
+
+    /// Appends what is queued as one batch and queues its acks.
+    fn append(&self, pending: &mut Vec<Incoming>) {
+        if pending.is_empty() {
+            return;
+        }
+        let name = self.config.borrow().name.clone();
+        let ts = now_nanos().max(self.last_ts.get());
+        let mut msgs = Vec::with_capacity(pending.len());
+        let mut bad_subject = vec![false; pending.len()];
+        for (i, p) in pending.iter().enumerate() {
+            match std::str::from_utf8(&p.subject) {
+                Ok(subject) => msgs.push(NewMsg {
+                    subject,
+                    headers: &p.headers,
+                    payload: &p.payload,
+                    timestamp: ts,
+                }),
+                Err(_) => bad_subject[i] = true,
+            }
+        }
+        self.last_ts.set(ts);
+        let result = {
+            let mut b = self.backend.borrow_mut();
+            match &mut *b {
+                Backend::File(f) if self.waits_for_sync => f.append_batch_pipelined(&msgs),
+                other => other.store_mut().append_batch(&msgs),
+            }
+        };
+        drop(msgs);
+        let mut results = match result {
+            Ok(r) => r.into_iter(),
+            Err(e) => {
+                tracing::error!("JetStream stream '{name}': append failed: {e}");
+                let err = errors::STREAM_STORE_FAILED.with("err", &e);
+                for p in pending.drain(..) {
+                    self.queue_error(p.reply, &name, &err);
+                }
+                return;
+            }
+        };
+        let window = self.config.borrow().duplicate_window;
+        for (i, p) in pending.drain(..).enumerate() {
+            let r = if bad_subject[i] {
+                Err(StoreError::BadSubject { max: 0 })
+            } else {
+                match results.next() {
+                    Some(r) => r,
+                    None => Err(StoreError::Misuse {
+                        what: "the store returned fewer results than messages".into(),
+                    }),
+                }
+            };
+            match r {
+                Ok(seq) => {
+                    // As nats-server: the last message's id, "" when it had none.
+                    *self.last_msg_id.borrow_mut() = p.msg_id.clone().unwrap_or_default();
+                    if let Some(id) = p.msg_id {
+                        if window > 0 {
+                            self.dedupe.borrow_mut().insert(id, seq, ts);
+                        }
+                    }
+                    if let Some(r) = p.rollup {
+                        self.roll_up(r, &p.subject, seq);
+                    }
+                    if let Some(reply) = p.reply {
+                        let body = reply::pub_ack(&name, seq, false, self.js.domain.as_deref());
+                        let due = if self.waits_for_sync { seq } else { 0 };
+                        self.queue_ack(reply, body, due);
+                    }
+                }
+                Err(e) => {
+                    let err = store_error(&e);
+                    self.queue_error(p.reply, &name, &err);
+                }
+            }
+        }
+        self.publish_figures();
+    }
+
+    fn roll_up(&self, r: Rollup, subject: &[u8], seq: u64) {
+        let filter = match r {
+            Rollup::Subject => Some(String::from_utf8_lossy(subject).into_owned()),
+            Rollup::All => None,
+        };
+        let req = PurgeRequest {
+            filter,
+            up_to_seq: Some(seq),
+            keep: None,
+        };
+        if let Err(e) = self.backend.borrow_mut().store_mut().purge(&req) {
+            tracing::error!("JetStream rollup purge failed: {e}");
+        }
+    }
+
+    fn queue_error(&self, reply: Option<Bytes>, name: &str, err: &ApiError) {
+        if let Some(r) = reply {
+            let body = reply::pub_ack_error(name, err);
+            self.queue_ack(r, body, 0);
+        }
+    }
+
+    /// Queues an ack behind those before it; `due` 0 means "as soon as its turn comes".
+    fn queue_ack(&self, reply: Bytes, body: Vec<u8>, due: u64) {
+        self.acks.borrow_mut().push(reply, body, due);
+    }
+
+    fn has_due_acks(&self) -> bool {
+        self.acks.borrow().has_due(self.durable_seq())
+    }
+
+    fn durable_seq(&self) -> u64 {
+        if self.waits_for_sync {
+            self.durable.load(Ordering::Acquire)
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// Sends every ack whose message is durable, in order.
+    fn flush_acks(&self) {
+        let durable = self.durable_seq();
+        loop {
+            let next = self.acks.borrow_mut().pop_due(durable);
+            let Some(a) = next else { return };
+            self.out.publish(&a.reply, None, None, &a.body);
+        }
+    }
+
+    fn respond(&self, reply: &Option<Bytes>, body: &[u8]) {
+        if let Some(r) = reply {
+            self.out.publish(r, None, None, body);
+        }
+    }
+
+    fn respond_with_headers(&self, reply: &Option<Bytes>, hdrs: &[u8], body: &[u8]) {
+        if let Some(r) = reply {
+            self.out.publish(r, None, Some(hdrs), body);
+        }
+    }
+
+    fn count_api(&self, failed: bool) {
+        if let Some(c) = self.js.registry.api(self.account) {
+            c.total.fetch_add(1, Ordering::Relaxed);
+            if failed {
+                c.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// One API request for this stream.
+    async fn api(&self, route: Route, d: Delivery) {
+        let body: &[u8] = &d.payload;
+        let strict = self.js.strict;
+        match route {
+            Route::Data => {}
+            Route::Info => {
+                let r = api::parse_stream_info_request(body, strict)
+                    .map(|req| reply::stream_info(self, ApiKind::StreamInfo, &req, false));
+                self.answer(&d.reply, ApiKind::StreamInfo, r);
+            }
+            Route::Update => {
+                let r = self.update(body).await;
+                self.answer(&d.reply, ApiKind::StreamUpdate, r);
+            }
+            Route::Purge => {
+                let r = self.purge(body);
+                self.answer(&d.reply, ApiKind::StreamPurge, r);
+            }
+            Route::MsgGet => {
+                let r = self
+                    .msg_get(body)
+                    .map(|m| api::msg_get_response(&api::StoredMsg::from_store(&m, true)));
+                self.answer(&d.reply, ApiKind::MsgGet, r);
+            }
+            Route::MsgDelete => {
+                let r = self.msg_delete(body);
+                self.answer(&d.reply, ApiKind::MsgDelete, r);
+            }
+            Route::DirectGet => self.direct_get(&d),
+        }
+    }
+
+    fn answer(&self, to: &Option<Bytes>, kind: ApiKind, r: Result<Vec<u8>, ApiError>) {
+        match r {
+            Ok(body) => {
+                self.count_api(false);
+                self.respond(to, &body);
+            }
+            Err(e) => {
+                self.count_api(true);
+                self.respond(to, &reply::error(kind, &e));
+            }
+        }
+    }
+
+    async fn update(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let name = self.name();
+        let requested = crate::config::parse_update(body, &name, self.js.strict)?;
+        let old = self.config.borrow().clone();
+        let new = crate::config::apply_update(&old, &requested)?;
+        self.js.check_overlap(self.account, &new, Some(&name))?;
+        if new.subjects != old.subjects || new.allow_direct != old.allow_direct {
+            // Re-subscribe: the old subscriptions go with their routes.
+            let sids: Vec<Bytes> = self.routes.borrow().keys().cloned().collect();
+            for sid in sids {
+                self.sub.unsubscribe(&sid, None);
+            }
+            self.routes.borrow_mut().clear();
+            *self.config.borrow_mut() = new.clone();
+            self.subscribe_all()?;
+            self.sub.barrier().await;
+        } else {
+            *self.config.borrow_mut() = new.clone();
+        }
+        {
+            let mut b = self.backend.borrow_mut();
+            if let Err(e) = b.store_mut().set_limits(new.limits()) {
+                return Err(errors::STREAM_UPDATE.with("err", e));
+            }
+        }
+        self.publish_figures();
+        self.register();
+        self.save_meta().await;
+        Ok(reply::stream_info(
+            self,
+            ApiKind::StreamUpdate,
+            &api::StreamInfoRequest::default(),
+            false,
+        ))
+    }
+
+    /// Writes the stream's config next to its messages (file streams), off the executor.
+    pub(crate) async fn save_meta(&self) {
+        let Some(dir) = self.dir.clone() else { return };
+        let meta = crate::meta::Meta {
+            config: self.config.borrow().clone(),
+            created: self.created,
+        };
+        let r = crate::offload::off_executor(move || meta.save(&dir)).await;
+        if let Some(Err(e)) = r {
+            tracing::error!("JetStream: saving stream metadata: {e}");
+        }
+    }
+
+    /// STREAM.DELETE, handed over by shard 0 (the one place that decides whether the stream
+    /// exists, so a delete is answered once). Publishes stop reaching the stream before it
+    /// leaves the registry; its files are gone before the reply.
+    pub(crate) async fn delete(&self, reply_to: Option<Bytes>) {
+        let name = self.name();
+        self.sub.close();
+        self.sub.barrier().await;
+        self.halt();
+        self.acks.borrow_mut().clear();
+        let old = std::mem::replace(
+            &mut *self.backend.borrow_mut(),
+            Backend::Memory(MemoryStore::new(Default::default())),
+        );
+        let dir = self.dir.clone();
+        let _ = crate::offload::off_executor(move || {
+            drop(old);
+            if let Some(d) = dir {
+                if let Err(e) = std::fs::remove_dir_all(&d) {
+                    tracing::error!("JetStream: removing {}: {e}", d.display());
+                }
+            }
+        })
+        .await;
+        if let Some(acc) = self.js.registry.lock().get_mut(&self.account) {
+            acc.streams.remove(&name);
+        }
+        self.count_api(false);
+        self.respond(&reply_to, &api::stream_delete_response());
+    }
+
+    fn purge(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        if self.config.borrow().deny_purge {
+            return Err(errors::STREAM_PURGE_FAILED.with("err", "stream purge not permitted"));
+        }
+        let req = api::parse_purge_request(body, self.js.strict)?
+            .map(|r| r.to_storage())
+            .unwrap_or_default();
+        let purged = self
+            .backend
+            .borrow_mut()
+            .store_mut()
+            .purge(&req)
+            .map_err(|e| errors::STREAM_PURGE_FAILED.with("err", e))?;
+        self.publish_figures();
+        Ok(api::stream_purge_response(purged))
+    }
+
+    fn msg_get(&self, body: &[u8]) -> Result<StoredMsg, ApiError> {
+        let req = api::parse_msg_get_request(body, self.js.strict)?;
+        match self.lookup(&req) {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(errors::NO_MESSAGE_FOUND.err()),
+            Err(e) => {
+                tracing::error!("JetStream stream '{}': {e}", self.name());
+                Err(errors::NO_MESSAGE_FOUND.err())
+            }
+        }
+    }
+
+    fn msg_delete(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        if self.config.borrow().deny_delete {
+            return Err(
+                errors::STREAM_MSG_DELETE_FAILED.with("err", "message delete not permitted")
+            );
+        }
+        let req = api::parse_msg_delete_request(body, self.js.strict)?;
+        let removed = self
+            .backend
+            .borrow_mut()
+            .store_mut()
+            .delete(req.seq, !req.no_erase)
+            .map_err(|e| errors::STREAM_MSG_DELETE_FAILED.with("err", e))?;
+        if !removed {
+            return Err(errors::SEQUENCE_NOT_FOUND.with("seq", req.seq));
+        }
+        self.publish_figures();
+        Ok(api::msg_delete_response())
+    }
+
+    /// The message a get request names: by sequence, last by subject, or next by subject
+    /// from a sequence (or from a time).
+    fn lookup(&self, req: &api::MsgGetRequest) -> tachyon_storage::Result<Option<StoredMsg>> {
+        let b = self.backend.borrow();
+        let store = b.store();
+        if !req.last_by_subj.is_empty() {
+            return store.load_last(&req.last_by_subj);
+        }
+        let from = match &req.start_time {
+            Some(t) => match store.seq_at_time(t.unix_nanos()) {
+                Some(seq) => seq,
+                None => return Ok(None),
+            },
+            None => req.seq,
+        };
+        if !req.next_by_subj.is_empty() {
+            return store.load_next(from.max(1), &req.next_by_subj);
+        }
+        if req.start_time.is_some() {
+            return store.load_next(from, "");
+        }
+        store.load(req.seq)
+    }
+
+    /// `DIRECT.GET.<stream>` (JSON body) and `DIRECT.GET.<stream>.<subject>` (last by
+    /// subject): the message itself with Nats-Stream/-Subject/-Sequence/-Time-Stamp headers,
+    /// or a status as nats-server sends it (404 Message Not Found, 408 Empty Request /
+    /// Malformed Request / Bad Request).
+    fn direct_get(&self, d: &Delivery) {
+        let status = |code: u16, text: &str| {
+            self.respond_with_headers(&d.reply, &headers::status_block(code, Some(text)), b"");
+        };
+        let name = self.name();
+        let prefix = format!("$JS.API.DIRECT.GET.{name}");
+        let tail = d.subject.get(prefix.len()..).unwrap_or_default();
+        let req = if let Some(subject) = tail.strip_prefix(b".") {
+            let mut req = api::MsgGetRequest::default();
+            if !d.payload.is_empty() {
+                match api::decode_msg_get_request(&d.payload, false) {
+                    Ok(r) => req = r,
+                    Err(_) => return status(408, "Malformed Request"),
+                }
+            }
+            let extra = !req.last_by_subj.is_empty()
+                || !req.next_by_subj.is_empty()
+                || !req.multi_last.is_empty()
+                || req.seq != 0
+                || req.batch != 0
+                || req.start_time.is_some()
+                || req.up_to_seq != 0
+                || req.up_to_time.is_some();
+            if subject.is_empty() || extra {
+                return status(408, "Bad Request");
+            }
+            req.last_by_subj = String::from_utf8_lossy(subject).into_owned();
+            req
+        } else {
+            if d.payload.is_empty() {
+                return status(408, "Empty Request");
+            }
+            let Ok(req) = api::decode_msg_get_request(&d.payload, false) else {
+                return status(408, "Malformed Request");
+            };
+            let (last, next, multi) = (
+                !req.last_by_subj.is_empty(),
+                !req.next_by_subj.is_empty(),
+                !req.multi_last.is_empty(),
+            );
+            let start = req.start_time.is_some();
+            if req.seq == 0 && !last && !next && !multi && !start {
+                return status(408, "Empty Request");
+            }
+            // At most one of sequence, last-by-subject and start time; last-by-subject alone.
+            let picks = [req.seq > 0, last, start].iter().filter(|p| **p).count();
+            let conflicting =
+                picks > 1 || (last && next) || (req.up_to_seq > 0 && req.up_to_time.is_some());
+            // Batches and multi-last gets are not served yet: refused rather than half done.
+            if conflicting || req.batch > 0 || multi {
+                return status(408, "Bad Request");
+            }
+            req
+        };
+        match self.lookup(&req) {
+            Ok(Some(m)) => {
+                let hdrs = reply::direct_headers(&name, &m);
+                let payload = if req.no_hdr { Vec::new() } else { hdrs };
+                if payload.is_empty() {
+                    self.respond(&d.reply, &m.payload);
+                } else {
+                    self.respond_with_headers(&d.reply, &payload, &m.payload);
+                }
+            }
+            _ => status(404, "Message Not Found"),
+        }
+    }
+
+    pub(crate) fn account(&self) -> AccountId {
+        self.account
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// The once-a-second work: age limits, the dedupe window, interval syncs, deferred
+    /// evictions and compaction (bounded: one segment at most).
+    pub(crate) fn maintain(&self, now: i64) {
+        let window = self.config.borrow().duplicate_window;
+        self.dedupe.borrow_mut().expire(now, window);
+        let r = {
+            let mut b = self.backend.borrow_mut();
+            match &mut *b {
+                Backend::File(f) => {
+                    let m = f.maintain(now).map(|m| m.expired);
+                    if crate::meta::syncs_on_timer(self.js.sync) {
+                        m.and_then(|n| f.sync().map(|()| n))
+                    } else {
+                        m
+                    }
+                }
+                Backend::Memory(m) => m.expire(now),
+            }
+        };
+        match r {
+            Ok(0) => {}
+            Ok(_) => self.publish_figures(),
+            Err(e) => tracing::error!("JetStream stream '{}': {e}", self.name()),
+        }
+    }
+
+    /// Subject counts for `subjects_filter` in INFO.
+    pub(crate) fn subject_counts(&self, filter: &str) -> std::collections::BTreeMap<String, u64> {
+        self.backend.borrow().store().subject_counts(filter)
+    }
+}
+
+fn parse_u64(v: &[u8]) -> Option<u64> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+fn header_value(block: &[u8], key: &[u8]) -> Option<String> {
+    if block.is_empty() {
+        return None;
+    }
+    let h = headers::parse(block).ok()?;
+    h.get(key)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// A store's refusal as nats-server words it (store.go's `ErrMaxMsgs` and friends).
+fn store_error(e: &StoreError) -> ApiError {
+    let text = match e {
+        StoreError::MaxMsgs { .. } => "maximum messages exceeded".to_string(),
+        StoreError::MaxBytes { .. } => "maximum bytes exceeded".to_string(),
+        StoreError::MaxMsgsPerSubject { .. } => "maximum messages per subject exceeded".to_string(),
+        StoreError::MessageTooLarge { .. } => return errors::STREAM_MESSAGE_EXCEEDS_MAXIMUM.err(),
+        other => other.to_string(),
+    };
+    errors::STREAM_STORE_FAILED.with("err", text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedupe_forgets_ids_older_than_the_window() {
+        let mut d = Dedupe::default();
+        d.insert("a".into(), 1, 100);
+        d.insert("b".into(), 2, 200);
+        d.expire(250, 100);
+        assert!(!d.ids.contains_key("a"));
+        assert_eq!(d.ids.get("b"), Some(&2));
+        d.expire(1_000, 100);
+        assert!(d.ids.is_empty());
+    }
+
+    #[test]
+    fn store_refusals_use_nats_server_texts() {
+        let e = store_error(&StoreError::MaxMsgs { max: 1 });
+        assert_eq!((e.code, e.err_code), (503, 10077));
+        assert_eq!(e.description, "maximum messages exceeded");
+        let e = store_error(&StoreError::MaxBytes { max: 1 });
+        assert_eq!(e.description, "maximum bytes exceeded");
+    }
+}

@@ -1,0 +1,449 @@
+//! JetStream streams with the official Rust client (async-nats), end to end over TCP: stream
+//! management, publish acks, message get/delete, purge, direct get, KV get/put, and what an
+//! acknowledged publish promises across a kill and a restart. Tachyon runs with more shards
+//! than the machine has cores, so streams land on different shards from their publishers.
+
+mod common;
+
+use async_nats::jetstream::{self, kv, stream};
+use common::{Server, TempDir};
+
+const SHARDS: usize = 3;
+
+fn js_server(dir: &TempDir) -> Server {
+    let sd = dir.0.to_string_lossy().into_owned();
+    Server::under_test(SHARDS, &["-js", "-sd", &sd])
+}
+
+async fn connect(s: &Server) -> jetstream::Context {
+    let nc = async_nats::connect(&s.url).await.expect("connect");
+    jetstream::new(nc)
+}
+
+fn api_code<E: std::fmt::Debug>(e: &E) -> String {
+    format!("{e:?}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_take_publishes_from_every_shard_and_answer_the_stream_api() {
+    let dir = TempDir::new("js-streams");
+    let s = js_server(&dir);
+    let js = connect(&s).await;
+
+    let mut orders = js
+        .create_stream(stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .expect("create ORDERS");
+    // A second stream: placed on another shard than the first.
+    js.create_stream(stream::Config {
+        name: "EVENTS".into(),
+        subjects: vec!["events.*".into()],
+        storage: stream::StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .expect("create EVENTS");
+
+    // Publishers on several connections, hence on several shards; each ack comes after its
+    // message is stored, and one publisher's messages get increasing sequences.
+    let mut last = 0;
+    for i in 0..100u64 {
+        let ack = js
+            .publish(format!("orders.{}", i % 5), format!("order {i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+        assert_eq!(ack.stream, "ORDERS");
+        assert!(
+            ack.sequence > last,
+            "sequence {} after {last}",
+            ack.sequence
+        );
+        last = ack.sequence;
+    }
+    assert_eq!(last, 100);
+    let other = connect(&s).await;
+    for i in 0..10u64 {
+        other
+            .publish(format!("events.e{i}"), "x".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+
+    let info = orders.info().await.expect("info").clone();
+    assert_eq!(info.state.messages, 100);
+    assert_eq!(
+        (info.state.first_sequence, info.state.last_sequence),
+        (1, 100)
+    );
+    // nats-server's file accounting: 30 + subject + payload per message without headers.
+    let want: u64 = (0..100u64)
+        .map(|i| 30 + "orders.0".len() as u64 + format!("order {i}").len() as u64)
+        .sum();
+    assert_eq!(info.state.bytes, want);
+
+    let m = orders.get_raw_message(7).await.expect("get 7");
+    assert_eq!(m.subject.as_str(), "orders.1");
+    assert_eq!(&m.payload[..], b"order 6");
+    let m = orders
+        .get_last_raw_message_by_subject("orders.3")
+        .await
+        .expect("last by subject");
+    assert_eq!(&m.payload[..], b"order 98");
+    let m = orders
+        .direct_get_last_for_subject("orders.4")
+        .await
+        .expect("direct get");
+    assert_eq!(&m.payload[..], b"order 99");
+    assert_eq!(m.sequence, 100);
+    let missing = orders.direct_get_last_for_subject("orders.nope").await;
+    assert!(missing.is_err(), "{missing:?}");
+
+    assert!(orders.delete_message(7).await.expect("delete 7"));
+    assert!(orders.get_raw_message(7).await.is_err());
+    let purged = orders.purge().filter("orders.0").await.expect("purge");
+    assert_eq!(purged.purged, 20);
+    let info = orders.info().await.expect("info").clone();
+    assert_eq!(info.state.messages, 79);
+
+    // Overlapping subjects and a name in use with another config are refused.
+    let overlap = js
+        .create_stream(stream::Config {
+            name: "OVERLAP".into(),
+            subjects: vec!["orders.1".into()],
+            ..Default::default()
+        })
+        .await;
+    assert!(api_code(&overlap).contains("10065"), "{overlap:?}");
+    let clash = js
+        .create_stream(stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["other.>".into()],
+            ..Default::default()
+        })
+        .await;
+    assert!(api_code(&clash).contains("10058"), "{clash:?}");
+
+    let mut names: Vec<String> = {
+        use futures::TryStreamExt;
+        js.stream_names().try_collect().await.expect("names")
+    };
+    names.sort();
+    assert_eq!(names, ["EVENTS", "ORDERS"]);
+    let account = js.query_account().await.expect("account info");
+    assert_eq!(account.streams, 2);
+    assert!(account.storage >= info.state.bytes);
+
+    assert!(js.delete_stream("EVENTS").await.expect("delete").success);
+    let gone = js.get_stream("EVENTS").await;
+    assert!(api_code(&gone).contains("10059"), "{gone:?}");
+    // No stream takes its subjects any more: a publish gets no responders.
+    let nc = async_nats::connect(&s.url).await.expect("connect");
+    let r = nc.request("events.e1", "x".into()).await;
+    assert!(r.is_err(), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expected_headers_and_message_ids_are_checked_as_nats_server_checks_them() {
+    let dir = TempDir::new("js-expect");
+    let s = js_server(&dir);
+    let js = connect(&s).await;
+    js.create_stream(stream::Config {
+        name: "E".into(),
+        subjects: vec!["e.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create");
+    let publish = |subject: &'static str, headers: &[(&'static str, String)]| {
+        let mut h = async_nats::HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(*k, v.as_str());
+        }
+        let js = js.clone();
+        async move {
+            js.publish_with_headers(subject, h, "x".into())
+                .await
+                .expect("publish")
+                .await
+        }
+    };
+    let a = publish("e.a", &[("Nats-Msg-Id", "one".into())])
+        .await
+        .expect("ack");
+    assert_eq!((a.sequence, a.duplicate), (1, false));
+    let dup = publish("e.a", &[("Nats-Msg-Id", "one".into())])
+        .await
+        .expect("dup ack");
+    assert_eq!((dup.sequence, dup.duplicate), (1, true));
+    let wrong = publish("e.a", &[("Nats-Expected-Last-Sequence", "5".into())]).await;
+    assert!(
+        api_code(&wrong).contains("wrong last sequence: 1"),
+        "{wrong:?}"
+    );
+    let ok = publish("e.b", &[("Nats-Expected-Last-Sequence", "1".into())])
+        .await
+        .expect("ok");
+    assert_eq!(ok.sequence, 2);
+    let wrong = publish(
+        "e.a",
+        &[("Nats-Expected-Last-Subject-Sequence", "2".into())],
+    )
+    .await;
+    assert!(
+        api_code(&wrong).contains("wrong last sequence: 1"),
+        "{wrong:?}"
+    );
+    let wrong = publish("e.a", &[("Nats-Expected-Stream", "OTHER".into())]).await;
+    assert!(
+        api_code(&wrong).contains("expected stream does not match"),
+        "{wrong:?}"
+    );
+    // The last message id is the last stored message's, "" when it had none.
+    let wrong = publish("e.a", &[("Nats-Expected-Last-Msg-Id", "one".into())]).await;
+    assert!(
+        api_code(&wrong).contains("wrong last msg ID: \""),
+        "{wrong:?}"
+    );
+    publish("e.c", &[("Nats-Msg-Id", "two".into())])
+        .await
+        .expect("ack");
+    let wrong = publish("e.a", &[("Nats-Expected-Last-Msg-Id", "one".into())]).await;
+    assert!(
+        api_code(&wrong).contains("wrong last msg ID: two"),
+        "{wrong:?}"
+    );
+    let ok = publish("e.a", &[("Nats-Expected-Last-Msg-Id", "two".into())])
+        .await
+        .expect("ok");
+    assert_eq!(ok.sequence, 4);
+    let rollup = publish("e.a", &[("Nats-Rollup", "sub".into())]).await;
+    assert!(
+        api_code(&rollup).contains("rollup not permitted"),
+        "{rollup:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_and_message_ids_survive_a_kill() {
+    let dir = TempDir::new("js-restart");
+    let mut s = js_server(&dir);
+    {
+        let js = connect(&s).await;
+        js.create_stream(stream::Config {
+            name: "D".into(),
+            subjects: vec!["d.*".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+        for i in 0..50u64 {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Nats-Msg-Id", format!("id-{i}").as_str());
+            js.publish_with_headers(format!("d.{}", i % 3), h, format!("m{i}").into())
+                .await
+                .expect("publish")
+                .await
+                .expect("ack");
+        }
+    }
+    // SIGKILL: no shutdown path runs; only what the acks promised may be relied on.
+    s.restart();
+    let js = connect(&s).await;
+    let mut d = js.get_stream("D").await.expect("recovered");
+    let info = d.info().await.expect("info").clone();
+    assert_eq!(info.state.messages, 50);
+    assert_eq!(info.state.last_sequence, 50);
+    let m = d.get_raw_message(50).await.expect("last");
+    assert_eq!(&m.payload[..], b"m49");
+    // The duplicate window outlives the restart.
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-Msg-Id", "id-10");
+    let dup = js
+        .publish_with_headers("d.1", h, "again".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    assert_eq!((dup.sequence, dup.duplicate), (11, true));
+    let next = js
+        .publish("d.2", "new".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    assert_eq!(next.sequence, 51);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_value_put_get_update_and_delete() {
+    let dir = TempDir::new("js-kv");
+    let s = js_server(&dir);
+    let js = connect(&s).await;
+    let kv = js
+        .create_key_value(kv::Config {
+            bucket: "cfg".into(),
+            history: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("create bucket");
+    let r1 = kv.put("a", "1".into()).await.expect("put");
+    let r2 = kv.put("b", "2".into()).await.expect("put");
+    assert!(r2 > r1);
+    assert_eq!(kv.get("a").await.expect("get").as_deref(), Some(&b"1"[..]));
+    let r3 = kv.update("a", "11".into(), r1).await.expect("update");
+    let stale = kv.update("a", "12".into(), r1).await;
+    assert!(stale.is_err(), "{stale:?}");
+    let e = kv.entry("a").await.expect("entry").expect("present");
+    assert_eq!((e.revision, &e.value[..]), (r3, &b"11"[..]));
+    let created = kv.create("a", "x".into()).await;
+    assert!(created.is_err(), "create of an existing key: {created:?}");
+    kv.create("c", "3".into()).await.expect("create new key");
+    kv.delete("b").await.expect("delete");
+    assert_eq!(kv.get("b").await.expect("get deleted"), None);
+    kv.purge("c").await.expect("purge");
+    assert_eq!(kv.get("c").await.expect("get purged"), None);
+    let again = js.get_key_value("cfg").await.expect("bind");
+    assert_eq!(
+        again.get("a").await.expect("get").as_deref(),
+        Some(&b"11"[..])
+    );
+}
+
+/// The crash test through the network: publishers with a window of outstanding acks, the
+/// server SIGKILLed at a random moment, restarted, 20 times. Every acknowledged message is
+/// there afterwards, under its acknowledged sequence; one publisher's acked sequences grow in
+/// publish order; messages whose ack never came are published again with the same
+/// `Nats-Msg-Id` (as a client retries) and the stream holds each id once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_publishes_survive_sigkill_at_random_moments() {
+    use futures::stream::{FuturesOrdered, StreamExt};
+    use std::sync::{Arc, Mutex};
+
+    const CYCLES: usize = 20;
+    const PER_CYCLE: usize = 300;
+    const WINDOW: usize = 32;
+
+    let dir = TempDir::new("js-crash");
+    let mut s = js_server(&dir);
+    connect(&s)
+        .await
+        .create_stream(stream::Config {
+            name: "C".into(),
+            subjects: vec!["c.*".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+
+    // (msg id, acked sequence)
+    let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let mut unacked: Vec<String> = Vec::new();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for cycle in 0..CYCLES {
+        let js = connect(&s).await;
+        // Last cycle's unacknowledged ids first (retries), then new ones.
+        let mut ids: Vec<String> = std::mem::take(&mut unacked);
+        ids.extend((0..PER_CYCLE).map(|i| format!("{cycle}-{i}")));
+        let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+        let publisher = {
+            let (acked, sent, ids) = (acked.clone(), sent.clone(), ids.clone());
+            tokio::spawn(async move {
+                let mut pending = FuturesOrdered::new();
+                let mut last_seq = 0;
+                for id in ids {
+                    let mut h = async_nats::HeaderMap::new();
+                    h.insert("Nats-Msg-Id", id.as_str());
+                    let Ok(ack) = js.publish_with_headers("c.x", h, id.clone().into()).await else {
+                        return;
+                    };
+                    sent.lock().unwrap().push(id.clone());
+                    pending.push_back(async move { (id, ack.await) });
+                    while pending.len() >= WINDOW {
+                        let Some((id, Ok(a))) = pending.next().await else {
+                            return;
+                        };
+                        assert!(a.sequence > last_seq || a.duplicate, "{id}: {a:?}");
+                        last_seq = last_seq.max(a.sequence);
+                        acked.lock().unwrap().push((id, a.sequence));
+                    }
+                }
+                while let Some((id, r)) = pending.next().await {
+                    let Ok(a) = r else { return };
+                    acked.lock().unwrap().push((id, a.sequence));
+                }
+            })
+        };
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(std::time::Duration::from_millis(5 + seed % 60)).await;
+        s.stop();
+        publisher.abort();
+        let _ = publisher.await;
+        let done: std::collections::HashSet<String> = acked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        unacked = sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|id| !done.contains(*id))
+            .cloned()
+            .collect();
+        s.restart();
+    }
+
+    let js = connect(&s).await;
+    let mut c = js
+        .get_stream("C")
+        .await
+        .expect("stream after the last restart");
+    let info = c.info().await.expect("info").clone();
+    assert_eq!(info.state.first_sequence, 1);
+    // Every sequence holds a message (nothing deletes here), each id at most once.
+    let mut by_seq = std::collections::HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for seq in 1..=info.state.last_sequence {
+        let m = c
+            .get_raw_message(seq)
+            .await
+            .expect("every sequence is present");
+        let id = String::from_utf8_lossy(&m.payload).into_owned();
+        assert!(
+            seen.insert(id.clone()),
+            "id {id} stored twice (second at {seq})"
+        );
+        by_seq.insert(seq, id);
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= CYCLES,
+        "too few acks to mean anything: {}",
+        acked.len()
+    );
+    for (id, seq) in &acked {
+        assert_eq!(
+            by_seq.get(seq),
+            Some(id),
+            "acked {id} at {seq} is not there"
+        );
+    }
+    eprintln!(
+        "{} acks over {CYCLES} kills; stream holds {} messages",
+        acked.len(),
+        info.state.messages
+    );
+}

@@ -1,0 +1,123 @@
+"""nats-py JetStream against a running server started with -js: streams, publish acks, stream
+info, message get/delete, purge, KV get/put/update/delete, account info, errors.
+
+Usage: js_smoke.py nats://127.0.0.1:PORT
+Exits non-zero (with a message) on the first failure.
+"""
+
+import asyncio
+import json
+import sys
+
+import nats
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import APIError, KeyWrongLastSequenceError, NotFoundError
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+async def expect_api_error(coro, err_code, what):
+    try:
+        await coro
+    except APIError as e:
+        check(e.err_code == err_code, f"{what}: err_code {e.err_code} ({e}), want {err_code}")
+        return e
+    raise AssertionError(f"{what}: no error, want err_code {err_code}")
+
+
+async def main(url):
+    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=1)
+    js = nc.jetstream(timeout=5)
+
+    info = await js.add_stream(name="PY", subjects=["py.>"])
+    check(info.config.name == "PY", f"created {info.config}")
+    check(info.config.subjects == ["py.>"], f"subjects {info.config.subjects}")
+    check(info.state.messages == 0, f"fresh state {info.state}")
+    # The same create again is accepted (same config); another config under the name is not.
+    await js.add_stream(name="PY", subjects=["py.>"])
+    await expect_api_error(js.add_stream(name="PY", subjects=["other"]), 10058, "name in use")
+    await expect_api_error(js.add_stream(name="OV", subjects=["py.a"]), 10065, "overlap")
+
+    for i in range(20):
+        ack = await js.publish(f"py.{i % 4}", f"msg {i}".encode())
+        check(ack.stream == "PY" and ack.seq == i + 1, f"ack {ack}")
+    ack = await js.publish("py.x", b"hdr", headers={"Nats-Msg-Id": "m1"})
+    dup = await js.publish("py.x", b"hdr", headers={"Nats-Msg-Id": "m1"})
+    check(dup.duplicate and dup.seq == ack.seq, f"duplicate {dup} of {ack}")
+
+    info = await js.stream_info("PY")
+    check(info.state.messages == 21, f"state {info.state}")
+    check(info.state.last_seq == 21, f"last seq {info.state}")
+
+    msg = await js.get_msg("PY", seq=3)
+    check(msg.data == b"msg 2" and msg.subject == "py.2", f"get_msg {msg}")
+    last = await js.get_last_msg("PY", "py.1")
+    check(last.data == b"msg 17", f"last by subject {last}")
+    check(await js.delete_msg("PY", 3), "delete_msg")
+    try:
+        await js.get_msg("PY", seq=3)
+        raise AssertionError("deleted message still there")
+    except NotFoundError:
+        pass
+    purged = await js.purge_stream("PY", subject="py.0")
+    check(purged, "purge")
+    info = await js.stream_info("PY")
+    check(info.state.messages == 15, f"after purge {info.state}")
+
+    mem = await js.add_stream(StreamConfig(name="MEM", subjects=["mem.*"], storage=StorageType.MEMORY))
+    check(mem.config.storage == StorageType.MEMORY, f"memory stream {mem.config}")
+    await js.publish("mem.a", b"12345")
+    info = await js.stream_info("MEM")
+    # nats-server's memory accounting: subject + headers + payload + 16.
+    check(info.state.bytes == len("mem.a") + 5 + 16, f"memory bytes {info.state.bytes}")
+
+    names = sorted(await js.streams_info(), key=lambda s: s.config.name)
+    check([s.config.name for s in names] == ["MEM", "PY"], f"streams {names}")
+    acct = await js.account_info()
+    check(acct.streams == 2, f"account streams {acct}")
+
+    kv = await js.create_key_value(bucket="pykv", history=2)
+    r1 = await kv.put("k", b"v1")
+    entry = await kv.get("k")
+    check(entry.value == b"v1" and entry.revision == r1, f"kv get {entry}")
+    r2 = await kv.update("k", b"v2", last=r1)
+    try:
+        await kv.update("k", b"v3", last=r1)
+        raise AssertionError("stale update accepted")
+    except KeyWrongLastSequenceError:
+        pass
+    check((await kv.get("k")).value == b"v2", "kv value after update")
+    check(r2 > r1, "revisions grow")
+    await kv.delete("k")
+    try:
+        await kv.get("k")
+        raise AssertionError("deleted key still readable")
+    except Exception as e:  # KeyDeletedError / KeyNotFoundError by client version
+        check("Key" in type(e).__name__, f"deleted key: {e!r}")
+
+    check(await js.delete_stream("MEM"), "delete stream")
+    try:
+        await js.stream_info("MEM")
+        raise AssertionError("deleted stream still has info")
+    except NotFoundError:
+        pass
+    # Requests a client would not send, answered with nats-server's codes.
+    for body, err_code in [
+        (b"{bad", 10025),
+        (b'{"name":"Y"}', 10056),
+        (b'{"name":"X","num_replicas":3}', 10074),
+    ]:
+        r = await nc.request("$JS.API.STREAM.CREATE.X", body, timeout=5)
+        reply = json.loads(r.data)
+        check(reply["type"] == "io.nats.jetstream.api.v1.stream_create_response", f"type {reply}")
+        check(reply["error"]["err_code"] == err_code, f"{body!r}: {reply}")
+
+    await nc.close()
+    print("js_smoke: all passed")
+
+
+if __name__ == "__main__":
+    asyncio.run(asyncio.wait_for(main(sys.argv[1]), 60))
