@@ -48,11 +48,22 @@ impl InternalClient {
     /// A client of `account` on `shard`. It is not listed among the shard's connections
     /// (monitoring shows none, lame duck and shutdown do not close it) and never moves.
     pub fn new(shard: &Rc<Shard>, account: AccountId) -> InternalClient {
+        let max_pending = shard.global.config().opts.max_pending;
+        InternalClient::with_max_pending(shard, account, max_pending)
+    }
+
+    /// A client whose deliveries may wait up to `max_pending` bytes before it is cut off (a
+    /// service that must not lose its subscriptions under a burst takes more than the
+    /// configured per-client limit; its feeders still pause at the stall mark).
+    pub fn with_max_pending(
+        shard: &Rc<Shard>,
+        account: AccountId,
+        max_pending: usize,
+    ) -> InternalClient {
         assert!(
             (account as usize) < shard.global.accounts.len().max(1),
             "account id {account} out of range"
         );
-        let max_pending = shard.global.config().opts.max_pending;
         let client = Rc::new(ClientState::new(
             shard.global.next_client_id(),
             None,

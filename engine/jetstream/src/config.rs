@@ -14,7 +14,7 @@
 //! cycles, a mirror inheriting `mirror_direct` from its origin's `allow_direct`, origin
 //! `max_msg_size` checks, and the server's `limits.duplicate_window` cap.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -271,7 +271,9 @@ impl StreamConfig {
             max_bytes: pos(self.max_bytes),
             max_age: pos(self.max_age).map(Duration::from_nanos),
             max_msgs_per_subject: pos(self.max_msgs_per_subject),
-            max_msg_size: pos(i64::from(self.max_msg_size)),
+            // Checked by the stream on headers + payload, as nats-server does; the store would
+            // count the subject and its own overhead too (nats-server's stores check nothing).
+            max_msg_size: None,
             discard: match self.discard {
                 DiscardPolicy::Old => tachyon_storage::DiscardPolicy::Old,
                 DiscardPolicy::New => tachyon_storage::DiscardPolicy::New,
@@ -1239,6 +1241,35 @@ fn check_source(
 /// JetStream's or the system's API traffic unless acks are off.
 fn check_subjects(cfg: &StreamConfig) -> Result<(), ApiError> {
     let mut seen = HashSet::new();
+    // The pairwise overlap check, as nats-server's, reports the first subject that overlaps a
+    // later one, with the first such later one. Two literal subjects overlap only when equal,
+    // so a literal subject is compared with the later wildcard subjects and looked up among
+    // the later literal ones: a config of many literal subjects is not quadratic.
+    let literal: Vec<bool> = cfg.subjects.iter().map(|s| is_literal(s)).collect();
+    let wildcards: Vec<usize> = (0..cfg.subjects.len()).filter(|i| !literal[*i]).collect();
+    let mut literal_at: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, subj) in cfg.subjects.iter().enumerate() {
+        if literal[i] {
+            literal_at.entry(subj.as_str()).or_default().push(i);
+        }
+    }
+    let first_overlap = |i: usize, subj: &str| -> Option<usize> {
+        if !literal[i] {
+            return (i + 1..cfg.subjects.len()).find(|j| subjects_overlap(&cfg.subjects[*j], subj));
+        }
+        let same = literal_at
+            .get(subj)
+            .and_then(|at| at.iter().copied().find(|j| *j > i));
+        let wild = wildcards
+            .iter()
+            .copied()
+            .filter(|j| *j > i)
+            .find(|j| subjects_overlap(&cfg.subjects[*j], subj));
+        match (same, wild) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    };
     for (i, subj) in cfg.subjects.iter().enumerate() {
         if !is_valid_subject(subj) {
             return Err(invalid("invalid subject"));
@@ -1269,14 +1300,12 @@ fn check_subjects(cfg: &StreamConfig) -> Result<(), ApiError> {
                 ));
             }
         }
-        for other in &cfg.subjects[i + 1..] {
-            if subjects_overlap(other, subj) {
-                return Err(invalid(format!(
-                    "subject {} overlaps with {}",
-                    gojson::quote(subj.as_bytes()),
-                    gojson::quote(other.as_bytes())
-                )));
-            }
+        if let Some(j) = first_overlap(i, subj) {
+            return Err(invalid(format!(
+                "subject {} overlaps with {}",
+                gojson::quote(subj.as_bytes()),
+                gojson::quote(cfg.subjects[j].as_bytes())
+            )));
         }
         seen.insert(subj.as_str());
     }
@@ -1315,6 +1344,14 @@ pub fn is_valid_subject(subject: &str) -> bool {
         }
     }
     true
+}
+
+/// No token that [`subjects_overlap`] takes for a wildcard: `*` or `>`, or (as nats-server
+/// does when both sides have wildcards) one starting with either; cheap, no allocation.
+fn is_literal(subject: &str) -> bool {
+    !subject
+        .split('.')
+        .any(|t| t.starts_with('*') || t.starts_with('>'))
 }
 
 /// No `*` or `>` token.
@@ -2210,7 +2247,7 @@ mod tests {
         assert_eq!(l.max_bytes, Some(1000));
         assert_eq!(l.max_age, Some(Duration::from_secs(2)));
         assert_eq!(l.max_msgs_per_subject, Some(3));
-        assert_eq!(l.max_msg_size, Some(512));
+        assert_eq!(l.max_msg_size, None, "the stream checks it, not the store");
         assert_eq!(l.discard, tachyon_storage::DiscardPolicy::New);
         let d = create(r#"{"name":"X"}"#).expect("valid").limits();
         assert_eq!(d, tachyon_storage::Limits::default());

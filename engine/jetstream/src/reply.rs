@@ -29,56 +29,86 @@ fn state_of(f: &Figures) -> StreamState {
     }
 }
 
-fn info(js: &JetStream, e: &StreamEntry, state: StreamState) -> StreamInfo {
-    let config = e
-        .config
-        .with_dynamic_metadata(&js.version, crate::API_LEVEL);
+/// A stream's info shaped as nats-server's standalone replies shape it: CREATE carries the
+/// dynamic metadata but neither domain nor cluster; UPDATE adds the domain; INFO adds the
+/// cluster (its leader) too; LIST has the domain and only the stored metadata.
+fn info(js: &JetStream, e: &StreamEntry, state: StreamState, kind: ApiKind) -> StreamInfo {
+    let config = if kind == ApiKind::StreamList {
+        e.config.clone()
+    } else {
+        e.config
+            .with_dynamic_metadata(&js.version, crate::API_LEVEL)
+    };
     let mut i = StreamInfo::new(config, e.created, state, now_nanos());
-    if let Some(d) = &js.domain {
-        i.domain = d.clone();
+    if kind != ApiKind::StreamCreate {
+        if let Some(d) = &js.domain {
+            i.domain = d.clone();
+        }
     }
-    i.cluster = Some(api::ClusterInfo::single(&js.server_name()));
+    if kind == ApiKind::StreamInfo {
+        i.cluster = Some(api::ClusterInfo::single(&js.server_name()));
+    }
     i
 }
 
 /// STREAM.INFO / CREATE / UPDATE of a stream this shard owns (subject details need its store).
-pub(crate) fn stream_info(
-    t: &StreamTask,
-    kind: ApiKind,
-    req: &StreamInfoRequest,
-    did_create: bool,
-) -> Vec<u8> {
+/// nats-server's standalone create says `did_create` also when the very same stream existed.
+pub(crate) fn stream_info(t: &StreamTask, kind: ApiKind, req: &StreamInfoRequest) -> Vec<u8> {
     let entry = t.entry();
     let mut state = state_of(&t.figures());
-    if !req.subjects_filter.is_empty() {
-        let counts = t.subject_counts(&req.subjects_filter);
-        state.subjects = counts.into_iter().take(api::MAX_SUBJECT_DETAILS).collect();
+    if req.deleted_details {
+        state.deleted = t.deleted_seqs();
     }
-    let i = info(&t.js, &entry, state);
+    let mut page = ApiPaged::default();
+    if !req.subjects_filter.is_empty() {
+        // As nats-server: the page is set only when some subject matched; past the end the
+        // subjects are left out.
+        let counts = t.subject_counts(&req.subjects_filter);
+        if !counts.is_empty() {
+            // The offset is echoed as asked, even past the end.
+            page = ApiPaged {
+                total: counts.len(),
+                offset: req.offset,
+                limit: api::MAX_SUBJECT_DETAILS,
+            };
+            let start = req.offset.min(counts.len());
+            state.subjects = counts
+                .into_iter()
+                .skip(start)
+                .take(api::MAX_SUBJECT_DETAILS)
+                .collect();
+        }
+    }
+    let i = info(&t.js, &entry, state, kind);
     match kind {
-        ApiKind::StreamCreate => api::stream_create_response(&i, did_create),
+        ApiKind::StreamCreate => api::stream_create_response(&i, true),
         ApiKind::StreamUpdate => api::stream_update_response(&i),
-        _ => api::stream_info_response(&i, ApiPaged::default()),
+        _ => api::stream_info_response(&i, page),
     }
 }
 
 /// A create of a stream that exists with the very same config: its info, from the registry.
 pub(crate) fn stream_info_of_entry(js: &JetStream, e: &StreamEntry) -> Vec<u8> {
-    let i = info(js, e, state_of(&e.figures.load()));
-    api::stream_create_response(&i, false)
+    let i = info(js, e, state_of(&e.figures.load()), ApiKind::StreamCreate);
+    api::stream_create_response(&i, true)
 }
 
 /// `$JS.API.INFO`: usage summed over the account's streams.
 pub(crate) fn account_info(js: &JetStream, account: AccountId) -> Vec<u8> {
     let (mut memory, mut storage, mut streams) = (0u64, 0u64, 0usize);
+    // nats-server reserves each stream's max_bytes, when it has one.
+    let (mut reserved_memory, mut reserved_storage) = (0u64, 0u64);
     if let Some(acc) = js.registry.lock().get(&account) {
         for s in acc.streams.values().filter(|s| s.ready) {
             streams += 1;
             let bytes = s.figures.load().bytes;
+            let reserve = u64::try_from(s.config.max_bytes).unwrap_or(0);
             if s.config.is_memory() {
                 memory += bytes;
+                reserved_memory += reserve;
             } else {
                 storage += bytes;
+                reserved_storage += reserve;
             }
         }
     }
@@ -91,6 +121,8 @@ pub(crate) fn account_info(js: &JetStream, account: AccountId) -> Vec<u8> {
     let info = api::AccountInfo {
         memory,
         storage,
+        reserved_memory,
+        reserved_storage,
         streams,
         domain: js.domain.clone().unwrap_or_default(),
         api: api::ApiStats {
@@ -146,7 +178,7 @@ pub(crate) fn stream_list(
     let (page, range) = ApiPaged::page(all.len(), req.offset as i64, api::LIST_LIMIT);
     let infos: Vec<StreamInfo> = all[range]
         .iter()
-        .map(|e| info(js, e, state_of(&e.figures.load())))
+        .map(|e| info(js, e, state_of(&e.figures.load()), ApiKind::StreamList))
         .collect();
     Ok(api::stream_list_response(&infos, page, &[]))
 }

@@ -66,9 +66,6 @@ pub(crate) fn start(js: &Arc<JetStream>, shard: &Rc<Shard>) {
     let accounts = shard.global.accounts.len().max(1);
     for account in 0..accounts {
         let account = account as AccountId;
-        if !js.enabled_for(account) {
-            continue;
-        }
         let client = InternalClient::new(shard, account);
         let mut routes: Vec<(Bytes, Op)> = Vec::new();
         let subs: [(&str, Op); 10] = [
@@ -97,16 +94,36 @@ pub(crate) fn start(js: &Arc<JetStream>, shard: &Rc<Shard>) {
             account,
             out: InternalClient::new(shard, account),
         };
+        let enabled = js.enabled_for(account);
         glommio::spawn_local(async move {
             let mut client = client;
             while let Some(d) = client.next().await {
                 let op = routes.iter().find(|(s, _)| *s == d.sid).map(|(_, op)| *op);
-                if let Some(op) = op {
-                    api.handle(op, d);
+                match op {
+                    Some(op) if enabled => api.handle(op, d),
+                    // An account without JetStream gets nats-server's 503 for every request.
+                    Some(op) => api.respond(
+                        &d.reply,
+                        &reply::error(op.kind(), &errors::NOT_ENABLED_FOR_ACCOUNT.err()),
+                    ),
+                    None => {}
                 }
             }
         })
         .detach();
+    }
+}
+
+impl Op {
+    /// The reply type of the request.
+    fn kind(self) -> ApiKind {
+        match self {
+            Op::Info => ApiKind::AccountInfo,
+            Op::Create => ApiKind::StreamCreate,
+            Op::Names => ApiKind::StreamNames,
+            Op::List => ApiKind::StreamList,
+            Op::Scoped(k) => k,
+        }
     }
 }
 
@@ -357,7 +374,7 @@ async fn create_here(
     shard.barrier().await;
     adopt(task.clone());
     if let Some(r) = &reply_to {
-        let body = reply::stream_info(&task, kind, &StreamInfoRequest::default(), true);
+        let body = reply::stream_info(&task, kind, &StreamInfoRequest::default());
         out.publish(r, None, None, &body);
     }
 }

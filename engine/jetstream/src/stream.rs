@@ -34,6 +34,9 @@ use crate::{now_nanos, reply, JetStream};
 /// Deliveries drained into one append (one write, one sync).
 const MAX_BATCH: usize = 1024;
 
+/// How far a stream's ingest may fall behind before its subscription is cut (1 GiB).
+const INGEST_MAX_PENDING: usize = 1 << 30;
+
 /// The store behind a stream.
 pub enum Backend {
     File(Box<FileStore>),
@@ -177,7 +180,9 @@ impl StreamTask {
                 .map_err(|e| errors::STREAM_CREATE.with("err", e))?;
             }
         }
-        let sub = InternalClient::new(shard, account);
+        // Publishers pause at the stall mark as for any subscriber; the stream is cut off only
+        // past this, which a reading stream task never reaches.
+        let sub = InternalClient::with_max_pending(shard, account, INGEST_MAX_PENDING);
         let task = Rc::new(StreamTask {
             bell,
             sub: sub.handle(),
@@ -315,7 +320,13 @@ impl StreamTask {
             first_seq: st.first_seq,
             first_ts: st.first_ts,
             last_seq: st.last_seq,
-            last_ts: st.last_ts,
+            // As nats-server: the time of the last sequence, kept when that message is
+            // deleted or purged (the store only knows its remaining messages' times).
+            last_ts: if st.last_seq == 0 {
+                0
+            } else {
+                st.last_ts.max(self.last_ts.get())
+            },
             num_deleted: st.num_deleted,
             num_subjects: st.num_subjects,
         });
@@ -330,6 +341,12 @@ impl StreamTask {
         let mut pending: Vec<Incoming> = Vec::with_capacity(MAX_BATCH);
         loop {
             let Some(first) = sub.next().await else {
+                if !self.is_stopped() {
+                    tracing::error!(
+                        "JetStream stream '{}' stopped taking messages: its subscription was cut off",
+                        self.name()
+                    );
+                }
                 break;
             };
             batch.push(first);
@@ -515,7 +532,6 @@ impl StreamTask {
                 Err(_) => bad_subject[i] = true,
             }
         }
-        self.last_ts.set(ts);
         let result = {
             let mut b = self.backend.borrow_mut();
             match &mut *b {
@@ -549,6 +565,7 @@ impl StreamTask {
             };
             match r {
                 Ok(seq) => {
+                    self.last_ts.set(ts);
                     // As nats-server: the last message's id, "" when it had none.
                     *self.last_msg_id.borrow_mut() = p.msg_id.clone().unwrap_or_default();
                     if let Some(id) = p.msg_id {
@@ -652,7 +669,7 @@ impl StreamTask {
             Route::Data => {}
             Route::Info => {
                 let r = api::parse_stream_info_request(body, strict)
-                    .map(|req| reply::stream_info(self, ApiKind::StreamInfo, &req, false));
+                    .map(|req| reply::stream_info(self, ApiKind::StreamInfo, &req));
                 self.answer(&d.reply, ApiKind::StreamInfo, r);
             }
             Route::Update => {
@@ -663,12 +680,15 @@ impl StreamTask {
                 let r = self.purge(body);
                 self.answer(&d.reply, ApiKind::StreamPurge, r);
             }
-            Route::MsgGet => {
-                let r = self
-                    .msg_get(body)
-                    .map(|m| api::msg_get_response(&api::StoredMsg::from_store(&m, true)));
-                self.answer(&d.reply, ApiKind::MsgGet, r);
-            }
+            Route::MsgGet => match self.msg_get(body) {
+                // As nats-server: a found message is sent past the API layer, so it does not
+                // count in the account's API totals (failures do).
+                Ok((m, no_hdr)) => {
+                    let msg = api::StoredMsg::from_store(&m, !no_hdr);
+                    self.respond(&d.reply, &api::msg_get_response(&msg));
+                }
+                Err(e) => self.answer(&d.reply, ApiKind::MsgGet, Err(e)),
+            },
             Route::MsgDelete => {
                 let r = self.msg_delete(body);
                 self.answer(&d.reply, ApiKind::MsgDelete, r);
@@ -722,7 +742,6 @@ impl StreamTask {
             self,
             ApiKind::StreamUpdate,
             &api::StreamInfoRequest::default(),
-            false,
         ))
     }
 
@@ -744,9 +763,10 @@ impl StreamTask {
     /// leaves the registry; its files are gone before the reply.
     pub(crate) async fn delete(&self, reply_to: Option<Bytes>) {
         let name = self.name();
+        // Stopped first: the ingest task sees its subscription end as the delete it is.
+        self.halt();
         self.sub.close();
         self.sub.barrier().await;
-        self.halt();
         self.acks.borrow_mut().clear();
         let old = std::mem::replace(
             &mut *self.backend.borrow_mut(),
@@ -769,27 +789,40 @@ impl StreamTask {
         self.respond(&reply_to, &api::stream_delete_response());
     }
 
+    /// In nats-server's order: the request, then sealed, then deny_purge.
     fn purge(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        if self.config.borrow().deny_purge {
-            return Err(errors::STREAM_PURGE_FAILED.with("err", "stream purge not permitted"));
-        }
         let req = api::parse_purge_request(body, self.js.strict)?
             .map(|r| r.to_storage())
             .unwrap_or_default();
-        let purged = self
-            .backend
-            .borrow_mut()
-            .store_mut()
-            .purge(&req)
-            .map_err(|e| errors::STREAM_PURGE_FAILED.with("err", e))?;
+        let (sealed, deny_purge) = {
+            let c = self.config.borrow();
+            (c.sealed, c.deny_purge)
+        };
+        if sealed {
+            return Err(errors::STREAM_SEALED.err());
+        }
+        if deny_purge {
+            return Err(errors::STREAM_PURGE_FAILED.with("err", "stream purge not permitted"));
+        }
+        let purged = self.backend.borrow_mut().store_mut().purge(&req);
+        let purged = match purged {
+            Ok(n) => n,
+            // As nats-server: a general error, sent as a response (not counted as an API
+            // error).
+            Err(e) => {
+                let e = errors::STREAM_GENERAL_ERROR.with("err", e);
+                return Ok(reply::error(ApiKind::StreamPurge, &e));
+            }
+        };
         self.publish_figures();
         Ok(api::stream_purge_response(purged))
     }
 
-    fn msg_get(&self, body: &[u8]) -> Result<StoredMsg, ApiError> {
+    /// The message a MSG.GET names, and whether the request asked for no headers.
+    fn msg_get(&self, body: &[u8]) -> Result<(StoredMsg, bool), ApiError> {
         let req = api::parse_msg_get_request(body, self.js.strict)?;
         match self.lookup(&req) {
-            Ok(Some(m)) => Ok(m),
+            Ok(Some(m)) => Ok((m, req.no_hdr)),
             Ok(None) => Err(errors::NO_MESSAGE_FOUND.err()),
             Err(e) => {
                 tracing::error!("JetStream stream '{}': {e}", self.name());
@@ -798,21 +831,45 @@ impl StreamTask {
         }
     }
 
+    /// In nats-server's order: the request, then sealed, then deny_delete.
     fn msg_delete(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        if self.config.borrow().deny_delete {
+        let req = api::parse_msg_delete_request(body, self.js.strict)?;
+        let (sealed, deny_delete) = {
+            let c = self.config.borrow();
+            (c.sealed, c.deny_delete)
+        };
+        if sealed {
+            return Err(errors::STREAM_SEALED.err());
+        }
+        if deny_delete {
             return Err(
                 errors::STREAM_MSG_DELETE_FAILED.with("err", "message delete not permitted")
             );
         }
-        let req = api::parse_msg_delete_request(body, self.js.strict)?;
-        let removed = self
-            .backend
-            .borrow_mut()
-            .store_mut()
-            .delete(req.seq, !req.no_erase)
-            .map_err(|e| errors::STREAM_MSG_DELETE_FAILED.with("err", e))?;
+        // A failure past this point is an error in the reply, but nats-server sends it as a
+        // response (counted in the API totals, not in its errors): hence `Ok(error body)`.
+        let failed = |e: ApiError| Ok(reply::error(ApiKind::MsgDelete, &e));
+        let (removed, file, st) = {
+            let mut b = self.backend.borrow_mut();
+            let removed = match b.store_mut().delete(req.seq, !req.no_erase) {
+                Ok(r) => r,
+                Err(e) => return failed(errors::STREAM_MSG_DELETE_FAILED.with("err", e)),
+            };
+            (removed, matches!(&*b, Backend::File(_)), b.store().state())
+        };
         if !removed {
-            return Err(errors::SEQUENCE_NOT_FOUND.with("seq", req.seq));
+            // nats-server's file store fails a sequence outside its messages' range ("no
+            // message found" up to the last sequence, "stream store EOF" past it); a gap
+            // inside the range, and anything in a memory store, is "sequence N not found".
+            if file && (req.seq < st.first_seq || req.seq > st.last_seq || st.msgs == 0) {
+                let text = if req.seq > st.last_seq {
+                    "stream store EOF"
+                } else {
+                    "no message found"
+                };
+                return failed(errors::STREAM_MSG_DELETE_FAILED.with("err", text));
+            }
+            return failed(errors::SEQUENCE_NOT_FOUND.with("seq", req.seq));
         }
         self.publish_figures();
         Ok(api::msg_delete_response())
@@ -946,6 +1003,31 @@ impl StreamTask {
             Ok(_) => self.publish_figures(),
             Err(e) => tracing::error!("JetStream stream '{}': {e}", self.name()),
         }
+    }
+
+    /// The sequences between the first and the last that are gone (INFO's
+    /// `deleted_details`): the gaps between the stored messages, found by walking them.
+    pub(crate) fn deleted_seqs(&self) -> Vec<u64> {
+        let b = self.backend.borrow();
+        let store = b.store();
+        let st = store.state();
+        let mut out = Vec::new();
+        if st.msgs == 0 || st.num_deleted == 0 {
+            return out;
+        }
+        let mut expect = st.first_seq;
+        while (out.len() as u64) < st.num_deleted {
+            let Ok(Some(m)) = store.load_next(expect, "") else {
+                break;
+            };
+            out.extend(expect..m.seq);
+            expect = m.seq + 1;
+        }
+        // The last messages themselves may be gone: the last sequence stays.
+        if (out.len() as u64) < st.num_deleted {
+            out.extend(expect..=st.last_seq);
+        }
+        out
     }
 
     /// Subject counts for `subjects_filter` in INFO.

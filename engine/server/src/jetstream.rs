@@ -53,6 +53,14 @@ pub fn settings(opts: &Options) -> Option<JsSettings> {
     })
 }
 
+/// nats-server's `compress_ok`, which its `/jsz` and `/varz` report: set unless it built a
+/// dynamic config, i.e. only when both `max_memory_store` and `max_file_store` are above 0.
+pub fn compress_ok(opts: &Options) -> bool {
+    opts.jetstream.as_ref().is_some_and(|j| {
+        j.max_memory_store.is_some_and(|m| m > 0) && j.max_file_store.is_some_and(|m| m > 0)
+    })
+}
+
 /// Logs nats-server's JetStream start-up lines.
 pub fn log_start(s: &JsSettings, temporary: bool) {
     tracing::info!("Starting JetStream");

@@ -172,6 +172,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         parts
     };
     let mut parts = parts;
+    let mut jetstream = None;
     if let Some(mut js) = crate::jetstream::settings(&opts) {
         js.server_name = global.config().server_name.clone();
         let started = std::time::Instant::now();
@@ -183,8 +184,13 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             && opts.store_dir.is_none();
         crate::jetstream::log_start(&js, temporary);
         let enabled = crate::jetstream::enabled_accounts(&opts, &global.accounts);
-        crate::jetstream::install(&mut parts, js, enabled).map_err(StartError::JetStream)?;
+        let installed =
+            crate::jetstream::install(&mut parts, js, enabled).map_err(StartError::JetStream)?;
         tracing::info!("Took {:?} to start JetStream", started.elapsed());
+        jetstream = Some(monitor::JetStreamSource {
+            js: installed,
+            compress_ok: crate::jetstream::compress_ok(&opts),
+        });
     }
 
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
@@ -268,8 +274,15 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         Some((bound_http, port)) => {
             tracing::info!("Starting http monitor on {}", bound_http.display);
             let addr = bound_http.addr;
-            monitor::start(bound_http, global.clone(), mailboxes, http_host, port)
-                .map_err(|e| StartError::Thread("monitor", e))?;
+            monitor::start(
+                bound_http,
+                global.clone(),
+                mailboxes,
+                http_host,
+                port,
+                jetstream,
+            )
+            .map_err(|e| StartError::Thread("monitor", e))?;
             Some(addr)
         }
         None => None,

@@ -447,3 +447,48 @@ async fn acked_publishes_survive_sigkill_at_random_moments() {
         info.state.messages
     );
 }
+
+/// With `accounts`, JetStream serves those that say `jetstream: enabled`; the others get
+/// nats-server's 503 "JetStream not enabled for account" for every API request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_without_jetstream_are_told_so() {
+    let dir = TempDir::new("js-accounts");
+    let conf = dir.0.join("js.conf");
+    let sd = dir.0.join("store");
+    let text = format!(
+        "jetstream {{ store_dir: {:?} }}\naccounts {{\n  A: {{ jetstream: enabled, users: [{{user: a, password: a}}] }}\n  B: {{ users: [{{user: b, password: b}}] }}\n}}\n",
+        sd.to_string_lossy()
+    );
+    std::fs::write(&conf, text).expect("write config");
+    let s = Server::under_test(SHARDS, &["-c", &conf.to_string_lossy()]);
+    let login = |u: &str| async_nats::ConnectOptions::with_user_and_password(u.into(), u.into());
+    let b = login("b").connect(&s.url).await.expect("connect b");
+    for subject in [
+        "$JS.API.INFO",
+        "$JS.API.STREAM.NAMES",
+        "$JS.API.STREAM.INFO.X",
+    ] {
+        let r = b.request(subject, "".into()).await.expect("a reply");
+        let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("json");
+        assert_eq!(v["error"]["err_code"], 10039, "{subject}: {v}");
+        assert_eq!(v["error"]["code"], 503, "{subject}: {v}");
+    }
+    let a = jetstream::new(login("a").connect(&s.url).await.expect("connect a"));
+    a.create_stream(stream::Config {
+        name: "IN_A".into(),
+        subjects: vec!["a.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("account A has JetStream");
+    let ack = a
+        .publish("a.1", "x".into())
+        .await
+        .expect("pub")
+        .await
+        .expect("ack");
+    assert_eq!(ack.sequence, 1);
+    // B's subject space is its own: a.1 there reaches no stream.
+    let r = b.request("a.1", "x".into()).await;
+    assert!(r.is_err(), "{r:?}");
+}

@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{http_get, require_nats_server, Impl, RawConn, Server};
+use common::{http_get, require_nats_server, Impl, RawConn, Server, TempDir};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(5);
@@ -511,4 +511,334 @@ fn slow_request_heads_are_bounded_and_timed_out() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(json(m, "/healthz")["status"], "ok");
     assert!(threads_of(s.pid()) <= before + 2);
+}
+
+// ---- JetStream: /jsz and /varz's `jetstream` ---------------------------------------------------
+
+/// Creates file stream `S` on `s.>` and stores one message (`s.a`, payload `x`) with async-nats.
+fn one_stream_one_message(url: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let nc = async_nats::connect(url).await.expect("connect");
+        let js = async_nats::jetstream::new(nc);
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "S".into(),
+            subjects: vec!["s.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+        js.publish("s.a", "x".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    });
+}
+
+/// `target` once its `messages` reads `n` (the owner shard stores its figures after a batch).
+fn jsz_with_messages(m: u16, target: &str, n: u64) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        let v = json(m, target);
+        if v["messages"] == n || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every key path of a JSON value with its JSON type (array elements merged under `[]`).
+fn shape(v: &Value) -> BTreeMap<String, &'static str> {
+    fn walk(v: &Value, path: String, out: &mut BTreeMap<String, &'static str>) {
+        let kind = match v {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(a) => {
+                for x in a {
+                    walk(x, format!("{path}[]"), out);
+                }
+                "array"
+            }
+            Value::Object(o) => {
+                for (k, x) in o {
+                    walk(x, format!("{path}.{k}"), out);
+                }
+                "object"
+            }
+        };
+        out.insert(path, kind);
+    }
+    let mut out = BTreeMap::new();
+    walk(v, String::new(), &mut out);
+    out
+}
+
+#[test]
+fn jetstream_figures_in_jsz_and_varz() {
+    let dir = TempDir::new("monitor-js");
+    let sd = dir.0.to_string_lossy().into_owned();
+    let s = Server::tachyon(3, &["-js", "-sd", &sd, "-m", "-1"]);
+    let m = s.monitor_port();
+    one_stream_one_message(&s.url);
+    // nats-server's file store: 30 bytes of framing + subject + payload, without headers.
+    let stored = 30 + "s.a".len() + "x".len();
+
+    let v = jsz_with_messages(m, "/jsz?streams=true", 1);
+    assert_eq!(v.get("disabled"), None, "{v}");
+    assert_eq!(v["streams"], 1, "{v}");
+    assert_eq!(v["consumers"], 0);
+    assert_eq!(v["messages"], 1);
+    assert_eq!(v["bytes"], stored);
+    assert_eq!(v["storage"], stored);
+    assert_eq!(v["memory"], 0);
+    assert_eq!(v["reserved_memory"], 0);
+    assert_eq!(v["reserved_storage"], 0);
+    assert_eq!(v["accounts"], 1);
+    assert_eq!(v["ha_assets"], 0);
+    assert_eq!(v["total"], 1);
+    assert!(v["api"]["level"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["api"]["total"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["api"]["errors"], 0);
+    let c = &v["config"];
+    let store_dir = c["store_dir"].as_str().expect("store_dir");
+    assert!(store_dir.ends_with("/jetstream"), "{store_dir}");
+    assert!(store_dir.starts_with(&sd), "{store_dir}");
+    assert!(c["max_memory"].as_i64().unwrap() > 0, "{c}");
+    assert!(c["max_storage"].as_i64().unwrap() > 0, "{c}");
+    assert_eq!(c["strict"], true);
+    // Tachyon's default: fdatasync before every ack, which nats-server writes as sync_always
+    // next to its default interval.
+    assert_eq!(c["sync_always"], true);
+    assert_eq!(c["sync_interval"], 120_000_000_000u64);
+    assert_eq!(c.get("compress_ok"), None, "dynamic limits: {c}");
+    assert!(v["limits"].is_object(), "{v}");
+    assert_eq!(v["now"].as_str().map(|t| t.ends_with('Z')), Some(true));
+
+    let details = v["account_details"].as_array().expect("account_details");
+    assert_eq!(details.len(), 1, "{v}");
+    let a = &details[0];
+    assert_eq!(
+        (&a["name"], &a["id"]),
+        (&Value::from("$G"), &Value::from("$G"))
+    );
+    assert_eq!(a["storage"], stored);
+    assert_eq!(a["memory"], 0);
+    // The account has no limits of its own: Go writes -1 as a uint64.
+    assert_eq!(a["reserved_storage"], u64::MAX);
+    assert_eq!(a["api"]["level"], 0);
+    assert_eq!(a["api"]["total"], v["api"]["total"]);
+    let sd0 = &a["stream_detail"][0];
+    assert_eq!(sd0["name"], "S");
+    assert_eq!(sd0.get("config"), None, "config only with config=true");
+    let server_name = json(m, "/varz")["server_name"].clone();
+    assert_eq!(sd0["cluster"]["leader"], server_name);
+    assert!(sd0["created"].as_str().unwrap().ends_with('Z'));
+    let st = &sd0["state"];
+    assert_eq!(st["messages"], 1);
+    assert_eq!(st["bytes"], stored);
+    assert_eq!((&st["first_seq"], &st["last_seq"]), (&1.into(), &1.into()));
+    assert_eq!(st["num_subjects"], 1);
+    assert_eq!(st["consumer_count"], 0);
+
+    // Totals only, unless details are asked for; one account by name, with configs.
+    assert_eq!(json(m, "/jsz").get("account_details"), None);
+    assert_eq!(
+        json(m, "/jsz?accounts=true&offset=1").get("account_details"),
+        None
+    );
+    let one = json(m, "/jsz?acc=$G&streams=true&config=true");
+    let cfg = &one["account_details"][0]["stream_detail"][0]["config"];
+    assert_eq!(cfg["subjects"], serde_json::json!(["s.>"]));
+    assert_eq!(cfg["storage"], "file");
+    assert_eq!(json(m, "/jsz?raft=true")["streams_leader"], 1);
+    let (st, _, body) = http_get(m, "/jsz?accounts=x");
+    assert_eq!(
+        (st, body.as_str()),
+        (
+            400,
+            "Error decoding boolean for 'accounts': strconv.ParseBool: parsing \"x\": invalid syntax"
+        )
+    );
+
+    let vz = json(m, "/varz");
+    let j = &vz["jetstream"];
+    assert_eq!(j["config"]["store_dir"], store_dir);
+    assert_eq!(j["stats"]["storage"], stored);
+    assert_eq!(j["stats"]["accounts"], 1);
+    assert_eq!(j["stats"]["api"]["level"], v["api"]["level"]);
+    assert_eq!(j.get("meta"), None, "no cluster, no meta: {j}");
+    assert!(j["limits"].is_object());
+}
+
+#[test]
+fn jsz_without_jetstream_is_nats_servers_disabled_answer() {
+    let s = Server::tachyon(2, &["-m", "-1"]);
+    let m = s.monitor_port();
+    let v = json(m, "/jsz?accounts=true&streams=true");
+    let want: BTreeSet<String> = [
+        "memory",
+        "storage",
+        "reserved_memory",
+        "reserved_storage",
+        "accounts",
+        "ha_assets",
+        "api",
+        "server_id",
+        "now",
+        "disabled",
+        "config",
+        "streams",
+        "consumers",
+        "messages",
+        "bytes",
+        "total",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(keys(&v), want, "{v}");
+    assert_eq!(v["disabled"], true);
+    assert_eq!(
+        v["config"],
+        serde_json::json!({"max_memory": 0, "max_storage": 0})
+    );
+    assert_eq!(
+        v["api"],
+        serde_json::json!({"level": 0, "total": 0, "errors": 0})
+    );
+    assert_eq!(v["total"], 0);
+    assert_eq!(json(m, "/varz")["jetstream"], serde_json::json!({}));
+    let (st, _, body) = http_get(m, "/jsz?leader-only=true");
+    assert_eq!((st, body.as_str()), (400, "filtered response: not leader"));
+}
+
+/// What Tachyon writes and nats-server 2.15 does not, or the reverse, in `/jsz` and `/varz`:
+/// Tachyon syncs before every ack by default (`sync_always`), and has no consumers, hence no
+/// `default_max_consumers` limit.
+const JS_SHAPE_EXCEPTIONS: &[&str] = &[
+    ".config.sync_always",
+    ".jetstream.config.sync_always",
+    ".limits.default_max_consumers",
+    ".jetstream.limits.default_max_consumers",
+];
+
+#[test]
+fn jetstream_monitoring_has_nats_servers_shape() {
+    if require_nats_server("jetstream_monitoring_has_nats_servers_shape").is_none() {
+        return;
+    }
+    let mut shapes = Vec::new();
+    for which in [Impl::Tachyon, Impl::NatsServer] {
+        let dir = TempDir::new("monitor-js-shape");
+        let sd = dir.0.to_string_lossy().into_owned();
+        let args = ["-js", "-sd", &sd, "-m", "-1"];
+        let s = match which {
+            Impl::Tachyon => Server::tachyon(3, &args),
+            Impl::NatsServer => Server::start(which, &args),
+        };
+        let m = s.monitor_port();
+        one_stream_one_message(&s.url);
+        let full = jsz_with_messages(m, "/jsz?accounts=true&streams=true&config=true", 1);
+        let stream = &full["account_details"][0]["stream_detail"][0];
+        let figures = (
+            full["bytes"].clone(),
+            full["storage"].clone(),
+            stream["state"].clone(),
+            stream["config"]["subjects"].clone(),
+        );
+        let mut varz = json(m, "/varz");
+        varz = serde_json::json!({"jetstream": varz["jetstream"].take()});
+        let off = Server::start(which, &["-m", "-1"]);
+        let disabled = json(off.monitor_port(), "/jsz?accounts=true");
+        shapes.push((
+            shape(&json(m, "/jsz")),
+            shape(&full),
+            shape(&varz),
+            shape(&disabled),
+            figures,
+        ));
+    }
+    let strip = |mut s: BTreeMap<String, &'static str>| {
+        s.retain(|k, _| !JS_SHAPE_EXCEPTIONS.contains(&k.as_str()));
+        s
+    };
+    let (t, n) = (&shapes[0], &shapes[1]);
+    assert_eq!(strip(t.0.clone()), strip(n.0.clone()), "/jsz");
+    assert_eq!(strip(t.1.clone()), strip(n.1.clone()), "/jsz with details");
+    assert_eq!(strip(t.2.clone()), strip(n.2.clone()), "/varz jetstream");
+    assert_eq!(t.3, n.3, "/jsz without JetStream");
+    // Same stored bytes and stream state, once the times are set aside.
+    let (mut ts, mut ns) = (t.4.clone(), n.4.clone());
+    for st in [&mut ts.2, &mut ns.2] {
+        st["first_ts"] = Value::Null;
+        st["last_ts"] = Value::Null;
+    }
+    assert_eq!(ts, ns);
+}
+
+/// Accounts with JetStream, as `/jsz` pages them: by name, `offset`/`limit`, `acc` picks one
+/// whatever `accounts` says, an account without JetStream is not there; configured limits and
+/// sync interval come back as nats-server reports them.
+#[test]
+fn jsz_pages_accounts_by_name() {
+    let dir = TempDir::new("monitor-js-accounts");
+    let conf = dir.0.join("server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "jetstream {{ store_dir: \"{}\", max_memory_store: 1GB, max_file_store: 2GB, sync_interval: 5s, domain: hub }}\n\
+             accounts {{\n\
+               ZED {{ jetstream: enabled, users: [{{user: z, password: z}}] }}\n\
+               ALPHA {{ jetstream: enabled, users: [{{user: a, password: a}}] }}\n\
+               NOJS {{ users: [{{user: n, password: n}}] }}\n\
+             }}\n",
+            dir.0.join("sd").display()
+        ),
+    )
+    .unwrap();
+    let s = Server::tachyon(2, &["-c", conf.to_str().unwrap(), "-m", "-1"]);
+    let m = s.monitor_port();
+    let names = |v: &Value| -> Vec<String> {
+        v["account_details"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| a["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let v = json(m, "/jsz?accounts=true");
+    assert_eq!((&v["total"], &v["accounts"]), (&2.into(), &2.into()), "{v}");
+    assert_eq!(names(&v), ["ALPHA", "ZED"]);
+    assert_eq!(
+        v["config"],
+        serde_json::json!({
+            "max_memory": 1u64 << 30,
+            "max_storage": 2u64 << 30,
+            "store_dir": dir.0.join("sd").join("jetstream").to_string_lossy(),
+            "sync_interval": 5_000_000_000u64,
+            "domain": "hub",
+            "compress_ok": true,
+            "strict": true,
+        })
+    );
+    assert_eq!(
+        names(&json(m, "/jsz?accounts=true&offset=1&limit=1")),
+        ["ZED"]
+    );
+    assert_eq!(
+        names(&json(m, "/jsz?accounts=true&offset=2")),
+        Vec::<String>::new()
+    );
+    assert_eq!(names(&json(m, "/jsz?acc=ZED")), ["ZED"]);
+    assert_eq!(names(&json(m, "/jsz?acc=NOJS")), Vec::<String>::new());
+    assert_eq!(
+        names(&json(m, "/jsz?acc=NOJS&accounts=true")),
+        ["ALPHA", "ZED"]
+    );
 }

@@ -12,6 +12,10 @@ use tachyon_core::accounts::{AccountId, Accounts};
 use tachyon_core::client::ClientCounters;
 use tachyon_core::global::Global;
 use tachyon_core::monitor::snapshot::{ConnSnapshot, ShardSnapshot, SubSnapshot};
+use tachyon_jetstream::api::{ClusterInfo, StreamState};
+use tachyon_jetstream::config::StreamConfig;
+use tachyon_jetstream::registry::Figures;
+use tachyon_storage::SyncPolicy;
 
 /// nats-server's `DefaultConnListSize` and `DefaultSubListSize`.
 pub const DEFAULT_LIST_SIZE: i64 = 1024;
@@ -115,7 +119,7 @@ pub struct Varz {
     leaf: Empty,
     mqtt: Empty,
     websocket: Empty,
-    jetstream: Empty,
+    jetstream: JetStreamVarz,
     #[serde(serialize_with = "go_float")]
     tls_timeout: f64,
     write_deadline: u128,
@@ -176,6 +180,8 @@ pub struct VarzInputs<'a> {
     pub cpu: f64,
     pub cores: usize,
     pub http_req_stats: BTreeMap<String, u64>,
+    /// JetStream, when it is on.
+    pub js: Option<&'a JsSnapshot>,
 }
 
 pub fn varz(i: VarzInputs<'_>, snaps: &[ShardSnapshot]) -> Varz {
@@ -216,7 +222,7 @@ pub fn varz(i: VarzInputs<'_>, snaps: &[ShardSnapshot]) -> Varz {
         leaf: Empty {},
         mqtt: Empty {},
         websocket: Empty {},
-        jetstream: Empty {},
+        jetstream: jetstream_varz(i.js),
         tls_timeout: 2.0,
         write_deadline: o.write_deadline.as_nanos(),
         start: start.clone(),
@@ -772,39 +778,6 @@ pub struct Accstatz {
     account_statz: Vec<Empty>,
 }
 
-#[derive(Serialize, Default)]
-pub struct JsApi {
-    level: u64,
-    total: u64,
-    errors: u64,
-}
-
-#[derive(Serialize, Default)]
-pub struct JsConfig {
-    max_memory: u64,
-    max_storage: u64,
-}
-
-#[derive(Serialize)]
-pub struct Jsz {
-    memory: u64,
-    storage: u64,
-    reserved_memory: u64,
-    reserved_storage: u64,
-    accounts: u64,
-    ha_assets: u64,
-    api: JsApi,
-    server_id: String,
-    now: String,
-    disabled: bool,
-    config: JsConfig,
-    streams: u64,
-    consumers: u64,
-    messages: u64,
-    bytes: u64,
-    total: u64,
-}
-
 pub fn routez(g: &Global, now: SystemTime) -> Routez {
     Routez {
         server_id: g.config().server_id.clone(),
@@ -856,24 +829,389 @@ pub fn accstatz(g: &Global, now: SystemTime) -> Accstatz {
     }
 }
 
-/// JetStream off, as nats-server answers without `-js`.
-pub fn jsz(g: &Global, now: SystemTime) -> Jsz {
-    Jsz {
-        memory: 0,
-        storage: 0,
-        reserved_memory: 0,
-        reserved_storage: 0,
-        accounts: 0,
-        ha_assets: 0,
-        api: JsApi::default(),
+// ---- /jsz and /varz's `jetstream` ---------------------------------------------------------------
+
+/// nats-server's `defaultSyncInterval`: what its `sync_interval` reads when none is set
+/// (also with `sync_interval: always`, which only adds `sync_always`).
+const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(120);
+
+/// JetStream as the monitor read it from the registry (the shards are not asked).
+#[derive(Debug, Clone, Default)]
+pub struct JsSnapshot {
+    pub max_memory: i64,
+    pub max_store: i64,
+    /// `<store_dir>/jetstream`, as nats-server reports it.
+    pub store_dir: String,
+    pub sync: SyncPolicy,
+    pub domain: Option<String>,
+    pub strict: bool,
+    /// nats-server's `CompressOK`: both limits were configured (its dynamic config lacks it).
+    pub compress_ok: bool,
+    pub api_level: u32,
+    /// A stream's `cluster.leader`.
+    pub server_name: String,
+    /// The accounts JetStream serves, with their streams.
+    pub accounts: Vec<JsAccountSnapshot>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JsAccountSnapshot {
+    pub name: String,
+    pub api_total: u64,
+    pub api_errors: u64,
+    /// By name.
+    pub streams: Vec<JsStreamSnapshot>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JsStreamSnapshot {
+    pub name: String,
+    /// Unix nanoseconds.
+    pub created: i64,
+    pub memory: bool,
+    pub max_bytes: i64,
+    pub figures: Figures,
+    /// Only when asked for (`/jsz?config=true`).
+    pub config: Option<StreamConfig>,
+}
+
+impl JsSnapshot {
+    fn streams(&self) -> impl Iterator<Item = &JsStreamSnapshot> {
+        self.accounts.iter().flat_map(|a| a.streams.iter())
+    }
+
+    fn config(&self) -> JsConfig {
+        let (sync_interval, sync_always) = match self.sync {
+            SyncPolicy::Always => (DEFAULT_SYNC_INTERVAL, true),
+            SyncPolicy::Interval(d) => (d, false),
+        };
+        JsConfig {
+            max_memory: self.max_memory,
+            max_storage: self.max_store,
+            store_dir: self.store_dir.clone(),
+            sync_interval: i64::try_from(sync_interval.as_nanos()).unwrap_or(i64::MAX),
+            sync_always,
+            domain: self.domain.clone().unwrap_or_default(),
+            compress_ok: self.compress_ok,
+            unique_tag: String::new(),
+            strict: self.strict,
+        }
+    }
+
+    /// nats-server's `usageStats`: the server's totals.
+    fn stats(&self) -> JsStats {
+        let mut st = usage(self.streams());
+        for s in self.streams().filter(|s| s.max_bytes > 0) {
+            let r = s.max_bytes.unsigned_abs();
+            if s.memory {
+                st.reserved_memory += r;
+            } else {
+                st.reserved_storage += r;
+            }
+        }
+        st.accounts = self.accounts.len();
+        st.api = JsApi {
+            level: self.api_level,
+            total: self.accounts.iter().map(|a| a.api_total).sum(),
+            errors: self.accounts.iter().map(|a| a.api_errors).sum(),
+        };
+        st
+    }
+}
+
+/// Memory and file bytes of some streams.
+fn usage<'a>(streams: impl Iterator<Item = &'a JsStreamSnapshot>) -> JsStats {
+    let mut st = JsStats::default();
+    for s in streams {
+        if s.memory {
+            st.memory += s.figures.bytes;
+        } else {
+            st.storage += s.figures.bytes;
+        }
+    }
+    st
+}
+
+/// `JetStreamAPIStats` (`inflight` is omitted when 0, and nothing is in flight between
+/// requests here).
+#[derive(Serialize, Default)]
+pub struct JsApi {
+    level: u32,
+    total: u64,
+    errors: u64,
+}
+
+/// `JetStreamStats`.
+#[derive(Serialize, Default)]
+pub struct JsStats {
+    memory: u64,
+    storage: u64,
+    reserved_memory: u64,
+    reserved_storage: u64,
+    accounts: usize,
+    ha_assets: usize,
+    api: JsApi,
+}
+
+/// `JetStreamConfig`; with JetStream off only the two limits, at 0.
+#[derive(Serialize, Default)]
+pub struct JsConfig {
+    max_memory: i64,
+    max_storage: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    store_dir: String,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    sync_interval: i64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    sync_always: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    domain: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    compress_ok: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    unique_tag: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    strict: bool,
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
+}
+
+/// `JSLimitOpts`: every field is omitted unless configured, and Tachyon has none of them.
+pub type JsLimits = Empty;
+
+/// `/varz`'s `jetstream` (`JetStreamVarz`): `{}` with JetStream off. No `meta` outside a
+/// cluster.
+#[derive(Serialize, Default)]
+pub struct JetStreamVarz {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<JsConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<JsStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<JsLimits>,
+}
+
+pub fn jetstream_varz(js: Option<&JsSnapshot>) -> JetStreamVarz {
+    js.map_or_else(JetStreamVarz::default, |js| JetStreamVarz {
+        config: Some(js.config()),
+        stats: Some(js.stats()),
+        limits: Some(Empty {}),
+    })
+}
+
+/// `StreamDetail`.
+#[derive(Serialize)]
+pub struct StreamDetail {
+    name: String,
+    created: String,
+    cluster: ClusterInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<StreamConfig>,
+    state: StreamState,
+}
+
+/// `AccountDetail`.
+#[derive(Serialize)]
+pub struct AccountDetail {
+    name: String,
+    id: String,
+    #[serde(flatten)]
+    stats: JsStats,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stream_detail: Vec<StreamDetail>,
+}
+
+/// `JSInfo`: JetStream's answer to `/jsz`, on or off.
+#[derive(Serialize)]
+pub struct Jsz {
+    #[serde(flatten)]
+    stats: JsStats,
+    server_id: String,
+    now: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
+    config: JsConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<JsLimits>,
+    streams: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    streams_leader: usize,
+    consumers: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    consumers_leader: usize,
+    messages: u64,
+    bytes: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    account_details: Vec<AccountDetail>,
+    total: usize,
+}
+
+/// `/jsz`'s parameters (`JSzOptions`), decoded in nats-server's order so the first bad one
+/// gets its 400.
+#[derive(Debug, Default, Clone)]
+pub struct JszOpts {
+    /// `acc`: one account's details, whatever `accounts` says.
+    pub account: String,
+    pub accounts: bool,
+    pub streams: bool,
+    pub consumers: bool,
+    pub config: bool,
+    pub leader_only: bool,
+    pub offset: i64,
+    pub limit: i64,
+    pub raft: bool,
+}
+
+impl JszOpts {
+    pub fn from_query(q: &Query) -> Result<JszOpts, String> {
+        let accounts = q.bool("accounts")?;
+        let streams = q.bool("streams")?;
+        let consumers = q.bool("consumers")?;
+        // Consumers (direct ones included) do not exist yet: nothing to list.
+        q.bool("direct-consumers")?;
+        let config = q.bool("config")?;
+        let offset = q.int("offset")?;
+        let limit = q.int("limit")?;
+        let leader_only = q.bool("leader-only")?;
+        let raft = q.bool("raft")?;
+        // Outside a cluster this server leads every stream: nothing is left out.
+        q.bool("stream-leader-only")?;
+        Ok(JszOpts {
+            account: q.get("acc").to_string(),
+            accounts,
+            streams,
+            consumers,
+            config,
+            leader_only,
+            offset,
+            limit,
+            raft,
+        })
+    }
+}
+
+/// `/jsz` as nats-server's `Jsz` answers it: server totals, and per account details when
+/// asked (`accounts`, `streams`, `acc`), sorted by account name and paged by `offset`/`limit`.
+/// Err is the 400 text.
+pub fn jsz(
+    g: &Global,
+    now: SystemTime,
+    opts: &JszOpts,
+    js: Option<&JsSnapshot>,
+) -> Result<Jsz, String> {
+    let mut o = opts.clone();
+    o.offset = o.offset.max(0);
+    if o.limit == 0 {
+        o.limit = DEFAULT_LIST_SIZE;
+    }
+    if o.consumers {
+        o.streams = true;
+    }
+    if o.streams && o.account.is_empty() {
+        o.accounts = true;
+    }
+    let mut out = Jsz {
+        stats: JsStats::default(),
         server_id: g.config().server_id.clone(),
         now: rfc3339_nano(now),
-        disabled: true,
+        disabled: false,
         config: JsConfig::default(),
+        limits: None,
         streams: 0,
+        streams_leader: 0,
         consumers: 0,
+        consumers_leader: 0,
         messages: 0,
         bytes: 0,
+        account_details: Vec::new(),
         total: 0,
+    };
+    let Some(js) = js else {
+        if o.leader_only {
+            return Err("filtered response: not leader".into());
+        }
+        out.disabled = true;
+        return Ok(out);
+    };
+    out.stats = js.stats();
+    out.config = js.config();
+    out.limits = Some(Empty {});
+    out.total = js.accounts.len();
+    for s in js.streams() {
+        out.streams += 1;
+        out.messages += s.figures.msgs;
+        out.bytes += s.figures.bytes;
+    }
+    if o.raft {
+        // Every stream is its own leader here; there are no consumers.
+        out.streams_leader = out.streams;
+    }
+    let mut chosen: Vec<&JsAccountSnapshot> = js.accounts.iter().collect();
+    if let Some(a) = js.accounts.iter().find(|a| a.name == o.account) {
+        chosen = vec![a];
+    } else if o.accounts {
+        if o.limit > 0 {
+            chosen.sort_by(|a, b| a.name.cmp(&b.name));
+            let offset = usize::try_from(o.offset).unwrap_or(usize::MAX);
+            let limit = usize::try_from(o.limit).unwrap_or(usize::MAX);
+            chosen = chosen.into_iter().skip(offset).take(limit).collect();
+        }
+    } else {
+        chosen.clear();
+    }
+    out.account_details = chosen
+        .into_iter()
+        .map(|a| account_detail(js, a, &o))
+        .collect();
+    Ok(out)
+}
+
+fn account_detail(js: &JsSnapshot, a: &JsAccountSnapshot, o: &JszOpts) -> AccountDetail {
+    let mut stats = usage(a.streams.iter());
+    // The account's own limits: -1 (none) for an account JetStream serves with the server's,
+    // which Go writes as a uint64.
+    stats.reserved_memory = u64::MAX;
+    stats.reserved_storage = u64::MAX;
+    stats.api = JsApi {
+        level: 0,
+        total: a.api_total,
+        errors: a.api_errors,
+    };
+    let stream_detail = if o.streams {
+        a.streams
+            .iter()
+            .map(|s| StreamDetail {
+                name: s.name.clone(),
+                created: tachyon_jetstream::api::rfc3339_nano(s.created),
+                cluster: ClusterInfo::single(&js.server_name),
+                config: if o.config { s.config.clone() } else { None },
+                state: state_of(&s.figures),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    AccountDetail {
+        name: a.name.clone(),
+        id: a.name.clone(),
+        stats,
+        stream_detail,
+    }
+}
+
+fn state_of(f: &Figures) -> StreamState {
+    StreamState {
+        messages: f.msgs,
+        bytes: f.bytes,
+        first_seq: f.first_seq,
+        first_ts: f.first_ts,
+        last_seq: f.last_seq,
+        last_ts: f.last_ts,
+        num_subjects: f.num_subjects,
+        num_deleted: f.num_deleted,
+        consumer_count: 0,
+        ..StreamState::default()
     }
 }

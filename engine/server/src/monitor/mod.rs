@@ -19,7 +19,9 @@ use tachyon_core::monitor::snapshot::Want;
 use tachyon_core::shard::mailbox::Mailbox;
 
 use crate::listener::{go_op_error, host_port};
+use tachyon_core::accounts::AccountId;
 use tachyon_core::global::Global;
+use tachyon_jetstream::JetStream;
 
 /// How long a request waits for the shards before answering with those that replied.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -40,6 +42,15 @@ pub struct Monitor {
     http_port: i64,
     cpu: Mutex<process::CpuMeter>,
     req_stats: Mutex<BTreeMap<String, u64>>,
+    js: Option<JetStreamSource>,
+}
+
+/// JetStream as `/jsz` and `/varz` read it: the registry (its lock, never a shard) and what
+/// the start-up settings said.
+pub struct JetStreamSource {
+    pub js: Arc<JetStream>,
+    /// nats-server's `compress_ok`: both storage limits were configured.
+    pub compress_ok: bool,
 }
 
 /// The listening socket and where it is bound, before the serving thread starts.
@@ -76,6 +87,7 @@ pub fn start(
     boxes: std::sync::Arc<[Mailbox]>,
     http_host: String,
     configured_port: u16,
+    js: Option<JetStreamSource>,
 ) -> std::io::Result<()> {
     let monitor = Arc::new(Monitor {
         global,
@@ -88,6 +100,7 @@ pub fn start(
         },
         cpu: Mutex::new(process::CpuMeter::new()),
         req_stats: Mutex::new(BTreeMap::new()),
+        js,
     });
     std::thread::Builder::new()
         .name("monitor".into())
@@ -103,6 +116,61 @@ impl Monitor {
 
     fn gather(&self, want: Want) -> Vec<tachyon_core::monitor::snapshot::ShardSnapshot> {
         tachyon_core::shard::mailbox::gather(&self.boxes, want, GATHER_TIMEOUT)
+    }
+
+    /// JetStream's configuration, accounts and streams (their configs only with `configs`),
+    /// or `None` when it is off.
+    fn js_snapshot(&self, configs: bool) -> Option<endpoints::JsSnapshot> {
+        let src = self.js.as_ref()?;
+        let js = &*src.js;
+        let accounts = &self.global.accounts;
+        let mut out = endpoints::JsSnapshot {
+            max_memory: js.max_memory,
+            max_store: js.max_store,
+            store_dir: js.store_dir.to_string_lossy().into_owned(),
+            sync: js.sync,
+            domain: js.domain.clone(),
+            strict: js.strict,
+            compress_ok: src.compress_ok,
+            api_level: tachyon_jetstream::API_LEVEL,
+            server_name: js.server_name.clone(),
+            accounts: Vec::new(),
+        };
+        let reg = js.registry.lock();
+        for id in 0..accounts.len().max(1) {
+            let id = id as AccountId;
+            if !js.enabled_for(id) {
+                continue;
+            }
+            let (api_total, api_errors) = js.registry.api(id).map_or((0, 0), |c| {
+                (
+                    c.total.load(std::sync::atomic::Ordering::Relaxed),
+                    c.errors.load(std::sync::atomic::Ordering::Relaxed),
+                )
+            });
+            let streams = reg
+                .get(&id)
+                .into_iter()
+                .flat_map(|a| a.streams.iter())
+                // A stream still being created (or deleted) is not listed, as in STREAM.LIST.
+                .filter(|(_, s)| s.ready)
+                .map(|(name, s)| endpoints::JsStreamSnapshot {
+                    name: name.clone(),
+                    created: s.created,
+                    memory: s.config.is_memory(),
+                    max_bytes: s.config.max_bytes,
+                    figures: s.figures.load(),
+                    config: configs.then(|| s.config.clone()),
+                })
+                .collect();
+            out.accounts.push(endpoints::JsAccountSnapshot {
+                name: accounts.name(id).to_string(),
+                api_total,
+                api_errors,
+                streams,
+            });
+        }
+        Some(out)
     }
 
     /// Answers one request: `path` without the query, `raw_query` after the `?`.
@@ -144,6 +212,7 @@ impl Monitor {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
+                let js = self.js_snapshot(false);
                 let inputs = endpoints::VarzInputs {
                     global: g,
                     http_host: &self.http_host,
@@ -153,6 +222,7 @@ impl Monitor {
                     cpu,
                     cores: std::thread::available_parallelism().map_or(1, |c| c.get()),
                     http_req_stats: stats,
+                    js: js.as_ref(),
                 };
                 Reply::json(&endpoints::varz(inputs, &snaps))
             }
@@ -195,7 +265,16 @@ impl Monitor {
             "/leafz" => Reply::json(&endpoints::leafz(g, now())),
             "/accountz" => Reply::json(&endpoints::accountz(g, now())),
             "/accstatz" => Reply::json(&endpoints::accstatz(g, now())),
-            _ => Reply::json(&endpoints::jsz(g, now())),
+            _ => match endpoints::JszOpts::from_query(&q) {
+                Ok(o) => {
+                    let js = self.js_snapshot(o.config);
+                    match endpoints::jsz(g, now(), &o, js.as_ref()) {
+                        Ok(j) => Reply::json(&j),
+                        Err(e) => Reply::bad_request(e),
+                    }
+                }
+                Err(e) => Reply::bad_request(e),
+            },
         }
     }
 }
