@@ -390,6 +390,16 @@ impl<L> Core<L> {
         cands
     }
 
+    /// The sequences of the messages below `seq`, oldest first: what a
+    /// [`crate::Store::compact`] to `seq` removes.
+    pub fn below(&self, seq: u64) -> Vec<u64> {
+        self.msgs
+            .iter()
+            .map(|(s, _)| s)
+            .take_while(|s| *s < seq)
+            .collect()
+    }
+
     pub fn state(&self) -> StreamState {
         let first = self.msgs.first();
         let last = self.msgs.last();

@@ -17,6 +17,8 @@ pub mod types;
 #[cfg(test)]
 mod accounting_tests;
 #[cfg(test)]
+mod compact_tests;
+#[cfg(test)]
 mod limits_tests;
 
 pub use consumer_state::{ConsumerState, ConsumerStateFile, PendingAck, SequencePair};

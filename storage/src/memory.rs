@@ -100,6 +100,18 @@ impl Store for MemoryStore {
         Ok(victims.len() as u64)
     }
 
+    fn compact(&mut self, seq: u64) -> Result<u64> {
+        if seq == 0 {
+            return self.purge(&PurgeRequest::default());
+        }
+        let victims = self.core.below(seq);
+        for v in &victims {
+            self.core.remove(*v);
+        }
+        self.core.bump_last_seq(seq - 1);
+        Ok(victims.len() as u64)
+    }
+
     fn expire(&mut self, now: i64) -> Result<u64> {
         let victims = self.core.expired(&self.limits, now);
         for v in &victims {

@@ -46,6 +46,21 @@ pub trait Store {
     /// Returns how many messages were removed.
     fn purge(&mut self, req: &PurgeRequest) -> Result<u64>;
 
+    /// Removes every message below `seq` and returns how many, as nats-server's `Compact`
+    /// (what an unfiltered purge up to a sequence and a stream's configured first sequence
+    /// use). When `seq` is past the last sequence the store ends empty with
+    /// `first_seq == seq` and `last_seq == seq - 1`, and the next append gets `seq`; at or
+    /// below the first sequence it removes nothing. `0` removes everything and keeps the
+    /// sequences, as [`Store::purge`] with no conditions. (A store that never held a message
+    /// still reports `first_seq` 0 after `compact(1)`: nothing moves.)
+    ///
+    /// A file store makes it durable before it returns, whatever its sync policy: what was
+    /// written before is synced first, then one floor record (after a power cut: the state
+    /// before or the state after, never a part) is written and synced, so no sequence below
+    /// `seq` is handed out after the call returned. Not to be confused with
+    /// [`crate::FileStore::compact_step`], which rewrites sparse segments and changes no state.
+    fn compact(&mut self, seq: u64) -> Result<u64>;
+
     /// Removes messages older than max age as of `now`; returns how many.
     fn expire(&mut self, now: i64) -> Result<u64>;
 

@@ -150,7 +150,24 @@ pub(crate) async fn open_recovered(js: &Arc<JetStream>, shard: &Rc<Shard>, r: Re
             return;
         }
     };
-    let st = tachyon_storage::Store::state(&store);
+    // Only a store that never took a message: a crash came between writing the metadata of a
+    // stream created with a first sequence and moving its store there.
+    let backend = match crate::stream::start_at(
+        Backend::File(Box::new(store)),
+        r.meta.config.first_seq,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(
+                "JetStream: stream '{} > {name}' failed to move to its first sequence: {e}",
+                r.account
+            );
+            return;
+        }
+    };
+    let st = tachyon_storage::Store::state(backend.store());
     tracing::info!(
         "  Restored {} messages for stream '{} > {name}'",
         st.msgs,
@@ -159,7 +176,7 @@ pub(crate) async fn open_recovered(js: &Arc<JetStream>, shard: &Rc<Shard>, r: Re
     let opened = Opened {
         config: r.meta.config,
         created: r.meta.created,
-        backend: Backend::File(Box::new(store)),
+        backend,
         dir: Some(r.dir),
     };
     match StreamTask::start(js, shard, account, opened) {

@@ -360,6 +360,11 @@ async fn create_here(
             Err(e) => return fail(errors::STREAM_CREATE.with("err", e)),
         }
     };
+    // A configured first sequence: the first publish gets it.
+    let backend = match crate::stream::start_at(backend, config.first_seq).await {
+        Ok(b) => b,
+        Err(e) => return fail(errors::STREAM_CREATE.with("err", e)),
+    };
     let opened = Opened {
         config,
         created,

@@ -44,7 +44,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    fn store(&self) -> &dyn Store {
+    pub(crate) fn store(&self) -> &dyn Store {
         match self {
             Backend::File(f) => f.as_ref(),
             Backend::Memory(m) => m,
@@ -55,6 +55,31 @@ impl Backend {
         match self {
             Backend::File(f) => f.as_mut(),
             Backend::Memory(m) => m,
+        }
+    }
+}
+
+/// Moves a store that never held a message to the stream's configured first sequence
+/// (nats-server's `FirstSeq`, applied as `Compact(first_seq)` when the store is made), so the
+/// first publish gets it; durable before it returns. Only a store whose last sequence is 0 is
+/// moved: at creation, and at recovery when a crash came between writing the stream's metadata
+/// and this. A store that took messages or was moved already is left as it is.
+pub(crate) async fn start_at(backend: Backend, first_seq: u64) -> Result<Backend, String> {
+    if first_seq <= 1 || backend.store().state().last_seq != 0 {
+        return Ok(backend);
+    }
+    match backend {
+        Backend::Memory(mut m) => {
+            m.compact(first_seq).map_err(|e| e.to_string())?;
+            Ok(Backend::Memory(m))
+        }
+        Backend::File(mut f) => {
+            let r = crate::offload::off_executor(move || f.compact(first_seq).map(|_| f)).await;
+            match r {
+                Some(Ok(f)) => Ok(Backend::File(f)),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("the store panicked while moving to its first sequence".into()),
+            }
         }
     }
 }
@@ -789,11 +814,17 @@ impl StreamTask {
         self.respond(&reply_to, &api::stream_delete_response());
     }
 
-    /// In nats-server's order: the request, then sealed, then deny_purge.
+    /// In nats-server's order: the request, then sealed, then deny_purge. As nats-server's
+    /// `PurgeEx`, a purge without a subject filter (or with `>`) up to a sequence is a
+    /// compaction: everything below it goes, and a sequence past the end moves the stream's
+    /// sequences there (the next publish gets it).
     fn purge(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        let req = api::parse_purge_request(body, self.js.strict)?
-            .map(|r| r.to_storage())
-            .unwrap_or_default();
+        let parsed = api::parse_purge_request(body, self.js.strict)?;
+        let compact_to = parsed
+            .as_ref()
+            .filter(|r| r.seq > 1 && (r.filter.is_empty() || r.filter == ">"))
+            .map(|r| r.seq);
+        let req = parsed.map(|r| r.to_storage()).unwrap_or_default();
         let (sealed, deny_purge) = {
             let c = self.config.borrow();
             (c.sealed, c.deny_purge)
@@ -804,7 +835,13 @@ impl StreamTask {
         if deny_purge {
             return Err(errors::STREAM_PURGE_FAILED.with("err", "stream purge not permitted"));
         }
-        let purged = self.backend.borrow_mut().store_mut().purge(&req);
+        let purged = {
+            let mut b = self.backend.borrow_mut();
+            match compact_to {
+                Some(seq) => b.store_mut().compact(seq),
+                None => b.store_mut().purge(&req),
+            }
+        };
         let purged = match purged {
             Ok(n) => n,
             // As nats-server: a general error, sent as a response (not counted as an API

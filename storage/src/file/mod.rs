@@ -952,6 +952,45 @@ impl FileStore {
         self.remove_many(&victims, floor)
     }
 
+    /// [`Store::compact`] for `seq` >= 1. What is written so far is made durable first
+    /// (appends, evictions pipelined batches deferred), so the removal is never on disk ahead
+    /// of them. Then one floor record `seq` stands for all of it: read back, it removes every
+    /// record below `seq` and raises the last sequence to at least `seq - 1` on its own, so a
+    /// power cut leaves it whole (the state after) or absent (the state before). It is synced
+    /// before the call returns, under any sync policy, and only then are the sealed segments it
+    /// emptied removed.
+    fn compact_below(&mut self, seq: u64) -> Result<u64> {
+        let victims = self.core.below(seq);
+        let last = self.core.last_seq();
+        if victims.is_empty() && seq - 1 <= last {
+            return Ok(0);
+        }
+        if self.dirty || !self.deferred_tombs.is_empty() {
+            self.sync_now()?;
+        }
+        let mut tombs = Vec::new();
+        tombstones::encode(&mut tombs, tombstones::FLOOR, seq);
+        // After the floor, so a torn write never keeps the raised last sequence without it.
+        tombstones::encode(&mut tombs, tombstones::LAST_SEQ, last.max(seq - 1));
+        let (mut scratch, mut emptied) = (Vec::new(), Vec::new());
+        let mut n = 0;
+        for s in &victims {
+            if let Some((_, e)) = self.forget(*s, &mut scratch) {
+                n += 1;
+                emptied.extend(e);
+            }
+        }
+        self.core.bump_last_seq(seq - 1);
+        self.write_tombs(&tombs)?;
+        for f in emptied {
+            self.retire_segment(f);
+        }
+        self.arm_retired();
+        // Syncs the floor (and reports `seq - 1` durable), then removes the retired segments.
+        self.sync_now()?;
+        Ok(n)
+    }
+
     fn remove_many(&mut self, seqs: &[u64], floor: Option<u64>) -> Result<u64> {
         let mut tombs = Vec::new();
         let mut emptied = Vec::new();
@@ -1058,6 +1097,15 @@ impl Store for FileStore {
             None
         };
         let r = self.remove_many(&victims, floor);
+        self.guard(r)
+    }
+
+    fn compact(&mut self, seq: u64) -> Result<u64> {
+        if seq == 0 {
+            return Store::purge(self, &PurgeRequest::default());
+        }
+        self.check()?;
+        let r = self.compact_below(seq);
         self.guard(r)
     }
 

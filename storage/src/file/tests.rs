@@ -490,6 +490,8 @@ mod model {
         Expire(i64),
         Restart,
         Compact,
+        /// `Store::compact` to this far past the last sequence less 10 (0: to sequence 0).
+        CompactTo(u64),
         /// A stream update: new limits, applied at once.
         SetLimits(Limits),
     }
@@ -505,6 +507,7 @@ mod model {
             1 => (0i64..200).prop_map(Op::Expire),
             2 => Just(Op::Restart),
             2 => Just(Op::Compact),
+            1 => (0u64..30).prop_map(Op::CompactTo),
             1 => limits().prop_map(Op::SetLimits),
         ]
     }
@@ -628,6 +631,14 @@ mod model {
                 }
                 Op::Compact => {
                     f.compact_all().unwrap();
+                }
+                Op::CompactTo(d) => {
+                    let seq = if d == 0 {
+                        0
+                    } else {
+                        m.state().last_seq.saturating_sub(10) + d
+                    };
+                    prop_assert_eq!(f.compact(seq).unwrap(), m.compact(seq).unwrap());
                 }
                 Op::Restart => {
                     drop(f);
