@@ -394,6 +394,9 @@ impl StreamTask {
             }
             self.append(&mut pending);
             self.flush_acks();
+            // A batch is a burst of work on the shard: the connections it shares the shard
+            // with run before the next one.
+            futures_lite::future::yield_now().await;
         }
         self.stop(sub);
     }
