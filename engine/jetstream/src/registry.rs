@@ -37,6 +37,23 @@ pub struct Figures {
     pub num_subjects: u64,
 }
 
+impl Figures {
+    /// The figures as nats-server's `StreamState` shows them (no consumers yet).
+    pub fn state(&self) -> crate::api::StreamState {
+        crate::api::StreamState {
+            messages: self.msgs,
+            bytes: self.bytes,
+            first_seq: self.first_seq,
+            first_ts: self.first_ts,
+            last_seq: self.last_seq,
+            last_ts: self.last_ts,
+            num_subjects: self.num_subjects,
+            num_deleted: self.num_deleted,
+            ..crate::api::StreamState::default()
+        }
+    }
+}
+
 impl StreamFigures {
     pub fn store(&self, f: &Figures) {
         self.msgs.store(f.msgs, Ordering::Relaxed);
@@ -86,6 +103,16 @@ pub struct AccountStreams {
 pub struct ApiCounters {
     pub total: AtomicU64,
     pub errors: AtomicU64,
+}
+
+impl ApiCounters {
+    /// One API request answered (`failed`: with an error).
+    pub fn count(&self, failed: bool) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 #[derive(Default)]

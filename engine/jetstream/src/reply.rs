@@ -7,26 +7,12 @@ use tachyon_storage::StoredMsg;
 use crate::api::{self, ApiKind, ApiPaged, StreamInfo, StreamInfoRequest, StreamState};
 pub(crate) use crate::api::{pub_ack, pub_ack_error};
 use crate::errors::ApiError;
-use crate::registry::{Figures, StreamEntry};
+use crate::registry::StreamEntry;
 use crate::stream::StreamTask;
 use crate::{now_nanos, JetStream};
 
 pub(crate) fn error(kind: ApiKind, e: &ApiError) -> Vec<u8> {
     api::error_response(kind, e)
-}
-
-fn state_of(f: &Figures) -> StreamState {
-    StreamState {
-        messages: f.msgs,
-        bytes: f.bytes,
-        first_seq: f.first_seq,
-        first_ts: f.first_ts,
-        last_seq: f.last_seq,
-        last_ts: f.last_ts,
-        num_subjects: f.num_subjects,
-        num_deleted: f.num_deleted,
-        ..StreamState::default()
-    }
 }
 
 /// A stream's info shaped as nats-server's standalone replies shape it: CREATE carries the
@@ -55,7 +41,7 @@ fn info(js: &JetStream, e: &StreamEntry, state: StreamState, kind: ApiKind) -> S
 /// nats-server's standalone create says `did_create` also when the very same stream existed.
 pub(crate) fn stream_info(t: &StreamTask, kind: ApiKind, req: &StreamInfoRequest) -> Vec<u8> {
     let entry = t.entry();
-    let mut state = state_of(&t.figures());
+    let mut state = t.figures().state();
     if req.deleted_details {
         state.deleted = t.deleted_seqs();
     }
@@ -89,7 +75,7 @@ pub(crate) fn stream_info(t: &StreamTask, kind: ApiKind, req: &StreamInfoRequest
 
 /// A create of a stream that exists with the very same config: its info, from the registry.
 pub(crate) fn stream_info_of_entry(js: &JetStream, e: &StreamEntry) -> Vec<u8> {
-    let i = info(js, e, state_of(&e.figures.load()), ApiKind::StreamCreate);
+    let i = info(js, e, e.figures.load().state(), ApiKind::StreamCreate);
     api::stream_create_response(&i, true)
 }
 
@@ -178,7 +164,7 @@ pub(crate) fn stream_list(
     let (page, range) = ApiPaged::page(all.len(), req.offset as i64, api::LIST_LIMIT);
     let infos: Vec<StreamInfo> = all[range]
         .iter()
-        .map(|e| info(js, e, state_of(&e.figures.load()), ApiKind::StreamList))
+        .map(|e| info(js, e, e.figures.load().state(), ApiKind::StreamList))
         .collect();
     Ok(api::stream_list_response(&infos, page, &[]))
 }
@@ -205,6 +191,26 @@ pub(crate) fn direct_headers(stream: &str, m: &StoredMsg) -> Vec<u8> {
     out.extend_from_slice(fields.as_bytes());
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// Answers an API request with `r` (the reply, or the error as `kind`'s reply) and counts it.
+pub(crate) fn answer(
+    out: &tachyon_core::service::InternalClient,
+    counters: Option<&crate::registry::ApiCounters>,
+    to: &Option<bytes::Bytes>,
+    kind: ApiKind,
+    r: Result<Vec<u8>, ApiError>,
+) {
+    if let Some(c) = counters {
+        c.count(r.is_err());
+    }
+    let body = match r {
+        Ok(body) => body,
+        Err(e) => error(kind, &e),
+    };
+    if let Some(to) = to {
+        out.publish(to, None, None, &body);
+    }
 }
 
 #[cfg(test)]

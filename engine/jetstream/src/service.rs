@@ -142,24 +142,12 @@ impl Api {
 
     fn count(&self, failed: bool) {
         if let Some(c) = self.js.registry.api(self.account) {
-            c.total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if failed {
-                c.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+            c.count(failed);
         }
     }
 
     fn answer(&self, to: &Option<Bytes>, kind: ApiKind, r: Result<Vec<u8>, ApiError>) {
-        match r {
-            Ok(body) => {
-                self.count(false);
-                self.respond(to, &body);
-            }
-            Err(e) => {
-                self.count(true);
-                self.respond(to, &reply::error(kind, &e));
-            }
-        }
+        reply::answer(&self.out, self.js.registry.api(self.account), to, kind, r);
     }
 
     fn handle(&self, op: Op, d: Delivery) {

@@ -682,10 +682,7 @@ impl StreamTask {
 
     fn count_api(&self, failed: bool) {
         if let Some(c) = self.js.registry.api(self.account) {
-            c.total.fetch_add(1, Ordering::Relaxed);
-            if failed {
-                c.errors.fetch_add(1, Ordering::Relaxed);
-            }
+            c.count(failed);
         }
     }
 
@@ -726,16 +723,7 @@ impl StreamTask {
     }
 
     fn answer(&self, to: &Option<Bytes>, kind: ApiKind, r: Result<Vec<u8>, ApiError>) {
-        match r {
-            Ok(body) => {
-                self.count_api(false);
-                self.respond(to, &body);
-            }
-            Err(e) => {
-                self.count_api(true);
-                self.respond(to, &reply::error(kind, &e));
-            }
-        }
+        reply::answer(&self.out, self.js.registry.api(self.account), to, kind, r);
     }
 
     async fn update(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {

@@ -1187,7 +1187,7 @@ fn account_detail(js: &JsSnapshot, a: &JsAccountSnapshot, o: &JszOpts) -> Accoun
                 created: tachyon_jetstream::api::rfc3339_nano(s.created),
                 cluster: ClusterInfo::single(&js.server_name),
                 config: if o.config { s.config.clone() } else { None },
-                state: state_of(&s.figures),
+                state: s.figures.state(),
             })
             .collect()
     } else {
@@ -1198,20 +1198,5 @@ fn account_detail(js: &JsSnapshot, a: &JsAccountSnapshot, o: &JszOpts) -> Accoun
         id: a.name.clone(),
         stats,
         stream_detail,
-    }
-}
-
-fn state_of(f: &Figures) -> StreamState {
-    StreamState {
-        messages: f.msgs,
-        bytes: f.bytes,
-        first_seq: f.first_seq,
-        first_ts: f.first_ts,
-        last_seq: f.last_seq,
-        last_ts: f.last_ts,
-        num_subjects: f.num_subjects,
-        num_deleted: f.num_deleted,
-        consumer_count: 0,
-        ..StreamState::default()
     }
 }
