@@ -1,8 +1,10 @@
 //! An in-memory [`Io`] that models a power failure: [`SimIo::crash`] forgets every write not
 //! covered by a completed `sync_data` and may keep a torn, garbled part of the unsynced tail.
-//! Directory operations count as durable at once (a journaling file system after `sync_dir`).
+//! Directory operations count as durable at once (a journaling file system after `sync_dir`),
+//! except, with [`SimIo::lossy_dirs`], the creation of a file: it is lost by a crash until its
+//! folder is synced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +24,10 @@ struct Fs {
     generation: u64,
     /// Operations left before the simulated process dies mid-call (see [`SimIo::fail_after`]).
     ops_left: Option<u64>,
+    /// See [`SimIo::lossy_dirs`].
+    lossy_dirs: bool,
+    /// Files created since their folder was last synced (only with `lossy_dirs`).
+    unsynced_entries: BTreeSet<PathBuf>,
 }
 
 impl Fs {
@@ -51,12 +57,23 @@ impl SimIo {
         Self::default()
     }
 
+    /// A layer where a file created since its folder's last `sync_dir` is gone after a crash
+    /// (its data too); a rename carries that state to the new name.
+    pub fn lossy_dirs() -> Self {
+        let io = Self::default();
+        lock(&io.fs).lossy_dirs = true;
+        io
+    }
+
     /// Power failure. `rand` drives the tear: for each file with unsynced appended bytes a
     /// prefix of them survives, the last surviving byte possibly garbled.
     pub fn crash(&self, mut rand: impl FnMut(u64) -> u64) {
         let mut fs = lock(&self.fs);
         fs.generation += 1;
         fs.ops_left = None;
+        for p in std::mem::take(&mut fs.unsynced_entries) {
+            fs.files.remove(&p);
+        }
         for f in fs.files.values_mut() {
             let appended_only = f.data.len() > f.durable.len() && f.data.starts_with(&f.durable);
             let mut next = f.durable.clone();
@@ -171,6 +188,9 @@ impl Io for SimIo {
                 return Err(io::ErrorKind::NotFound.into());
             }
             fs.files.insert(path.to_path_buf(), SimFile::default());
+            if fs.lossy_dirs {
+                fs.unsynced_entries.insert(path.to_path_buf());
+            }
         }
         Ok(Box::new(SimHandle {
             fs: self.fs.clone(),
@@ -189,6 +209,7 @@ impl Io for SimIo {
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut fs = lock(&self.fs);
         fs.tick()?;
+        fs.unsynced_entries.remove(path);
         fs.files
             .remove(path)
             .map(|_| ())
@@ -202,12 +223,20 @@ impl Io for SimIo {
             .remove(from)
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         fs.files.insert(to.to_path_buf(), f);
+        if fs.unsynced_entries.remove(from) {
+            fs.unsynced_entries.insert(to.to_path_buf());
+        } else {
+            fs.unsynced_entries.remove(to);
+        }
         Ok(())
     }
     fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
         Ok(())
     }
-    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        lock(&self.fs)
+            .unsynced_entries
+            .retain(|p| p.parent() != Some(dir));
         Ok(())
     }
 }

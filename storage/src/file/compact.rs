@@ -85,6 +85,7 @@ impl FileStore {
             .iter()
             .filter(|(f, s)| {
                 **f != self.open_seg
+                    && !self.seal_pending(**f)
                     && s.len > 0
                     && s.live_bytes < s.len
                     && !self.compact.skip.contains(f)

@@ -160,6 +160,14 @@ pub struct FileStore {
     tomb_unsynced: bool,
     /// Tombstones of pipelined batches, each with the sequence that must be durable first.
     deferred_tombs: Vec<(u64, Vec<u8>)>,
+    /// Segments a pipelined batch sealed, handed to the syncer with the batch's request.
+    rolled: Vec<syncer::Seal>,
+    /// Seals handed (or about to be handed) to the syncer so far; the syncer finishes them in
+    /// this order.
+    seals_requested: u64,
+    /// Segments whose seal (sync, index) may not be finished yet, with their seal's number:
+    /// their files are neither removed nor compacted until it is.
+    pending_seals: Vec<(u64, u64)>,
     compact: compact::CompactState,
 }
 
@@ -329,6 +337,9 @@ impl FileStore {
             retired: Vec::new(),
             tomb_unsynced: false,
             deferred_tombs: Vec::new(),
+            rolled: Vec::new(),
+            seals_requested: 0,
+            pending_seals: Vec::new(),
             compact: compact::CompactState::default(),
         };
         // Recovery read the tombstones and the open segment, possibly from the page cache of a
@@ -443,6 +454,9 @@ impl FileStore {
     }
 
     fn sync_now(&mut self) -> Result<()> {
+        // Segments sealed by pipelined batches are synced, and their new segments' folder
+        // entries too, by the syncer: wait for it before claiming everything is durable.
+        self.settle_seals()?;
         // Appends before tombstones: a tombstone a limit wrote for an append is durable only
         // if that append is, so a power cut never leaves a message evicted by one that is gone.
         if let Some(s) = self.segs.get(&self.open_seg) {
@@ -482,10 +496,48 @@ impl FileStore {
         }
     }
 
+    /// Hands the segments sealed by a pipelined batch to the syncer (if any are left over, e.g.
+    /// by a failed batch) and waits until every seal is finished.
+    fn settle_seals(&mut self) -> Result<()> {
+        let Some(s) = &self.syncer else {
+            return Ok(());
+        };
+        if !self.rolled.is_empty() {
+            let seals = std::mem::take(&mut self.rolled);
+            s.request(self.core.last_seq(), seals, Vec::new(), true);
+        }
+        if self.pending_seals.is_empty() {
+            return Ok(());
+        }
+        s.wait_seals(self.seals_requested)
+            .map_err(|reason| StoreError::SyncFailed {
+                path: self.dir.clone(),
+                reason,
+            })?;
+        self.pending_seals.clear();
+        Ok(())
+    }
+
+    /// Whether segment `first`'s seal may still be running on the syncer.
+    fn seal_pending(&self, first: u64) -> bool {
+        let done = self.syncer.as_ref().map_or(u64::MAX, |s| s.seals_done());
+        self.pending_seals
+            .iter()
+            .any(|(f, n)| *f == first && *n > done)
+    }
+
     /// Removes the files of retired segments whose removal is now safe.
     fn reap_retired(&mut self) -> Result<()> {
         let durable = self.durable_seq();
-        while let Some(i) = self.retired.iter().position(|(_, need)| *need <= durable) {
+        if let Some(s) = &self.syncer {
+            let done = s.seals_done();
+            self.pending_seals.retain(|(_, n)| *n > done);
+        }
+        while let Some(i) = self
+            .retired
+            .iter()
+            .position(|(f, need)| *need <= durable && !self.seal_pending(*f))
+        {
             let (first, _) = self.retired.swap_remove(i);
             self.remove_segment_files(first)?;
         }
@@ -535,16 +587,20 @@ impl FileStore {
         if std::mem::take(&mut self.tomb_unsynced) {
             files.push(self.tomb.clone());
         }
+        // Segments sealed by this batch: the syncer syncs them before the new one and, as a
+        // new segment was created for each, the folder before publishing.
+        let seals = std::mem::take(&mut self.rolled);
+        let sync_dir = !seals.is_empty();
         if let Some(s) = &self.syncer {
-            s.request(self.core.last_seq(), files);
+            s.request(self.core.last_seq(), seals, files, sync_dir);
         }
         Ok(out)
     }
 
     fn start_syncer(&mut self) -> Result<()> {
         if self.syncer.is_none() {
-            let s =
-                syncer::Syncer::start(self.synced_seq).map_err(|e| StoreError::io(&self.dir, e))?;
+            let s = syncer::Syncer::start(self.synced_seq, self.io.clone(), self.dir.clone())
+                .map_err(|e| StoreError::io(&self.dir, e))?;
             self.syncer = Some(s);
         }
         Ok(())
@@ -643,6 +699,8 @@ impl FileStore {
         r
     }
 
+    /// Creates the next segment and makes its folder entry durable (pipelined batches leave
+    /// that to the syncer: see [`FileStore::roll`]).
     fn new_segment(&mut self) -> Result<()> {
         let first = self.core.last_seq() + 1;
         let p = self.dir.join(seg_name(first));
@@ -651,9 +709,11 @@ impl FileStore {
             .open(&p, true)
             .map_err(|e| StoreError::io(&p, e))?
             .into();
-        self.io
-            .sync_dir(&self.dir)
-            .map_err(|e| StoreError::io(&self.dir, e))?;
+        if !self.deferring {
+            self.io
+                .sync_dir(&self.dir)
+                .map_err(|e| StoreError::io(&self.dir, e))?;
+        }
         self.segs.insert(
             first,
             Segment {
@@ -668,7 +728,11 @@ impl FileStore {
         Ok(())
     }
 
-    /// Seals the open segment: sync it, write its index, start the next one.
+    /// Seals the open segment: sync it, write its index, start the next one. In a pipelined
+    /// batch the owner only starts the next segment; the syncer cuts and syncs the sealed one
+    /// and syncs the folder before the batch's sequences are published durable, then writes
+    /// the index (recovery rebuilds a missing one from the segment). Until that seal is
+    /// finished the segment's files are neither removed nor compacted.
     fn roll(&mut self) -> Result<()> {
         let first = self.open_seg;
         let spath = self.dir.join(seg_name(first));
@@ -678,6 +742,22 @@ impl FileStore {
                 spath.display()
             )));
         };
+        if self.deferring && self.syncer.is_some() {
+            let seal = syncer::Seal {
+                first,
+                file: seg.file.clone(),
+                len: seg.len,
+                index: std::mem::take(&mut self.open_idx),
+            };
+            self.seals_requested += 1;
+            self.pending_seals.push((first, self.seals_requested));
+            self.rolled.push(seal);
+            self.new_segment()?;
+            if self.segs.get(&first).is_some_and(|s| s.live == 0) {
+                self.retire_segment(first);
+            }
+            return Ok(());
+        }
         // Direct I/O pads the last block; a sealed segment's length must be its records'.
         seg.file
             .set_len(seg.len)
