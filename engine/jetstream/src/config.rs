@@ -259,6 +259,22 @@ pub struct StreamConfig {
 }
 
 impl StreamConfig {
+    /// A feature of this config that Tachyon does not implement yet: such a config is refused
+    /// with an error naming it, rather than accepted and silently not acted on.
+    pub fn unsupported(&self) -> Option<&'static str> {
+        if self.mirror.is_some() {
+            Some("mirror")
+        } else if !self.sources.is_empty() {
+            Some("sources")
+        } else if self.subject_transform.is_some() {
+            Some("subject_transform")
+        } else if self.republish.is_some() {
+            Some("republish")
+        } else {
+            None
+        }
+    }
+
     pub fn is_memory(&self) -> bool {
         self.storage == StorageType::Memory
     }

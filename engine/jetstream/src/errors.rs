@@ -45,6 +45,15 @@ impl ApiError {
     }
 }
 
+/// A request for a stream feature Tachyon does not implement yet (nats-server has no such
+/// error: it implements them). Shaped as an invalid config, 500/10052, naming the feature.
+pub fn not_supported(feature: &str) -> ApiError {
+    STREAM_INVALID_CONFIG.with(
+        "err",
+        format!("stream configuration uses {feature}, which this server does not support yet"),
+    )
+}
+
 // ---- the table (generated from nats-server's jetstream_errors_generated.go) ----
 pub const ACCOUNT_RESOURCES_EXCEEDED: ErrDef = ErrDef {
     code: 400,

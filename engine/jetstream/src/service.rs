@@ -210,6 +210,9 @@ impl Api {
     /// exists with this very config), `None` once its owner shard took it over.
     fn create(&self, name: &str, d: &Delivery) -> Result<Option<Vec<u8>>, ApiError> {
         let cfg = crate::config::parse_create(&d.payload, name, self.js.strict)?;
+        if let Some(feature) = cfg.unsupported() {
+            return Err(errors::not_supported(feature));
+        }
         if let Some(existing) = self.js.registry.get(self.account, &cfg.name) {
             if existing.ready && cfg.same_as_existing(&existing.config) {
                 return Ok(Some(reply::stream_info_of_entry(&self.js, &existing)));

@@ -448,7 +448,15 @@ impl StreamTask {
             }
         }
         if get(b"Nats-TTL").is_some_and(|v| !v.is_empty()) {
-            return reject(errors::MESSAGE_TTL_DISABLED.err());
+            // nats-server's refusal where TTLs are off; where they are on, an honest one:
+            // per-message expiry is not implemented yet.
+            if !self.config.borrow().allow_msg_ttl {
+                return reject(errors::MESSAGE_TTL_DISABLED.err());
+            }
+            return reject(
+                errors::STREAM_STORE_FAILED
+                    .with("err", "per-message TTL is not supported by this server yet"),
+            );
         }
         if let Some(v) = get(b"Nats-Expected-Last-Subject-Sequence") {
             let want = parse_u64(v);
@@ -731,6 +739,9 @@ impl StreamTask {
         let requested = crate::config::parse_update(body, &name, self.js.strict)?;
         let old = self.config.borrow().clone();
         let new = crate::config::apply_update(&old, &requested)?;
+        if let Some(feature) = new.unsupported() {
+            return Err(errors::not_supported(feature));
+        }
         self.js.check_overlap(self.account, &new, Some(&name))?;
         if new.subjects != old.subjects || new.allow_direct != old.allow_direct {
             // Re-subscribe: the old subscriptions go with their routes.

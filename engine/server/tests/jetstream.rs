@@ -492,3 +492,45 @@ async fn accounts_without_jetstream_are_told_so() {
     let r = b.request("a.1", "x".into()).await;
     assert!(r.is_err(), "{r:?}");
 }
+
+/// Stream features Tachyon does not implement yet are refused by name, never accepted and
+/// silently not acted on.
+#[test]
+fn unimplemented_stream_features_are_refused_not_ignored() {
+    if common::under_test() != common::Impl::Tachyon {
+        return; // nats-server implements them.
+    }
+    let dir = TempDir::new("js-unsupported");
+    let s = js_server(&dir);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let nc = async_nats::connect(&s.url).await.expect("connect");
+        for (body, feature) in [
+            (
+                r#"{"name":"R","subjects":["r.>"],"republish":{"src":">","dest":"bar.>"}}"#,
+                "republish",
+            ),
+            (
+                r#"{"name":"R","subjects":["r.>"],"subject_transform":{"src":">","dest":"t.>"}}"#,
+                "subject_transform",
+            ),
+            (r#"{"name":"R","sources":[{"name":"X"}]}"#, "sources"),
+            (r#"{"name":"R","mirror":{"name":"X"}}"#, "mirror"),
+        ] {
+            let r = nc
+                .request("$JS.API.STREAM.CREATE.R", body.into())
+                .await
+                .expect("reply");
+            let text = String::from_utf8_lossy(&r.payload).into_owned();
+            assert!(
+                text.contains("10052") && text.contains(feature),
+                "{feature}: {text}"
+            );
+        }
+        let names = nc
+            .request("$JS.API.STREAM.NAMES", "".into())
+            .await
+            .expect("names");
+        assert!(String::from_utf8_lossy(&names.payload).contains("\"total\":0"));
+    });
+}
