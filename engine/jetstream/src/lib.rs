@@ -131,6 +131,29 @@ impl JetStream {
         self.server_name.clone()
     }
 
+    /// An API subject (`$JS.API.…`) as served: itself, and with a domain also its
+    /// `$JS.<domain>.API.…` form, which clients of that domain send (`nc.jetstream(domain)`).
+    pub fn api_subjects(&self, subject: &str) -> Vec<String> {
+        let mut v = vec![subject.to_string()];
+        if let (Some(d), Some(rest)) = (&self.domain, subject.strip_prefix("$JS.API.")) {
+            v.push(format!("$JS.{d}.API.{rest}"));
+        }
+        v
+    }
+
+    /// The `$JS.API.…` form of a subject received in either form.
+    pub fn local_api_subject<'a>(&self, subject: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        if let Some(d) = &self.domain {
+            let prefix = format!("$JS.{d}.API.");
+            if let Some(rest) = subject.strip_prefix(prefix.as_bytes()) {
+                let mut v = b"$JS.API.".to_vec();
+                v.extend_from_slice(rest);
+                return std::borrow::Cow::Owned(v);
+            }
+        }
+        std::borrow::Cow::Borrowed(subject)
+    }
+
     pub fn enabled_for(&self, account: AccountId) -> bool {
         self.enabled.get(account as usize).copied().unwrap_or(false)
     }

@@ -83,10 +83,12 @@ pub(crate) fn start(js: &Arc<JetStream>, shard: &Rc<Shard>) {
                 Op::Scoped(ApiKind::MsgDelete),
             ),
         ];
-        for (subject, op) in subs {
-            match client.subscribe(subject, None) {
-                Ok(sid) => routes.push((sid, op)),
-                Err(e) => tracing::error!("JetStream API: subscribing {subject}: {e}"),
+        for (base, op) in subs {
+            for subject in js.api_subjects(base) {
+                match client.subscribe(&subject, None) {
+                    Ok(sid) => routes.push((sid, op)),
+                    Err(e) => tracing::error!("JetStream API: subscribing {subject}: {e}"),
+                }
             }
         }
         let api = Api {

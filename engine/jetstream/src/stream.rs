@@ -289,7 +289,8 @@ impl StreamTask {
         let sub = &self.sub;
         let config = self.config.borrow().clone();
         let mut routes = self.routes.borrow_mut();
-        let mut add = |subject: &str, route: Route| -> Result<(), ApiError> {
+        let js = self.js.clone();
+        let mut add_one = |subject: &str, route: Route| -> Result<(), ApiError> {
             let sid = sub
                 .subscribe(subject, None)
                 .map_err(|e| errors::STREAM_CREATE.with("err", e))?;
@@ -297,8 +298,15 @@ impl StreamTask {
             Ok(())
         };
         for s in &config.subjects {
-            add(s, Route::Data)?;
+            add_one(s, Route::Data)?;
         }
+        // API subjects, in their domain form too.
+        let mut add = |subject: &str, route: Route| -> Result<(), ApiError> {
+            for s in js.api_subjects(subject) {
+                add_one(&s, route)?;
+            }
+            Ok(())
+        };
         let n = &config.name;
         add(&format!("$JS.API.STREAM.INFO.{n}"), Route::Info)?;
         add(&format!("$JS.API.STREAM.UPDATE.{n}"), Route::Update)?;
@@ -948,7 +956,8 @@ impl StreamTask {
         };
         let name = self.name();
         let prefix = format!("$JS.API.DIRECT.GET.{name}");
-        let tail = d.subject.get(prefix.len()..).unwrap_or_default();
+        let subject = self.js.local_api_subject(&d.subject);
+        let tail = subject.get(prefix.len()..).unwrap_or_default();
         let req = if let Some(subject) = tail.strip_prefix(b".") {
             let mut req = api::MsgGetRequest::default();
             if !d.payload.is_empty() {

@@ -534,3 +534,47 @@ fn unimplemented_stream_features_are_refused_not_ignored() {
         assert!(String::from_utf8_lossy(&names.payload).contains("\"total\":0"));
     });
 }
+
+/// With `jetstream { domain }`, the API answers under `$JS.<domain>.API.>` too, as clients of
+/// that domain address it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_serves_its_prefixed_api() {
+    let dir = TempDir::new("js-domain");
+    let conf = dir.0.join("js.conf");
+    let sd = dir.0.join("store");
+    let text = format!(
+        "jetstream {{ store_dir: {:?}, domain: hub }}\n",
+        sd.to_string_lossy()
+    );
+    std::fs::write(&conf, text).expect("write config");
+    let s = Server::under_test(SHARDS, &["-c", &conf.to_string_lossy()]);
+    let nc = async_nats::connect(&s.url).await.expect("connect");
+    let js = jetstream::with_domain(nc, "hub");
+    let mut st = js
+        .create_stream(stream::Config {
+            name: "D".into(),
+            subjects: vec!["d.>".into()],
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .expect("create through the domain");
+    let ack = js
+        .publish("d.1", "x".into())
+        .await
+        .expect("pub")
+        .await
+        .expect("ack");
+    assert_eq!((ack.sequence, ack.domain.as_str()), (1, "hub"));
+    assert_eq!(st.info().await.expect("info").state.messages, 1);
+    let m = st
+        .direct_get_last_for_subject("d.1")
+        .await
+        .expect("direct get");
+    assert_eq!(&m.payload[..], b"x");
+    let account = js.query_account().await.expect("account info");
+    assert_eq!(account.domain.as_deref(), Some("hub"));
+    js.delete_stream("D")
+        .await
+        .expect("delete through the domain");
+}
