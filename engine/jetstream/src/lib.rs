@@ -269,6 +269,9 @@ pub fn install(parts: &mut [ShardParts], js: Arc<JetStream>) {
                     glommio::spawn_local(service::commands(js.clone(), shard.clone(), rx)).detach();
                 }
                 glommio::spawn_local(maintenance(js.clone(), shard.clone())).detach();
+                // Every shard applies this shard's stream and API interest before any shard
+                // accepts a client: a publish right after connecting is stored.
+                shard.barrier().await;
             })
         }));
     }
