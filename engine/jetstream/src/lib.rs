@@ -41,7 +41,7 @@ use crate::registry::Registry;
 pub const API_LEVEL: u32 = 2;
 
 /// JetStream's settings, as the server resolved them from flags and config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct JsSettings {
     /// Where streams live: `<store_dir>/jetstream` as nats-server lays it out.
     pub store_dir: PathBuf,
@@ -81,14 +81,7 @@ struct ShardQueue {
 
 /// JetStream for the whole process.
 pub struct JetStream {
-    pub store_dir: PathBuf,
-    pub max_memory: i64,
-    pub max_store: i64,
-    pub strict: bool,
-    pub domain: Option<String>,
-    pub sync: SyncPolicy,
-    pub version: String,
-    pub server_name: String,
+    pub settings: JsSettings,
     pub registry: Registry,
     shards: usize,
     /// Accounts with JetStream, by account id.
@@ -111,14 +104,7 @@ impl JetStream {
             receivers.push(Some(rx));
         }
         Ok(JetStream {
-            store_dir: settings.store_dir,
-            max_memory: settings.max_memory,
-            max_store: settings.max_store,
-            strict: settings.strict,
-            domain: settings.domain,
-            sync: settings.sync,
-            version: settings.version,
-            server_name: settings.server_name,
+            settings,
             registry: Registry::new(enabled.len()),
             shards,
             enabled,
@@ -127,15 +113,11 @@ impl JetStream {
         })
     }
 
-    pub fn server_name(&self) -> String {
-        self.server_name.clone()
-    }
-
     /// An API subject (`$JS.API.…`) as served: itself, and with a domain also its
     /// `$JS.<domain>.API.…` form, which clients of that domain send (`nc.jetstream(domain)`).
     pub fn api_subjects(&self, subject: &str) -> Vec<String> {
         let mut v = vec![subject.to_string()];
-        if let (Some(d), Some(rest)) = (&self.domain, subject.strip_prefix("$JS.API.")) {
+        if let (Some(d), Some(rest)) = (&self.settings.domain, subject.strip_prefix("$JS.API.")) {
             v.push(format!("$JS.{d}.API.{rest}"));
         }
         v
@@ -143,7 +125,7 @@ impl JetStream {
 
     /// The `$JS.API.…` form of a subject received in either form.
     pub fn local_api_subject<'a>(&self, subject: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
-        if let Some(d) = &self.domain {
+        if let Some(d) = &self.settings.domain {
             let prefix = format!("$JS.{d}.API.");
             if let Some(rest) = subject.strip_prefix(prefix.as_bytes()) {
                 let mut v = b"$JS.API.".to_vec();
@@ -160,7 +142,7 @@ impl JetStream {
 
     /// Where an account's file streams live.
     pub fn account_dir(&self, account_name: &str) -> PathBuf {
-        self.store_dir.join(account_name).join("streams")
+        self.settings.store_dir.join(account_name).join("streams")
     }
 
     pub(crate) fn send(&self, shard: u16, cmd: Command) {

@@ -70,7 +70,7 @@ pub(crate) struct Recovered {
 /// Lists the streams under the store directory (their stores open on their shards).
 pub(crate) fn recover(js: &JetStream) -> Vec<Recovered> {
     let mut out = Vec::new();
-    let Ok(accounts) = std::fs::read_dir(&js.store_dir) else {
+    let Ok(accounts) = std::fs::read_dir(&js.settings.store_dir) else {
         return out;
     };
     for acc in accounts.flatten() {
@@ -101,7 +101,7 @@ pub(crate) fn recover(js: &JetStream) -> Vec<Recovered> {
 pub(crate) fn file_config(js: &JetStream, cfg: &StreamConfig) -> FileStoreConfig {
     FileStoreConfig {
         limits: cfg.limits(),
-        sync: js.sync,
+        sync: js.settings.sync,
         // `state.bytes` and `max_bytes` as nats-server's file store counts them.
         accounting: ByteAccounting::NatsFile,
         ..FileStoreConfig::default()

@@ -24,35 +24,8 @@ pub struct StreamFigures {
     pub num_subjects: AtomicU64,
 }
 
-/// One snapshot of [`StreamFigures`].
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Figures {
-    pub msgs: u64,
-    pub bytes: u64,
-    pub first_seq: u64,
-    pub first_ts: i64,
-    pub last_seq: u64,
-    pub last_ts: i64,
-    pub num_deleted: u64,
-    pub num_subjects: u64,
-}
-
-impl Figures {
-    /// The figures as nats-server's `StreamState` shows them (no consumers yet).
-    pub fn state(&self) -> crate::api::StreamState {
-        crate::api::StreamState {
-            messages: self.msgs,
-            bytes: self.bytes,
-            first_seq: self.first_seq,
-            first_ts: self.first_ts,
-            last_seq: self.last_seq,
-            last_ts: self.last_ts,
-            num_subjects: self.num_subjects,
-            num_deleted: self.num_deleted,
-            ..crate::api::StreamState::default()
-        }
-    }
-}
+/// One snapshot of [`StreamFigures`]: the store's state as the stream publishes it.
+pub type Figures = tachyon_storage::StreamState;
 
 impl StreamFigures {
     pub fn store(&self, f: &Figures) {

@@ -23,16 +23,16 @@ fn info(js: &JetStream, e: &StreamEntry, state: StreamState, kind: ApiKind) -> S
         e.config.clone()
     } else {
         e.config
-            .with_dynamic_metadata(&js.version, crate::API_LEVEL)
+            .with_dynamic_metadata(&js.settings.version, crate::API_LEVEL)
     };
     let mut i = StreamInfo::new(config, e.created, state, now_nanos());
     if kind != ApiKind::StreamCreate {
-        if let Some(d) = &js.domain {
+        if let Some(d) = &js.settings.domain {
             i.domain = d.clone();
         }
     }
     if kind == ApiKind::StreamInfo {
-        i.cluster = Some(api::ClusterInfo::single(&js.server_name()));
+        i.cluster = Some(api::ClusterInfo::single(&js.settings.server_name));
     }
     i
 }
@@ -41,7 +41,7 @@ fn info(js: &JetStream, e: &StreamEntry, state: StreamState, kind: ApiKind) -> S
 /// nats-server's standalone create says `did_create` also when the very same stream existed.
 pub(crate) fn stream_info(t: &StreamTask, kind: ApiKind, req: &StreamInfoRequest) -> Vec<u8> {
     let entry = t.entry();
-    let mut state = t.figures().state();
+    let mut state = api::StreamState::from_store(&t.figures(), 0);
     if req.deleted_details {
         state.deleted = t.deleted_seqs();
     }
@@ -75,7 +75,12 @@ pub(crate) fn stream_info(t: &StreamTask, kind: ApiKind, req: &StreamInfoRequest
 
 /// A create of a stream that exists with the very same config: its info, from the registry.
 pub(crate) fn stream_info_of_entry(js: &JetStream, e: &StreamEntry) -> Vec<u8> {
-    let i = info(js, e, e.figures.load().state(), ApiKind::StreamCreate);
+    let i = info(
+        js,
+        e,
+        api::StreamState::from_store(&e.figures.load(), 0),
+        ApiKind::StreamCreate,
+    );
     api::stream_create_response(&i, true)
 }
 
@@ -110,7 +115,7 @@ pub(crate) fn account_info(js: &JetStream, account: AccountId) -> Vec<u8> {
         reserved_memory,
         reserved_storage,
         streams,
-        domain: js.domain.clone().unwrap_or_default(),
+        domain: js.settings.domain.clone().unwrap_or_default(),
         api: api::ApiStats {
             level: crate::API_LEVEL,
             total,
@@ -147,7 +152,7 @@ pub(crate) fn stream_names(
     account: AccountId,
     body: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
-    let req = api::parse_stream_names_request(body, js.strict)?;
+    let req = api::parse_stream_names_request(body, js.settings.strict)?;
     let all = listed(js, account, &req.subject);
     let (page, range) = ApiPaged::page(all.len(), req.offset as i64, api::NAMES_LIMIT);
     let names: Vec<String> = all[range].iter().map(|s| s.config.name.clone()).collect();
@@ -159,12 +164,19 @@ pub(crate) fn stream_list(
     account: AccountId,
     body: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
-    let req = api::parse_stream_list_request(body, js.strict)?;
+    let req = api::parse_stream_list_request(body, js.settings.strict)?;
     let all = listed(js, account, &req.subject);
     let (page, range) = ApiPaged::page(all.len(), req.offset as i64, api::LIST_LIMIT);
     let infos: Vec<StreamInfo> = all[range]
         .iter()
-        .map(|e| info(js, e, e.figures.load().state(), ApiKind::StreamList))
+        .map(|e| {
+            info(
+                js,
+                e,
+                api::StreamState::from_store(&e.figures.load(), 0),
+                ApiKind::StreamList,
+            )
+        })
         .collect();
     Ok(api::stream_list_response(&infos, page, &[]))
 }

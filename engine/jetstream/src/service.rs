@@ -211,7 +211,7 @@ impl Api {
     /// Checks a create and places it; `Some(reply)` when it is answered here (the stream
     /// exists with this very config), `None` once its owner shard took it over.
     fn create(&self, name: &str, d: &Delivery) -> Result<Option<Vec<u8>>, ApiError> {
-        let cfg = crate::config::parse_create(&d.payload, name, self.js.strict)?;
+        let cfg = crate::config::parse_create(&d.payload, name, self.js.settings.strict)?;
         if let Some(feature) = cfg.unsupported() {
             return Err(errors::not_supported(feature));
         }
@@ -221,7 +221,8 @@ impl Api {
             }
             return Err(errors::STREAM_NAME_EXIST.err());
         }
-        if !cfg.is_memory() && self.js.max_store == 0 || cfg.is_memory() && self.js.max_memory == 0
+        if !cfg.is_memory() && self.js.settings.max_store == 0
+            || cfg.is_memory() && self.js.settings.max_memory == 0
         {
             return Err(errors::STORAGE_RESOURCES_EXCEEDED.err());
         }

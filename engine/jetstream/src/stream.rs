@@ -187,7 +187,8 @@ impl StreamTask {
             backend,
             dir,
         } = opened;
-        let waits_for_sync = matches!(&backend, Backend::File(_)) && js.sync == SyncPolicy::Always;
+        let waits_for_sync =
+            matches!(&backend, Backend::File(_)) && js.settings.sync == SyncPolicy::Always;
         let durable = Arc::new(AtomicU64::new(0));
         let stopped = Arc::new(AtomicBool::new(false));
         let (bell, receiver) = doorbell::doorbell()
@@ -346,23 +347,13 @@ impl StreamTask {
     }
 
     fn publish_figures(&self) {
-        let st = self.backend.borrow().store().state();
-        self.figures.store(&Figures {
-            msgs: st.msgs,
-            bytes: st.bytes,
-            first_seq: st.first_seq,
-            first_ts: st.first_ts,
-            last_seq: st.last_seq,
-            // As nats-server: the time of the last sequence, kept when that message is
-            // deleted or purged (the store only knows its remaining messages' times).
-            last_ts: if st.last_seq == 0 {
-                0
-            } else {
-                st.last_ts.max(self.last_ts.get())
-            },
-            num_deleted: st.num_deleted,
-            num_subjects: st.num_subjects,
-        });
+        let mut st = self.backend.borrow().store().state();
+        // As nats-server: the time of the last sequence, kept when that message is deleted or
+        // purged (the store only knows its remaining messages' times).
+        if st.last_seq != 0 {
+            st.last_ts = st.last_ts.max(self.last_ts.get());
+        }
+        self.figures.store(&st);
     }
 
     pub fn figures(&self) -> Figures {
@@ -497,7 +488,7 @@ impl StreamTask {
             if let Some(&seq) = dd.ids.get(id) {
                 drop(dd);
                 if let Some(r) = reply {
-                    let body = reply::pub_ack(&name, seq, true, self.js.domain.as_deref());
+                    let body = reply::pub_ack(&name, seq, true, self.js.settings.domain.as_deref());
                     self.queue_ack(r, body, 0);
                 }
                 return;
@@ -621,7 +612,8 @@ impl StreamTask {
                         self.roll_up(r, &p.subject, seq);
                     }
                     if let Some(reply) = p.reply {
-                        let body = reply::pub_ack(&name, seq, false, self.js.domain.as_deref());
+                        let body =
+                            reply::pub_ack(&name, seq, false, self.js.settings.domain.as_deref());
                         let due = if self.waits_for_sync { seq } else { 0 };
                         self.queue_ack(reply, body, due);
                     }
@@ -705,7 +697,7 @@ impl StreamTask {
     /// One API request for this stream.
     async fn api(&self, route: Route, d: Delivery) {
         let body: &[u8] = &d.payload;
-        let strict = self.js.strict;
+        let strict = self.js.settings.strict;
         match route {
             Route::Data => {}
             Route::Info => {
@@ -744,7 +736,7 @@ impl StreamTask {
 
     async fn update(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         let name = self.name();
-        let requested = crate::config::parse_update(body, &name, self.js.strict)?;
+        let requested = crate::config::parse_update(body, &name, self.js.settings.strict)?;
         let old = self.config.borrow().clone();
         let new = crate::config::apply_update(&old, &requested)?;
         if let Some(feature) = new.unsupported() {
@@ -829,7 +821,7 @@ impl StreamTask {
     /// compaction: everything below it goes, and a sequence past the end moves the stream's
     /// sequences there (the next publish gets it).
     fn purge(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        let parsed = api::parse_purge_request(body, self.js.strict)?;
+        let parsed = api::parse_purge_request(body, self.js.settings.strict)?;
         let compact_to = parsed
             .as_ref()
             .filter(|r| r.seq > 1 && (r.filter.is_empty() || r.filter == ">"))
@@ -867,7 +859,7 @@ impl StreamTask {
 
     /// The message a MSG.GET names, and whether the request asked for no headers.
     fn msg_get(&self, body: &[u8]) -> Result<(StoredMsg, bool), ApiError> {
-        let req = api::parse_msg_get_request(body, self.js.strict)?;
+        let req = api::parse_msg_get_request(body, self.js.settings.strict)?;
         match self.lookup(&req) {
             Ok(Some(m)) => Ok((m, req.no_hdr)),
             Ok(None) => Err(errors::NO_MESSAGE_FOUND.err()),
@@ -880,7 +872,7 @@ impl StreamTask {
 
     /// In nats-server's order: the request, then sealed, then deny_delete.
     fn msg_delete(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        let req = api::parse_msg_delete_request(body, self.js.strict)?;
+        let req = api::parse_msg_delete_request(body, self.js.settings.strict)?;
         let (sealed, deny_delete) = {
             let c = self.config.borrow();
             (c.sealed, c.deny_delete)
@@ -1037,7 +1029,7 @@ impl StreamTask {
             match &mut *b {
                 Backend::File(f) => {
                     let m = f.maintain(now).map(|m| m.expired);
-                    if crate::meta::syncs_on_timer(self.js.sync) {
+                    if crate::meta::syncs_on_timer(self.js.settings.sync) {
                         m.and_then(|n| f.sync().map(|()| n))
                     } else {
                         m

@@ -838,18 +838,11 @@ const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(120);
 /// JetStream as the monitor read it from the registry (the shards are not asked).
 #[derive(Debug, Clone, Default)]
 pub struct JsSnapshot {
-    pub max_memory: i64,
-    pub max_store: i64,
-    /// `<store_dir>/jetstream`, as nats-server reports it.
-    pub store_dir: String,
-    pub sync: SyncPolicy,
-    pub domain: Option<String>,
-    pub strict: bool,
+    /// As JetStream runs with them (`store_dir` is `<dir>/jetstream`, as nats-server reports).
+    pub settings: tachyon_jetstream::JsSettings,
     /// nats-server's `CompressOK`: both limits were configured (its dynamic config lacks it).
     pub compress_ok: bool,
     pub api_level: u32,
-    /// A stream's `cluster.leader`.
-    pub server_name: String,
     /// The accounts JetStream serves, with their streams.
     pub accounts: Vec<JsAccountSnapshot>,
 }
@@ -881,20 +874,20 @@ impl JsSnapshot {
     }
 
     fn config(&self) -> JsConfig {
-        let (sync_interval, sync_always) = match self.sync {
+        let (sync_interval, sync_always) = match self.settings.sync {
             SyncPolicy::Always => (DEFAULT_SYNC_INTERVAL, true),
             SyncPolicy::Interval(d) => (d, false),
         };
         JsConfig {
-            max_memory: self.max_memory,
-            max_storage: self.max_store,
-            store_dir: self.store_dir.clone(),
+            max_memory: self.settings.max_memory,
+            max_storage: self.settings.max_store,
+            store_dir: self.settings.store_dir.to_string_lossy().into_owned(),
             sync_interval: i64::try_from(sync_interval.as_nanos()).unwrap_or(i64::MAX),
             sync_always,
-            domain: self.domain.clone().unwrap_or_default(),
+            domain: self.settings.domain.clone().unwrap_or_default(),
             compress_ok: self.compress_ok,
             unique_tag: String::new(),
-            strict: self.strict,
+            strict: self.settings.strict,
         }
     }
 
@@ -1185,9 +1178,9 @@ fn account_detail(js: &JsSnapshot, a: &JsAccountSnapshot, o: &JszOpts) -> Accoun
             .map(|s| StreamDetail {
                 name: s.name.clone(),
                 created: tachyon_jetstream::api::rfc3339_nano(s.created),
-                cluster: ClusterInfo::single(&js.server_name),
+                cluster: ClusterInfo::single(&js.settings.server_name),
                 config: if o.config { s.config.clone() } else { None },
-                state: s.figures.state(),
+                state: tachyon_jetstream::api::StreamState::from_store(&s.figures, 0),
             })
             .collect()
     } else {

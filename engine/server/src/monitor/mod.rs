@@ -125,15 +125,9 @@ impl Monitor {
         let js = &*src.js;
         let accounts = &self.global.accounts;
         let mut out = endpoints::JsSnapshot {
-            max_memory: js.max_memory,
-            max_store: js.max_store,
-            store_dir: js.store_dir.to_string_lossy().into_owned(),
-            sync: js.sync,
-            domain: js.domain.clone(),
-            strict: js.strict,
+            settings: js.settings.clone(),
             compress_ok: src.compress_ok,
             api_level: tachyon_jetstream::API_LEVEL,
-            server_name: js.server_name.clone(),
             accounts: Vec::new(),
         };
         let reg = js.registry.lock();
