@@ -415,7 +415,6 @@ impl StreamTask {
     /// whose checks depend on the stream's last state (expected sequences, message ids,
     /// rollups) first appends what is queued.
     fn accept(&self, d: Delivery, pending: &mut Vec<Incoming>) {
-        let name = self.config.borrow().name.clone();
         let hdrs = d.headers.clone().unwrap_or_default();
         let parsed = if hdrs.is_empty() {
             None
@@ -424,7 +423,8 @@ impl StreamTask {
         };
         let get = |k: &[u8]| parsed.as_ref().and_then(|h| h.get(k));
         let reply = d.reply.clone();
-        let reject = |e: ApiError| self.queue_error(reply.clone(), &name, &e);
+        // The stream's name is copied only for a reply that needs it, not per message.
+        let reject = |e: ApiError| self.queue_error(reply.clone(), &self.name(), &e);
         let (sealed, max_msg_size, allow_rollup, deny_purge) = {
             let c = self.config.borrow();
             (c.sealed, c.max_msg_size, c.allow_rollup_hdrs, c.deny_purge)
@@ -442,7 +442,7 @@ impl StreamTask {
             self.append(pending);
         }
         if let Some(s) = get(b"Nats-Expected-Stream") {
-            if !s.is_empty() && s != name.as_bytes() {
+            if !s.is_empty() && s != self.config.borrow().name.as_bytes() {
                 return reject(errors::STREAM_NOT_MATCH.err());
             }
         }
@@ -488,7 +488,8 @@ impl StreamTask {
             if let Some(&seq) = dd.ids.get(id) {
                 drop(dd);
                 if let Some(r) = reply {
-                    let body = reply::pub_ack(&name, seq, true, self.js.settings.domain.as_deref());
+                    let body =
+                        reply::pub_ack(&self.name(), seq, true, self.js.settings.domain.as_deref());
                     self.queue_ack(r, body, 0);
                 }
                 return;

@@ -218,10 +218,17 @@ impl<'a> IndexView<'a> {
 }
 
 impl SegIndex {
-    pub fn encode(&self) -> Vec<u8> {
+    /// The subject table (each with its last sequence here) and every entry with its
+    /// subject's number in that table.
+    fn numbered(
+        &self,
+    ) -> (
+        Vec<SubjectLast>,
+        impl Iterator<Item = (&IdxEntry, u32)> + '_,
+    ) {
         let mut subjects: Vec<SubjectLast> = Vec::new();
         let mut numbers = std::collections::HashMap::new();
-        let mut entries = Vec::with_capacity(self.entries.len());
+        let mut per_entry = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
             let n = *numbers.entry(e.subject.as_str()).or_insert_with(|| {
                 subjects.push(SubjectLast {
@@ -233,15 +240,23 @@ impl SegIndex {
             if let Some(s) = subjects.get_mut(n) {
                 s.last_seq = e.seq;
             }
-            entries.push(RawEntry {
+            per_entry.push(n as u32);
+        }
+        (subjects, self.entries.iter().zip(per_entry))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let (subjects, numbered) = self.numbered();
+        let mut entries: Vec<RawEntry> = numbered
+            .map(|(e, n)| RawEntry {
                 seq: e.seq,
                 off: e.off,
                 len: e.len,
                 hdr_len: e.hdr_len,
                 ts: e.ts,
-                subject: n as u32,
-            });
-        }
+                subject: n,
+            })
+            .collect();
         encode_raw(self.first_seq, self.seg_len, &mut entries, subjects)
     }
 
@@ -249,28 +264,16 @@ impl SegIndex {
     /// version 3 left it: for compatibility tests.
     #[cfg(test)]
     pub(crate) fn encode_v2(&self) -> Vec<u8> {
-        let mut subjects: Vec<SubjectLast> = Vec::new();
-        let mut numbers = std::collections::HashMap::new();
-        let mut entries = Vec::with_capacity(self.entries.len());
-        for e in &self.entries {
-            let n = *numbers.entry(e.subject.as_str()).or_insert_with(|| {
-                subjects.push(SubjectLast {
-                    name: e.subject.clone(),
-                    last_seq: 0,
-                });
-                subjects.len() - 1
-            });
-            if let Some(s) = subjects.get_mut(n) {
-                s.last_seq = e.seq;
-            }
-            entries.push(RawEntryV2 {
+        let (subjects, numbered) = self.numbered();
+        let entries: Vec<RawEntryV2> = numbered
+            .map(|(e, n)| RawEntryV2 {
                 seq: e.seq,
                 off: e.off,
                 len: e.len,
                 ts: e.ts,
-                subject: n as u32,
-            });
-        }
+                subject: n,
+            })
+            .collect();
         let file = IndexFileV2 {
             first_seq: self.first_seq,
             seg_len: self.seg_len,
