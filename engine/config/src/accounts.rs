@@ -7,7 +7,8 @@ use std::collections::HashSet;
 
 use crate::auth::parse_users;
 pub use tachyon_settings::accounts::{
-    AccountDef, Export, Import, Kind, Local, ResponseType, Responses, GLOBAL_ACCOUNT,
+    AccountDef, Export, Import, JsAccountLimits, Kind, Local, ResponseType, Responses,
+    GLOBAL_ACCOUNT,
 };
 
 use crate::{ConfigError, Item, Map, Pos};
@@ -70,7 +71,7 @@ fn account(
         nkeys: Vec::new(),
         exports: Vec::new(),
         imports: Vec::new(),
-        jetstream: false,
+        jetstream: None,
     };
     let map = match &item.value {
         crate::Value::Map(m) => m,
@@ -95,18 +96,7 @@ fn account(
                     def.imports.push(import(i)?);
                 }
             }
-            // Enabled unless it says disabled/false; a map holds limits, taken as enabled
-            // (per-account limits are not enforced yet).
-            "jetstream" => {
-                def.jetstream = match &v.value {
-                    crate::Value::Bool(b) => *b,
-                    crate::Value::Str(s) => !matches!(
-                        s.to_ascii_lowercase().as_str(),
-                        "disabled" | "disable" | "false"
-                    ),
-                    _ => true,
-                }
-            }
+            "jetstream" => def.jetstream = account_jetstream(v)?,
             "mappings" | "limits" | "nkey" | "default_permissions" | "msg_trace" | "trace_dest" => {
                 return Err(ConfigError::at(
                     &v.pos,
@@ -122,6 +112,77 @@ fn account(
         }
     }
     Ok(def)
+}
+
+/// An account's `jetstream`: a bool, `enabled`/`disabled`, or a limits map, read as
+/// nats-server's `parseJetStreamForAccount` reads it (same keys, aliases and errors).
+fn account_jetstream(item: &Item) -> Result<Option<JsAccountLimits>, ConfigError> {
+    let map = match &item.value {
+        crate::Value::Bool(b) => return Ok(b.then(JsAccountLimits::default)),
+        crate::Value::Str(s) => {
+            return match s.to_ascii_lowercase().as_str() {
+                "enabled" | "enable" => Ok(Some(JsAccountLimits::default())),
+                "disabled" | "disable" => Ok(None),
+                _ => Err(ConfigError::at(
+                    &item.pos,
+                    format!("Expected 'enabled' or 'disabled' for string value, got '{s}'"),
+                )),
+            }
+        }
+        crate::Value::Map(m) => m,
+        _ => {
+            return Err(ConfigError::at(
+                &item.pos,
+                "Expected map, bool or string to define JetStream",
+            ))
+        }
+    };
+    let mut l = JsAccountLimits::default();
+    for (key, v) in map.iter() {
+        let size = || match &v.value {
+            crate::Value::Int(i) => Ok(*i),
+            _ => Err(ConfigError::at(
+                &v.pos,
+                format!("Expected a parseable size for {key:?}, got {}", v.value),
+            )),
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "max_memory" | "max_mem" | "mem" | "memory" => l.max_memory = size()?,
+            "max_store" | "max_file" | "max_disk" | "store" | "disk" => l.max_store = size()?,
+            "max_streams" | "streams" => l.max_streams = size()?,
+            "max_consumers" | "consumers" => l.max_consumers = size()?,
+            "max_bytes_required" | "max_stream_bytes" | "max_bytes" => {
+                l.max_bytes_required = match &v.value {
+                    crate::Value::Bool(b) => *b,
+                    _ => {
+                        return Err(ConfigError::at(
+                            &v.pos,
+                            format!("Expected a parseable bool for {key:?}, got {}", v.value),
+                        ))
+                    }
+                }
+            }
+            "mem_max_stream_bytes" | "memory_max_stream_bytes" => {
+                l.memory_max_stream_bytes = size()?
+            }
+            "disk_max_stream_bytes" | "store_max_stream_bytes" => {
+                l.store_max_stream_bytes = size()?
+            }
+            "max_ack_pending" => l.max_ack_pending = size()?,
+            // Which account carries clustering traffic: nothing to carry on one server.
+            "cluster_traffic" => match &v.value {
+                crate::Value::Str(s) if matches!(s.as_str(), "system" | "owner" | "") => {}
+                _ => {
+                    return Err(ConfigError::at(
+                        &v.pos,
+                        format!("Expected 'system' or 'owner' string value for {key:?}"),
+                    ))
+                }
+            },
+            _ => return Err(ConfigError::at(&v.pos, format!("unknown field {key:?}"))),
+        }
+    }
+    Ok(Some(l))
 }
 
 fn valid_subject(item: &Item, key: &str) -> Result<Bytes, ConfigError> {

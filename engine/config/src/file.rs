@@ -733,8 +733,38 @@ mod tests {
             "accounts { A: { jetstream: enabled }, B: { jetstream: { max_mem: 1M } }, C: {} }",
         )
         .accounts;
-        let js: Vec<bool> = accs.iter().map(|a| a.jetstream).collect();
+        let js: Vec<bool> = accs.iter().map(|a| a.jetstream.is_some()).collect();
         assert_eq!(js, [true, true, false]);
+        assert_eq!(accs[1].jetstream.map(|l| l.max_memory), Some(1_000_000));
+        let l = opts(
+            "accounts { A: { jetstream: { max_file: 2G, streams: 3, consumers: 4, \
+             max_bytes: true, mem_max_stream_bytes: 5K, store_max_stream_bytes: 6KB, \
+             max_ack_pending: 7, cluster_traffic: owner } } }",
+        )
+        .accounts[0]
+            .jetstream
+            .expect("limits");
+        assert_eq!(
+            (l.max_store, l.max_streams, l.max_consumers, l.max_memory),
+            (2_000_000_000, 3, 4, -1)
+        );
+        assert!(l.max_bytes_required);
+        assert_eq!(
+            (
+                l.memory_max_stream_bytes,
+                l.store_max_stream_bytes,
+                l.max_ack_pending
+            ),
+            (5_000, 6 << 10, 7)
+        );
+        assert!(opts("accounts { A: { jetstream: disabled } }").accounts[0]
+            .jetstream
+            .is_none());
+        assert!(err("accounts { A: { jetstream: { max_mem: lots } } }")
+            .contains("Expected a parseable size for \"max_mem\", got lots"));
+        assert!(err("accounts { A: { jetstream: { max_bytes: 1 } } }")
+            .contains("Expected a parseable bool for \"max_bytes\", got 1"));
+        assert!(err("accounts { A: { jetstream: { nope: 1 } } }").contains("unknown field"));
         assert!(
             load_str("authorization { users: [ {user: a, password: b} ] }").map(|fc| fc
                 .opts

@@ -17,6 +17,29 @@ pub enum Value {
     Map(Map),
 }
 
+/// Go's `%v` of a value, as nats-server's "got %v" errors print it.
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Str(s) => f.write_str(s),
+            Value::Array(a) => {
+                f.write_str("[")?;
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{}", v.value)?;
+                }
+                f.write_str("]")
+            }
+            Value::Map(_) => f.write_str("map[...]"),
+        }
+    }
+}
+
 /// A value with the position it was written at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {

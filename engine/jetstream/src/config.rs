@@ -7,8 +7,10 @@
 //! "invalid JSON: ..." text. The checks run in nats-server's order, so a config with several
 //! problems is refused for the same one.
 //!
-//! What needs other streams or the account is left to the caller, in this order after
-//! [`parse_create`]: account limits (max streams, storage), an existing stream of that name
+//! The account's per-stream byte rules run inside the checks ([`parse_create_for`],
+//! [`parse_update_for`]); its stream count and reservations run where nats-server runs them,
+//! through `parse_create_for`'s precheck (see [`crate::limits`]). What needs other streams is
+//! left to the caller, in this order after [`parse_create`]: an existing stream of that name
 //! ([`StreamConfig::same_as_existing`], else `STREAM_NAME_EXIST`), subject overlap with other
 //! streams ([`subjects_overlap`], `STREAM_SUBJECT_OVERLAP`). Also left out: source/mirror
 //! cycles, a mirror inheriting `mirror_direct` from its origin's `allow_direct`, origin
@@ -20,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::api::gojson::{self, Dec, Kind, Node};
-use crate::api::GoTime;
+use crate::api::{AccountLimits, GoTime};
 use crate::errors::{self, ApiError};
 
 pub const MAX_NAME_LEN: usize = 255;
@@ -370,6 +372,8 @@ impl StreamConfig {
 struct ConfigRequest {
     cfg: StreamConfig,
     pedantic: bool,
+    /// Whether the request named a storage type (Go's zero value, otherwise, is neither).
+    storage_sent: bool,
 }
 
 const CONFIG_FIELDS: &[&str] = &[
@@ -607,6 +611,7 @@ fn decode_consumer_limits(d: &mut Dec, n: &Node, l: &mut StreamConsumerLimits) {
 fn decode_config(d: &mut Dec, n: &Node, out: &mut ConfigRequest) {
     let c = &mut out.cfg;
     let pedantic = &mut out.pedantic;
+    let mut out_storage_sent = false;
     d.object(n, "server.StreamConfigRequest", CONFIG_FIELDS, |d, f, v| {
         match f {
             "name" => d.string(v, &mut c.name),
@@ -620,7 +625,10 @@ fn decode_config(d: &mut Dec, n: &Node, out: &mut ConfigRequest) {
             "max_msgs_per_subject" => d.int(v, &mut c.max_msgs_per_subject, "int64"),
             "max_msg_size" => d.int32(v, &mut c.max_msg_size),
             "discard" => decode_discard(d, v, &mut c.discard),
-            "storage" => decode_storage(d, v, &mut c.storage),
+            "storage" => {
+                out_storage_sent = true;
+                decode_storage(d, v, &mut c.storage)
+            }
             "num_replicas" => d.int(v, &mut c.num_replicas, "int"),
             "no_ack" => d.boolean(v, &mut c.no_ack),
             "duplicate_window" => d.int(v, &mut c.duplicate_window, "time.Duration"),
@@ -655,6 +663,7 @@ fn decode_config(d: &mut Dec, n: &Node, out: &mut ConfigRequest) {
             _ => d.boolean(v, pedantic),
         }
     });
+    out.storage_sent = out_storage_sent;
 }
 
 fn decode_request(body: &[u8], strict: bool) -> Result<ConfigRequest, ApiError> {
@@ -676,6 +685,25 @@ pub fn parse_create(
     subject_name: &str,
     strict: bool,
 ) -> Result<StreamConfig, ApiError> {
+    parse_create_for(
+        body,
+        subject_name,
+        strict,
+        &AccountLimits::default(),
+        |_, _| Ok(()),
+    )
+}
+
+/// [`parse_create`] for an account with `limits`: `precheck` sees the config as sent (and
+/// whether it named a storage type), where nats-server checks the account's stream count and
+/// reservations, before the config checks.
+pub fn parse_create_for(
+    body: &[u8],
+    subject_name: &str,
+    strict: bool,
+    limits: &AccountLimits,
+    precheck: impl FnOnce(&StreamConfig, bool) -> Result<(), ApiError>,
+) -> Result<StreamConfig, ApiError> {
     let req = decode_request(body, strict)?;
     let mut cfg = req.cfg;
     cfg.set_static_metadata();
@@ -691,7 +719,8 @@ pub fn parse_create(
     if cfg.mirror_direct && cfg.mirror.is_none() {
         return Err(invalid("stream has no mirror but does have mirror direct"));
     }
-    let cfg = check_stream_cfg(cfg, req.pedantic)?;
+    precheck(&cfg, req.storage_sent)?;
+    let cfg = check_stream_cfg(cfg, req.pedantic, limits)?;
     if cfg.num_replicas > 1 {
         return Err(errors::STREAM_REPLICAS_NOT_SUPPORTED.err());
     }
@@ -706,8 +735,18 @@ pub fn parse_update(
     subject_name: &str,
     strict: bool,
 ) -> Result<StreamConfig, ApiError> {
+    parse_update_for(body, subject_name, strict, &AccountLimits::default())
+}
+
+/// [`parse_update`] for an account with `limits`.
+pub fn parse_update_for(
+    body: &[u8],
+    subject_name: &str,
+    strict: bool,
+    limits: &AccountLimits,
+) -> Result<StreamConfig, ApiError> {
     let req = decode_request(body, strict)?;
-    let mut cfg = check_stream_cfg(req.cfg, req.pedantic)?;
+    let mut cfg = check_stream_cfg(req.cfg, req.pedantic, limits)?;
     if cfg.name != subject_name {
         return Err(errors::STREAM_MISMATCH.err());
     }
@@ -828,7 +867,11 @@ fn check_discard_new_per_subject(cfg: &StreamConfig) -> Result<(), ApiError> {
 
 /// nats-server's `checkStreamCfg` for one server, minus what needs other streams or the
 /// account (see the module docs).
-fn check_stream_cfg(mut cfg: StreamConfig, pedantic: bool) -> Result<StreamConfig, ApiError> {
+fn check_stream_cfg(
+    mut cfg: StreamConfig,
+    pedantic: bool,
+    limits: &AccountLimits,
+) -> Result<StreamConfig, ApiError> {
     if !is_valid_asset_name(&cfg.name) {
         return Err(invalid(
             "stream name is required and can not contain '.', '*', '>', '\\', '/'",
@@ -1048,6 +1091,7 @@ fn check_stream_cfg(mut cfg: StreamConfig, pedantic: bool) -> Result<StreamConfi
             "stream needs at least one configured subject or be a source/mirror",
         ));
     }
+    crate::limits::check_max_bytes(limits, &cfg)?;
 
     if let Some(st) = &cfg.subject_transform {
         if !st.src.is_empty() && !is_valid_subject(&st.src) {

@@ -13,6 +13,7 @@ pub mod acks;
 pub mod api;
 pub mod config;
 pub mod errors;
+pub mod limits;
 mod meta;
 pub mod offload;
 pub mod registry;
@@ -33,6 +34,7 @@ use tachyon_core::shard::tasks::ShardParts;
 use tachyon_core::shard::Shard;
 use tachyon_storage::SyncPolicy;
 
+use crate::api::AccountLimits;
 use crate::config::StreamConfig;
 use crate::errors::ApiError;
 use crate::registry::Registry;
@@ -84,15 +86,23 @@ pub struct JetStream {
     pub settings: JsSettings,
     pub registry: Registry,
     shards: usize,
-    /// Accounts with JetStream, by account id.
-    enabled: Vec<bool>,
+    /// By account id: the limits of an account JetStream serves, `None` for the others.
+    limits: Vec<Option<AccountLimits>>,
+    /// Bytes the streams hold, per account and server, for the publish limit checks.
+    pub usage: limits::Usage,
+    /// When the server's limits were last reported exceeded (ns), to log it once per 10 s.
+    resources_alert: std::sync::atomic::AtomicI64,
     queues: Vec<ShardQueue>,
     receivers: Mutex<Vec<Option<BellReceiver>>>,
 }
 
 impl JetStream {
-    /// JetStream over `shards` shards for the accounts whose ids are `true` in `enabled`.
-    pub fn new(settings: JsSettings, shards: usize, enabled: Vec<bool>) -> std::io::Result<Self> {
+    /// JetStream over `shards` shards for the accounts whose ids have limits in `limits`.
+    pub fn new(
+        settings: JsSettings,
+        shards: usize,
+        limits: Vec<Option<AccountLimits>>,
+    ) -> std::io::Result<Self> {
         let mut queues = Vec::with_capacity(shards);
         let mut receivers = Vec::with_capacity(shards);
         for _ in 0..shards {
@@ -105,9 +115,11 @@ impl JetStream {
         }
         Ok(JetStream {
             settings,
-            registry: Registry::new(enabled.len()),
+            registry: Registry::new(limits.len()),
+            usage: limits::Usage::new(limits.len()),
+            resources_alert: std::sync::atomic::AtomicI64::new(0),
             shards,
-            enabled,
+            limits,
             queues,
             receivers: Mutex::new(receivers),
         })
@@ -137,7 +149,7 @@ impl JetStream {
     }
 
     pub fn enabled_for(&self, account: AccountId) -> bool {
-        self.enabled.get(account as usize).copied().unwrap_or(false)
+        self.limits_of(account).is_some()
     }
 
     /// Where an account's file streams live.

@@ -116,6 +116,7 @@ pub(crate) fn account_info(js: &JetStream, account: AccountId) -> Vec<u8> {
         reserved_storage,
         streams,
         domain: js.settings.domain.clone().unwrap_or_default(),
+        limits: js.limits_of(account).cloned().unwrap_or_default(),
         api: api::ApiStats {
             level: crate::API_LEVEL,
             total,

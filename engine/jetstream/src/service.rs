@@ -211,21 +211,28 @@ impl Api {
     /// Checks a create and places it; `Some(reply)` when it is answered here (the stream
     /// exists with this very config), `None` once its owner shard took it over.
     fn create(&self, name: &str, d: &Delivery) -> Result<Option<Vec<u8>>, ApiError> {
-        let cfg = crate::config::parse_create(&d.payload, name, self.js.settings.strict)?;
+        let js = &self.js;
+        let limits = js
+            .limits_of(self.account)
+            .ok_or_else(|| errors::NOT_ENABLED_FOR_ACCOUNT.err())?;
+        let cfg = crate::config::parse_create_for(
+            &d.payload,
+            name,
+            js.settings.strict,
+            limits,
+            |raw, sent| js.check_create(self.account, raw, sent),
+        )?;
         if let Some(feature) = cfg.unsupported() {
             return Err(errors::not_supported(feature));
         }
-        if let Some(existing) = self.js.registry.get(self.account, &cfg.name) {
+        if let Some(existing) = js.registry.get(self.account, &cfg.name) {
             if existing.ready && cfg.same_as_existing(&existing.config) {
-                return Ok(Some(reply::stream_info_of_entry(&self.js, &existing)));
+                return Ok(Some(reply::stream_info_of_entry(js, &existing)));
             }
             return Err(errors::STREAM_NAME_EXIST.err());
         }
-        if !cfg.is_memory() && self.js.settings.max_store == 0
-            || cfg.is_memory() && self.js.settings.max_memory == 0
-        {
-            return Err(errors::STORAGE_RESOURCES_EXCEEDED.err());
-        }
+        // Again with the defaults filled in (an unlimited `max_bytes` reserves 1 byte).
+        js.check_create(self.account, &cfg, true)?;
         self.js.check_overlap(self.account, &cfg, None)?;
         let owner = self.js.place();
         let created = now_nanos();

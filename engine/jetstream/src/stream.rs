@@ -21,7 +21,8 @@ use tachyon_core::service::{Delivery, InternalClient, InternalHandle};
 use tachyon_core::shard::Shard;
 use tachyon_protocol::headers;
 use tachyon_storage::{
-    FileStore, MemoryStore, NewMsg, PurgeRequest, Store, StoreError, StoredMsg, SyncPolicy,
+    ByteAccounting, FileStore, MemoryStore, NewMsg, PurgeRequest, Store, StoreError, StoredMsg,
+    SyncPolicy,
 };
 
 use crate::acks::AckQueue;
@@ -162,6 +163,8 @@ pub struct StreamTask {
     dir: Option<PathBuf>,
     /// Time of the last message, so timestamps never go back (age limits rely on it).
     last_ts: Cell<i64>,
+    /// Bytes accepted into the pending batch, not yet stored: the limit checks count them.
+    queued_bytes: Cell<u64>,
 }
 
 /// What [`StreamTask::start`] needs about a stream that exists (recovered or just opened).
@@ -228,6 +231,7 @@ impl StreamTask {
             stopped,
             dir,
             last_ts: Cell::new(0),
+            queued_bytes: Cell::new(0),
             config: RefCell::new(config),
         });
         task.subscribe_all()?;
@@ -347,13 +351,35 @@ impl StreamTask {
     }
 
     fn publish_figures(&self) {
+        // A stopped (deleted) stream's bytes were taken out of the usage already.
+        if self.is_stopped() {
+            return;
+        }
         let mut st = self.backend.borrow().store().state();
         // As nats-server: the time of the last sequence, kept when that message is deleted or
         // purged (the store only knows its remaining messages' times).
         if st.last_seq != 0 {
             st.last_ts = st.last_ts.max(self.last_ts.get());
         }
+        let before = self.figures.bytes.load(Ordering::Relaxed);
         self.figures.store(&st);
+        self.count_usage(st.bytes as i64 - before as i64);
+    }
+
+    /// The account's and server's bytes in use move with this stream's.
+    fn count_usage(&self, delta: i64) {
+        let memory = self.config.borrow().is_memory();
+        self.js.usage.add(self.account, memory, delta);
+    }
+
+    /// How the store counts a message's bytes (nats-server's file or memory store sizes), and
+    /// whether that is memory.
+    fn accounting(&self) -> (ByteAccounting, bool) {
+        if self.config.borrow().is_memory() {
+            (ByteAccounting::NatsMemory, true)
+        } else {
+            (ByteAccounting::NatsFile, false)
+        }
     }
 
     pub fn figures(&self) -> Figures {
@@ -535,6 +561,13 @@ impl StreamTask {
         if hl > u16::MAX as u64 {
             return reject(errors::STREAM_HEADER_EXCEEDS_MAXIMUM.err());
         }
+        let (acct, memory) = self.accounting();
+        let size = acct.size_of(d.subject.len() as u64, hl, pl);
+        let queued = self.queued_bytes.get();
+        if let Err(e) = self.js.check_publish(self.account, memory, size, queued) {
+            return reject(e);
+        }
+        self.queued_bytes.set(queued + size);
         pending.push(Incoming {
             subject: d.subject,
             reply: d.reply,
@@ -553,6 +586,7 @@ impl StreamTask {
         if pending.is_empty() {
             return;
         }
+        self.queued_bytes.set(0);
         let name = self.config.borrow().name.clone();
         let ts = now_nanos().max(self.last_ts.get());
         let mut msgs = Vec::with_capacity(pending.len());
@@ -737,9 +771,15 @@ impl StreamTask {
 
     async fn update(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         let name = self.name();
-        let requested = crate::config::parse_update(body, &name, self.js.settings.strict)?;
+        let limits = self
+            .js
+            .limits_of(self.account)
+            .ok_or_else(|| errors::NOT_ENABLED_FOR_ACCOUNT.err())?;
+        let requested =
+            crate::config::parse_update_for(body, &name, self.js.settings.strict, limits)?;
         let old = self.config.borrow().clone();
         let new = crate::config::apply_update(&old, &requested)?;
+        self.js.check_update(self.account, &old, &new)?;
         if let Some(feature) = new.unsupported() {
             return Err(errors::not_supported(feature));
         }
@@ -800,6 +840,9 @@ impl StreamTask {
             &mut *self.backend.borrow_mut(),
             Backend::Memory(MemoryStore::new(Default::default())),
         );
+        // Its bytes no longer count against the account or the server.
+        let held = self.figures.bytes.swap(0, Ordering::Relaxed);
+        self.count_usage(-(held as i64));
         let dir = self.dir.clone();
         let _ = crate::offload::off_executor(move || {
             drop(old);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tachyon_config::{JsSync, Options, NATS_VERSION};
 use tachyon_core::accounts::Accounts;
 use tachyon_core::shard::tasks::ShardParts;
+use tachyon_jetstream::api::AccountLimits;
 use tachyon_jetstream::{JetStream, JsSettings, API_LEVEL};
 use tachyon_storage::SyncPolicy;
 
@@ -92,19 +93,33 @@ pub fn log_start(s: &JsSettings, temporary: bool) {
     tracing::info!("-------------------------------------------");
 }
 
-/// Which accounts JetStream serves, by id: only the global account when no accounts are
-/// configured; otherwise those whose block says `jetstream`.
-pub fn enabled_accounts(opts: &Options, accounts: &Accounts) -> Vec<bool> {
+/// Which accounts JetStream serves, by id, and their limits: only the global account (without
+/// limits of its own) when no accounts are configured; otherwise those whose block says
+/// `jetstream`.
+pub fn account_limits(opts: &Options, accounts: &Accounts) -> Vec<Option<AccountLimits>> {
     let n = accounts.len().max(1);
     if opts.accounts.is_empty() {
-        let mut v = vec![false; n];
-        v[tachyon_core::accounts::GLOBAL as usize] = true;
+        let mut v = vec![None; n];
+        v[tachyon_core::accounts::GLOBAL as usize] = Some(AccountLimits::default());
         return v;
     }
     (0..n)
         .map(|id| {
             let name = accounts.name(id as tachyon_core::accounts::AccountId);
-            opts.accounts.iter().any(|a| a.name == name && a.jetstream)
+            opts.accounts
+                .iter()
+                .find(|a| a.name == name)
+                .and_then(|a| a.jetstream)
+                .map(|l| AccountLimits {
+                    max_memory: l.max_memory,
+                    max_storage: l.max_store,
+                    max_streams: l.max_streams,
+                    max_consumers: l.max_consumers,
+                    max_ack_pending: l.max_ack_pending,
+                    memory_max_stream_bytes: l.memory_max_stream_bytes,
+                    storage_max_stream_bytes: l.store_max_stream_bytes,
+                    max_bytes_required: l.max_bytes_required,
+                })
         })
         .collect()
 }
@@ -113,10 +128,18 @@ pub fn enabled_accounts(opts: &Options, accounts: &Accounts) -> Vec<bool> {
 pub fn install(
     parts: &mut [ShardParts],
     s: JsSettings,
-    enabled: Vec<bool>,
-) -> std::io::Result<Arc<JetStream>> {
-    std::fs::create_dir_all(&s.store_dir)?;
-    let js = Arc::new(JetStream::new(s, parts.len(), enabled)?);
+    limits: Vec<Option<AccountLimits>>,
+) -> Result<Arc<JetStream>, String> {
+    // nats-server refuses to start when the accounts' own limits add up to more than the
+    // server has ("Can't start JetStream: ...").
+    tachyon_jetstream::limits::sufficient(&s, &limits).map_err(|e| {
+        format!(
+            "Error enabling jetstream on configured accounts: {} ({})",
+            e.description, e.err_code
+        )
+    })?;
+    std::fs::create_dir_all(&s.store_dir).map_err(|e| e.to_string())?;
+    let js = Arc::new(JetStream::new(s, parts.len(), limits).map_err(|e| e.to_string())?);
     tachyon_jetstream::install(parts, js.clone());
     Ok(js)
 }

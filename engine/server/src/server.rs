@@ -43,8 +43,8 @@ fn descriptor_limit() -> u64 {
 pub enum StartError {
     #[error(transparent)]
     Listen(#[from] ListenError),
-    #[error("could not start JetStream: {0}")]
-    JetStream(std::io::Error),
+    #[error("Can't start JetStream: {0}")]
+    JetStream(String),
     #[error(
         "--shards must be between 1 and {max} (the ring mesh grows with the square of the \
          shard count), got {0}",
@@ -183,9 +183,9 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                 .is_some_and(|j| j.store_dir.is_none())
             && opts.store_dir.is_none();
         crate::jetstream::log_start(&js, temporary);
-        let enabled = crate::jetstream::enabled_accounts(&opts, &global.accounts);
+        let limits = crate::jetstream::account_limits(&opts, &global.accounts);
         let installed =
-            crate::jetstream::install(&mut parts, js, enabled).map_err(StartError::JetStream)?;
+            crate::jetstream::install(&mut parts, js, limits).map_err(StartError::JetStream)?;
         tracing::info!("Took {:?} to start JetStream", started.elapsed());
         jetstream = Some(monitor::JetStreamSource {
             js: installed,

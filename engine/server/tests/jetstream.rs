@@ -578,3 +578,44 @@ async fn a_domain_serves_its_prefixed_api() {
         .await
         .expect("delete through the domain");
 }
+
+/// Accounts whose own limits add up to more than the server's stop the start, with
+/// nats-server's fatal line; within them the server starts.
+#[test]
+fn account_limits_beyond_the_servers_stop_the_start() {
+    let dir = TempDir::new("js-acc-limits");
+    let conf = |name: &str, max_file: &str| {
+        let path = dir.0.join(name);
+        let text = format!(
+            "port: -1\njetstream {{ store_dir: \"{}\", max_file_store: 1MB }}\n\
+             accounts {{\n  A: {{ jetstream: {{ max_file: {max_file} }}, users: [{{user: a, password: a}}] }}\n  \
+             B: {{ jetstream: {{ max_file: 500K }}, users: [{{user: b, password: b}}] }}\n}}\n",
+            dir.0.join("sd").display()
+        );
+        std::fs::write(&path, text).expect("write config");
+        path.to_string_lossy().into_owned()
+    };
+    let too_much = conf("over.conf", "600K");
+    let bin = match common::under_test() {
+        common::Impl::Tachyon => std::path::PathBuf::from(env!("CARGO_BIN_EXE_tachyon")),
+        common::Impl::NatsServer => common::nats_server_bin().expect("nats-server"),
+    };
+    let out = std::process::Command::new(&bin)
+        .args(["-c", &too_much])
+        .output()
+        .expect("run server");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "[FTL] Can't start JetStream: Error enabling jetstream on configured accounts: \
+             insufficient storage resources available (10047)"
+        ),
+        "{text}"
+    );
+    // 500K + 500K fit in 1MB (in nats-server's sizes K is 1,000 and MB is 1,048,576).
+    let fits = conf("fits.conf", "500K");
+    let s = Server::under_test(SHARDS, &["-c", &fits]);
+    assert!(s.log().contains("Server is ready"), "{}", s.log());
+}

@@ -1171,7 +1171,17 @@ async fn jetstream_api_replies_match_nats_server() {
 }
 
 async fn runner(url: &str) -> Runner {
-    let nc = async_nats::ConnectOptions::new()
+    runner_with(url, async_nats::ConnectOptions::new()).await
+}
+
+/// A runner for a user of a configured account.
+async fn runner_as(url: &str, user: &str) -> Runner {
+    let opts = async_nats::ConnectOptions::with_user_and_password(user.into(), user.into());
+    runner_with(url, opts).await
+}
+
+async fn runner_with(url: &str, opts: async_nats::ConnectOptions) -> Runner {
+    let nc = opts
         .request_timeout(None)
         .connect(url)
         .await
@@ -1294,6 +1304,234 @@ async fn moved_sequences_survive_restarts_as_in_nats_server() {
             (!diff.is_empty()).then(|| format!("{}: {}", a.label, diff.join("\n    ")))
         })
         .collect();
+    assert!(
+        mismatches.is_empty(),
+        "{} replies differ:\n{}\n\ntachyon log:\n{}",
+        mismatches.len(),
+        mismatches.join("\n"),
+        t.log()
+    );
+}
+
+/// A config with JetStream limits: the server's (1 MiB of file store) and three accounts': `L`
+/// with its own limits, `R` that requires `max_bytes`, `D` with only the server's.
+fn limits_config(dir: &std::path::Path, store_dir: &str) -> String {
+    let conf = format!(
+        "jetstream {{ store_dir: \"{store_dir}\", max_file_store: 1MB, max_memory_store: 1MB }}
+accounts {{
+  L: {{
+    jetstream: {{ max_streams: 3, max_file: 200K, max_mem: 100K, max_consumers: 5,
+                 store_max_stream_bytes: 100K, mem_max_stream_bytes: 80K, max_ack_pending: 9 }}
+    users: [ {{ user: l, password: l }} ]
+  }}
+  R: {{ jetstream: {{ max_bytes_required: true }}, users: [ {{ user: r, password: r }} ] }}
+  D: {{ jetstream: enabled, users: [ {{ user: d, password: d }} ] }}
+}}
+"
+    );
+    let path = dir.join("limits.conf");
+    std::fs::write(&path, conf).expect("write config");
+    path.to_string_lossy().into_owned()
+}
+
+/// Account `L`: its limits in account info, the stream count, per-stream byte caps, reserved
+/// bytes on create and update, and publishes past its file limit.
+async fn account_limits(r: &mut Runner) {
+    r.api("L info", "$JS.API.INFO", "").await;
+    for (label, name, body) in [
+        (
+            "S1 file 50K",
+            "S1",
+            r#"{"name":"S1","subjects":["s1"],"max_bytes":51200}"#,
+        ),
+        (
+            "S2 memory 60K",
+            "S2",
+            r#"{"name":"S2","subjects":["s2"],"storage":"memory","max_bytes":61440}"#,
+        ),
+        // Without a storage type nats-server's first check skips bytes: the cap says no.
+        (
+            "S3 over the per-stream cap",
+            "S3",
+            r#"{"name":"S3","subjects":["s3"],"max_bytes":153600}"#,
+        ),
+        // With one, the reservation says no first.
+        (
+            "S3 file over the per-stream cap",
+            "S3",
+            r#"{"name":"S3","subjects":["s3"],"storage":"file","max_bytes":153600}"#,
+        ),
+        (
+            "S3 at the cap",
+            "S3",
+            r#"{"name":"S3","subjects":["s3"],"max_bytes":100000}"#,
+        ),
+        (
+            "S4 past max_streams",
+            "S4",
+            r#"{"name":"S4","subjects":["s4"]}"#,
+        ),
+        (
+            "S4 past max_streams with a bad config",
+            "S4",
+            r#"{"name":"S4","subjects":["s4 x"]}"#,
+        ),
+        (
+            "S1 again, same config",
+            "S1",
+            r#"{"name":"S1","subjects":["s1"],"max_bytes":51200}"#,
+        ),
+    ] {
+        r.api(label, &format!("$JS.API.STREAM.CREATE.{name}"), body)
+            .await;
+    }
+    r.api("delete S3", "$JS.API.STREAM.DELETE.S3", "").await;
+    for (label, name, body) in [
+        (
+            "M memory past the account's memory",
+            "M",
+            r#"{"name":"M","subjects":["m"],"storage":"memory","max_bytes":51200}"#,
+        ),
+        (
+            "M memory over its per-stream cap",
+            "M",
+            r#"{"name":"M","subjects":["m"],"storage":"memory","max_bytes":90000}"#,
+        ),
+        (
+            "C too many consumers",
+            "C",
+            r#"{"name":"C","subjects":["c"],"max_consumers":6}"#,
+        ),
+        (
+            "M memory 30K",
+            "M",
+            r#"{"name":"M","subjects":["m"],"storage":"memory","max_bytes":30000}"#,
+        ),
+    ] {
+        r.api(label, &format!("$JS.API.STREAM.CREATE.{name}"), body)
+            .await;
+    }
+    r.api("delete M", "$JS.API.STREAM.DELETE.M", "").await;
+    r.api(
+        "S4 unlimited",
+        "$JS.API.STREAM.CREATE.S4",
+        r#"{"name":"S4","subjects":["s4"]}"#,
+    )
+    .await;
+    r.api(
+        "update S1 past the cap",
+        "$JS.API.STREAM.UPDATE.S1",
+        r#"{"name":"S1","subjects":["s1"],"max_bytes":204800}"#,
+    )
+    .await;
+    r.api(
+        "update S1 to the cap",
+        "$JS.API.STREAM.UPDATE.S1",
+        r#"{"name":"S1","subjects":["s1"],"max_bytes":100000}"#,
+    )
+    .await;
+    let big = "x".repeat(10_000);
+    for i in 0..22 {
+        r.publish(&format!("L publish {i}"), "s4", &[], &big).await;
+    }
+    r.api("S4 info", "$JS.API.STREAM.INFO.S4", "").await;
+    r.api("L info after", "$JS.API.INFO", "").await;
+}
+
+/// Account `R`: `max_bytes` is required.
+async fn bytes_required(r: &mut Runner) {
+    r.api("R info", "$JS.API.INFO", "").await;
+    r.api(
+        "R without max_bytes",
+        "$JS.API.STREAM.CREATE.R1",
+        r#"{"name":"R1","subjects":["r1"]}"#,
+    )
+    .await;
+    r.api(
+        "R with max_bytes",
+        "$JS.API.STREAM.CREATE.R1",
+        r#"{"name":"R1","subjects":["r1"],"max_bytes":1000}"#,
+    )
+    .await;
+    r.api(
+        "R update dropping max_bytes",
+        "$JS.API.STREAM.UPDATE.R1",
+        r#"{"name":"R1","subjects":["r1"]}"#,
+    )
+    .await;
+}
+
+/// Account `D`, bound by the server's limits only: a reservation past them, then publishes
+/// until the server's file store is full.
+async fn server_limits(r: &mut Runner) {
+    r.api(
+        "D reserving past the server",
+        "$JS.API.STREAM.CREATE.D1",
+        r#"{"name":"D1","subjects":["d1"],"max_bytes":2097152}"#,
+    )
+    .await;
+    r.api(
+        "D unlimited",
+        "$JS.API.STREAM.CREATE.D1",
+        r#"{"name":"D1","subjects":["d1"]}"#,
+    )
+    .await;
+    let big = "y".repeat(100_000);
+    for i in 0..13 {
+        r.publish(&format!("D publish {i}"), "d1", &[], &big).await;
+    }
+    r.api("D info", "$JS.API.INFO", "").await;
+}
+
+/// Account and server JetStream limits: the same config and steps against both servers (one
+/// account after another, so the server-wide usage is the same at each step).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_and_server_limits_match_nats_server() {
+    if require_nats_server("account_and_server_limits_match_nats_server").is_none() {
+        return;
+    }
+    let (tdir, ndir) = (TempDir::new("jslim-t"), TempDir::new("jslim-n"));
+    let tconf = limits_config(&tdir.0, &tdir.0.join("store").to_string_lossy());
+    let nconf = limits_config(&ndir.0, &ndir.0.join("store").to_string_lossy());
+    let t = Server::under_test(SHARDS, &["-c", &tconf]);
+    let n = Server::start(Impl::NatsServer, &["-c", &nconf]);
+    let mut trecs = Vec::new();
+    let mut nrecs = Vec::new();
+    for user in ["l", "r", "d"] {
+        let (mut tr, mut nr) = tokio::join!(runner_as(&t.url, user), runner_as(&n.url, user));
+        match user {
+            "l" => tokio::join!(account_limits(&mut tr), account_limits(&mut nr)),
+            "r" => tokio::join!(bytes_required(&mut tr), bytes_required(&mut nr)),
+            _ => tokio::join!(server_limits(&mut tr), server_limits(&mut nr)),
+        };
+        trecs.append(&mut tr.records);
+        nrecs.append(&mut nr.records);
+    }
+    assert_eq!(trecs.len(), nrecs.len());
+    if std::env::var_os("JS_DIFF_DUMP").is_some() {
+        for (a, b) in trecs.iter().zip(&nrecs) {
+            eprintln!("{}\n  T {:?}\n  N {:?}", a.label, a.outcome, b.outcome);
+        }
+    }
+    let mismatches: Vec<String> = trecs
+        .iter()
+        .zip(&nrecs)
+        .filter_map(|(a, b)| {
+            let diff = outcome_diff(&a.outcome, &b.outcome);
+            (!diff.is_empty()).then(|| format!("{}: {}", a.label, diff.join("\n    ")))
+        })
+        .collect();
+    // The steps must reach each limit (a sequence that refused nothing would prove nothing).
+    let refused = |code: &str| {
+        trecs
+            .iter()
+            .any(|r| matches!(&r.outcome, Outcome::Reply { body, .. } if format!("{body:?}").contains(code)))
+    };
+    for code in [
+        "10002", "10023", "10026", "10027", "10028", "10047", "10113", "10122",
+    ] {
+        assert!(refused(code), "no step was refused with {code}");
+    }
     assert!(
         mismatches.is_empty(),
         "{} replies differ:\n{}\n\ntachyon log:\n{}",

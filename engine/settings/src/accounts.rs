@@ -13,8 +13,38 @@ pub struct AccountDef {
     pub nkeys: Vec<NkeyUser>,
     pub exports: Vec<Export>,
     pub imports: Vec<Import>,
-    /// `jetstream: enabled` (or a limits block) in the account: JetStream serves it.
-    pub jetstream: bool,
+    /// `jetstream: enabled` or a limits block in the account: JetStream serves it, within
+    /// these limits.
+    pub jetstream: Option<JsAccountLimits>,
+}
+
+/// nats-server's `JetStreamAccountLimits` as an account's `jetstream {}` block sets them; -1
+/// is "no limit of its own" (the server's limits still apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsAccountLimits {
+    pub max_memory: i64,
+    pub max_store: i64,
+    pub max_streams: i64,
+    pub max_consumers: i64,
+    pub max_ack_pending: i64,
+    pub memory_max_stream_bytes: i64,
+    pub store_max_stream_bytes: i64,
+    pub max_bytes_required: bool,
+}
+
+impl Default for JsAccountLimits {
+    fn default() -> Self {
+        JsAccountLimits {
+            max_memory: -1,
+            max_store: -1,
+            max_streams: -1,
+            max_consumers: -1,
+            max_ack_pending: -1,
+            memory_max_stream_bytes: -1,
+            store_max_stream_bytes: -1,
+            max_bytes_required: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
