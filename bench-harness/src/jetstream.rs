@@ -52,6 +52,24 @@ pub enum Storage {
     Memory,
 }
 
+/// What a JetStream run does with its stream. `keep` and `reuse` let a script measure reads of
+/// a stream written before a restart (a cold stream): kv-get `--stream-use keep` creates and
+/// loads the bucket and leaves it; a later kv-get `--stream-use reuse` (same `--keys`, `--size`
+/// and `--bucket`) reads it without creating or loading anything, and leaves it too.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamUse {
+    /// Create it (replacing a leftover), run, delete it.
+    #[default]
+    Fresh,
+    /// Create it and run; leave it on the server.
+    Keep,
+    /// Use the one on the server as it is; leave it.
+    Reuse,
+}
+
 impl Storage {
     pub fn name(self) -> &'static str {
         match self {
@@ -66,6 +84,9 @@ pub fn validate(plan: &Plan) -> Result<()> {
     let bad = |what: String| Err(BenchError::Config(what));
     if plan.window == 0 {
         return bad("--window must be at least 1".into());
+    }
+    if plan.stream_use == StreamUse::Reuse && plan.workload != Workload::KvGet {
+        return bad("--stream-use reuse reads a kept bucket: kv-get only".into());
     }
     match plan.workload {
         Workload::KvPut | Workload::KvGet => {
@@ -543,6 +564,9 @@ pub fn check_contiguous(mut seqs: Vec<u64>) -> Result<(), String> {
 pub(crate) fn run<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
     let (stream, config) = stream_config(plan);
     let mut api = Api::connect(addr, stall)?;
+    if plan.stream_use == StreamUse::Reuse {
+        return measured::<L>(plan, addr, stall, &stream, &mut api);
+    }
     // A stream an aborted run left behind goes first; none to delete is the usual case.
     match api.delete_stream(&stream) {
         Ok(_) | Err(BenchError::JetStream(_)) => {}
@@ -550,6 +574,9 @@ pub(crate) fn run<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Re
     }
     create_stream(&mut api, &stream, &config)?;
     let r = measured::<L>(plan, addr, stall, &stream, &mut api);
+    if plan.stream_use == StreamUse::Keep {
+        return r;
+    }
     let deleted = api.delete_stream(&stream);
     let r = r?;
     deleted?;
@@ -590,7 +617,7 @@ fn measured<L: Link>(
     let get = plan.workload == Workload::KvGet;
     let sh = shared(plan, stall);
     let token = run_token();
-    if get {
+    if get && plan.stream_use != StreamUse::Reuse {
         load_keys(plan, addr, &sh, &token, stream)?;
     }
     let mut conns = Vec::with_capacity(plan.pubs);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tachyon_bench::compare::{self, CompareConfig};
-use tachyon_bench::jetstream::Storage;
+use tachyon_bench::jetstream::{Storage, StreamUse};
 use tachyon_bench::link::Transport;
 use tachyon_bench::server::ServerSpec;
 use tachyon_bench::workloads::{self, Options, Plan, RunResult, Workload};
@@ -156,6 +156,10 @@ struct LoadOpts {
     /// Key-value bucket of kv-put and kv-get (stream KV_<bucket>).
     #[arg(long, default_value = workloads::DEFAULT_BUCKET)]
     bucket: String,
+    /// JetStream runs: create and delete the stream (fresh), leave it (keep), or read the one
+    /// a `keep` run left, e.g. after a restart (reuse; kv-get only).
+    #[arg(long, value_enum, default_value_t = StreamUse::Fresh)]
+    stream_use: StreamUse,
 }
 
 impl LoadOpts {
@@ -181,6 +185,7 @@ impl LoadOpts {
             storage: self.storage,
             keys: self.keys,
             bucket: self.bucket.clone(),
+            stream_use: self.stream_use,
         })
     }
 }

@@ -18,7 +18,7 @@ use tachyon_protocol::encode;
 
 use crate::conn::Conn;
 use crate::error::{both, BenchError, Result};
-use crate::jetstream::{self, Storage};
+use crate::jetstream::{self, Storage, StreamUse};
 use crate::link::{message, Fleet, Link, Transport};
 use crate::stats::{new_histogram, record, summarize, LatencySummary};
 use crate::uring::{Ring, UringConn};
@@ -133,6 +133,8 @@ pub struct Options {
     pub keys: usize,
     /// Key-value bucket of kv-put and kv-get (stream `KV_<bucket>`).
     pub bucket: String,
+    /// Whether a JetStream run creates and deletes its stream, or keeps or reuses one.
+    pub stream_use: StreamUse,
 }
 
 impl Default for Options {
@@ -154,6 +156,7 @@ impl Default for Options {
             storage: Storage::default(),
             keys: DEFAULT_KEYS,
             bucket: DEFAULT_BUCKET.into(),
+            stream_use: StreamUse::default(),
         }
     }
 }
@@ -190,6 +193,8 @@ pub struct Plan {
     pub keys: usize,
     #[serde(default)]
     pub bucket: String,
+    #[serde(default)]
+    pub stream_use: StreamUse,
 }
 
 fn std_transport() -> Transport {
@@ -244,6 +249,7 @@ impl Plan {
             storage: o.storage,
             keys: o.keys,
             bucket: o.bucket.clone(),
+            stream_use: o.stream_use,
         };
         if plan.pubs == 0 {
             return Err(BenchError::Config("need at least one publisher".into()));
