@@ -6,13 +6,29 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+/// What a waiting reply says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckBody {
+    /// The usual ack, `{"stream":..,"seq":N}`: rendered when it leaves, into a buffer the
+    /// stream reuses, so a stored message costs no allocation here.
+    Stored(u64),
+    /// Anything else (a duplicate, an error), rendered already.
+    Raw(Vec<u8>),
+}
+
+impl From<Vec<u8>> for AckBody {
+    fn from(v: Vec<u8>) -> AckBody {
+        AckBody::Raw(v)
+    }
+}
+
 /// One reply waiting for its turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingAck {
     /// The sequence that must be durable before it leaves (0: none).
     pub due: u64,
     pub reply: Bytes,
-    pub body: Vec<u8>,
+    pub body: AckBody,
 }
 
 #[derive(Debug, Default)]
@@ -22,9 +38,13 @@ pub struct AckQueue {
 
 impl AckQueue {
     /// Queues an ack behind those before it.
-    pub fn push(&mut self, reply: Bytes, body: Vec<u8>, due: u64) {
+    pub fn push(&mut self, reply: Bytes, body: impl Into<AckBody>, due: u64) {
         let due = due.max(self.queue.back().map_or(0, |a| a.due));
-        self.queue.push_back(PendingAck { due, reply, body });
+        self.queue.push_back(PendingAck {
+            due,
+            reply,
+            body: body.into(),
+        });
     }
 
     /// Whether the first waiting ack may leave with `durable` synced.
@@ -73,7 +93,10 @@ mod tests {
             Some(Bytes::from_static(b"b"))
         );
         assert!(q.pop_due(5).is_none());
-        assert_eq!(q.pop_due(u64::MAX).map(|a| a.body), Some(b"6".to_vec()));
+        assert_eq!(
+            q.pop_due(u64::MAX).map(|a| a.body),
+            Some(AckBody::Raw(b"6".to_vec()))
+        );
     }
 
     /// JetStream's promise under power failure: the store on SimIo (which forgets unsynced
@@ -118,10 +141,12 @@ mod tests {
                 for (r, b) in seqs.into_iter().zip(&batch) {
                     let seq = r.expect("stored");
                     bodies.insert(seq, b.clone());
-                    q.push(Bytes::new(), seq.to_le_bytes().to_vec(), seq);
+                    q.push(Bytes::new(), AckBody::Stored(seq), seq);
                 }
                 while let Some(a) = q.pop_due(s.durable_seq()) {
-                    let seq = u64::from_le_bytes(a.body.try_into().expect("8 bytes"));
+                    let AckBody::Stored(seq) = a.body else {
+                        panic!("only stored acks were queued")
+                    };
                     acked.insert(seq, bodies[&seq].clone());
                     released += 1;
                 }

@@ -1812,16 +1812,30 @@ pub struct AccountInfo {
 /// `{"stream":"S","seq":7}`, with a domain `{"stream":"S","domain":"D","seq":7}`, and for a
 /// duplicate `...,"seq":7,"duplicate": true}` (with that space).
 pub fn pub_ack(stream: &str, seq: u64, duplicate: bool, domain: Option<&str>) -> Vec<u8> {
+    let mut v = pub_ack_prefix(stream, domain);
+    finish_pub_ack(&mut v, seq, duplicate);
+    v
+}
+
+/// What every ack of a stream starts with: `{"stream":"S"[,"domain":"D"],"seq":`.
+pub fn pub_ack_prefix(stream: &str, domain: Option<&str>) -> Vec<u8> {
     let mut s = format!("{{\"stream\":{}", gojson::quote(stream.as_bytes()));
     if let Some(d) = domain.filter(|d| !d.is_empty()) {
         s.push_str(&format!(",\"domain\":{}", gojson::quote(d.as_bytes())));
     }
-    s.push_str(&format!(",\"seq\":{seq}"));
-    if duplicate {
-        s.push_str(",\"duplicate\": true");
-    }
-    s.push('}');
+    s.push_str(",\"seq\":");
     s.into_bytes()
+}
+
+/// Ends an ack after its [`pub_ack_prefix`]: the sequence, the duplicate flag, `}`.
+pub fn finish_pub_ack(out: &mut Vec<u8>, seq: u64, duplicate: bool) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{seq}");
+    if duplicate {
+        out.extend_from_slice(b",\"duplicate\": true");
+    }
+    out.push(b'}');
 }
 
 /// A refused publish: `{"error":{..},"stream":"S","seq":0}` (marshalled, never with the

@@ -25,7 +25,7 @@ use tachyon_storage::{
     SyncPolicy,
 };
 
-use crate::acks::AckQueue;
+use crate::acks::{AckBody, AckQueue};
 use crate::api::{self, ApiKind};
 use crate::config::StreamConfig;
 use crate::errors::{self, ApiError};
@@ -165,6 +165,10 @@ pub struct StreamTask {
     last_ts: Cell<i64>,
     /// Bytes accepted into the pending batch, not yet stored: the limit checks count them.
     queued_bytes: Cell<u64>,
+    /// Where acks are rendered: starts with the stream's ack prefix (`{"stream":..,"seq":`,
+    /// `ack_prefix_len` bytes), reused for every ack.
+    ack_buf: RefCell<Vec<u8>>,
+    ack_prefix_len: usize,
 }
 
 /// What [`StreamTask::start`] needs about a stream that exists (recovered or just opened).
@@ -212,6 +216,7 @@ impl StreamTask {
         // Publishers pause at the stall mark as for any subscriber; the stream is cut off only
         // past this, which a reading stream task never reaches.
         let sub = InternalClient::with_max_pending(shard, account, INGEST_MAX_PENDING);
+        let ack_prefix = api::pub_ack_prefix(&config.name, js.settings.domain.as_deref());
         let task = Rc::new(StreamTask {
             bell,
             sub: sub.handle(),
@@ -232,6 +237,8 @@ impl StreamTask {
             dir,
             last_ts: Cell::new(0),
             queued_bytes: Cell::new(0),
+            ack_prefix_len: ack_prefix.len(),
+            ack_buf: RefCell::new(ack_prefix),
             config: RefCell::new(config),
         });
         task.subscribe_all()?;
@@ -647,10 +654,8 @@ impl StreamTask {
                         self.roll_up(r, &p.subject, seq);
                     }
                     if let Some(reply) = p.reply {
-                        let body =
-                            reply::pub_ack(&name, seq, false, self.js.settings.domain.as_deref());
                         let due = if self.waits_for_sync { seq } else { 0 };
-                        self.queue_ack(reply, body, due);
+                        self.queue_ack(reply, AckBody::Stored(seq), due);
                     }
                 }
                 Err(e) => {
@@ -685,7 +690,7 @@ impl StreamTask {
     }
 
     /// Queues an ack behind those before it; `due` 0 means "as soon as its turn comes".
-    fn queue_ack(&self, reply: Bytes, body: Vec<u8>, due: u64) {
+    fn queue_ack(&self, reply: Bytes, body: impl Into<AckBody>, due: u64) {
         self.acks.borrow_mut().push(reply, body, due);
     }
 
@@ -704,10 +709,18 @@ impl StreamTask {
     /// Sends every ack whose message is durable, in order.
     fn flush_acks(&self) {
         let durable = self.durable_seq();
+        let mut buf = self.ack_buf.borrow_mut();
         loop {
             let next = self.acks.borrow_mut().pop_due(durable);
             let Some(a) = next else { return };
-            self.out.publish(&a.reply, None, None, &a.body);
+            match &a.body {
+                AckBody::Stored(seq) => {
+                    buf.truncate(self.ack_prefix_len);
+                    api::finish_pub_ack(&mut buf, *seq, false);
+                    self.out.publish(&a.reply, None, None, &buf);
+                }
+                AckBody::Raw(body) => self.out.publish(&a.reply, None, None, body),
+            }
         }
     }
 
