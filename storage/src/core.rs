@@ -425,6 +425,36 @@ impl<L> Core<L> {
         }
     }
 
+    /// Messages at or after `from` whose subject matches `filter` ("" = all).
+    pub fn count_from(&self, from: u64, filter: &str) -> u64 {
+        if filter.is_empty() || filter == ">" {
+            return self.msgs.range_from(from).count() as u64;
+        }
+        if !subject::is_wildcard(filter) {
+            return self
+                .subjects
+                .get(filter)
+                .map_or(0, |(_, set)| set.range_from(from).count() as u64);
+        }
+        self.subjects
+            .iter()
+            .filter(|(s, _)| subject::matches(filter, s))
+            .map(|(_, (_, set))| set.range_from(from).count() as u64)
+            .sum()
+    }
+
+    /// The last sequence of every subject matching `filter` ("" = all), ascending.
+    pub fn last_per_subject(&self, filter: &str) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .subjects
+            .iter()
+            .filter(|(s, _)| filter.is_empty() || subject::matches(filter, s))
+            .filter_map(|(_, (_, set))| set.last_seq())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     pub fn subject_counts(&self, filter: &str) -> BTreeMap<String, u64> {
         self.subjects
             .iter()

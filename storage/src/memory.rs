@@ -141,6 +141,14 @@ impl Store for MemoryStore {
         self.core.subject_counts(filter)
     }
 
+    fn count_from(&self, from: u64, filter: &str) -> u64 {
+        self.core.count_from(from, filter)
+    }
+
+    fn last_per_subject(&self, filter: &str) -> Vec<u64> {
+        self.core.last_per_subject(filter)
+    }
+
     fn durable_seq(&self) -> u64 {
         self.core.last_seq()
     }
@@ -184,6 +192,23 @@ mod tests {
         assert_eq!((st.first_ts, st.last_ts), (10, 30));
         assert_eq!(st.bytes, 3 * RECORD + 9 + 1 + 11);
         assert_eq!(s.subject_counts("").get("a.b"), Some(&2));
+        assert_eq!(
+            (
+                s.count_from(1, ""),
+                s.count_from(2, ">"),
+                s.count_from(4, "")
+            ),
+            (3, 2, 0)
+        );
+        assert_eq!((s.count_from(1, "a.b"), s.count_from(2, "a.b")), (2, 1));
+        assert_eq!((s.count_from(1, "a.*"), s.count_from(3, "*.c")), (3, 0));
+        assert_eq!(s.last_per_subject(""), vec![2, 3]);
+        assert_eq!(s.last_per_subject("a.c"), vec![2]);
+        s.delete(3, false).unwrap();
+        assert_eq!(
+            (s.count_from(1, "a.b"), s.last_per_subject("a.*")),
+            (1, vec![1, 2])
+        );
     }
     const RECORD: u64 = crate::types::RECORD_OVERHEAD;
 

@@ -89,6 +89,14 @@ pub trait Store {
     /// Message count per subject matching `filter` ("" = all).
     fn subject_counts(&self, filter: &str) -> BTreeMap<String, u64>;
 
+    /// Messages at or after `from` whose subject matches `filter` ("" = all): a consumer's
+    /// pending count.
+    fn count_from(&self, from: u64, filter: &str) -> u64;
+
+    /// The last sequence of each subject matching `filter` ("" = all), ascending: where a
+    /// `last_per_subject` consumer starts.
+    fn last_per_subject(&self, filter: &str) -> Vec<u64>;
+
     /// Every sequence up to this one may be acknowledged: for a file store the highest sequence
     /// covered by a completed fdatasync ([`crate::FileStore::durable_seq`]), for a memory store
     /// the last sequence (it keeps nothing across a restart, so there is nothing to wait for).

@@ -619,3 +619,46 @@ fn account_limits_beyond_the_servers_stop_the_start() {
     let s = Server::under_test(SHARDS, &["-c", &fits]);
     assert!(s.log().contains("Server is ready"), "{}", s.log());
 }
+
+/// Many file streams share the store's sync threads: 64 KV buckets, each written to (so each
+/// has had syncs), add no thread of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_file_streams_cost_no_thread_each() {
+    if common::under_test() != common::Impl::Tachyon {
+        return;
+    }
+    let dir = TempDir::new("js-many-streams");
+    let s = js_server(&dir);
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{}/task", s.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let js = connect(&s).await;
+    let b = js
+        .create_key_value(kv::Config {
+            bucket: "first".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("bucket");
+    b.put("k", "v".into()).await.expect("put");
+    let before = threads();
+    for i in 0..64 {
+        let b = js
+            .create_key_value(kv::Config {
+                bucket: format!("b{i}"),
+                ..Default::default()
+            })
+            .await
+            .expect("bucket");
+        b.put("k", "v".into()).await.expect("put");
+    }
+    let after = threads();
+    assert!(before > 0, "no /proc task list");
+    // Short-lived helpers (stream opening off the executor) may still be winding down.
+    assert!(
+        after <= before + 4,
+        "{before} threads before, {after} after 64 streams"
+    );
+}

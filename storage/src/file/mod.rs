@@ -1214,6 +1214,14 @@ impl Store for FileStore {
         self.core.subject_counts(filter)
     }
 
+    fn count_from(&self, from: u64, filter: &str) -> u64 {
+        self.core.count_from(from, filter)
+    }
+
+    fn last_per_subject(&self, filter: &str) -> Vec<u64> {
+        self.core.last_per_subject(filter)
+    }
+
     fn durable_seq(&self) -> u64 {
         FileStore::durable_seq(self)
     }

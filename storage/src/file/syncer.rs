@@ -1,5 +1,8 @@
-//! Group commit that overlaps the disk: a thread per store runs the fdatasyncs while the
-//! store's owner goes on encoding and writing the next appends.
+//! Group commit that overlaps the disk: a shared pool of threads runs the stores' fdatasyncs
+//! while each store's owner goes on encoding and writing the next appends. A store has at most
+//! one sync running at a time (its group commit); different stores sync in parallel on the
+//! pool's threads, so a process with thousands of streams runs a handful of sync threads, not
+//! one each.
 //!
 //! The owner writes a batch, then hands the syncer "make everything up to sequence N durable"
 //! and the files to sync. A request that arrives while a sync is running waits and is merged
@@ -18,11 +21,11 @@
 //! After publishing it encodes and writes each sealed segment's index (temporary file, sync,
 //! rename, folder sync); until then recovery rebuilds a missing index from the segment.
 
+use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use super::open_index::OpenIndex;
 use crate::io::{Io, IoFile};
@@ -53,13 +56,13 @@ struct Job {
 struct State {
     job: Option<Job>,
     busy: bool,
-    stop: bool,
+    /// In the pool's queue: a worker will take its job.
+    queued: bool,
     error: Option<String>,
 }
 
 struct Shared {
     state: Mutex<State>,
-    wake: Condvar,
     done: Condvar,
     durable: AtomicU64,
     /// How many [`Seal`]s are finished (synced and their index written), in request order.
@@ -80,20 +83,69 @@ impl Shared {
         st.error = Some(reason);
         self.failed.store(true, Ordering::Release);
         st.job = None;
-        st.stop = true;
     }
+}
+
+/// The sync threads every store shares, and the stores with a job waiting for one.
+struct Pool {
+    queue: Mutex<VecDeque<Arc<Shared>>>,
+    wake: Condvar,
+}
+
+/// Sync threads: enough to keep several disks (or one fast one) busy, few enough that many
+/// streams cost no thread each.
+fn pool_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
+
+static POOL: OnceLock<Result<Arc<Pool>, String>> = OnceLock::new();
+
+fn pool() -> io::Result<&'static Arc<Pool>> {
+    let p = POOL.get_or_init(|| {
+        let pool = Arc::new(Pool {
+            queue: Mutex::new(VecDeque::new()),
+            wake: Condvar::new(),
+        });
+        for _ in 0..pool_threads() {
+            let p = pool.clone();
+            std::thread::Builder::new()
+                .name("store-sync".into())
+                .spawn(move || worker(&p))
+                .map_err(|e| format!("starting a store-sync thread: {e}"))?;
+        }
+        Ok(pool)
+    });
+    p.as_ref().map_err(|e| io::Error::other(e.clone()))
+}
+
+impl Pool {
+    fn push(&self, s: Arc<Shared>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(s);
+        self.wake.notify_one();
+    }
+}
+
+/// Queues the store for a worker unless one has it already (queued or busy).
+fn schedule(st: &mut State) -> bool {
+    if st.job.is_none() || st.busy || st.queued {
+        return false;
+    }
+    st.queued = true;
+    true
 }
 
 pub(super) struct Syncer {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    pool: &'static Arc<Pool>,
 }
 
 impl Syncer {
     pub fn start(durable: u64, io: Arc<dyn Io>, dir: PathBuf) -> io::Result<Syncer> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
-            wake: Condvar::new(),
             done: Condvar::new(),
             durable: AtomicU64::new(durable),
             seals_done: AtomicU64::new(0),
@@ -102,13 +154,9 @@ impl Syncer {
             io,
             dir,
         });
-        let s = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("store-sync".into())
-            .spawn(move || run(&s))?;
         Ok(Syncer {
             shared,
-            thread: Some(thread),
+            pool: pool()?,
         })
     }
 
@@ -142,8 +190,11 @@ impl Syncer {
                 })
             }
         }
+        let queue = schedule(&mut st);
         drop(st);
-        self.shared.wake.notify_one();
+        if queue {
+            self.pool.push(self.shared.clone());
+        }
     }
 
     pub fn durable(&self) -> u64 {
@@ -202,70 +253,90 @@ impl Syncer {
     }
 }
 
-fn run(s: &Shared) {
+/// A pool thread: takes a queued store, runs its job (and any job that arrived meanwhile,
+/// by queueing it again behind the others), forever.
+fn worker(pool: &Pool) {
     loop {
-        let mut st = s.lock();
-        let job = loop {
-            if let Some(j) = st.job.take() {
-                break j;
-            }
-            if st.stop {
-                return;
-            }
-            st = s.wake.wait(st).unwrap_or_else(|p| p.into_inner());
-        };
-        st.busy = true;
-        drop(st);
-        // Sealed segments first (cut to their records, then synced), then the request's files
-        // in order, then the folder: only then is every sequence up to `job.seq` findable
-        // after a power cut.
-        let r = job
-            .seals
-            .iter()
-            .try_for_each(|x| x.file.set_len(x.len).and_then(|()| x.file.sync_data()))
-            .and_then(|()| job.files.iter().try_for_each(|f| f.sync_data()))
-            .and_then(|()| {
-                if job.sync_dir {
-                    s.io.sync_dir(&s.dir)
-                } else {
-                    Ok(())
+        let s = {
+            let mut q = pool.queue.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(s) = q.pop_front() {
+                    break s;
                 }
-            });
-        let mut st = s.lock();
-        let synced = match r {
-            Ok(()) => {
-                s.durable.fetch_max(job.seq, Ordering::AcqRel);
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "fdatasync failed; the store stops accepting writes");
-                // Nothing after a failed sync can be trusted to become durable.
-                s.fail(&mut st, e.to_string());
-                false
+                q = pool.wake.wait(q).unwrap_or_else(|p| p.into_inner());
             }
         };
-        if synced && !job.seals.is_empty() {
-            // Published first: acknowledgements do not wait for the indexes. `busy` stays set,
-            // so waiters for the seals keep waiting.
-            drop(st);
-            s.done.notify_all();
-            notify(s);
-            let r = write_indexes(s, job.seals);
-            st = s.lock();
-            if let Err(e) = r {
-                tracing::error!(error = %e, "writing a sealed segment's index failed; the store stops accepting writes");
-                s.fail(&mut st, e.to_string());
+        run_one(&s);
+        let mut st = s.lock();
+        let again = schedule(&mut st);
+        drop(st);
+        if again {
+            pool.push(s);
+        }
+    }
+}
+
+/// Runs the store's waiting job, if any. A store being dropped still gets the job it was
+/// handed (the sequence was promised a sync).
+fn run_one(s: &Shared) {
+    let mut st = s.lock();
+    st.queued = false;
+    let Some(job) = st.job.take() else {
+        drop(st);
+        s.done.notify_all();
+        return;
+    };
+    st.busy = true;
+    drop(st);
+    // Sealed segments first (cut to their records, then synced), then the request's files
+    // in order, then the folder: only then is every sequence up to `job.seq` findable
+    // after a power cut.
+    let r = job
+        .seals
+        .iter()
+        .try_for_each(|x| x.file.set_len(x.len).and_then(|()| x.file.sync_data()))
+        .and_then(|()| job.files.iter().try_for_each(|f| f.sync_data()))
+        .and_then(|()| {
+            if job.sync_dir {
+                s.io.sync_dir(&s.dir)
+            } else {
+                Ok(())
             }
-            st.busy = false;
-            drop(st);
-            s.done.notify_all();
-            continue;
+        });
+    let mut st = s.lock();
+    let synced = match r {
+        Ok(()) => {
+            s.durable.fetch_max(job.seq, Ordering::AcqRel);
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "fdatasync failed; the store stops accepting writes");
+            // Nothing after a failed sync can be trusted to become durable.
+            s.fail(&mut st, e.to_string());
+            false
+        }
+    };
+    if synced && !job.seals.is_empty() {
+        // Published first: acknowledgements do not wait for the indexes. `busy` stays set,
+        // so waiters for the seals keep waiting.
+        drop(st);
+        s.done.notify_all();
+        notify(s);
+        let r = write_indexes(s, job.seals);
+        st = s.lock();
+        if let Err(e) = r {
+            tracing::error!(error = %e, "writing a sealed segment's index failed; the store stops accepting writes");
+            s.fail(&mut st, e.to_string());
         }
         st.busy = false;
         drop(st);
         s.done.notify_all();
-        notify(s);
+        return;
     }
+    st.busy = false;
+    drop(st);
+    s.done.notify_all();
+    notify(s);
 }
 
 /// Encodes and writes each sealed segment's index (whole or absent: temporary file, sync,
@@ -296,11 +367,19 @@ fn notify(s: &Shared) {
 }
 
 impl Drop for Syncer {
+    /// Waits for the job handed over (and the one running) to finish: a dropped store's files
+    /// are synced as promised before they are closed or removed.
     fn drop(&mut self) {
-        self.shared.lock().stop = true;
-        self.shared.wake.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let mut st = self.shared.lock();
+        while st.busy || st.queued || st.job.is_some() {
+            if st.job.is_some() && !st.busy && !st.queued {
+                // Nobody will take it (cannot happen: a job is always queued); run it here.
+                drop(st);
+                run_one(&self.shared);
+                st = self.shared.lock();
+                continue;
+            }
+            st = self.shared.done.wait(st).unwrap_or_else(|p| p.into_inner());
         }
     }
 }

@@ -864,7 +864,9 @@ fn pipelined_appends_never_sync_on_the_owner_thread_across_roll_overs() {
     }
     let last = s.state().last_seq;
     s.wait_durable(last).unwrap();
-    assert!(io.off(owner, "fdatasync") > 0 && io.off(owner, "sync_dir") >= 40);
+    // Requests that wait for a pool thread merge (one folder sync covers every entry made
+    // before it), so there may be fewer folder syncs than roll-overs, but never none.
+    assert!(io.off(owner, "fdatasync") > 0 && io.off(owner, "sync_dir") > 0);
     let first = s.state().first_seq;
     assert_eq!(last - first + 1, 400);
     drop(s);
