@@ -17,7 +17,7 @@ pub mod value;
 
 pub use file::{load, resolve, FileConfig};
 pub use parser::{parse_file, parse_str, Document};
-pub use tachyon_settings::{options, permissions};
+pub use tachyon_settings::{gofmt, options, permissions};
 pub use tachyon_settings::{
     JetStreamOpts, JsSync, MigrateMode, Options, NATS_VERSION, TACHYON_VERSION,
 };

@@ -54,6 +54,11 @@ pub struct RoutedMsg {
     /// is bounded by `MAX_PAYLOAD_LIMIT`).
     pub header_len: Option<u32>,
     pub payload: Bytes,
+    /// When set, `payload` starts with this many bytes of the subject the MSG line shows
+    /// (a JetStream delivery: routed on `subject`, shown with the stored message's subject),
+    /// and `header_len` counts from after them. 16 bits keep the envelope in its budget; a
+    /// longer subject is not shown (the MSG line carries `subject`).
+    pub shown_len: u16,
     /// Deliver to the receiving shard's plain (non-queue) subscriptions.
     pub plain: bool,
     pub picks: QueuePicks,

@@ -129,6 +129,33 @@ impl InternalClient {
         self.shard.after_sends();
     }
 
+    /// Publishes on `subject` a message whose MSG line shows `shown` ([`Shard::publish_as`]):
+    /// a JetStream delivery. Whether anyone received it.
+    pub fn publish_as(
+        &self,
+        subject: &Bytes,
+        shown: &Bytes,
+        reply: Option<&Bytes>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        let (header_len, message) = match headers {
+            Some(h) => {
+                let mut m = BytesMut::with_capacity(h.len() + payload.len());
+                m.extend_from_slice(h);
+                m.extend_from_slice(payload);
+                (Some(h.len()), m.freeze())
+            }
+            None => (None, Bytes::copy_from_slice(payload)),
+        };
+        let delivered =
+            self.shard
+                .publish_as(&self.client, subject, shown, reply, header_len, &message);
+        self.shard.forget_stalled();
+        self.shard.after_sends();
+        delivered
+    }
+
     /// Returns once every other shard applied this client's subscriptions (and delivered its
     /// publishes) made before the call.
     pub async fn barrier(&self) {

@@ -12,6 +12,9 @@
 pub mod acks;
 pub mod api;
 pub mod config;
+pub mod consumer;
+mod consumer_api;
+pub mod consumer_config;
 pub mod errors;
 pub mod limits;
 mod meta;

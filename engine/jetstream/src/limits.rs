@@ -110,6 +110,13 @@ impl JetStream {
         self.limits.get(account as usize).and_then(Option::as_ref)
     }
 
+    /// Consumers of all the account's streams.
+    pub fn account_consumers(&self, account: AccountId) -> usize {
+        self.registry.lock().get(&account).map_or(0, |a| {
+            a.streams.values().map(|s| s.figures.consumer_count()).sum()
+        })
+    }
+
     /// `max_bytes` every stream on the server reserves, of one storage type.
     fn server_reserved(&self, memory: bool) -> i64 {
         self.registry

@@ -180,7 +180,10 @@ pub(crate) async fn open_recovered(js: &Arc<JetStream>, shard: &Rc<Shard>, r: Re
         dir: Some(r.dir),
     };
     match StreamTask::start(js, shard, account, opened) {
-        Ok(t) => crate::service::adopt(t),
+        Ok(t) => {
+            crate::consumer_api::recover(&t).await;
+            crate::service::adopt(t)
+        }
         Err(e) => tracing::error!(
             "JetStream: stream '{} > {name}' failed to start: {}",
             r.account,

@@ -22,6 +22,8 @@ pub struct StreamFigures {
     pub last_ts: AtomicI64,
     pub num_deleted: AtomicU64,
     pub num_subjects: AtomicU64,
+    /// Its consumers (not part of the store's state).
+    pub consumers: AtomicU64,
 }
 
 /// One snapshot of [`StreamFigures`]: the store's state as the stream publishes it.
@@ -37,6 +39,10 @@ impl StreamFigures {
         self.last_ts.store(f.last_ts, Ordering::Relaxed);
         self.num_deleted.store(f.num_deleted, Ordering::Relaxed);
         self.num_subjects.store(f.num_subjects, Ordering::Relaxed);
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.load(Ordering::Relaxed) as usize
     }
 
     pub fn load(&self) -> Figures {

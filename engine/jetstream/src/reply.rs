@@ -41,7 +41,7 @@ fn info(js: &JetStream, e: &StreamEntry, state: StreamState, kind: ApiKind) -> S
 /// nats-server's standalone create says `did_create` also when the very same stream existed.
 pub(crate) fn stream_info(t: &StreamTask, kind: ApiKind, req: &StreamInfoRequest) -> Vec<u8> {
     let entry = t.entry();
-    let mut state = api::StreamState::from_store(&t.figures(), 0);
+    let mut state = api::StreamState::from_store(&t.figures(), t.consumer_count());
     if req.deleted_details {
         state.deleted = t.deleted_seqs();
     }
@@ -78,7 +78,7 @@ pub(crate) fn stream_info_of_entry(js: &JetStream, e: &StreamEntry) -> Vec<u8> {
     let i = info(
         js,
         e,
-        api::StreamState::from_store(&e.figures.load(), 0),
+        api::StreamState::from_store(&e.figures.load(), e.figures.consumer_count()),
         ApiKind::StreamCreate,
     );
     api::stream_create_response(&i, true)
@@ -86,12 +86,13 @@ pub(crate) fn stream_info_of_entry(js: &JetStream, e: &StreamEntry) -> Vec<u8> {
 
 /// `$JS.API.INFO`: usage summed over the account's streams.
 pub(crate) fn account_info(js: &JetStream, account: AccountId) -> Vec<u8> {
-    let (mut memory, mut storage, mut streams) = (0u64, 0u64, 0usize);
+    let (mut memory, mut storage, mut streams, mut consumers) = (0u64, 0u64, 0usize, 0usize);
     // nats-server reserves each stream's max_bytes, when it has one.
     let (mut reserved_memory, mut reserved_storage) = (0u64, 0u64);
     if let Some(acc) = js.registry.lock().get(&account) {
         for s in acc.streams.values().filter(|s| s.ready) {
             streams += 1;
+            consumers += s.figures.consumer_count();
             let bytes = s.figures.load().bytes;
             let reserve = u64::try_from(s.config.max_bytes).unwrap_or(0);
             if s.config.is_memory() {
@@ -115,6 +116,7 @@ pub(crate) fn account_info(js: &JetStream, account: AccountId) -> Vec<u8> {
         reserved_memory,
         reserved_storage,
         streams,
+        consumers,
         domain: js.settings.domain.clone().unwrap_or_default(),
         limits: js.limits_of(account).cloned().unwrap_or_default(),
         api: api::ApiStats {
@@ -174,7 +176,7 @@ pub(crate) fn stream_list(
             info(
                 js,
                 e,
-                api::StreamState::from_store(&e.figures.load(), 0),
+                api::StreamState::from_store(&e.figures.load(), e.figures.consumer_count()),
                 ApiKind::StreamList,
             )
         })

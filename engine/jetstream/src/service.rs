@@ -18,6 +18,7 @@ use tachyon_storage::{ByteAccounting, MemoryStore};
 
 use crate::api::{ApiKind, StreamInfoRequest};
 use crate::config::StreamConfig;
+use crate::consumer_config::ConsumerApi;
 use crate::errors::{self, ApiError};
 use crate::meta::{self, Meta};
 use crate::registry::{StreamEntry, StreamFigures};
@@ -59,6 +60,25 @@ enum Op {
     List,
     /// A request naming one stream: answered here only when it does not exist.
     Scoped(ApiKind),
+    /// A consumer request naming one stream (the stream's name is token `1` of the subject's
+    /// tokens after `$JS.API.CONSUMER.`... see [`consumer_stream`]): "stream not found" here
+    /// when it does not exist; its owner answers otherwise.
+    ConsumerScoped(ConsumerApi),
+}
+
+/// The stream a consumer API subject names: `$JS.API.CONSUMER.<OP>.<stream>...`, or
+/// `$JS.API.CONSUMER.DURABLE.CREATE.<stream>.<durable>`.
+fn consumer_stream(subject: &[u8]) -> String {
+    let tokens: Vec<&[u8]> = subject.split(|b| *b == b'.').collect();
+    let i = if tokens.get(3) == Some(&&b"DURABLE"[..]) {
+        5
+    } else {
+        4
+    };
+    tokens
+        .get(i)
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .unwrap_or_default()
 }
 
 /// Starts the API service of every JetStream account on this shard (shard 0).
@@ -68,7 +88,35 @@ pub(crate) fn start(js: &Arc<JetStream>, shard: &Rc<Shard>) {
         let account = account as AccountId;
         let client = InternalClient::new(shard, account);
         let mut routes: Vec<(Bytes, Op)> = Vec::new();
-        let subs: [(&str, Op); 10] = [
+        let subs: [(&str, Op); 17] = [
+            (
+                "$JS.API.CONSUMER.CREATE.*",
+                Op::ConsumerScoped(ConsumerApi::Create),
+            ),
+            (
+                "$JS.API.CONSUMER.CREATE.*.>",
+                Op::ConsumerScoped(ConsumerApi::Create),
+            ),
+            (
+                "$JS.API.CONSUMER.DURABLE.CREATE.*.*",
+                Op::ConsumerScoped(ConsumerApi::Create),
+            ),
+            (
+                "$JS.API.CONSUMER.INFO.*.*",
+                Op::ConsumerScoped(ConsumerApi::Info),
+            ),
+            (
+                "$JS.API.CONSUMER.DELETE.*.*",
+                Op::ConsumerScoped(ConsumerApi::Delete),
+            ),
+            (
+                "$JS.API.CONSUMER.NAMES.*",
+                Op::ConsumerScoped(ConsumerApi::Names),
+            ),
+            (
+                "$JS.API.CONSUMER.LIST.*",
+                Op::ConsumerScoped(ConsumerApi::List),
+            ),
             ("$JS.API.INFO", Op::Info),
             ("$JS.API.STREAM.CREATE.*", Op::Create),
             ("$JS.API.STREAM.NAMES", Op::Names),
@@ -104,6 +152,13 @@ pub(crate) fn start(js: &Arc<JetStream>, shard: &Rc<Shard>) {
                 match op {
                     Some(op) if enabled => api.handle(op, d),
                     // An account without JetStream gets nats-server's 503 for every request.
+                    Some(Op::ConsumerScoped(c)) => api.respond(
+                        &d.reply,
+                        &crate::consumer_config::consumer_error(
+                            c,
+                            &errors::NOT_ENABLED_FOR_ACCOUNT.err(),
+                        ),
+                    ),
                     Some(op) => api.respond(
                         &d.reply,
                         &reply::error(op.kind(), &errors::NOT_ENABLED_FOR_ACCOUNT.err()),
@@ -125,6 +180,8 @@ impl Op {
             Op::Names => ApiKind::StreamNames,
             Op::List => ApiKind::StreamList,
             Op::Scoped(k) => k,
+            // Consumer replies are written by `consumer_config`; never asked for here.
+            Op::ConsumerScoped(_) => ApiKind::StreamInfo,
         }
     }
 }
@@ -188,6 +245,15 @@ impl Api {
                         },
                     ),
                     Some(_) => {}
+                }
+            }
+            Op::ConsumerScoped(c) => {
+                let local = self.js.local_api_subject(&d.subject);
+                let stream = consumer_stream(&local);
+                if self.js.registry.get(self.account, &stream).is_none() {
+                    self.count(true);
+                    let e = errors::STREAM_NOT_FOUND.err();
+                    self.respond(&d.reply, &crate::consumer_config::consumer_error(c, &e));
                 }
             }
             Op::Create => {

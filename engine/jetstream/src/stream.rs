@@ -8,7 +8,7 @@
 //! at once. Acks leave in sequence order whatever the policy.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +28,8 @@ use tachyon_storage::{
 use crate::acks::{AckBody, AckQueue};
 use crate::api::{self, ApiKind};
 use crate::config::StreamConfig;
+use crate::consumer::Consumer;
+use crate::consumer_config::ConsumerApi;
 use crate::errors::{self, ApiError};
 use crate::registry::{Figures, StreamEntry, StreamFigures};
 use crate::{now_nanos, reply, JetStream};
@@ -95,6 +97,18 @@ enum Route {
     MsgGet,
     MsgDelete,
     DirectGet,
+    /// The stream's consumer API (create, info, delete, names, list).
+    Consumer(ConsumerApi),
+    /// One consumer's own subscription (`consumer_sids` says which and what for).
+    ConsumerSub,
+}
+
+/// What a consumer's own subscription is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConsumerSub {
+    Next,
+    Ack,
+    FlowControl,
 }
 
 /// Message ids seen within the duplicate window, oldest first.
@@ -169,6 +183,14 @@ pub struct StreamTask {
     /// `ack_prefix_len` bytes), reused for every ack.
     ack_buf: RefCell<Vec<u8>>,
     ack_prefix_len: usize,
+    /// Its consumers, by name, and their subscriptions.
+    consumers: RefCell<BTreeMap<String, Rc<Consumer>>>,
+    consumer_sids: RefCell<HashMap<Bytes, (Rc<Consumer>, ConsumerSub)>>,
+    /// The consumers' timer task runs (`consumer_api::ensure_timer`) and how to wake it.
+    pub(crate) timer_started: Cell<bool>,
+    pub(crate) timer_wake: Rc<crate::consumer_api::Wake>,
+    /// The durable sequence consumers last pumped at: a sync past it wakes them.
+    consumer_durable: Cell<u64>,
 }
 
 /// What [`StreamTask::start`] needs about a stream that exists (recovered or just opened).
@@ -239,6 +261,11 @@ impl StreamTask {
             queued_bytes: Cell::new(0),
             ack_prefix_len: ack_prefix.len(),
             ack_buf: RefCell::new(ack_prefix),
+            consumers: RefCell::new(BTreeMap::new()),
+            consumer_sids: RefCell::new(HashMap::new()),
+            timer_started: Cell::new(false),
+            timer_wake: Rc::new(crate::consumer_api::Wake::default()),
+            consumer_durable: Cell::new(0),
             config: RefCell::new(config),
         });
         task.subscribe_all()?;
@@ -254,12 +281,17 @@ impl StreamTask {
             loop {
                 let t2 = t.clone();
                 waiter
-                    .wait_until(move || t2.stopped.load(Ordering::Acquire) || t2.has_due_acks())
+                    .wait_until(move || {
+                        t2.stopped.load(Ordering::Acquire)
+                            || t2.has_due_acks()
+                            || t2.consumers_may_advance()
+                    })
                     .await;
                 if t.stopped.load(Ordering::Acquire) {
                     return;
                 }
                 t.flush_acks();
+                t.pump_consumers();
             }
         })
         .detach();
@@ -329,6 +361,32 @@ impl StreamTask {
             add(&format!("$JS.API.DIRECT.GET.{n}"), Route::DirectGet)?;
             add(&format!("$JS.API.DIRECT.GET.{n}.>"), Route::DirectGet)?;
         }
+        let c = |a| Route::Consumer(a);
+        add(
+            &format!("$JS.API.CONSUMER.CREATE.{n}"),
+            c(ConsumerApi::Create),
+        )?;
+        add(
+            &format!("$JS.API.CONSUMER.CREATE.{n}.>"),
+            c(ConsumerApi::Create),
+        )?;
+        add(
+            &format!("$JS.API.CONSUMER.DURABLE.CREATE.{n}.*"),
+            c(ConsumerApi::Create),
+        )?;
+        add(
+            &format!("$JS.API.CONSUMER.INFO.{n}.*"),
+            c(ConsumerApi::Info),
+        )?;
+        add(
+            &format!("$JS.API.CONSUMER.DELETE.{n}.*"),
+            c(ConsumerApi::Delete),
+        )?;
+        add(
+            &format!("$JS.API.CONSUMER.NAMES.{n}"),
+            c(ConsumerApi::Names),
+        )?;
+        add(&format!("$JS.API.CONSUMER.LIST.{n}"), c(ConsumerApi::List))?;
         Ok(())
     }
 
@@ -419,13 +477,14 @@ impl StreamTask {
                     Some(Route::Data) => self.accept(d, &mut pending),
                     Some(r) => {
                         self.append(&mut pending);
-                        self.api(r, d).await;
+                        self.consumer_request(r, d).await;
                     }
                     None => {}
                 }
             }
             self.append(&mut pending);
             self.flush_acks();
+            self.pump_consumers();
             // A batch is a burst of work on the shard: the connections it shares the shard
             // with run before the next one.
             futures_lite::future::yield_now().await;
@@ -643,6 +702,12 @@ impl StreamTask {
             match r {
                 Ok(seq) => {
                     self.last_ts.set(ts);
+                    if !self.consumers.borrow().is_empty() {
+                        let subject = std::str::from_utf8(&p.subject).unwrap_or("");
+                        for c in self.consumers.borrow().values() {
+                            c.on_stored(subject, seq);
+                        }
+                    }
                     // As nats-server: the last message's id, "" when it had none.
                     *self.last_msg_id.borrow_mut() = p.msg_id.clone().unwrap_or_default();
                     if let Some(id) = p.msg_id {
@@ -736,7 +801,7 @@ impl StreamTask {
         }
     }
 
-    fn count_api(&self, failed: bool) {
+    pub(crate) fn count_api(&self, failed: bool) {
         if let Some(c) = self.js.registry.api(self.account) {
             c.count(failed);
         }
@@ -775,6 +840,28 @@ impl StreamTask {
                 self.answer(&d.reply, ApiKind::MsgDelete, r);
             }
             Route::DirectGet => self.direct_get(&d),
+            // Handled in `api_rc` (needs the stream's Rc).
+            Route::Consumer(_) | Route::ConsumerSub => {}
+        }
+    }
+
+    /// One request for the stream's consumers, or for one consumer.
+    async fn consumer_request(self: &Rc<Self>, route: Route, d: Delivery) {
+        match route {
+            Route::Consumer(api) => crate::consumer_api::handle(self, api, &d).await,
+            Route::ConsumerSub => {
+                let target = self.consumer_sids.borrow().get(&d.sid).cloned();
+                match target {
+                    Some((c, ConsumerSub::Next)) => crate::consumer_api::next(self, &c, &d),
+                    Some((c, ConsumerSub::Ack)) => crate::consumer_api::ack(self, &c, &d),
+                    Some((c, ConsumerSub::FlowControl)) => {
+                        c.on_flow_control(&d.subject);
+                        self.pump_one(&c);
+                    }
+                    None => {}
+                }
+            }
+            _ => self.api(route, d).await,
         }
     }
 
@@ -844,6 +931,10 @@ impl StreamTask {
     /// leaves the registry; its files are gone before the reply.
     pub(crate) async fn delete(&self, reply_to: Option<Bytes>) {
         let name = self.name();
+        // Waiting pull requests hear that their consumer is gone.
+        for c in self.consumers_sorted() {
+            c.close(self);
+        }
         // Stopped first: the ingest task sees its subscription end as the delete it is.
         self.halt();
         self.sub.close();
@@ -911,6 +1002,7 @@ impl StreamTask {
             }
         };
         self.publish_figures();
+        self.consumers_removed();
         Ok(api::stream_purge_response(purged))
     }
 
@@ -968,6 +1060,7 @@ impl StreamTask {
             return failed(errors::SEQUENCE_NOT_FOUND.with("seq", req.seq));
         }
         self.publish_figures();
+        self.consumers_removed();
         Ok(api::msg_delete_response())
     }
 
@@ -1097,7 +1190,10 @@ impl StreamTask {
         };
         match r {
             Ok(0) => {}
-            Ok(_) => self.publish_figures(),
+            Ok(_) => {
+                self.publish_figures();
+                self.consumers_removed();
+            }
             Err(e) => tracing::error!("JetStream stream '{}': {e}", self.name()),
         }
     }
@@ -1157,6 +1253,247 @@ fn store_error(e: &StoreError) -> ApiError {
         other => other.to_string(),
     };
     errors::STREAM_STORE_FAILED.with("err", text)
+}
+
+/// Consumers: what `consumer.rs` and `consumer_api.rs` use of their stream.
+impl StreamTask {
+    pub(crate) fn consumer(&self, name: &str) -> Option<Rc<Consumer>> {
+        self.consumers.borrow().get(name).cloned()
+    }
+
+    pub(crate) fn consumer_names(&self) -> Vec<String> {
+        self.consumers.borrow().keys().cloned().collect()
+    }
+
+    pub(crate) fn consumers_sorted(&self) -> Vec<Rc<Consumer>> {
+        self.consumers.borrow().values().cloned().collect()
+    }
+
+    pub(crate) fn consumer_count(&self) -> usize {
+        self.consumers.borrow().len()
+    }
+
+    /// Subscribes a new (or recovered) consumer's own subjects and lists it.
+    pub(crate) fn add_consumer(&self, c: Rc<Consumer>) -> Result<(), String> {
+        let stream = self.name();
+        let name = c.name.clone();
+        let mut subs: Vec<(String, ConsumerSub)> = Vec::new();
+        if c.is_pull() {
+            for s in self
+                .js
+                .api_subjects(&format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}"))
+            {
+                subs.push((s, ConsumerSub::Next));
+            }
+        }
+        subs.push((format!("$JS.ACK.{stream}.{name}.>"), ConsumerSub::Ack));
+        if !c.is_pull() {
+            subs.push((
+                format!("$JS.FC.{stream}.{name}.*"),
+                ConsumerSub::FlowControl,
+            ));
+        }
+        for (subject, what) in subs {
+            let sid = self
+                .sub
+                .subscribe(&subject, None)
+                .map_err(|e| e.to_string())?;
+            self.routes
+                .borrow_mut()
+                .insert(sid.clone(), Route::ConsumerSub);
+            self.consumer_sids
+                .borrow_mut()
+                .insert(sid.clone(), (c.clone(), what));
+            c.sids.borrow_mut().push(sid);
+        }
+        self.consumers.borrow_mut().insert(name, c);
+        self.figures
+            .consumers
+            .store(self.consumers.borrow().len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn remove_consumer(&self, name: &str) {
+        let Some(c) = self.consumers.borrow_mut().remove(name) else {
+            return;
+        };
+        for sid in c.sids.borrow_mut().drain(..) {
+            self.sub.unsubscribe(&sid, None);
+            self.routes.borrow_mut().remove(&sid);
+            self.consumer_sids.borrow_mut().remove(&sid);
+        }
+        self.figures
+            .consumers
+            .store(self.consumers.borrow().len() as u64, Ordering::Relaxed);
+    }
+
+    /// Every shard sees this stream's subscriptions made so far.
+    pub(crate) async fn barrier(&self) {
+        self.sub.barrier().await;
+    }
+
+    /// Where a consumer of a file stream keeps its config and state.
+    pub(crate) fn consumer_dir(&self, name: &str) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join("obs").join(name))
+    }
+
+    pub(crate) fn durable_seq_pub(&self) -> u64 {
+        self.durable_seq()
+    }
+
+    /// Whether a sync since the consumers last looked lets them hand out more.
+    fn consumers_may_advance(&self) -> bool {
+        !self.consumers.borrow().is_empty() && self.durable_seq() > self.consumer_durable.get()
+    }
+
+    /// Lets every consumer hand out what it can.
+    pub(crate) fn pump_consumers(&self) {
+        if self.consumers.borrow().is_empty() {
+            return;
+        }
+        let durable = self.durable_seq();
+        self.consumer_durable.set(durable.min(self.last_seq()));
+        for c in self.consumers_sorted() {
+            c.pump(self, durable);
+        }
+    }
+
+    pub(crate) fn pump_one(&self, c: &Consumer) {
+        c.pump(self, self.durable_seq());
+    }
+
+    /// Messages went away (purge, delete, limits): pending counts are recounted.
+    pub(crate) fn consumers_removed(&self) {
+        for c in self.consumers.borrow().values() {
+            c.on_removed();
+        }
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.backend.borrow().store().state().last_seq
+    }
+
+    /// The stream's first and last sequences.
+    pub(crate) fn first_last(&self) -> (u64, u64) {
+        let st = self.backend.borrow().store().state();
+        (st.first_seq, st.last_seq)
+    }
+
+    pub(crate) fn seq_at_time(&self, ts: i64) -> Option<u64> {
+        self.backend.borrow().store().seq_at_time(ts)
+    }
+
+    pub(crate) fn last_seq_of(&self, filter: &str) -> Option<u64> {
+        self.backend
+            .borrow()
+            .store()
+            .load_last(filter)
+            .ok()
+            .flatten()
+            .map(|m| m.seq)
+    }
+
+    pub(crate) fn last_per_subject(&self, filter: &str) -> Vec<u64> {
+        self.backend.borrow().store().last_per_subject(filter)
+    }
+
+    pub(crate) fn count_from(&self, from: u64, filter: &str) -> u64 {
+        self.backend.borrow().store().count_from(from, filter)
+    }
+
+    pub(crate) fn load(&self, seq: u64) -> Option<StoredMsg> {
+        match self.backend.borrow().store().load(seq) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("JetStream stream '{}': reading {seq}: {e}", self.name());
+                None
+            }
+        }
+    }
+
+    pub(crate) fn load_next(&self, from: u64, filter: &str) -> Option<StoredMsg> {
+        match self.backend.borrow().store().load_next(from, filter) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(
+                    "JetStream stream '{}': reading from {from}: {e}",
+                    self.name()
+                );
+                None
+            }
+        }
+    }
+
+    /// The stream's name, borrowed.
+    pub(crate) fn name_ref(&self) -> std::cell::Ref<'_, str> {
+        std::cell::Ref::map(self.config.borrow(), |c| c.name.as_str())
+    }
+
+    pub(crate) fn respond_raw(&self, reply: &Bytes, body: &[u8]) {
+        self.out.publish(reply, None, None, body);
+    }
+
+    /// A status-only message (`NATS/1.0 <code> ...`) to a pull request or deliver subject.
+    pub(crate) fn send_status(&self, to: &Bytes, header_block: &[u8]) {
+        self.out.publish(to, None, Some(header_block), b"");
+    }
+
+    pub(crate) fn send_status_with_reply(&self, to: &Bytes, reply: &Bytes, header_block: &[u8]) {
+        self.out.publish(to, Some(reply), Some(header_block), b"");
+    }
+
+    /// A consumer delivery: routed on `to`, showing the message's own subject, with its ack
+    /// subject as reply.
+    pub(crate) fn deliver(
+        &self,
+        to: &Bytes,
+        subject: &str,
+        ack: &Bytes,
+        headers: Option<&[u8]>,
+        body: &[u8],
+    ) {
+        let shown = Bytes::copy_from_slice(subject.as_bytes());
+        self.out.publish_as(to, &shown, Some(ack), headers, body);
+    }
+
+    pub(crate) fn has_interest(&self, subject: &[u8]) -> bool {
+        !subject.is_empty() && self.shard.has_interest(self.account, subject)
+    }
+
+    /// Writes a consumer's config (file streams), off the executor.
+    pub(crate) async fn save_consumer_meta(&self, c: &Consumer) {
+        let Some(dir) = c.dir.clone() else { return };
+        let body = crate::consumer_api::meta_json(c);
+        let r = crate::offload::off_executor(move || crate::consumer_api::write_meta(&dir, &body))
+            .await;
+        if let Some(Err(e)) = r {
+            tracing::error!("JetStream: saving consumer metadata: {e}");
+        }
+    }
+
+    /// Saves the state of consumers that changed (file streams), off the executor.
+    pub(crate) async fn save_dirty_consumers(&self) {
+        let dirty: Vec<Rc<Consumer>> = self
+            .consumers
+            .borrow()
+            .values()
+            .filter(|c| c.dirty.get() && c.dir.is_some())
+            .cloned()
+            .collect();
+        for c in dirty {
+            c.dirty.set(false);
+            let Some(dir) = c.dir.clone() else { continue };
+            let state = c.snapshot();
+            let r = crate::offload::off_executor(move || {
+                crate::consumer_api::write_state(&dir, &state)
+            })
+            .await;
+            if let Some(Err(e)) = r {
+                tracing::error!("JetStream: saving consumer state: {e}");
+                c.dirty.set(true);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

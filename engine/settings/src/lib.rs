@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod error;
+pub mod gofmt;
 pub mod options;
 pub mod permissions;
 pub mod tls;

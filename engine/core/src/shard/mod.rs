@@ -212,6 +212,27 @@ impl Shard {
         })
     }
 
+    /// Whether any client of any shard subscribes to `subject` in `account` (what a push
+    /// consumer checks before it delivers).
+    pub fn has_interest(&self, account: AccountId, subject: &[u8]) -> bool {
+        if (account as usize) >= self.local.borrow().len() {
+            return false;
+        }
+        let local = self.local_space(account).match_subject(subject);
+        if !local.plain.is_empty() || !local.queues.is_empty() {
+            return true;
+        }
+        let remote = self.remote.borrow();
+        match remote.get(account as usize) {
+            Some(r) if !r.is_empty() => {
+                drop(remote);
+                let m = self.remote_space(account).match_subject(subject);
+                !m.plain.is_empty() || !m.queues.is_empty()
+            }
+            _ => false,
+        }
+    }
+
     /// The other shards' interest in `account` (see [`Self::local_space`]).
     pub(super) fn remote_space(&self, account: AccountId) -> std::cell::RefMut<'_, RemoteInterest> {
         std::cell::RefMut::map(self.remote.borrow_mut(), |v| {

@@ -19,7 +19,11 @@ const _: () = assert!(tachyon_settings::options::MAX_PAYLOAD_LIMIT <= u32::MAX a
 /// One message as delivery sees it: borrowed from the publisher's read buffer.
 #[derive(Clone, Copy)]
 struct MsgView<'a> {
+    /// What the subscription matched.
     subject: &'a [u8],
+    /// What the MSG line says: `subject`, except for a JetStream delivery, which is routed to
+    /// an inbox or deliver subject and shows the message's own subject.
+    shown: &'a [u8],
     reply: Option<&'a [u8]>,
     /// Set for HMSG: `payload` starts with this many bytes of header block.
     header_len: Option<usize>,
@@ -36,6 +40,7 @@ struct MsgView<'a> {
 /// client's backlog keeps without copying.
 #[derive(Clone, Copy)]
 struct Held<'a> {
+    /// The shown subject (see [`MsgView::shown`]).
     subject: &'a Bytes,
     reply: Option<&'a Bytes>,
     payload: &'a Bytes,
@@ -49,6 +54,8 @@ struct Published<'a> {
     reply: Option<&'a Bytes>,
     header_len: Option<usize>,
     payload: &'a Bytes,
+    /// Delivered showing this subject instead of `subject` ([`Shard::publish_as`]).
+    shown: Option<&'a Bytes>,
 }
 
 /// Where one publish goes on one remote shard; reused between publishes.
@@ -63,6 +70,7 @@ impl Shard {
     fn deliver(&self, sub: &SubRef, m: MsgView<'_>) -> bool {
         let MsgView {
             subject,
+            shown,
             reply,
             header_len,
             payload,
@@ -98,13 +106,13 @@ impl Shard {
             }
             // A client that did not ask for headers gets the body only, as nats-server does.
             Some(h) if !client.flags.get().headers => client.send_msg(
-                subject,
+                shown,
                 &sub.sid,
                 reply,
                 None,
                 payload.get(h..).unwrap_or(&[]),
             ),
-            h => client.send_msg(subject, &sub.sid, reply, h, payload),
+            h => client.send_msg(shown, &sub.sid, reply, h, payload),
         };
         match status {
             SendStatus::Queued => {}
@@ -157,6 +165,34 @@ impl Shard {
     }
 
     /// A PUB/HPUB from a client of this shard.
+    /// Publishes on `subject` (what subscriptions match) a message that shows `shown` in its
+    /// MSG line, as nats-server delivers a JetStream message to an inbox or deliver subject
+    /// under the subject it was stored with. Stays in the publisher's account (no import is
+    /// applied); a reply with no subscriber gets no 503.
+    pub fn publish_as(
+        &self,
+        from: &Rc<ClientState>,
+        subject: &Bytes,
+        shown: &Bytes,
+        reply: Option<&Bytes>,
+        header_len: Option<usize>,
+        payload: &Bytes,
+    ) -> bool {
+        let m = Published {
+            subject,
+            reply,
+            header_len,
+            payload,
+            shown: Some(shown),
+        };
+        let delivered = self.route(from.account.get(), from, m);
+        if self.routed.replace(false) {
+            from.interest_dirty.set(true);
+        }
+        self.finish_auto_unsubs();
+        delivered
+    }
+
     pub fn publish(
         &self,
         from: &Rc<ClientState>,
@@ -171,6 +207,7 @@ impl Shard {
             reply,
             header_len,
             payload,
+            shown: None,
         };
         let delivered = if self.global.accounts.any_imports {
             self.publish_across_accounts(account, from, m)
@@ -246,6 +283,7 @@ impl Shard {
                         reply: back.as_ref(),
                         header_len: Some(header_len),
                         payload: &payload,
+                        shown: None,
                     },
                 );
                 if let (false, Some(b)) = (sent, &back) {
@@ -327,6 +365,7 @@ impl Shard {
                 reply: r.reply.as_ref(),
                 header_len: r.header_len,
                 payload: &r.payload,
+                shown: None,
             },
         );
         self.finish_auto_unsubs();
@@ -342,16 +381,18 @@ impl Shard {
             reply,
             header_len,
             payload,
+            shown,
         } = m;
         let msg = MsgView {
             subject,
+            shown: shown.unwrap_or(subject),
             reply: reply.map(|r| &r[..]),
             header_len,
             payload,
             src: self.id,
             origin: from.id,
             held: Held {
-                subject,
+                subject: shown.unwrap_or(subject),
                 reply,
                 payload,
             },
@@ -472,11 +513,24 @@ impl Shard {
             reply,
             header_len,
             payload,
+            shown,
         } = m;
         let mut touched = self.touched.borrow_mut();
         if touched.is_empty() {
             return false;
         }
+        // A shown subject travels at the front of the payload (the envelope has no room for
+        // another handle): one copy per JetStream delivery that crosses shards.
+        let (payload, shown_len) = match shown.filter(|sh| sh.len() <= u16::MAX as usize) {
+            Some(sh) => {
+                let mut b = bytes::BytesMut::with_capacity(sh.len() + payload.len());
+                b.extend_from_slice(sh);
+                b.extend_from_slice(payload);
+                (std::borrow::Cow::Owned(b.freeze()), sh.len() as u16)
+            }
+            None => (std::borrow::Cow::Borrowed(payload), 0),
+        };
+        let payload: &Bytes = &payload;
         let mut targets = self.targets.borrow_mut();
         let mut sent = 0;
         for &shard in touched.iter() {
@@ -488,6 +542,7 @@ impl Shard {
                 // Within `MAX_PAYLOAD_LIMIT` (const-asserted below): the parser refused larger.
                 header_len: header_len.map(|h| h as u32),
                 payload: payload.clone(),
+                shown_len,
                 plain: std::mem::take(&mut t.plain),
                 picks: std::mem::take(&mut t.picks),
                 origin: from.id,
@@ -523,17 +578,26 @@ impl Shard {
         self.bump_stats(|s| s.routed_in += 1);
         let local: Rc<MatchResult<SubRef>> =
             self.local_space(msg.account).match_subject(&msg.subject);
+        let split;
+        let (shown, payload) = if msg.shown_len == 0 {
+            (&msg.subject, &msg.payload)
+        } else {
+            let n = (msg.shown_len as usize).min(msg.payload.len());
+            split = (msg.payload.slice(..n), msg.payload.slice(n..));
+            (&split.0, &split.1)
+        };
         let m = MsgView {
             subject: &msg.subject,
+            shown,
             reply: msg.reply.as_deref(),
             header_len: msg.header_len.map(|h| h as usize),
-            payload: &msg.payload,
+            payload,
             src: from,
             origin: msg.origin,
             held: Held {
-                subject: &msg.subject,
+                subject: shown,
                 reply: msg.reply.as_ref(),
-                payload: &msg.payload,
+                payload,
             },
         };
         if msg.plain {

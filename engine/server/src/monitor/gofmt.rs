@@ -1,8 +1,8 @@
 //! Time values written the way Go prints them in nats-server's JSON: RFC 3339 with trimmed
 //! nanoseconds (`time.Time` marshalling), `time.Duration.String()`, and nats-server's uptime.
 
-use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+pub use tachyon_config::gofmt::{go_duration, push_fraction};
 
 /// `2026-11-23T12:47:54.242042709Z`: UTC, fraction without trailing zeros (none when zero).
 pub fn rfc3339_nano(t: SystemTime) -> String {
@@ -53,55 +53,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
-}
-
-/// Appends `.ddd` with `digits` places, trailing zeros trimmed; nothing when zero.
-fn push_fraction(s: &mut String, value: u64, digits: usize) {
-    if value == 0 {
-        return;
-    }
-    let mut f = format!("{value:0digits$}");
-    while f.ends_with('0') {
-        f.pop();
-    }
-    s.push('.');
-    s.push_str(&f);
-}
-
-/// Go's `time.Duration.String()`: `0s`, `750ns`, `560µs`, `1.5ms`, `2.25s`, `1m0s`, `1h2m3.5s`.
-pub fn go_duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    let mut s = String::new();
-    if ns == 0 {
-        return "0s".into();
-    }
-    if ns < 1_000 {
-        return format!("{ns}ns");
-    }
-    if ns < 1_000_000 {
-        let _ = write!(s, "{}", ns / 1_000);
-        push_fraction(&mut s, (ns % 1_000) as u64, 3);
-        s.push_str("µs");
-        return s;
-    }
-    if ns < 1_000_000_000 {
-        let _ = write!(s, "{}", ns / 1_000_000);
-        push_fraction(&mut s, (ns % 1_000_000) as u64, 6);
-        s.push_str("ms");
-        return s;
-    }
-    let secs = d.as_secs();
-    let (h, m, sec) = (secs / 3600, secs / 60 % 60, secs % 60);
-    if h > 0 {
-        let _ = write!(s, "{h}h");
-    }
-    if h > 0 || m > 0 {
-        let _ = write!(s, "{m}m");
-    }
-    let _ = write!(s, "{sec}");
-    push_fraction(&mut s, d.subsec_nanos() as u64, 9);
-    s.push('s');
-    s
 }
 
 /// nats-server's `myUptime`: whole seconds, with days and years: `2s`, `1m2s`, `3d4h5m6s`.

@@ -1,0 +1,828 @@
+//! Consumers: each lives with its stream on the stream's owner shard, reads the stream's store
+//! directly and delivers through the stream's internal client, so a delivery reaches a client
+//! on any shard over the ordinary routing (shown with the stored message's subject).
+//!
+//! - Pull: `CONSUMER.MSG.NEXT.<stream>.<consumer>` requests wait in arrival order; each gets up
+//!   to its batch (and max bytes) of messages, then nothing (batch complete), `404 No Messages`
+//!   (no_wait at the end of the stream) or `408 Request Timeout` (expired), as nats-server.
+//! - Push: messages go to `deliver_subject` while any shard has interest in it, with idle
+//!   heartbeats and flow-control requests as nats-server sends them.
+//! - Acks arrive on `$JS.ACK.<stream>.<consumer>.>`; unacknowledged messages are redelivered
+//!   after `ack_wait` (or the backoff step), redeliveries before new messages, until
+//!   `max_deliver`.
+//!
+//! Messages are handed out only once durable under the stream's sync policy (a consumer never
+//! sees what a crash could take back). A consumer's state (delivered, ack floor, pending acks) is
+//! saved when dirty, at most once a second, and at shutdown; what a crash can redeliver is
+//! what was acknowledged after the last save (ARCHITECTURE.md).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use tachyon_storage::consumer_state::{ConsumerState, PendingAck, SequencePair};
+use tachyon_storage::StoredMsg;
+
+use crate::consumer_config::{AckKind, AckPolicy, ConsumerConfig, DeliverPolicy, NextRequest};
+use crate::now_nanos;
+use crate::stream::StreamTask;
+
+/// Pending flow-control bytes after which a push consumer asks the client to confirm
+/// (nats-server sends its request at about half of its 2 MiB stall mark... here at 1 MiB).
+const FLOW_CONTROL_BYTES: u64 = 1 << 20;
+
+/// A pull request waiting for messages.
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    pub reply: Bytes,
+    /// Messages still wanted.
+    pub n: u64,
+    /// Bytes still allowed (0: no limit).
+    pub b: u64,
+    /// Deadline, ns since the epoch (0: none).
+    pub expires: i64,
+    pub no_wait: bool,
+    /// Messages delivered to it so far.
+    pub delivered: u64,
+    /// Idle heartbeat interval, ns (0: none), and when the next is due.
+    pub hb: i64,
+    pub next_hb: i64,
+}
+
+/// One consumer of a stream.
+pub(crate) struct Consumer {
+    pub name: String,
+    pub config: RefCell<ConsumerConfig>,
+    pub created: i64,
+    pub state: RefCell<ConsumerState>,
+    pub waiting: RefCell<VecDeque<Waiting>>,
+    /// Stream sequences due for redelivery, in order.
+    rdq: RefCell<VecDeque<u64>>,
+    /// The next stream sequence to look at for a first delivery.
+    next_sseq: Cell<u64>,
+    /// `last_per_subject`: the sequences to deliver before going on from `next_sseq`.
+    lps: RefCell<VecDeque<u64>>,
+    /// Messages not yet delivered (filters honoured); recounted when `pending_stale`.
+    npending: Cell<u64>,
+    pending_stale: Cell<bool>,
+    /// The consumer's subscriptions on the stream's internal client (MSG.NEXT, acks).
+    pub sids: RefCell<Vec<Bytes>>,
+    pub dirty: Cell<bool>,
+    pub deleted: Cell<bool>,
+    /// Last pull request, ack, or push delivery with interest (ns): ephemerals expire after
+    /// `inactive_threshold` without one.
+    last_active: Cell<i64>,
+    /// Push: last time a message or heartbeat went out (ns), bytes since the last flow-control
+    /// reply, the outstanding flow-control request's subject.
+    last_sent: Cell<i64>,
+    fc_bytes: Cell<u64>,
+    fc_pending: RefCell<Option<Bytes>>,
+    fc_counter: Cell<u64>,
+    /// Where its config and state are kept (file streams).
+    pub dir: Option<PathBuf>,
+    /// Reused for ack subjects.
+    ack_buf: RefCell<Vec<u8>>,
+}
+
+/// A status-only message to a pull request or push subscriber (`NATS/1.0 <code> <text>`).
+fn status_block(code: u16, text: &str, extra: &[(&str, u64)]) -> Vec<u8> {
+    let mut h = format!("NATS/1.0 {code} {text}\r\n");
+    for (k, v) in extra {
+        h.push_str(&format!("{k}: {v}\r\n"));
+    }
+    h.push_str("\r\n");
+    h.into_bytes()
+}
+
+impl Consumer {
+    pub fn new(
+        name: String,
+        config: ConsumerConfig,
+        created: i64,
+        state: ConsumerState,
+        dir: Option<PathBuf>,
+    ) -> Consumer {
+        Consumer {
+            name,
+            config: RefCell::new(config),
+            created,
+            state: RefCell::new(state),
+            waiting: RefCell::new(VecDeque::new()),
+            rdq: RefCell::new(VecDeque::new()),
+            next_sseq: Cell::new(1),
+            lps: RefCell::new(VecDeque::new()),
+            npending: Cell::new(0),
+            pending_stale: Cell::new(true),
+            sids: RefCell::new(Vec::new()),
+            dirty: Cell::new(false),
+            deleted: Cell::new(false),
+            last_active: Cell::new(now_nanos()),
+            last_sent: Cell::new(now_nanos()),
+            fc_bytes: Cell::new(0),
+            fc_pending: RefCell::new(None),
+            fc_counter: Cell::new(0),
+            dir,
+            ack_buf: RefCell::new(Vec::with_capacity(96)),
+        }
+    }
+
+    /// Where a new consumer starts, from its deliver policy and the stream as it is now; a
+    /// recovered one goes on after what it delivered.
+    pub fn position(&self, t: &StreamTask, recovered: bool) {
+        let cfg = self.config.borrow();
+        let (first, last) = t.first_last();
+        let delivered = self.state.borrow().delivered.stream_seq;
+        if recovered || delivered > 0 {
+            self.next_sseq.set(delivered + 1);
+            self.pending_stale.set(true);
+            return;
+        }
+        let filters: Vec<String> = cfg.filters().iter().map(|s| s.to_string()).collect();
+        let start = match cfg.deliver_policy {
+            DeliverPolicy::All => first.max(1),
+            DeliverPolicy::New => last + 1,
+            DeliverPolicy::ByStartSequence => cfg.opt_start_seq.max(1),
+            DeliverPolicy::ByStartTime => cfg
+                .opt_start_time
+                .as_ref()
+                .and_then(|t0| t.seq_at_time(t0.unix_nanos()))
+                .unwrap_or(last + 1),
+            DeliverPolicy::Last => {
+                let l = if filters.is_empty() {
+                    last
+                } else {
+                    filters
+                        .iter()
+                        .filter_map(|f| t.last_seq_of(f))
+                        .max()
+                        .unwrap_or(0)
+                };
+                if l == 0 {
+                    last + 1
+                } else {
+                    l
+                }
+            }
+            DeliverPolicy::LastPerSubject => {
+                let mut seqs: Vec<u64> = if filters.is_empty() {
+                    t.last_per_subject("")
+                } else {
+                    filters.iter().flat_map(|f| t.last_per_subject(f)).collect()
+                };
+                seqs.sort_unstable();
+                seqs.dedup();
+                *self.lps.borrow_mut() = seqs.into();
+                last + 1
+            }
+        };
+        // The sequence before the start counts as delivered (and acknowledged): nats-server
+        // reports `delivered.stream_seq` and `ack_floor.stream_seq` as start - 1.
+        let before = start.saturating_sub(1);
+        {
+            let mut st = self.state.borrow_mut();
+            if self.lps.borrow().is_empty() {
+                st.delivered.stream_seq = before;
+                st.ack_floor.stream_seq = before;
+            } else {
+                let lps_first = self.lps.borrow().front().copied().unwrap_or(start);
+                st.delivered.stream_seq = lps_first.saturating_sub(1);
+                st.ack_floor.stream_seq = lps_first.saturating_sub(1);
+            }
+        }
+        self.next_sseq.set(start);
+        self.pending_stale.set(true);
+    }
+
+    pub fn is_pull(&self) -> bool {
+        self.config.borrow().is_pull()
+    }
+
+    fn matches(&self, subject: &str) -> bool {
+        let cfg = self.config.borrow();
+        let f = cfg.filters();
+        f.is_empty()
+            || f.iter()
+                .any(|f| *f == ">" || crate::config::subject_is_subset_match(subject, f))
+    }
+
+    /// Messages not delivered yet.
+    pub fn num_pending(&self, t: &StreamTask) -> u64 {
+        // Limits or a purge took messages it had not reached: it goes on from the first.
+        let (first, _) = t.first_last();
+        if first > self.next_sseq.get() {
+            self.next_sseq.set(first);
+            self.pending_stale.set(true);
+        }
+        if self.pending_stale.get() {
+            let from = self.next_sseq.get();
+            let cfg = self.config.borrow();
+            let filters = cfg.filters();
+            let n = if filters.is_empty() {
+                t.count_from(from, "")
+            } else {
+                filters.iter().map(|f| t.count_from(from, f)).sum()
+            };
+            self.npending.set(n + self.lps.borrow().len() as u64);
+            self.pending_stale.set(false);
+        }
+        self.npending.get()
+    }
+
+    /// The stream stored a message (or removed some): pending counts follow.
+    pub fn on_stored(&self, subject: &str, seq: u64) {
+        if !self.pending_stale.get() && seq >= self.next_sseq.get() && self.matches(subject) {
+            self.npending.set(self.npending.get() + 1);
+        }
+    }
+
+    pub fn on_removed(&self) {
+        self.pending_stale.set(true);
+    }
+
+    pub fn num_waiting(&self) -> u64 {
+        self.waiting.borrow().len() as u64
+    }
+
+    fn ack_pending_full(&self) -> bool {
+        let cfg = self.config.borrow();
+        cfg.ack_policy != AckPolicy::None
+            && cfg.max_ack_pending > 0
+            && self.state.borrow().pending.len() as i64 >= cfg.max_ack_pending
+    }
+
+    /// The next message to hand out: a redelivery first, then a new one at or below
+    /// `durable` (what the stream may show). `None` when there is none.
+    fn next_message(&self, t: &StreamTask, durable: u64) -> Option<(StoredMsg, bool)> {
+        loop {
+            let Some(seq) = self.rdq.borrow_mut().pop_front() else {
+                break;
+            };
+            if !self.state.borrow().pending.contains_key(&seq) {
+                continue;
+            }
+            match t.load(seq) {
+                Some(m) => return Some((m, true)),
+                // Gone from the stream (limits, purge): nothing to redeliver.
+                None => {
+                    self.state.borrow_mut().pending.remove(&seq);
+                    self.update_ack_floor();
+                }
+            }
+        }
+        if self.ack_pending_full() {
+            return None;
+        }
+        loop {
+            let seq = self.lps.borrow_mut().pop_front();
+            let Some(seq) = seq else { break };
+            if seq > durable {
+                self.lps.borrow_mut().push_front(seq);
+                return None;
+            }
+            if let Some(m) = t.load(seq) {
+                self.dec_pending();
+                return Some((m, false));
+            }
+            self.dec_pending();
+        }
+        let from = self.next_sseq.get();
+        if from > durable {
+            return None;
+        }
+        let m = {
+            let cfg = self.config.borrow();
+            let filters = cfg.filters();
+            if filters.len() <= 1 {
+                t.load_next(from, filters.first().copied().unwrap_or(""))
+            } else {
+                filters
+                    .iter()
+                    .filter_map(|f| t.load_next(from, f))
+                    .min_by_key(|m| m.seq)
+            }
+        };
+        let m = m.filter(|m| m.seq <= durable)?;
+        self.next_sseq.set(m.seq + 1);
+        self.dec_pending();
+        Some((m, false))
+    }
+
+    fn dec_pending(&self) {
+        if !self.pending_stale.get() {
+            self.npending.set(self.npending.get().saturating_sub(1));
+        }
+    }
+
+    /// Records a delivery of `m`: returns (deliveries, consumer sequence).
+    fn record_delivery(&self, m: &StoredMsg, redelivery: bool, now: i64) -> (u64, u64) {
+        let ack_none = self.config.borrow().ack_policy == AckPolicy::None;
+        let mut st = self.state.borrow_mut();
+        let dseq = st.delivered.consumer_seq + 1;
+        st.delivered.consumer_seq = dseq;
+        if m.seq > st.delivered.stream_seq {
+            st.delivered.stream_seq = m.seq;
+        }
+        let deliveries = if redelivery {
+            let n = st.pending.get(&m.seq).map_or(1, |p| p.deliveries) + 1;
+            st.redelivered.insert(m.seq, n - 1);
+            n
+        } else {
+            1
+        };
+        if ack_none {
+            st.ack_floor = st.delivered;
+        } else {
+            st.pending.insert(
+                m.seq,
+                PendingAck {
+                    consumer_seq: dseq,
+                    timestamp: now,
+                    deliveries,
+                },
+            );
+        }
+        drop(st);
+        self.dirty.set(true);
+        (deliveries, dseq)
+    }
+
+    /// The ack subject of a delivery.
+    fn ack_subject(&self, t: &StreamTask, deliveries: u64, sseq: u64, dseq: u64, ts: i64) -> Bytes {
+        let pending = self.num_pending(t);
+        let mut buf = self.ack_buf.borrow_mut();
+        crate::consumer_config::write_ack_subject(
+            &mut buf,
+            &t.name_ref(),
+            &self.name,
+            deliveries,
+            sseq,
+            dseq,
+            ts,
+            pending,
+        );
+        Bytes::copy_from_slice(&buf)
+    }
+
+    /// The message as delivered: its headers (none when it had none), and for `headers_only`
+    /// no body but `Nats-Msg-Size`.
+    fn body_of<'a>(&self, m: &'a StoredMsg) -> (Option<std::borrow::Cow<'a, [u8]>>, &'a [u8]) {
+        if self.config.borrow().headers_only {
+            let mut h = if m.headers.is_empty() {
+                b"NATS/1.0\r\n".to_vec()
+            } else {
+                m.headers[..m.headers.len().saturating_sub(2)].to_vec()
+            };
+            h.extend_from_slice(format!("Nats-Msg-Size: {}\r\n\r\n", m.payload.len()).as_bytes());
+            return (Some(std::borrow::Cow::Owned(h)), &[]);
+        }
+        let h = (!m.headers.is_empty()).then_some(std::borrow::Cow::Borrowed(&m.headers[..]));
+        (h, &m.payload)
+    }
+
+    /// Hands out what it can: to waiting pull requests, or to the deliver subject of a push
+    /// consumer with interest. `durable` is the highest sequence the stream may show.
+    pub fn pump(&self, t: &StreamTask, durable: u64) {
+        if self.deleted.get() {
+            return;
+        }
+        if self.is_pull() {
+            self.pump_pull(t, durable);
+        } else {
+            self.pump_push(t, durable);
+        }
+    }
+
+    fn pump_pull(&self, t: &StreamTask, durable: u64) {
+        let now = now_nanos();
+        loop {
+            let has_waiting = !self.waiting.borrow().is_empty();
+            if !has_waiting {
+                return;
+            }
+            let Some((m, redelivery)) = self.next_message(t, durable) else {
+                // Held back by max_ack_pending is not the end of the stream: requests wait.
+                if self.rdq.borrow().is_empty() && self.num_pending(t) == 0 {
+                    self.end_of_stream(t);
+                }
+                return;
+            };
+            let size = m.subject.len() + m.headers.len() + m.payload.len();
+            let mut w = match self.waiting.borrow_mut().pop_front() {
+                Some(w) => w,
+                None => return,
+            };
+            if w.b > 0 && size as u64 > w.b {
+                // Too large for what the request allows: the request ends, the message stays
+                // for the next one.
+                self.requeue_front(&m, redelivery);
+                let h = status_block(
+                    409,
+                    "Message Size Exceeds MaxBytes",
+                    &[("Nats-Pending-Messages", w.n), ("Nats-Pending-Bytes", w.b)],
+                );
+                t.send_status(&w.reply, &h);
+                continue;
+            }
+            let (deliveries, dseq) = self.record_delivery(&m, redelivery, now);
+            let ack = self.ack_subject(t, deliveries, m.seq, dseq, m.timestamp);
+            let (h, body) = self.body_of(&m);
+            t.deliver(&w.reply, &m.subject, &ack, h.as_deref(), body);
+            w.delivered += 1;
+            w.n = w.n.saturating_sub(1);
+            if w.b > 0 {
+                w.b = w.b.saturating_sub(size as u64);
+                if w.b == 0 {
+                    w.n = 0;
+                }
+            }
+            if w.n > 0 {
+                self.waiting.borrow_mut().push_front(w);
+            }
+        }
+    }
+
+    /// Puts a message taken by [`Self::next_message`] back (it could not be delivered).
+    fn requeue_front(&self, m: &StoredMsg, redelivery: bool) {
+        if redelivery {
+            self.rdq.borrow_mut().push_front(m.seq);
+        } else if self.lps.borrow().is_empty() && self.next_sseq.get() == m.seq + 1 {
+            self.next_sseq.set(m.seq);
+            if !self.pending_stale.get() {
+                self.npending.set(self.npending.get() + 1);
+            }
+        } else {
+            self.lps.borrow_mut().push_front(m.seq);
+            if !self.pending_stale.get() {
+                self.npending.set(self.npending.get() + 1);
+            }
+        }
+    }
+
+    /// No message to hand out: no_wait requests end (`404 No Messages` when they got nothing
+    /// and had no expiry, or got something), as nats-server's end-of-stream sweep.
+    fn end_of_stream(&self, t: &StreamTask) {
+        let mut done = Vec::new();
+        self.waiting.borrow_mut().retain(|w| {
+            if w.no_wait && (w.expires == 0 || w.delivered > 0) {
+                done.push(w.reply.clone());
+                false
+            } else {
+                true
+            }
+        });
+        for r in done {
+            t.send_status(&r, &status_block(404, "No Messages", &[]));
+        }
+    }
+
+    fn pump_push(&self, t: &StreamTask, durable: u64) {
+        let subject = {
+            let cfg = self.config.borrow();
+            Bytes::from(cfg.deliver_subject.clone())
+        };
+        if !t.has_interest(&subject) {
+            return;
+        }
+        let now = now_nanos();
+        self.last_active.set(now);
+        let fc = self.config.borrow().flow_control;
+        loop {
+            if fc
+                && self.fc_pending.borrow().is_some()
+                && self.fc_bytes.get() >= 2 * FLOW_CONTROL_BYTES
+            {
+                // Stalled until the client answers the flow-control request.
+                return;
+            }
+            let Some((m, redelivery)) = self.next_message(t, durable) else {
+                return;
+            };
+            let size = (m.subject.len() + m.headers.len() + m.payload.len()) as u64;
+            let (deliveries, dseq) = self.record_delivery(&m, redelivery, now);
+            let ack = self.ack_subject(t, deliveries, m.seq, dseq, m.timestamp);
+            let (h, body) = self.body_of(&m);
+            t.deliver(&subject, &m.subject, &ack, h.as_deref(), body);
+            self.last_sent.set(now);
+            if fc {
+                self.fc_bytes.set(self.fc_bytes.get() + size);
+                if self.fc_pending.borrow().is_none() && self.fc_bytes.get() >= FLOW_CONTROL_BYTES {
+                    self.send_flow_control(t, &subject);
+                }
+            }
+        }
+    }
+
+    fn send_flow_control(&self, t: &StreamTask, subject: &Bytes) {
+        let n = self.fc_counter.get() + 1;
+        self.fc_counter.set(n);
+        let reply = Bytes::from(format!("$JS.FC.{}.{}.{n:x}", t.name_ref(), self.name));
+        t.send_status_with_reply(
+            subject,
+            &reply,
+            &status_block(100, "FlowControl Request", &[]),
+        );
+        *self.fc_pending.borrow_mut() = Some(reply);
+    }
+
+    /// A flow-control reply: deliveries may go on.
+    pub fn on_flow_control(&self, subject: &[u8]) {
+        let matches = self
+            .fc_pending
+            .borrow()
+            .as_ref()
+            .is_some_and(|r| &r[..] == subject);
+        if matches {
+            *self.fc_pending.borrow_mut() = None;
+            self.fc_bytes.set(0);
+        }
+    }
+
+    /// A pull request (already checked against the consumer's limits by the caller).
+    pub fn add_request(&self, t: &StreamTask, reply: Bytes, r: NextRequest, durable: u64) {
+        let now = now_nanos();
+        self.last_active.set(now);
+        if r.no_wait {
+            let pending = self.num_pending(t) + self.rdq.borrow().len() as u64;
+            if pending == 0 && r.expires == 0 {
+                t.send_status(&reply, &status_block(404, "No Messages", &[]));
+                return;
+            }
+            // Fewer messages than the requests already waiting will take.
+            let waiting: u64 = self.waiting.borrow().iter().map(|w| w.n).sum();
+            if pending > 0 && pending < waiting {
+                t.send_status(&reply, &status_block(408, "Requests Pending", &[]));
+                return;
+            }
+        }
+        let max_waiting = self.config.borrow().max_waiting;
+        if max_waiting > 0 && self.waiting.borrow().len() as i64 >= max_waiting {
+            self.expire_requests(t, now);
+            if self.waiting.borrow().len() as i64 >= max_waiting {
+                if r.idle_heartbeat == 0 {
+                    t.send_status(&reply, &status_block(409, "Exceeded MaxWaiting", &[]));
+                }
+                return;
+            }
+        }
+        self.waiting.borrow_mut().push_back(Waiting {
+            reply,
+            n: r.batch.max(1),
+            b: r.max_bytes,
+            expires: if r.expires > 0 { now + r.expires } else { 0 },
+            no_wait: r.no_wait,
+            delivered: 0,
+            hb: r.idle_heartbeat,
+            next_hb: if r.idle_heartbeat > 0 {
+                now + r.idle_heartbeat
+            } else {
+                0
+            },
+        });
+        self.pump(t, durable);
+    }
+
+    /// Ends expired pull requests with `408 Request Timeout` and sends due heartbeats.
+    fn expire_requests(&self, t: &StreamTask, now: i64) {
+        let mut timed_out = Vec::new();
+        let mut beats = Vec::new();
+        {
+            let mut waiting = self.waiting.borrow_mut();
+            waiting.retain_mut(|w| {
+                if w.expires > 0 && now >= w.expires {
+                    timed_out.push((w.reply.clone(), w.n, w.b));
+                    return false;
+                }
+                if w.hb > 0 && now >= w.next_hb {
+                    beats.push(w.reply.clone());
+                    w.next_hb = now + w.hb;
+                }
+                true
+            });
+        }
+        for (reply, n, b) in timed_out {
+            let h = status_block(
+                408,
+                "Request Timeout",
+                &[("Nats-Pending-Messages", n), ("Nats-Pending-Bytes", b)],
+            );
+            t.send_status(&reply, &h);
+        }
+        for reply in beats {
+            t.send_status(&reply, &status_block(100, "Idle Heartbeat", &[]));
+        }
+    }
+
+    /// Push idle heartbeats: `100 Idle Heartbeat` with the last sequences, and the stalled
+    /// flow-control subject when a request is outstanding.
+    fn push_heartbeat(&self, t: &StreamTask, now: i64) {
+        let (hb, subject) = {
+            let cfg = self.config.borrow();
+            (cfg.idle_heartbeat, cfg.deliver_subject.clone())
+        };
+        if hb <= 0 || now - self.last_sent.get() < hb {
+            return;
+        }
+        let subject = Bytes::from(subject);
+        if !t.has_interest(&subject) {
+            return;
+        }
+        let st = self.state.borrow();
+        let mut h = format!(
+            "NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: {}\r\nNats-Last-Stream: {}\r\n",
+            st.delivered.consumer_seq, st.delivered.stream_seq
+        );
+        drop(st);
+        if let Some(fc) = self.fc_pending.borrow().as_ref() {
+            h.push_str(&format!(
+                "Nats-Consumer-Stalled: {}\r\n",
+                String::from_utf8_lossy(fc)
+            ));
+        }
+        h.push_str("\r\n");
+        t.send_status(&subject, h.as_bytes());
+        self.last_sent.set(now);
+    }
+
+    /// An ack for stream sequence `sseq`; returns whether the consumer may deliver more.
+    pub fn on_ack(&self, kind: &AckKind, sseq: u64, now: i64) {
+        self.last_active.set(now);
+        let policy = self.config.borrow().ack_policy;
+        match kind {
+            AckKind::Ack | AckKind::Next { .. } | AckKind::Term => {
+                let mut st = self.state.borrow_mut();
+                if policy == AckPolicy::All {
+                    let acked: Vec<u64> = st.pending.range(..=sseq).map(|(s, _)| *s).collect();
+                    for s in acked {
+                        st.pending.remove(&s);
+                        st.redelivered.remove(&s);
+                    }
+                } else {
+                    st.pending.remove(&sseq);
+                    st.redelivered.remove(&sseq);
+                }
+                drop(st);
+                self.update_ack_floor();
+            }
+            AckKind::Nak { delay } => {
+                let pending = self.state.borrow().pending.contains_key(&sseq);
+                if pending {
+                    match delay {
+                        Some(d) if *d > 0 => {
+                            // Due `d` after now: the redelivery check counts from the
+                            // delivery time, so move that.
+                            let wait = self.ack_wait_for(sseq);
+                            if let Some(p) = self.state.borrow_mut().pending.get_mut(&sseq) {
+                                p.timestamp = now + d - wait;
+                            }
+                        }
+                        _ => {
+                            if !self.rdq.borrow().contains(&sseq) {
+                                self.rdq.borrow_mut().push_back(sseq);
+                            }
+                        }
+                    }
+                }
+            }
+            AckKind::Progress => {
+                if let Some(p) = self.state.borrow_mut().pending.get_mut(&sseq) {
+                    p.timestamp = now;
+                }
+            }
+        }
+        self.dirty.set(true);
+    }
+
+    /// The ack floor after acks: everything below the oldest pending message.
+    fn update_ack_floor(&self) {
+        let mut st = self.state.borrow_mut();
+        let first = st.pending.iter().next().map(|(s, p)| (*s, p.consumer_seq));
+        st.ack_floor = match first {
+            None => st.delivered,
+            Some((sseq, dseq)) => SequencePair {
+                consumer_seq: dseq.saturating_sub(1),
+                stream_seq: sseq.saturating_sub(1),
+            },
+        };
+    }
+
+    /// How long a delivery of `sseq` waits for its ack: the backoff step for its delivery
+    /// count, else `ack_wait`.
+    fn ack_wait_for(&self, sseq: u64) -> i64 {
+        let cfg = self.config.borrow();
+        let n = self
+            .state
+            .borrow()
+            .pending
+            .get(&sseq)
+            .map_or(1, |p| p.deliveries);
+        if cfg.backoff.is_empty() {
+            return cfg.ack_wait;
+        }
+        let i = (n.saturating_sub(1) as usize).min(cfg.backoff.len() - 1);
+        cfg.backoff[i]
+    }
+
+    /// Timers: redeliveries due, expired requests, heartbeats, an idle ephemeral's end
+    /// (returns true when it must be deleted). And the next time to look again (ns).
+    pub fn tick(&self, t: &StreamTask, now: i64) -> (bool, i64) {
+        let mut next = now + 1_000_000_000;
+        // Redeliveries.
+        let (max_deliver, policy) = {
+            let c = self.config.borrow();
+            (c.max_deliver, c.ack_policy)
+        };
+        if policy != AckPolicy::None {
+            let due: Vec<(u64, i64, u64)> = self
+                .state
+                .borrow()
+                .pending
+                .iter()
+                .map(|(s, p)| (*s, p.timestamp, p.deliveries))
+                .collect();
+            let mut exhausted = Vec::new();
+            for (sseq, ts, deliveries) in due {
+                let at = ts + self.ack_wait_for(sseq);
+                if at <= now {
+                    if max_deliver > 0 && deliveries as i64 >= max_deliver {
+                        exhausted.push(sseq);
+                    } else if !self.rdq.borrow().contains(&sseq) {
+                        self.rdq.borrow_mut().push_back(sseq);
+                        // Not again until this redelivery happens.
+                        if let Some(p) = self.state.borrow_mut().pending.get_mut(&sseq) {
+                            p.timestamp = now;
+                        }
+                    }
+                } else {
+                    next = next.min(at);
+                }
+            }
+            if !exhausted.is_empty() {
+                // nats-server stops delivering a message after max_deliver: it no longer
+                // holds the ack floor back.
+                let mut st = self.state.borrow_mut();
+                for s in exhausted {
+                    st.pending.remove(&s);
+                }
+                drop(st);
+                self.update_ack_floor();
+                self.dirty.set(true);
+            }
+        }
+        if self.is_pull() {
+            self.expire_requests(t, now);
+            for w in self.waiting.borrow().iter() {
+                if w.expires > 0 {
+                    next = next.min(w.expires);
+                }
+                if w.hb > 0 {
+                    next = next.min(w.next_hb);
+                }
+            }
+        } else {
+            self.push_heartbeat(t, now);
+            let hb = self.config.borrow().idle_heartbeat;
+            if hb > 0 {
+                next = next.min(self.last_sent.get() + hb);
+            }
+        }
+        // Ephemerals end after inactive_threshold without activity.
+        let threshold = self.config.borrow().inactive_threshold;
+        let idle = if self.is_pull() {
+            self.waiting.borrow().is_empty()
+        } else {
+            let subject = self.config.borrow().deliver_subject.clone();
+            !t.has_interest(subject.as_bytes())
+        };
+        if !idle {
+            self.last_active.set(now);
+        }
+        if threshold > 0 && idle {
+            let end = self.last_active.get() + threshold;
+            if now >= end {
+                return (true, next);
+            }
+            next = next.min(end);
+        }
+        (false, next)
+    }
+
+    /// Requests waiting when the consumer is deleted get `409 Consumer Deleted`.
+    pub fn close(&self, t: &StreamTask) {
+        self.deleted.set(true);
+        let waiting: Vec<Bytes> = self
+            .waiting
+            .borrow_mut()
+            .drain(..)
+            .map(|w| w.reply)
+            .collect();
+        for r in waiting {
+            t.send_status(&r, &status_block(409, "Consumer Deleted", &[]));
+        }
+    }
+
+    /// Snapshot for the state file.
+    pub fn snapshot(&self) -> ConsumerState {
+        self.state.borrow().clone()
+    }
+}

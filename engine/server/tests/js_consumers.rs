@@ -1,0 +1,318 @@
+//! JetStream consumers with the official Rust client (async-nats), end to end over TCP: pull
+//! consumers (fetch, batch, expiry, acks of every kind, redelivery, max_ack_pending), push
+//! consumers on a deliver subject, ephemerals, consumer management, and durable consumers
+//! across a restart. Tachyon runs with more shards than the machine has cores, so consumers
+//! (on their stream's shard) deliver to clients on other shards.
+
+mod common;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream, AckKind};
+use common::{Server, TempDir};
+use futures::StreamExt;
+
+const SHARDS: usize = 3;
+
+fn js_server(dir: &TempDir) -> Server {
+    let sd = dir.0.to_string_lossy().into_owned();
+    Server::under_test(SHARDS, &["-js", "-sd", &sd])
+}
+
+async fn connect(s: &Server) -> (async_nats::Client, jetstream::Context) {
+    let nc = async_nats::connect(&s.url).await.expect("connect");
+    (nc.clone(), jetstream::new(nc))
+}
+
+async fn stream_with(
+    js: &jetstream::Context,
+    name: &str,
+    subjects: &[&str],
+    n: usize,
+) -> stream::Stream {
+    let s = js
+        .create_stream(stream::Config {
+            name: name.into(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    for i in 0..n {
+        let subject = subjects[i % subjects.len()]
+            .replace('*', "x")
+            .replace('>', "y");
+        js.publish(subject, format!("m{i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_consumers_fetch_ack_and_report() {
+    let dir = TempDir::new("jsc-pull");
+    let s = js_server(&dir);
+    let (_nc, js) = connect(&s).await;
+    let st = stream_with(&js, "ORDERS", &["orders.*"], 10).await;
+    let c: consumer::PullConsumer = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("worker".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut got = Vec::new();
+    let mut msgs = c.fetch().max_messages(4).messages().await.expect("fetch");
+    while let Some(m) = msgs.next().await {
+        let m = m.expect("message");
+        assert_eq!(m.subject.as_str(), "orders.x", "shown with its own subject");
+        let info = m.info().expect("ack subject");
+        assert_eq!(info.stream, "ORDERS");
+        assert_eq!(info.consumer, "worker");
+        got.push((info.stream_sequence, info.consumer_sequence, info.pending));
+        m.ack().await.expect("ack");
+    }
+    assert_eq!(got, vec![(1, 1, 9), (2, 2, 8), (3, 3, 7), (4, 4, 6)]);
+    // A batch bigger than what is left ends with what there is (no_wait).
+    let mut rest = 0;
+    let mut msgs = c.fetch().max_messages(100).messages().await.expect("fetch");
+    while let Some(m) = msgs.next().await {
+        m.expect("message").double_ack().await.expect("double ack");
+        rest += 1;
+    }
+    assert_eq!(rest, 6);
+    let mut c = c;
+    let info = c.info().await.expect("info").clone();
+    assert_eq!(info.num_pending, 0);
+    assert_eq!(info.num_ack_pending, 0);
+    assert_eq!(info.delivered.stream_sequence, 10);
+    assert_eq!(info.ack_floor.stream_sequence, 10);
+    let mut st = st;
+    assert_eq!(
+        st.info().await.expect("stream info").state.consumer_count,
+        1
+    );
+    // Names and list.
+    let names: Vec<String> = st
+        .consumer_names()
+        .map(|n| n.expect("name"))
+        .collect()
+        .await;
+    assert_eq!(names, vec!["worker".to_string()]);
+    st.delete_consumer("worker").await.expect("delete");
+    assert!(st.consumer_info("worker").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_and_nakked_messages_come_back() {
+    let dir = TempDir::new("jsc-redeliver");
+    let s = js_server(&dir);
+    let (_nc, js) = connect(&s).await;
+    let st = stream_with(&js, "JOBS", &["jobs"], 3).await;
+    let c: consumer::PullConsumer = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("w".into()),
+            ack_wait: Duration::from_millis(600),
+            max_deliver: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let fetch = |n: usize| {
+        let c = c.clone();
+        async move {
+            let mut out = Vec::new();
+            let mut msgs = c
+                .fetch()
+                .max_messages(n)
+                .expires(Duration::from_millis(1500))
+                .messages()
+                .await
+                .expect("fetch");
+            while let Some(m) = msgs.next().await {
+                out.push(m.expect("message"));
+            }
+            out
+        }
+    };
+    let first = fetch(3).await;
+    assert_eq!(first.len(), 3);
+    // 1 acked, 2 nakked (back at once), 3 left to time out.
+    first[0].ack().await.expect("ack");
+    first[1].ack_with(AckKind::Nak(None)).await.expect("nak");
+    let again = fetch(1).await;
+    assert_eq!(again.len(), 1);
+    let i = again[0].info().expect("info");
+    assert_eq!((i.stream_sequence, i.delivered), (2, 2));
+    again[0].ack_with(AckKind::Term).await.expect("term");
+    // 3 comes back after ack_wait, counted as a second delivery.
+    let late = fetch(1).await;
+    assert_eq!(late.len(), 1);
+    let i = late[0].info().expect("info");
+    assert_eq!((i.stream_sequence, i.delivered), (3, 2));
+    late[0].ack().await.expect("ack");
+    let mut c = c;
+    let info = c.info().await.expect("info").clone();
+    assert_eq!(info.num_ack_pending, 0);
+    assert_eq!(info.ack_floor.stream_sequence, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_ack_pending_holds_new_messages_back() {
+    let dir = TempDir::new("jsc-map");
+    let s = js_server(&dir);
+    let (_nc, js) = connect(&s).await;
+    let st = stream_with(&js, "Q", &["q"], 5).await;
+    let c: consumer::PullConsumer = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("w".into()),
+            max_ack_pending: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    // Two go out; the request then waits (held back, not at the end) until it expires.
+    let mut msgs = c
+        .fetch()
+        .max_messages(5)
+        .expires(Duration::from_millis(800))
+        .messages()
+        .await
+        .expect("fetch");
+    let mut n = 0;
+    let mut held = Vec::new();
+    while let Some(m) = msgs.next().await {
+        held.push(m.expect("message"));
+        n += 1;
+    }
+    assert_eq!(n, 2, "only max_ack_pending messages are out");
+    for m in held {
+        m.ack().await.expect("ack");
+    }
+    let mut msgs = c
+        .fetch()
+        .max_messages(5)
+        .expires(Duration::from_millis(800))
+        .messages()
+        .await
+        .expect("fetch");
+    let mut n = 0;
+    while let Some(m) = msgs.next().await {
+        m.expect("message").ack().await.expect("ack");
+        n += 1;
+    }
+    // Acked as they came: all three that were left.
+    assert_eq!(n, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_consumers_deliver_to_their_subject_with_filters() {
+    let dir = TempDir::new("jsc-push");
+    let s = js_server(&dir);
+    let (nc, js) = connect(&s).await;
+    let st = stream_with(&js, "EV", &["ev.a", "ev.b"], 6).await;
+    let mut sub = nc.subscribe("deliver.here").await.expect("subscribe");
+    nc.flush().await.expect("flush");
+    let _c: consumer::PushConsumer = st
+        .create_consumer(consumer::push::Config {
+            durable_name: Some("p".into()),
+            deliver_subject: "deliver.here".into(),
+            filter_subject: "ev.b".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut seqs = Vec::new();
+    for _ in 0..3 {
+        let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(m.subject.as_str(), "ev.b");
+        let reply = m.reply.clone().expect("ack subject");
+        assert!(reply.starts_with("$JS.ACK.EV.p."), "{reply}");
+        seqs.push(reply.split('.').nth(5).unwrap_or("").to_string());
+        nc.publish(reply, "+ACK".into()).await.expect("ack");
+    }
+    assert_eq!(seqs, vec!["2", "4", "6"]);
+    // New messages follow.
+    js.publish("ev.b", "later".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("in time")
+        .expect("message");
+    assert_eq!(&m.payload[..], b"later");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_consumers_survive_a_restart() {
+    let dir = TempDir::new("jsc-restart");
+    let mut s = js_server(&dir);
+    {
+        let (_nc, js) = connect(&s).await;
+        let st = stream_with(&js, "KEEP", &["keep"], 6).await;
+        let c: consumer::PullConsumer = st
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some("d".into()),
+                ..Default::default()
+            })
+            .await
+            .expect("consumer");
+        let mut msgs = c.fetch().max_messages(4).messages().await.expect("fetch");
+        while let Some(m) = msgs.next().await {
+            m.expect("message").double_ack().await.expect("ack");
+        }
+        // Saved within about a second.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    s.restart();
+    let (_nc, js) = connect(&s).await;
+    let st = js.get_stream("KEEP").await.expect("stream");
+    let c: consumer::PullConsumer = st.get_consumer("d").await.expect("consumer back");
+    let mut msgs = c.fetch().max_messages(10).messages().await.expect("fetch");
+    let mut seqs = Vec::new();
+    while let Some(m) = msgs.next().await {
+        let m = m.expect("message");
+        seqs.push(m.info().expect("info").stream_sequence);
+        m.ack().await.expect("ack");
+    }
+    assert_eq!(
+        seqs,
+        vec![5, 6],
+        "acknowledged messages are not delivered again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_errors_are_nats_servers() {
+    let dir = TempDir::new("jsc-errors");
+    let s = js_server(&dir);
+    let (nc, js) = connect(&s).await;
+    let _st = stream_with(&js, "E", &["e"], 1).await;
+    // No stream.
+    let r = nc
+        .request("$JS.API.CONSUMER.INFO.NOPE.x", "".into())
+        .await
+        .expect("reply");
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("json");
+    assert_eq!(v["error"]["err_code"], 10059, "{v}");
+    // No consumer.
+    let r = nc
+        .request("$JS.API.CONSUMER.INFO.E.nope", "".into())
+        .await
+        .expect("reply");
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("json");
+    assert_eq!(v["error"]["err_code"], 10014, "{v}");
+    // A fetch on a consumer that does not exist: nobody answers.
+    let r = nc
+        .request("$JS.API.CONSUMER.MSG.NEXT.E.nope", "1".into())
+        .await;
+    assert!(r.is_err());
+}
