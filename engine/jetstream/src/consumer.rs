@@ -83,6 +83,9 @@ pub(crate) struct Consumer {
     pub dir: Option<PathBuf>,
     /// Reused for ack subjects.
     ack_buf: RefCell<Vec<u8>>,
+    /// When it last delivered and last took an ack (ns; 0: never), info's `last_active`s.
+    pub delivered_at: Cell<i64>,
+    pub acked_at: Cell<i64>,
 }
 
 /// A status-only message to a pull request or push subscriber (`NATS/1.0 <code> <text>`).
@@ -124,6 +127,8 @@ impl Consumer {
             fc_counter: Cell::new(0),
             dir,
             ack_buf: RefCell::new(Vec::with_capacity(96)),
+            delivered_at: Cell::new(0),
+            acked_at: Cell::new(0),
         }
     }
 
@@ -344,6 +349,7 @@ impl Consumer {
         }
         drop(st);
         self.dirty.set(true);
+        self.delivered_at.set(now);
         (deliveries, dseq)
     }
 
@@ -650,6 +656,7 @@ impl Consumer {
         let policy = self.config.borrow().ack_policy;
         match kind {
             AckKind::Ack | AckKind::Next { .. } | AckKind::Term => {
+                self.acked_at.set(now);
                 let mut st = self.state.borrow_mut();
                 if policy == AckPolicy::All {
                     let acked: Vec<u64> = st.pending.range(..=sseq).map(|(s, _)| *s).collect();

@@ -33,7 +33,7 @@ const LIST_PAGE: usize = 256;
 /// the server's version and API level in its metadata (`dynamic`); lists show it as stored.
 pub(crate) fn info_of(t: &StreamTask, c: &Consumer, dynamic: bool) -> ConsumerInfo {
     let st = c.state.borrow();
-    let last = |_: u64| None;
+    let when = |ns: i64| (ns > 0).then(|| GoTime::from_unix_nanos(ns));
     let config = if dynamic {
         c.config
             .borrow()
@@ -50,12 +50,12 @@ pub(crate) fn info_of(t: &StreamTask, c: &Consumer, dynamic: bool) -> ConsumerIn
         delivered: SequenceInfo {
             consumer_seq: st.delivered.consumer_seq,
             stream_seq: st.delivered.stream_seq,
-            last_active: last(st.delivered.consumer_seq),
+            last_active: when(c.delivered_at.get()),
         },
         ack_floor: SequenceInfo {
             consumer_seq: st.ack_floor.consumer_seq,
             stream_seq: st.ack_floor.stream_seq,
-            last_active: None,
+            last_active: when(c.acked_at.get()),
         },
         num_ack_pending: st.pending.len() as u64,
         // As nats-server: with one delivery allowed nothing counts as redelivered.

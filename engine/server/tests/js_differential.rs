@@ -218,7 +218,7 @@ fn mask_walk(v: &mut Value) {
         Value::Object(map) => {
             for (k, val) in map.iter_mut() {
                 match k.as_str() {
-                    "created" | "ts" | "first_ts" | "last_ts" | "time" => {
+                    "created" | "ts" | "first_ts" | "last_ts" | "time" | "last_active" => {
                         if val.as_str() != Some(ZERO_TIME) {
                             *val = Value::String("<masked>".into());
                         }
@@ -1536,6 +1536,184 @@ async fn account_and_server_limits_match_nats_server() {
         mismatches.is_empty(),
         "{} replies differ:\n{}\n\ntachyon log:\n{}",
         mismatches.len(),
+        mismatches.join("\n"),
+        t.log()
+    );
+}
+
+/// The consumer API: creates (new style, legacy durable, push), their errors, info, names,
+/// list, pulls (messages, 404, 408, 409s), delete, and the stream's consumer count.
+async fn consumer_steps(r: &mut Runner) {
+    r.api(
+        "stream C",
+        "$JS.API.STREAM.CREATE.C",
+        r#"{"name":"C","subjects":["c.>"]}"#,
+    )
+    .await;
+    for (i, subj) in ["c.a", "c.b", "c.a", "c.c", "c.b"].iter().enumerate() {
+        r.publish(&format!("publish C {i}"), subj, &[], &format!("m{i}"))
+            .await;
+    }
+    let creates: &[(&str, &str, &str)] = &[
+        (
+            "pull durable",
+            "$JS.API.CONSUMER.CREATE.C.d1",
+            r#"{"stream_name":"C","config":{"durable_name":"d1","ack_policy":"explicit"}}"#,
+        ),
+        (
+            "same again",
+            "$JS.API.CONSUMER.CREATE.C.d1",
+            r#"{"stream_name":"C","config":{"durable_name":"d1","ack_policy":"explicit"}}"#,
+        ),
+        (
+            "action create, other config",
+            "$JS.API.CONSUMER.CREATE.C.d1",
+            r#"{"stream_name":"C","config":{"durable_name":"d1","ack_policy":"explicit","max_deliver":3},"action":"create"}"#,
+        ),
+        (
+            "update of a missing one",
+            "$JS.API.CONSUMER.CREATE.C.nope",
+            r#"{"stream_name":"C","config":{"durable_name":"nope","ack_policy":"explicit"},"action":"update"}"#,
+        ),
+        (
+            "filtered, by sequence",
+            "$JS.API.CONSUMER.CREATE.C.d2.c.b",
+            r#"{"stream_name":"C","config":{"name":"d2","filter_subject":"c.b","deliver_policy":"by_start_sequence","opt_start_seq":3,"ack_policy":"explicit","max_ack_pending":5}}"#,
+        ),
+        (
+            "legacy durable push",
+            "$JS.API.CONSUMER.DURABLE.CREATE.C.p1",
+            r#"{"stream_name":"C","config":{"durable_name":"p1","deliver_subject":"nobody.listens","ack_policy":"explicit","deliver_policy":"last_per_subject"}}"#,
+        ),
+        (
+            "stream name mismatch",
+            "$JS.API.CONSUMER.CREATE.C.x",
+            r#"{"stream_name":"D","config":{"durable_name":"x"}}"#,
+        ),
+        (
+            "bad ack policy",
+            "$JS.API.CONSUMER.CREATE.C.x",
+            r#"{"stream_name":"C","config":{"durable_name":"x","ack_policy":"sometimes"}}"#,
+        ),
+        (
+            "wildcard deliver subject",
+            "$JS.API.CONSUMER.CREATE.C.x",
+            r#"{"stream_name":"C","config":{"durable_name":"x","deliver_subject":"d.*"}}"#,
+        ),
+        (
+            "no stream",
+            "$JS.API.CONSUMER.CREATE.NOPE.x",
+            r#"{"stream_name":"NOPE","config":{"durable_name":"x"}}"#,
+        ),
+        (
+            "last policy",
+            "$JS.API.CONSUMER.CREATE.C.d3",
+            r#"{"stream_name":"C","config":{"durable_name":"d3","deliver_policy":"last","ack_policy":"none"}}"#,
+        ),
+    ];
+    for (label, subject, body) in creates {
+        r.api(label, subject, *body).await;
+    }
+    r.api("info d1", "$JS.API.CONSUMER.INFO.C.d1", "").await;
+    r.api("info missing", "$JS.API.CONSUMER.INFO.C.nope", "")
+        .await;
+    r.api("info no stream", "$JS.API.CONSUMER.INFO.NOPE.d1", "")
+        .await;
+    r.api("names", "$JS.API.CONSUMER.NAMES.C", "").await;
+    r.api(
+        "names offset",
+        "$JS.API.CONSUMER.NAMES.C",
+        r#"{"offset":2}"#,
+    )
+    .await;
+    r.api("list", "$JS.API.CONSUMER.LIST.C", "").await;
+    for (label, body) in [
+        ("next 1", ""),
+        ("next 2", "2"),
+        ("next json", r#"{"batch":1}"#),
+    ] {
+        r.direct(label, "$JS.API.CONSUMER.MSG.NEXT.C.d1", body)
+            .await;
+    }
+    r.direct(
+        "next filtered",
+        "$JS.API.CONSUMER.MSG.NEXT.C.d2",
+        r#"{"batch":1,"no_wait":true}"#,
+    )
+    .await;
+    r.direct(
+        "next filtered, nothing left",
+        "$JS.API.CONSUMER.MSG.NEXT.C.d2",
+        r#"{"batch":1,"no_wait":true}"#,
+    )
+    .await;
+    r.direct(
+        "next expiring",
+        "$JS.API.CONSUMER.MSG.NEXT.C.d2",
+        r#"{"batch":3,"expires":200000000}"#,
+    )
+    .await;
+    r.direct("next on push", "$JS.API.CONSUMER.MSG.NEXT.C.p1", "1")
+        .await;
+    r.direct(
+        "next bad heartbeat",
+        "$JS.API.CONSUMER.MSG.NEXT.C.d1",
+        r#"{"batch":1,"expires":1000000000,"idle_heartbeat":2000000000}"#,
+    )
+    .await;
+    r.direct(
+        "next batch over max_ack_pending limit",
+        "$JS.API.CONSUMER.MSG.NEXT.C.d3",
+        r#"{"batch":1,"no_wait":true}"#,
+    )
+    .await;
+    r.api("info d1 after pulls", "$JS.API.CONSUMER.INFO.C.d1", "")
+        .await;
+    r.api("info d2 after pulls", "$JS.API.CONSUMER.INFO.C.d2", "")
+        .await;
+    r.api("info d3 after pulls", "$JS.API.CONSUMER.INFO.C.d3", "")
+        .await;
+    r.api("stream info with consumers", "$JS.API.STREAM.INFO.C", "")
+        .await;
+    r.api("delete d2", "$JS.API.CONSUMER.DELETE.C.d2", "").await;
+    r.api("delete d2 again", "$JS.API.CONSUMER.DELETE.C.d2", "")
+        .await;
+    r.api("account info", "$JS.API.INFO", "").await;
+}
+
+/// Consumer API replies against nats-server's, masked as the stream replies are (plus
+/// `last_active`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_api_replies_match_nats_server() {
+    if require_nats_server("consumer_api_replies_match_nats_server").is_none() {
+        return;
+    }
+    let (tdir, ndir) = (TempDir::new("jscdiff-t"), TempDir::new("jscdiff-n"));
+    let tsd = tdir.0.to_string_lossy().into_owned();
+    let nsd = ndir.0.to_string_lossy().into_owned();
+    let t = Server::under_test(SHARDS, &["-js", "-sd", &tsd]);
+    let n = Server::start(Impl::NatsServer, &["-js", "-sd", &nsd]);
+    let (mut tr, mut nr) = tokio::join!(runner(&t.url), runner(&n.url));
+    tokio::join!(consumer_steps(&mut tr), consumer_steps(&mut nr));
+    let (trecs, nrecs) = (tr.records, nr.records);
+    if std::env::var_os("JS_DIFF_DUMP").is_some() {
+        for (a, b) in trecs.iter().zip(&nrecs) {
+            eprintln!("{}\n  T {:?}\n  N {:?}", a.label, a.outcome, b.outcome);
+        }
+    }
+    let mismatches: Vec<String> = trecs
+        .iter()
+        .zip(&nrecs)
+        .filter_map(|(a, b)| {
+            let diff = outcome_diff(&a.outcome, &b.outcome);
+            (!diff.is_empty()).then(|| format!("{}: {}", a.label, diff.join("\n    ")))
+        })
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} replies differ:\n{}\n\ntachyon log:\n{}",
+        mismatches.len(),
+        trecs.len(),
         mismatches.join("\n"),
         t.log()
     );
