@@ -316,3 +316,59 @@ async fn consumer_errors_are_nats_servers() {
         .await;
     assert!(r.is_err());
 }
+
+/// KV through consumers as async-nats drives them (ordered push consumers with flow control
+/// and heartbeats): keys, history, and a watch that sees the current values then updates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_value_keys_history_and_watch() {
+    use async_nats::jetstream::kv;
+    let dir = TempDir::new("jsc-kv");
+    let s = js_server(&dir);
+    let (_nc, js) = connect(&s).await;
+    let b = js
+        .create_key_value(kv::Config {
+            bucket: "cfg".into(),
+            history: 5,
+            ..Default::default()
+        })
+        .await
+        .expect("bucket");
+    for (k, v) in [("a", "1"), ("b", "1"), ("a", "2"), ("c", "1")] {
+        b.put(k, v.into()).await.expect("put");
+    }
+    b.delete("c").await.expect("delete");
+    let mut keys: Vec<String> = b
+        .keys()
+        .await
+        .expect("keys")
+        .map(|k| k.expect("key"))
+        .collect()
+        .await;
+    keys.sort();
+    assert_eq!(keys, vec!["a".to_string(), "b".to_string()]);
+    let hist: Vec<(u64, String)> = b
+        .history("a")
+        .await
+        .expect("history")
+        .map(|e| {
+            let e = e.expect("entry");
+            (e.revision, String::from_utf8_lossy(&e.value).into_owned())
+        })
+        .collect()
+        .await;
+    assert_eq!(hist, vec![(1, "1".to_string()), (3, "2".to_string())]);
+    let mut w = b.watch_with_history("a").await.expect("watch");
+    let first = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .expect("in time")
+        .expect("entry")
+        .expect("ok");
+    assert_eq!((first.revision, &first.value[..]), (3, &b"2"[..]));
+    b.put("a", "3".into()).await.expect("put");
+    let next = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .expect("in time")
+        .expect("entry")
+        .expect("ok");
+    assert_eq!((next.revision, &next.value[..]), (6, &b"3"[..]));
+}
