@@ -804,6 +804,13 @@ impl Consumer {
         if !idle {
             self.last_active.set(now);
         }
+        if idle && !self.is_pull() {
+            // Interest in the deliver subject is looked for, not announced: often (10 ms)
+            // while the consumer is new or was just used (clients subscribe right after
+            // creating it), then every 250 ms.
+            let recent = now - self.last_active.get().max(self.created) < 2_000_000_000;
+            next = next.min(now + if recent { 10_000_000 } else { 250_000_000 });
+        }
         if threshold > 0 && idle {
             let end = self.last_active.get() + threshold;
             if now >= end {

@@ -204,6 +204,8 @@ async fn create(t: &Rc<StreamTask>, subject: &str, body: &[u8]) -> Result<Vec<u8
     // The reply must not overtake the consumer's subscriptions: a fetch right after it works.
     t.barrier().await;
     ensure_timer(t);
+    // Its timers (interest, heartbeats, expiry) start now, not at the timer's next round.
+    t.timer_wake.wake();
     t.pump_one(&c);
     Ok(cc::consumer_info_response(
         ConsumerReply::Create,
