@@ -401,6 +401,16 @@ impl Consumer {
 
     fn pump_pull(&self, t: &StreamTask, durable: u64) {
         let now = now_nanos();
+        // An expired request gets its 408 even if the timer has not come round yet; it must
+        // not take messages the client no longer waits for.
+        if self
+            .waiting
+            .borrow()
+            .iter()
+            .any(|w| w.expires > 0 && now >= w.expires)
+        {
+            self.expire_requests(t, now);
+        }
         loop {
             let has_waiting = !self.waiting.borrow().is_empty();
             if !has_waiting {
@@ -418,6 +428,12 @@ impl Consumer {
                 Some(w) => w,
                 None => return,
             };
+            // A requester that went away (nobody subscribes to its inbox) takes nothing: the
+            // request is dropped and the message stays for the next one, as nats-server does.
+            if !t.has_interest(&w.reply) {
+                self.requeue_front(&m, redelivery);
+                continue;
+            }
             if w.b > 0 && size as u64 > w.b {
                 // Too large for what the request allows: the request ends, the message stays
                 // for the next one.
@@ -777,6 +793,17 @@ impl Consumer {
             }
         }
         if self.is_pull() {
+            // As nats-server: when a request's expiry or heartbeat comes due, its sweep
+            // treats the stream as at its end, so no_wait requests that got something (or
+            // have no expiry) end with 404 even while max_ack_pending holds messages back.
+            let due = self
+                .waiting
+                .borrow()
+                .iter()
+                .any(|w| (w.hb > 0 && now >= w.next_hb) || (w.expires > 0 && now >= w.expires));
+            if due {
+                self.end_of_stream(t);
+            }
             self.expire_requests(t, now);
             for w in self.waiting.borrow().iter() {
                 if w.expires > 0 {
