@@ -52,6 +52,13 @@ pub struct GoTime {
 }
 
 impl GoTime {
+    /// Go's zero `time.Time` (`0001-01-01T00:00:00Z`).
+    pub const ZERO: GoTime = GoTime {
+        unix_secs: ZERO_TIME_UNIX,
+        nanos: 0,
+        offset_secs: 0,
+    };
+
     /// The UTC time of a Unix nanosecond stamp.
     pub fn from_unix_nanos(n: i64) -> GoTime {
         GoTime {

@@ -199,6 +199,14 @@ impl Consumer {
         self.pending_stale.set(true);
     }
 
+    /// How much longer it is paused (ns; 0: not paused).
+    pub fn paused_for(&self, now: i64) -> i64 {
+        self.config
+            .borrow()
+            .pause_until
+            .map_or(0, |t| (t.unix_nanos() - now).max(0))
+    }
+
     pub fn is_pull(&self) -> bool {
         self.config.borrow().is_pull()
     }
@@ -389,7 +397,8 @@ impl Consumer {
     /// Hands out what it can: to waiting pull requests, or to the deliver subject of a push
     /// consumer with interest. `durable` is the highest sequence the stream may show.
     pub fn pump(&self, t: &StreamTask, durable: u64) {
-        if self.deleted.get() {
+        // Paused: requests wait (and get their heartbeats), nothing is handed out.
+        if self.deleted.get() || self.paused_for(now_nanos()) > 0 {
             return;
         }
         if self.is_pull() {
@@ -750,6 +759,10 @@ impl Consumer {
     /// (returns true when it must be deleted). And the next time to look again (ns).
     pub fn tick(&self, t: &StreamTask, now: i64) -> (bool, i64) {
         let mut next = now + 1_000_000_000;
+        let paused = self.paused_for(now);
+        if paused > 0 {
+            next = next.min(now + paused);
+        }
         // Redeliveries.
         let (max_deliver, policy) = {
             let c = self.config.borrow();

@@ -72,8 +72,8 @@ pub(crate) fn info_of(t: &StreamTask, c: &Consumer, dynamic: bool) -> ConsumerIn
         // A server outside a cluster writes no `cluster` in consumer info.
         cluster_leader: String::new(),
         push_bound: !c.is_pull() && t.has_interest(c.config.borrow().deliver_subject.as_bytes()),
-        paused: false,
-        pause_remaining: 0,
+        paused: c.paused_for(now_nanos()) > 0,
+        pause_remaining: c.paused_for(now_nanos()),
         ts: GoTime::from_unix_nanos(now_nanos()),
     }
 }
@@ -120,6 +120,33 @@ pub(crate) async fn handle(t: &Rc<StreamTask>, api: ConsumerApi, d: &Delivery) {
                 .collect();
             cc::consumer_list_response(total, offset, LIST_PAGE, &infos)
         }),
+        ConsumerApi::Pause => {
+            let name = subject.rsplit('.').next().unwrap_or_default().to_string();
+            match cc::parse_pause(&d.payload, t.js.settings.strict) {
+                Err(e) => Err(e),
+                Ok(until) => match t.consumer(&name) {
+                    None => Err(errors::CONSUMER_NOT_FOUND.err()),
+                    Some(c) => {
+                        {
+                            let mut cfg = c.config.borrow_mut();
+                            cfg.pause_until = (!until.is_zero()).then_some(until);
+                            cfg.set_static_metadata();
+                        }
+                        c.dirty.set(true);
+                        t.save_consumer_meta(&c).await;
+                        t.timer_wake.wake();
+                        t.pump_one(&c);
+                        let remaining = until.unix_nanos().saturating_sub(now_nanos());
+                        let paused = !until.is_zero() && remaining > 0;
+                        Ok(cc::consumer_pause_response(
+                            paused,
+                            until,
+                            if paused { remaining } else { 0 },
+                        ))
+                    }
+                },
+            }
+        }
         ConsumerApi::Next => return,
     };
     t.count_api(r.is_err());

@@ -15,8 +15,8 @@
 //! - `ack_policy: "flow_control"` (2.14 sourcing acks): refused;
 //! - `rate_limit_bps` on a push consumer: refused (a pull consumer gets nats-server's error);
 //! - `direct` and `sourcing` (internal consumers of mirrors/sources): refused;
-//! - `pause_until` in the future: refused; a past or zero one is kept and echoed, as nats-server
-//!   stores it without pausing;
+//! - `pause_until`: kept; while it is in the future the consumer delivers nothing
+//!   (`CONSUMER.PAUSE` sets and clears it, [`parse_pause`]);
 //! - `sample_freq`: checked and echoed; it only drives ack-sampling advisories, which Tachyon
 //!   does not send;
 //! - `mem_storage`, `description`, `metadata`, `headers_only`, `replay_policy`, `backoff`,
@@ -1066,11 +1066,6 @@ fn refuse_unsupported(c: &ConsumerConfig, ack_fc: bool) -> Result<(), ApiError> 
         Some("direct consumers")
     } else if c.sourcing {
         Some("sourcing consumers")
-    } else if c
-        .pause_until
-        .is_some_and(|t| t.unix_nanos() > crate::now_nanos())
-    {
-        Some("pause_until")
     } else {
         None
     };
@@ -1383,6 +1378,7 @@ pub enum ConsumerApi {
     Names,
     List,
     Next,
+    Pause,
 }
 
 /// An error reply, byte for byte: `{"type":..,"error":{..}}`, plus zero paging and
@@ -1419,7 +1415,64 @@ pub fn consumer_error(kind: ConsumerApi, err: &ApiError) -> Vec<u8> {
         ConsumerApi::Names => paged(TYPE_CONSUMER_NAMES),
         ConsumerApi::List => paged(TYPE_CONSUMER_LIST),
         ConsumerApi::Next => Vec::new(),
+        // `paused` and `pause_until` are always written.
+        ConsumerApi::Pause => gojson::to_vec(&PauseJson {
+            kind: TYPE_CONSUMER_PAUSE,
+            error: Some(err.into()),
+            paused: false,
+            pause_until: GoTime::ZERO,
+            pause_remaining: 0,
+        }),
     }
+}
+
+pub const TYPE_CONSUMER_PAUSE: &str = "io.nats.jetstream.api.v1.consumer_pause_response";
+
+/// `JSApiConsumerPauseResponse`.
+#[derive(Serialize)]
+struct PauseJson<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<GoError<'a>>,
+    paused: bool,
+    pause_until: GoTime,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pause_remaining: i64,
+}
+
+/// A `CONSUMER.PAUSE` reply: paused until `until` (the zero time: resumed), `remaining` ns.
+pub fn consumer_pause_response(paused: bool, until: GoTime, remaining: i64) -> Vec<u8> {
+    gojson::to_vec(&PauseJson {
+        kind: TYPE_CONSUMER_PAUSE,
+        error: None,
+        paused,
+        pause_until: until,
+        pause_remaining: remaining,
+    })
+}
+
+/// A `CONSUMER.PAUSE` body (`JSApiConsumerPauseRequest`): `{"pause_until": <time>}`; a body
+/// that is not a JSON object or array, or no time, resumes (the zero time).
+pub fn parse_pause(body: &[u8], strict: bool) -> Result<GoTime, ApiError> {
+    if !gojson::is_object_or_array(body) {
+        return Ok(GoTime::ZERO);
+    }
+    let t: Option<GoTime> = gojson::decode_request(
+        body,
+        strict,
+        "JSApiConsumerPauseRequest",
+        |d, n, out: &mut Option<GoTime>| {
+            d.object(
+                n,
+                "server.JSApiConsumerPauseRequest",
+                &["pause_until"],
+                |d, _, v| d.time(v, out),
+            );
+        },
+    )
+    .map_err(|e| errors::INVALID_JSON.with("err", e))?;
+    Ok(t.unwrap_or(GoTime::ZERO))
 }
 
 /// A `CONSUMER.NAMES` / `CONSUMER.LIST` body (`JSApiConsumersRequest`: only `offset`; there

@@ -88,7 +88,11 @@ pub(crate) fn start(js: &Arc<JetStream>, shard: &Rc<Shard>) {
         let account = account as AccountId;
         let client = InternalClient::new(shard, account);
         let mut routes: Vec<(Bytes, Op)> = Vec::new();
-        let subs: [(&str, Op); 17] = [
+        let subs: [(&str, Op); 18] = [
+            (
+                "$JS.API.CONSUMER.PAUSE.*.*",
+                Op::ConsumerScoped(ConsumerApi::Pause),
+            ),
             (
                 "$JS.API.CONSUMER.CREATE.*",
                 Op::ConsumerScoped(ConsumerApi::Create),

@@ -387,6 +387,10 @@ impl StreamTask {
             c(ConsumerApi::Names),
         )?;
         add(&format!("$JS.API.CONSUMER.LIST.{n}"), c(ConsumerApi::List))?;
+        add(
+            &format!("$JS.API.CONSUMER.PAUSE.{n}.*"),
+            c(ConsumerApi::Pause),
+        )?;
         Ok(())
     }
 

@@ -218,7 +218,8 @@ fn mask_walk(v: &mut Value) {
         Value::Object(map) => {
             for (k, val) in map.iter_mut() {
                 match k.as_str() {
-                    "created" | "ts" | "first_ts" | "last_ts" | "time" | "last_active" => {
+                    "created" | "ts" | "first_ts" | "last_ts" | "time" | "last_active"
+                    | "pause_remaining" => {
                         if val.as_str() != Some(ZERO_TIME) {
                             *val = Value::String("<masked>".into());
                         }
@@ -1675,6 +1676,33 @@ async fn consumer_steps(r: &mut Runner) {
         .await;
     r.api("stream info with consumers", "$JS.API.STREAM.INFO.C", "")
         .await;
+    r.api(
+        "pause d1",
+        "$JS.API.CONSUMER.PAUSE.C.d1",
+        r#"{"pause_until":"2999-01-01T00:00:00Z"}"#,
+    )
+    .await;
+    r.api("info paused d1", "$JS.API.CONSUMER.INFO.C.d1", "")
+        .await;
+    r.direct(
+        "next on paused",
+        "$JS.API.CONSUMER.MSG.NEXT.C.d1",
+        r#"{"batch":1,"expires":200000000}"#,
+    )
+    .await;
+    r.api("resume d1", "$JS.API.CONSUMER.PAUSE.C.d1", "").await;
+    r.api("info resumed d1", "$JS.API.CONSUMER.INFO.C.d1", "")
+        .await;
+    r.api("pause missing", "$JS.API.CONSUMER.PAUSE.C.nope", "{}")
+        .await;
+    r.api("pause no stream", "$JS.API.CONSUMER.PAUSE.NOPE.x", "{}")
+        .await;
+    r.api(
+        "pause bad json",
+        "$JS.API.CONSUMER.PAUSE.C.d1",
+        r#"{"pause_until":12}"#,
+    )
+    .await;
     r.api("delete d2", "$JS.API.CONSUMER.DELETE.C.d2", "").await;
     r.api("delete d2 again", "$JS.API.CONSUMER.DELETE.C.d2", "")
         .await;
