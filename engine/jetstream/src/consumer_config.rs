@@ -2458,7 +2458,6 @@ mod tests {
                 "direct consumers",
             ),
             (r#"{"sourcing":true}"#, "sourcing consumers"),
-            (r#"{"pause_until":"2999-01-01T00:00:00Z"}"#, "pause_until"),
         ] {
             let e = create(
                 "$JS.API.CONSUMER.CREATE.S.X",
@@ -2467,6 +2466,13 @@ mod tests {
             .expect_err(body);
             assert_eq!(e, errors::not_supported(feature));
         }
+        // A future pause is taken (the consumer waits until then).
+        let c = create(
+            "$JS.API.CONSUMER.CREATE.S.X",
+            r#"{"stream_name":"S","config":{"pause_until":"2999-01-01T00:00:00Z"}}"#,
+        )
+        .expect("valid");
+        assert!(c.config.pause_until.is_some());
         // Sampling is only checked and echoed; a past pause is kept.
         let c = create(
             "$JS.API.CONSUMER.CREATE.S.X",
