@@ -676,9 +676,12 @@ impl Consumer {
     }
 
     /// An ack for stream sequence `sseq`; returns whether the consumer may deliver more.
-    pub fn on_ack(&self, kind: &AckKind, sseq: u64, now: i64) {
+    /// An ack for stream sequence `sseq`. Returns the stream sequences it settled (acked or
+    /// terminated), which interest and workqueue streams may then remove.
+    pub fn on_ack(&self, kind: &AckKind, sseq: u64, now: i64) -> Vec<u64> {
         self.last_active.set(now);
         let policy = self.config.borrow().ack_policy;
+        let mut settled = Vec::new();
         match kind {
             AckKind::Ack | AckKind::Next { .. } | AckKind::Term => {
                 self.acked_at.set(now);
@@ -688,10 +691,11 @@ impl Consumer {
                     for s in acked {
                         st.pending.remove(&s);
                         st.redelivered.remove(&s);
+                        settled.push(s);
                     }
-                } else {
-                    st.pending.remove(&sseq);
+                } else if st.pending.remove(&sseq).is_some() {
                     st.redelivered.remove(&sseq);
+                    settled.push(sseq);
                 }
                 drop(st);
                 self.update_ack_floor();
@@ -723,6 +727,23 @@ impl Consumer {
             }
         }
         self.dirty.set(true);
+        settled
+    }
+
+    /// Whether this consumer no longer needs stream message `seq` on `subject`: not one it
+    /// would deliver, or delivered and settled (interest retention).
+    pub fn done_with(&self, seq: u64, subject: &str) -> bool {
+        if !self.matches(subject) {
+            return true;
+        }
+        seq < self.next_sseq.get()
+            && !self.state.borrow().pending.contains_key(&seq)
+            && !self.lps.borrow().contains(&seq)
+    }
+
+    /// Whether it would deliver a message on `subject`.
+    pub fn wants(&self, subject: &str) -> bool {
+        self.matches(subject)
     }
 
     /// The ack floor after acks: everything below the oldest pending message.

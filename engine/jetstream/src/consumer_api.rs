@@ -311,7 +311,10 @@ pub(crate) fn ack(t: &StreamTask, c: &Consumer, d: &Delivery) {
         }
         return;
     };
-    c.on_ack(&kind, tokens.sseq, now);
+    let settled = c.on_ack(&kind, tokens.sseq, now);
+    if !settled.is_empty() {
+        t.settled(&settled);
+    }
     match kind {
         AckKind::Next { request } => {
             if let Some(reply) = d.reply.clone() {

@@ -692,6 +692,7 @@ impl StreamTask {
             }
         };
         let window = self.config.borrow().duplicate_window;
+        let mut no_interest = Vec::new();
         for (i, p) in pending.drain(..).enumerate() {
             let r = if bad_subject[i] {
                 Err(StoreError::BadSubject { max: 0 })
@@ -706,11 +707,18 @@ impl StreamTask {
             match r {
                 Ok(seq) => {
                     self.last_ts.set(ts);
+                    let subject = std::str::from_utf8(&p.subject).unwrap_or("");
                     if !self.consumers.borrow().is_empty() {
-                        let subject = std::str::from_utf8(&p.subject).unwrap_or("");
                         for c in self.consumers.borrow().values() {
                             c.on_stored(subject, seq);
                         }
+                    }
+                    // An interest stream keeps nothing nobody consumes (nats-server skips
+                    // the sequence; the ack still names it).
+                    if self.config.borrow().retention == crate::config::RetentionPolicy::Interest
+                        && !self.consumers.borrow().values().any(|c| c.wants(subject))
+                    {
+                        no_interest.push(seq);
                     }
                     // As nats-server: the last message's id, "" when it had none.
                     *self.last_msg_id.borrow_mut() = p.msg_id.clone().unwrap_or_default();
@@ -730,6 +738,14 @@ impl StreamTask {
                 Err(e) => {
                     let err = store_error(&e);
                     self.queue_error(p.reply, &name, &err);
+                }
+            }
+        }
+        if !no_interest.is_empty() {
+            let mut b = self.backend.borrow_mut();
+            for seq in no_interest {
+                if let Err(e) = b.store_mut().delete(seq, false) {
+                    tracing::error!("JetStream stream '{name}': removing {seq}: {e}");
                 }
             }
         }
@@ -1364,6 +1380,37 @@ impl StreamTask {
 
     pub(crate) fn pump_one(&self, c: &Consumer) {
         c.pump(self, self.durable_seq());
+    }
+
+    /// Messages a consumer settled: a workqueue stream removes them; an interest stream
+    /// removes those no consumer still needs.
+    pub(crate) fn settled(&self, seqs: &[u64]) {
+        let retention = self.config.borrow().retention;
+        if retention == crate::config::RetentionPolicy::Limits {
+            return;
+        }
+        let mut removed = false;
+        for &seq in seqs {
+            let remove = match retention {
+                crate::config::RetentionPolicy::WorkQueue => true,
+                _ => match self.load(seq) {
+                    Some(m) => self
+                        .consumers
+                        .borrow()
+                        .values()
+                        .all(|c| c.done_with(seq, &m.subject)),
+                    None => false,
+                },
+            };
+            if remove {
+                let r = self.backend.borrow_mut().store_mut().delete(seq, false);
+                removed |= matches!(r, Ok(true));
+            }
+        }
+        if removed {
+            self.publish_figures();
+            self.consumers_removed();
+        }
     }
 
     /// Messages went away (purge, delete, limits): pending counts are recounted.

@@ -372,3 +372,98 @@ async fn key_value_keys_history_and_watch() {
         .expect("ok");
     assert_eq!((next.revision, &next.value[..]), (6, &b"3"[..]));
 }
+
+/// Workqueue streams drop what was acknowledged (or terminated); interest streams keep a
+/// message only while a consumer that wants it has not settled it, and nothing nobody wants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workqueue_and_interest_retention() {
+    let dir = TempDir::new("jsc-retention");
+    let s = js_server(&dir);
+    let (_nc, js) = connect(&s).await;
+    let mut wq = js
+        .create_stream(stream::Config {
+            name: "WQ".into(),
+            subjects: vec!["wq.*".into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    for i in 0..3 {
+        js.publish(format!("wq.{i}"), "job".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let c: consumer::PullConsumer = wq
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("w".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut msgs = c.fetch().max_messages(3).messages().await.expect("fetch");
+    let mut got = Vec::new();
+    while let Some(m) = msgs.next().await {
+        got.push(m.expect("message"));
+    }
+    assert_eq!(got.len(), 3);
+    got[0].double_ack().await.expect("ack");
+    got[1].double_ack_with(AckKind::Term).await.expect("term");
+    let st = wq.info().await.expect("info").state.clone();
+    assert_eq!((st.messages, st.first_sequence), (1, 3));
+
+    let mut ip = js
+        .create_stream(stream::Config {
+            name: "IP".into(),
+            subjects: vec!["ip.*".into()],
+            retention: stream::RetentionPolicy::Interest,
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    let ack = js
+        .publish("ip.a", "nobody".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    assert_eq!(ack.sequence, 1);
+    assert_eq!(ip.info().await.expect("info").state.messages, 0);
+    let a: consumer::PullConsumer = ip
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("a".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let b: consumer::PullConsumer = ip
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("b".into()),
+            filter_subject: "ip.b".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    for subj in ["ip.a", "ip.b"] {
+        js.publish(subj, "x".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    // `a` settles both; ip.b stays until `b` does too.
+    let mut msgs = a.fetch().max_messages(2).messages().await.expect("fetch");
+    while let Some(m) = msgs.next().await {
+        m.expect("message").double_ack().await.expect("ack");
+    }
+    let st = ip.info().await.expect("info").state.clone();
+    assert_eq!((st.messages, st.first_sequence), (1, 3));
+    let mut msgs = b.fetch().max_messages(2).messages().await.expect("fetch");
+    while let Some(m) = msgs.next().await {
+        m.expect("message").double_ack().await.expect("ack");
+    }
+    assert_eq!(ip.info().await.expect("info").state.messages, 0);
+}
