@@ -115,6 +115,56 @@ async def main(url):
         check(reply["type"] == "io.nats.jetstream.api.v1.stream_create_response", f"type {reply}")
         check(reply["error"]["err_code"] == err_code, f"{body!r}: {reply}")
 
+    # Consumers: a pull worker, a push subscriber, KV watch and keys.
+    await js.add_stream(name="WORK", subjects=["work.*"])
+    for i in range(6):
+        await js.publish(f"work.{i % 2}", f"job{i}".encode())
+    psub = await js.pull_subscribe("work.*", "workers")
+    msgs = await psub.fetch(4, timeout=5)
+    check([m.data for m in msgs] == [b"job0", b"job1", b"job2", b"job3"], f"fetch {msgs}")
+    check(msgs[0].subject == "work.0", f"delivered subject {msgs[0].subject}")
+    for m in msgs:
+        await m.ack_sync()
+    info = await js.consumer_info("WORK", "workers")
+    check(info.num_pending == 2 and info.num_ack_pending == 0, f"pull info {info}")
+    rest = await psub.fetch(10, timeout=2)
+    check(len(rest) == 2, f"rest {rest}")
+    await rest[0].nak()
+    again = await psub.fetch(1, timeout=5)
+    check(again[0].data == rest[0].data and again[0].metadata.num_delivered == 2, "nak redelivers")
+    for m in [again[0], rest[1]]:
+        await m.ack_sync()
+
+    got = []
+    done = asyncio.Event()
+
+    async def on_msg(m):
+        got.append(m.data)
+        await m.ack()
+        if len(got) == 3:
+            done.set()
+
+    sub = await js.subscribe("work.1", cb=on_msg, durable="pusher")
+    await asyncio.wait_for(done.wait(), 5)
+    check(got == [b"job1", b"job3", b"job5"], f"push {got}")
+    await sub.unsubscribe()
+
+    kv2 = await js.create_key_value(bucket="watched", history=3)
+    await kv2.put("a", b"1")
+    await kv2.put("b", b"1")
+    check(sorted(await kv2.keys()) == ["a", "b"], "kv keys")
+    w = await kv2.watch("a")
+    first = await w.updates(timeout=5)
+    check(first and first.value == b"1", f"watch first {first}")
+    await kv2.put("a", b"2")
+    nxt = await w.updates(timeout=5)
+    while nxt is None:
+        nxt = await w.updates(timeout=5)
+    check(nxt.value == b"2", f"watch update {nxt}")
+    await w.stop()
+    hist = await kv2.history("a")
+    check([e.value for e in hist] == [b"1", b"2"], f"kv history {hist}")
+
     await nc.close()
     print("js_smoke: all passed")
 
