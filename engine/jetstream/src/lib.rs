@@ -271,6 +271,13 @@ pub fn install(parts: &mut [ShardParts], js: Arc<JetStream>) {
                 shard.barrier().await;
             })
         }));
+        // At shutdown each shard saves its consumers' state (between saves it is written
+        // at most once a second while it changes).
+        part.on_stop.push(Box::new(|_shard: Rc<Shard>| {
+            Box::pin(async move {
+                service::save_consumers().await;
+            })
+        }));
     }
 }
 

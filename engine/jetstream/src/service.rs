@@ -35,6 +35,14 @@ pub(crate) fn adopt(t: Rc<StreamTask>) {
     LOCAL.with(|l| l.borrow_mut().push(t));
 }
 
+/// Saves the state of this shard's consumers that changed since their last save.
+pub(crate) async fn save_consumers() {
+    let streams: Vec<Rc<StreamTask>> = LOCAL.with(|l| l.borrow().clone());
+    for s in streams {
+        s.save_dirty_consumers().await;
+    }
+}
+
 /// Forgets a deleted stream.
 pub(crate) fn forget(t: &Rc<StreamTask>) {
     LOCAL.with(|l| l.borrow_mut().retain(|x| !Rc::ptr_eq(x, t)));

@@ -467,3 +467,47 @@ async fn workqueue_and_interest_retention() {
     }
     assert_eq!(ip.info().await.expect("info").state.messages, 0);
 }
+
+/// A graceful stop saves consumer state: acks just before SIGTERM are not delivered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_state_is_saved_at_shutdown() {
+    let dir = TempDir::new("jsc-term");
+    let mut s = js_server(&dir);
+    {
+        let (_nc, js) = connect(&s).await;
+        let st = stream_with(&js, "T", &["t"], 5).await;
+        let c: consumer::PullConsumer = st
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some("d".into()),
+                ..Default::default()
+            })
+            .await
+            .expect("consumer");
+        let mut msgs = c.fetch().max_messages(3).messages().await.expect("fetch");
+        while let Some(m) = msgs.next().await {
+            m.expect("message").double_ack().await.expect("ack");
+        }
+    }
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
+    let rc = unsafe { libc::kill(s.pid() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    assert!(
+        s.wait_exit(Duration::from_secs(10)).is_some(),
+        "stops on SIGTERM"
+    );
+    s.restart();
+    let (_nc, js) = connect(&s).await;
+    let c: consumer::PullConsumer = js
+        .get_stream("T")
+        .await
+        .expect("stream")
+        .get_consumer("d")
+        .await
+        .expect("consumer");
+    let mut msgs = c.fetch().max_messages(10).messages().await.expect("fetch");
+    let mut seqs = Vec::new();
+    while let Some(m) = msgs.next().await {
+        seqs.push(m.expect("message").info().expect("info").stream_sequence);
+    }
+    assert_eq!(seqs, vec![4, 5]);
+}

@@ -71,6 +71,7 @@ pub fn build(listener_fds: &[std::os::fd::RawFd], migrate: MigrateMode) -> std::
             placement,
             ready: ready.clone(),
             on_start: Vec::new(),
+            on_stop: Vec::new(),
         });
     }
     for i in 0..n {

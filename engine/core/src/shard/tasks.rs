@@ -35,6 +35,9 @@ const ACCEPT_MAX_SLEEP: Duration = Duration::from_secs(1);
 pub type StartHook =
     Box<dyn FnOnce(Rc<Shard>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> + Send>;
 
+/// Runs on the shard once every client is closed at shutdown (a service saving its state).
+pub type StopHook = StartHook;
+
 /// Counts shards past their start hooks. No shard accepts clients, and the server does not
 /// say it is ready, until every shard arrived.
 #[derive(Debug)]
@@ -80,6 +83,7 @@ pub struct ShardParts {
     pub(crate) ready: Arc<Ready>,
     /// Run in order once the shard's ring consumers run, before it accepts clients.
     pub on_start: Vec<StartHook>,
+    pub on_stop: Vec<StopHook>,
 }
 
 /// One shard's life on its executor: the shard state, its monitoring and reload listeners, a
@@ -95,6 +99,7 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
         placement,
         ready,
         on_start,
+        on_stop,
     } = parts;
     let shard = Rc::new(Shard::new(id as u16, n, global.clone(), outlets, placement));
     #[cfg(debug_assertions)]
@@ -194,6 +199,9 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
         lame_duck(&shard).await;
     }
     close_all(&shard, CloseReason::ServerShutdown).await;
+    for hook in on_stop {
+        hook(shard.clone()).await;
+    }
 }
 
 /// Debug builds only: `TACHYON_TEST_PANIC_SHARD=ID` makes shard ID panic 300 ms after start,
