@@ -10,8 +10,9 @@
 # SHARDS1=0 to leave out the second Tachyon configuration (`--shards 1`, under test too: on a
 # 2-core host the load generator takes a core, and one shard is Tachyon's per-core figure).
 #
-# Then the JetStream section (about 1 to 1.5 minutes on 2 cores): js-pub, js-async, kv-put and
-# kv-get at 16 B and 1 KiB, file storage, every server started with `-js -sd <fresh dir>`, against
+# Then the JetStream section (about 1.5 to 2 minutes on 2 cores): js-pub, js-async, kv-put,
+# kv-get and js-consume (a pull consumer, batches of 100, acking each) at 16 B and 1 KiB, file
+# storage, every server started with `-js -sd <fresh dir>`, against
 # nats-server at its default (fsync every 2 min) and at `sync_interval: always` (fsync before
 # every ack, as Tachyon does by default). Writes bench-results/report-js.{json,html,md,txt}.
 # JS=0 leaves it out, JS_ONLY=1 runs only it; JS_MSGS per js-async/kv-put/kv-get run (default
@@ -88,7 +89,7 @@ if [ "${JS:-1}" != 0 ]; then
     js_servers+=(--server "nats-always=$NATS_BIN -c $conf_dir/sync_always.conf")
     # shellcheck disable=SC2086
     target/release/tachyon-bench compare "${js_servers[@]}" --under-test 1 \
-        --workloads js-pub,js-async,kv-put,kv-get \
+        --workloads js-pub,js-async,kv-put,kv-get,js-consume \
         --sizes 16,1024 \
         --rounds "$ROUNDS" \
         --js-msgs "${JS_MSGS:-10000}" --js-pub-msgs "${JS_PUB_MSGS:-1000}" \

@@ -171,7 +171,7 @@ impl CompareConfig {
                 o.msgs = Some(self.js_pub_msgs);
                 o.duration = None;
             }
-            Workload::JsAsync | Workload::KvPut | Workload::KvGet => {
+            Workload::JsAsync | Workload::KvPut | Workload::KvGet | Workload::JsConsume => {
                 o.msgs = Some(self.js_msgs);
                 o.duration = None;
             }

@@ -562,6 +562,9 @@ pub fn check_contiguous(mut seqs: Vec<u64>) -> Result<(), String> {
 /// Creates the stream, runs the workload, checks and deletes the stream (also after a
 /// failure, as far as the server still answers).
 pub(crate) fn run<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+    if plan.workload == Workload::JsConsume {
+        return consume::<L>(plan, addr, stall);
+    }
     let (stream, config) = stream_config(plan);
     let mut api = Api::connect(addr, stall)?;
     if plan.stream_use == StreamUse::Reuse {
@@ -581,6 +584,200 @@ pub(crate) fn run<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Re
     let r = r?;
     deleted?;
     Ok(r)
+}
+
+/// js-consume: loads `--msgs` messages into a fresh stream (not measured), then one pull
+/// consumer reads them in batches of `--window` with two requests outstanding, acking every
+/// message (`+ACK`, no reply). Verified: every message arrives once, in stream order, with an
+/// ack subject of its consumer; the consumer then reports all delivered. Latency is a batch's
+/// request written → each of its messages read.
+fn consume<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+    let (stream, config) = stream_config(plan);
+    let mut api = Api::connect(addr, stall)?;
+    match api.delete_stream(&stream) {
+        Ok(_) | Err(BenchError::JetStream(_)) => {}
+        Err(e) => return Err(e),
+    }
+    create_stream(&mut api, &stream, &config)?;
+    let r = consume_measured::<L>(plan, addr, stall, &stream, &mut api);
+    let deleted = api.delete_stream(&stream);
+    let r = r?;
+    deleted?;
+    Ok(r)
+}
+
+fn consume_measured<L: Link>(
+    plan: &Plan,
+    addr: SocketAddr,
+    stall: Duration,
+    stream: &str,
+    api: &mut Api,
+) -> Result<RunResult> {
+    let sh = shared(plan, stall);
+    let token = run_token();
+    // Load, checking every ack.
+    {
+        let mut c = Conn::connect(addr, "bench-js-load")?;
+        let inbox = format!("_INBOX.{token}.load.");
+        encode::sub(&mut c.wbuf, format!("{inbox}*").as_bytes(), None, b"1");
+        c.ping_pong(Duration::from_secs(10))?;
+        let f = Flow {
+            id: usize::MAX,
+            count: plan.msgs,
+            deadline: None,
+            window: LOAD_WINDOW,
+            inbox: &inbox,
+        };
+        let subject = plan.subject.as_bytes();
+        let mut payload = vec![b'c'; plan.size];
+        flow(
+            &mut c,
+            &f,
+            &sh,
+            |seq, reply, out| {
+                stamp(&mut payload, 0, seq, 0);
+                encode::pub_(out, subject, Some(reply), &payload);
+            },
+            |_, h, p| parse_ack(h, p, stream).map(drop),
+        )
+        .map_err(|e| BenchError::Verify(format!("loading the stream: {e}")))?;
+    }
+    let consumer = "bench";
+    let cfg = json!({"stream_name": stream, "config": {"durable_name": consumer, "ack_policy": "explicit", "max_ack_pending": -1}});
+    let body = serde_json::to_vec(&cfg).map_err(|e| BenchError::Config(e.to_string()))?;
+    api.call(
+        &format!("$JS.API.CONSUMER.CREATE.{stream}.{consumer}"),
+        &body,
+    )?;
+    let mut c = Conn::connect(addr, "bench-js-consume")?;
+    let inbox = format!("_INBOX.{token}.pull");
+    encode::sub(&mut c.wbuf, inbox.as_bytes(), None, b"1");
+    c.ping_pong(Duration::from_secs(10))?;
+    let next = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}");
+    let ack_prefix = format!("$JS.ACK.{stream}.{consumer}.");
+    let batch = plan.window.max(1) as u64;
+    let request = format!("{{\"batch\":{batch},\"expires\":5000000000}}");
+    let total = plan.msgs;
+    let start_ns = sh.clock.now_ns();
+    let (got, hist, end_ns) =
+        on_thread(c, &sh, |l: &mut L| -> Result<(u64, Histogram<u64>, u64)> {
+            let mut hist = new_histogram();
+            let (mut got, mut asked, mut last_ns) = (0u64, 0u64, start_ns);
+            // Request times of the batches being filled, oldest first.
+            let mut requests: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+            let mut in_batch = 0u64;
+            let mut acks: Vec<Vec<u8>> = Vec::new();
+            let mut last_progress = Instant::now();
+            while got < total {
+                if sh.abort.load(Ordering::Relaxed) {
+                    return Err(BenchError::Aborted);
+                }
+                for a in acks.drain(..) {
+                    encode::pub_(l.wbuf(), &a, None, b"+ACK");
+                }
+                while requests.len() < 2 && asked < total {
+                    encode::pub_(
+                        l.wbuf(),
+                        next.as_bytes(),
+                        Some(inbox.as_bytes()),
+                        request.as_bytes(),
+                    );
+                    requests.push_back(sh.clock.now_ns());
+                    asked += batch;
+                }
+                l.flush()?;
+                let mut failure: Option<String> = None;
+                let before = got;
+                l.poll(|op| {
+                    let (reply, status) = match &op {
+                        ServerOp::Msg { reply, .. } => (reply.as_deref(), None),
+                        ServerOp::HMsg {
+                            reply,
+                            message,
+                            header_len,
+                            ..
+                        } => {
+                            let h = message.get(..*header_len).unwrap_or(&[]);
+                            (
+                                reply.as_deref(),
+                                headers::parse(h).ok().and_then(|h| h.status),
+                            )
+                        }
+                        _ => return Ok(()),
+                    };
+                    if let Some(code) = status {
+                        if code != 100 {
+                            failure.get_or_insert_with(|| format!("status {code} on a pull"));
+                        }
+                        return Ok(());
+                    }
+                    let Some(ack) = reply.filter(|r| r.starts_with(ack_prefix.as_bytes())) else {
+                        failure.get_or_insert_with(|| "a delivery without its ack subject".into());
+                        return Ok(());
+                    };
+                    let seq = ack
+                        .get(ack_prefix.len()..)
+                        .and_then(|t| std::str::from_utf8(t).ok())
+                        .and_then(|t| t.split('.').nth(1)?.parse::<u64>().ok());
+                    if seq != Some(got + 1) {
+                        failure.get_or_insert_with(|| {
+                            format!("stream seq {seq:?} delivered, {} expected", got + 1)
+                        });
+                    }
+                    let now = sh.clock.now_ns();
+                    let t0 = requests.front().copied().unwrap_or(now);
+                    record(&mut hist, now.saturating_sub(t0));
+                    last_ns = now;
+                    got += 1;
+                    in_batch += 1;
+                    if in_batch == batch {
+                        in_batch = 0;
+                        requests.pop_front();
+                    }
+                    acks.push(ack.to_vec());
+                    Ok(())
+                })?;
+                if let Some(why) = failure {
+                    return Err(BenchError::Verify(why));
+                }
+                if got > before {
+                    last_progress = Instant::now();
+                } else if last_progress.elapsed() > sh.stall {
+                    return Err(BenchError::Verify(format!(
+                        "{got} of {total} messages consumed, none for {:?}",
+                        sh.stall
+                    )));
+                }
+            }
+            for a in acks.drain(..) {
+                encode::pub_(l.wbuf(), &a, None, b"+ACK");
+            }
+            l.flush()?;
+            l.ping_pong(Duration::from_secs(10))?;
+            Ok((got, hist, last_ns))
+        })?;
+    let info = api.call(&format!("$JS.API.CONSUMER.INFO.{stream}.{consumer}"), b"")?;
+    let delivered = info["delivered"]["stream_seq"].as_u64().unwrap_or(0);
+    if delivered != total || info["num_pending"].as_u64() != Some(0) {
+        return Err(BenchError::Verify(format!(
+            "after the run the consumer reports {delivered} delivered, {} pending; {total} expected",
+            info["num_pending"]
+        )));
+    }
+    let elapsed = (end_ns.saturating_sub(start_ns) as f64 / 1e9).max(1e-9);
+    let rate = got as f64 / elapsed;
+    Ok(RunResult {
+        plan: plan.clone(),
+        published: got,
+        delivered: got,
+        elapsed_s: elapsed,
+        msgs_per_s: rate,
+        mb_per_s: rate * plan.size as f64 / 1e6,
+        pub_msgs_per_s: rate,
+        latency: summarize(&hist),
+        connect_latency: None,
+        publisher_spread: PublisherSpread::from_sums(&[(0, got)]),
+    })
 }
 
 /// Creates the stream, retrying for a moment when the server cannot create its store yet:

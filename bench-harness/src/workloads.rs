@@ -55,10 +55,14 @@ pub enum Workload {
     /// Key-value gets over direct get, one outstanding per requester, after loading the keys.
     #[serde(rename = "kv-get")]
     KvGet,
+    /// A pull consumer reading a stream of `--msgs` messages (loaded first, not measured) in
+    /// batches of `--window`, acking each message.
+    #[serde(rename = "js-consume")]
+    JsConsume,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 13] = [
+    pub const ALL: [Workload; 14] = [
         Workload::Pub,
         Workload::Pubsub,
         Workload::Fanout,
@@ -72,6 +76,7 @@ impl Workload {
         Workload::JsAsync,
         Workload::KvPut,
         Workload::KvGet,
+        Workload::JsConsume,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +94,7 @@ impl Workload {
             Workload::JsAsync => "js-async",
             Workload::KvPut => "kv-put",
             Workload::KvGet => "kv-get",
+            Workload::JsConsume => "js-consume",
         }
     }
 
@@ -96,7 +102,11 @@ impl Workload {
     pub fn is_jetstream(self) -> bool {
         matches!(
             self,
-            Workload::JsPub | Workload::JsAsync | Workload::KvPut | Workload::KvGet
+            Workload::JsPub
+                | Workload::JsAsync
+                | Workload::KvPut
+                | Workload::KvGet
+                | Workload::JsConsume
         )
     }
 
@@ -162,6 +172,8 @@ impl Default for Options {
 }
 
 pub const DEFAULT_WINDOW: usize = 256;
+/// Messages per pull request of js-consume.
+pub const DEFAULT_CONSUME_BATCH: usize = 100;
 pub const DEFAULT_KEYS: usize = 1000;
 pub const DEFAULT_BUCKET: &str = "BENCH";
 
@@ -217,6 +229,7 @@ impl Plan {
             JsPub => (1, 0, 5_000, 0, None),
             JsAsync | KvPut => (1, 0, 50_000, 0, None),
             KvGet => (1, 0, 20_000, 0, None),
+            JsConsume => (1, 0, 100_000, 0, None),
         };
         let rate = o.rate.unwrap_or(rate);
         let duration_s =
@@ -244,6 +257,7 @@ impl Plan {
             churn: o.churn,
             window: match workload {
                 JsAsync | KvPut => o.window.unwrap_or(DEFAULT_WINDOW),
+                JsConsume => o.window.unwrap_or(DEFAULT_CONSUME_BATCH),
                 _ => 1,
             },
             storage: o.storage,
