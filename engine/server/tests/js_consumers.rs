@@ -606,3 +606,108 @@ async fn acked_messages_stay_acked_across_kills_within_the_save_window() {
         "delivered again long after their ack was confirmed: {violations:?}"
     );
 }
+
+/// A push consumer with a deliver group: members subscribed on different connections (and so
+/// shards) share the messages, each message reaching exactly one member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_groups_give_each_message_to_one_member() {
+    let dir = TempDir::new("jsc-group");
+    let s = js_server(&dir);
+    let (_nc, js) = connect(&s).await;
+    let st = stream_with(&js, "G", &["g"], 0).await;
+    let mut members = Vec::new();
+    for _ in 0..4 {
+        let nc = async_nats::connect(&s.url).await.expect("connect");
+        let sub = nc
+            .queue_subscribe("grp.deliver", "workers".into())
+            .await
+            .expect("subscribe");
+        nc.flush().await.expect("flush");
+        members.push((nc, sub));
+    }
+    st.create_consumer(consumer::push::Config {
+        durable_name: Some("g".into()),
+        deliver_subject: "grp.deliver".into(),
+        deliver_group: Some("workers".into()),
+        ack_policy: consumer::AckPolicy::None,
+        ..Default::default()
+    })
+    .await
+    .expect("consumer");
+    const N: usize = 200;
+    for i in 0..N {
+        js.publish("g", format!("{i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let mut seen = Vec::new();
+    for (_, sub) in members.iter_mut() {
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(700), sub.next()).await {
+            seen.push(
+                String::from_utf8_lossy(&m.payload)
+                    .parse::<usize>()
+                    .unwrap_or(usize::MAX),
+            );
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..N).collect::<Vec<_>>(),
+        "each message to exactly one member"
+    );
+}
+
+/// An ordered consumer (async-nats) reads on across a server restart: it recreates itself from
+/// the next stream sequence, and every message arrives once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_consumers_read_on_across_a_restart() {
+    let dir = TempDir::new("jsc-ordered");
+    let mut s = js_server(&dir);
+    let (_nc, js) = connect(&s).await;
+    let st = stream_with(&js, "O", &["o"], 50).await;
+    let c: consumer::OrderedPushConsumer = st
+        .create_consumer(consumer::push::OrderedConfig {
+            deliver_subject: "ordered.deliver".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut msgs = c.messages().await.expect("messages");
+    let mut seqs = Vec::new();
+    while seqs.len() < 50 {
+        let m = tokio::time::timeout(Duration::from_secs(5), msgs.next())
+            .await
+            .expect("in time")
+            .expect("message")
+            .expect("ok");
+        seqs.push(m.info().expect("info").stream_sequence);
+    }
+    s.restart();
+    // The client reconnects by itself; publish more once it has.
+    let js2 = loop {
+        match async_nats::connect(&s.url).await {
+            Ok(nc) => break jetstream::new(nc),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    for i in 0..20 {
+        js2.publish("o", format!("after{i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    while seqs.len() < 70 {
+        let m = tokio::time::timeout(Duration::from_secs(20), msgs.next())
+            .await
+            .expect("in time")
+            .expect("message");
+        if let Ok(m) = m {
+            seqs.push(m.info().expect("info").stream_sequence);
+        }
+    }
+    assert_eq!(seqs, (1..=70).collect::<Vec<u64>>());
+}
