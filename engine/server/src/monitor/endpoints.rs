@@ -864,6 +864,7 @@ pub struct JsStreamSnapshot {
     pub memory: bool,
     pub max_bytes: i64,
     pub figures: Figures,
+    pub consumers: usize,
     /// Only when asked for (`/jsz?config=true`).
     pub config: Option<StreamConfig>,
 }
@@ -1134,12 +1135,14 @@ pub fn jsz(
     out.total = js.accounts.len();
     for s in js.streams() {
         out.streams += 1;
+        out.consumers += s.consumers;
         out.messages += s.figures.msgs;
         out.bytes += s.figures.bytes;
     }
     if o.raft {
-        // Every stream is its own leader here; there are no consumers.
+        // Every stream and consumer is its own leader here.
         out.streams_leader = out.streams;
+        out.consumers_leader = out.consumers;
     }
     let mut chosen: Vec<&JsAccountSnapshot> = js.accounts.iter().collect();
     if let Some(a) = js.accounts.iter().find(|a| a.name == o.account) {
@@ -1180,7 +1183,7 @@ fn account_detail(js: &JsSnapshot, a: &JsAccountSnapshot, o: &JszOpts) -> Accoun
                 created: tachyon_jetstream::api::rfc3339_nano(s.created),
                 cluster: ClusterInfo::single(&js.settings.server_name),
                 config: if o.config { s.config.clone() } else { None },
-                state: tachyon_jetstream::api::StreamState::from_store(&s.figures, 0),
+                state: tachyon_jetstream::api::StreamState::from_store(&s.figures, s.consumers),
             })
             .collect()
     } else {

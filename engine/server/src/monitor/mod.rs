@@ -154,6 +154,7 @@ impl Monitor {
                     memory: s.config.is_memory(),
                     max_bytes: s.config.max_bytes,
                     figures: s.figures.load(),
+                    consumers: s.figures.consumer_count(),
                     config: configs.then(|| s.config.clone()),
                 })
                 .collect();
