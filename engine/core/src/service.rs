@@ -112,15 +112,7 @@ impl InternalClient {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) {
-        let (header_len, message) = match headers {
-            Some(h) => {
-                let mut m = BytesMut::with_capacity(h.len() + payload.len());
-                m.extend_from_slice(h);
-                m.extend_from_slice(payload);
-                (Some(h.len()), m.freeze())
-            }
-            None => (None, Bytes::copy_from_slice(payload)),
-        };
+        let (header_len, message) = message_of(headers, payload);
         self.shard
             .publish(&self.client, subject, reply, header_len, &message);
         // A service never pauses for a slow subscriber (it is cut off at max_pending instead);
@@ -139,15 +131,7 @@ impl InternalClient {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) -> bool {
-        let (header_len, message) = match headers {
-            Some(h) => {
-                let mut m = BytesMut::with_capacity(h.len() + payload.len());
-                m.extend_from_slice(h);
-                m.extend_from_slice(payload);
-                (Some(h.len()), m.freeze())
-            }
-            None => (None, Bytes::copy_from_slice(payload)),
-        };
+        let (header_len, message) = message_of(headers, payload);
         let delivered =
             self.shard
                 .publish_as(&self.client, subject, shown, reply, header_len, &message);
@@ -308,5 +292,18 @@ impl InternalHandle {
     pub fn close(&self) {
         self.client.close(CloseReason::ServerShutdown);
         self.shard.remove_internal(&self.client);
+    }
+}
+
+/// A message as routing takes it: the header block (if any) and the body in one buffer.
+fn message_of(headers: Option<&[u8]>, payload: &[u8]) -> (Option<usize>, Bytes) {
+    match headers {
+        Some(h) => {
+            let mut m = BytesMut::with_capacity(h.len() + payload.len());
+            m.extend_from_slice(h);
+            m.extend_from_slice(payload);
+            (Some(h.len()), m.freeze())
+        }
+        None => (None, Bytes::copy_from_slice(payload)),
     }
 }

@@ -1292,26 +1292,7 @@ async fn moved_sequences_survive_restarts_as_in_nats_server() {
         }
     }
     assert_eq!(trecs.len(), nrecs.len());
-    if std::env::var_os("JS_DIFF_DUMP").is_some() {
-        for (a, b) in trecs.iter().zip(&nrecs) {
-            eprintln!("{}\n  T {:?}\n  N {:?}", a.label, a.outcome, b.outcome);
-        }
-    }
-    let mismatches: Vec<String> = trecs
-        .iter()
-        .zip(&nrecs)
-        .filter_map(|(a, b)| {
-            let diff = outcome_diff(&a.outcome, &b.outcome);
-            (!diff.is_empty()).then(|| format!("{}: {}", a.label, diff.join("\n    ")))
-        })
-        .collect();
-    assert!(
-        mismatches.is_empty(),
-        "{} replies differ:\n{}\n\ntachyon log:\n{}",
-        mismatches.len(),
-        mismatches.join("\n"),
-        t.log()
-    );
+    assert_same_replies(&trecs, &nrecs, &t.log());
 }
 
 /// A config with JetStream limits: the server's (1 MiB of file store) and three accounts': `L`
@@ -1509,19 +1490,6 @@ async fn account_and_server_limits_match_nats_server() {
         nrecs.append(&mut nr.records);
     }
     assert_eq!(trecs.len(), nrecs.len());
-    if std::env::var_os("JS_DIFF_DUMP").is_some() {
-        for (a, b) in trecs.iter().zip(&nrecs) {
-            eprintln!("{}\n  T {:?}\n  N {:?}", a.label, a.outcome, b.outcome);
-        }
-    }
-    let mismatches: Vec<String> = trecs
-        .iter()
-        .zip(&nrecs)
-        .filter_map(|(a, b)| {
-            let diff = outcome_diff(&a.outcome, &b.outcome);
-            (!diff.is_empty()).then(|| format!("{}: {}", a.label, diff.join("\n    ")))
-        })
-        .collect();
     // The steps must reach each limit (a sequence that refused nothing would prove nothing).
     let refused = |code: &str| {
         trecs
@@ -1533,13 +1501,7 @@ async fn account_and_server_limits_match_nats_server() {
     ] {
         assert!(refused(code), "no step was refused with {code}");
     }
-    assert!(
-        mismatches.is_empty(),
-        "{} replies differ:\n{}\n\ntachyon log:\n{}",
-        mismatches.len(),
-        mismatches.join("\n"),
-        t.log()
-    );
+    assert_same_replies(&trecs, &nrecs, &t.log());
 }
 
 /// The consumer API: creates (new style, legacy durable, push), their errors, info, names,
@@ -1724,14 +1686,21 @@ async fn consumer_api_replies_match_nats_server() {
     let (mut tr, mut nr) = tokio::join!(runner(&t.url), runner(&n.url));
     tokio::join!(consumer_steps(&mut tr), consumer_steps(&mut nr));
     let (trecs, nrecs) = (tr.records, nr.records);
+    assert_same_replies(&trecs, &nrecs, &t.log());
+}
+
+/// Both replays ran the same steps and got the same replies (with `JS_DIFF_DUMP=1`, every
+/// step's two outcomes are printed).
+fn assert_same_replies(trecs: &[Record], nrecs: &[Record], log: &str) {
+    assert_eq!(trecs.len(), nrecs.len(), "both replays run the same steps");
     if std::env::var_os("JS_DIFF_DUMP").is_some() {
-        for (a, b) in trecs.iter().zip(&nrecs) {
+        for (a, b) in trecs.iter().zip(nrecs) {
             eprintln!("{}\n  T {:?}\n  N {:?}", a.label, a.outcome, b.outcome);
         }
     }
     let mismatches: Vec<String> = trecs
         .iter()
-        .zip(&nrecs)
+        .zip(nrecs)
         .filter_map(|(a, b)| {
             let diff = outcome_diff(&a.outcome, &b.outcome);
             (!diff.is_empty()).then(|| format!("{}: {}", a.label, diff.join("\n    ")))
@@ -1743,7 +1712,7 @@ async fn consumer_api_replies_match_nats_server() {
         mismatches.len(),
         trecs.len(),
         mismatches.join("\n"),
-        t.log()
+        log
     );
 }
 
