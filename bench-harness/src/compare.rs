@@ -171,7 +171,11 @@ impl CompareConfig {
                 o.msgs = Some(self.js_pub_msgs);
                 o.duration = None;
             }
-            Workload::JsAsync | Workload::KvPut | Workload::KvGet | Workload::JsConsume => {
+            Workload::JsAsync
+            | Workload::KvPut
+            | Workload::KvGet
+            | Workload::JsConsume
+            | Workload::JsPush => {
                 o.msgs = Some(self.js_msgs);
                 o.duration = None;
             }

@@ -562,7 +562,7 @@ pub fn check_contiguous(mut seqs: Vec<u64>) -> Result<(), String> {
 /// Creates the stream, runs the workload, checks and deletes the stream (also after a
 /// failure, as far as the server still answers).
 pub(crate) fn run<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
-    if plan.workload == Workload::JsConsume {
+    if matches!(plan.workload, Workload::JsConsume | Workload::JsPush) {
         return consume::<L>(plan, addr, stall);
     }
     let (stream, config) = stream_config(plan);
@@ -588,7 +588,8 @@ pub(crate) fn run<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Re
 
 /// js-consume: loads `--msgs` messages into a fresh stream (not measured), then one pull
 /// consumer reads them in batches of `--window` with two requests outstanding, acking every
-/// message (`+ACK`, no reply). Verified: every message arrives once, in stream order, with an
+/// message (`+ACK`, no reply). js-push: the same with a push consumer delivering to the
+/// reader's inbox (no requests; no latency is recorded). Verified: every message arrives once, in stream order, with an
 /// ack subject of its consumer; the consumer then reports all delivered. Latency is a batch's
 /// request written → each of its messages read.
 fn consume<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
@@ -643,16 +644,24 @@ fn consume_measured<L: Link>(
         .map_err(|e| BenchError::Verify(format!("loading the stream: {e}")))?;
     }
     let consumer = "bench";
-    let cfg = json!({"stream_name": stream, "config": {"durable_name": consumer, "ack_policy": "explicit", "max_ack_pending": -1}});
+    let push = plan.workload == Workload::JsPush;
+    let mut c = Conn::connect(addr, "bench-js-consume")?;
+    let inbox = format!("_INBOX.{token}.pull");
+    encode::sub(&mut c.wbuf, inbox.as_bytes(), None, b"1");
+    c.ping_pong(Duration::from_secs(10))?;
+    // A push consumer delivers to the inbox subscribed above from the moment it exists.
+    let cfg = if push {
+        // nats-server's default max_ack_pending (1000) bounds what is in flight, as with
+        // any push consumer a user makes.
+        json!({"stream_name": stream, "config": {"durable_name": consumer, "deliver_subject": inbox, "ack_policy": "explicit"}})
+    } else {
+        json!({"stream_name": stream, "config": {"durable_name": consumer, "ack_policy": "explicit", "max_ack_pending": -1}})
+    };
     let body = serde_json::to_vec(&cfg).map_err(|e| BenchError::Config(e.to_string()))?;
     api.call(
         &format!("$JS.API.CONSUMER.CREATE.{stream}.{consumer}"),
         &body,
     )?;
-    let mut c = Conn::connect(addr, "bench-js-consume")?;
-    let inbox = format!("_INBOX.{token}.pull");
-    encode::sub(&mut c.wbuf, inbox.as_bytes(), None, b"1");
-    c.ping_pong(Duration::from_secs(10))?;
     let next = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}");
     let ack_prefix = format!("$JS.ACK.{stream}.{consumer}.");
     let batch = plan.window.max(1) as u64;
@@ -675,7 +684,7 @@ fn consume_measured<L: Link>(
                 for a in acks.drain(..) {
                     encode::pub_(l.wbuf(), &a, None, b"+ACK");
                 }
-                while requests.len() < 2 && asked < total {
+                while !push && requests.len() < 2 && asked < total {
                     encode::pub_(
                         l.wbuf(),
                         next.as_bytes(),
@@ -725,8 +734,10 @@ fn consume_measured<L: Link>(
                         });
                     }
                     let now = sh.clock.now_ns();
-                    let t0 = requests.front().copied().unwrap_or(now);
-                    record(&mut hist, now.saturating_sub(t0));
+                    if !push {
+                        let t0 = requests.front().copied().unwrap_or(now);
+                        record(&mut hist, now.saturating_sub(t0));
+                    }
                     last_ns = now;
                     got += 1;
                     in_batch += 1;

@@ -59,10 +59,14 @@ pub enum Workload {
     /// batches of `--window`, acking each message.
     #[serde(rename = "js-consume")]
     JsConsume,
+    /// A push consumer delivering a stream of `--msgs` messages (loaded first, not measured) to
+    /// its deliver subject as fast as it can, acking each message. Throughput only.
+    #[serde(rename = "js-push")]
+    JsPush,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 14] = [
+    pub const ALL: [Workload; 15] = [
         Workload::Pub,
         Workload::Pubsub,
         Workload::Fanout,
@@ -77,6 +81,7 @@ impl Workload {
         Workload::KvPut,
         Workload::KvGet,
         Workload::JsConsume,
+        Workload::JsPush,
     ];
 
     pub fn name(self) -> &'static str {
@@ -95,6 +100,7 @@ impl Workload {
             Workload::KvPut => "kv-put",
             Workload::KvGet => "kv-get",
             Workload::JsConsume => "js-consume",
+            Workload::JsPush => "js-push",
         }
     }
 
@@ -107,6 +113,7 @@ impl Workload {
                 | Workload::KvPut
                 | Workload::KvGet
                 | Workload::JsConsume
+                | Workload::JsPush
         )
     }
 
@@ -229,7 +236,7 @@ impl Plan {
             JsPub => (1, 0, 5_000, 0, None),
             JsAsync | KvPut => (1, 0, 50_000, 0, None),
             KvGet => (1, 0, 20_000, 0, None),
-            JsConsume => (1, 0, 100_000, 0, None),
+            JsConsume | JsPush => (1, 0, 100_000, 0, None),
         };
         let rate = o.rate.unwrap_or(rate);
         let duration_s =

@@ -116,6 +116,8 @@ mod tests {
     fn unrelated_interest_keeps_cached_matches() {
         let mut ri = RemoteInterest::new();
         ri.add(1, Bytes::from_static(b"orders.*"), None);
+        // Cached on its second use.
+        ri.match_subject(b"orders.new");
         let warm = ri.match_subject(b"orders.new");
         // Another shard's inbox subscription coming and going must not cost this subject a miss.
         ri.add(2, Bytes::from_static(b"_INBOX.x"), None);

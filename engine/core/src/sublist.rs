@@ -67,7 +67,15 @@ pub struct Sublist<T: Clone + PartialEq> {
     /// Always exact: every change drops the entries it affects before it returns.
     cache: FxHashMap<Box<[u8]>, Rc<MatchResult<T>>>,
     cache_capacity: usize,
+    /// Admission: hashes of subjects that missed once. A subject is cached on its second miss,
+    /// so subjects seen once (reply inboxes, JetStream ack subjects: one per message) never
+    /// cost a cache entry, its key allocation and its eviction.
+    seen: Box<[u64]>,
 }
+
+/// Slots of the admission filter (a power of two).
+const SEEN_SLOTS: usize = 1024;
+const _: () = assert!(SEEN_SLOTS.is_power_of_two());
 
 impl<T: Clone + PartialEq> Default for Sublist<T> {
     fn default() -> Self {
@@ -88,6 +96,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
             generation: 0,
             cache: FxHashMap::default(),
             cache_capacity,
+            seen: vec![0; SEEN_SLOTS].into_boxed_slice(),
         }
     }
 
@@ -119,13 +128,29 @@ impl<T: Clone + PartialEq> Sublist<T> {
             return Rc::clone(hit);
         }
         let result = Rc::new(self.match_uncached(subject));
-        if self.cache_capacity > 0 {
+        if self.cache_capacity > 0 && self.seen_before(subject) {
             if self.cache.len() >= self.cache_capacity {
                 self.evict_half();
             }
             self.cache.insert(Box::from(subject), Rc::clone(&result));
         }
         result
+    }
+
+    /// Whether `subject` missed the cache before (recently: a later subject with the same slot
+    /// takes it over); records it when not.
+    fn seen_before(&mut self, subject: &[u8]) -> bool {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = rustc_hash::FxBuildHasher.build_hasher();
+        h.write(subject);
+        // 0 marks an empty slot.
+        let hash = h.finish() | 1;
+        let slot = &mut self.seen[(hash as usize) & (SEEN_SLOTS - 1)];
+        if *slot == hash {
+            return true;
+        }
+        *slot = hash;
+        false
     }
 
     /// Matches without reading or filling the cache.

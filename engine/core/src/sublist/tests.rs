@@ -140,9 +140,12 @@ fn remove_of_absent_values_changes_nothing() {
 fn cache_hit_returns_same_result_and_changes_invalidate_it() {
     let mut list = Sublist::new();
     list.insert(b"foo.*", None, 1);
+    // Seen once: not cached (a subject used once, an inbox, costs no entry).
+    list.match_subject(b"foo.bar");
+    assert_eq!(list.cache_len(), 0);
     let first = list.match_subject(b"foo.bar");
     let second = list.match_subject(b"foo.bar");
-    assert!(Rc::ptr_eq(&first, &second), "second lookup should be a hit");
+    assert!(Rc::ptr_eq(&first, &second), "third lookup should be a hit");
     assert_eq!(list.cache_len(), 1);
 
     let generation = list.generation();
@@ -160,10 +163,14 @@ fn cache_hit_returns_same_result_and_changes_invalidate_it() {
 }
 
 /// Matches every subject in `subjects`, so each has a cached result; returns them in order.
+/// Caches each subject: a subject is admitted on its second miss.
 fn warm(list: &mut Sublist<u32>, subjects: &[&str]) -> Vec<Rc<MatchResult<u32>>> {
     subjects
         .iter()
-        .map(|subject| list.match_subject(subject.as_bytes()))
+        .map(|subject| {
+            list.match_subject(subject.as_bytes());
+            list.match_subject(subject.as_bytes())
+        })
         .collect()
 }
 
@@ -263,6 +270,7 @@ fn cache_stays_bounded() {
     list.insert(b">", None, 1);
     for i in 0..100 {
         let subject = format!("s.{i}");
+        assert_eq!(list.match_subject(subject.as_bytes()).plain, vec![1]);
         assert_eq!(list.match_subject(subject.as_bytes()).plain, vec![1]);
         assert!(list.cache_len() <= 8);
     }
@@ -501,4 +509,15 @@ proptest! {
         }
         prop_assert_eq!(list.node_count(), 1);
     }
+}
+
+#[test]
+fn subjects_seen_once_are_not_cached() {
+    let mut list = Sublist::new();
+    list.insert(b"_INBOX.>", None, 1);
+    for i in 0..10_000 {
+        let subject = format!("_INBOX.x.{i}");
+        assert_eq!(list.match_subject(subject.as_bytes()).plain, vec![1]);
+    }
+    assert_eq!(list.cache_len(), 0, "unique subjects take no cache entries");
 }
