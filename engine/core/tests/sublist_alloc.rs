@@ -1,4 +1,5 @@
-//! A cache hit in `Sublist::match_subject` must not allocate: it is on every publish.
+//! A cache hit in `Sublist::match_subject` must not allocate: it is on every publish (of a
+//! subject seen before: the cache admits a subject on its second miss).
 
 mod alloc_counter;
 
@@ -30,6 +31,8 @@ fn cache_hit_allocates_nothing_and_miss_does() {
     assert_eq!(first.plain, vec![1]);
     assert_eq!(first.queues.len(), 1);
     drop(first);
+    // A subject is cached on its second miss (one-time subjects never take an entry).
+    drop(list.match_subject(&subject));
 
     let before_hits = allocations();
     let mut delivered = 0;
