@@ -143,7 +143,7 @@ impl Consumer {
             self.pending_stale.set(true);
             return;
         }
-        let filters: Vec<String> = cfg.filters().iter().map(|s| s.to_string()).collect();
+        let filters = cfg.filters();
         let start = match cfg.deliver_policy {
             DeliverPolicy::All => first.max(1),
             DeliverPolicy::New => last + 1,
@@ -307,7 +307,7 @@ impl Consumer {
             let cfg = self.config.borrow();
             let filters = cfg.filters();
             if filters.len() <= 1 {
-                t.load_next(from, filters.first().copied().unwrap_or(""))
+                t.load_next(from, filters.first().map_or("", String::as_str))
             } else {
                 filters
                     .iter()
@@ -394,6 +394,16 @@ impl Consumer {
         (h, &m.payload)
     }
 
+    /// Delivers `m` to `to` with its ack subject, recorded as delivered. The stored subject
+    /// is moved into the delivery, not copied.
+    fn hand_out(&self, t: &StreamTask, to: &Bytes, mut m: StoredMsg, redelivery: bool, now: i64) {
+        let (deliveries, dseq) = self.record_delivery(&m, redelivery, now);
+        let ack = self.ack_subject(t, deliveries, m.seq, dseq, m.timestamp);
+        let shown = Bytes::from(std::mem::take(&mut m.subject));
+        let (h, body) = self.body_of(&m);
+        t.deliver(to, &shown, &ack, h.as_deref(), body);
+    }
+
     /// Hands out what it can: to waiting pull requests, or to the deliver subject of a push
     /// consumer with interest. `durable` is the highest sequence the stream may show.
     pub fn pump(&self, t: &StreamTask, durable: u64) {
@@ -455,10 +465,7 @@ impl Consumer {
                 t.send_status(&w.reply, &h);
                 continue;
             }
-            let (deliveries, dseq) = self.record_delivery(&m, redelivery, now);
-            let ack = self.ack_subject(t, deliveries, m.seq, dseq, m.timestamp);
-            let (h, body) = self.body_of(&m);
-            t.deliver(&w.reply, &m.subject, &ack, h.as_deref(), body);
+            self.hand_out(t, &w.reply, m, redelivery, now);
             w.delivered += 1;
             w.n = w.n.saturating_sub(1);
             if w.b > 0 {
@@ -530,10 +537,7 @@ impl Consumer {
                 return;
             };
             let size = (m.subject.len() + m.headers.len() + m.payload.len()) as u64;
-            let (deliveries, dseq) = self.record_delivery(&m, redelivery, now);
-            let ack = self.ack_subject(t, deliveries, m.seq, dseq, m.timestamp);
-            let (h, body) = self.body_of(&m);
-            t.deliver(&subject, &m.subject, &ack, h.as_deref(), body);
+            self.hand_out(t, &subject, m, redelivery, now);
             self.last_sent.set(now);
             if fc {
                 self.fc_bytes.set(self.fc_bytes.get() + size);

@@ -296,7 +296,7 @@ pub(crate) fn next(t: &StreamTask, c: &Consumer, d: &Delivery) {
         }
     };
     let timed = r.expires > 0 || r.idle_heartbeat > 0;
-    c.add_request(t, reply, r, t.durable_seq_pub());
+    c.add_request(t, reply, r, t.durable_seq());
     if timed {
         t.timer_wake.wake();
     }
@@ -497,10 +497,7 @@ fn read_saved(dir: &Path, stream: &crate::config::StreamConfig) -> Result<Saved,
 /// Recovers a file stream's consumers (configs and last saved state), off the executor, and
 /// subscribes them; the start barrier makes them visible before clients connect.
 pub(crate) async fn recover(t: &Rc<StreamTask>) {
-    let Some(obs) = t
-        .consumer_dir("x")
-        .and_then(|d| d.parent().map(Path::to_path_buf))
-    else {
+    let Some(obs) = t.consumers_dir() else {
         return;
     };
     let stream = t.config.borrow().clone();
@@ -531,12 +528,12 @@ pub(crate) async fn recover(t: &Rc<StreamTask>) {
                 ));
                 c.position(t, true);
                 if let Err(e) = t.add_consumer(c) {
-                    tracing::error!("JetStream: consumer in {}: {e}", dir_name(t));
+                    tracing::error!("JetStream: stream '{}': a consumer: {e}", t.name());
                 }
             }
             Err(e) => tracing::error!(
                 "JetStream: stream '{}': a consumer in {} failed to load: {e}",
-                dir_name(t),
+                t.name(),
                 dir.display()
             ),
         }
@@ -544,8 +541,4 @@ pub(crate) async fn recover(t: &Rc<StreamTask>) {
     if t.consumer_count() > 0 {
         ensure_timer(t);
     }
-}
-
-fn dir_name(t: &StreamTask) -> String {
-    t.name()
 }

@@ -217,12 +217,13 @@ impl ConsumerConfig {
         !self.durable_name.is_empty()
     }
 
-    /// The subject filters (`gatherSubjectFilters`); empty means every subject.
-    pub fn filters(&self) -> Vec<&str> {
+    /// The subject filters (`gatherSubjectFilters`); empty means every subject. Borrowed:
+    /// the runtime asks per stored and per delivered message.
+    pub fn filters(&self) -> &[String] {
         if !self.filter_subject.is_empty() {
-            vec![self.filter_subject.as_str()]
+            std::slice::from_ref(&self.filter_subject)
         } else {
-            self.filter_subjects.iter().map(String::as_str).collect()
+            &self.filter_subjects
         }
     }
 
@@ -2779,7 +2780,7 @@ mod tests {
         let json = gojson::to_vec(&c);
         let back: ConsumerConfig = serde_json::from_slice(&json).expect("reads back");
         assert_eq!(back, c);
-        assert_eq!(c.filters(), vec!["s.x"]);
+        assert_eq!(c.filters(), ["s.x".to_string()]);
         assert!(c.is_pull() && c.is_durable());
     }
 }

@@ -783,7 +783,7 @@ impl StreamTask {
         self.acks.borrow().has_due(self.durable_seq())
     }
 
-    fn durable_seq(&self) -> u64 {
+    pub(crate) fn durable_seq(&self) -> u64 {
         if self.waits_for_sync {
             self.durable.load(Ordering::Acquire)
         } else {
@@ -1352,13 +1352,13 @@ impl StreamTask {
         self.sub.barrier().await;
     }
 
-    /// Where a consumer of a file stream keeps its config and state.
-    pub(crate) fn consumer_dir(&self, name: &str) -> Option<PathBuf> {
-        self.dir.as_ref().map(|d| d.join("obs").join(name))
+    /// Where a file stream's consumers keep their configs and states, one folder each.
+    pub(crate) fn consumers_dir(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join("obs"))
     }
 
-    pub(crate) fn durable_seq_pub(&self) -> u64 {
-        self.durable_seq()
+    pub(crate) fn consumer_dir(&self, name: &str) -> Option<PathBuf> {
+        self.consumers_dir().map(|d| d.join(name))
     }
 
     /// Whether a sync since the consumers last looked lets them hand out more.
@@ -1498,13 +1498,12 @@ impl StreamTask {
     pub(crate) fn deliver(
         &self,
         to: &Bytes,
-        subject: &str,
+        shown: &Bytes,
         ack: &Bytes,
         headers: Option<&[u8]>,
         body: &[u8],
     ) {
-        let shown = Bytes::copy_from_slice(subject.as_bytes());
-        self.out.publish_as(to, &shown, Some(ack), headers, body);
+        self.out.publish_as(to, shown, Some(ack), headers, body);
     }
 
     pub(crate) fn has_interest(&self, subject: &[u8]) -> bool {
