@@ -28,9 +28,17 @@ use crate::consumer_config::{AckKind, AckPolicy, ConsumerConfig, DeliverPolicy, 
 use crate::now_nanos;
 use crate::stream::StreamTask;
 
-/// Pending flow-control bytes after which a push consumer asks the client to confirm
-/// (nats-server sends its request at about half of its 2 MiB stall mark... here at 1 MiB).
-const FLOW_CONTROL_BYTES: u64 = 1 << 20;
+/// A push consumer with flow control has at most this many bytes unconfirmed
+/// (nats-server's `JsFlowControlMaxPending`); its window starts at a sixteenth of it and doubles
+/// with each confirmed flow-control request.
+const FLOW_CONTROL_MAX_PENDING: u64 = 32 << 20;
+const FLOW_CONTROL_FIRST_WINDOW: u64 = FLOW_CONTROL_MAX_PENDING / 16;
+const _: () =
+    assert!(FLOW_CONTROL_FIRST_WINDOW > 0 && FLOW_CONTROL_FIRST_WINDOW <= FLOW_CONTROL_MAX_PENDING);
+
+/// One pump hands out at most this many messages before it lets the shard's other tasks
+/// (connections, other streams) run; it goes on in a continuation.
+const PUMP_BUDGET: u32 = 512;
 
 /// A pull request waiting for messages.
 #[derive(Debug)]
@@ -73,12 +81,25 @@ pub(crate) struct Consumer {
     /// Last pull request, ack, or push delivery with interest (ns): ephemerals expire after
     /// `inactive_threshold` without one.
     last_active: Cell<i64>,
-    /// Push: last time a message or heartbeat went out (ns), bytes since the last flow-control
-    /// reply, the outstanding flow-control request's subject.
+    /// Push: last time a message or heartbeat went out (ns).
     last_sent: Cell<i64>,
+    /// Push flow control, as nats-server keeps it: bytes sent and not yet confirmed, the
+    /// window (stalled past it), the bytes the outstanding request confirms and its subject.
     fc_bytes: Cell<u64>,
+    fc_window: Cell<u64>,
+    fc_size: Cell<u64>,
     fc_pending: RefCell<Option<Bytes>>,
     fc_counter: Cell<u64>,
+    /// Push: whether the deliver subject had interest when last looked at; flow control
+    /// starts over when it comes back (a new subscriber answers nothing sent before).
+    had_interest: Cell<bool>,
+    /// `replay_policy: original`: still replaying (until the sequence that was last when it
+    /// started), the last delivered message's timestamp and when it went out (ns), and when
+    /// a held message is due (0: none).
+    replay: Cell<bool>,
+    replay_until: Cell<u64>,
+    replay_last: Cell<(i64, i64)>,
+    replay_due: Cell<i64>,
     /// Where its config and state are kept (file streams).
     pub dir: Option<PathBuf>,
     /// Reused for ack subjects.
@@ -123,8 +144,15 @@ impl Consumer {
             last_active: Cell::new(now_nanos()),
             last_sent: Cell::new(now_nanos()),
             fc_bytes: Cell::new(0),
+            fc_window: Cell::new(FLOW_CONTROL_FIRST_WINDOW),
+            fc_size: Cell::new(0),
             fc_pending: RefCell::new(None),
             fc_counter: Cell::new(0),
+            had_interest: Cell::new(false),
+            replay: Cell::new(false),
+            replay_until: Cell::new(0),
+            replay_last: Cell::new((0, 0)),
+            replay_due: Cell::new(0),
             dir,
             ack_buf: RefCell::new(Vec::with_capacity(96)),
             delivered_at: Cell::new(0),
@@ -138,6 +166,10 @@ impl Consumer {
         let cfg = self.config.borrow();
         let (first, last) = t.first_last();
         let delivered = self.state.borrow().delivered.stream_seq;
+        // Replaying (original spacing) until it reaches what the stream holds now.
+        self.replay
+            .set(cfg.replay_policy == crate::consumer_config::ReplayPolicy::Original);
+        self.replay_until.set(last);
         if recovered || delivered > 0 {
             self.next_sseq.set(delivered + 1);
             self.pending_stale.set(true);
@@ -396,29 +428,84 @@ impl Consumer {
 
     /// Delivers `m` to `to` with its ack subject, recorded as delivered. The stored subject
     /// is moved into the delivery, not copied.
-    fn hand_out(&self, t: &StreamTask, to: &Bytes, mut m: StoredMsg, redelivery: bool, now: i64) {
+    /// Returns the ack subject's length.
+    fn hand_out(
+        &self,
+        t: &StreamTask,
+        to: &Bytes,
+        mut m: StoredMsg,
+        redelivery: bool,
+        now: i64,
+    ) -> usize {
         let (deliveries, dseq) = self.record_delivery(&m, redelivery, now);
         let ack = self.ack_subject(t, deliveries, m.seq, dseq, m.timestamp);
         let shown = Bytes::from(std::mem::take(&mut m.subject));
         let (h, body) = self.body_of(&m);
         t.deliver(to, &shown, &ack, h.as_deref(), body);
+        ack.len()
     }
 
     /// Hands out what it can: to waiting pull requests, or to the deliver subject of a push
-    /// consumer with interest. `durable` is the highest sequence the stream may show.
-    pub fn pump(&self, t: &StreamTask, durable: u64) {
+    /// consumer with interest. `durable` is the highest sequence the stream may show. Returns
+    /// true when it stopped at its budget with more to hand out (the caller goes on later).
+    pub fn pump(&self, t: &StreamTask, durable: u64) -> bool {
         // Paused: requests wait (and get their heartbeats), nothing is handed out.
         if self.deleted.get() || self.paused_for(now_nanos()) > 0 {
-            return;
+            return false;
         }
         if self.is_pull() {
-            self.pump_pull(t, durable);
+            self.pump_pull(t, durable)
         } else {
-            self.pump_push(t, durable);
+            self.pump_push(t, durable)
         }
     }
 
-    fn pump_pull(&self, t: &StreamTask, durable: u64) {
+    /// `replay_policy: original`: whether `m` must wait to keep the stream's original spacing
+    /// (the gap between its timestamp and the last delivered one's, counted from that
+    /// delivery, as nats-server waits). Arms the timer for it.
+    fn replay_holds(&self, t: &StreamTask, m: &StoredMsg, redelivery: bool, now: i64) -> bool {
+        if !self.replay.get() || redelivery {
+            return false;
+        }
+        let (lts, sent) = self.replay_last.get();
+        if lts == 0 {
+            return false;
+        }
+        let gap = m.timestamp - lts;
+        if gap <= 1_000_000 {
+            return false;
+        }
+        let due = sent + gap;
+        if now >= due {
+            return false;
+        }
+        if self.replay_due.replace(due) != due {
+            t.timer_wake.wake();
+        }
+        true
+    }
+
+    /// Bookkeeping after a delivery: replay spacing, and the end of replay once it caught up
+    /// with what the stream held when the consumer started.
+    fn delivered_one(&self, m_ts: i64, m_seq: u64, now: i64) {
+        if self.replay.get() {
+            self.replay_last.set((m_ts, now));
+            self.replay_due.set(0);
+            if m_seq >= self.replay_until.get() {
+                self.replay.set(false);
+            }
+        }
+    }
+
+    /// Nothing to hand out: past what the stream held when it started, replay is over (as
+    /// nats-server's check when it waits for messages).
+    fn maybe_caught_up(&self) {
+        if self.replay.get() && self.next_sseq.get() > self.replay_until.get() {
+            self.replay.set(false);
+        }
+    }
+
+    fn pump_pull(&self, t: &StreamTask, durable: u64) -> bool {
         let now = now_nanos();
         // An expired request gets its 408 even if the timer has not come round yet; it must
         // not take messages the client no longer waits for.
@@ -430,22 +517,31 @@ impl Consumer {
         {
             self.expire_requests(t, now);
         }
+        let mut budget = PUMP_BUDGET;
         loop {
             let has_waiting = !self.waiting.borrow().is_empty();
             if !has_waiting {
-                return;
+                return false;
+            }
+            if budget == 0 {
+                return true;
             }
             let Some((m, redelivery)) = self.next_message(t, durable) else {
+                self.maybe_caught_up();
                 // Held back by max_ack_pending is not the end of the stream: requests wait.
                 if self.rdq.borrow().is_empty() && self.num_pending(t) == 0 {
                     self.end_of_stream(t);
                 }
-                return;
+                return false;
             };
+            if self.replay_holds(t, &m, redelivery, now) {
+                self.requeue_front(&m, redelivery);
+                return false;
+            }
             let size = m.subject.len() + m.headers.len() + m.payload.len();
             let mut w = match self.waiting.borrow_mut().pop_front() {
                 Some(w) => w,
-                None => return,
+                None => return false,
             };
             // A requester that went away (nobody subscribes to its inbox) takes nothing: the
             // request is dropped and the message stays for the next one, as nats-server does.
@@ -465,7 +561,10 @@ impl Consumer {
                 t.send_status(&w.reply, &h);
                 continue;
             }
-            self.hand_out(t, &w.reply, m, redelivery, now);
+            let (ts, seq) = (m.timestamp, m.seq);
+            let _ = self.hand_out(t, &w.reply, m, redelivery, now);
+            self.delivered_one(ts, seq, now);
+            budget -= 1;
             w.delivered += 1;
             w.n = w.n.saturating_sub(1);
             if w.b > 0 {
@@ -514,37 +613,69 @@ impl Consumer {
         }
     }
 
-    fn pump_push(&self, t: &StreamTask, durable: u64) {
+    fn pump_push(&self, t: &StreamTask, durable: u64) -> bool {
         let subject = {
             let cfg = self.config.borrow();
             Bytes::from(cfg.deliver_subject.clone())
         };
         if !t.has_interest(&subject) {
-            return;
+            self.had_interest.set(false);
+            return false;
+        }
+        if !self.had_interest.replace(true) {
+            // A new subscriber: nothing sent before counts against its window.
+            self.reset_flow_control();
         }
         let now = now_nanos();
         self.last_active.set(now);
         let fc = self.config.borrow().flow_control;
+        let mut budget = PUMP_BUDGET;
         loop {
-            if fc
-                && self.fc_pending.borrow().is_some()
-                && self.fc_bytes.get() >= 2 * FLOW_CONTROL_BYTES
-            {
+            if fc && self.fc_bytes.get() > self.fc_window.get() {
                 // Stalled until the client answers the flow-control request.
-                return;
+                return false;
+            }
+            if budget == 0 {
+                return true;
             }
             let Some((m, redelivery)) = self.next_message(t, durable) else {
-                return;
+                self.maybe_caught_up();
+                return false;
             };
-            let size = (m.subject.len() + m.headers.len() + m.payload.len()) as u64;
-            self.hand_out(t, &subject, m, redelivery, now);
+            if self.replay_holds(t, &m, redelivery, now) {
+                self.requeue_front(&m, redelivery);
+                return false;
+            }
+            let (ts, seq) = (m.timestamp, m.seq);
+            let size = m.subject.len() + m.headers.len() + m.payload.len();
+            let size = (size + self.hand_out(t, &subject, m, redelivery, now)) as u64;
+            self.delivered_one(ts, seq, now);
+            budget -= 1;
             self.last_sent.set(now);
             if fc {
-                self.fc_bytes.set(self.fc_bytes.get() + size);
-                if self.fc_pending.borrow().is_none() && self.fc_bytes.get() >= FLOW_CONTROL_BYTES {
-                    self.send_flow_control(t, &subject);
-                }
+                self.flow_control_sent(t, &subject, size);
             }
+        }
+    }
+
+    fn reset_flow_control(&self) {
+        self.fc_bytes.set(0);
+        self.fc_size.set(0);
+        *self.fc_pending.borrow_mut() = None;
+    }
+
+    /// Counts `size` bytes sent; asks for a confirmation past half the window (nats-server's
+    /// `needFlowControl`).
+    fn flow_control_sent(&self, t: &StreamTask, subject: &Bytes, size: u64) {
+        let bytes = self.fc_bytes.get() + size;
+        self.fc_bytes.set(bytes);
+        let window = self.fc_window.get();
+        if self.fc_pending.borrow().is_none() {
+            if bytes > window / 2 {
+                self.send_flow_control(t, subject);
+            }
+        } else if bytes - self.fc_size.get() >= window {
+            self.fc_size.set(self.fc_size.get() + size);
         }
     }
 
@@ -557,10 +688,12 @@ impl Consumer {
             &reply,
             &status_block(100, "FlowControl Request", &[]),
         );
+        self.fc_size.set(self.fc_bytes.get());
         *self.fc_pending.borrow_mut() = Some(reply);
     }
 
-    /// A flow-control reply: deliveries may go on.
+    /// A flow-control reply: what it confirms leaves the window, which grows (doubling up to
+    /// its maximum), and deliveries may go on.
     pub fn on_flow_control(&self, subject: &[u8]) {
         let matches = self
             .fc_pending
@@ -569,7 +702,10 @@ impl Consumer {
             .is_some_and(|r| &r[..] == subject);
         if matches {
             *self.fc_pending.borrow_mut() = None;
-            self.fc_bytes.set(0);
+            self.fc_window
+                .set((self.fc_window.get() * 2).min(FLOW_CONTROL_MAX_PENDING));
+            self.fc_bytes
+                .set(self.fc_bytes.get().saturating_sub(self.fc_size.replace(0)));
         }
     }
 
@@ -787,6 +923,10 @@ impl Consumer {
         let paused = self.paused_for(now);
         if paused > 0 {
             next = next.min(now + paused);
+        }
+        let due = self.replay_due.get();
+        if due > 0 {
+            next = next.min(due.max(now));
         }
         // Redeliveries.
         let (max_deliver, policy) = {

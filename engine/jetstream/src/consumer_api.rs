@@ -167,10 +167,6 @@ async fn create(t: &Rc<StreamTask>, subject: &str, body: &[u8]) -> Result<Vec<u8
             .ok_or_else(|| errors::NOT_ENABLED_FOR_ACCOUNT.err())?;
     let req = cc::parse_create(subject, body, &stream_cfg, &limits, t.js.settings.strict)?;
     let mut cfg = req.config;
-    // Pacing deliveries as first stored is not implemented: refused, not ignored.
-    if cfg.replay_policy == cc::ReplayPolicy::Original {
-        return Err(errors::not_supported("replay_policy original"));
-    }
     let name = if !cfg.name.is_empty() {
         cfg.name.clone()
     } else if !cfg.durable_name.is_empty() {
@@ -402,7 +398,7 @@ impl Wake {
         }
     }
 
-    async fn notified(self: Rc<Self>) {
+    pub(crate) async fn notified(self: Rc<Self>) {
         std::future::poll_fn(move |cx| {
             if self.flag.replace(false) {
                 Poll::Ready(())

@@ -189,6 +189,9 @@ pub struct StreamTask {
     /// The consumers' timer task runs (`consumer_api::ensure_timer`) and how to wake it.
     pub(crate) timer_started: Cell<bool>,
     pub(crate) timer_wake: Rc<crate::consumer_api::Wake>,
+    /// Rung when a pump stopped at its budget: the continuation task goes on after the
+    /// shard's other tasks had their turn.
+    pub(crate) pump_more: Rc<crate::consumer_api::Wake>,
     /// The durable sequence consumers last pumped at: a sync past it wakes them.
     consumer_durable: Cell<u64>,
 }
@@ -265,6 +268,7 @@ impl StreamTask {
             consumer_sids: RefCell::new(HashMap::new()),
             timer_started: Cell::new(false),
             timer_wake: Rc::new(crate::consumer_api::Wake::default()),
+            pump_more: Rc::new(crate::consumer_api::Wake::default()),
             consumer_durable: Cell::new(0),
             config: RefCell::new(config),
         });
@@ -275,6 +279,19 @@ impl StreamTask {
 
         let t = task.clone();
         glommio::spawn_local(async move { t.ingest(sub).await }).detach();
+        let weak = Rc::downgrade(&task);
+        let more = task.pump_more.clone();
+        glommio::spawn_local(async move {
+            loop {
+                more.clone().notified().await;
+                let Some(t) = weak.upgrade() else { return };
+                if t.is_stopped() {
+                    return;
+                }
+                t.pump_consumers();
+            }
+        })
+        .detach();
         let t = task.clone();
         glommio::spawn_local(async move {
             let mut waiter = receiver.attach();
@@ -505,6 +522,7 @@ impl StreamTask {
     fn halt(&self) {
         self.stopped.store(true, Ordering::Release);
         self.bell.ring();
+        self.pump_more.wake();
     }
 
     /// Checks one publish in nats-server's order and queues it for the next append. A publish
@@ -1373,13 +1391,19 @@ impl StreamTask {
         }
         let durable = self.durable_seq();
         self.consumer_durable.set(durable.min(self.last_seq()));
+        let mut more = false;
         for c in self.consumers_sorted() {
-            c.pump(self, durable);
+            more |= c.pump(self, durable);
+        }
+        if more {
+            self.pump_more.wake();
         }
     }
 
     pub(crate) fn pump_one(&self, c: &Consumer) {
-        c.pump(self, self.durable_seq());
+        if c.pump(self, self.durable_seq()) {
+            self.pump_more.wake();
+        }
     }
 
     /// Messages a consumer settled: a workqueue stream removes them; an interest stream

@@ -711,3 +711,265 @@ async fn ordered_consumers_read_on_across_a_restart() {
     }
     assert_eq!(seqs, (1..=70).collect::<Vec<u64>>());
 }
+
+/// `replay_policy: original` hands messages out with the gaps they were stored with, until it
+/// has caught up with what the stream held when it was created; later messages come at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_original_keeps_the_stored_spacing() {
+    use std::time::Instant;
+    let dir = TempDir::new("jsc-replay");
+    let s = js_server(&dir);
+    let (_nc, js) = connect(&s).await;
+    let st = stream_with(&js, "RP", &["rp"], 0).await;
+    for (i, gap) in [(0, 0u64), (1, 400), (2, 250)] {
+        tokio::time::sleep(Duration::from_millis(gap)).await;
+        js.publish("rp", format!("{i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let c: consumer::PullConsumer = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("r".into()),
+            replay_policy: consumer::ReplayPolicy::Original,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    assert_eq!(
+        c.cached_info().config.replay_policy,
+        consumer::ReplayPolicy::Original
+    );
+    let mut at = Vec::new();
+    let mut msgs = c
+        .fetch()
+        .max_messages(3)
+        .expires(Duration::from_secs(10))
+        .messages()
+        .await
+        .expect("fetch");
+    while let Some(m) = msgs.next().await {
+        let m = m.expect("message");
+        at.push((Instant::now(), m.info().expect("info").stream_sequence));
+        m.ack().await.expect("ack");
+    }
+    assert_eq!(at.iter().map(|a| a.1).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    // Each gap is the stored one, less the time the previous delivery took to arrive.
+    assert!(gaps[0] >= Duration::from_millis(300), "gaps {gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(170), "gaps {gaps:?}");
+    // Caught up: what is stored later is not paced.
+    for (i, gap) in [(3, 0u64), (4, 1500)] {
+        tokio::time::sleep(Duration::from_millis(gap)).await;
+        js.publish("rp", format!("{i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let mut at = Vec::new();
+    let mut msgs = c
+        .fetch()
+        .max_messages(2)
+        .expires(Duration::from_secs(10))
+        .messages()
+        .await
+        .expect("fetch");
+    while let Some(m) = msgs.next().await {
+        let m = m.expect("message");
+        at.push(Instant::now());
+        m.ack().await.expect("ack");
+    }
+    assert_eq!(at.len(), 2);
+    assert!(
+        at[1] - at[0] < Duration::from_millis(1000),
+        "replay went on past the stream's end at creation: {:?}",
+        at[1] - at[0]
+    );
+}
+
+/// Workers on a workqueue stream with explicit acks while the server is SIGKILLed and
+/// restarted: every message is processed at least once, none is lost, and once everything
+/// is acked the stream is empty (acked messages were removed, also across the kills).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workqueue_workers_across_kills_lose_nothing_and_leave_it_empty() {
+    use std::collections::BTreeSet;
+    use std::time::Instant;
+    const MSGS: u64 = 400;
+    let dir = TempDir::new("jsc-wq-crash");
+    let mut s = js_server(&dir);
+    {
+        let (_nc, js) = connect(&s).await;
+        let st = js
+            .create_stream(stream::Config {
+                name: "WQC".into(),
+                subjects: vec!["wqc.*".into()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                ..Default::default()
+            })
+            .await
+            .expect("stream");
+        for i in 0..MSGS {
+            js.publish(format!("wqc.{}", i % 4), format!("{i}").into())
+                .await
+                .expect("publish")
+                .await
+                .expect("ack");
+        }
+        st.create_consumer(consumer::pull::Config {
+            durable_name: Some("workers".into()),
+            ack_wait: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    }
+    let mut processed: BTreeSet<u64> = BTreeSet::new();
+    let mut deliveries = 0u64;
+    for cycle in 0..4 {
+        let (_nc, js) = connect(&s).await;
+        let c: consumer::PullConsumer = js
+            .get_stream("WQC")
+            .await
+            .expect("stream")
+            .get_consumer("workers")
+            .await
+            .expect("consumer");
+        let last_cycle = cycle == 3;
+        let started = Instant::now();
+        let mut empty = 0;
+        while (last_cycle && empty < 3)
+            || (!last_cycle && started.elapsed() < Duration::from_millis(1200))
+        {
+            let mut msgs = match c
+                .fetch()
+                .max_messages(if last_cycle { 100 } else { 10 })
+                .expires(Duration::from_millis(500))
+                .messages()
+                .await
+            {
+                Ok(m) => m,
+                Err(_) => break,
+            };
+            let mut n = 0;
+            while let Some(m) = msgs.next().await {
+                let Ok(m) = m else { break };
+                let body: u64 = String::from_utf8_lossy(&m.payload).parse().expect("body");
+                deliveries += 1;
+                n += 1;
+                if m.double_ack().await.is_ok() {
+                    processed.insert(body);
+                }
+            }
+            empty = if n == 0 { empty + 1 } else { 0 };
+            if !last_cycle {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        if !last_cycle {
+            s.restart();
+        }
+    }
+    let missing: Vec<u64> = (0..MSGS).filter(|i| !processed.contains(i)).collect();
+    assert!(missing.is_empty(), "never processed: {missing:?}");
+    assert!(deliveries >= MSGS);
+    let (_nc, js) = connect(&s).await;
+    let mut st = js.get_stream("WQC").await.expect("stream");
+    let info = st.info().await.expect("info");
+    assert_eq!(
+        info.state.messages, 0,
+        "acked workqueue messages were removed: {:?}",
+        info.state
+    );
+}
+
+/// Push flow control as nats-server runs it: a subscriber that does not answer the
+/// `100 FlowControl Request` stops getting messages once its window (2 MiB at first) is
+/// full, idle heartbeats name the request it owes (`Nats-Consumer-Stalled`), and answering
+/// lets every message through, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_control_stalls_an_unanswering_subscriber_until_it_answers() {
+    const MSGS: usize = 400;
+    const SIZE: usize = 16 * 1024;
+    let dir = TempDir::new("jsc-fc");
+    let s = js_server(&dir);
+    let (nc, js) = connect(&s).await;
+    let st = stream_with(&js, "FC", &["fc"], 0).await;
+    for i in 0..MSGS {
+        let mut body = format!("{i:08}").into_bytes();
+        body.resize(SIZE, b'x');
+        js.publish("fc", body.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let mut sub = nc.subscribe("fc.in").await.expect("subscribe");
+    nc.flush().await.expect("flush");
+    st.create_consumer(consumer::push::Config {
+        durable_name: Some("fc".into()),
+        deliver_subject: "fc.in".into(),
+        flow_control: true,
+        idle_heartbeat: Duration::from_millis(500),
+        ack_policy: consumer::AckPolicy::None,
+        ..Default::default()
+    })
+    .await
+    .expect("consumer");
+    let mut data = Vec::new();
+    let mut requests: Vec<String> = Vec::new();
+    let mut stalled_on: Option<String> = None;
+    // Not answering: it stalls, and a heartbeat says on what.
+    while stalled_on.is_none() {
+        let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("a heartbeat while stalled")
+            .expect("subscription");
+        match m.status.map(u16::from) {
+            None => data.push(m.payload.clone()),
+            Some(100) => {
+                let h = m.headers.clone().unwrap_or_default();
+                if m.description.as_deref() == Some("FlowControl Request") {
+                    requests.push(m.reply.expect("fc reply").to_string());
+                } else if let Some(v) = h.get("Nats-Consumer-Stalled") {
+                    stalled_on = Some(v.as_str().to_string());
+                }
+            }
+            other => panic!("unexpected status {other:?}"),
+        }
+    }
+    let bytes: usize = data.iter().map(|d| d.len()).sum();
+    assert!(data.len() < MSGS, "it stalled");
+    assert!(
+        (1 << 20..=4 << 20).contains(&bytes),
+        "stalled after {bytes} bytes"
+    );
+    assert_eq!(
+        stalled_on.as_ref(),
+        requests.last(),
+        "stalled on its last request"
+    );
+    // Answering lets the rest through.
+    for r in &requests {
+        nc.publish(r.clone(), "".into()).await.expect("answer");
+    }
+    while data.len() < MSGS {
+        let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("deliveries go on")
+            .expect("subscription");
+        match m.status.map(u16::from) {
+            None => data.push(m.payload.clone()),
+            Some(100) => {
+                if let Some(r) = m.reply {
+                    nc.publish(r, "".into()).await.expect("answer");
+                }
+            }
+            other => panic!("unexpected status {other:?}"),
+        }
+    }
+    for (i, d) in data.iter().enumerate() {
+        assert_eq!(&d[..8], format!("{i:08}").as_bytes(), "in order");
+    }
+}
