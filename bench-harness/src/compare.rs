@@ -36,6 +36,8 @@ pub struct CompareConfig {
     pub js_msgs: u64,
     /// Messages per js-pub run (one ack at a time).
     pub js_pub_msgs: u64,
+    /// Messages a js-ordered run replays.
+    pub replay_msgs: u64,
     pub work_dir: PathBuf,
 }
 
@@ -175,8 +177,13 @@ impl CompareConfig {
             | Workload::KvPut
             | Workload::KvGet
             | Workload::JsConsume
-            | Workload::JsPush => {
+            | Workload::JsPush
+            | Workload::KvWatch => {
                 o.msgs = Some(self.js_msgs);
+                o.duration = None;
+            }
+            Workload::JsOrdered => {
+                o.msgs = Some(self.replay_msgs);
                 o.duration = None;
             }
             _ => {}

@@ -89,7 +89,7 @@ pub fn validate(plan: &Plan) -> Result<()> {
         return bad("--stream-use reuse reads a kept bucket: kv-get only".into());
     }
     match plan.workload {
-        Workload::KvPut | Workload::KvGet => {
+        Workload::KvPut | Workload::KvGet | Workload::KvWatch => {
             if plan.keys == 0 {
                 return bad("--keys must be at least 1".into());
             }
@@ -121,7 +121,7 @@ pub fn validate(plan: &Plan) -> Result<()> {
 pub fn stream_config(plan: &Plan) -> (String, Value) {
     let storage = plan.storage.name();
     match plan.workload {
-        Workload::KvPut | Workload::KvGet => {
+        Workload::KvPut | Workload::KvGet | Workload::KvWatch => {
             let name = format!("KV_{}", plan.bucket);
             // What nats KV (`CreateKeyValue`, history 1, no TTL) asks for.
             let config = json!({
@@ -329,7 +329,7 @@ pub fn stream_state(info: &Value) -> Option<(u64, u64)> {
 }
 
 /// A token for inbox subjects: the process id and clock keep two runs' inboxes apart.
-fn run_token() -> String {
+pub(crate) fn run_token() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -565,6 +565,12 @@ pub(crate) fn run<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Re
     if matches!(plan.workload, Workload::JsConsume | Workload::JsPush) {
         return consume::<L>(plan, addr, stall);
     }
+    if plan.workload == Workload::JsOrdered {
+        return crate::replay::ordered::<L>(plan, addr, stall);
+    }
+    if plan.workload == Workload::KvWatch {
+        return crate::replay::kv_watch::<L>(plan, addr, stall);
+    }
     let (stream, config) = stream_config(plan);
     let mut api = Api::connect(addr, stall)?;
     if plan.stream_use == StreamUse::Reuse {
@@ -595,16 +601,80 @@ pub(crate) fn run<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Re
 fn consume<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
     let (stream, config) = stream_config(plan);
     let mut api = Api::connect(addr, stall)?;
-    match api.delete_stream(&stream) {
-        Ok(_) | Err(BenchError::JetStream(_)) => {}
-        Err(e) => return Err(e),
-    }
-    create_stream(&mut api, &stream, &config)?;
+    fresh_stream(&mut api, &stream, &config)?;
     let r = consume_measured::<L>(plan, addr, stall, &stream, &mut api);
     let deleted = api.delete_stream(&stream);
     let r = r?;
     deleted?;
     Ok(r)
+}
+
+/// Creates the stream, deleting one an aborted run left behind first.
+pub(crate) fn fresh_stream(api: &mut Api, stream: &str, config: &Value) -> Result<()> {
+    match api.delete_stream(stream) {
+        Ok(_) | Err(BenchError::JetStream(_)) => {}
+        Err(e) => return Err(e),
+    }
+    create_stream(api, stream, config)
+}
+
+/// Publishes `plan.msgs` messages into the stream, checking every ack (not measured).
+pub(crate) fn load_stream(
+    plan: &Plan,
+    addr: SocketAddr,
+    sh: &Shared,
+    token: &str,
+    stream: &str,
+) -> Result<()> {
+    let mut c = Conn::connect(addr, "bench-js-load")?;
+    let inbox = format!("_INBOX.{token}.load.");
+    encode::sub(&mut c.wbuf, format!("{inbox}*").as_bytes(), None, b"1");
+    c.ping_pong(Duration::from_secs(10))?;
+    let f = Flow {
+        id: usize::MAX,
+        count: plan.msgs,
+        deadline: None,
+        window: LOAD_WINDOW,
+        inbox: &inbox,
+    };
+    let subject = plan.subject.as_bytes();
+    let mut payload = vec![b'c'; plan.size];
+    flow(
+        &mut c,
+        &f,
+        sh,
+        |seq, reply, out| {
+            stamp(&mut payload, 0, seq, 0);
+            encode::pub_(out, subject, Some(reply), &payload);
+        },
+        |_, h, p| parse_ack(h, p, stream).map(drop),
+    )
+    .map_err(|e| BenchError::Verify(format!("loading the stream: {e}")))?;
+    Ok(())
+}
+
+/// Publishes `count` messages encoded by `request` with `window` acks outstanding, checking
+/// every ack; returns how many were acknowledged.
+pub(crate) fn acked_flow<L: Link>(
+    c: &mut L,
+    sh: &Shared,
+    inbox: &str,
+    count: u64,
+    window: usize,
+    stream: &str,
+    request: impl FnMut(u64, &[u8], &mut Vec<u8>),
+) -> Result<u64> {
+    let f = Flow {
+        id: 0,
+        count,
+        deadline: None,
+        window,
+        inbox,
+    };
+    let out = flow(c, &f, sh, request, |_, h, p| {
+        parse_ack(h, p, stream).map(drop)
+    })?;
+    Ok(out.sent)
 }
 
 fn consume_measured<L: Link>(
@@ -616,33 +686,7 @@ fn consume_measured<L: Link>(
 ) -> Result<RunResult> {
     let sh = shared(plan, stall);
     let token = run_token();
-    // Load, checking every ack.
-    {
-        let mut c = Conn::connect(addr, "bench-js-load")?;
-        let inbox = format!("_INBOX.{token}.load.");
-        encode::sub(&mut c.wbuf, format!("{inbox}*").as_bytes(), None, b"1");
-        c.ping_pong(Duration::from_secs(10))?;
-        let f = Flow {
-            id: usize::MAX,
-            count: plan.msgs,
-            deadline: None,
-            window: LOAD_WINDOW,
-            inbox: &inbox,
-        };
-        let subject = plan.subject.as_bytes();
-        let mut payload = vec![b'c'; plan.size];
-        flow(
-            &mut c,
-            &f,
-            &sh,
-            |seq, reply, out| {
-                stamp(&mut payload, 0, seq, 0);
-                encode::pub_(out, subject, Some(reply), &payload);
-            },
-            |_, h, p| parse_ack(h, p, stream).map(drop),
-        )
-        .map_err(|e| BenchError::Verify(format!("loading the stream: {e}")))?;
-    }
+    load_stream(plan, addr, &sh, &token, stream)?;
     let consumer = "bench";
     let push = plan.workload == Workload::JsPush;
     let mut c = Conn::connect(addr, "bench-js-consume")?;

@@ -7,6 +7,7 @@ pub mod error;
 pub mod jetstream;
 pub mod link;
 pub mod procfs;
+pub mod replay;
 pub mod report;
 pub mod server;
 pub mod sink;

@@ -90,6 +90,9 @@ enum Cmd {
         /// Messages per js-pub run (synchronous: one ack, possibly one fsync, per message).
         #[arg(long, default_value_t = 2_000)]
         js_pub_msgs: u64,
+        /// Messages a js-ordered run replays (loaded first, not measured).
+        #[arg(long, default_value_t = 1_000_000)]
+        replay_msgs: u64,
         #[arg(long)]
         json: Option<PathBuf>,
         #[arg(long)]
@@ -261,6 +264,7 @@ fn real_main() -> Result<()> {
             conns_duration,
             js_msgs,
             js_pub_msgs,
+            replay_msgs,
             json,
             html,
             md,
@@ -288,6 +292,7 @@ fn real_main() -> Result<()> {
                 conns_duration,
                 js_msgs,
                 js_pub_msgs,
+                replay_msgs,
                 work_dir: work_dir.unwrap_or_else(|| {
                     std::env::temp_dir().join(format!("tachyon-bench-{}", std::process::id()))
                 }),

@@ -63,10 +63,18 @@ pub enum Workload {
     /// its deliver subject as fast as it can, acking each message. Throughput only.
     #[serde(rename = "js-push")]
     JsPush,
+    /// An ordered push consumer (ack none, flow control, heartbeats) replaying a stream of
+    /// `--msgs` messages (loaded first, not measured).
+    #[serde(rename = "js-ordered")]
+    JsOrdered,
+    /// `--sub` KV watchers (ordered consumers on `$KV.<bucket>.>`) while one writer puts
+    /// `--msgs` new keys, `--window` acks outstanding.
+    #[serde(rename = "kv-watch")]
+    KvWatch,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 15] = [
+    pub const ALL: [Workload; 17] = [
         Workload::Pub,
         Workload::Pubsub,
         Workload::Fanout,
@@ -82,6 +90,8 @@ impl Workload {
         Workload::KvGet,
         Workload::JsConsume,
         Workload::JsPush,
+        Workload::JsOrdered,
+        Workload::KvWatch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +111,8 @@ impl Workload {
             Workload::KvGet => "kv-get",
             Workload::JsConsume => "js-consume",
             Workload::JsPush => "js-push",
+            Workload::JsOrdered => "js-ordered",
+            Workload::KvWatch => "kv-watch",
         }
     }
 
@@ -114,6 +126,8 @@ impl Workload {
                 | Workload::KvGet
                 | Workload::JsConsume
                 | Workload::JsPush
+                | Workload::JsOrdered
+                | Workload::KvWatch
         )
     }
 
@@ -237,6 +251,8 @@ impl Plan {
             JsAsync | KvPut => (1, 0, 50_000, 0, None),
             KvGet => (1, 0, 20_000, 0, None),
             JsConsume | JsPush => (1, 0, 100_000, 0, None),
+            JsOrdered => (1, 0, 1_000_000, 0, None),
+            KvWatch => (1, 4, 100_000, 0, None),
         };
         let rate = o.rate.unwrap_or(rate);
         let duration_s =
@@ -263,7 +279,7 @@ impl Plan {
             transport: o.transport.for_workload(workload == Conns),
             churn: o.churn,
             window: match workload {
-                JsAsync | KvPut => o.window.unwrap_or(DEFAULT_WINDOW),
+                JsAsync | KvPut | KvWatch => o.window.unwrap_or(DEFAULT_WINDOW),
                 JsConsume => o.window.unwrap_or(DEFAULT_CONSUME_BATCH),
                 _ => 1,
             },

@@ -166,6 +166,7 @@ fn compare_starts_servers_with_jetstream() {
         conns_duration: 0.1,
         js_msgs: 200,
         js_pub_msgs: 50,
+        replay_msgs: 1_000,
         work_dir: dir.join("servers"),
     };
     let rep = compare::run(&cfg).unwrap();
@@ -193,5 +194,51 @@ fn compare_starts_servers_with_jetstream() {
         .map(|e| e.path())
         .collect();
     assert!(left.is_empty(), "{left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The consumer workloads against nats-server: every message delivered once, in order, to
+/// every reader (the runs verify it and fail otherwise).
+#[test]
+fn consumer_workloads_against_nats_server() {
+    let Some(bin) = nats_server() else {
+        eprintln!("SKIP: no nats-server found (run scripts/setup-reference.sh)");
+        return;
+    };
+    let dir = work("consume");
+    let srv = server::start_with(&spec(bin), &dir, 0, true).unwrap();
+    for t in [Transport::Std, Transport::Uring] {
+        for (w, subs) in [
+            (Workload::JsConsume, 0),
+            (Workload::JsPush, 0),
+            (Workload::JsOrdered, 0),
+            (Workload::KvWatch, 3),
+        ] {
+            let o = Options {
+                msgs: Some(2_001),
+                size: 40,
+                subs: (subs > 0).then_some(subs),
+                window: Some(16),
+                transport: t,
+                ..Options::default()
+            };
+            let plan = Plan::new(w, &o).unwrap();
+            let r =
+                run(&plan, srv.addr, STALL).unwrap_or_else(|e| panic!("{} {t:?}: {e}", w.name()));
+            let readers = subs.max(1) as u64;
+            assert_eq!(
+                (r.published, r.delivered),
+                (2_001, 2_001 * readers),
+                "{}",
+                w.name()
+            );
+            if w == Workload::KvWatch {
+                // Put → watcher latency, one per delivery.
+                assert_eq!(r.latency.as_ref().map(|l| l.count), Some(2_001 * readers));
+            }
+            assert!(r.msgs_per_s > 0.0);
+        }
+    }
+    srv.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

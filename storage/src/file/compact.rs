@@ -202,6 +202,7 @@ impl FileStore {
             return self.guard(r);
         };
         seg.file = file.into();
+        self.ahead.forget(first);
         seg.len = new_len;
         seg.live_bytes = new_len;
         for (seq, off) in &moved {

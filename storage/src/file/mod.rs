@@ -5,6 +5,7 @@ mod compact;
 mod hot_tail;
 mod index;
 mod open_index;
+mod read_ahead;
 mod syncer;
 mod tombstones;
 
@@ -143,6 +144,8 @@ pub struct FileStore {
     /// a fresh one.
     scratch: Vec<u8>,
     hot: hot_tail::HotTail,
+    /// What the last read from disk brought in beyond its record.
+    ahead: read_ahead::ReadAhead,
     /// The open segment's index, kept as it grows.
     open_idx: open_index::OpenIndex,
     /// Every sequence up to this one is covered by an fdatasync the owner ran itself.
@@ -330,6 +333,7 @@ impl FileStore {
             report,
             scratch: Vec::new(),
             hot: hot_tail::HotTail::default(),
+            ahead: read_ahead::ReadAhead::default(),
             open_idx,
             synced_seq: 0,
             syncer: None,
@@ -482,6 +486,7 @@ impl FileStore {
     /// Takes a sealed segment with no live message out of service; its files go once what
     /// emptied it is durable ([`FileStore::reap_retired`]).
     fn retire_segment(&mut self, first: u64) {
+        self.ahead.forget(first);
         if self.segs.remove(&first).is_some() {
             self.retired.push((first, u64::MAX));
         }
@@ -774,6 +779,7 @@ impl FileStore {
 
     /// Removes a segment whose emptiness is already durable (recovery, compaction).
     fn drop_segment(&mut self, first: u64) -> Result<()> {
+        self.ahead.forget(first);
         self.segs.remove(&first);
         self.remove_segment_files(first)
     }
@@ -949,34 +955,42 @@ impl FileStore {
         let seg = self.segs.get(&loc.seg).ok_or_else(|| {
             StoreError::internal(format!("indexed segment {} missing", path().display()))
         })?;
-        let mut owned = Vec::new();
-        let buf = match self.hot.get(loc.off, loc.len as usize) {
-            Some(b) if loc.seg == self.open_seg => b,
-            _ => {
-                owned.resize(loc.len as usize, 0);
-                seg.file
-                    .read_exact_at(&mut owned, loc.off)
-                    .map_err(|e| StoreError::io(path(), e))?;
-                &owned
+        let decode = |buf: &[u8]| -> Result<StoredMsg> {
+            let (rec, len) = frame::read_msg(buf)
+                .map_err(|e| StoreError::corrupt(path(), format!("record {seq}: {e:?}")))?;
+            if rec.seq != seq || len != buf.len() {
+                return Err(StoreError::corrupt(
+                    path(),
+                    format!("record at {} is not sequence {seq}", loc.off),
+                ));
             }
+            let subject = std::str::from_utf8(rec.subject).map_err(|_| {
+                StoreError::corrupt(path(), format!("record {seq}: subject not UTF-8"))
+            })?;
+            Ok(StoredMsg {
+                seq,
+                timestamp: rec.ts,
+                subject: subject.to_string(),
+                headers: rec.headers.to_vec(),
+                payload: rec.payload.to_vec(),
+            })
         };
-        let (rec, len) = frame::read_msg(buf)
-            .map_err(|e| StoreError::corrupt(path(), format!("record {seq}: {e:?}")))?;
-        if rec.seq != seq || len != buf.len() {
-            return Err(StoreError::corrupt(
-                path(),
-                format!("record at {} is not sequence {seq}", loc.off),
-            ));
+        if loc.seg == self.open_seg {
+            if let Some(b) = self.hot.get(loc.off, loc.len as usize) {
+                return decode(b).map(Some);
+            }
         }
-        let subject = std::str::from_utf8(rec.subject)
-            .map_err(|_| StoreError::corrupt(path(), format!("record {seq}: subject not UTF-8")))?;
-        Ok(Some(StoredMsg {
-            seq,
-            timestamp: rec.ts,
-            subject: subject.to_string(),
-            headers: rec.headers.to_vec(),
-            payload: rec.payload.to_vec(),
-        }))
+        self.ahead
+            .with(
+                loc.seg,
+                seg.file.as_ref(),
+                seg.len,
+                loc.off,
+                loc.len as usize,
+                decode,
+            )
+            .map_err(|e| StoreError::io(path(), e))?
+            .map(Some)
     }
 
     /// Rewrites a deleted record in place with zeroed subject, headers and payload and a fresh
@@ -996,6 +1010,7 @@ impl FileStore {
         let (s, h, p) = (rec.subject.len(), rec.headers.len(), rec.payload.len());
         let mut out = Vec::with_capacity(buf.len());
         frame::encode_msg(&mut out, seq, rec.ts, &vec![0; s], &vec![0; h], &vec![0; p]);
+        self.ahead.forget(loc.seg);
         if loc.seg == self.open_seg {
             // The cache must not go on serving the bytes just scrubbed, nor the index the name.
             self.hot.reset(seg.len);
