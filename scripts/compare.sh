@@ -17,6 +17,12 @@
 # every ack, as Tachyon does by default). Writes bench-results/report-js.{json,html,md,txt}.
 # JS=0 leaves it out, JS_ONLY=1 runs only it; JS_MSGS per js-async/kv-put/kv-get run (default
 # 10000), JS_PUB_MSGS per js-pub run (default 1000), JS_EXTRA for more flags.
+#
+# Then the consumer section (CONSUMERS=0 leaves it out; about 4 minutes on 2 cores): js-consume
+# (pull, batches of 100 and of 1000), js-push, js-ordered (an ordered consumer replaying 1 M
+# stored messages; REPLAY_MSGS) and kv-watch (4 watchers while one writer puts new keys)
+# against nats-server 2.15 and 2.9 at their defaults. Writes
+# bench-results/report-consumers{,-batch1000}.{json,html,md,txt}; `JS_ONLY=1 JS=0` runs only it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -98,5 +104,30 @@ if [ "${JS:-1}" != 0 ]; then
         --html bench-results/report-js.html \
         --md bench-results/report-js.md \
         ${JS_EXTRA:-} | tee bench-results/report-js.txt || rc=$?
+fi
+if [ "${CONSUMERS:-1}" != 0 ]; then
+    c_servers=()
+    if [ -x "$TACHYON_BIN" ]; then
+        c_servers+=(--server "tachyon=$TACHYON_BIN")
+    fi
+    c_servers+=(--server "nats=$NATS_BIN")
+    if [ -n "$NATS29_BIN" ]; then
+        c_servers+=(--server "nats29=$NATS29_BIN")
+    fi
+    target/release/tachyon-bench compare "${c_servers[@]}" --under-test 1 \
+        --workloads js-consume,js-push,js-ordered,kv-watch \
+        --sizes 16,1024 --rounds "$ROUNDS" \
+        --js-msgs "${CONSUMER_MSGS:-100000}" --replay-msgs "${REPLAY_MSGS:-1000000}" \
+        --window 100 --storage file \
+        --json bench-results/report-consumers.json \
+        --html bench-results/report-consumers.html \
+        --md bench-results/report-consumers.md | tee bench-results/report-consumers.txt || rc=$?
+    target/release/tachyon-bench compare "${c_servers[@]}" --under-test 1 \
+        --workloads js-consume --sizes 16,1024 --rounds "$ROUNDS" \
+        --js-msgs "${CONSUMER_MSGS:-100000}" --window 1000 --storage file \
+        --json bench-results/report-consumers-batch1000.json \
+        --html bench-results/report-consumers-batch1000.html \
+        --md bench-results/report-consumers-batch1000.md |
+        tee bench-results/report-consumers-batch1000.txt || rc=$?
 fi
 exit "$rc"
