@@ -261,6 +261,7 @@ fn random_name() -> String {
 pub(crate) async fn remove(t: &StreamTask, c: &Rc<Consumer>) {
     c.close(t);
     t.remove_consumer(&c.name);
+    t.drop_interest_of(c);
     if let Some(dir) = c.dir.clone() {
         let _ = crate::offload::off_executor(move || {
             if let Err(e) = std::fs::remove_dir_all(&dir) {

@@ -1437,6 +1437,36 @@ impl StreamTask {
         }
     }
 
+    /// A consumer of an interest stream is gone: messages only it still needed go too, as
+    /// nats-server's `cleanupNoInterestMessages`: all of them when no consumer is left,
+    /// else those from its ack floor on that no other consumer needs (not past 100 000
+    /// messages, where nats-server also leaves them to later checks).
+    pub(crate) fn drop_interest_of(&self, c: &Consumer) {
+        const SCAN_LIMIT: u64 = 100_000;
+        if self.config.borrow().retention != crate::config::RetentionPolicy::Interest {
+            return;
+        }
+        let (first, last) = self.first_last();
+        if self.consumers.borrow().is_empty() {
+            let r = self
+                .backend
+                .borrow_mut()
+                .store_mut()
+                .purge(&PurgeRequest::default());
+            if let Err(e) = r {
+                tracing::error!("JetStream stream '{}': purging: {e}", self.name());
+            }
+            self.publish_figures();
+            return;
+        }
+        let start = (c.state.borrow().ack_floor.stream_seq + 1).max(first);
+        if last < start || last - start > SCAN_LIMIT {
+            return;
+        }
+        let seqs: Vec<u64> = (start..=last).collect();
+        self.settled(&seqs);
+    }
+
     /// Messages went away (purge, delete, limits): pending counts are recounted.
     pub(crate) fn consumers_removed(&self) {
         for c in self.consumers.borrow().values() {

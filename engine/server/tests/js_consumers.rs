@@ -973,3 +973,81 @@ async fn flow_control_stalls_an_unanswering_subscriber_until_it_answers() {
         assert_eq!(&d[..8], format!("{i:08}").as_bytes(), "in order");
     }
 }
+
+/// Deleting a consumer of an interest stream drops the messages only it still needed; with
+/// the last consumer gone, the stream is emptied (nats-server's cleanup on delete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_interest_consumer_drops_what_only_it_needed() {
+    let dir = TempDir::new("jsc-interest-del");
+    let s = js_server(&dir);
+    let (_nc, js) = connect(&s).await;
+    let mut ip = js
+        .create_stream(stream::Config {
+            name: "ID".into(),
+            subjects: vec!["id.*".into()],
+            retention: stream::RetentionPolicy::Interest,
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    for name in ["all", "keep"] {
+        ip.create_consumer(consumer::pull::Config {
+            durable_name: Some(name.into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    }
+    ip.create_consumer(consumer::pull::Config {
+        durable_name: Some("bonly".into()),
+        filter_subject: "id.b".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("consumer");
+    for subj in ["id.a", "id.b", "id.a", "id.b"] {
+        js.publish(subj, "x".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    // `all` acks everything: `keep` still needs all four.
+    let all: consumer::PullConsumer = ip.get_consumer("all").await.expect("consumer");
+    let mut msgs = all.fetch().max_messages(4).messages().await.expect("fetch");
+    while let Some(m) = msgs.next().await {
+        m.expect("message").double_ack().await.expect("ack");
+    }
+    assert_eq!(ip.info().await.expect("info").state.messages, 4);
+    // `keep` acks the id.a ones: id.b stays for `bonly`.
+    let keep: consumer::PullConsumer = ip.get_consumer("keep").await.expect("consumer");
+    let mut msgs = keep
+        .fetch()
+        .max_messages(4)
+        .messages()
+        .await
+        .expect("fetch");
+    while let Some(m) = msgs.next().await {
+        let m = m.expect("message");
+        if m.subject.as_str() == "id.a" {
+            m.double_ack().await.expect("ack");
+        }
+    }
+    assert_eq!(ip.info().await.expect("info").state.messages, 2);
+    // Without `keep`, only `bonly` needs id.b: both stay.
+    ip.delete_consumer("keep").await.expect("delete");
+    assert_eq!(ip.info().await.expect("info").state.messages, 2);
+    // Without `bonly`, nobody left needs them.
+    ip.delete_consumer("bonly").await.expect("delete");
+    assert_eq!(ip.info().await.expect("info").state.messages, 0);
+    // The last consumer gone: the stream is emptied.
+    js.publish("id.a", "y".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    assert_eq!(ip.info().await.expect("info").state.messages, 1);
+    ip.delete_consumer("all").await.expect("delete");
+    let st = ip.info().await.expect("info").state.clone();
+    assert_eq!((st.messages, st.last_sequence), (0, 5));
+}
