@@ -1051,3 +1051,74 @@ async fn deleting_an_interest_consumer_drops_what_only_it_needed() {
     let st = ip.info().await.expect("info").state.clone();
     assert_eq!((st.messages, st.last_sequence), (0, 5));
 }
+
+/// async-nats's ordered pull consumer reads a stream in order, and KV deletes and purges show
+/// in the keys' histories; the bucket's stream counts the markers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_pull_and_kv_deletes_purges_and_status() {
+    use async_nats::jetstream::kv;
+    let dir = TempDir::new("jsc-ordered-pull");
+    let s = js_server(&dir);
+    let (_nc, js) = connect(&s).await;
+    let st = stream_with(&js, "OP", &["op.*"], 120).await;
+    let c = st
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: "op.x".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ordered pull");
+    let mut msgs = c.messages().await.expect("messages");
+    let mut seqs = Vec::new();
+    while seqs.len() < 120 {
+        let m = tokio::time::timeout(Duration::from_secs(5), msgs.next())
+            .await
+            .expect("in time")
+            .expect("message")
+            .expect("ok");
+        let info = m.info().expect("info");
+        seqs.push((info.stream_sequence, info.consumer_sequence));
+    }
+    let want: Vec<(u64, u64)> = (1..=120).map(|i| (i, i)).collect();
+    assert_eq!(seqs, want);
+
+    let b = js
+        .create_key_value(kv::Config {
+            bucket: "ops".into(),
+            history: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("bucket");
+    b.put("a", "1".into()).await.expect("put");
+    b.put("b", "1".into()).await.expect("put");
+    b.put("a", "2".into()).await.expect("put");
+    b.delete("b").await.expect("delete");
+    let status = b.status().await.expect("status");
+    assert_eq!((status.bucket(), status.history()), ("ops", 3));
+    let mut kv_stream = js.get_stream("KV_ops").await.expect("stream");
+    let held = kv_stream.info().await.expect("info").state.messages;
+    assert_eq!(held, 4, "history and the delete marker");
+    b.purge("a").await.expect("purge");
+    let held = kv_stream.info().await.expect("info").state.messages;
+    assert_eq!(held, 3, "a purge keeps only its marker");
+    let mut ops = Vec::new();
+    for key in ["a", "b"] {
+        let mut h = b.history(key).await.expect("history");
+        while let Some(e) = tokio::time::timeout(Duration::from_secs(5), h.next())
+            .await
+            .expect("in time")
+        {
+            let e = e.expect("entry");
+            ops.push((e.key.clone(), e.operation));
+        }
+    }
+    assert_eq!(
+        ops,
+        vec![
+            ("a".to_string(), kv::Operation::Purge),
+            ("b".to_string(), kv::Operation::Put),
+            ("b".to_string(), kv::Operation::Delete)
+        ]
+    );
+}

@@ -165,6 +165,34 @@ async def main(url):
     hist = await kv2.history("a")
     check([e.value for e in hist] == [b"1", b"2"], f"kv history {hist}")
 
+    # Deletes in watches (included, or ignored), purge_deletes, bucket status.
+    await kv2.delete("b")
+    w = await kv2.watchall(include_history=True)
+    seen = []
+    while True:
+        e = await w.updates(timeout=5)
+        if e is None:
+            break
+        seen.append((e.key, e.operation, e.value))
+    await w.stop()
+    check(seen == [("a", None, b"1"), ("b", None, b"1"), ("a", None, b"2"), ("b", "DEL", b"")],
+          f"watch with history and deletes {seen}")
+    w = await kv2.watchall(ignore_deletes=True)
+    seen = []
+    while True:
+        e = await w.updates(timeout=5)
+        if e is None:
+            break
+        seen.append(e.key)
+    await w.stop()
+    check(seen == ["a"], f"watch ignoring deletes {seen}")
+    st = await kv2.status()
+    check(st.values == 4 and st.history == 3 and st.bucket == "watched", f"kv status {st}")
+    await kv2.purge_deletes(olderthan=-1)
+    st = await kv2.status()
+    check(st.values == 2, f"after purge_deletes {st.values}")
+    check(sorted(await kv2.keys()) == ["a"], "keys after purge_deletes")
+
     await nc.close()
     print("js_smoke: all passed")
 
