@@ -599,10 +599,23 @@ pub(crate) fn run<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Re
 /// ack subject of its consumer; the consumer then reports all delivered. Latency is a batch's
 /// request written → each of its messages read.
 fn consume<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+    on_fresh_stream(plan, addr, stall, |api, stream| {
+        consume_measured::<L>(plan, addr, stall, stream, api)
+    })
+}
+
+/// Runs `measure` on the plan's stream, created fresh for it and deleted after it (also
+/// after a failure, as far as the server still answers).
+pub(crate) fn on_fresh_stream<T>(
+    plan: &Plan,
+    addr: SocketAddr,
+    stall: Duration,
+    measure: impl FnOnce(&mut Api, &str) -> Result<T>,
+) -> Result<T> {
     let (stream, config) = stream_config(plan);
     let mut api = Api::connect(addr, stall)?;
     fresh_stream(&mut api, &stream, &config)?;
-    let r = consume_measured::<L>(plan, addr, stall, &stream, &mut api);
+    let r = measure(&mut api, &stream);
     let deleted = api.delete_stream(&stream);
     let r = r?;
     deleted?;

@@ -191,23 +191,20 @@ pub(crate) fn ordered<L: Link>(
     addr: SocketAddr,
     stall: Duration,
 ) -> Result<RunResult> {
-    let (stream, config) = jetstream::stream_config(plan);
-    let mut api = Api::connect(addr, stall)?;
-    jetstream::fresh_stream(&mut api, &stream, &config)?;
-    let r = (|| -> Result<RunResult> {
+    jetstream::on_fresh_stream(plan, addr, stall, |api, stream| {
         let sh = shared(plan, stall);
         let token = jetstream::run_token();
-        jetstream::load_stream(plan, addr, &sh, &token, &stream)?;
+        jetstream::load_stream(plan, addr, &sh, &token, stream)?;
         let deliver = format!("_INBOX.{token}.ordered");
         let c = reader(addr, &deliver)?;
         let name = format!("ord{token}");
         let start_ns = sh.clock.now_ns();
         api.call(
             &format!("$JS.API.CONSUMER.CREATE.{stream}.{name}"),
-            &ordered_config(&stream, &name, &deliver, "all", ""),
+            &ordered_config(stream, &name, &deliver, "all", ""),
         )?;
         let f = on_thread(c, &sh, |l: &mut L| {
-            follow(l, &sh, &stream, &name, plan.msgs, false)
+            follow(l, &sh, stream, &name, plan.msgs, false)
         })?;
         Ok(result(
             plan,
@@ -216,11 +213,7 @@ pub(crate) fn ordered<L: Link>(
             f.last_ns.saturating_sub(start_ns),
             &f.hist,
         ))
-    })();
-    let deleted = api.delete_stream(&stream);
-    let r = r?;
-    deleted?;
-    Ok(r)
+    })
 }
 
 /// kv-watch: watchers on a fresh bucket, one writer putting new keys.
@@ -229,14 +222,9 @@ pub(crate) fn kv_watch<L: Link>(
     addr: SocketAddr,
     stall: Duration,
 ) -> Result<RunResult> {
-    let (stream, config) = jetstream::stream_config(plan);
-    let mut api = Api::connect(addr, stall)?;
-    jetstream::fresh_stream(&mut api, &stream, &config)?;
-    let r = watch_measured::<L>(plan, addr, stall, &stream, &mut api);
-    let deleted = api.delete_stream(&stream);
-    let r = r?;
-    deleted?;
-    Ok(r)
+    jetstream::on_fresh_stream(plan, addr, stall, |api, stream| {
+        watch_measured::<L>(plan, addr, stall, stream, api)
+    })
 }
 
 fn watch_measured<L: Link>(

@@ -42,13 +42,18 @@ async fn stream_with(
         let subject = subjects[i % subjects.len()]
             .replace('*', "x")
             .replace('>', "y");
-        js.publish(subject, format!("m{i}").into())
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
+        stored(js, subject, format!("m{i}").into()).await;
     }
     s
+}
+
+/// Publishes and waits for the stream's ack.
+async fn stored(js: &jetstream::Context, subject: impl ToString, body: bytes::Bytes) {
+    js.publish(subject.to_string(), body)
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,11 +244,7 @@ async fn push_consumers_deliver_to_their_subject_with_filters() {
     }
     assert_eq!(seqs, vec!["2", "4", "6"]);
     // New messages follow.
-    js.publish("ev.b", "later".into())
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
+    stored(&js, "ev.b", "later".into()).await;
     let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
         .await
         .expect("in time")
@@ -390,11 +391,7 @@ async fn workqueue_and_interest_retention() {
         .await
         .expect("stream");
     for i in 0..3 {
-        js.publish(format!("wq.{i}"), "job".into())
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
+        stored(&js, format!("wq.{i}"), "job".into()).await;
     }
     let c: consumer::PullConsumer = wq
         .create_consumer(consumer::pull::Config {
@@ -448,11 +445,7 @@ async fn workqueue_and_interest_retention() {
         .await
         .expect("consumer");
     for subj in ["ip.a", "ip.b"] {
-        js.publish(subj, "x".into())
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
+        stored(&js, subj, "x".into()).await;
     }
     // `a` settles both; ip.b stays until `b` does too.
     let mut msgs = a.fetch().max_messages(2).messages().await.expect("fetch");
@@ -636,11 +629,7 @@ async fn deliver_groups_give_each_message_to_one_member() {
     .expect("consumer");
     const N: usize = 200;
     for i in 0..N {
-        js.publish("g", format!("{i}").into())
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
+        stored(&js, "g", format!("{i}").into()).await;
     }
     let mut seen = Vec::new();
     for (_, sub) in members.iter_mut() {
@@ -694,11 +683,7 @@ async fn ordered_consumers_read_on_across_a_restart() {
         }
     };
     for i in 0..20 {
-        js2.publish("o", format!("after{i}").into())
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
+        stored(&js2, "o", format!("after{i}").into()).await;
     }
     while seqs.len() < 70 {
         let m = tokio::time::timeout(Duration::from_secs(20), msgs.next())
@@ -723,11 +708,7 @@ async fn replay_original_keeps_the_stored_spacing() {
     let st = stream_with(&js, "RP", &["rp"], 0).await;
     for (i, gap) in [(0, 0u64), (1, 400), (2, 250)] {
         tokio::time::sleep(Duration::from_millis(gap)).await;
-        js.publish("rp", format!("{i}").into())
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
+        stored(&js, "rp", format!("{i}").into()).await;
     }
     let c: consumer::PullConsumer = st
         .create_consumer(consumer::pull::Config {
@@ -762,11 +743,7 @@ async fn replay_original_keeps_the_stored_spacing() {
     // Caught up: what is stored later is not paced.
     for (i, gap) in [(3, 0u64), (4, 1500)] {
         tokio::time::sleep(Duration::from_millis(gap)).await;
-        js.publish("rp", format!("{i}").into())
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
+        stored(&js, "rp", format!("{i}").into()).await;
     }
     let mut at = Vec::new();
     let mut msgs = c
@@ -811,11 +788,7 @@ async fn workqueue_workers_across_kills_lose_nothing_and_leave_it_empty() {
             .await
             .expect("stream");
         for i in 0..MSGS {
-            js.publish(format!("wqc.{}", i % 4), format!("{i}").into())
-                .await
-                .expect("publish")
-                .await
-                .expect("ack");
+            stored(&js, format!("wqc.{}", i % 4), format!("{i}").into()).await;
         }
         st.create_consumer(consumer::pull::Config {
             durable_name: Some("workers".into()),
@@ -899,11 +872,7 @@ async fn flow_control_stalls_an_unanswering_subscriber_until_it_answers() {
     for i in 0..MSGS {
         let mut body = format!("{i:08}").into_bytes();
         body.resize(SIZE, b'x');
-        js.publish("fc", body.into())
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
+        stored(&js, "fc", body.into()).await;
     }
     let mut sub = nc.subscribe("fc.in").await.expect("subscribe");
     nc.flush().await.expect("flush");
@@ -1006,11 +975,7 @@ async fn deleting_an_interest_consumer_drops_what_only_it_needed() {
     .await
     .expect("consumer");
     for subj in ["id.a", "id.b", "id.a", "id.b"] {
-        js.publish(subj, "x".into())
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
+        stored(&js, subj, "x".into()).await;
     }
     // `all` acks everything: `keep` still needs all four.
     let all: consumer::PullConsumer = ip.get_consumer("all").await.expect("consumer");
@@ -1041,11 +1006,7 @@ async fn deleting_an_interest_consumer_drops_what_only_it_needed() {
     ip.delete_consumer("bonly").await.expect("delete");
     assert_eq!(ip.info().await.expect("info").state.messages, 0);
     // The last consumer gone: the stream is emptied.
-    js.publish("id.a", "y".into())
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
+    stored(&js, "id.a", "y".into()).await;
     assert_eq!(ip.info().await.expect("info").state.messages, 1);
     ip.delete_consumer("all").await.expect("delete");
     let st = ip.info().await.expect("info").state.clone();

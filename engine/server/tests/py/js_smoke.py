@@ -167,24 +167,11 @@ async def main(url):
 
     # Deletes in watches (included, or ignored), purge_deletes, bucket status.
     await kv2.delete("b")
-    w = await kv2.watchall(include_history=True)
-    seen = []
-    while True:
-        e = await w.updates(timeout=5)
-        if e is None:
-            break
-        seen.append((e.key, e.operation, e.value))
-    await w.stop()
+    seen = [(e.key, e.operation, e.value)
+            for e in await initial_values(await kv2.watchall(include_history=True))]
     check(seen == [("a", None, b"1"), ("b", None, b"1"), ("a", None, b"2"), ("b", "DEL", b"")],
           f"watch with history and deletes {seen}")
-    w = await kv2.watchall(ignore_deletes=True)
-    seen = []
-    while True:
-        e = await w.updates(timeout=5)
-        if e is None:
-            break
-        seen.append(e.key)
-    await w.stop()
+    seen = [e.key for e in await initial_values(await kv2.watchall(ignore_deletes=True))]
     check(seen == ["a"], f"watch ignoring deletes {seen}")
     st = await kv2.status()
     check(st.values == 4 and st.history == 3 and st.bucket == "watched", f"kv status {st}")
@@ -195,6 +182,18 @@ async def main(url):
 
     await nc.close()
     print("js_smoke: all passed")
+
+
+async def initial_values(w):
+    """What a KV watcher delivers before its end-of-initial-values marker (None); stops it."""
+    got = []
+    while True:
+        e = await w.updates(timeout=5)
+        if e is None:
+            break
+        got.append(e)
+    await w.stop()
+    return got
 
 
 if __name__ == "__main__":
