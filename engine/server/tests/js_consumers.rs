@@ -47,6 +47,34 @@ async fn stream_with(
     s
 }
 
+/// A stream on one subject filter with the given retention.
+async fn retained(
+    js: &jetstream::Context,
+    name: &str,
+    subject: &str,
+    retention: stream::RetentionPolicy,
+) -> stream::Stream {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: vec![subject.into()],
+        retention,
+        ..Default::default()
+    })
+    .await
+    .expect("stream")
+}
+
+/// The next item of a message stream, within 5 s, not an error.
+async fn next_in_time<T, E: std::fmt::Debug>(
+    s: &mut (impl futures::Stream<Item = Result<T, E>> + Unpin),
+) -> T {
+    tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("in time")
+        .expect("message")
+        .expect("ok")
+}
+
 /// Publishes and waits for the stream's ack.
 async fn stored(js: &jetstream::Context, subject: impl ToString, body: bytes::Bytes) {
     js.publish(subject.to_string(), body)
@@ -381,15 +409,7 @@ async fn workqueue_and_interest_retention() {
     let dir = TempDir::new("jsc-retention");
     let s = js_server(&dir);
     let (_nc, js) = connect(&s).await;
-    let mut wq = js
-        .create_stream(stream::Config {
-            name: "WQ".into(),
-            subjects: vec!["wq.*".into()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            ..Default::default()
-        })
-        .await
-        .expect("stream");
+    let mut wq = retained(&js, "WQ", "wq.*", stream::RetentionPolicy::WorkQueue).await;
     for i in 0..3 {
         stored(&js, format!("wq.{i}"), "job".into()).await;
     }
@@ -412,15 +432,7 @@ async fn workqueue_and_interest_retention() {
     let st = wq.info().await.expect("info").state.clone();
     assert_eq!((st.messages, st.first_sequence), (1, 3));
 
-    let mut ip = js
-        .create_stream(stream::Config {
-            name: "IP".into(),
-            subjects: vec!["ip.*".into()],
-            retention: stream::RetentionPolicy::Interest,
-            ..Default::default()
-        })
-        .await
-        .expect("stream");
+    let mut ip = retained(&js, "IP", "ip.*", stream::RetentionPolicy::Interest).await;
     let ack = js
         .publish("ip.a", "nobody".into())
         .await
@@ -667,11 +679,7 @@ async fn ordered_consumers_read_on_across_a_restart() {
     let mut msgs = c.messages().await.expect("messages");
     let mut seqs = Vec::new();
     while seqs.len() < 50 {
-        let m = tokio::time::timeout(Duration::from_secs(5), msgs.next())
-            .await
-            .expect("in time")
-            .expect("message")
-            .expect("ok");
+        let m = next_in_time(&mut msgs).await;
         seqs.push(m.info().expect("info").stream_sequence);
     }
     s.restart();
@@ -778,15 +786,7 @@ async fn workqueue_workers_across_kills_lose_nothing_and_leave_it_empty() {
     let mut s = js_server(&dir);
     {
         let (_nc, js) = connect(&s).await;
-        let st = js
-            .create_stream(stream::Config {
-                name: "WQC".into(),
-                subjects: vec!["wqc.*".into()],
-                retention: stream::RetentionPolicy::WorkQueue,
-                ..Default::default()
-            })
-            .await
-            .expect("stream");
+        let st = retained(&js, "WQC", "wqc.*", stream::RetentionPolicy::WorkQueue).await;
         for i in 0..MSGS {
             stored(&js, format!("wqc.{}", i % 4), format!("{i}").into()).await;
         }
@@ -950,15 +950,7 @@ async fn deleting_an_interest_consumer_drops_what_only_it_needed() {
     let dir = TempDir::new("jsc-interest-del");
     let s = js_server(&dir);
     let (_nc, js) = connect(&s).await;
-    let mut ip = js
-        .create_stream(stream::Config {
-            name: "ID".into(),
-            subjects: vec!["id.*".into()],
-            retention: stream::RetentionPolicy::Interest,
-            ..Default::default()
-        })
-        .await
-        .expect("stream");
+    let mut ip = retained(&js, "ID", "id.*", stream::RetentionPolicy::Interest).await;
     for name in ["all", "keep"] {
         ip.create_consumer(consumer::pull::Config {
             durable_name: Some(name.into()),
@@ -1032,11 +1024,7 @@ async fn ordered_pull_and_kv_deletes_purges_and_status() {
     let mut msgs = c.messages().await.expect("messages");
     let mut seqs = Vec::new();
     while seqs.len() < 120 {
-        let m = tokio::time::timeout(Duration::from_secs(5), msgs.next())
-            .await
-            .expect("in time")
-            .expect("message")
-            .expect("ok");
+        let m = next_in_time(&mut msgs).await;
         let info = m.info().expect("info");
         seqs.push((info.stream_sequence, info.consumer_sequence));
     }
