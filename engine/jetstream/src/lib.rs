@@ -23,6 +23,7 @@ pub mod registry;
 mod reply;
 mod service;
 pub mod stream;
+mod ttl;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

@@ -144,6 +144,8 @@ struct Incoming {
     payload: Bytes,
     msg_id: Option<String>,
     rollup: Option<Rollup>,
+    /// `Nats-TTL` in seconds (0: none; -1: never).
+    ttl: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +194,10 @@ pub struct StreamTask {
     /// Rung when a pump stopped at its budget: the continuation task goes on after the
     /// shard's other tasks had their turn.
     pub(crate) pump_more: Rc<crate::consumer_api::Wake>,
+    /// Per-message TTLs: what expires when, and the task that removes them (woken when an
+    /// earlier expiry arrives).
+    expiries: RefCell<crate::ttl::Expiries>,
+    ttl_wake: Rc<crate::consumer_api::Wake>,
     /// The durable sequence consumers last pumped at: a sync past it wakes them.
     consumer_durable: Cell<u64>,
 }
@@ -269,6 +275,8 @@ impl StreamTask {
             timer_started: Cell::new(false),
             timer_wake: Rc::new(crate::consumer_api::Wake::default()),
             pump_more: Rc::new(crate::consumer_api::Wake::default()),
+            expiries: RefCell::new(crate::ttl::Expiries::default()),
+            ttl_wake: Rc::new(crate::consumer_api::Wake::default()),
             consumer_durable: Cell::new(0),
             config: RefCell::new(config),
         });
@@ -279,6 +287,7 @@ impl StreamTask {
 
         let t = task.clone();
         glommio::spawn_local(async move { t.ingest(sub).await }).detach();
+        glommio::spawn_local(expire_task(Rc::downgrade(&task), task.ttl_wake.clone())).detach();
         let weak = Rc::downgrade(&task);
         let more = task.pump_more.clone();
         glommio::spawn_local(async move {
@@ -523,6 +532,7 @@ impl StreamTask {
         self.stopped.store(true, Ordering::Release);
         self.bell.ring();
         self.pump_more.wake();
+        self.ttl_wake.wake();
     }
 
     /// Checks one publish in nats-server's order and queues it for the next append. A publish
@@ -560,16 +570,14 @@ impl StreamTask {
                 return reject(errors::STREAM_NOT_MATCH.err());
             }
         }
-        if get(b"Nats-TTL").is_some_and(|v| !v.is_empty()) {
-            // nats-server's refusal where TTLs are off; where they are on, an honest one:
-            // per-message expiry is not implemented yet.
-            if !self.config.borrow().allow_msg_ttl {
-                return reject(errors::MESSAGE_TTL_DISABLED.err());
-            }
-            return reject(
-                errors::STREAM_STORE_FAILED
-                    .with("err", "per-message TTL is not supported by this server yet"),
-            );
+        // As nats-server: a valid TTL where TTLs are off is refused here; an invalid one
+        // (whatever the stream allows) just before storing.
+        let ttl = match get(b"Nats-TTL").filter(|v| !v.is_empty()) {
+            None => Ok(0),
+            Some(v) => crate::ttl::parse(v),
+        };
+        if matches!(ttl, Ok(t) if t != 0) && !self.config.borrow().allow_msg_ttl {
+            return reject(errors::MESSAGE_TTL_DISABLED.err());
         }
         if let Some(v) = get(b"Nats-Expected-Last-Subject-Sequence") {
             let want = parse_u64(v);
@@ -636,6 +644,21 @@ impl StreamTask {
                 }
             }
         };
+        let mut ttl = match ttl {
+            Ok(t) => t,
+            Err(e) => return reject(e),
+        };
+        let mut hdrs = hdrs;
+        {
+            // Subject delete markers need a TTL at least theirs (but with one message per
+            // subject there is nothing a marker could be missed behind).
+            let c = self.config.borrow();
+            let sdm = c.subject_delete_marker_ttl / 1_000_000_000;
+            if ttl > 0 && sdm > 0 && c.max_msgs_per_subject != 1 && ttl < sdm {
+                ttl = sdm;
+                hdrs = Bytes::from(crate::ttl::with_ttl(&hdrs, ttl));
+            }
+        }
         let max_payload = self.shard.global.config().opts.max_payload as u64;
         let (hl, pl) = (hdrs.len() as u64, d.payload.len() as u64);
         if hl > max_payload || pl > max_payload.saturating_sub(hl) {
@@ -663,6 +686,7 @@ impl StreamTask {
             payload: d.payload,
             msg_id,
             rollup,
+            ttl,
         });
         if stateful {
             self.append(pending);
@@ -748,6 +772,9 @@ impl StreamTask {
                     if let Some(r) = p.rollup {
                         self.roll_up(r, &p.subject, seq);
                     }
+                    if p.ttl > 0 {
+                        self.expire_at(ts + p.ttl * 1_000_000_000, seq);
+                    }
                     if let Some(reply) = p.reply {
                         let due = if self.waits_for_sync { seq } else { 0 };
                         self.queue_ack(reply, AckBody::Stored(seq), due);
@@ -768,6 +795,86 @@ impl StreamTask {
             }
         }
         self.publish_figures();
+    }
+
+    /// Queues `seq` to expire at `at`; wakes the expiry task when it is the soonest.
+    fn expire_at(&self, at: i64, seq: u64) {
+        let mut e = self.expiries.borrow_mut();
+        let sooner = e.next().is_none_or(|n| at < n);
+        e.push(at, seq);
+        drop(e);
+        if sooner {
+            self.ttl_wake.wake();
+        }
+    }
+
+    /// Removes the messages whose TTL ran out by `now`. With subject delete markers, the last
+    /// message of a subject is replaced by a marker (which rolls the subject up) instead.
+    fn expire_due(&self, now: i64) {
+        let due = self.expiries.borrow_mut().take_due(now);
+        if due.is_empty() {
+            return;
+        }
+        let sdm = self.config.borrow().subject_delete_marker_ttl / 1_000_000_000;
+        let mut markers = Vec::new();
+        let mut removed = false;
+        for seq in due {
+            let Some(m) = self.load(seq) else { continue };
+            let is_marker = !m.headers.is_empty()
+                && headers::parse(&m.headers)
+                    .ok()
+                    .is_some_and(|h| h.get(b"Nats-Marker-Reason").is_some());
+            if sdm > 0 && !is_marker && self.last_seq_of(&m.subject) == Some(seq) {
+                markers.push(Incoming {
+                    subject: Bytes::from(m.subject),
+                    reply: None,
+                    headers: Bytes::from(crate::ttl::marker_headers(sdm)),
+                    payload: Bytes::new(),
+                    msg_id: None,
+                    rollup: Some(Rollup::Subject),
+                    ttl: sdm,
+                });
+                continue;
+            }
+            match self.backend.borrow_mut().store_mut().delete(seq, false) {
+                Ok(r) => removed |= r,
+                Err(e) => {
+                    tracing::error!("JetStream stream '{}': expiring {seq}: {e}", self.name())
+                }
+            }
+        }
+        if !markers.is_empty() {
+            self.append(&mut markers);
+            removed = true;
+        }
+        if removed {
+            self.publish_figures();
+            self.consumers_removed();
+            self.pump_consumers();
+        }
+    }
+
+    /// After a restart: the TTLs of the stored messages, read from their headers.
+    fn recover_expiries_from(&self, from: u64, max: usize) -> Option<u64> {
+        let mut seq = from;
+        for _ in 0..max {
+            let m = self.load_next(seq, "")?;
+            seq = m.seq + 1;
+            if m.headers.is_empty() {
+                continue;
+            }
+            let ttl = headers::parse(&m.headers)
+                .ok()
+                .and_then(|h| h.get(b"Nats-TTL").map(crate::ttl::parse));
+            if let Some(Ok(t)) = ttl {
+                if t > 0 {
+                    self.expiries
+                        .borrow_mut()
+                        .push(m.timestamp + t * 1_000_000_000, m.seq);
+                }
+            }
+        }
+        Some(seq)
     }
 
     fn roll_up(&self, r: Rollup, subject: &[u8], seq: u64) {
@@ -1597,6 +1704,41 @@ impl StreamTask {
                 c.dirty.set(true);
             }
         }
+    }
+}
+
+/// A stream's expiry task: rebuilds the TTL queue from the stored messages (streams that allow
+/// TTLs), then removes what expires, sleeping until the next expiry or an earlier one arrives.
+async fn expire_task(weak: std::rc::Weak<StreamTask>, wake: Rc<crate::consumer_api::Wake>) {
+    const SCAN_STEP: usize = 1024;
+    let mut next = {
+        let Some(t) = weak.upgrade() else { return };
+        let allowed = t.config.borrow().allow_msg_ttl;
+        allowed.then(|| t.first_last().0.max(1))
+    };
+    while let Some(from) = next {
+        let Some(t) = weak.upgrade() else { return };
+        if t.is_stopped() {
+            return;
+        }
+        next = t.recover_expiries_from(from, SCAN_STEP);
+        drop(t);
+        futures_lite::future::yield_now().await;
+    }
+    loop {
+        let wait = {
+            let Some(t) = weak.upgrade() else { return };
+            if t.is_stopped() {
+                return;
+            }
+            let now = now_nanos();
+            t.expire_due(now);
+            let next = t.expiries.borrow().next();
+            next.map_or(std::time::Duration::from_secs(3600), |n| {
+                std::time::Duration::from_nanos((n - now).clamp(1_000_000, 3_600_000_000_000) as u64)
+            })
+        };
+        futures_lite::future::or(glommio::timer::sleep(wait), wake.clone().notified()).await;
     }
 }
 

@@ -662,3 +662,113 @@ async fn many_file_streams_cost_no_thread_each() {
         "{before} threads before, {after} after 64 streams"
     );
 }
+
+/// Per-message TTL as nats-server 2.11+ runs it: `Nats-TTL` needs `allow_msg_ttl`, must be a
+/// whole second or more, expires the message (also across a restart), and with subject delete
+/// markers a TTL below the marker TTL is raised to it and the subject's last message is
+/// replaced by an expiring `MaxAge` marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_message_ttls_expire_messages_and_leave_markers() {
+    use std::time::{Duration, Instant};
+    let dir = TempDir::new("js-ttl");
+    let mut s = js_server(&dir);
+    let js = connect(&s).await;
+    let ttl_stream = |name: &str, subject: &str, allow: bool, sdm: Option<u64>| stream::Config {
+        name: name.into(),
+        subjects: vec![subject.into()],
+        allow_message_ttl: allow,
+        subject_delete_marker_ttl: sdm.map(Duration::from_secs),
+        ..Default::default()
+    };
+    let with_ttl = |ttl: &str| {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-TTL", ttl);
+        h
+    };
+    js.create_stream(ttl_stream("OFF", "off.*", false, None))
+        .await
+        .expect("stream");
+    let mut ttl = js
+        .create_stream(ttl_stream("TTL", "ttl.*", true, None))
+        .await
+        .expect("stream");
+    let marked = js
+        .create_stream(ttl_stream("SDM", "sdm.*", true, Some(2)))
+        .await
+        .expect("stream");
+    // Refusals, with nats-server's codes.
+    for (subject, value, code) in [
+        ("off.a", "5s", "10166"),
+        ("ttl.a", "500ms", "10165"),
+        ("ttl.a", "-1", "10165"),
+        ("ttl.a", "soon", "10165"),
+    ] {
+        let r = js
+            .publish_with_headers(subject, with_ttl(value), "x".into())
+            .await
+            .expect("publish")
+            .await;
+        let e = r.expect_err("refused");
+        assert!(api_code(&e).contains(code), "{subject} {value}: {e:?}");
+    }
+    let started = Instant::now();
+    js.publish("ttl.keep", "stays".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    for (subject, value) in [
+        ("ttl.short", "1s"),
+        ("ttl.long", "3"),
+        ("ttl.never", "never"),
+    ] {
+        js.publish_with_headers(subject, with_ttl(value), "x".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    // Below the marker TTL: raised to it, and the stored header says so.
+    let ack = js
+        .publish_with_headers("sdm.x", with_ttl("1s"), "v".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    let stored = marked.get_raw_message(ack.sequence).await.expect("stored");
+    assert_eq!(
+        stored
+            .headers
+            .get("Nats-TTL")
+            .map(|v| v.as_str().to_string()),
+        Some("2".to_string())
+    );
+    // The short one expires; a restart in between does not keep the longer one.
+    tokio::time::sleep(Duration::from_millis(1600).saturating_sub(started.elapsed())).await;
+    assert_eq!(ttl.info().await.expect("info").state.messages, 3);
+    assert!(ttl.get_raw_message(2).await.is_err(), "expired");
+    s.restart();
+    let js = connect(&s).await;
+    let mut ttl = js.get_stream("TTL").await.expect("stream");
+    let mut marked = js.get_stream("SDM").await.expect("stream");
+    tokio::time::sleep(Duration::from_millis(3600).saturating_sub(started.elapsed())).await;
+    let st = ttl.info().await.expect("info").state.clone();
+    assert_eq!(
+        (st.messages, st.last_sequence),
+        (2, 4),
+        "ttl.keep and ttl.never stay"
+    );
+    // The subject's last message gave way to a marker that expires in turn.
+    let st = marked.info().await.expect("info").state.clone();
+    assert_eq!(
+        (st.messages, st.first_sequence, st.last_sequence),
+        (1, 2, 2)
+    );
+    let marker = marked.get_raw_message(2).await.expect("marker");
+    assert_eq!(marker.subject.as_str(), "sdm.x");
+    let h = |k: &str| marker.headers.get(k).map(|v| v.as_str().to_string());
+    assert_eq!(h("Nats-Marker-Reason").as_deref(), Some("MaxAge"));
+    assert_eq!(h("Nats-TTL").as_deref(), Some("2s"));
+    tokio::time::sleep(Duration::from_millis(6000).saturating_sub(started.elapsed())).await;
+    assert_eq!(marked.info().await.expect("info").state.messages, 0);
+}
