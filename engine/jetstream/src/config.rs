@@ -281,13 +281,18 @@ impl StreamConfig {
         self.storage == StorageType::Memory
     }
 
-    /// The store's limits; -1 (and any other non-positive value) is unlimited.
+    /// The store's limits; -1 (and any other non-positive value) is unlimited. A stream that
+    /// allows per-message TTLs ages its messages itself (a `Nats-TTL: never` message outlives
+    /// `max_age`, and a subject's last message may give way to a marker), so its store gets
+    /// no `max_age`.
     pub fn limits(&self) -> tachyon_storage::Limits {
         let pos = |v: i64| u64::try_from(v).ok().filter(|v| *v > 0);
         tachyon_storage::Limits {
             max_msgs: pos(self.max_msgs),
             max_bytes: pos(self.max_bytes),
-            max_age: pos(self.max_age).map(Duration::from_nanos),
+            max_age: pos(self.max_age)
+                .filter(|_| !self.allow_msg_ttl)
+                .map(Duration::from_nanos),
             max_msgs_per_subject: pos(self.max_msgs_per_subject),
             // Checked by the stream on headers + payload, as nats-server does; the store would
             // count the subject and its own overhead too (nats-server's stores check nothing).

@@ -148,6 +148,22 @@ struct Incoming {
     ttl: i64,
 }
 
+/// What a round of expiries removed, and the subject delete markers to append for it.
+#[derive(Default)]
+struct Gone {
+    removed: bool,
+    markers: Vec<Incoming>,
+}
+
+/// A stored message's `Nats-TTL` (seconds; -1: never), if it has a valid one.
+fn ttl_of(m: &StoredMsg) -> Option<i64> {
+    if m.headers.is_empty() {
+        return None;
+    }
+    let h = headers::parse(&m.headers).ok()?;
+    crate::ttl::parse(h.get(b"Nats-TTL")?).ok()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rollup {
     Subject,
@@ -197,6 +213,8 @@ pub struct StreamTask {
     /// Per-message TTLs: what expires when, and the task that removes them (woken when an
     /// earlier expiry arrives).
     expiries: RefCell<crate::ttl::Expiries>,
+    /// Where the next age check starts (streams that age their messages themselves).
+    age_from: Cell<u64>,
     ttl_wake: Rc<crate::consumer_api::Wake>,
     /// The durable sequence consumers last pumped at: a sync past it wakes them.
     consumer_durable: Cell<u64>,
@@ -276,6 +294,7 @@ impl StreamTask {
             timer_wake: Rc::new(crate::consumer_api::Wake::default()),
             pump_more: Rc::new(crate::consumer_api::Wake::default()),
             expiries: RefCell::new(crate::ttl::Expiries::default()),
+            age_from: Cell::new(0),
             ttl_wake: Rc::new(crate::consumer_api::Wake::default()),
             consumer_durable: Cell::new(0),
             config: RefCell::new(config),
@@ -815,39 +834,82 @@ impl StreamTask {
         if due.is_empty() {
             return;
         }
-        let sdm = self.config.borrow().subject_delete_marker_ttl / 1_000_000_000;
-        let mut markers = Vec::new();
-        let mut removed = false;
+        let mut gone = Gone::default();
         for seq in due {
-            let Some(m) = self.load(seq) else { continue };
-            let is_marker = !m.headers.is_empty()
-                && headers::parse(&m.headers)
-                    .ok()
-                    .is_some_and(|h| h.get(b"Nats-Marker-Reason").is_some());
-            if sdm > 0 && !is_marker && self.last_seq_of(&m.subject) == Some(seq) {
-                markers.push(Incoming {
-                    subject: Bytes::from(m.subject),
-                    reply: None,
-                    headers: Bytes::from(crate::ttl::marker_headers(sdm)),
-                    payload: Bytes::new(),
-                    msg_id: None,
-                    rollup: Some(Rollup::Subject),
-                    ttl: sdm,
-                });
+            if let Some(m) = self.load(seq) {
+                self.remove_or_mark(m, &mut gone);
+            }
+        }
+        self.finish_removals(gone);
+    }
+
+    /// Messages of a stream that allows TTLs older than `max_age` go, except those whose
+    /// `Nats-TTL` says never, a bounded number a call (the rest at the next).
+    fn expire_by_age(&self, now: i64) {
+        const STEP: usize = 10_000;
+        let max_age = {
+            let c = self.config.borrow();
+            if !c.allow_msg_ttl || c.max_age <= 0 {
+                return;
+            }
+            c.max_age
+        };
+        let cutoff = now - max_age;
+        let mut gone = Gone::default();
+        let mut seq = self.age_from.get().max(self.first_last().0);
+        for _ in 0..STEP {
+            let Some(m) = self.load_next(seq, "") else {
+                break;
+            };
+            if m.timestamp > cutoff {
+                break;
+            }
+            seq = m.seq + 1;
+            if ttl_of(&m) == Some(-1) {
                 continue;
             }
-            match self.backend.borrow_mut().store_mut().delete(seq, false) {
-                Ok(r) => removed |= r,
-                Err(e) => {
-                    tracing::error!("JetStream stream '{}': expiring {seq}: {e}", self.name())
-                }
-            }
+            self.remove_or_mark(m, &mut gone);
         }
-        if !markers.is_empty() {
-            self.append(&mut markers);
-            removed = true;
+        self.age_from.set(seq);
+        self.finish_removals(gone);
+    }
+
+    /// Removes `m`, or (with subject delete markers, `m` the last of its subject and not a
+    /// marker itself) queues the marker that replaces it.
+    fn remove_or_mark(&self, m: StoredMsg, gone: &mut Gone) {
+        let sdm = self.config.borrow().subject_delete_marker_ttl / 1_000_000_000;
+        let is_marker = !m.headers.is_empty()
+            && headers::parse(&m.headers)
+                .ok()
+                .is_some_and(|h| h.get(b"Nats-Marker-Reason").is_some());
+        if sdm > 0 && !is_marker && self.last_seq_of(&m.subject) == Some(m.seq) {
+            gone.markers.push(Incoming {
+                subject: Bytes::from(m.subject),
+                reply: None,
+                headers: Bytes::from(crate::ttl::marker_headers(sdm)),
+                payload: Bytes::new(),
+                msg_id: None,
+                rollup: Some(Rollup::Subject),
+                ttl: sdm,
+            });
+            return;
         }
-        if removed {
+        match self.backend.borrow_mut().store_mut().delete(m.seq, false) {
+            Ok(r) => gone.removed |= r,
+            Err(e) => tracing::error!(
+                "JetStream stream '{}': expiring {}: {e}",
+                self.name(),
+                m.seq
+            ),
+        }
+    }
+
+    fn finish_removals(&self, mut gone: Gone) {
+        if !gone.markers.is_empty() {
+            self.append(&mut gone.markers);
+            gone.removed = true;
+        }
+        if gone.removed {
             self.publish_figures();
             self.consumers_removed();
             self.pump_consumers();
@@ -860,18 +922,10 @@ impl StreamTask {
         for _ in 0..max {
             let m = self.load_next(seq, "")?;
             seq = m.seq + 1;
-            if m.headers.is_empty() {
-                continue;
-            }
-            let ttl = headers::parse(&m.headers)
-                .ok()
-                .and_then(|h| h.get(b"Nats-TTL").map(crate::ttl::parse));
-            if let Some(Ok(t)) = ttl {
-                if t > 0 {
-                    self.expiries
-                        .borrow_mut()
-                        .push(m.timestamp + t * 1_000_000_000, m.seq);
-                }
+            if let Some(t) = ttl_of(&m).filter(|t| *t > 0) {
+                self.expiries
+                    .borrow_mut()
+                    .push(m.timestamp + t * 1_000_000_000, m.seq);
             }
         }
         Some(seq)
@@ -1317,6 +1371,7 @@ impl StreamTask {
     /// The once-a-second work: age limits, the dedupe window, interval syncs, deferred
     /// evictions and compaction (bounded: one segment at most).
     pub(crate) fn maintain(&self, now: i64) {
+        self.expire_by_age(now);
         let window = self.config.borrow().duplicate_window;
         self.dedupe.borrow_mut().expire(now, window);
         let r = {

@@ -772,3 +772,79 @@ async fn per_message_ttls_expire_messages_and_leave_markers() {
     tokio::time::sleep(Duration::from_millis(6000).saturating_sub(started.elapsed())).await;
     assert_eq!(marked.info().await.expect("info").state.messages, 0);
 }
+
+/// `max_age` on a stream that allows TTLs: a `Nats-TTL: never` message outlives it, and with
+/// subject delete markers a subject's last message ages out into a `MaxAge` marker (seen by
+/// a consumer), which ages out in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_age_spares_never_and_marks_the_last_of_a_subject() {
+    use async_nats::jetstream::consumer;
+    use futures::StreamExt;
+    use std::time::Duration;
+    let dir = TempDir::new("js-ttl-age");
+    let s = js_server(&dir);
+    let nc = async_nats::connect(&s.url).await.expect("connect");
+    let js = jetstream::new(nc.clone());
+    let mut st = js
+        .create_stream(stream::Config {
+            name: "AGE".into(),
+            subjects: vec!["age.*".into()],
+            max_age: Duration::from_secs(1),
+            allow_message_ttl: true,
+            subject_delete_marker_ttl: Some(Duration::from_secs(2)),
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    let mut sub = nc.subscribe("watch.age").await.expect("subscribe");
+    nc.flush().await.expect("flush");
+    st.create_consumer(consumer::push::Config {
+        deliver_subject: "watch.age".into(),
+        ack_policy: consumer::AckPolicy::None,
+        ..Default::default()
+    })
+    .await
+    .expect("consumer");
+    let mut never = async_nats::HeaderMap::new();
+    never.insert("Nats-TTL", "never");
+    js.publish("age.x", "plain".into())
+        .await
+        .expect("p")
+        .await
+        .expect("ack");
+    js.publish_with_headers("age.x", never, "kept".into())
+        .await
+        .expect("p")
+        .await
+        .expect("ack");
+    js.publish("age.y", "last".into())
+        .await
+        .expect("p")
+        .await
+        .expect("ack");
+    let mut seen = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(m)) = tokio::time::timeout_at(until, sub.next()).await {
+        let reason = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Marker-Reason"))
+            .map(|v| v.as_str().to_string());
+        seen.push((m.subject.to_string(), reason));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("age.x".to_string(), None),
+            ("age.x".to_string(), None),
+            ("age.y".to_string(), None),
+            ("age.y".to_string(), Some("MaxAge".to_string())),
+        ]
+    );
+    let state = st.info().await.expect("info").state.clone();
+    assert_eq!(
+        (state.messages, state.first_sequence, state.last_sequence),
+        (1, 2, 4),
+        "only the never-expiring message is left"
+    );
+}
