@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::core::{validate, Core};
 use crate::error::Result;
 use crate::store::Store;
-use crate::types::{ByteAccounting, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState};
+use crate::types::{ByteAccounting, Limits, MsgRef, NewMsg, PurgeRequest, StoredMsg, StreamState};
 
 #[derive(Debug)]
 pub struct MemoryStore {
@@ -73,6 +73,28 @@ impl Store for MemoryStore {
 
     fn load(&self, seq: u64) -> Result<Option<StoredMsg>> {
         Ok(self.msg(seq))
+    }
+
+    fn read_with(&self, seq: u64, f: &mut dyn FnMut(MsgRef<'_>)) -> Result<bool> {
+        let Some(e) = self.core.get(seq) else {
+            return Ok(false);
+        };
+        f(MsgRef {
+            seq,
+            timestamp: e.ts,
+            subject: &e.subject,
+            headers: &e.data.0,
+            payload: &e.data.1,
+        });
+        Ok(true)
+    }
+
+    fn next_seq(&self, from_seq: u64, filter: &str) -> Option<u64> {
+        self.core.next(from_seq, filter)
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        self.core.get(seq).is_some()
     }
 
     fn load_last(&self, filter: &str) -> Result<Option<StoredMsg>> {

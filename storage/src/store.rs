@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::Result;
-use crate::types::{ByteAccounting, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState};
+use crate::types::{ByteAccounting, Limits, MsgRef, NewMsg, PurgeRequest, StoredMsg, StreamState};
 
 /// The stream store API both the file and the memory store implement.
 pub trait Store {
@@ -28,6 +28,38 @@ pub trait Store {
     }
 
     fn load(&self, seq: u64) -> Result<Option<StoredMsg>>;
+
+    /// Lends message `seq` to `f` without copying it out (a consumer delivering it writes it
+    /// straight into its outgoing buffer); false when it is not stored.
+    fn read_with(&self, seq: u64, f: &mut dyn FnMut(MsgRef<'_>)) -> Result<bool> {
+        Ok(match self.load(seq)? {
+            Some(m) => {
+                f(MsgRef {
+                    seq: m.seq,
+                    timestamp: m.timestamp,
+                    subject: &m.subject,
+                    headers: &m.headers,
+                    payload: &m.payload,
+                });
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// The first sequence at or after `from_seq` whose subject matches `filter` ("" = all),
+    /// without reading the message.
+    fn next_seq(&self, from_seq: u64, filter: &str) -> Option<u64> {
+        self.load_next(from_seq, filter)
+            .ok()
+            .flatten()
+            .map(|m| m.seq)
+    }
+
+    /// Whether sequence `seq` is stored.
+    fn contains(&self, seq: u64) -> bool {
+        self.load(seq).ok().flatten().is_some()
+    }
 
     /// The newest message whose subject matches `filter` (wildcards allowed).
     fn load_last(&self, filter: &str) -> Result<Option<StoredMsg>>;

@@ -14,6 +14,17 @@ pub struct NewMsg<'a> {
     pub timestamp: i64,
 }
 
+/// A stored message lent by [`crate::Store::read_with`]: its bytes where the store keeps them
+/// (memory, the hot tail, the read-ahead), not copied out.
+#[derive(Debug, Clone, Copy)]
+pub struct MsgRef<'a> {
+    pub seq: u64,
+    pub timestamp: i64,
+    pub subject: &'a str,
+    pub headers: &'a [u8],
+    pub payload: &'a [u8],
+}
+
 /// A message as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMsg {

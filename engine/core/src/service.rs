@@ -140,6 +140,24 @@ impl InternalClient {
         delivered
     }
 
+    /// As [`InternalClient::publish_as`], with the message (headers, then payload) already in
+    /// `message`: nothing is copied (a consumer builds its deliveries in an arena of its own).
+    pub fn publish_built(
+        &self,
+        subject: &Bytes,
+        shown: &Bytes,
+        reply: Option<&Bytes>,
+        header_len: Option<usize>,
+        message: &Bytes,
+    ) -> bool {
+        let delivered =
+            self.shard
+                .publish_as(&self.client, subject, shown, reply, header_len, message);
+        self.shard.forget_stalled();
+        self.shard.after_sends();
+        delivered
+    }
+
     /// Returns once every other shard applied this client's subscriptions (and delivered its
     /// publishes) made before the call.
     pub async fn barrier(&self) {

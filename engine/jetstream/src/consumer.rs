@@ -22,7 +22,6 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use tachyon_storage::consumer_state::{ConsumerState, PendingAck, SequencePair};
-use tachyon_storage::StoredMsg;
 
 use crate::consumer_config::{AckKind, AckPolicy, ConsumerConfig, DeliverPolicy, NextRequest};
 use crate::now_nanos;
@@ -39,6 +38,13 @@ const _: () =
 /// One pump hands out at most this many messages before it lets the shard's other tasks
 /// (connections, other streams) run; it goes on in a continuation.
 const PUMP_BUDGET: u32 = 512;
+
+/// The next message a consumer hands out: its sequence, and whether it is a redelivery.
+#[derive(Debug, Clone, Copy)]
+struct Pick {
+    seq: u64,
+    redelivery: bool,
+}
 
 /// A pull request waiting for messages.
 #[derive(Debug)]
@@ -297,8 +303,9 @@ impl Consumer {
     }
 
     /// The next message to hand out: a redelivery first, then a new one at or below
-    /// `durable` (what the stream may show). `None` when there is none.
-    fn next_message(&self, t: &StreamTask, durable: u64) -> Option<(StoredMsg, bool)> {
+    /// `durable` (what the stream may show). `None` when there is none. Only sequences are
+    /// looked up; the message is read once, when it is handed out.
+    fn next_pick(&self, t: &StreamTask, durable: u64) -> Option<Pick> {
         loop {
             let Some(seq) = self.rdq.borrow_mut().pop_front() else {
                 break;
@@ -306,14 +313,15 @@ impl Consumer {
             if !self.state.borrow().pending.contains_key(&seq) {
                 continue;
             }
-            match t.load(seq) {
-                Some(m) => return Some((m, true)),
-                // Gone from the stream (limits, purge): nothing to redeliver.
-                None => {
-                    self.state.borrow_mut().pending.remove(&seq);
-                    self.update_ack_floor();
-                }
+            if t.contains(seq) {
+                return Some(Pick {
+                    seq,
+                    redelivery: true,
+                });
             }
+            // Gone from the stream (limits, purge): nothing to redeliver.
+            self.state.borrow_mut().pending.remove(&seq);
+            self.update_ack_floor();
         }
         if self.ack_pending_full() {
             return None;
@@ -325,32 +333,34 @@ impl Consumer {
                 self.lps.borrow_mut().push_front(seq);
                 return None;
             }
-            if let Some(m) = t.load(seq) {
-                self.dec_pending();
-                return Some((m, false));
-            }
             self.dec_pending();
+            if t.contains(seq) {
+                return Some(Pick {
+                    seq,
+                    redelivery: false,
+                });
+            }
         }
         let from = self.next_sseq.get();
         if from > durable {
             return None;
         }
-        let m = {
+        let seq = {
             let cfg = self.config.borrow();
             let filters = cfg.filters();
             if filters.len() <= 1 {
-                t.load_next(from, filters.first().map_or("", String::as_str))
+                t.next_seq(from, filters.first().map_or("", String::as_str))
             } else {
-                filters
-                    .iter()
-                    .filter_map(|f| t.load_next(from, f))
-                    .min_by_key(|m| m.seq)
+                filters.iter().filter_map(|f| t.next_seq(from, f)).min()
             }
         };
-        let m = m.filter(|m| m.seq <= durable)?;
-        self.next_sseq.set(m.seq + 1);
+        let seq = seq.filter(|s| *s <= durable)?;
+        self.next_sseq.set(seq + 1);
         self.dec_pending();
-        Some((m, false))
+        Some(Pick {
+            seq,
+            redelivery: false,
+        })
     }
 
     fn dec_pending(&self) {
@@ -360,17 +370,17 @@ impl Consumer {
     }
 
     /// Records a delivery of `m`: returns (deliveries, consumer sequence).
-    fn record_delivery(&self, m: &StoredMsg, redelivery: bool, now: i64) -> (u64, u64) {
+    fn record_delivery(&self, seq: u64, redelivery: bool, now: i64) -> (u64, u64) {
         let ack_none = self.config.borrow().ack_policy == AckPolicy::None;
         let mut st = self.state.borrow_mut();
         let dseq = st.delivered.consumer_seq + 1;
         st.delivered.consumer_seq = dseq;
-        if m.seq > st.delivered.stream_seq {
-            st.delivered.stream_seq = m.seq;
+        if seq > st.delivered.stream_seq {
+            st.delivered.stream_seq = seq;
         }
         let deliveries = if redelivery {
-            let n = st.pending.get(&m.seq).map_or(1, |p| p.deliveries) + 1;
-            st.redelivered.insert(m.seq, n - 1);
+            let n = st.pending.get(&seq).map_or(1, |p| p.deliveries) + 1;
+            st.redelivered.insert(seq, n - 1);
             n
         } else {
             1
@@ -379,7 +389,7 @@ impl Consumer {
             st.ack_floor = st.delivered;
         } else {
             st.pending.insert(
-                m.seq,
+                seq,
                 PendingAck {
                     consumer_seq: dseq,
                     timestamp: now,
@@ -393,56 +403,41 @@ impl Consumer {
         (deliveries, dseq)
     }
 
-    /// The ack subject of a delivery.
-    fn ack_subject(&self, t: &StreamTask, deliveries: u64, sseq: u64, dseq: u64, ts: i64) -> Bytes {
-        let pending = self.num_pending(t);
-        let mut buf = self.ack_buf.borrow_mut();
-        crate::consumer_config::write_ack_subject(
-            &mut buf,
-            &t.name_ref(),
-            &self.name,
-            deliveries,
-            sseq,
-            dseq,
-            ts,
-            pending,
-        );
-        Bytes::copy_from_slice(&buf)
+    /// Delivers message `p` to `to` with its ack subject, recorded as delivered, built
+    /// straight from the store's bytes into the stream's delivery arena. Returns the bytes it
+    /// carried and the message's timestamp; `None` when the message is gone.
+    fn hand_out(&self, t: &StreamTask, to: &Bytes, p: Pick, now: i64) -> Option<(usize, i64)> {
+        let headers_only = self.config.borrow().headers_only;
+        let mut sent = None;
+        t.read_with(p.seq, &mut |m| {
+            let (deliveries, dseq) = self.record_delivery(p.seq, p.redelivery, now);
+            let pending = self.num_pending(t);
+            let mut ack = self.ack_buf.borrow_mut();
+            crate::consumer_config::write_ack_subject(
+                &mut ack,
+                &t.name_ref(),
+                &self.name,
+                deliveries,
+                p.seq,
+                dseq,
+                m.timestamp,
+                pending,
+            );
+            let size = t.deliver_ref(to, m, &ack, headers_only);
+            sent = Some((size, m.timestamp));
+        });
+        sent
     }
 
-    /// The message as delivered: its headers (none when it had none), and for `headers_only`
-    /// no body but `Nats-Msg-Size`.
-    fn body_of<'a>(&self, m: &'a StoredMsg) -> (Option<std::borrow::Cow<'a, [u8]>>, &'a [u8]) {
-        if self.config.borrow().headers_only {
-            let mut h = if m.headers.is_empty() {
-                b"NATS/1.0\r\n".to_vec()
-            } else {
-                m.headers[..m.headers.len().saturating_sub(2)].to_vec()
-            };
-            h.extend_from_slice(format!("Nats-Msg-Size: {}\r\n\r\n", m.payload.len()).as_bytes());
-            return (Some(std::borrow::Cow::Owned(h)), &[]);
-        }
-        let h = (!m.headers.is_empty()).then_some(std::borrow::Cow::Borrowed(&m.headers[..]));
-        (h, &m.payload)
-    }
-
-    /// Delivers `m` to `to` with its ack subject, recorded as delivered. The stored subject
-    /// is moved into the delivery, not copied.
-    /// Returns the ack subject's length.
-    fn hand_out(
-        &self,
-        t: &StreamTask,
-        to: &Bytes,
-        mut m: StoredMsg,
-        redelivery: bool,
-        now: i64,
-    ) -> usize {
-        let (deliveries, dseq) = self.record_delivery(&m, redelivery, now);
-        let ack = self.ack_subject(t, deliveries, m.seq, dseq, m.timestamp);
-        let shown = Bytes::from(std::mem::take(&mut m.subject));
-        let (h, body) = self.body_of(&m);
-        t.deliver(to, &shown, &ack, h.as_deref(), body);
-        ack.len()
+    /// A message's timestamp and size (subject, headers and body), for the checks before it
+    /// is handed out.
+    fn peek(&self, t: &StreamTask, seq: u64) -> Option<(i64, u64)> {
+        let mut out = None;
+        t.read_with(seq, &mut |m| {
+            let size = m.subject.len() + m.headers.len() + m.payload.len();
+            out = Some((m.timestamp, size as u64));
+        });
+        out
     }
 
     /// Hands out what it can: to waiting pull requests, or to the deliver subject of a push
@@ -463,7 +458,7 @@ impl Consumer {
     /// `replay_policy: original`: whether `m` must wait to keep the stream's original spacing
     /// (the gap between its timestamp and the last delivered one's, counted from that
     /// delivery, as nats-server waits). Arms the timer for it.
-    fn replay_holds(&self, t: &StreamTask, m: &StoredMsg, redelivery: bool, now: i64) -> bool {
+    fn replay_holds(&self, t: &StreamTask, ts: i64, redelivery: bool, now: i64) -> bool {
         if !self.replay.get() || redelivery {
             return false;
         }
@@ -471,7 +466,7 @@ impl Consumer {
         if lts == 0 {
             return false;
         }
-        let gap = m.timestamp - lts;
+        let gap = ts - lts;
         if gap <= 1_000_000 {
             return false;
         }
@@ -526,7 +521,7 @@ impl Consumer {
             if budget == 0 {
                 return true;
             }
-            let Some((m, redelivery)) = self.next_message(t, durable) else {
+            let Some(p) = self.next_pick(t, durable) else {
                 self.maybe_caught_up();
                 // Held back by max_ack_pending is not the end of the stream: requests wait.
                 if self.rdq.borrow().is_empty() && self.num_pending(t) == 0 {
@@ -534,11 +529,20 @@ impl Consumer {
                 }
                 return false;
             };
-            if self.replay_holds(t, &m, redelivery, now) {
-                self.requeue_front(&m, redelivery);
+            let b = self.waiting.borrow().front().map_or(0, |w| w.b);
+            // Read ahead of the delivery only when a check needs the message.
+            let (ts, size) = if self.replay.get() || b > 0 {
+                match self.peek(t, p.seq) {
+                    Some(v) => v,
+                    None => continue,
+                }
+            } else {
+                (0, 0)
+            };
+            if self.replay_holds(t, ts, p.redelivery, now) {
+                self.requeue_front(p);
                 return false;
             }
-            let size = m.subject.len() + m.headers.len() + m.payload.len();
             let mut w = match self.waiting.borrow_mut().pop_front() {
                 Some(w) => w,
                 None => return false,
@@ -546,13 +550,13 @@ impl Consumer {
             // A requester that went away (nobody subscribes to its inbox) takes nothing: the
             // request is dropped and the message stays for the next one, as nats-server does.
             if !t.has_interest(&w.reply) {
-                self.requeue_front(&m, redelivery);
+                self.requeue_front(p);
                 continue;
             }
-            if w.b > 0 && size as u64 > w.b {
+            if w.b > 0 && size > w.b {
                 // Too large for what the request allows: the request ends, the message stays
                 // for the next one.
-                self.requeue_front(&m, redelivery);
+                self.requeue_front(p);
                 let h = status_block(
                     409,
                     "Message Size Exceeds MaxBytes",
@@ -561,14 +565,16 @@ impl Consumer {
                 t.send_status(&w.reply, &h);
                 continue;
             }
-            let (ts, seq) = (m.timestamp, m.seq);
-            let _ = self.hand_out(t, &w.reply, m, redelivery, now);
-            self.delivered_one(ts, seq, now);
+            let Some((_, ts)) = self.hand_out(t, &w.reply, p, now) else {
+                self.waiting.borrow_mut().push_front(w);
+                continue;
+            };
+            self.delivered_one(ts, p.seq, now);
             budget -= 1;
             w.delivered += 1;
             w.n = w.n.saturating_sub(1);
             if w.b > 0 {
-                w.b = w.b.saturating_sub(size as u64);
+                w.b = w.b.saturating_sub(size);
                 if w.b == 0 {
                     w.n = 0;
                 }
@@ -579,17 +585,17 @@ impl Consumer {
         }
     }
 
-    /// Puts a message taken by [`Self::next_message`] back (it could not be delivered).
-    fn requeue_front(&self, m: &StoredMsg, redelivery: bool) {
-        if redelivery {
-            self.rdq.borrow_mut().push_front(m.seq);
-        } else if self.lps.borrow().is_empty() && self.next_sseq.get() == m.seq + 1 {
-            self.next_sseq.set(m.seq);
+    /// Puts a message taken by [`Self::next_pick`] back (it could not be delivered).
+    fn requeue_front(&self, p: Pick) {
+        if p.redelivery {
+            self.rdq.borrow_mut().push_front(p.seq);
+        } else if self.lps.borrow().is_empty() && self.next_sseq.get() == p.seq + 1 {
+            self.next_sseq.set(p.seq);
             if !self.pending_stale.get() {
                 self.npending.set(self.npending.get() + 1);
             }
         } else {
-            self.lps.borrow_mut().push_front(m.seq);
+            self.lps.borrow_mut().push_front(p.seq);
             if !self.pending_stale.get() {
                 self.npending.set(self.npending.get() + 1);
             }
@@ -638,18 +644,24 @@ impl Consumer {
             if budget == 0 {
                 return true;
             }
-            let Some((m, redelivery)) = self.next_message(t, durable) else {
+            let Some(p) = self.next_pick(t, durable) else {
                 self.maybe_caught_up();
                 return false;
             };
-            if self.replay_holds(t, &m, redelivery, now) {
-                self.requeue_front(&m, redelivery);
-                return false;
+            if self.replay.get() {
+                let Some((ts, _)) = self.peek(t, p.seq) else {
+                    continue;
+                };
+                if self.replay_holds(t, ts, p.redelivery, now) {
+                    self.requeue_front(p);
+                    return false;
+                }
             }
-            let (ts, seq) = (m.timestamp, m.seq);
-            let size = m.subject.len() + m.headers.len() + m.payload.len();
-            let size = (size + self.hand_out(t, &subject, m, redelivery, now)) as u64;
-            self.delivered_one(ts, seq, now);
+            let Some((size, ts)) = self.hand_out(t, &subject, p, now) else {
+                continue;
+            };
+            let size = size as u64;
+            self.delivered_one(ts, p.seq, now);
             budget -= 1;
             self.last_sent.set(now);
             if fc {

@@ -21,8 +21,8 @@ use tachyon_core::service::{Delivery, InternalClient, InternalHandle};
 use tachyon_core::shard::Shard;
 use tachyon_protocol::headers;
 use tachyon_storage::{
-    ByteAccounting, FileStore, MemoryStore, NewMsg, PurgeRequest, Store, StoreError, StoredMsg,
-    SyncPolicy,
+    ByteAccounting, FileStore, MemoryStore, MsgRef, NewMsg, PurgeRequest, Store, StoreError,
+    StoredMsg, SyncPolicy,
 };
 
 use crate::acks::{AckBody, AckQueue};
@@ -148,6 +148,19 @@ struct Incoming {
     ttl: i64,
 }
 
+/// `n`'s decimal digits, written into the end of `buf`.
+fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
 /// What a round of expiries removed, and the subject delete markers to append for it.
 #[derive(Default)]
 struct Gone {
@@ -213,6 +226,9 @@ pub struct StreamTask {
     /// Per-message TTLs: what expires when, and the task that removes them (woken when an
     /// earlier expiry arrives).
     expiries: RefCell<crate::ttl::Expiries>,
+    /// Consumer deliveries are built here (shown subject, ack subject, message), each frozen
+    /// into slices of one chunk: no allocation per delivery, one per chunk.
+    arena: RefCell<bytes::BytesMut>,
     /// Where the next age check starts (streams that age their messages themselves).
     age_from: Cell<u64>,
     ttl_wake: Rc<crate::consumer_api::Wake>,
@@ -295,6 +311,7 @@ impl StreamTask {
             pump_more: Rc::new(crate::consumer_api::Wake::default()),
             expiries: RefCell::new(crate::ttl::Expiries::default()),
             age_from: Cell::new(0),
+            arena: RefCell::new(bytes::BytesMut::new()),
             ttl_wake: Rc::new(crate::consumer_api::Wake::default()),
             consumer_durable: Cell::new(0),
             config: RefCell::new(config),
@@ -1709,17 +1726,68 @@ impl StreamTask {
         self.out.publish(to, Some(reply), Some(header_block), b"");
     }
 
-    /// A consumer delivery: routed on `to`, showing the message's own subject, with its ack
-    /// subject as reply.
-    pub(crate) fn deliver(
+    /// Lends message `seq` to `f`; false when it is gone (or unreadable, which is logged).
+    pub(crate) fn read_with(&self, seq: u64, f: &mut dyn FnMut(MsgRef<'_>)) -> bool {
+        match self.backend.borrow().store().read_with(seq, f) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!("JetStream stream '{}': reading {seq}: {e}", self.name());
+                false
+            }
+        }
+    }
+
+    pub(crate) fn next_seq(&self, from: u64, filter: &str) -> Option<u64> {
+        self.backend.borrow().store().next_seq(from, filter)
+    }
+
+    pub(crate) fn contains(&self, seq: u64) -> bool {
+        self.backend.borrow().store().contains(seq)
+    }
+
+    /// A consumer delivery of `m` to `to` with `ack` as its reply, built in the arena (with
+    /// `headers_only`, no body but `Nats-Msg-Size`). Returns the bytes it carried (subject,
+    /// reply, headers, body), what flow control counts.
+    pub(crate) fn deliver_ref(
         &self,
         to: &Bytes,
-        shown: &Bytes,
-        ack: &Bytes,
-        headers: Option<&[u8]>,
-        body: &[u8],
-    ) {
-        self.out.publish_as(to, shown, Some(ack), headers, body);
+        m: MsgRef<'_>,
+        ack: &[u8],
+        headers_only: bool,
+    ) -> usize {
+        const CHUNK: usize = 64 * 1024;
+        let mut a = self.arena.borrow_mut();
+        let need = m.subject.len() + ack.len() + m.headers.len() + m.payload.len() + 48;
+        if a.capacity() - a.len() < need {
+            a.reserve(need.max(CHUNK));
+        }
+        a.extend_from_slice(m.subject.as_bytes());
+        a.extend_from_slice(ack);
+        let header_len = if headers_only {
+            let start = a.len();
+            if m.headers.is_empty() {
+                a.extend_from_slice(b"NATS/1.0\r\n");
+            } else {
+                a.extend_from_slice(&m.headers[..m.headers.len().saturating_sub(2)]);
+            }
+            a.extend_from_slice(b"Nats-Msg-Size: ");
+            a.extend_from_slice(decimal(&mut [0; 20], m.payload.len() as u64));
+            a.extend_from_slice(b"\r\n\r\n");
+            Some(a.len() - start)
+        } else {
+            a.extend_from_slice(m.headers);
+            a.extend_from_slice(m.payload);
+            (!m.headers.is_empty()).then_some(m.headers.len())
+        };
+        let chunk = a.split().freeze();
+        drop(a);
+        let (s, r) = (m.subject.len(), ack.len());
+        let shown = chunk.slice(..s);
+        let reply = chunk.slice(s..s + r);
+        let message = chunk.slice(s + r..);
+        self.out
+            .publish_built(to, &shown, Some(&reply), header_len, &message);
+        s + r + message.len()
     }
 
     pub(crate) fn has_interest(&self, subject: &[u8]) -> bool {

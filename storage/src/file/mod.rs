@@ -20,7 +20,8 @@ use crate::frame;
 use crate::io::{read_all, Io, IoFile};
 use crate::store::Store;
 use crate::types::{
-    msg_size, ByteAccounting, Limits, NewMsg, PurgeRequest, StoredMsg, StreamState, SyncPolicy,
+    msg_size, ByteAccounting, Limits, MsgRef, NewMsg, PurgeRequest, StoredMsg, StreamState,
+    SyncPolicy,
 };
 
 pub use compact::CompactStats;
@@ -947,15 +948,30 @@ impl FileStore {
     }
 
     fn read_msg(&self, seq: u64) -> Result<Option<StoredMsg>> {
+        let mut out = None;
+        self.read_ref(seq, &mut |m| {
+            out = Some(StoredMsg {
+                seq: m.seq,
+                timestamp: m.timestamp,
+                subject: m.subject.to_string(),
+                headers: m.headers.to_vec(),
+                payload: m.payload.to_vec(),
+            })
+        })?;
+        Ok(out)
+    }
+
+    /// Lends record `seq` to `f` from the hot tail or the read-ahead; false when not stored.
+    fn read_ref(&self, seq: u64, f: &mut dyn FnMut(MsgRef<'_>)) -> Result<bool> {
         let Some(e) = self.core.get(seq) else {
-            return Ok(None);
+            return Ok(false);
         };
         let loc = e.data;
         let path = || self.dir.join(seg_name(loc.seg));
         let seg = self.segs.get(&loc.seg).ok_or_else(|| {
             StoreError::internal(format!("indexed segment {} missing", path().display()))
         })?;
-        let decode = |buf: &[u8]| -> Result<StoredMsg> {
+        let mut lend = |buf: &[u8]| -> Result<()> {
             let (rec, len) = frame::read_msg(buf)
                 .map_err(|e| StoreError::corrupt(path(), format!("record {seq}: {e:?}")))?;
             if rec.seq != seq || len != buf.len() {
@@ -967,17 +983,19 @@ impl FileStore {
             let subject = std::str::from_utf8(rec.subject).map_err(|_| {
                 StoreError::corrupt(path(), format!("record {seq}: subject not UTF-8"))
             })?;
-            Ok(StoredMsg {
+            f(MsgRef {
                 seq,
                 timestamp: rec.ts,
-                subject: subject.to_string(),
-                headers: rec.headers.to_vec(),
-                payload: rec.payload.to_vec(),
-            })
+                subject,
+                headers: rec.headers,
+                payload: rec.payload,
+            });
+            Ok(())
         };
         if loc.seg == self.open_seg {
             if let Some(b) = self.hot.get(loc.off, loc.len as usize) {
-                return decode(b).map(Some);
+                lend(b)?;
+                return Ok(true);
             }
         }
         self.ahead
@@ -987,10 +1005,10 @@ impl FileStore {
                 seg.len,
                 loc.off,
                 loc.len as usize,
-                decode,
+                &mut lend,
             )
-            .map_err(|e| StoreError::io(path(), e))?
-            .map(Some)
+            .map_err(|e| StoreError::io(path(), e))??;
+        Ok(true)
     }
 
     /// Rewrites a deleted record in place with zeroed subject, headers and payload and a fresh
@@ -1149,6 +1167,18 @@ impl Store for FileStore {
             Some(s) => self.read_msg(s),
             None => Ok(None),
         }
+    }
+
+    fn read_with(&self, seq: u64, f: &mut dyn FnMut(MsgRef<'_>)) -> Result<bool> {
+        self.read_ref(seq, f)
+    }
+
+    fn next_seq(&self, from_seq: u64, filter: &str) -> Option<u64> {
+        self.core.next(from_seq, filter)
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        self.core.get(seq).is_some()
     }
 
     fn seq_at_time(&self, ts: i64) -> Option<u64> {
