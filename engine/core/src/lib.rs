@@ -24,3 +24,4 @@ pub mod signal;
 pub mod socket;
 pub mod sublist;
 pub mod tls;
+pub mod websocket;

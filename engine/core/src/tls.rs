@@ -75,6 +75,9 @@ pub trait TlsSession {
     fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> io::Result<()>;
     /// Queues a close_notify alert, sent before the socket is shut down.
     fn close_notify(&mut self);
+    /// Why the server closes the connection, told before [`TlsSession::close_notify`] (a
+    /// WebSocket close frame says it; TLS has nothing to say).
+    fn closing(&mut self, _reason: Option<crate::client::CloseReason>) {}
 }
 
 pub enum Taken {
@@ -88,6 +91,21 @@ pub struct Established {
     pub session: Box<dyn TlsSession>,
     /// The client's verified certificate (DER), if it presented one.
     pub cert: Option<Bytes>,
+}
+
+/// A reader and writer sharing `session` (an established TLS session, or a WebSocket one).
+pub fn split(session: Box<dyn TlsSession>) -> (TlsReader, TlsWriter) {
+    let shared: Rc<RefCell<Box<dyn TlsSession>>> = Rc::new(RefCell::new(session));
+    (
+        TlsReader {
+            session: shared.clone(),
+            cipher: vec![0; CIPHER_CHUNK],
+        },
+        TlsWriter {
+            session: shared,
+            out: Vec::new(),
+        },
+    )
 }
 
 /// How a client on a TLS-enabled port turned out to talk.
@@ -257,6 +275,13 @@ impl TlsWriter {
 
     /// A close_notify alert, sent before the socket is shut down like Go's `tls.Conn.Close`.
     pub fn close_notify(&mut self) -> io::Result<&[u8]> {
+        self.session.borrow_mut().close_notify();
+        self.seal(&[])
+    }
+
+    /// As [`TlsWriter::close_notify`], saying why first.
+    pub fn close_for(&mut self, reason: Option<crate::client::CloseReason>) -> io::Result<&[u8]> {
+        self.session.borrow_mut().closing(reason);
         self.session.borrow_mut().close_notify();
         self.seal(&[])
     }
