@@ -119,8 +119,6 @@ const UNSUPPORTED: &[&str] = &[
     "trusted_keys",
     "connect_error_reports",
     "reconnect_error_reports",
-    "websocket",
-    "ws",
     "mqtt",
     "server_tags",
     "server_metadata",
@@ -229,6 +227,9 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
                 store_dir = Some((PathBuf::from(item.to_text(key)?), item));
             }
             "jetstream" => o.jetstream = Some(jetstream(item, key)?),
+            "websocket" | "ws" => {
+                o.websocket = crate::websocket::from_config(item.as_map(key)?, item)?
+            }
             "tls" => {
                 let block = item.as_map(key)?;
                 o.tls = Some(crate::tls::from_config(block)?);
@@ -361,7 +362,7 @@ fn asks_for_something(v: &Value) -> bool {
 }
 
 /// `listen`/`http`: a port alone, or `host:port` (IPv6 hosts in brackets).
-fn listen(item: &Item, key: &str) -> Result<(Option<String>, i64), ConfigError> {
+pub(crate) fn listen(item: &Item, key: &str) -> Result<(Option<String>, i64), ConfigError> {
     match &item.value {
         Value::Int(p) => Ok((None, *p)),
         Value::Str(s) => {

@@ -14,6 +14,7 @@ pub mod lexer;
 pub mod parser;
 pub mod tls;
 pub mod value;
+pub mod websocket;
 
 pub use file::{load, resolve, FileConfig};
 pub use parser::{parse_file, parse_str, Document};

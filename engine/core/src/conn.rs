@@ -123,6 +123,35 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         }
     };
 
+    established(
+        shard,
+        cfg,
+        stream,
+        client,
+        nonce,
+        (tls_reader, tls_writer, cert),
+        early,
+    )
+    .await;
+}
+
+/// Runs a connection whose INFO is queued (or sent) and whose TLS or WebSocket session, if
+/// any, is set up: the writer, the connection limit, keepalive, the reader.
+pub(crate) async fn established(
+    shard: Rc<Shard>,
+    cfg: Arc<Config>,
+    stream: TcpStream,
+    client: Rc<ClientState>,
+    nonce: Option<String>,
+    (tls_reader, tls_writer, cert): (
+        Option<crate::tls::TlsReader>,
+        Option<crate::tls::TlsWriter>,
+        Option<bytes::Bytes>,
+    ),
+    early: Vec<u8>,
+) {
+    let global = shard.global.clone();
+    let cid = client.id;
     // Reader and writer share the one descriptor (`socket.rs`).
     let socket = Socket::new(stream);
     let writer = glommio::spawn_local(write_loop(
@@ -408,7 +437,7 @@ async fn write_loop(
         break;
     }
     if let (Some(t), true) = (tls.as_mut(), healthy) {
-        if let Ok(records) = t.close_notify() {
+        if let Ok(records) = t.close_for(client.close_reason()) {
             let _ = write_within(&socket, &client, records, deadline).await;
         }
     }

@@ -25,6 +25,8 @@ pub struct Config {
     pub auth: Arc<dyn Authenticate>,
     /// Client TLS, loaded from `opts.tls` at start; `None` serves plaintext.
     pub tls: Option<Arc<dyn TlsAcceptor>>,
+    /// `websocket { tls {} }`, loaded at start; `None` serves `ws://` (or no WebSocket).
+    pub ws_tls: Option<Arc<dyn TlsAcceptor>>,
 }
 
 impl Config {
@@ -48,6 +50,7 @@ impl Config {
             opts: opts.clone(),
             auth,
             tls,
+            ws_tls: None,
         }
     }
 
@@ -74,6 +77,8 @@ pub struct Global {
     config: ArcSwap<Config>,
     /// The port actually bound (differs from config when it asked for a random one).
     pub port: u16,
+    /// The WebSocket port bound (0: none yet); set once at start, before any shard accepts.
+    pub ws_port: std::sync::atomic::AtomicU16,
     pub conn_count: AtomicUsize,
     next_cid: AtomicU64,
     /// Account ids and the routes between accounts; fixed for the life of the process.
@@ -94,6 +99,7 @@ impl Global {
             closed: crate::monitor::closed::ClosedConns::new(config.opts.http_port.is_some()),
             config: ArcSwap::from_pointee(config),
             port,
+            ws_port: std::sync::atomic::AtomicU16::new(0),
             conn_count: AtomicUsize::new(0),
             next_cid: AtomicU64::new(1),
             accounts,
@@ -114,6 +120,7 @@ impl Global {
         opts: &Options,
         auth: Arc<dyn Authenticate>,
         tls: Option<Arc<dyn TlsAcceptor>>,
+        ws_tls: Option<Arc<dyn TlsAcceptor>>,
     ) {
         let old = self.config();
         let server_name = opts
@@ -126,6 +133,7 @@ impl Global {
             server_name,
             auth,
             tls,
+            ws_tls,
         }));
     }
 

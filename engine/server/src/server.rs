@@ -140,10 +140,21 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     }
     let sigset = block_signals();
     let accounts = tachyon_core::accounts::Accounts::resolve(&opts.accounts)?;
-    let (auth, tls) = services(&opts, &accounts)?;
-    let config = Config::new(&opts, auth, tls);
+    let (auth, tls, ws_tls) = services(&opts, &accounts)?;
+    let mut config = Config::new(&opts, auth, tls);
+    config.ws_tls = ws_tls;
+    // nats-server opens the WebSocket port before the client port.
+    let ws_bound = match &opts.websocket {
+        Some(ws) => Some(listener::bind_listeners(&ws.host, ws.port, n)?),
+        None => None,
+    };
     let (fds, bound) = listener::bind_listeners(&config.opts.host, config.opts.port, n)?;
     let global = Arc::new(Global::with_accounts(config, bound.port(), accounts));
+    if let Some((_, b)) = &ws_bound {
+        global
+            .ws_port
+            .store(b.port(), std::sync::atomic::Ordering::Release);
+    }
     // Bound before the shards start, so a busy monitor port fails start-up cleanly.
     let http_host = opts.http_host.clone().unwrap_or_else(|| opts.host.clone());
     let http = match opts.http_port {
@@ -172,6 +183,11 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         parts
     };
     let mut parts = parts;
+    if let Some((ws_fds, _)) = &ws_bound {
+        for (p, fd) in parts.iter_mut().zip(ws_fds) {
+            p.ws_listener_fd = Some(*fd);
+        }
+    }
     let mut jetstream = None;
     if let Some(mut js) = crate::jetstream::settings(&opts) {
         js.server_name = global.config().server_name.clone();
@@ -291,6 +307,17 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         SocketAddr::V4(a) => a.to_string(),
     };
+    if let (Some(ws), Some((_, b))) = (&opts.websocket, &ws_bound) {
+        let scheme = if ws.tls.is_some() { "wss" } else { "ws" };
+        tracing::info!(
+            "Listening for websocket clients on {scheme}://{}:{}",
+            ws.host,
+            b.port()
+        );
+        if ws.tls.is_none() {
+            tracing::warn!("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!");
+        }
+    }
     tracing::info!("Listening for client connections on {host_display}");
     let tls_on = global.config().tls.is_some();
     if let Some(t) = global.config().tls.as_ref().map(|t| t.settings().clone()) {
@@ -313,6 +340,12 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             monitoring: http_addr
                 .map(|a| portsfile::urls("http", a))
                 .unwrap_or_default(),
+            websocket: match (&opts.websocket, &ws_bound) {
+                (Some(ws), Some((_, b))) => {
+                    portsfile::urls(if ws.tls.is_some() { "wss" } else { "ws" }, *b)
+                }
+                _ => Vec::new(),
+            },
             ..Default::default()
         };
         match portsfile::write(dir, &ports) {
@@ -383,13 +416,21 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
         return Err(ReloadError::NotReloadable("Accounts"));
     }
     // Certificates are re-read too (rotation), and a bad one refuses the whole reload.
-    let (auth, tls) = services(&new, &global.accounts)?;
+    // The WebSocket port is bound once too, and its TLS settings start with it.
+    if new.websocket != current.opts.websocket {
+        return Err(ReloadError::NotReloadable("Websocket"));
+    }
+    let (auth, tls, _) = services(&new, &global.accounts)?;
     logging::reconfigure(&logging::LogOptions::from(&new))?;
-    global.set_config(&new, auth, tls);
+    global.set_config(&new, auth, tls, current.ws_tls.clone());
     Ok(())
 }
 
-type Services = (Arc<dyn Authenticate>, Option<Arc<dyn TlsAcceptor>>);
+type Services = (
+    Arc<dyn Authenticate>,
+    Option<Arc<dyn TlsAcceptor>>,
+    Option<Arc<dyn TlsAcceptor>>,
+);
 
 /// The authentication and TLS services `opts` describe, for the core to call through its
 /// traits. Certificates are read here (a bad one fails start-up or the reload).
@@ -405,7 +446,11 @@ fn services(
         ),
         None => None,
     };
-    Ok((Arc::new(auth), tls))
+    let ws_tls = match opts.websocket.as_ref().and_then(|w| w.tls.as_ref()) {
+        Some(t) => Some(Arc::new(tachyon_auth::ServerTls::load(t, false)?) as Arc<dyn TlsAcceptor>),
+        None => None,
+    };
+    Ok((Arc::new(auth), tls, ws_tls))
 }
 
 /// Same accounts, exports and imports, in the same order (so the same ids).

@@ -10,6 +10,7 @@ pub mod gofmt;
 pub mod options;
 pub mod permissions;
 pub mod tls;
+pub mod websocket;
 
 pub use error::{ConfigError, Pos};
 pub use options::{JetStreamOpts, JsSync, MigrateMode, Options, NATS_VERSION, TACHYON_VERSION};

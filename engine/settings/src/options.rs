@@ -108,6 +108,8 @@ pub struct Options {
     /// `-sd`/`--store_dir`: JetStream's storage directory; without JetStream it is accepted and
     /// unused, as nats-server does (client test harnesses pass it on every start).
     pub store_dir: Option<PathBuf>,
+    /// `websocket {}` with a port: WebSocket clients are served there.
+    pub websocket: Option<crate::websocket::WebsocketOpts>,
 }
 
 impl Default for Options {
@@ -156,6 +158,7 @@ impl Default for Options {
             tls: None,
             allow_non_tls: false,
             store_dir: None,
+            websocket: None,
         }
     }
 }

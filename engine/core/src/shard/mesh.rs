@@ -65,6 +65,7 @@ pub fn build(listener_fds: &[std::os::fd::RawFd], migrate: MigrateMode) -> std::
         parts.push(ShardParts {
             id,
             listener_fd: *fd,
+            ws_listener_fd: None,
             outlets,
             inlets: Vec::new(),
             inbox,

@@ -76,6 +76,8 @@ pub struct ShardParts {
     pub id: usize,
     /// This shard's `SO_REUSEPORT` listening socket, handed over once.
     pub listener_fd: RawFd,
+    /// Its socket in the WebSocket port's `SO_REUSEPORT` group, if `websocket {}` is on.
+    pub ws_listener_fd: Option<RawFd>,
     pub(crate) outlets: Vec<Option<Outlet>>,
     pub(crate) inlets: Vec<(u16, Consumer<Envelope>, BellReceiver)>,
     pub(crate) inbox: super::mailbox::Inbox,
@@ -93,6 +95,7 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
     let ShardParts {
         id,
         listener_fd,
+        ws_listener_fd,
         outlets,
         inlets,
         inbox,
@@ -140,41 +143,9 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
     ready.arrive();
     ready.wait().await;
 
-    // SAFETY: `listener_fd` is a listening socket created for this shard alone and handed over
-    // exactly once.
-    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
-    let s = shard.clone();
-    let acceptor = glommio::spawn_local(async move {
-        let mut delay = ACCEPT_MIN_SLEEP;
-        loop {
-            match listener.accept().await {
-                Ok(stream) => {
-                    delay = ACCEPT_MIN_SLEEP;
-                    if !s.accepting.get() {
-                        drop(stream);
-                        continue;
-                    }
-                    glommio::spawn_local(crate::conn::serve(s.clone(), stream)).detach();
-                }
-                Err(_) if !s.accepting.get() => return,
-                Err(e) => {
-                    // As nats-server: out of descriptors (or another passing failure), the
-                    // connection waits in the backlog while the acceptor backs off, so the
-                    // log gets a line per attempt, at most one a second, not one per client.
-                    let info = s.global.info_template();
-                    let e = std::io::Error::from(e);
-                    let addr = crate::gotext::host_port(&info.host, info.port);
-                    tracing::error!(
-                        "Temporary Client Accept Error({}), sleeping {}ms",
-                        crate::gotext::op_error("accept", &format!("tcp {addr}"), "accept4", &e),
-                        delay.as_millis()
-                    );
-                    glommio::timer::sleep(delay).await;
-                    delay = (delay * 2).min(ACCEPT_MAX_SLEEP);
-                }
-            }
-        }
-    });
+    let acceptor = glommio::spawn_local(accept_loop(shard.clone(), listener_fd, false));
+    let ws_acceptor =
+        ws_listener_fd.map(|fd| glommio::spawn_local(accept_loop(shard.clone(), fd, true)));
 
     let order = orders.next().await;
     shard.accepting.set(false);
@@ -187,6 +158,12 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
     unsafe {
         libc::shutdown(listener_fd, libc::SHUT_RDWR);
     }
+    if let Some(fd) = ws_listener_fd {
+        // SAFETY: as above, the WebSocket port's socket of this shard, still open.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+    }
     // The acceptor ends by itself: its pending accept fails now, and a connection it completed
     // just before is dropped (closed) by it since `accepting` is off. Cancelling it instead
     // could strand a socket accepted in that moment in a completion nobody reads, open and never
@@ -195,6 +172,12 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
         glommio::timer::sleep(Duration::from_millis(200)).await;
     })
     .await;
+    if let Some(a) = ws_acceptor {
+        futures_lite::future::or(a, async {
+            glommio::timer::sleep(Duration::from_millis(200)).await;
+        })
+        .await;
+    }
     if order == Control::LameDuck {
         lame_duck(&shard).await;
     }
@@ -295,5 +278,47 @@ async fn close_all(shard: &Rc<Shard>, reason: CloseReason) {
             break;
         }
         glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Accepts clients on `listener_fd` (the client port, or with `websocket` the WebSocket port)
+/// until the shard stops accepting.
+async fn accept_loop(s: Rc<Shard>, listener_fd: RawFd, websocket: bool) {
+    // SAFETY: `listener_fd` is a listening socket created for this shard alone and handed over
+    // exactly once.
+    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
+    let mut delay = ACCEPT_MIN_SLEEP;
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                delay = ACCEPT_MIN_SLEEP;
+                if !s.accepting.get() {
+                    drop(stream);
+                    continue;
+                }
+                if websocket {
+                    glommio::spawn_local(crate::websocket::accept::serve(s.clone(), stream))
+                        .detach();
+                } else {
+                    glommio::spawn_local(crate::conn::serve(s.clone(), stream)).detach();
+                }
+            }
+            Err(_) if !s.accepting.get() => return,
+            Err(e) => {
+                // As nats-server: out of descriptors (or another passing failure), the
+                // connection waits in the backlog while the acceptor backs off, so the
+                // log gets a line per attempt, at most one a second, not one per client.
+                let info = s.global.info_template();
+                let e = std::io::Error::from(e);
+                let addr = crate::gotext::host_port(&info.host, info.port);
+                tracing::error!(
+                    "Temporary Client Accept Error({}), sleeping {}ms",
+                    crate::gotext::op_error("accept", &format!("tcp {addr}"), "accept4", &e),
+                    delay.as_millis()
+                );
+                glommio::timer::sleep(delay).await;
+                delay = (delay * 2).min(ACCEPT_MAX_SLEEP);
+            }
+        }
     }
 }

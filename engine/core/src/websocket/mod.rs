@@ -4,6 +4,7 @@
 //! in, NATS bytes out; NATS bytes in, frames out), stacked on a TLS session for `wss`. Like TLS
 //! connections, WebSocket connections stay on the shard that accepted them.
 
+pub mod accept;
 pub mod frame;
 pub mod upgrade;
 
@@ -53,7 +54,7 @@ impl WsSession {
     }
 
     /// Decodes what `frames` hold, appending the NATS bytes to `plain`.
-    fn decode(&mut self, frames: &[u8], plain: &mut BytesMut) -> Taken {
+    pub fn decode(&mut self, frames: &[u8], plain: &mut BytesMut) -> Taken {
         let n = self.decoder.feed(frames, plain);
         if n == 0 && self.decoder.closing().is_some() {
             if let Some(Closing::ProtocolError(e)) = self.decoder.closing() {
@@ -125,8 +126,11 @@ impl TlsSession for WsSession {
     }
 
     fn close_notify(&mut self) {
-        if !self.closed && self.decoder.closing().is_none() {
-            let (status, text) = close_status(self.close_reason);
+        if let (false, None, Some((status, text))) = (
+            self.closed,
+            self.decoder.closing(),
+            close_status(self.close_reason),
+        ) {
             let mut f = Vec::new();
             frame::close_frame(&mut f, status, text);
             // Queued like a control answer: the next seal sends it.
@@ -145,19 +149,28 @@ impl TlsSession for WsSession {
 
 /// The close frame nats-server sends when it closes a WebSocket client
 /// (`wsEnqueueCloseMessage`): a status for the reason, and the reason's text.
-fn close_status(reason: Option<CloseReason>) -> (u16, &'static str) {
+/// None where nats-server writes nothing (a protocol or read error ends the connection
+/// before its close frame goes out; a client that left hears nothing).
+fn close_status(reason: Option<CloseReason>) -> Option<(u16, &'static str)> {
     use CloseReason::*;
-    let Some(r) = reason else {
-        return (frame::CLOSE_GOING_AWAY, "Server Shutdown");
-    };
+    let r = reason?;
+    if matches!(
+        r,
+        ProtocolViolation | ReadError | WriteError | ClientClosed | MaxPayload
+    ) {
+        return None;
+    }
     let status = match r {
         ClientClosed => frame::CLOSE_NORMAL,
-        AuthTimeout | AuthViolation | SlowConsumerPendingBytes | SlowConsumerWriteDeadline
+        AuthTimeout
+        | AuthViolation
+        | SlowConsumerPendingBytes
+        | SlowConsumerWriteDeadline
         | MaxConnections => frame::CLOSE_POLICY_VIOLATION,
         ProtocolViolation => frame::CLOSE_PROTOCOL_ERROR,
         MaxPayload => frame::CLOSE_TOO_BIG,
         WriteError | ReadError | StaleConnection | ServerShutdown => frame::CLOSE_GOING_AWAY,
         LameDuck => frame::CLOSE_INTERNAL,
     };
-    (status, crate::monitor::snapshot::reason_text(r))
+    Some((status, crate::monitor::snapshot::reason_text(r)))
 }

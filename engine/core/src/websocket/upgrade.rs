@@ -50,6 +50,8 @@ pub enum Upgrade {
         response: Vec<u8>,
         reason: String,
         close: bool,
+        /// Bytes of the refused request; Go's server reads the next one after them.
+        consumed: usize,
     },
 }
 
@@ -84,39 +86,41 @@ pub fn upgrade(buf: &[u8], rules: &UpgradeRules, now: SystemTime) -> Upgrade {
             response: b"HTTP/1.1 400 Bad Request: missing required Host header\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request: missing required Host header".to_vec(),
             reason: "missing required Host header".into(),
             close: true,
+            consumed,
         };
     }
     let path = req.path.unwrap_or("/");
+    let refused = |status, reason: &str| refused(status, reason, now, consumed);
     if path.split('?').next().unwrap_or("").ends_with("/mqtt") {
-        return refused(404, "mqtt websocket endpoint not enabled", now);
+        return refused(404, "mqtt websocket endpoint not enabled");
     }
     if req.method != Some("GET") {
-        return refused(405, "request method must be GET", now);
+        return refused(405, "request method must be GET");
     }
     if host.is_empty() {
-        return refused(400, "'Host' missing in request", now);
+        return refused(400, "'Host' missing in request");
     }
     if !contains("Upgrade", "websocket") {
-        return refused(400, "invalid value for header 'Upgrade'", now);
+        return refused(400, "invalid value for header 'Upgrade'");
     }
     if !contains("Connection", "Upgrade") {
-        return refused(400, "invalid value for header 'Connection'", now);
+        return refused(400, "invalid value for header 'Connection'");
     }
     let key = first("Sec-WebSocket-Key").unwrap_or_default();
     if key.is_empty() {
-        return refused(400, "key missing", now);
+        return refused(400, "key missing");
     }
     if base64_decoded_len(&key) != Some(16) {
-        return refused(400, "invalid websocket key", now);
+        return refused(400, "invalid websocket key");
     }
     if !contains("Sec-WebSocket-Version", "13") {
-        return refused(400, "invalid version", now);
+        return refused(400, "invalid version");
     }
     let origin = first("Origin")
         .filter(|o| !o.is_empty())
         .or_else(|| first("Sec-WebSocket-Origin"));
     if let Err(e) = check_origin(origin.as_deref(), &host, rules) {
-        return refused(403, &format!("origin not allowed: {e}"), now);
+        return refused(403, &format!("origin not allowed: {e}"));
     }
     let no_masking = first("Nats-No-Masking").as_deref() == Some("true");
     let mut response = Vec::with_capacity(256);
@@ -206,7 +210,7 @@ pub fn host_and_port(tls: bool, hostport: &str) -> (String, String) {
     (h.to_ascii_lowercase(), p.to_string())
 }
 
-fn refused(status: u16, reason: &str, now: SystemTime) -> Upgrade {
+fn refused(status: u16, reason: &str, now: SystemTime, consumed: usize) -> Upgrade {
     let text = match status {
         400 => "Bad Request",
         403 => "Forbidden",
@@ -224,6 +228,7 @@ fn refused(status: u16, reason: &str, now: SystemTime) -> Upgrade {
         response: response.into_bytes(),
         reason: reason.into(),
         close: false,
+        consumed,
     }
 }
 
@@ -232,6 +237,7 @@ fn bad_request(reason: &str) -> Upgrade {
         response: b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request".to_vec(),
         reason: reason.into(),
         close: true,
+        consumed: 0,
     }
 }
 
@@ -284,7 +290,7 @@ fn base64_encode(data: &[u8]) -> String {
 /// How many bytes standard base64 `s` decodes to; `None` if it is not valid base64.
 fn base64_decoded_len(s: &str) -> Option<usize> {
     let b = s.as_bytes();
-    if b.is_empty() || b.len() % 4 != 0 {
+    if b.is_empty() || !b.len().is_multiple_of(4) {
         return None;
     }
     let pad = b.iter().rev().take_while(|c| **c == b'=').count();
@@ -327,7 +333,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(upgrade(&OK[..20], &UpgradeRules::default(), at()), Upgrade::Partial);
+        assert_eq!(
+            upgrade(&OK[..20], &UpgradeRules::default(), at()),
+            Upgrade::Partial
+        );
     }
 
     #[test]
@@ -346,18 +355,24 @@ mod tests {
                     response,
                     reason,
                     close,
+                    ..
                 } => {
                     assert_eq!(reason, why);
                     assert!(!close);
                     let text = String::from_utf8(response).expect("text");
                     assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
-                    assert!(text.contains("Date: Fri, 04 Dec 2026 21:29:34 GMT\r\n"), "{text}");
+                    assert!(
+                        text.contains("Date: Fri, 04 Dec 2026 21:29:34 GMT\r\n"),
+                        "{text}"
+                    );
                 }
                 other => panic!("{why}: {other:?}"),
             }
         }
         match upgrade(b"garbage\r\n\r\n", &UpgradeRules::default(), at()) {
-            Upgrade::Refused { close, response, .. } => {
+            Upgrade::Refused {
+                close, response, ..
+            } => {
                 assert!(close);
                 assert!(response.ends_with(b"\r\n\r\n400 Bad Request"));
             }
@@ -368,14 +383,18 @@ mod tests {
     #[test]
     fn origins_same_and_allowed() {
         let with_origin = |o: &str| {
-            let s = String::from_utf8_lossy(OK).replace("\r\n\r\n", &format!("\r\nOrigin: {o}\r\n\r\n"));
+            let s = String::from_utf8_lossy(OK)
+                .replace("\r\n\r\n", &format!("\r\nOrigin: {o}\r\n\r\n"));
             s.into_bytes()
         };
         let same = UpgradeRules {
             same_origin: true,
             ..Default::default()
         };
-        assert!(matches!(upgrade(&with_origin("http://x"), &same, at()), Upgrade::Accepted { .. }));
+        assert!(matches!(
+            upgrade(&with_origin("http://x"), &same, at()),
+            Upgrade::Accepted { .. }
+        ));
         assert!(matches!(
             upgrade(&with_origin("http://y"), &same, at()),
             Upgrade::Refused { reason, .. } if reason == "origin not allowed: not same origin"
@@ -388,7 +407,10 @@ mod tests {
             }],
             ..Default::default()
         };
-        assert!(matches!(upgrade(&with_origin("https://App.Example"), &allowed, at()), Upgrade::Accepted { .. }));
+        assert!(matches!(
+            upgrade(&with_origin("https://App.Example"), &allowed, at()),
+            Upgrade::Accepted { .. }
+        ));
         assert!(matches!(
             upgrade(&with_origin("http://app.example"), &allowed, at()),
             Upgrade::Refused { reason, .. } if reason == "origin not allowed: not in the allowed list"
@@ -402,8 +424,14 @@ mod tests {
         assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
         assert_eq!(base64_decoded_len("dGhlIHNhbXBsZSBub25jZQ=="), Some(16));
         assert_eq!(base64_decoded_len("abc"), None);
-        assert_eq!(host_and_port(false, "Host:8080"), ("host".into(), "8080".into()));
+        assert_eq!(
+            host_and_port(false, "Host:8080"),
+            ("host".into(), "8080".into())
+        );
         assert_eq!(host_and_port(true, "h"), ("h".into(), "443".into()));
-        assert_eq!(host_and_port(false, "[::1]:80"), ("::1".into(), "80".into()));
+        assert_eq!(
+            host_and_port(false, "[::1]:80"),
+            ("::1".into(), "80".into())
+        );
     }
 }

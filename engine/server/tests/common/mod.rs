@@ -230,6 +230,39 @@ impl Server {
         self.dir.0.join("ports")
     }
 
+    /// The WebSocket port from the ports file's `websocket` list.
+    pub fn websocket_port(&self) -> u16 {
+        self.port_of("websocket", "ws")
+    }
+
+    /// The first port of list `key` in the ports file, whose URLs start with `scheme`.
+    fn port_of(&self, key: &str, scheme: &str) -> u16 {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let dir = self.ports_dir();
+            let text = std::fs::read_dir(&dir)
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|e| e.ok())
+                .and_then(|e| std::fs::read_to_string(e.path()).ok());
+            if let Some(text) = text {
+                let json: serde_json::Value = serde_json::from_str(&text).expect("ports json");
+                if let Some(url) = json[key][0].as_str() {
+                    assert!(url.starts_with(scheme), "{url}");
+                    return url
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or_else(|| panic!("no port in {url}"));
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("no {key} URL in the ports file; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The monitoring port from the ports file's `monitoring` list (the server ran with `-m`).
     pub fn monitor_port(&self) -> u16 {
         let dir = self.ports_dir();

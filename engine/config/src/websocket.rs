@@ -1,0 +1,140 @@
+//! `websocket {}` (also `ws`), with nats-server's keys and checks (`parseWebsocket`,
+//! `validateWebsocketOptions`).
+
+use std::time::Duration;
+
+use tachyon_settings::websocket::WebsocketOpts;
+
+use crate::value::{ConfigError, Item, Map, Value};
+
+/// Keys nats-server takes that Tachyon does not implement yet: refused by name, not ignored.
+const NOT_YET: &[&str] = &[
+    "authorization",
+    "authentication",
+    "jwt_cookie",
+    "user_cookie",
+    "pass_cookie",
+    "token_cookie",
+    "no_auth_user",
+    "ping_interval",
+];
+
+/// The block; `None` when its port is 0 (no WebSocket, whatever else it says).
+pub fn from_config(block: &Map, at: &Item) -> Result<Option<WebsocketOpts>, ConfigError> {
+    let mut ws = WebsocketOpts::default();
+    let mut port: i64 = 0;
+    for (key, item) in block.iter() {
+        match key.to_ascii_lowercase().as_str() {
+            "listen" => {
+                let (host, p) = crate::file::listen(item, key)?;
+                if let Some(h) = host {
+                    ws.host = h;
+                }
+                port = p;
+            }
+            "port" => port = item.as_int(key)?,
+            "host" | "net" => ws.host = item.to_text(key)?,
+            "advertise" => ws.advertise = Some(item.to_text(key)?),
+            "no_tls" => ws.no_tls = item.as_bool(key)?,
+            "tls" => ws.tls = Some(crate::tls::from_config(item.as_map(key)?)?),
+            "same_origin" => ws.same_origin = item.as_bool(key)?,
+            "allowed_origins" | "allowed_origin" | "allow_origins" | "allow_origin" | "origins"
+            | "origin" => {
+                ws.allowed_origins = match &item.value {
+                    Value::Str(s) => vec![s.clone()],
+                    _ => item.as_str_list(key)?,
+                }
+            }
+            "handshake_timeout" => ws.handshake_timeout = handshake_timeout(item)?,
+            "compress" | "compression" => ws.compression = item.as_bool(key)?,
+            "headers" => {
+                let Value::Map(m) = &item.value else {
+                    return Err(ConfigError::at(
+                        &item.pos,
+                        "error parsing headers: unsupported type",
+                    ));
+                };
+                for (k, v) in m.iter() {
+                    let Value::Str(s) = &v.value else {
+                        return Err(ConfigError::at(
+                            &v.pos,
+                            format!("error parsing header key {k}: unsupported type"),
+                        ));
+                    };
+                    ws.headers.push((k.to_string(), s.clone()));
+                }
+            }
+            k if NOT_YET.contains(&k) => {
+                return Err(ConfigError::at(
+                    &item.pos,
+                    format!("websocket option {key:?} is not supported yet"),
+                ))
+            }
+            _ => return Err(ConfigError::at(&item.pos, format!("unknown field {key:?}"))),
+        }
+    }
+    if port == 0 {
+        return Ok(None);
+    }
+    ws.port = match port {
+        -1 => 0,
+        p => u16::try_from(p)
+            .map_err(|_| ConfigError::at(&at.pos, format!("port {p} is out of range")))?,
+    };
+    if ws.host.is_empty() {
+        ws.host = tachyon_settings::options::DEFAULT_HOST.to_string();
+    }
+    validate(&ws, at)?;
+    Ok(Some(ws))
+}
+
+/// `handshake_timeout`: seconds, or a Go duration string.
+fn handshake_timeout(item: &Item) -> Result<Duration, ConfigError> {
+    match &item.value {
+        Value::Int(n) => Ok(Duration::from_secs((*n).max(0) as u64)),
+        Value::Str(s) => crate::flags::parse_go_duration(s)
+            .map_err(|e| ConfigError::at(&item.pos, format!("{e} {s:?}"))),
+        _ => Err(ConfigError::at(
+            &item.pos,
+            "error parsing handshake timeout: unsupported type",
+        )),
+    }
+}
+
+/// nats-server's `validateWebsocketOptions`, for what Tachyon reads.
+fn validate(ws: &WebsocketOpts, at: &Item) -> Result<(), ConfigError> {
+    let err = |msg: String| Err(ConfigError::at(&at.pos, msg));
+    if ws.tls.is_none() && !ws.no_tls {
+        return err("websocket requires TLS configuration".into());
+    }
+    for ao in &ws.allowed_origins {
+        let Some((scheme, rest)) = ao.split_once("://") else {
+            return err(format!(
+                "unable to parse allowed origin: parse {ao:?}: invalid URI for request"
+            ));
+        };
+        if scheme != "http" && scheme != "https" {
+            return err(format!("unable to parse allowed origin {ao:?}: allowed origins must be absolute URLs with http or https scheme"));
+        }
+        if rest.split('/').next().unwrap_or("").is_empty() {
+            return err(format!(
+                "unable to parse allowed origin {ao:?}: host is required"
+            ));
+        }
+    }
+    for (key, _) in &ws.headers {
+        let k = key.to_ascii_lowercase();
+        if matches!(
+            k.as_str(),
+            "host" | "content-length" | "connection" | "upgrade" | "nats-no-masking"
+        ) {
+            return err(format!("websocket: invalid header {key:?} not allowed"));
+        }
+        if k.starts_with("sec-websocket-") {
+            return err(format!(
+                "websocket: invalid header {key:?}, \"Sec-WebSocket-\" prefix not allowed"
+            ));
+        }
+    }
+    Ok(())
+}

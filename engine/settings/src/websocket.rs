@@ -1,0 +1,28 @@
+//! The `websocket {}` block as nats-server's `WebsocketOpts` keeps it.
+
+use std::time::Duration;
+
+/// Where and how WebSocket clients are served; `None` in [`crate::Options`] when the block is
+/// absent or its port is 0 (nats-server serves no WebSocket then).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebsocketOpts {
+    /// Listen address; nats-server's default host when the block names none.
+    pub host: String,
+    /// 0: a random port (`port: -1`).
+    pub port: u16,
+    pub advertise: Option<String>,
+    /// Plain `ws://` (nats-server requires TLS unless this says otherwise).
+    pub no_tls: bool,
+    /// `wss://`.
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// `compression`: accepted; Tachyon does not negotiate permessage-deflate yet, so clients
+    /// that ask for it are served uncompressed (the RFC's fallback).
+    pub compression: bool,
+    pub same_origin: bool,
+    /// As written (`http[s]://host[:port]`), checked when parsed.
+    pub allowed_origins: Vec<String>,
+    /// Deadline for the upgrade request; zero: none.
+    pub handshake_timeout: Duration,
+    /// Extra headers of the upgrade response, in the order written.
+    pub headers: Vec<(String, String)>,
+}
