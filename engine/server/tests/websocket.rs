@@ -385,3 +385,54 @@ fn a_protocol_error_inside_frames_is_told_then_closed() {
         "{out}"
     );
 }
+
+/// `wss://`: the websocket block's own `tls {}`; the TLS handshake comes first, then the
+/// upgrade and the NATS protocol, all encrypted. INFO says TLS is required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_serves_the_rust_client() {
+    let dir = TempDir::new("wss");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("certificate");
+    let cert = dir.0.join("server.pem");
+    let key = dir.0.join("server-key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+    let conf = dir.0.join("wss.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "websocket {{\n  port: -1\n  tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n  }}\n}}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("config");
+    let conf = conf.to_string_lossy().into_owned();
+    let s = match common::under_test() {
+        Impl::Tachyon => Server::tachyon(SHARDS, &["-c", &conf]),
+        other => Server::start(other, &["-c", &conf]),
+    };
+    assert!(
+        s.log()
+            .contains("Listening for websocket clients on wss://0.0.0.0:"),
+        "{}",
+        s.log()
+    );
+    let port = s.port_of("websocket", "wss");
+    let nc = async_nats::ConnectOptions::new()
+        .add_root_certificates(cert.clone())
+        .connect(format!("wss://localhost:{port}"))
+        .await
+        .expect("connect over wss");
+    assert!(nc.server_info().tls_required);
+    let mut sub = nc.subscribe("secure").await.expect("subscribe");
+    nc.flush().await.expect("flush");
+    nc.publish("secure", "over tls".into())
+        .await
+        .expect("publish");
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("in time")
+        .expect("message");
+    assert_eq!(&m.payload[..], b"over tls");
+}

@@ -236,7 +236,7 @@ impl Server {
     }
 
     /// The first port of list `key` in the ports file, whose URLs start with `scheme`.
-    fn port_of(&self, key: &str, scheme: &str) -> u16 {
+    pub fn port_of(&self, key: &str, scheme: &str) -> u16 {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let dir = self.ports_dir();
