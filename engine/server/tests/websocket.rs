@@ -14,18 +14,22 @@ use futures::StreamExt;
 
 const SHARDS: usize = 3;
 
-fn ws_config(dir: &TempDir, port: i64) -> String {
+fn ws_config(dir: &TempDir, port: i64, extra: &str) -> String {
     let path = dir.0.join("ws.conf");
     std::fs::write(
         &path,
-        format!("websocket {{\n  port: {port}\n  no_tls: true\n}}\n"),
+        format!("websocket {{\n  port: {port}\n  no_tls: true\n{extra}}}\n"),
     )
     .expect("config");
     path.to_string_lossy().into_owned()
 }
 
 fn ws_server(which: Impl, dir: &TempDir, port: i64) -> Server {
-    let conf = ws_config(dir, port);
+    ws_server_with(which, dir, port, "")
+}
+
+fn ws_server_with(which: Impl, dir: &TempDir, port: i64, extra: &str) -> Server {
+    let conf = ws_config(dir, port, extra);
     match which {
         Impl::Tachyon => Server::tachyon(SHARDS, &["-c", &conf]),
         other => Server::start(other, &["-c", &conf]),
@@ -205,6 +209,16 @@ fn normalize(raw: &[u8]) -> String {
         let Some(payload) = rest.get(at..at + len) else {
             out.push_str("|<partial frame>");
             break;
+        };
+        let inflated;
+        let payload = if rest[0] & 0x40 != 0 {
+            let mut c = payload.to_vec();
+            c.extend_from_slice(&[0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff]);
+            inflated = miniz_oxide::inflate::decompress_to_vec(&c).expect("inflate");
+            out.push_str("|deflated");
+            &inflated[..]
+        } else {
+            payload
         };
         if op == 8 && payload.starts_with(&1002u16.to_be_bytes()) {
             // nats-server races its protocol-error close frame with closing the socket, so
@@ -435,4 +449,91 @@ async fn wss_serves_the_rust_client() {
         .expect("in time")
         .expect("message");
     assert_eq!(&m.payload[..], b"over tls");
+}
+
+/// A raw-deflate message as a client sends it (RFC 7692: sync flush, last 4 bytes removed).
+fn deflated(data: &[u8]) -> Vec<u8> {
+    use miniz_oxide::deflate::core::{
+        compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush,
+    };
+    let mut c = CompressorOxide::new(create_comp_flags_from_zip_params(6, -15, 0));
+    let mut out = Vec::new();
+    compress_to_output(&mut c, data, TDEFLFlush::Sync, |b| {
+        out.extend_from_slice(b);
+        true
+    });
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// permessage-deflate (`compression: true`): agreed as nats-server agrees it, compressed client
+/// messages (one frame, or split over continuations) are inflated, and what the server sends
+/// back past 64 bytes comes compressed; the decoded bytes are nats-server's.
+#[test]
+fn compression_is_agreed_and_used_as_nats_server_does() {
+    let Some(_) = common::require_nats_server("websocket compression") else {
+        return;
+    };
+    let upgrade = String::from_utf8_lossy(UPGRADE)
+        .replace(
+            "\r\n\r\n",
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+        )
+        .into_bytes();
+    let body = "x".repeat(300);
+    let ops = format!(
+        "CONNECT {{\"verbose\":false}}\r\nSUB big 1\r\nPUB big {}\r\n{body}\r\nPING\r\n",
+        body.len()
+    );
+    let packed = deflated(ops.as_bytes());
+    let compressed = |op: u8, fin: bool, part: &[u8], first: bool| {
+        let mut f = masked(op, fin, part);
+        if first {
+            f[0] |= 0x40;
+        }
+        f
+    };
+    let (a, b) = packed.split_at(packed.len() / 2);
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "one frame",
+            vec![upgrade.clone(), compressed(2, true, &packed, true)],
+        ),
+        (
+            "continued",
+            vec![
+                upgrade.clone(),
+                [compressed(2, false, a, true), compressed(0, true, b, false)].concat(),
+            ],
+        ),
+        (
+            "not offered",
+            vec![
+                UPGRADE.to_vec(),
+                masked(2, true, b"CONNECT {\"verbose\":false}\r\nPING\r\n"),
+            ],
+        ),
+    ];
+    let mut answers = Vec::new();
+    for which in [Impl::NatsServer, Impl::Tachyon] {
+        let dir = TempDir::new("ws-deflate");
+        let s = ws_server_with(which, &dir, -1, "  compression: true\n");
+        let port = s.websocket_port();
+        answers.push(
+            cases
+                .iter()
+                .map(|(_, steps)| {
+                    let steps: Vec<&[u8]> = steps.iter().map(Vec::as_slice).collect();
+                    normalize(&exchange(port, &steps))
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    for (i, (name, _)) in cases.iter().enumerate() {
+        assert_eq!(answers[0][i], answers[1][i], "{name}");
+    }
+    assert!(answers[1][0].contains("permessage-deflate; server_no_context_takeover"));
+    assert!(answers[1][0].contains("|deflated"), "{}", answers[1][0]);
+    assert!(answers[1][0].contains(&body), "{}", answers[1][0]);
 }

@@ -91,7 +91,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             }
         }
     };
-    let (no_masking, browser, client_ip, leftover) = match outcome {
+    let (no_masking, compress, browser, client_ip, leftover) = match outcome {
         Upgrade::Partial => return,
         Upgrade::Refused {
             response, reason, ..
@@ -105,6 +105,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             response,
             consumed,
             no_masking,
+            compress,
             browser,
             client_ip,
         } => {
@@ -112,10 +113,16 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                 let _ = stream.close().await;
                 return;
             }
-            (no_masking, browser, client_ip, request.split_off(consumed))
+            (
+                no_masking,
+                compress,
+                browser,
+                client_ip,
+                request.split_off(consumed),
+            )
         }
     };
-    let mut session = WsSession::new(tls, !no_masking, browser);
+    let mut session = WsSession::new(tls, !no_masking, browser, compress, cfg.opts.max_payload);
     // Frames the client sent right behind its request.
     let mut early = BytesMut::new();
     if !leftover.is_empty() {
@@ -178,6 +185,7 @@ fn rules(ws: &tachyon_settings::websocket::WebsocketOpts, tls: bool) -> UpgradeR
         allowed_origins,
         extra_headers,
         tls,
+        compression: ws.compression,
     }
 }
 

@@ -45,11 +45,29 @@ pub enum Closing {
     ProtocolError(String),
 }
 
+/// What nats-server appends to a compressed message before inflating it: the 4 bytes the
+/// sender removed, and an empty final block so the inflater knows the stream ended.
+const COMPRESS_TRAILER: [u8; 9] = [0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff];
+/// Outgoing batches at most this large are not compressed (nats-server's threshold).
+pub const COMPRESS_THRESHOLD: usize = 64;
+
+/// nats-server's limit on a compressed message: 8 times max_payload, at most 64 MiB.
+pub fn max_compressed(max_payload: usize) -> usize {
+    (max_payload.saturating_mul(8)).min(64 << 20)
+}
+
 /// The reading side: frames in, the NATS bytes they carry out, control answers queued.
 #[derive(Debug)]
 pub struct Decoder {
     /// Client frames must be masked.
     masked: bool,
+    /// permessage-deflate was agreed: a message's first frame may say it is compressed.
+    compress: bool,
+    /// The message being read is compressed: its bytes gather in `cbuf` until its last frame.
+    compressed: bool,
+    cbuf: Vec<u8>,
+    /// Inflated messages may not be larger (max_payload).
+    max_inflated: usize,
     /// Bytes of a frame header read so far (a header may be split across reads).
     header: [u8; MAX_HEADER],
     header_len: usize,
@@ -71,8 +89,17 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(masked: bool) -> Decoder {
+        Decoder::with_compression(masked, false, usize::MAX)
+    }
+
+    /// With permessage-deflate agreed, and messages inflating to at most `max_payload`.
+    pub fn with_compression(masked: bool, compress: bool, max_payload: usize) -> Decoder {
         Decoder {
             masked,
+            compress,
+            compressed: false,
+            cbuf: Vec::new(),
+            max_inflated: max_payload,
             header: [0; MAX_HEADER],
             header_len: 0,
             remaining: 0,
@@ -126,24 +153,49 @@ impl Decoder {
                 self.control[at..at + n].copy_from_slice(chunk);
                 self.unmask(at, at + n, true);
                 self.control_len += n;
+            } else if self.compressed {
+                if self.cbuf.len() + n > max_compressed(self.max_inflated) {
+                    self.protocol_error("maximum payload exceeded".into());
+                    break;
+                }
+                let at = self.cbuf.len();
+                self.cbuf.extend_from_slice(chunk);
+                let (key, pos) = (self.key, self.key_pos);
+                if self.masked {
+                    self.key_pos = unmask(&mut self.cbuf[at..], key, pos);
+                }
             } else {
                 let at = out.len();
                 out.extend_from_slice(chunk);
                 if self.masked {
-                    let key = self.key;
-                    let mut pos = self.key_pos;
-                    for b in &mut out[at..] {
-                        *b ^= key[pos & 3];
-                        pos += 1;
-                    }
-                    self.key_pos = pos & 3;
+                    self.key_pos = unmask(&mut out[at..], self.key, self.key_pos);
                 }
             }
             if self.remaining == 0 {
                 self.end_frame();
+                if self.compressed && self.message_done && !is_control(self.opcode) {
+                    self.inflate(out);
+                }
             }
         }
         out.len() - start
+    }
+
+    /// The last frame of a compressed message arrived: inflate it into `out`.
+    fn inflate(&mut self, out: &mut BytesMut) {
+        self.compressed = false;
+        self.cbuf.extend_from_slice(&COMPRESS_TRAILER);
+        let limit = self.max_inflated.saturating_add(1);
+        let r = miniz_oxide::inflate::decompress_to_vec_with_limit(&self.cbuf, limit);
+        self.cbuf.clear();
+        match r {
+            Ok(data) if data.len() <= self.max_inflated => out.extend_from_slice(&data),
+            Ok(_) => self.protocol_error("maximum payload exceeded".into()),
+            Err(e) if e.status == miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
+                self.protocol_error("maximum payload exceeded".into())
+            }
+            Err(_) => self.protocol_error("invalid compressed data".into()),
+        }
     }
 
     fn unmask(&mut self, from: usize, to: usize, control: bool) {
@@ -151,13 +203,7 @@ impl Decoder {
             return;
         }
         debug_assert!(control);
-        let key = self.key;
-        let mut pos = self.key_pos;
-        for b in &mut self.control[from..to] {
-            *b ^= key[pos & 3];
-            pos += 1;
-        }
-        self.key_pos = pos & 3;
+        self.key_pos = unmask(&mut self.control[from..to], self.key, self.key_pos);
     }
 
     /// Takes header bytes from `input`; returns how many it used. Starts the frame once the
@@ -210,7 +256,7 @@ impl Decoder {
         if b0 & RSV23 != 0 {
             return Err("RSV2 and RSV3 must be clear".into());
         }
-        if b0 & RSV1 != 0 && !is_control(op) {
+        if b0 & RSV1 != 0 && !is_control(op) && !self.compress {
             return Err("compressed frame received without negotiated permessage-deflate".into());
         }
         if self.masked && b1 & MASK == 0 {
@@ -239,9 +285,11 @@ impl Decoder {
                     );
                 }
                 self.message_done = fin;
+                self.compressed = b0 & RSV1 != 0;
             }
             OP_CONTINUATION => {
-                if self.message_done {
+                // Only a message's first frame says it is compressed.
+                if self.message_done || b0 & RSV1 != 0 {
                     return Err("invalid continuation frame".into());
                 }
                 self.message_done = fin;
@@ -331,6 +379,16 @@ impl Decoder {
     }
 }
 
+/// XORs `buf` with the mask `key` from position `pos`; returns the position after it.
+fn unmask(buf: &mut [u8], key: [u8; 4], pos: usize) -> usize {
+    let mut p = pos;
+    for b in buf {
+        *b ^= key[p & 3];
+        p += 1;
+    }
+    p & 3
+}
+
 /// nats-server's `wsIsValidCloseStatus`.
 fn valid_close_status(code: u16) -> bool {
     !matches!(code, CLOSE_NO_STATUS | 1004 | 1006 | 1015)
@@ -361,15 +419,72 @@ pub fn encode_frame(out: &mut Vec<u8>, opcode: u8, fin: bool, payload: &[u8]) {
 
 /// Appends `data` as one binary message: one frame, or `BROWSER_FRAME` fragments.
 pub fn encode_data(out: &mut Vec<u8>, data: &[u8], fragment: bool) {
+    encode_message(out, data, fragment, false);
+}
+
+/// As [`encode_data`]; `compressed` marks the first frame (RSV1) as carrying deflated bytes.
+fn encode_message(out: &mut Vec<u8>, data: &[u8], fragment: bool, compressed: bool) {
+    let rsv1 = if compressed { RSV1 } else { 0 };
     if !fragment || data.len() <= BROWSER_FRAME {
-        encode_frame(out, OP_BINARY, true, data);
+        encode_frame(out, OP_BINARY | rsv1, true, data);
         return;
     }
     let mut chunks = data.chunks(BROWSER_FRAME).peekable();
-    let mut op = OP_BINARY;
+    let mut op = OP_BINARY | rsv1;
     while let Some(c) = chunks.next() {
         encode_frame(out, op, chunks.peek().is_none(), c);
         op = OP_CONTINUATION;
+    }
+}
+
+/// Deflates outgoing messages (raw deflate, fastest level, a fresh context per message as
+/// `server_no_context_takeover` promises).
+pub struct Compressor {
+    deflate: Box<miniz_oxide::deflate::core::CompressorOxide>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Compressor")
+    }
+}
+
+impl Default for Compressor {
+    fn default() -> Self {
+        use miniz_oxide::deflate::core::{create_comp_flags_from_zip_params, CompressorOxide};
+        // Level 1 (Go's BestSpeed, as nats-server), negative window bits: raw deflate.
+        let flags = create_comp_flags_from_zip_params(1, -15, 0);
+        Compressor {
+            deflate: Box::new(CompressorOxide::new(flags)),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl Compressor {
+    /// Appends `data` as one message, compressed when larger than [`COMPRESS_THRESHOLD`].
+    pub fn encode(&mut self, out: &mut Vec<u8>, data: &[u8], fragment: bool) {
+        use miniz_oxide::deflate::core::{compress_to_output, TDEFLFlush, TDEFLStatus};
+        if data.len() <= COMPRESS_THRESHOLD {
+            encode_message(out, data, fragment, false);
+            return;
+        }
+        self.deflate.reset();
+        self.scratch.clear();
+        let scratch = &mut self.scratch;
+        let (status, _) = compress_to_output(&mut self.deflate, data, TDEFLFlush::Sync, |c| {
+            scratch.extend_from_slice(c);
+            true
+        });
+        // A sync flush ends with an empty stored block, 00 00 ff ff, which the receiver adds
+        // back (RFC 7692 7.2.1).
+        if status != TDEFLStatus::Okay || !self.scratch.ends_with(&[0, 0, 0xff, 0xff]) {
+            encode_message(out, data, fragment, false);
+            return;
+        }
+        let n = self.scratch.len() - 4;
+        encode_message(out, &self.scratch[..n], fragment, true);
     }
 }
 
@@ -597,6 +712,48 @@ mod tests {
             proptest::prop_assert_eq!(out, want);
             proptest::prop_assert!(replies.is_empty() && !closing);
         }
+    }
+
+    #[test]
+    fn compressed_messages_round_trip_and_respect_limits() {
+        let text: Vec<u8> = b"PUB greetings 11\r\nhello world\r\n".repeat(200);
+        let mut c = Compressor::default();
+        let mut wire = Vec::new();
+        c.encode(&mut wire, &text, false);
+        assert!(
+            wire.len() < text.len() / 4,
+            "compressed: {} bytes",
+            wire.len()
+        );
+        assert_eq!(wire[0], 0x80 | RSV1 | OP_BINARY);
+        // As a client would send it: masked, split over a continuation frame.
+        let at = match wire[1] {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        let payload = &wire[at..];
+        let (a, b) = payload.split_at(payload.len() / 2);
+        let mut client = client_frame(OP_BINARY, false, a, [3, 1, 4, 1]);
+        client[0] |= RSV1;
+        client.extend(client_frame(OP_CONTINUATION, true, b, [5, 9, 2, 6]));
+        let mut d = Decoder::with_compression(true, true, 1 << 20);
+        let got = decode_all(&mut d, &client, 7);
+        assert!(got == text, "{} bytes back, {:?}", got.len(), d.closing());
+        assert!(d.closing().is_none());
+        // Inflating past max_payload ends the connection.
+        let mut d = Decoder::with_compression(true, true, 100);
+        let mut small = client_frame(OP_BINARY, true, payload, [0; 4]);
+        small[0] |= RSV1;
+        decode_all(&mut d, &small, 1000);
+        assert_eq!(
+            d.closing(),
+            Some(&Closing::ProtocolError("maximum payload exceeded".into()))
+        );
+        // Small batches go uncompressed.
+        let mut out = Vec::new();
+        c.encode(&mut out, b"PONG\r\n", false);
+        assert_eq!(out, [0x82, 6, b'P', b'O', b'N', b'G', b'\r', b'\n']);
     }
 
     #[test]

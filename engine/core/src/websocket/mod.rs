@@ -36,15 +36,24 @@ pub struct WsSession {
     /// Frames to write: control answers and framed NATS bytes.
     framed: Vec<u8>,
     browser: bool,
+    /// permessage-deflate: outgoing messages over 64 bytes are compressed.
+    compressor: Option<frame::Compressor>,
     closed: bool,
     close_reason: Option<CloseReason>,
 }
 
 impl WsSession {
-    pub fn new(tls: Option<Box<dyn TlsSession>>, masked: bool, browser: bool) -> WsSession {
+    pub fn new(
+        tls: Option<Box<dyn TlsSession>>,
+        masked: bool,
+        browser: bool,
+        compress: bool,
+        max_payload: usize,
+    ) -> WsSession {
         WsSession {
             tls,
-            decoder: Decoder::new(masked),
+            decoder: Decoder::with_compression(masked, compress, max_payload),
+            compressor: compress.then(frame::Compressor::default),
             inner_plain: BytesMut::new(),
             framed: Vec::new(),
             browser,
@@ -113,7 +122,10 @@ impl TlsSession for WsSession {
         self.framed.clear();
         self.decoder.take_replies(&mut self.framed);
         if !plain.is_empty() && !self.closed {
-            frame::encode_data(&mut self.framed, plain, self.browser);
+            match self.compressor.as_mut() {
+                Some(c) => c.encode(&mut self.framed, plain, self.browser),
+                None => frame::encode_data(&mut self.framed, plain, self.browser),
+            }
         }
         match self.tls.as_mut() {
             None => {

@@ -27,6 +27,8 @@ pub struct UpgradeRules {
     pub extra_headers: String,
     /// The port serves TLS (for the same-origin check's scheme).
     pub tls: bool,
+    /// `compression`: permessage-deflate is agreed when the client offers it.
+    pub compression: bool,
 }
 
 /// The outcome of reading a request head.
@@ -39,6 +41,8 @@ pub enum Upgrade {
         response: Vec<u8>,
         consumed: usize,
         no_masking: bool,
+        /// permessage-deflate agreed (no context takeover either way).
+        compress: bool,
         /// A browser (User-Agent `Mozilla/...`): frames of at most 4 KiB.
         browser: bool,
         /// `X-Forwarded-For`, when it is an IP address.
@@ -123,12 +127,27 @@ pub fn upgrade(buf: &[u8], rules: &UpgradeRules, now: SystemTime) -> Upgrade {
         return refused(403, &format!("origin not allowed: {e}"));
     }
     let no_masking = first("Nats-No-Masking").as_deref() == Some("true");
+    // As nats-server: the extension's presence is enough; the answer says both sides keep no
+    // context.
+    let compress = rules.compression
+        && get("Sec-WebSocket-Extensions")
+            .iter()
+            .flat_map(|v| v.split([',', ';']))
+            .any(|p| {
+                p.trim_matches([' ', '\t'])
+                    .eq_ignore_ascii_case("permessage-deflate")
+            });
     let mut response = Vec::with_capacity(256);
     response.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
     );
     response.extend_from_slice(accept_key(&key).as_bytes());
     response.extend_from_slice(b"\r\n");
+    if compress {
+        response.extend_from_slice(
+            b"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n",
+        );
+    }
     if no_masking {
         response.extend_from_slice(b"Nats-No-Masking: true\r\n");
     }
@@ -143,6 +162,7 @@ pub fn upgrade(buf: &[u8], rules: &UpgradeRules, now: SystemTime) -> Upgrade {
         response,
         consumed,
         no_masking,
+        compress,
         browser,
         client_ip,
     }
