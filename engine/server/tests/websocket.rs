@@ -537,3 +537,35 @@ fn compression_is_agreed_and_used_as_nats_server_does() {
     assert!(answers[1][0].contains("|deflated"), "{}", answers[1][0]);
     assert!(answers[1][0].contains(&body), "{}", answers[1][0]);
 }
+
+/// `/varz` shows the websocket block as nats-server does (and `{}` without one).
+#[test]
+fn varz_shows_the_websocket_settings() {
+    let Some(_) = common::require_nats_server("websocket varz") else {
+        return;
+    };
+    let extra = "  compression: true\n  same_origin: true\n  allowed_origins: [\"http://a.example\"]\n  handshake_timeout: \"3s\"\n  advertise: \"ws.example:443\"\n";
+    let mut seen = Vec::new();
+    for which in [Impl::NatsServer, Impl::Tachyon] {
+        let dir = TempDir::new("ws-varz");
+        let conf = ws_config(&dir, -1, extra);
+        let s = match which {
+            Impl::Tachyon => Server::tachyon(SHARDS, &["-c", &conf, "-m", "-1"]),
+            other => Server::start(other, &["-c", &conf, "-m", "-1"]),
+        };
+        let (_, _, body) = common::http_get(s.monitor_port(), "/varz");
+        let mut v: serde_json::Value = serde_json::from_str(&body).expect("varz");
+        let ws = v["websocket"].take();
+        assert_eq!(ws["port"].as_u64(), Some(s.websocket_port() as u64));
+        let mut ws = ws;
+        ws["port"] = serde_json::Value::Null;
+        seen.push(ws);
+    }
+    assert_eq!(seen[0], seen[1]);
+    let dir = TempDir::new("ws-varz-none");
+    let s = Server::tachyon(SHARDS, &["-m", "-1"]);
+    let (_, _, body) = common::http_get(s.monitor_port(), "/varz");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("varz");
+    assert_eq!(v["websocket"], serde_json::json!({}));
+    drop(dir);
+}

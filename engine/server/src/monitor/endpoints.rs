@@ -118,7 +118,7 @@ pub struct Varz {
     gateway: Empty,
     leaf: Empty,
     mqtt: Empty,
-    websocket: Empty,
+    websocket: WebsocketVarz,
     jetstream: JetStreamVarz,
     #[serde(serialize_with = "go_float")]
     tls_timeout: f64,
@@ -221,7 +221,7 @@ pub fn varz(i: VarzInputs<'_>, snaps: &[ShardSnapshot]) -> Varz {
         gateway: Empty {},
         leaf: Empty {},
         mqtt: Empty {},
-        websocket: Empty {},
+        websocket: websocket_varz(o, g),
         jetstream: jetstream_varz(i.js),
         tls_timeout: 2.0,
         write_deadline: o.write_deadline.as_nanos(),
@@ -1194,5 +1194,51 @@ fn account_detail(js: &JsSnapshot, a: &JsAccountSnapshot, o: &JszOpts) -> Accoun
         id: a.name.clone(),
         stats,
         stream_detail,
+    }
+}
+
+/// `/varz` `websocket`, as nats-server fills it (every field omitted when empty or zero, so a
+/// server without WebSocket shows `{}`).
+#[derive(Serialize, Default)]
+struct WebsocketVarz {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    host: String,
+    #[serde(skip_serializing_if = "is_zero_u16")]
+    port: u16,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    advertise: String,
+    #[serde(skip_serializing_if = "is_zero_u128")]
+    handshake_timeout: u128,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    no_tls: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    same_origin: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    allowed_origins: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    compression: bool,
+}
+
+fn is_zero_u16(v: &u16) -> bool {
+    *v == 0
+}
+
+fn is_zero_u128(v: &u128) -> bool {
+    *v == 0
+}
+
+fn websocket_varz(o: &tachyon_config::Options, g: &Global) -> WebsocketVarz {
+    let Some(ws) = o.websocket.as_ref() else {
+        return WebsocketVarz::default();
+    };
+    WebsocketVarz {
+        host: ws.host.clone(),
+        port: g.ws_port.load(std::sync::atomic::Ordering::Acquire),
+        advertise: ws.advertise.clone().unwrap_or_default(),
+        handshake_timeout: ws.handshake_timeout.as_nanos(),
+        no_tls: ws.no_tls,
+        same_origin: ws.same_origin,
+        allowed_origins: ws.allowed_origins.clone(),
+        compression: ws.compression,
     }
 }
