@@ -264,6 +264,7 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
         }
     }
     account_users(doc, &fc.opts)?;
+    websocket_users(doc, &fc.opts)?;
     if let Some((dir, item)) = store_dir {
         let js = fc.opts.jetstream.get_or_insert_with(JetStreamOpts::default);
         if js.store_dir.is_some() {
@@ -343,6 +344,69 @@ fn account_users(doc: &Document, o: &Options) -> Result<(), ConfigError> {
                 format!(
                     "no_auth_user: \"{nau}\" not present as user or nkey in authorization block or account configuration"
                 ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The websocket block's auth against the server's users (nats-server's
+/// `validateWebsocketOptions`): its `no_auth_user` must be one of them, and a single user or
+/// token of its own cannot stand beside them.
+fn websocket_users(doc: &Document, o: &Options) -> Result<(), ConfigError> {
+    let Some(ws) = o.websocket.as_ref() else {
+        return Ok(());
+    };
+    let pos = doc
+        .map
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("websocket") || k.eq_ignore_ascii_case("ws"))
+        .map(|(_, i)| i.pos.clone())
+        .unwrap_or_default();
+    let mut users: Vec<&str> = o
+        .authorization
+        .iter()
+        .flat_map(|a| {
+            a.users
+                .iter()
+                .flatten()
+                .map(|u| u.username.as_str())
+                .chain(a.nkeys.iter().map(|n| n.nkey.as_str()))
+        })
+        .collect();
+    users.extend(o.accounts.iter().flat_map(|a| {
+        a.users
+            .iter()
+            .map(|u| u.username.as_str())
+            .chain(a.nkeys.iter().map(|n| n.nkey.as_str()))
+    }));
+    if let Some(nau) = &ws.no_auth_user {
+        if users.is_empty() {
+            return Err(ConfigError::at(
+                &pos,
+                format!("no_auth_user: \"{nau}\" present, but users/nkeys are not defined"),
+            ));
+        }
+        if !users.contains(&nau.as_str()) {
+            return Err(ConfigError::at(
+                &pos,
+                format!(
+                    "no_auth_user: \"{nau}\" not present as user or nkey in authorization block or account configuration"
+                ),
+            ));
+        }
+    }
+    if !users.is_empty() {
+        if ws.username.is_some() {
+            return Err(ConfigError::at(
+                &pos,
+                "websocket authentication username not compatible with presence of users/nkeys",
+            ));
+        }
+        if ws.token.is_some() {
+            return Err(ConfigError::at(
+                &pos,
+                "websocket authentication token not compatible with presence of users/nkeys",
             ));
         }
     }

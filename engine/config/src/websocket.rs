@@ -9,13 +9,8 @@ use crate::value::{ConfigError, Item, Map, Value};
 
 /// Keys nats-server takes that Tachyon does not implement yet: refused by name, not ignored.
 const NOT_YET: &[&str] = &[
-    "authorization",
-    "authentication",
+    // JWTs need operators, which Tachyon does not have.
     "jwt_cookie",
-    "user_cookie",
-    "pass_cookie",
-    "token_cookie",
-    "no_auth_user",
     "ping_interval",
 ];
 
@@ -47,6 +42,11 @@ pub fn from_config(block: &Map, at: &Item) -> Result<Option<WebsocketOpts>, Conf
             }
             "handshake_timeout" => ws.handshake_timeout = handshake_timeout(item)?,
             "compress" | "compression" => ws.compression = item.as_bool(key)?,
+            "authorization" | "authentication" => simple_auth(item.as_map(key)?, &mut ws)?,
+            "no_auth_user" => ws.no_auth_user = Some(item.to_text(key)?),
+            "user_cookie" => ws.user_cookie = Some(item.to_text(key)?),
+            "pass_cookie" => ws.pass_cookie = Some(item.to_text(key)?),
+            "token_cookie" => ws.token_cookie = Some(item.to_text(key)?),
             "headers" => {
                 let Value::Map(m) = &item.value else {
                     return Err(ConfigError::at(
@@ -86,6 +86,32 @@ pub fn from_config(block: &Map, at: &Item) -> Result<Option<WebsocketOpts>, Conf
     }
     validate(&ws, at)?;
     Ok(Some(ws))
+}
+
+/// The block's `authorization {}` (nats-server's `parseSimpleAuth`): one user or a token.
+fn simple_auth(block: &Map, ws: &mut WebsocketOpts) -> Result<(), ConfigError> {
+    for (key, item) in block.iter() {
+        match key.to_ascii_lowercase().as_str() {
+            "user" | "username" => ws.username = Some(item.to_text(key)?),
+            "pass" | "password" => ws.password = Some(item.to_text(key)?),
+            "token" => ws.token = Some(item.to_text(key)?),
+            "timeout" => {
+                let secs = match &item.value {
+                    Value::Int(n) => *n as f64,
+                    Value::Float(f) => *f,
+                    _ => {
+                        return Err(ConfigError::at(
+                            &item.pos,
+                            "error parsing timeout: unsupported type",
+                        ))
+                    }
+                };
+                ws.auth_timeout = Some(Duration::from_secs_f64(secs.max(0.0)));
+            }
+            _ => return Err(ConfigError::at(&item.pos, format!("unknown field {key:?}"))),
+        }
+    }
+    Ok(())
 }
 
 /// `handshake_timeout`: seconds, or a Go duration string.

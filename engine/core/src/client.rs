@@ -255,6 +255,10 @@ pub struct ClientState {
     pub perms: RefCell<Option<crate::auth::PermChecker>>,
     /// What the first CONNECT authenticated with, for a config reload to check again.
     pub credentials: RefCell<Option<crate::auth::Credentials>>,
+    /// A WebSocket client: the websocket block's authentication applies, and these cookies of
+    /// its upgrade request (user, password, token) fill what its CONNECT leaves out.
+    pub websocket: Cell<bool>,
+    pub ws_cookies: RefCell<Option<Box<[Option<String>; 3]>>>,
     /// Which shards this connection exchanges messages with, and its moves between shards.
     pub affinity: Affinity,
 }
@@ -383,6 +387,9 @@ impl ClientState {
             perms: _,
             credentials,
             affinity,
+            // WebSocket connections never move.
+            websocket: _,
+            ws_cookies: _,
         } = self;
         ClientSnapshot {
             id: *id,
@@ -480,6 +487,8 @@ impl ClientState {
             version: RefCell::new(String::new()),
             perms: RefCell::new(None),
             credentials: RefCell::new(None),
+            websocket: Cell::new(false),
+            ws_cookies: RefCell::new(None),
             affinity: Affinity::default(),
         }
     }

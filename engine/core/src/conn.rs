@@ -187,9 +187,15 @@ pub(crate) async fn established(
     });
     let pinger =
         glommio::spawn_local(ping_loop(shard.clone(), client.clone(), live.clone())).detach();
-    let auth_timer = cfg.auth_required().then(|| {
-        glommio::spawn_local(auth_timeout(client.clone(), cfg.opts.auth_timeout)).detach()
-    });
+    let ws = client.websocket.get();
+    let timeout = match (ws, cfg.opts.websocket.as_ref().and_then(|w| w.auth_timeout)) {
+        (true, Some(t)) if cfg.ws_auth.is_some() => t,
+        _ => cfg.opts.auth_timeout,
+    };
+    let auth_timer = cfg
+        .auth_for(ws)
+        .required()
+        .then(|| glommio::spawn_local(auth_timeout(client.clone(), timeout)).detach());
     let session = Session {
         cfg: cfg.clone(),
         shard: shard.clone(),
@@ -306,7 +312,12 @@ pub fn resume(shard: Rc<Shard>, arrived: crate::handover::Arrived) {
         // once; nothing else owns it.
         let socket = Socket::new(unsafe { TcpStream::from_raw_fd(client.fd) });
         // A reload that came while the connection was between shards applies now.
-        crate::reload::recheck_client(&shard, shard.global.config().auth.as_ref(), &client);
+        let now = shard.global.config();
+        crate::reload::recheck_client(
+            &shard,
+            now.auth_for(client.websocket.get()).as_ref(),
+            &client,
+        );
         let writer = glommio::spawn_local(write_loop(
             client.clone(),
             socket.clone(),
@@ -656,7 +667,7 @@ impl Session {
     /// Reads and handles ops until the connection ends (`Err`) or its shard moves it to the
     /// shard returned (`Ok`, at a read boundary: every op read so far was handled).
     async fn read_loop(&mut self, socket: &Socket) -> Result<u16, CloseReason> {
-        let auth_required = self.cfg.auth_required();
+        let auth_required = self.cfg.auth_for(self.client.websocket.get()).required();
         // Bytes already here (sent before a plaintext client was told from a TLS one, or
         // carried along by a move) are parsed before the first read.
         let mut unparsed = !self.rbuf.is_empty();
@@ -926,10 +937,26 @@ impl Session {
         let cfg = self.shard.global.config();
         // Every CONNECT authenticates, as in nats-server: a second one with other credentials
         // switches user (and account) or ends the connection.
-        let proof = crate::auth::Credentials::new(&opts, self.nonce.as_deref(), self.cert.as_ref());
+        let mut proof =
+            crate::auth::Credentials::new(&opts, self.nonce.as_deref(), self.cert.as_ref());
+        if let Some(c) = client.ws_cookies.borrow().as_ref() {
+            // As nats-server: the upgrade's cookies stand in for credentials CONNECT left out.
+            let [user, pass, token] = &**c;
+            let fill = |field: &mut Option<String>, cookie: &Option<String>| {
+                if field.as_deref().is_none_or(str::is_empty) {
+                    if let Some(v) = cookie {
+                        *field = Some(v.clone());
+                    }
+                }
+            };
+            fill(&mut proof.connect.user, user);
+            fill(&mut proof.connect.pass, pass);
+            fill(&mut proof.connect.auth_token, token);
+        }
+        let auth = cfg.auth_for(client.websocket.get());
         let mut switched_account = None;
-        if cfg.auth_required() {
-            match cfg.auth.authenticate(&proof) {
+        if auth.required() {
+            match auth.authenticate(&proof) {
                 Ok(who) => {
                     *client.perms.borrow_mut() = who.perms.map(crate::auth::PermChecker::new);
                     if self.connected && who.account != client.account.get() {

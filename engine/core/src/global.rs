@@ -27,6 +27,9 @@ pub struct Config {
     pub tls: Option<Arc<dyn TlsAcceptor>>,
     /// `websocket { tls {} }`, loaded at start; `None` serves `ws://` (or no WebSocket).
     pub ws_tls: Option<Arc<dyn TlsAcceptor>>,
+    /// The websocket block's own authentication (its `authorization`, `no_auth_user`), for
+    /// WebSocket clients; `None`: they authenticate as every client does.
+    pub ws_auth: Option<Arc<dyn Authenticate>>,
 }
 
 impl Config {
@@ -51,6 +54,16 @@ impl Config {
             auth,
             tls,
             ws_tls: None,
+            ws_auth: None,
+        }
+    }
+
+    /// Who authenticates a client: the websocket block's rules for WebSocket clients when it
+    /// has its own, else the server's.
+    pub fn auth_for(&self, websocket: bool) -> &Arc<dyn Authenticate> {
+        match (&self.ws_auth, websocket) {
+            (Some(a), true) => a,
+            _ => &self.auth,
         }
     }
 
@@ -121,6 +134,7 @@ impl Global {
         auth: Arc<dyn Authenticate>,
         tls: Option<Arc<dyn TlsAcceptor>>,
         ws_tls: Option<Arc<dyn TlsAcceptor>>,
+        ws_auth: Option<Arc<dyn Authenticate>>,
     ) {
         let old = self.config();
         let server_name = opts
@@ -134,6 +148,7 @@ impl Global {
             auth,
             tls,
             ws_tls,
+            ws_auth,
         }));
     }
 

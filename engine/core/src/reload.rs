@@ -36,12 +36,12 @@ pub fn apply(boxes: &[Mailbox], generation: u64) -> bool {
 
 /// Re-checks every client of this shard that has sent its CONNECT (the others authenticate
 /// against the new config when they do).
-pub fn recheck_clients(shard: &Shard, auth: &dyn Authenticate) {
+pub fn recheck_clients(shard: &Shard, cfg: &crate::global::Config) {
     let clients: Vec<Rc<ClientState>> = shard.clients.borrow().values().cloned().collect();
     for client in &clients {
         // A connection moving to another shard is checked there when it arrives.
         if client.affinity.move_to.get().is_none() {
-            recheck_client(shard, auth, client);
+            recheck_client(shard, cfg.auth_for(client.websocket.get()).as_ref(), client);
         }
     }
 }

@@ -140,9 +140,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     }
     let sigset = block_signals();
     let accounts = tachyon_core::accounts::Accounts::resolve(&opts.accounts)?;
-    let (auth, tls, ws_tls) = services(&opts, &accounts)?;
+    let (auth, tls, ws_tls, ws_auth) = services(&opts, &accounts)?;
     let mut config = Config::new(&opts, auth, tls);
     config.ws_tls = ws_tls;
+    config.ws_auth = ws_auth;
     // nats-server opens the WebSocket port before the client port.
     let ws_bound = match &opts.websocket {
         Some(ws) => Some(listener::bind_listeners(&ws.host, ws.port, n)?),
@@ -420,9 +421,9 @@ pub fn reload(global: &Global) -> Result<(), ReloadError> {
     if new.websocket != current.opts.websocket {
         return Err(ReloadError::NotReloadable("Websocket"));
     }
-    let (auth, tls, _) = services(&new, &global.accounts)?;
+    let (auth, tls, _, ws_auth) = services(&new, &global.accounts)?;
     logging::reconfigure(&logging::LogOptions::from(&new))?;
-    global.set_config(&new, auth, tls, current.ws_tls.clone());
+    global.set_config(&new, auth, tls, current.ws_tls.clone(), ws_auth);
     Ok(())
 }
 
@@ -430,6 +431,7 @@ type Services = (
     Arc<dyn Authenticate>,
     Option<Arc<dyn TlsAcceptor>>,
     Option<Arc<dyn TlsAcceptor>>,
+    Option<Arc<dyn Authenticate>>,
 );
 
 /// The authentication and TLS services `opts` describe, for the core to call through its
@@ -450,7 +452,34 @@ fn services(
         Some(t) => Some(Arc::new(tachyon_auth::ServerTls::load(t, false)?) as Arc<dyn TlsAcceptor>),
         None => None,
     };
-    Ok((Arc::new(auth), tls, ws_tls))
+    Ok((Arc::new(auth), tls, ws_tls, ws_auth(opts, accounts)))
+}
+
+/// The websocket block's own authentication (nats-server's `authOverride`): its single user or
+/// token instead of the server's, its `no_auth_user`; the server's users stay (a
+/// `no_auth_user` names one of them).
+fn ws_auth(
+    opts: &Options,
+    accounts: &tachyon_core::accounts::Accounts,
+) -> Option<Arc<dyn Authenticate>> {
+    let ws = opts.websocket.as_ref().filter(|w| w.auth_override())?;
+    let mut o = opts.clone();
+    o.user = ws.username.clone();
+    o.pass = ws.password.clone();
+    o.auth_token = ws.token.clone();
+    o.no_auth_user = ws.no_auth_user.clone();
+    let file = opts.authorization.as_ref().map(|a| {
+        let mut a = a.clone();
+        a.user = None;
+        a.pass = None;
+        a.token = None;
+        a
+    });
+    Some(Arc::new(tachyon_auth::Authenticator::with_accounts(
+        file.as_ref(),
+        &o,
+        accounts,
+    )))
 }
 
 /// Same accounts, exports and imports, in the same order (so the same ids).

@@ -569,3 +569,95 @@ fn varz_shows_the_websocket_settings() {
     assert_eq!(v["websocket"], serde_json::json!({}));
     drop(dir);
 }
+
+/// The websocket block's own authentication, as nats-server applies it to WebSocket clients
+/// only: its `authorization` user (also from the upgrade's cookies), and `no_auth_user` naming
+/// one of the server's users. The same raw bytes to both servers get the same answers.
+#[test]
+fn websocket_authorization_as_nats_server() {
+    let Some(_) = common::require_nats_server("websocket authorization") else {
+        return;
+    };
+    let cookie_upgrade = String::from_utf8_lossy(UPGRADE)
+        .replace(
+            "\r\n\r\n",
+            "\r\nCookie: theme=dark; u=bob; p=s3cret\r\n\r\n",
+        )
+        .into_bytes();
+    let ping = |connect: &str| masked(2, true, format!("CONNECT {connect}\r\nPING\r\n").as_bytes());
+    let single = "  authorization { user: bob, password: s3cret, timeout: 2 }\n  user_cookie: \"u\"\n  pass_cookie: \"p\"\n";
+    let users = "  no_auth_user: alice\n";
+    let top_users = "authorization {\n  users = [ { user: alice, password: pw, permissions: { publish: \"ok\" } } ]\n}\n";
+    let cases: Vec<(&str, &str, &str, Vec<Vec<u8>>)> = vec![
+        (
+            "no credentials",
+            single,
+            "",
+            vec![UPGRADE.to_vec(), ping("{\"verbose\":false}")],
+        ),
+        (
+            "the block's user",
+            single,
+            "",
+            vec![
+                UPGRADE.to_vec(),
+                ping("{\"verbose\":false,\"user\":\"bob\",\"pass\":\"s3cret\"}"),
+            ],
+        ),
+        (
+            "cookies",
+            single,
+            "",
+            vec![cookie_upgrade, ping("{\"verbose\":false}")],
+        ),
+        (
+            "no_auth_user's permissions",
+            users,
+            top_users,
+            vec![
+                UPGRADE.to_vec(),
+                masked(
+                    2,
+                    true,
+                    b"CONNECT {\"verbose\":false}\r\nPUB nope 1\r\nx\r\nPUB ok 1\r\nx\r\nPING\r\n",
+                ),
+            ],
+        ),
+    ];
+    let mut answers: Vec<Vec<String>> = Vec::new();
+    for which in [Impl::NatsServer, Impl::Tachyon] {
+        let mut mine = Vec::new();
+        for (_, block, top, steps) in &cases {
+            let dir = TempDir::new("ws-auth");
+            let path = dir.0.join("ws.conf");
+            std::fs::write(
+                &path,
+                format!("{top}websocket {{\n  port: -1\n  no_tls: true\n{block}}}\n"),
+            )
+            .expect("config");
+            let conf = path.to_string_lossy().into_owned();
+            let s = match which {
+                Impl::Tachyon => Server::tachyon(SHARDS, &["-c", &conf]),
+                other => Server::start(other, &["-c", &conf]),
+            };
+            let steps: Vec<&[u8]> = steps.iter().map(Vec::as_slice).collect();
+            mine.push(normalize(&exchange(s.websocket_port(), &steps)));
+        }
+        answers.push(mine);
+    }
+    for (i, (name, ..)) in cases.iter().enumerate() {
+        assert_eq!(answers[0][i], answers[1][i], "{name}");
+    }
+    assert!(
+        answers[1][0].contains("Authorization Violation"),
+        "{}",
+        answers[1][0]
+    );
+    assert!(answers[1][1].contains("PONG"), "{}", answers[1][1]);
+    assert!(answers[1][2].contains("PONG"), "{}", answers[1][2]);
+    assert!(
+        answers[1][3].contains("Permissions Violation"),
+        "{}",
+        answers[1][3]
+    );
+}

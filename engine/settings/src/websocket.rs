@@ -25,4 +25,23 @@ pub struct WebsocketOpts {
     pub handshake_timeout: Duration,
     /// Extra headers of the upgrade response, in the order written.
     pub headers: Vec<(String, String)>,
+    /// `authorization {}` of the block: a single user or a token for WebSocket clients only,
+    /// and its `timeout`.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub auth_timeout: Option<Duration>,
+    /// The user a WebSocket client that sends no credentials becomes.
+    pub no_auth_user: Option<String>,
+    /// Cookies of the upgrade request that stand in for CONNECT's user, password and token.
+    pub user_cookie: Option<String>,
+    pub pass_cookie: Option<String>,
+    pub token_cookie: Option<String>,
+}
+
+impl WebsocketOpts {
+    /// nats-server's `authOverride`: WebSocket clients authenticate by the block's own rules.
+    pub fn auth_override(&self) -> bool {
+        self.username.is_some() || self.token.is_some() || self.no_auth_user.is_some()
+    }
 }

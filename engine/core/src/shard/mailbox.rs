@@ -116,8 +116,8 @@ impl Inbox {
                         }
                     }
                     Job::Reload { generation, ack } => {
-                        let auth = shard.global.config().auth.clone();
-                        crate::reload::recheck_clients(&shard, auth.as_ref());
+                        let cfg = shard.global.config();
+                        crate::reload::recheck_clients(&shard, &cfg);
                         // The poster may have stopped waiting; nothing to do then.
                         let _ = ack.send(generation);
                     }

@@ -91,7 +91,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             }
         }
     };
-    let (no_masking, compress, browser, client_ip, leftover) = match outcome {
+    let (no_masking, compress, browser, client_ip, cookies, leftover) = match outcome {
         Upgrade::Partial => return,
         Upgrade::Refused {
             response, reason, ..
@@ -108,6 +108,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             compress,
             browser,
             client_ip,
+            cookies,
         } => {
             if send(&mut stream, tls.as_mut(), &response).await.is_err() {
                 let _ = stream.close().await;
@@ -118,6 +119,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                 compress,
                 browser,
                 client_ip,
+                cookies,
                 request.split_off(consumed),
             )
         }
@@ -133,6 +135,22 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let fd = stream.as_raw_fd();
     let cid = global.next_client_id();
     let client = Rc::new(ClientState::new(cid, peer, fd, cfg.opts.max_pending));
+    client.websocket.set(true);
+    let cookie = |name: &Option<String>| {
+        let name = name.as_deref()?;
+        cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let found = [
+        cookie(&ws.user_cookie),
+        cookie(&ws.pass_cookie),
+        cookie(&ws.token_cookie),
+    ];
+    if found.iter().any(Option::is_some) {
+        *client.ws_cookies.borrow_mut() = Some(Box::new(found));
+    }
     let mut info = global.info_template();
     info.client_id = cid;
     info.client_ip = client_ip.or_else(|| peer.map(|p| p.ip().to_string()));
@@ -142,7 +160,9 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     info.tls_required = wss;
     info.tls_available = wss;
     info.tls_verify = false;
-    let nonce = cfg.auth.nonce();
+    // As nats-server: its own authentication makes WebSocket clients authenticate.
+    info.auth_required |= ws.auth_override();
+    let nonce = cfg.auth_for(true).nonce();
     info.nonce = nonce.clone();
     let mut buf = Vec::new();
     encode::info(&mut buf, &info);

@@ -47,6 +47,8 @@ pub enum Upgrade {
         browser: bool,
         /// `X-Forwarded-For`, when it is an IP address.
         client_ip: Option<String>,
+        /// The request's cookies, by name.
+        cookies: Vec<(String, String)>,
     },
     /// Refused: send `response`; `reason` is what nats-server logs; `close` when Go's server
     /// would close the connection too (a request it could not parse).
@@ -158,6 +160,14 @@ pub fn upgrade(buf: &[u8], rules: &UpgradeRules, now: SystemTime) -> Upgrade {
         .first()
         .map(|v| v.trim().to_string())
         .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+    let cookies = get("Cookie")
+        .iter()
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            Some((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        })
+        .collect();
     Upgrade::Accepted {
         response,
         consumed,
@@ -165,6 +175,7 @@ pub fn upgrade(buf: &[u8], rules: &UpgradeRules, now: SystemTime) -> Upgrade {
         compress,
         browser,
         client_ip,
+        cookies,
     }
 }
 
