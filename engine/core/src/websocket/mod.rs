@@ -119,20 +119,23 @@ impl TlsSession for WsSession {
     }
 
     fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
-        self.framed.clear();
-        self.decoder.take_replies(&mut self.framed);
+        // Without TLS the frames are written straight into `out`; with TLS they are the
+        // plaintext it seals.
+        let framed = if self.tls.is_some() {
+            &mut self.framed
+        } else {
+            &mut *out
+        };
+        framed.clear();
+        self.decoder.take_replies(framed);
         if !plain.is_empty() && !self.closed {
             match self.compressor.as_mut() {
-                Some(c) => c.encode(&mut self.framed, plain, self.browser),
-                None => frame::encode_data(&mut self.framed, plain, self.browser),
+                Some(c) => c.encode(framed, plain, self.browser),
+                None => frame::encode_data(framed, plain, self.browser),
             }
         }
         match self.tls.as_mut() {
-            None => {
-                out.clear();
-                out.extend_from_slice(&self.framed);
-                Ok(())
-            }
+            None => Ok(()),
             Some(t) => t.seal(&self.framed, out),
         }
     }
