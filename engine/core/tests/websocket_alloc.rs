@@ -38,7 +38,7 @@ fn steady_state_frames_allocate_nothing() {
     let batch: Vec<u8> = b"MSG telemetry.dev1.temp 1 16\r\n0123456789abcdef\r\n".repeat(100);
     let mut plain = BytesMut::with_capacity(64 * 1024);
     let mut out = Vec::with_capacity(64 * 1024);
-    let mut round = |s: &mut WsSession, plain: &mut BytesMut, out: &mut Vec<u8>| {
+    let round = |s: &mut WsSession, plain: &mut BytesMut, out: &mut Vec<u8>| {
         // Split where a reader would: in the middle of frames.
         for chunk in wire.chunks(1000) {
             match s.feed(chunk, plain) {
