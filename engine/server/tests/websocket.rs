@@ -260,6 +260,13 @@ fn masked(op: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
     f
 }
 
+/// The upgrade request with one more header line.
+fn upgrade_with(header: &str) -> Vec<u8> {
+    String::from_utf8_lossy(UPGRADE)
+        .replace("\r\n\r\n", &format!("\r\n{header}\r\n\r\n"))
+        .into_bytes()
+}
+
 const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
 /// The differential corpus: the same bytes to both servers, the same answers.
@@ -292,9 +299,7 @@ fn upgrades_and_frames_answer_as_nats_server_does() {
         (
             "no masking",
             vec![
-                String::from_utf8_lossy(UPGRADE)
-                    .replace("\r\n\r\n", "\r\nNats-No-Masking: true\r\n\r\n")
-                    .into_bytes(),
+                upgrade_with("Nats-No-Masking: true"),
                 [&[0x82u8, 6][..], b"PING\r\n"].concat(),
             ],
         ),
@@ -475,12 +480,8 @@ fn compression_is_agreed_and_used_as_nats_server_does() {
     let Some(_) = common::require_nats_server("websocket compression") else {
         return;
     };
-    let upgrade = String::from_utf8_lossy(UPGRADE)
-        .replace(
-            "\r\n\r\n",
-            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
-        )
-        .into_bytes();
+    let upgrade =
+        upgrade_with("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits");
     let body = "x".repeat(300);
     let ops = format!(
         "CONNECT {{\"verbose\":false}}\r\nSUB big 1\r\nPUB big {}\r\n{body}\r\nPING\r\n",
@@ -578,12 +579,7 @@ fn websocket_authorization_as_nats_server() {
     let Some(_) = common::require_nats_server("websocket authorization") else {
         return;
     };
-    let cookie_upgrade = String::from_utf8_lossy(UPGRADE)
-        .replace(
-            "\r\n\r\n",
-            "\r\nCookie: theme=dark; u=bob; p=s3cret\r\n\r\n",
-        )
-        .into_bytes();
+    let cookie_upgrade = upgrade_with("Cookie: theme=dark; u=bob; p=s3cret");
     let ping = |connect: &str| masked(2, true, format!("CONNECT {connect}\r\nPING\r\n").as_bytes());
     let single = "  authorization { user: bob, password: s3cret, timeout: 2 }\n  user_cookie: \"u\"\n  pass_cookie: \"p\"\n";
     let users = "  no_auth_user: alice\n";
