@@ -36,6 +36,32 @@ fn ws_server_with(which: Impl, dir: &TempDir, port: i64, extra: &str) -> Server 
     }
 }
 
+/// Publishes probes on `subject` until `sub` receives one (then drains the probes that follow).
+async fn until_seen(
+    publisher: &async_nats::Client,
+    subject: &str,
+    sub: &mut async_nats::Subscriber,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        publisher
+            .publish(subject.to_string(), PROBE.into())
+            .await
+            .expect("probe");
+        publisher.flush().await.expect("flush");
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), sub.next()).await {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{subject} never seen"
+        );
+    }
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {}
+}
+
+const PROBE: &[u8] = b"\x00probe";
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -66,8 +92,10 @@ async fn the_rust_client_works_over_websocket() {
     let tcp = async_nats::connect(&s.url).await.expect("tcp");
     let mut sub = nc.subscribe("ws.>").await.expect("subscribe");
     let mut tcp_sub = tcp.subscribe("ws.>").await.expect("subscribe");
-    nc.flush().await.expect("flush");
-    tcp.flush().await.expect("flush");
+    // async-nats's flush writes, it does not wait for the server: probe until each side's
+    // subscription is visible to the other connection (nats-server has the same race).
+    until_seen(&tcp, "ws.probe", &mut sub).await;
+    until_seen(&nc, "ws.probe", &mut tcp_sub).await;
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("X-Test", "ws");
     nc.publish_with_headers("ws.a", headers, "hello".into())
@@ -78,8 +106,14 @@ async fn the_rust_client_works_over_websocket() {
         .expect("publish");
     // From two connections: in either order.
     let mut got = Vec::new();
-    for _ in 0..2 {
-        let m = sub.next().await.expect("message");
+    while got.len() < 2 {
+        let m = match tokio::time::timeout(Duration::from_secs(5), sub.next()).await {
+            Ok(m) => m.expect("message"),
+            Err(_) => panic!("only {got:?} arrived; log:\n{}", s.log()),
+        };
+        if &m.payload[..] == PROBE {
+            continue;
+        }
         let h = m
             .headers
             .as_ref()
@@ -95,11 +129,16 @@ async fn the_rust_client_works_over_websocket() {
             ("hello".to_string(), Some("ws".to_string()))
         ]
     );
-    let mut tcp_got = Vec::new();
-    for _ in 0..2 {
-        tcp_got.push(tcp_sub.next().await.expect("message").payload);
+    // The TCP side sees the WebSocket client's message too (probes aside).
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), tcp_sub.next())
+            .await
+            .expect("in time")
+            .expect("message");
+        if &m.payload[..] == b"hello" {
+            break;
+        }
     }
-    assert!(tcp_got.iter().any(|p| &p[..] == b"hello"));
     // Ten 1 MiB payloads, in order, intact.
     let payload = bytes::Bytes::from(
         (0..1024 * 1024)
@@ -107,7 +146,7 @@ async fn the_rust_client_works_over_websocket() {
             .collect::<Vec<u8>>(),
     );
     let mut big = nc.subscribe("big").await.expect("subscribe");
-    nc.flush().await.expect("flush");
+    until_seen(&nc, "big", &mut big).await;
     for _ in 0..10 {
         nc.publish("big", payload.clone()).await.expect("publish");
     }
@@ -129,7 +168,18 @@ async fn the_rust_client_works_over_websocket() {
             }
         }
     });
-    let answer = nc.request("svc", "echo".into()).await.expect("request");
+    // The responder's subscription may not be visible yet: no responders is retried.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        match nc.request("svc", "echo".into()).await {
+            Ok(a) => break a,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("request: {e}"),
+        }
+    };
     assert_eq!(&answer.payload[..], b"echo");
     // Reconnect: the server restarts on the same port, the client comes back by itself.
     s.restart();
