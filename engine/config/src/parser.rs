@@ -127,7 +127,11 @@ impl<'a> Parser<'a> {
             let key_pos = self.cur.pos();
             let key = self.cur.key()?;
             let ws_after_key = matches!(self.cur.peek(), Some(' ' | '\t'));
-            self.cur.skip_inline_ws();
+            // As nats-server's lexer (`lexKeyEnd`): any whitespace, newlines included, may
+            // stand between a key and its separator or value (`websocket\n{`).
+            while self.cur.peek().is_some_and(char::is_whitespace) {
+                self.cur.bump();
+            }
             if key == "include" && ws_after_key && !matches!(self.cur.peek(), Some('=' | ':')) {
                 self.include(&key_pos)?;
             } else {
@@ -523,6 +527,7 @@ mod tests {
             ("a {\n b: 1\n", "unterminated block", 1, 3),
             ("a: [1, 2\n", "unterminated array", 1, 4),
             ("port:\nb: 1", "missing value for 'port'", 1, 1),
+            ("port\n", "missing value for 'port'", 1, 1),
             ("port: # nothing", "missing value for 'port'", 1, 1),
             ("a: 1 2", "expected a new line", 1, 6),
             ("}", "unexpected '}'", 1, 1),
@@ -556,5 +561,33 @@ mod tests {
         fn never_panics_on_config_alphabet(s in "[a-z0-9 :=\\[\\]{},;#/\"'\\\\$()\n.\\-]{0,120}") {
             let _ = parse_str(&s, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod next_line_tests {
+    use super::*;
+
+    /// nats-server takes a block's brace (or a value) on the line after its key, as client
+    /// test suites write `websocket\n{ ... }`.
+    #[test]
+    fn a_value_may_start_on_the_next_line() {
+        let doc = parse_str(
+            "websocket\n{\n    port: 8080\n    no_tls: true\n}\nport\n  4222\n",
+            None,
+        )
+        .expect("parses");
+        let ws = doc.map.get("websocket").expect("websocket");
+        let Value::Map(m) = &ws.value else {
+            panic!("{:?}", ws.value)
+        };
+        assert!(matches!(
+            m.get("port").map(|i| &i.value),
+            Some(Value::Int(8080))
+        ));
+        assert!(matches!(
+            doc.map.get("port").map(|i| &i.value),
+            Some(Value::Int(4222))
+        ));
     }
 }
