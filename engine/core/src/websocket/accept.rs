@@ -74,6 +74,18 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             }
             done => break done,
         }
+        // The TLS session may already hold the request: a client can send it in the same flight
+        // as its last handshake message (nats.py does on a resumed session).
+        if let Some(t) = tls.as_mut() {
+            match t.take(&mut request) {
+                Ok(crate::tls::Taken::Bytes(n)) if n > 0 => continue,
+                Ok(crate::tls::Taken::Bytes(_)) => {}
+                Ok(crate::tls::Taken::Closed) | Err(_) => {
+                    let _ = stream.close().await;
+                    return;
+                }
+            }
+        }
         let n = match read_until(&mut stream, &mut raw, deadline).await {
             Some(n) if n > 0 => n,
             _ => {
