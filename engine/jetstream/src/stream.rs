@@ -148,19 +148,6 @@ struct Incoming {
     ttl: i64,
 }
 
-/// `n`'s decimal digits, written into the end of `buf`.
-fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
 /// What a round of expiries removed, and the subject delete markers to append for it.
 #[derive(Default)]
 struct Gone {
@@ -1771,7 +1758,10 @@ impl StreamTask {
                 a.extend_from_slice(&m.headers[..m.headers.len().saturating_sub(2)]);
             }
             a.extend_from_slice(b"Nats-Msg-Size: ");
-            a.extend_from_slice(decimal(&mut [0; 20], m.payload.len() as u64));
+            a.extend_from_slice(crate::consumer_config::decimal(
+                &mut [0; 20],
+                m.payload.len() as u64,
+            ));
             a.extend_from_slice(b"\r\n\r\n");
             Some(a.len() - start)
         } else {

@@ -23,7 +23,7 @@ pub(crate) fn parse(v: &[u8]) -> Result<i64, ApiError> {
     if s.eq_ignore_ascii_case("never") {
         return Ok(-1);
     }
-    if let Some(d) = go_duration(s) {
+    if let Some(d) = crate::consumer_config::parse_go_duration(s) {
         if d < 1_000_000_000 {
             return Err(invalid());
         }
@@ -34,54 +34,6 @@ pub(crate) fn parse(v: &[u8]) -> Result<i64, ApiError> {
         return Err(invalid());
     }
     s.parse::<i64>().map_err(|_| invalid())
-}
-
-/// Go's `time.ParseDuration` for what a TTL uses: an optional sign, then one or more
-/// `<number><unit>` (ns, us, µs, ms, s, m, h), fractions allowed; `None` if it is not one
-/// (a bare number is not a duration, as in Go).
-fn go_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(n);
-        if num.is_empty() || num == "." {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        let u = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(u);
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = tail;
-    }
-    if total > i64::MAX as f64 {
-        return None;
-    }
-    let d = total as i64;
-    Some(if neg { -d } else { d })
 }
 
 /// The headers of a subject delete marker whose own TTL is `ttl_s` seconds.

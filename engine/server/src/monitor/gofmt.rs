@@ -2,7 +2,7 @@
 //! nanoseconds (`time.Time` marshalling), `time.Duration.String()`, and nats-server's uptime.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-pub use tachyon_config::gofmt::{go_duration, push_fraction};
+pub use tachyon_config::gofmt::{civil_from_days, go_duration, http_date, push_fraction};
 
 /// `2026-11-23T12:47:54.242042709Z`: UTC, fraction without trailing zeros (none when zero).
 pub fn rfc3339_nano(t: SystemTime) -> String {
@@ -19,40 +19,6 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
     push_fraction(&mut s, d.subsec_nanos() as u64, 9);
     s.push('Z');
     s
-}
-
-/// An HTTP `Date` header value: `Mon, 23 Nov 2026 12:47:54 GMT`.
-pub fn http_date(t: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let days = secs / 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MONTHS[(m as usize).saturating_sub(1) % 12],
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil: days since 1970-01-01 to (year, month, day).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// nats-server's `myUptime`: whole seconds, with days and years: `2s`, `1m2s`, `3d4h5m6s`.
