@@ -22,7 +22,13 @@
 # (pull, batches of 100 and of 1000), js-push, js-ordered (an ordered consumer replaying 1 M
 # stored messages; REPLAY_MSGS) and kv-watch (4 watchers while one writer puts new keys)
 # against nats-server 2.15 and 2.9 at their defaults. Writes
-# bench-results/report-consumers{,-batch1000}.{json,html,md,txt}; `JS_ONLY=1 JS=0` runs only it.
+# bench-results/report-consumers{,-batch1000}.{json,html,md,txt}; `JS_ONLY=1 JS=0 WS=0` runs only it.
+#
+# Then the WebSocket section (WS=0 leaves it out; about 1 minute on 2 cores): ws-pubsub (one
+# publisher, one subscriber, both on the websocket port, masked binary frames) and ws-deflate
+# (the same with permessage-deflate) at 16 B and 1 KiB, WS_MSGS per run (default MSGS), every
+# server given a `websocket { port: -1, no_tls: true, compression: true }` block. Writes
+# bench-results/report-ws.{json,html,md,txt}; `JS_ONLY=1 JS=0 CONSUMERS=0` runs only it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -129,5 +135,14 @@ if [ "${CONSUMERS:-1}" != 0 ]; then
         --html bench-results/report-consumers-batch1000.html \
         --md bench-results/report-consumers-batch1000.md |
         tee bench-results/report-consumers-batch1000.txt || rc=$?
+fi
+if [ "${WS:-1}" != 0 ]; then
+    target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
+        --workloads ws-pubsub,ws-deflate \
+        --sizes 16,1024 --rounds "$ROUNDS" \
+        --msgs "${WS_MSGS:-$MSGS}" \
+        --json bench-results/report-ws.json \
+        --html bench-results/report-ws.html \
+        --md bench-results/report-ws.md | tee bench-results/report-ws.txt || rc=$?
 fi
 exit "$rc"

@@ -226,7 +226,9 @@ fn measure(
         foreign_load_cores: 0.0,
         thread_cpu_s: Vec::new(),
     };
-    let mut srv = match server::start_with(spec, &cfg.work_dir, seq, plan.workload.is_jetstream()) {
+    let ws = plan.workload.websocket().is_some();
+    let started = server::start_full(spec, &cfg.work_dir, seq, plan.workload.is_jetstream(), ws);
+    let mut srv = match started {
         Ok(s) => s,
         Err(e) => {
             m.error = Some(e.to_string());
@@ -239,7 +241,11 @@ fn measure(
     let h0 = procfs::self_cpu_ticks().unwrap_or(0);
     let m0 = procfs::machine_ticks().unwrap_or_default();
     let t0 = Instant::now();
-    let r = workloads::run(plan, srv.addr, cfg.base.stall_timeout);
+    let addr = match srv.ws_addr {
+        Some(a) if ws => a,
+        _ => srv.addr,
+    };
+    let r = workloads::run(plan, addr, cfg.base.stall_timeout);
     m.wall_s = t0.elapsed().as_secs_f64();
     let s1 = procfs::pid_cpu_ticks(pid).unwrap_or(s0);
     m.thread_cpu_s = procfs::pid_thread_ticks(pid)

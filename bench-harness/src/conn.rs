@@ -11,6 +11,7 @@ use tachyon_protocol::{encode, ServerOp, ServerParser};
 
 use crate::error::{BenchError, Result};
 use crate::link::{self, Fleet, Link};
+use crate::ws::{self, WsCodec, WsMode};
 
 /// Bytes one `read` may return; the parse buffer grows past it when an op is bigger.
 const READ_CHUNK: usize = 1024 * 1024;
@@ -21,6 +22,7 @@ pub fn resolve(url: &str) -> Result<SocketAddr> {
     let hostport = url
         .strip_prefix("nats://")
         .or_else(|| url.strip_prefix("tcp://"))
+        .or_else(|| url.strip_prefix("ws://"))
         .unwrap_or(url);
     let hostport = hostport.rsplit_once('@').map_or(hostport, |(_, h)| h);
     let hostport = hostport.trim_end_matches('/');
@@ -41,6 +43,9 @@ pub struct Conn {
     scratch: Vec<u8>,
     /// Outbound bytes the caller appends with `tachyon_protocol::encode`.
     pub wbuf: Vec<u8>,
+    /// A WebSocket connection's framing, and its frames on their way out.
+    ws: Option<Box<WsCodec>>,
+    framed: Vec<u8>,
 }
 
 /// A connection's parts, for a transport that takes it over.
@@ -55,15 +60,31 @@ impl Conn {
     /// Connects, reads INFO, sends CONNECT and waits for the PONG of a PING,
     /// so the connection is fully registered when this returns.
     pub fn connect(addr: SocketAddr, name: &str) -> Result<Conn> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        Conn::dial(addr, name, None)
+    }
+
+    /// As [`Conn::connect`], over WebSocket (`ws` workloads) when `ws` is set.
+    pub fn dial(addr: SocketAddr, name: &str, ws: Option<WsMode>) -> Result<Conn> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(POLL_TIMEOUT))?;
+        let mut rbuf = BytesMut::with_capacity(64 * 1024);
+        let codec = match ws {
+            None => None,
+            Some(mode) => {
+                let (mut codec, early) = ws::upgrade(&mut stream, mode, Duration::from_secs(5))?;
+                codec.decode(&early, &mut rbuf)?;
+                Some(Box::new(codec))
+            }
+        };
         let mut c = Conn {
             stream,
-            rbuf: BytesMut::with_capacity(64 * 1024),
+            rbuf,
             parser: ServerParser::new(),
             scratch: Vec::new(),
             wbuf: Vec::with_capacity(64 * 1024),
+            ws: codec,
+            framed: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut got_info = false;
@@ -81,17 +102,33 @@ impl Conn {
         Ok(c)
     }
 
-    pub fn into_parts(self) -> Parts {
-        Parts {
+    /// The parts an io_uring transport takes over; it speaks no WebSocket.
+    pub fn into_parts(self) -> Result<Parts> {
+        if self.ws.is_some() {
+            return Err(BenchError::Config(
+                "WebSocket connections run on the std transport only".into(),
+            ));
+        }
+        Ok(Parts {
             stream: self.stream,
             rbuf: self.rbuf,
             parser: self.parser,
             wbuf: self.wbuf,
-        }
+        })
     }
 
-    /// Writes out everything in `wbuf`.
+    /// Writes out everything in `wbuf` (as one WebSocket message on a WebSocket connection).
     pub fn flush(&mut self) -> Result<()> {
+        if let Some(ws) = self.ws.as_mut() {
+            if self.wbuf.is_empty() && !ws.has_replies() {
+                return Ok(());
+            }
+            self.framed.clear();
+            ws.encode(&self.wbuf, &mut self.framed);
+            self.wbuf.clear();
+            self.stream.write_all(&self.framed)?;
+            return Ok(());
+        }
         if !self.wbuf.is_empty() {
             self.stream.write_all(&self.wbuf)?;
             self.wbuf.clear();
@@ -127,21 +164,29 @@ impl Conn {
         }
         match self.stream.read(&mut self.scratch) {
             Ok(0) => return Err(BenchError::Closed),
-            Ok(n) => self
-                .rbuf
-                .extend_from_slice(self.scratch.get(..n).unwrap_or_default()),
+            Ok(n) => {
+                let got = self.scratch.get(..n).unwrap_or_default();
+                match self.ws.as_mut() {
+                    Some(ws) => ws.decode(got, &mut self.rbuf)?,
+                    None => self.rbuf.extend_from_slice(got),
+                }
+            }
             Err(e)
                 if matches!(
                     e.kind(),
                     ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                 ) =>
             {
-                return Ok(0)
+                // Bytes that came with a WebSocket upgrade's answer wait here unparsed.
+                if self.rbuf.is_empty() {
+                    return Ok(0);
+                }
             }
             Err(e) => return Err(e.into()),
         }
         let d = link::drain(&mut self.parser, &mut self.rbuf, &mut f)?;
-        if d.pings > 0 {
+        let ws_replies = self.ws.as_ref().is_some_and(|w| w.has_replies());
+        if d.pings > 0 || ws_replies {
             for _ in 0..d.pings {
                 self.wbuf.extend_from_slice(encode::PONG);
             }

@@ -14,5 +14,6 @@ pub mod sink;
 pub mod stats;
 pub mod uring;
 pub mod workloads;
+pub mod ws;
 
 pub use error::{BenchError, Result};

@@ -62,9 +62,17 @@ pub fn version_of(path: &Path) -> String {
 
 /// Reads the client URL out of a nats-server ports file: `{"nats":["nats://h:p"],...}`.
 pub fn parse_ports_file(text: &str) -> Result<SocketAddr> {
+    Ok(parse_ports(text)?.0)
+}
+
+/// The client URL and the WebSocket URL (`"websocket":["ws://h:p"]`, when it is on) of a
+/// ports file.
+fn parse_ports(text: &str) -> Result<(SocketAddr, Option<SocketAddr>)> {
     #[derive(Deserialize)]
     struct Ports {
         nats: Vec<String>,
+        #[serde(default)]
+        websocket: Vec<String>,
     }
     let p: Ports = serde_json::from_str(text)
         .map_err(|e| BenchError::Process(format!("bad ports file: {e}")))?;
@@ -72,12 +80,20 @@ pub fn parse_ports_file(text: &str) -> Result<SocketAddr> {
         .nats
         .first()
         .ok_or_else(|| BenchError::Process("ports file lists no client URL".into()))?;
-    resolve(url)
+    let ws = p.websocket.first().map(|u| resolve(u)).transpose()?;
+    Ok((resolve(url)?, ws))
 }
+
+/// The `websocket {}` block the `ws-*` workloads need: a random port, no TLS, compression
+/// allowed (used only where the client asks for it).
+const WEBSOCKET_CONF: &str =
+    "websocket {\n  host: \"127.0.0.1\"\n  port: -1\n  no_tls: true\n  compression: true\n}\n";
 
 pub struct RunningServer {
     child: Child,
     pub addr: SocketAddr,
+    /// The WebSocket port, when it was asked for.
+    pub ws_addr: Option<SocketAddr>,
     dir: PathBuf,
 }
 
@@ -174,14 +190,33 @@ pub fn start_with(
     seq: usize,
     jetstream: bool,
 ) -> Result<RunningServer> {
+    start_full(spec, work, seq, jetstream, false)
+}
+
+/// [`start_with`], and with a WebSocket port (a `-c` file holding a `websocket {}` block,
+/// before the spec's own arguments) when `websocket` is set. That port is found through the
+/// ports file.
+pub fn start_full(
+    spec: &ServerSpec,
+    work: &Path,
+    seq: usize,
+    jetstream: bool,
+    websocket: bool,
+) -> Result<RunningServer> {
     let dir = work.join(format!("{}-{seq}", spec.name));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
-    let extra = if jetstream {
+    let mut extra = if jetstream {
         jetstream_args(&dir)
     } else {
         Vec::new()
     };
+    if websocket {
+        let conf = dir.join("websocket.conf");
+        fs::write(&conf, WEBSOCKET_CONF)?;
+        extra.push("-c".into());
+        extra.push(conf.to_string_lossy().into_owned());
+    }
     let dir_s = dir.to_string_lossy().into_owned();
     let mut child = spawn(
         spec,
@@ -192,11 +227,17 @@ pub fn start_with(
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(text) = find_ports_file(&dir) {
-            match parse_ports_file(&text) {
-                Ok(addr) => {
+            match parse_ports(&text) {
+                Ok((_, None)) if websocket => debug!("ports file lists no websocket port yet"),
+                Ok((addr, ws_addr)) => {
                     wait_connectable(addr, &mut child, Duration::from_secs(5))?;
                     debug!("{} on {addr} (ports file)", spec.name);
-                    return Ok(RunningServer { child, addr, dir });
+                    return Ok(RunningServer {
+                        child,
+                        addr,
+                        ws_addr,
+                        dir,
+                    });
                 }
                 // Possibly half written: read again.
                 Err(e) => debug!("ports file not ready: {e}"),
@@ -216,6 +257,12 @@ pub fn start_with(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    if websocket {
+        return Err(BenchError::Process(format!(
+            "{} wrote no ports file listing its websocket port",
+            spec.name
+        )));
+    }
     // No ports file support: pick a free port ourselves. A tiny race with other
     // programs binding the same port is possible; the connect check catches it.
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -232,7 +279,12 @@ pub fn start_with(
             log.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
         )));
     }
-    Ok(RunningServer { child, addr, dir })
+    Ok(RunningServer {
+        child,
+        addr,
+        ws_addr: None,
+        dir,
+    })
 }
 
 #[cfg(test)]
@@ -258,5 +310,11 @@ mod tests {
         assert_eq!(a, SocketAddr::from(([127, 0, 0, 1], 4567)));
         assert!(parse_ports_file(r#"{"nats":[]}"#).is_err());
         assert!(parse_ports_file("{").is_err());
+        let (a, ws) = parse_ports(
+            r#"{"nats":["nats://127.0.0.1:4567"],"websocket":["ws://127.0.0.1:8080"]}"#,
+        )
+        .unwrap();
+        assert_eq!(a.port(), 4567);
+        assert_eq!(ws, Some(SocketAddr::from(([127, 0, 0, 1], 8080))));
     }
 }

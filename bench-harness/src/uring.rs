@@ -77,7 +77,7 @@ impl Ring {
                 rbuf,
                 parser,
                 wbuf,
-            } = c.into_parts();
+            } = c.into_parts()?;
             // The ring waits with its own timeout; a socket timeout would only
             // turn an idle receive into an error.
             stream.set_read_timeout(None)?;

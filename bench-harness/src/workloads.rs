@@ -22,6 +22,7 @@ use crate::jetstream::{self, Storage, StreamUse};
 use crate::link::{message, Fleet, Link, Transport};
 use crate::stats::{new_histogram, record, summarize, LatencySummary};
 use crate::uring::{Ring, UringConn};
+use crate::ws::WsMode;
 
 const SEQ_BITS: u32 = 40;
 const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
@@ -71,10 +72,18 @@ pub enum Workload {
     /// `--msgs` new keys, `--window` acks outstanding.
     #[serde(rename = "kv-watch")]
     KvWatch,
+    /// pubsub with both clients on the server's `websocket {}` port (masked binary frames,
+    /// one per flush).
+    #[serde(rename = "ws-pubsub")]
+    WsPubsub,
+    /// ws-pubsub with permessage-deflate agreed: the publisher's frames and the server's
+    /// deliveries are compressed.
+    #[serde(rename = "ws-deflate")]
+    WsDeflate,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 17] = [
+    pub const ALL: [Workload; 19] = [
         Workload::Pub,
         Workload::Pubsub,
         Workload::Fanout,
@@ -92,6 +101,8 @@ impl Workload {
         Workload::JsPush,
         Workload::JsOrdered,
         Workload::KvWatch,
+        Workload::WsPubsub,
+        Workload::WsDeflate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -113,6 +124,8 @@ impl Workload {
             Workload::JsPush => "js-push",
             Workload::JsOrdered => "js-ordered",
             Workload::KvWatch => "kv-watch",
+            Workload::WsPubsub => "ws-pubsub",
+            Workload::WsDeflate => "ws-deflate",
         }
     }
 
@@ -129,6 +142,15 @@ impl Workload {
                 | Workload::JsOrdered
                 | Workload::KvWatch
         )
+    }
+
+    /// Whether clients connect to the `websocket {}` port, and with compression.
+    pub fn websocket(self) -> Option<WsMode> {
+        match self {
+            Workload::WsPubsub => Some(WsMode { compress: false }),
+            Workload::WsDeflate => Some(WsMode { compress: true }),
+            _ => None,
+        }
     }
 
     pub fn parse(s: &str) -> Option<Workload> {
@@ -239,7 +261,7 @@ impl Plan {
         use Workload::*;
         let (pubs, subs, msgs, rate, dur) = match workload {
             Pub => (1, 0, 100_000, 0, None),
-            Pubsub => (1, 1, 100_000, 0, None),
+            Pubsub | WsPubsub | WsDeflate => (1, 1, 100_000, 0, None),
             Fanout => (1, 4, 100_000, 0, None),
             Fanin => (8, 1, 100_000, 0, None),
             Queue => (1, 4, 100_000, 0, None),
@@ -276,7 +298,12 @@ impl Plan {
             duration_s,
             rate,
             pin: o.pin,
-            transport: o.transport.for_workload(workload == Conns),
+            // The io_uring transport speaks no WebSocket.
+            transport: if workload.websocket().is_some() {
+                Transport::Std
+            } else {
+                o.transport.for_workload(workload == Conns)
+            },
             churn: o.churn,
             window: match workload {
                 JsAsync | KvPut | KvWatch => o.window.unwrap_or(DEFAULT_WINDOW),
@@ -786,6 +813,7 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
     let sh = shared(plan, stall);
     let queue = plan.workload == Workload::Queue;
     let pairs = plan.workload == Workload::Pairs;
+    let ws = plan.workload.websocket();
     let mut sub_conns = Vec::with_capacity(plan.subs);
     for i in 0..plan.subs {
         let subject = if pairs {
@@ -793,7 +821,7 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
         } else {
             sub_subject(plan)
         };
-        let mut c = Conn::connect(addr, &format!("bench-sub-{i}"))?;
+        let mut c = Conn::dial(addr, &format!("bench-sub-{i}"), ws)?;
         encode::sub(
             &mut c.wbuf,
             subject.as_bytes(),
@@ -805,7 +833,7 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
     }
     let mut pub_conns = Vec::with_capacity(plan.pubs);
     for i in 0..plan.pubs {
-        pub_conns.push(Conn::connect(addr, &format!("bench-pub-{i}"))?);
+        pub_conns.push(Conn::dial(addr, &format!("bench-pub-{i}"), ws)?);
     }
     let subjects: Vec<Vec<Vec<u8>>> = (0..plan.pubs).map(|i| subjects_for(plan, i)).collect();
     let deadline = plan.duration().map(|d| Instant::now() + d);
@@ -817,7 +845,7 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
     };
 
     let churner = (plan.churn > 0)
-        .then(|| Conn::connect(addr, "bench-churn"))
+        .then(|| Conn::dial(addr, "bench-churn", ws))
         .transpose()?;
     let churn_stop = std::sync::atomic::AtomicBool::new(false);
 

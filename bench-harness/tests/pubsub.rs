@@ -127,3 +127,41 @@ fn loss_fails_loudly() {
         );
     }
 }
+
+/// The `ws-*` workloads: the harness's own WebSocket client (masked frames, permessage-deflate
+/// both ways) against nats-server's websocket port, every message delivered once.
+#[test]
+fn websocket_workloads_against_nats_server() {
+    let Some(bin) = nats_server() else {
+        eprintln!("SKIP: no nats-server found (run scripts/setup-reference.sh)");
+        return;
+    };
+    let work = std::env::temp_dir().join(format!("tachyon-bench-ws-{}", std::process::id()));
+    let spec = ServerSpec {
+        name: "nats".into(),
+        path: bin,
+        args: Vec::new(),
+    };
+    let srv = server::start_full(&spec, &work, 0, false, true).unwrap();
+    let ws = srv
+        .ws_addr
+        .expect("the ports file lists the websocket port");
+    for w in [Workload::WsPubsub, Workload::WsDeflate] {
+        for size in [16, 1024] {
+            let plan = Plan::new(w, &opts(20_000, size)).unwrap();
+            assert_eq!(
+                plan.transport,
+                Transport::Std,
+                "WebSocket runs on std sockets"
+            );
+            let r = run(&plan, ws, STALL).unwrap_or_else(|e| panic!("{} {size}B: {e}", w.name()));
+            assert_eq!(r.published, 20_000, "{} {size}B", w.name());
+            assert_eq!(r.delivered, 20_000, "{} {size}B", w.name());
+        }
+    }
+    // The client port speaks no WebSocket: the upgrade fails instead of hanging.
+    let plan = Plan::new(Workload::WsPubsub, &opts(10, 16)).unwrap();
+    assert!(run(&plan, srv.addr, STALL).is_err());
+    srv.stop();
+    let _ = std::fs::remove_dir_all(&work);
+}

@@ -410,7 +410,7 @@ fn websocket_users(doc: &Document, o: &Options) -> Result<(), ConfigError> {
             ));
         }
     }
-    Ok(())
+    crate::websocket::validate_last(ws, &pos)
 }
 
 /// `false`, `0`, `""`, `{}` and `[]` ask for nothing a missing feature would provide.

@@ -7,13 +7,6 @@ use tachyon_settings::websocket::WebsocketOpts;
 
 use crate::value::{ConfigError, Item, Map, Value};
 
-/// Keys nats-server takes that Tachyon does not implement yet: refused by name, not ignored.
-const NOT_YET: &[&str] = &[
-    // JWTs need operators, which Tachyon does not have.
-    "jwt_cookie",
-    "ping_interval",
-];
-
 /// The block; `None` when its port is 0 (no WebSocket, whatever else it says).
 pub fn from_config(block: &Map, at: &Item) -> Result<Option<WebsocketOpts>, ConfigError> {
     let mut ws = WebsocketOpts::default();
@@ -47,6 +40,8 @@ pub fn from_config(block: &Map, at: &Item) -> Result<Option<WebsocketOpts>, Conf
             "user_cookie" => ws.user_cookie = Some(item.to_text(key)?),
             "pass_cookie" => ws.pass_cookie = Some(item.to_text(key)?),
             "token_cookie" => ws.token_cookie = Some(item.to_text(key)?),
+            "jwt_cookie" => ws.jwt_cookie = Some(item.to_text(key)?),
+            "ping_interval" => ws.ping_interval = Some(item.as_duration(key)?),
             "headers" => {
                 let Value::Map(m) = &item.value else {
                     return Err(ConfigError::at(
@@ -63,12 +58,6 @@ pub fn from_config(block: &Map, at: &Item) -> Result<Option<WebsocketOpts>, Conf
                     };
                     ws.headers.push((k.to_string(), s.clone()));
                 }
-            }
-            k if NOT_YET.contains(&k) => {
-                return Err(ConfigError::at(
-                    &item.pos,
-                    format!("websocket option {key:?} is not supported yet"),
-                ))
             }
             _ => return Err(ConfigError::at(&item.pos, format!("unknown field {key:?}"))),
         }
@@ -127,7 +116,8 @@ fn handshake_timeout(item: &Item) -> Result<Duration, ConfigError> {
     }
 }
 
-/// nats-server's `validateWebsocketOptions`, for what Tachyon reads.
+/// nats-server's `validateWebsocketOptions` up to its checks against the server's users
+/// (`file::websocket_users` makes those, then [`validate_last`]).
 fn validate(ws: &WebsocketOpts, at: &Item) -> Result<(), ConfigError> {
     let err = |msg: String| Err(ConfigError::at(&at.pos, msg));
     if ws.tls.is_none() && !ws.no_tls {
@@ -147,6 +137,21 @@ fn validate(ws: &WebsocketOpts, at: &Item) -> Result<(), ConfigError> {
                 "unable to parse allowed origin {ao:?}: host is required"
             ));
         }
+    }
+    Ok(())
+}
+
+/// The rest of `validateWebsocketOptions`, in its order: the JWT cookie (refused: it needs
+/// trusted operators, which Tachyon does not take), then the extra headers.
+pub(crate) fn validate_last(
+    ws: &WebsocketOpts,
+    pos: &tachyon_settings::Pos,
+) -> Result<(), ConfigError> {
+    let err = |msg: String| Err(ConfigError::at(pos, msg));
+    if let Some(c) = &ws.jwt_cookie {
+        return err(format!(
+            "trusted operators or trusted keys configuration is required for JWT authentication via cookie {c:?}"
+        ));
     }
     for (key, _) in &ws.headers {
         let k = key.to_ascii_lowercase();

@@ -259,6 +259,9 @@ pub struct ClientState {
     /// its upgrade request (user, password, token) fill what its CONNECT leaves out.
     pub websocket: Cell<bool>,
     pub ws_cookies: RefCell<Option<Box<[Option<String>; 3]>>>,
+    /// The upgrade request's `X-Forwarded-For` address: log lines name the client
+    /// `FORWARDED/PEER`, as nats-server's do.
+    pub forwarded_for: RefCell<Option<String>>,
     /// Which shards this connection exchanges messages with, and its moves between shards.
     pub affinity: Affinity,
 }
@@ -390,6 +393,7 @@ impl ClientState {
             // WebSocket connections never move.
             websocket: _,
             ws_cookies: _,
+            forwarded_for: _,
         } = self;
         ClientSnapshot {
             id: *id,
@@ -488,6 +492,7 @@ impl ClientState {
             perms: RefCell::new(None),
             credentials: RefCell::new(None),
             websocket: Cell::new(false),
+            forwarded_for: RefCell::new(None),
             ws_cookies: RefCell::new(None),
             affinity: Affinity::default(),
         }
@@ -810,9 +815,14 @@ impl ClientState {
     }
 
     pub fn peer_string(&self) -> String {
-        match self.peer {
+        let peer = match self.peer {
             Some(a) => a.to_string(),
             None => "?".to_string(),
+        };
+        match self.forwarded_for.borrow().as_deref() {
+            Some(ip) if ip.contains(':') => format!("[{ip}]/{peer}"),
+            Some(ip) => format!("{ip}/{peer}"),
+            None => peer,
         }
     }
 }

@@ -392,7 +392,7 @@ async fn write_loop(
             // Records rustls produced while reading (alerts, key updates) go out on their own.
             if let Some(t) = tls.as_mut().filter(|t| t.wants_write()) {
                 let sent = match t.pending() {
-                    Ok(records) => write_within(&socket, &client, records, deadline).await,
+                    Ok(records) => write_within(&socket, &client, &[], records, deadline).await,
                     Err(e) => Err(e.into()),
                 };
                 if sent.is_err() {
@@ -410,10 +410,14 @@ async fn write_loop(
         }
         client.take_out(&mut buf);
         let written = match tls.as_mut() {
-            None => write_within(&socket, &client, &buf, deadline).await,
-            Some(t) => match t.seal(&buf) {
-                Ok(records) => write_within(&socket, &client, records, deadline).await,
-                Err(e) => Err(e.into()),
+            None => write_within(&socket, &client, &[], &buf, deadline).await,
+            Some(t) => match t.prefix(&buf) {
+                // A WebSocket frame header, then the bytes as they are.
+                Some(head) => write_within(&socket, &client, head, &buf, deadline).await,
+                None => match t.seal(&buf) {
+                    Ok(records) => write_within(&socket, &client, &[], records, deadline).await,
+                    Err(e) => Err(e.into()),
+                },
             },
         };
         client.wrote();
@@ -449,7 +453,7 @@ async fn write_loop(
     }
     if let (Some(t), true) = (tls.as_mut(), healthy) {
         if let Ok(records) = t.close_for(client.close_reason()) {
-            let _ = write_within(&socket, &client, records, deadline).await;
+            let _ = write_within(&socket, &client, &[], records, deadline).await;
         }
     }
     // The reader's pending read returns; the descriptor stays open until its handle goes too.
@@ -483,14 +487,19 @@ impl From<std::io::Error> for WriteStop {
 async fn write_within(
     socket: &Socket,
     client: &ClientState,
+    head: &[u8],
     bytes: &[u8],
     deadline: Duration,
 ) -> Result<(), WriteStop> {
     let mut off = 0;
+    let total = head.len() + bytes.len();
     let mut blocked_at: Option<Instant> = None;
-    while off < bytes.len() {
-        let rest = bytes.get(off..).unwrap_or_default();
-        let mut write = std::pin::pin!(socket.write(rest));
+    while off < total {
+        let (h, b) = match off.checked_sub(head.len()) {
+            None => (head.get(off..).unwrap_or_default(), bytes),
+            Some(at) => (&[][..], bytes.get(at..).unwrap_or_default()),
+        };
+        let mut write = std::pin::pin!(socket.write_two(h, b));
         let n = match futures_lite::future::poll_once(&mut write).await {
             Some(r) => r?,
             None => {
@@ -505,6 +514,7 @@ async fn write_within(
                 let detach = async {
                     loop {
                         if client.affinity.detaching.get() {
+                            debug_assert!(head.is_empty(), "framed connections never move");
                             return Err(WriteStop::Detached { written: off });
                         }
                         if client.skips_flush() {
@@ -528,7 +538,11 @@ async fn write_within(
 
 async fn ping_loop(shard: Rc<Shard>, client: Rc<ClientState>, live: Rc<Liveness>) {
     let cfg = shard.global.config();
-    let interval = cfg.opts.ping_interval;
+    // As nats-server: `websocket { ping_interval }` replaces the server's for its clients.
+    let interval = match cfg.opts.websocket.as_ref().and_then(|w| w.ping_interval) {
+        Some(d) if client.websocket.get() && !d.is_zero() => d,
+        _ => cfg.opts.ping_interval,
+    };
     let max_out = cfg.opts.ping_max;
     let mut wait = interval;
     // As nats-server: CONNECT restarts the timer with the short first PING, which goes out

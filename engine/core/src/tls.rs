@@ -78,6 +78,12 @@ pub trait TlsSession {
     /// Why the server closes the connection, told before [`TlsSession::close_notify`] (a
     /// WebSocket close frame says it; TLS has nothing to say).
     fn closing(&mut self, _reason: Option<crate::client::CloseReason>) {}
+    /// For a session that only frames `plain` (WebSocket without TLS or compression): puts
+    /// what goes on the wire before `plain` into `out` (cleared first) and says true, so
+    /// `plain` is written as it is, after it, instead of being copied by [`TlsSession::seal`].
+    fn prefix(&mut self, _plain: &[u8], _out: &mut Vec<u8>) -> bool {
+        false
+    }
 }
 
 pub enum Taken {
@@ -262,6 +268,13 @@ impl TlsWriter {
     pub fn seal(&mut self, plain: &[u8]) -> io::Result<&[u8]> {
         self.session.borrow_mut().seal(plain, &mut self.out)?;
         Ok(&self.out)
+    }
+
+    /// What to write before `plain` when the session sends `plain` itself unchanged
+    /// ([`TlsSession::prefix`]); `None` when [`TlsWriter::seal`] must transform it.
+    pub fn prefix(&mut self, plain: &[u8]) -> Option<&[u8]> {
+        let framed = self.session.borrow_mut().prefix(plain, &mut self.out);
+        framed.then_some(&self.out[..])
     }
 
     pub fn wants_write(&self) -> bool {

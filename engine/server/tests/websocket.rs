@@ -328,6 +328,8 @@ fn upgrades_and_frames_answer_as_nats_server_does() {
     let connect = masked(2, true, b"CONNECT {\"verbose\":false}\r\n");
     let mut cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
         ("post", vec![b"POST / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()]),
+        // Frames before the answer: closed, nothing said.
+        ("frames with the request", vec![[UPGRADE, &connect[..]].concat()]),
         ("no upgrade", vec![b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()]),
         (
             "no connection",
@@ -706,4 +708,97 @@ fn websocket_authorization_as_nats_server() {
         "{}",
         answers[1][3]
     );
+}
+
+/// Blocks nats-server refuses at start (a JWT cookie without trusted operators, headers it
+/// reserves) are refused by Tachyon with the same text; `ping_interval` replaces the server's
+/// PING interval for WebSocket clients on both.
+#[test]
+fn refused_blocks_and_ping_interval_as_nats_server() {
+    let Some(nats) = common::require_nats_server("websocket refusals") else {
+        return;
+    };
+    let tachyon = std::path::PathBuf::from(env!("CARGO_BIN_EXE_tachyon"));
+    for extra in [
+        "  jwt_cookie: \"jwt\"\n",
+        "  headers { \"Sec-WebSocket-Protocol\": \"x\" }\n",
+        "  headers { \"Host\": \"x\" }\n",
+    ] {
+        let dir = TempDir::new("ws-refused");
+        let conf = ws_config(&dir, -1, extra);
+        let mut said = Vec::new();
+        for bin in [&nats, &tachyon] {
+            let mut child = std::process::Command::new(bin)
+                .args(["-c", &conf, "-p", "-1", "-a", "127.0.0.1"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let status = loop {
+                if let Some(st) = child.try_wait().expect("wait") {
+                    break st;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} started with {extra:?}",
+                    bin.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let out = child.wait_with_output().expect("output");
+            assert!(!status.success(), "{} with {extra:?}", bin.display());
+            said.push(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        // nats-server's line is `nats-server: <error>`; Tachyon's fatal line carries the text.
+        let line = said[0]
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("nats-server: "))
+            .unwrap_or_else(|| panic!("nats-server said {:?}", said[0]))
+            .to_string();
+        assert!(
+            said[1].contains(&line),
+            "want {line:?}, tachyon said {:?}",
+            said[1]
+        );
+    }
+
+    for which in [Impl::NatsServer, Impl::Tachyon] {
+        let dir = TempDir::new("ws-ping");
+        let s = ws_server_with(which, &dir, -1, "  ping_interval: \"200ms\"\n");
+        let mut c = TcpStream::connect(("127.0.0.1", s.websocket_port())).expect("connect");
+        c.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        c.write_all(UPGRADE).expect("upgrade");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Frames may follow only the answer (sent with the request, both servers close).
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            if let Ok(n) = c.read(&mut buf) {
+                assert!(n > 0, "{}: closed during the upgrade", which.name());
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        c.write_all(&masked(2, true, b"CONNECT {\"verbose\":false}\r\n"))
+            .expect("connect");
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < deadline && !got.windows(6).any(|w| w == b"PING\r\n") {
+            if let Ok(n) = c.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        // The server's default interval is two minutes: a PING within 3 s is the block's.
+        assert!(
+            got.windows(6).any(|w| w == b"PING\r\n"),
+            "{}: no PING within 3 s: {:?}",
+            which.name(),
+            String::from_utf8_lossy(&got)
+        );
+    }
 }

@@ -15,8 +15,7 @@ pub struct WebsocketOpts {
     pub no_tls: bool,
     /// `wss://`.
     pub tls: Option<crate::tls::TlsConfig>,
-    /// `compression`: accepted; Tachyon does not negotiate permessage-deflate yet, so clients
-    /// that ask for it are served uncompressed (the RFC's fallback).
+    /// permessage-deflate for clients that ask for it.
     pub compression: bool,
     pub same_origin: bool,
     /// As written (`http[s]://host[:port]`), checked when parsed.
@@ -37,6 +36,12 @@ pub struct WebsocketOpts {
     pub user_cookie: Option<String>,
     pub pass_cookie: Option<String>,
     pub token_cookie: Option<String>,
+    /// A cookie carrying a user JWT. nats-server refuses it without trusted operators, which
+    /// Tachyon does not take, so a block that names one is refused with its error.
+    pub jwt_cookie: Option<String>,
+    /// WebSocket clients' PING interval, in place of the server's (`None` or zero: the
+    /// server's).
+    pub ping_interval: Option<Duration>,
 }
 
 impl WebsocketOpts {

@@ -103,7 +103,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             }
         }
     };
-    let (no_masking, compress, browser, client_ip, cookies, leftover) = match outcome {
+    let (no_masking, compress, browser, client_ip, cookies) = match outcome {
         Upgrade::Partial => return,
         Upgrade::Refused {
             response, reason, ..
@@ -122,32 +122,31 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             client_ip,
             cookies,
         } => {
+            // RFC 6455 has the client wait for the answer before it sends frames. nats-server
+            // closes a connection whose frames came with the request, answering nothing (its
+            // HTTP error cannot be written on the hijacked connection).
+            if consumed < request.len() {
+                tracing::error!(
+                    "{peer_text} - websocket handshake error: client sent data before handshake is complete"
+                );
+                let _ = stream.close().await;
+                return;
+            }
             if send(&mut stream, tls.as_mut(), &response).await.is_err() {
                 let _ = stream.close().await;
                 return;
             }
-            (
-                no_masking,
-                compress,
-                browser,
-                client_ip,
-                cookies,
-                request.split_off(consumed),
-            )
+            (no_masking, compress, browser, client_ip, cookies)
         }
     };
-    let mut session = WsSession::new(tls, !no_masking, browser, compress, cfg.opts.max_payload);
-    // Frames the client sent right behind its request.
-    let mut early = BytesMut::new();
-    if !leftover.is_empty() {
-        session.decode(&leftover, &mut early);
-    }
+    let session = WsSession::new(tls, !no_masking, browser, compress, cfg.opts.max_payload);
     let (reader, writer) = crate::tls::split(Box::new(session));
 
     let fd = stream.as_raw_fd();
     let cid = global.next_client_id();
     let client = Rc::new(ClientState::new(cid, peer, fd, cfg.opts.max_pending));
     client.websocket.set(true);
+    *client.forwarded_for.borrow_mut() = client_ip;
     let cookie = |name: &Option<String>| {
         let name = name.as_deref()?;
         cookies
@@ -165,7 +164,9 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     }
     let mut info = global.info_template();
     info.client_id = cid;
-    info.client_ip = client_ip.or_else(|| peer.map(|p| p.ip().to_string()));
+    // The socket's address, as nats-server's INFO has it; X-Forwarded-For only names the
+    // client in log lines.
+    info.client_ip = peer.map(|p| p.ip().to_string());
     info.host = ws.host.clone();
     info.port = global.ws_port.load(Ordering::Acquire);
     let wss = cfg.ws_tls.is_some();
@@ -186,7 +187,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         client,
         nonce,
         (Some(reader), Some(writer), cert),
-        early.to_vec(),
+        Vec::new(),
     )
     .await;
 }

@@ -140,6 +140,18 @@ impl TlsSession for WsSession {
         }
     }
 
+    fn prefix(&mut self, plain: &[u8], out: &mut Vec<u8>) -> bool {
+        // Compressed or fragmented messages, and anything inside TLS, are built by `seal`.
+        let whole = !self.browser || plain.len() <= frame::BROWSER_FRAME;
+        if self.tls.is_some() || self.compressor.is_some() || !whole || self.closed {
+            return false;
+        }
+        out.clear();
+        self.decoder.take_replies(out);
+        frame::data_header(out, plain.len());
+        true
+    }
+
     fn close_notify(&mut self) {
         if let (false, None, Some((status, text))) = (
             self.closed,
