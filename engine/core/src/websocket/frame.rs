@@ -48,12 +48,23 @@ pub enum Closing {
 /// What nats-server appends to a compressed message before inflating it: the 4 bytes the
 /// sender removed, and an empty final block so the inflater knows the stream ended.
 const COMPRESS_TRAILER: [u8; 9] = [0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff];
+/// The most an inflate step adds to the parse buffer at once.
+const INFLATE_STEP: usize = 64 * 1024;
 /// Outgoing batches at most this large are not compressed (nats-server's threshold).
 pub const COMPRESS_THRESHOLD: usize = 64;
 
 /// nats-server's limit on a compressed message: 8 times max_payload, at most 64 MiB.
 pub fn max_compressed(max_payload: usize) -> usize {
     (max_payload.saturating_mul(8)).min(64 << 20)
+}
+
+/// A raw-deflate inflater kept by a connection.
+struct Inflater(Box<miniz_oxide::inflate::stream::InflateState>);
+
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inflater")
+    }
 }
 
 /// The reading side: frames in, the NATS bytes they carry out, control answers queued.
@@ -66,6 +77,8 @@ pub struct Decoder {
     /// The message being read is compressed: its bytes gather in `cbuf` until its last frame.
     compressed: bool,
     cbuf: Vec<u8>,
+    /// Made at the first compressed message, then reset for each.
+    inflater: Option<Inflater>,
     /// Inflated messages may not be larger (max_payload).
     max_inflated: usize,
     /// Bytes of a frame header read so far (a header may be split across reads).
@@ -99,6 +112,7 @@ impl Decoder {
             compress,
             compressed: false,
             cbuf: Vec::new(),
+            inflater: None,
             max_inflated: max_payload,
             header: [0; MAX_HEADER],
             header_len: 0,
@@ -182,20 +196,51 @@ impl Decoder {
         out.len() - start
     }
 
-    /// The last frame of a compressed message arrived: inflate it into `out`.
+    /// The last frame of a compressed message arrived: inflate it into `out`, with the
+    /// connection's one inflater (reset per message: no context takeover), straight into the
+    /// parse buffer.
     fn inflate(&mut self, out: &mut BytesMut) {
+        use miniz_oxide::inflate::stream::{inflate, InflateState};
+        use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
         self.compressed = false;
         self.cbuf.extend_from_slice(&COMPRESS_TRAILER);
-        let limit = self.max_inflated.saturating_add(1);
-        let r = miniz_oxide::inflate::decompress_to_vec_with_limit(&self.cbuf, limit);
-        self.cbuf.clear();
-        match r {
-            Ok(data) if data.len() <= self.max_inflated => out.extend_from_slice(&data),
-            Ok(_) => self.protocol_error("maximum payload exceeded".into()),
-            Err(e) if e.status == miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
-                self.protocol_error("maximum payload exceeded".into())
+        let state = &mut self
+            .inflater
+            .get_or_insert_with(|| Inflater(InflateState::new_boxed(DataFormat::Raw)))
+            .0;
+        state.reset(DataFormat::Raw);
+        let start = out.len();
+        let mut input = &self.cbuf[..];
+        // Room for the first step: NATS text deflates about tenfold.
+        let mut step = (input.len() * 8).clamp(1024, INFLATE_STEP);
+        let outcome = loop {
+            let produced = out.len() - start;
+            if produced > self.max_inflated {
+                break Err("maximum payload exceeded");
             }
-            Err(_) => self.protocol_error("invalid compressed data".into()),
+            let room = step.min(self.max_inflated + 1 - produced);
+            let at = out.len();
+            out.resize(at + room, 0);
+            let r = inflate(state, input, &mut out[at..], MZFlush::None);
+            out.truncate(at + r.bytes_written);
+            input = input.get(r.bytes_consumed..).unwrap_or_default();
+            step = (step * 2).min(INFLATE_STEP);
+            match r.status {
+                Ok(MZStatus::StreamEnd) => break Ok(()),
+                Ok(_) if r.bytes_consumed > 0 || r.bytes_written > 0 => {}
+                // Output full: the next round has room (or the size check ends it).
+                Err(MZError::Buf) if r.bytes_written == room => {}
+                _ => break Err("invalid compressed data"),
+            }
+        };
+        self.cbuf.clear();
+        match outcome {
+            Ok(()) if out.len() - start <= self.max_inflated => {}
+            Ok(()) => self.protocol_error("maximum payload exceeded".into()),
+            Err(e) => {
+                out.truncate(start);
+                self.protocol_error(e.into());
+            }
         }
     }
 
@@ -423,7 +468,10 @@ fn unmask_into(src: &[u8], key: [u8; 4], pos: usize, mut put: impl FnMut(&[u8]))
 }
 
 const UNMASK_BLOCK: usize = 512;
-const _: () = assert!(UNMASK_BLOCK.is_multiple_of(8), "unmask blocks hold whole words");
+const _: () = assert!(
+    UNMASK_BLOCK.is_multiple_of(8),
+    "unmask blocks hold whole words"
+);
 
 /// nats-server's `wsIsValidCloseStatus`.
 fn valid_close_status(code: u16) -> bool {
@@ -812,6 +860,35 @@ mod tests {
         assert_eq!(
             d.closing(),
             Some(&Closing::ProtocolError("maximum payload exceeded".into()))
+        );
+        // One inflater serves message after message (reset each time), messages larger than
+        // one inflate step, and a message of exactly the limit.
+        let big: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| format!("PUB k.{i} 2\r\nhi\r\n").into_bytes())
+            .collect();
+        let mut d = Decoder::with_compression(true, true, big.len());
+        for msg in [&text[..], &big[..], &text[..]] {
+            let mut w = Vec::new();
+            c.encode(&mut w, msg, false);
+            let at = match w[1] {
+                126 => 4,
+                127 => 10,
+                _ => 2,
+            };
+            let mut f = client_frame(OP_BINARY, true, &w[at..], [7, 7, 1, 2]);
+            f[0] |= RSV1;
+            let got = decode_all(&mut d, &f, 4096);
+            assert!(got == msg, "{} of {} bytes back", got.len(), msg.len());
+        }
+        assert!(d.closing().is_none(), "{:?}", d.closing());
+        // Bytes that are not deflate end the connection.
+        let mut d = Decoder::with_compression(true, true, 1 << 20);
+        let mut junk = client_frame(OP_BINARY, true, &[0xff; 40], [1, 2, 3, 4]);
+        junk[0] |= RSV1;
+        assert!(decode_all(&mut d, &junk, 100).is_empty());
+        assert_eq!(
+            d.closing(),
+            Some(&Closing::ProtocolError("invalid compressed data".into()))
         );
         // Small batches go uncompressed.
         let mut out = Vec::new();
