@@ -32,24 +32,54 @@ fn nats_py_jetstream() {
     run_script("js_smoke.py", &server);
 }
 
-/// nats-py over WebSocket (`tests/py/ws_smoke.py`, its aiohttp transport).
+/// nats-py over WebSocket (`tests/py/ws_smoke.py`, its aiohttp transport), and aiohttp with
+/// permessage-deflate.
 #[test]
 fn nats_py_websocket() {
     let dir = common::TempDir::new("py-ws");
     let conf = dir.0.join("ws.conf");
-    std::fs::write(&conf, "websocket {\n  port: -1\n  no_tls: true\n}\n").expect("config");
+    std::fs::write(
+        &conf,
+        "websocket {\n  port: -1\n  no_tls: true\n  compression: true\n}\n",
+    )
+    .expect("config");
     let conf = conf.to_string_lossy().into_owned();
     let server = Server::under_test(3, &["-c", &conf]);
     let url = format!("ws://127.0.0.1:{}", server.websocket_port());
-    run_script_at("ws_smoke.py", &server, &url);
+    run_script_with("ws_smoke.py", &server, &[&url]);
+}
+
+/// The same over wss (`websocket { tls {} }`), the client verifying the server's certificate.
+#[test]
+fn nats_py_websocket_tls() {
+    let dir = common::TempDir::new("py-wss");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
+    let cert = dir.0.join("server.pem");
+    let key = dir.0.join("server-key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+    let conf = dir.0.join("wss.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "websocket {{\n  port: -1\n  compression: true\n  tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n  }}\n}}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("config");
+    let conf = conf.to_string_lossy().into_owned();
+    let server = Server::under_test(3, &["-c", &conf]);
+    let url = format!("wss://localhost:{}", server.port_of("websocket", "wss"));
+    run_script_with("ws_smoke.py", &server, &[&url, &cert.to_string_lossy()]);
 }
 
 /// Runs `tests/py/<script> URL` with the venv's python; it prints "<script stem>: all passed".
 fn run_script(name: &str, server: &Server) {
-    run_script_at(name, server, &server.url);
+    run_script_with(name, server, &[&server.url]);
 }
 
-fn run_script_at(name: &str, server: &Server, url: &str) {
+fn run_script_with(name: &str, server: &Server, args: &[&str]) {
     let Some(py) = python() else {
         if std::env::var("TACHYON_ALLOW_SKIP").as_deref() == Ok("1") {
             eprintln!("SKIP {name}: no venv python (run scripts/setup.sh)");
@@ -62,7 +92,7 @@ fn run_script_at(name: &str, server: &Server, url: &str) {
         .join(name);
     let mut child = match Command::new(&py)
         .arg(&script)
-        .arg(url)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

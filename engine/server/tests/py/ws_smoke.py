@@ -1,13 +1,17 @@
 """nats-py over WebSocket (its aiohttp transport): pub/sub, headers, request/reply, a 1 MiB
-payload, and a second connection, against a running server's websocket port.
+payload, and a second connection, against a running server's websocket port. Then, since
+nats-py never asks for compression, aiohttp itself (the library under nats-py) with
+permessage-deflate speaks the protocol: compressed frames both ways, checked byte for byte.
 
-Usage: ws_smoke.py ws://127.0.0.1:PORT
+Usage: ws_smoke.py ws://127.0.0.1:PORT [CA_FILE]   (wss:// with the server's CA file)
 Exits non-zero (with a message) on the first failure.
 """
 
 import asyncio
+import ssl
 import sys
 
+import aiohttp
 import nats
 
 STEP = 5.0
@@ -19,10 +23,44 @@ def check(ok, what):
         sys.exit(1)
 
 
-async def main(url):
-    nc = await nats.connect(url, connect_timeout=STEP, max_reconnect_attempts=1)
-    other = await nats.connect(url, connect_timeout=STEP, max_reconnect_attempts=1)
-    check(nc.connected_url.scheme == "ws", f"connected over {nc.connected_url}")
+async def compressed(url, tls, other):
+    """A raw NATS session over aiohttp's WebSocket with permessage-deflate."""
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, compress=15, ssl=tls or None) as ws:
+            agreed = ws._response.headers.get("Sec-WebSocket-Extensions", "")
+            check("permessage-deflate" in agreed, f"compression agreed: {agreed!r}")
+            info = await ws.receive(timeout=STEP)
+            check(info.data.startswith(b"INFO "), f"INFO first: {info.data[:20]!r}")
+            await ws.send_bytes(b'CONNECT {"verbose":false}\r\nSUB ws.z 1\r\nPING\r\n')
+            got = b""
+            while b"PONG\r\n" not in got:
+                got += (await ws.receive(timeout=STEP)).data
+            body = b"compressible " * 4000
+            # From nats-py (uncompressed) to the deflating subscriber, and back.
+            await other.publish("ws.z", body)
+            want = b"MSG ws.z 1 %d\r\n" % len(body) + body + b"\r\n"
+            got = b""
+            while len(got) < len(want):
+                got += (await ws.receive(timeout=STEP)).data
+            check(got == want, f"compressed delivery: {len(got)} bytes")
+            back = await other.subscribe("ws.back")
+            await other.flush()
+            await ws.send_bytes(b"PUB ws.back %d\r\n" % len(body) + body + b"\r\n")
+            msg = await back.next_msg(timeout=STEP)
+            check(msg.data == body, f"compressed publish: {len(msg.data)} bytes")
+
+
+async def main(url, ca):
+    tls = None
+    if ca:
+        tls = ssl.create_default_context(cafile=ca)
+    opts = dict(connect_timeout=STEP, max_reconnect_attempts=1)
+    if tls:
+        opts["tls"] = tls
+    nc = await nats.connect(url, **opts)
+    other = await nats.connect(url, **opts)
+    scheme = "wss" if ca else "ws"
+    check(nc.connected_url.scheme == scheme, f"connected over {nc.connected_url}")
 
     sub = await nc.subscribe("ws.py.>")
     await nc.flush()
@@ -45,10 +83,13 @@ async def main(url):
     msg = await big_sub.next_msg(timeout=STEP)
     check(msg.data == big, f"1 MiB payload: {len(msg.data)} bytes")
 
+    await compressed(url, tls, other)
+
     await other.close()
     await nc.close()
     print("ws_smoke: all passed")
 
 
 if __name__ == "__main__":
-    asyncio.run(asyncio.wait_for(main(sys.argv[1]), 60))
+    ca = sys.argv[2] if len(sys.argv) > 2 else None
+    asyncio.run(asyncio.wait_for(main(sys.argv[1], ca), 60))
