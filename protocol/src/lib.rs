@@ -6,6 +6,7 @@ pub mod encode;
 pub mod errors;
 pub mod headers;
 pub mod json;
+pub mod leaf;
 pub mod parser;
 pub mod server_parser;
 pub mod subject;

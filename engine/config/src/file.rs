@@ -81,8 +81,6 @@ const UNSUPPORTED: &[&str] = &[
     "http_base_path",
     "cluster",
     "gateway",
-    "leaf",
-    "leafnodes",
     "logfile_size_limit",
     "log_size_limit",
     "logfile_max_num",
@@ -230,6 +228,7 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
             "websocket" | "ws" => {
                 o.websocket = crate::websocket::from_config(item.as_map(key)?, item)?
             }
+            "leafnodes" | "leaf" => o.leafnodes = crate::leafnode::from_config(item.as_map(key)?)?,
             "tls" => {
                 let block = item.as_map(key)?;
                 o.tls = Some(crate::tls::from_config(block)?);

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod auth;
 pub mod file;
 pub mod flags;
+pub mod leafnode;
 pub mod lexer;
 pub mod parser;
 pub mod tls;

@@ -262,6 +262,10 @@ pub struct ClientState {
     /// The upgrade request's `X-Forwarded-For` address: log lines name the client
     /// `FORWARDED/PEER`, as nats-server's do.
     pub forwarded_for: RefCell<Option<String>>,
+    /// A leafnode link (`leaf/`): its subscriptions are the hub's interest, a message for it
+    /// is written once as `LMSG` however many of them match, and what it publishes came from
+    /// the hub (never echoed back, queue groups only as the hub named them).
+    pub leaf: Cell<bool>,
     /// Which shards this connection exchanges messages with, and its moves between shards.
     pub affinity: Affinity,
 }
@@ -394,6 +398,8 @@ impl ClientState {
             websocket: _,
             ws_cookies: _,
             forwarded_for: _,
+            // Links never move.
+            leaf: _,
         } = self;
         ClientSnapshot {
             id: *id,
@@ -493,6 +499,7 @@ impl ClientState {
             credentials: RefCell::new(None),
             websocket: Cell::new(false),
             forwarded_for: RefCell::new(None),
+            leaf: Cell::new(false),
             ws_cookies: RefCell::new(None),
             affinity: Affinity::default(),
         }
@@ -568,6 +575,38 @@ impl ClientState {
             return SendStatus::Dropped;
         }
         let len = self.encode_msg(subject, sid, reply, header_len, payload);
+        let Some(pending) = self.gate(len) else {
+            return SendStatus::Dropped;
+        };
+        if pending > self.stall_at && (pending > self.stuck_stall_at || !self.writer_stuck()) {
+            self.gate.set(true);
+            return SendStatus::Stalled;
+        }
+        SendStatus::Queued
+    }
+
+    /// A message for a leafnode link: `LMSG`/`HMSG` in the leaf protocol's form, with the queue
+    /// groups picked for the hub's members.
+    pub fn send_leaf_msg(
+        &self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        queues: &[Bytes],
+        header_len: Option<usize>,
+        message: &[u8],
+    ) -> SendStatus {
+        if self.is_closed() {
+            return SendStatus::Dropped;
+        }
+        let len = {
+            let mut out = self.out.borrow_mut();
+            tachyon_protocol::leaf::msg(&mut out, subject, reply, queues, header_len, message);
+            out.len()
+        };
+        let mut c = self.counters.get();
+        c.out_msgs += 1;
+        c.out_bytes += message.len() as u64;
+        self.counters.set(c);
         let Some(pending) = self.gate(len) else {
             return SendStatus::Dropped;
         };

@@ -370,7 +370,7 @@ fn shutdown_read(fd: i32) {
     }
 }
 
-async fn write_loop(
+pub(crate) async fn write_loop(
     client: Rc<ClientState>,
     socket: Socket,
     deadline: Duration,

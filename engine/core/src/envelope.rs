@@ -98,6 +98,8 @@ pub enum Envelope {
         account: AccountId,
         subject: Bytes,
         queue: Option<Bytes>,
+        /// A leafnode link's subscription (the hub's interest).
+        leaf: bool,
     },
     /// Asks the receiver to answer with `BarrierAck` once everything before it was applied.
     Barrier {

@@ -15,6 +15,9 @@ use crate::sublist::{MatchResult, Sublist};
 pub struct RemoteEntry {
     pub shard: u16,
     pub weight: Rc<Cell<u32>>,
+    /// A leafnode link's subscriptions (the hub's interest): a queue group's members there
+    /// are picked only when it has no other (nats-server's preference for local members).
+    pub leaf: bool,
 }
 
 impl PartialEq for RemoteEntry {
@@ -23,7 +26,7 @@ impl PartialEq for RemoteEntry {
     }
 }
 
-type Key = (Bytes, Option<Bytes>, u16);
+type Key = (Bytes, Option<Bytes>, u16, bool);
 
 #[derive(Default)]
 pub struct RemoteInterest {
@@ -40,7 +43,12 @@ impl RemoteInterest {
     }
 
     pub fn add(&mut self, shard: u16, subject: Bytes, queue: Option<Bytes>) {
-        let key = (subject, queue, shard);
+        self.add_of(shard, subject, queue, false);
+    }
+
+    /// As [`RemoteInterest::add`], for a leafnode link's subscription when `leaf` is set.
+    pub fn add_of(&mut self, shard: u16, subject: Bytes, queue: Option<Bytes>, leaf: bool) {
+        let key = (subject, queue, shard, leaf);
         if let Some(w) = self.counts.get(&key) {
             w.set(w.get() + 1);
             return;
@@ -52,6 +60,7 @@ impl RemoteInterest {
             RemoteEntry {
                 shard,
                 weight: weight.clone(),
+                leaf,
             },
         );
         self.counts.insert(key, weight);
@@ -60,7 +69,12 @@ impl RemoteInterest {
     /// Takes back one `add` of the same key. Deltas from one shard arrive in order on one ring,
     /// so a remove always follows its add: an unknown key is a bug.
     pub fn remove(&mut self, shard: u16, subject: Bytes, queue: Option<Bytes>) {
-        let key = (subject, queue, shard);
+        self.remove_of(shard, subject, queue, false);
+    }
+
+    /// As [`RemoteInterest::remove`], for what [`RemoteInterest::add_of`] added.
+    pub fn remove_of(&mut self, shard: u16, subject: Bytes, queue: Option<Bytes>, leaf: bool) {
+        let key = (subject, queue, shard, leaf);
         let Some(w) = self.counts.get(&key) else {
             panic!(
                 "removing interest shard {shard} never added: {:?} {:?}",
@@ -72,8 +86,15 @@ impl RemoteInterest {
             return;
         }
         if let Some(weight) = self.counts.remove(&key) {
-            self.trie
-                .remove(&key.0, key.1.as_deref(), &RemoteEntry { shard, weight });
+            self.trie.remove(
+                &key.0,
+                key.1.as_deref(),
+                &RemoteEntry {
+                    shard,
+                    weight,
+                    leaf,
+                },
+            );
         }
     }
 

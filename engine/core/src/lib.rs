@@ -14,6 +14,7 @@ pub mod global;
 pub mod gotext;
 pub mod handover;
 pub mod interest;
+pub mod leaf;
 pub mod monitor;
 pub mod outlet;
 pub mod reload;

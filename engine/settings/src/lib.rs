@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod gofmt;
+pub mod leafnode;
 pub mod options;
 pub mod permissions;
 pub mod tls;

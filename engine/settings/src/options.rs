@@ -110,6 +110,8 @@ pub struct Options {
     pub store_dir: Option<PathBuf>,
     /// `websocket {}` with a port: WebSocket clients are served there.
     pub websocket: Option<crate::websocket::WebsocketOpts>,
+    /// `leafnodes { remotes }`: hubs this server joins as a leaf.
+    pub leafnodes: crate::leafnode::LeafnodeOpts,
 }
 
 impl Default for Options {
@@ -159,6 +161,7 @@ impl Default for Options {
             allow_non_tls: false,
             store_dir: None,
             websocket: None,
+            leafnodes: crate::leafnode::LeafnodeOpts::default(),
         }
     }
 }

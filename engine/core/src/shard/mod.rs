@@ -99,6 +99,17 @@ pub struct Shard {
     /// When the rebalancer last looked at the connections, and when it looks next.
     last_tick: Cell<std::time::Instant>,
     next_tick: Cell<std::time::Instant>,
+    /// Leafnode links the message being delivered matched, with the queue group picked for
+    /// each (none: a plain subscription): written as one `LMSG` per link once delivery ends.
+    leaf_hits: RefCell<Vec<(Rc<ClientState>, Option<bytes::Bytes>)>>,
+    leaf_names: RefCell<Vec<bytes::Bytes>>,
+    /// The queue groups an `LMSG` a link publishes names (`None`: plain subscribers only).
+    leaf_only: RefCell<Option<bytes::Bytes>>,
+    /// Some leafnode link subscribed somewhere: queue picks prefer other members from now on.
+    leaf_present: Cell<bool>,
+    /// On the shard that owns the leafnode links: each bound account's interest, as the hub
+    /// hears it (`leaf/interest.rs`). Empty elsewhere.
+    pub(crate) leaf_interest: RefCell<HashMap<AccountId, crate::leaf::interest::LeafInterest>>,
 }
 
 impl Shard {
@@ -112,6 +123,7 @@ impl Shard {
         let mut targets = Vec::with_capacity(nshards);
         targets.resize_with(nshards, Target::default);
         let naccounts = global.accounts.len().max(1);
+        let leaf_interest = crate::leaf::trackers(id, &global);
         Shard {
             id,
             nshards,
@@ -140,6 +152,11 @@ impl Shard {
             placement,
             last_tick: Cell::new(std::time::Instant::now()),
             next_tick: Cell::new(std::time::Instant::now()),
+            leaf_hits: RefCell::new(Vec::new()),
+            leaf_names: RefCell::new(Vec::new()),
+            leaf_only: RefCell::new(None),
+            leaf_present: Cell::new(false),
+            leaf_interest: RefCell::new(leaf_interest),
         }
     }
 
@@ -200,6 +217,24 @@ impl Shard {
         self.clients.borrow_mut().remove(&client.id);
     }
 
+    /// An interest change in `account` (on this shard or another): the hub of a leafnode link
+    /// bound to it hears of it.
+    #[inline]
+    pub(crate) fn leaf_note(
+        &self,
+        account: AccountId,
+        op: InterestOp,
+        subject: &bytes::Bytes,
+        queue: &Option<bytes::Bytes>,
+    ) {
+        if self.leaf_interest.borrow().is_empty() {
+            return;
+        }
+        if let Some(li) = self.leaf_interest.borrow_mut().get_mut(&account) {
+            li.change(op, subject, queue);
+        }
+    }
+
     /// The subject space of `account` on this shard. Every shard sized its spaces from the one
     /// account table, and ids come only from it: an id out of range is a bug, never input.
     pub(super) fn local_space(&self, account: AccountId) -> std::cell::RefMut<'_, Sublist<SubRef>> {
@@ -257,12 +292,19 @@ impl Shard {
                 account,
                 subject,
                 queue,
+                leaf,
             } => {
+                let leaf = *leaf;
+                if leaf {
+                    self.leaf_present.set(true);
+                } else {
+                    self.leaf_note(*account, *op, subject, queue);
+                }
                 let mut remote = self.remote_space(*account);
                 let (subject, queue) = (std::mem::take(subject), queue.take());
                 match op {
-                    InterestOp::Add => remote.add(from, subject, queue),
-                    InterestOp::Remove => remote.remove(from, subject, queue),
+                    InterestOp::Add => remote.add_of(from, subject, queue, leaf),
+                    InterestOp::Remove => remote.remove_of(from, subject, queue, leaf),
                 }
             }
             &mut Envelope::Barrier { token } => {

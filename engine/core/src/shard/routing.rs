@@ -82,6 +82,9 @@ impl Shard {
         if sub.removed.get() || client.is_closed() || client.affinity.skips(src) {
             return false;
         }
+        if client.leaf.get() {
+            return self.leaf_hit(sub);
+        }
         client.affinity.note(src);
         if sub.deny_filter.get() && denied_delivery(client, subject, sub.queue.as_deref()) {
             return false;
@@ -432,11 +435,24 @@ impl Shard {
             None
         };
         let remote = remote.filter(|r| !r.plain.is_empty() || !r.queues.is_empty());
+        // From a leafnode link: only the queue groups its hub named.
+        let from_leaf = from.leaf.get();
         // Queue groups: exactly one member over all shards, weighted by member counts.
+        let prefer_local = self.leaf_present.get() && !from_leaf;
         for group in &local.queues {
+            if from_leaf && !self.leaf_names_group(&group.name) {
+                continue;
+            }
             let rgroup = remote
                 .as_ref()
                 .and_then(|r| r.queues.iter().find(|g| g.name == group.name));
+            if prefer_local {
+                let members = rgroup.map_or(&[][..], |g| &g.members[..]);
+                if self.pick_preferring_local(&group.members, members, &group.name, from, msg) {
+                    delivered = true;
+                }
+                continue;
+            }
             let remote_weight: usize = rgroup
                 .map(|g| g.members.iter().map(|e| e.weight.get() as usize).sum())
                 .unwrap_or(0);
@@ -462,6 +478,13 @@ impl Shard {
                 if local.queues.iter().any(|l| l.name == g.name) {
                     continue;
                 }
+                if from_leaf && !self.leaf_names_group(&g.name) {
+                    continue;
+                }
+                if prefer_local {
+                    delivered |= self.pick_preferring_local(&[], &g.members, &g.name, from, msg);
+                    continue;
+                }
                 let w: usize = g.members.iter().map(|e| e.weight.get() as usize).sum();
                 let offset = self.rand_below(w);
                 self.pick_remote(&g.members, offset, &g.name);
@@ -481,8 +504,166 @@ impl Shard {
             }
             delivered |= self.send_targets(account, from, m);
         }
-
+        if !self.leaf_hits.borrow().is_empty() {
+            self.flush_leaf_hits(msg);
+        }
         delivered
+    }
+
+    /// A leafnode link's subscription matched: noted, written once per link at the end.
+    #[cold]
+    fn leaf_hit(&self, sub: &SubRef) -> bool {
+        self.leaf_hits
+            .borrow_mut()
+            .push((sub.client.clone(), sub.queue.clone()));
+        true
+    }
+
+    /// Writes the message once to each link it matched, naming the queue groups picked for
+    /// the hub's members (`LMSG subject + reply q1 q2 size` / `| q1 size`).
+    #[cold]
+    fn flush_leaf_hits(&self, m: MsgView<'_>) {
+        let mut hits = self.leaf_hits.borrow_mut();
+        let mut names = self.leaf_names.borrow_mut();
+        while let Some((link, first)) = hits.pop() {
+            names.clear();
+            names.extend(first);
+            let mut i = 0;
+            while i < hits.len() {
+                if Rc::ptr_eq(&hits[i].0, &link) {
+                    let (_, q) = hits.swap_remove(i);
+                    if let Some(q) = q.filter(|q| !names.contains(q)) {
+                        names.push(q);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            let status = link.send_leaf_msg(m.subject, m.reply, &names, m.header_len, m.payload);
+            match status {
+                SendStatus::Stalled if m.src == self.id => {
+                    self.stalled.borrow_mut().push(link.gate.clone())
+                }
+                SendStatus::Stalled => self.note_remote_stall(m.src, m.origin, &link.gate),
+                SendStatus::Queued | SendStatus::Dropped => {}
+            }
+        }
+    }
+
+    /// Whether the `LMSG` a link is publishing names queue group `name`.
+    #[cold]
+    fn leaf_names_group(&self, name: &[u8]) -> bool {
+        self.leaf_only
+            .borrow()
+            .as_deref()
+            .is_some_and(|list| tachyon_protocol::leaf::queue_names(list).any(|q| q == name))
+    }
+
+    /// Publishes what a leafnode link received from its hub: to every plain subscriber (the
+    /// link's own excepted) and to one member of each queue group the hub named.
+    pub fn publish_from_leaf(
+        &self,
+        link: &Rc<ClientState>,
+        subject: &Bytes,
+        reply: Option<&Bytes>,
+        queues: Option<Bytes>,
+        header_len: Option<usize>,
+        payload: &Bytes,
+    ) {
+        debug_assert!(link.leaf.get() && !link.flags.get().echo);
+        *self.leaf_only.borrow_mut() = queues;
+        self.publish(link, subject, reply, header_len, payload);
+        *self.leaf_only.borrow_mut() = None;
+    }
+
+    /// One member of a queue group that has leafnode members somewhere: a member that is not
+    /// a link's if the group has any (here or on another shard), else a link's (nats-server
+    /// sends a client's message to a leaf's queue member only when no local one exists).
+    #[cold]
+    fn pick_preferring_local(
+        &self,
+        local: &[SubRef],
+        remote: &[crate::interest::RemoteEntry],
+        name: &Bytes,
+        from: &Rc<ClientState>,
+        msg: MsgView<'_>,
+    ) -> bool {
+        for leaf in [false, true] {
+            let local_n = local.iter().filter(|s| s.client.leaf.get() == leaf).count();
+            let remote_n: usize = remote
+                .iter()
+                .filter(|e| e.leaf == leaf)
+                .map(|e| e.weight.get() as usize)
+                .sum();
+            if local_n + remote_n == 0 {
+                continue;
+            }
+            let pick = self.rand_below(local_n + remote_n);
+            if pick < local_n {
+                let start = self.rand_below(local.len());
+                if self.deliver_queue_member_of(local, start, Some(from), msg, leaf) {
+                    from.affinity.note(self.id);
+                    return true;
+                }
+            }
+            if remote_n > 0 {
+                let offset = self.rand_below(remote_n);
+                self.pick_remote_of(remote, offset, name, leaf);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// As `deliver_queue_member`, among members that are (or are not) leafnode links.
+    fn deliver_queue_member_of(
+        &self,
+        members: &[SubRef],
+        start: usize,
+        from: Option<&Rc<ClientState>>,
+        msg: MsgView<'_>,
+        leaf: bool,
+    ) -> bool {
+        let n = members.len();
+        for i in 0..n {
+            let sub = &members[(start + i) % n];
+            if sub.client.leaf.get() != leaf {
+                continue;
+            }
+            if let Some(from) = from {
+                if !from.flags.get().echo && Rc::ptr_eq(&sub.client, from) {
+                    continue;
+                }
+            }
+            if self.deliver(sub, msg) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// As `pick_remote`, among entries that are (or are not) leafnode links'.
+    fn pick_remote_of(
+        &self,
+        members: &[crate::interest::RemoteEntry],
+        mut offset: usize,
+        name: &Bytes,
+        leaf: bool,
+    ) {
+        for e in members.iter().filter(|e| e.leaf == leaf) {
+            let w = e.weight.get() as usize;
+            if offset < w {
+                let mut targets = self.targets.borrow_mut();
+                let t = &mut targets[e.shard as usize];
+                t.picks.push(name.clone());
+                if !t.touched {
+                    t.touched = true;
+                    self.touched.borrow_mut().push(e.shard);
+                }
+                return;
+            }
+            offset -= w;
+        }
     }
 
     fn pick_remote(
@@ -605,12 +786,23 @@ impl Shard {
                 self.deliver(sub, m);
             }
         }
+        let prefer_local = self.leaf_present.get();
         msg.picks.for_each(|name| {
             if let Some(g) = local.queues.iter().find(|g| g.name == name) {
                 let start = self.rand_below(g.members.len());
-                self.deliver_queue_member(&g.members, start, None, m);
+                if prefer_local {
+                    // The picker counted this shard for its members that are not links', if
+                    // any; its link only when the group had nothing else.
+                    let _ = self.deliver_queue_member_of(&g.members, start, None, m, false)
+                        || self.deliver_queue_member_of(&g.members, start, None, m, true);
+                } else {
+                    self.deliver_queue_member(&g.members, start, None, m);
+                }
             }
         });
+        if !self.leaf_hits.borrow().is_empty() {
+            self.flush_leaf_hits(m);
+        }
         self.finish_auto_unsubs();
     }
 }

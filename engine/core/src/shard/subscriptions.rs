@@ -57,11 +57,19 @@ impl Shard {
         client.subs.borrow_mut().insert(sid, sub);
         client.interest_dirty.set(true);
         self.bump_stats(|s| s.sub_inserts += 1);
+        if !client.leaf.get() {
+            self.leaf_note(account, InterestOp::Add, &subject, &queue);
+        }
+        let leaf = client.leaf.get();
+        if leaf {
+            self.leaf_present.set(true);
+        }
         self.broadcast(|| Envelope::Interest {
             op: InterestOp::Add,
             account,
             subject: subject.clone(),
             queue: queue.clone(),
+            leaf,
         });
         Ok(())
     }
@@ -91,11 +99,16 @@ impl Shard {
         self.local_space(account)
             .remove(&sub.subject, sub.queue.as_deref(), sub);
         self.bump_stats(|s| s.sub_removes += 1);
+        if !sub.client.leaf.get() {
+            self.leaf_note(account, InterestOp::Remove, &sub.subject, &sub.queue);
+        }
+        let leaf = sub.client.leaf.get();
         self.send_to_all(|| Envelope::Interest {
             op: InterestOp::Remove,
             account,
             subject: sub.subject.clone(),
             queue: sub.queue.clone(),
+            leaf,
         });
     }
 

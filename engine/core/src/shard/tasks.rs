@@ -142,6 +142,7 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
     }
     ready.arrive();
     ready.wait().await;
+    crate::leaf::start(&shard);
 
     let acceptor = glommio::spawn_local(accept_loop(shard.clone(), listener_fd, false));
     let ws_acceptor =

@@ -1,0 +1,332 @@
+//! One remote's connection to its hub, on the link shard: dial (each URL in turn, the
+//! reconnect delay between attempts), the hub's INFO (a leafnode port's, or "attempted to
+//! connect to wrong port"), CONNECT in nats-server's leaf form, the interest once the hub
+//! confirmed it (`connect_info`), then the hub's `LS+`/`LS-`/`LMSG` until the connection
+//! ends; its subscriptions go with it and the next attempt starts.
+
+use std::cell::Cell;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use glommio::net::TcpStream;
+use tachyon_protocol::leaf::{HubInfo, LeafConnect, LeafOp, LeafParser};
+use tachyon_protocol::{encode, Limits};
+use tachyon_settings::leafnode::{LeafUrl, RemoteLeaf};
+
+use crate::accounts::AccountId;
+use crate::client::{ClientFlags, ClientState, CloseReason};
+use crate::shard::Shard;
+use crate::socket::Socket;
+
+const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the hub has to send its INFO (nats-server's first-INFO wait is of this order).
+const INFO_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a loop was detected, nats-server waits this long before dialing again.
+const LOOP_DELAY: Duration = Duration::from_secs(30);
+/// A hub link is not cut off like a slow client: nats-server sets no pending limit on leaf
+/// connections. Its feeders still pause at the stall mark.
+const LINK_MAX_PENDING: usize = 1 << 30;
+const READ_CHUNK: usize = 64 * 1024;
+/// The leaf protocol version sent in CONNECT (2: no message tracing).
+const LEAF_PROTO: i32 = 2;
+
+/// Why a connection to the hub ended, for the delay before the next.
+enum Ended {
+    /// Dial again after the reconnect delay.
+    Retry,
+    /// The hub saw our loop-detection subject come back (or told us so).
+    Loop,
+}
+
+/// Keeps a remote connected for the life of the shard.
+pub async fn run(shard: Rc<Shard>, remote: RemoteLeaf, account: AccountId) {
+    let mut next = 0usize;
+    loop {
+        if !shard.accepting.get() {
+            return;
+        }
+        let url = &remote.urls[next % remote.urls.len()];
+        next += 1;
+        let ended = match connect(url).await {
+            Ok((stream, addr)) => serve(&shard, &remote, url, account, stream, addr).await,
+            Err(e) => {
+                tracing::debug!(
+                    "Error trying to connect as leafnode to remote server {:?}: {e}",
+                    url.shown
+                );
+                Ended::Retry
+            }
+        };
+        let delay = match ended {
+            Ended::Loop => LOOP_DELAY,
+            Ended::Retry => shard.global.config().opts.leafnodes.reconnect,
+        };
+        glommio::timer::sleep(delay).await;
+    }
+}
+
+async fn connect(url: &LeafUrl) -> std::io::Result<(TcpStream, SocketAddr)> {
+    let addr = (url.host.as_str(), url.port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let dial = async { TcpStream::connect(addr).await.map_err(std::io::Error::from) };
+    let timeout = async {
+        glommio::timer::sleep(DIAL_TIMEOUT).await;
+        Err(std::io::ErrorKind::TimedOut.into())
+    };
+    let stream = futures_lite::future::or(dial, timeout).await?;
+    let _ = stream.set_nodelay(true);
+    Ok((stream, addr))
+}
+
+/// One connection's life.
+async fn serve(
+    shard: &Rc<Shard>,
+    remote: &RemoteLeaf,
+    url: &LeafUrl,
+    account: AccountId,
+    stream: TcpStream,
+    addr: SocketAddr,
+) -> Ended {
+    let cfg = shard.global.config();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let socket = Socket::new(stream);
+    let mut parser = LeafParser::new(Limits {
+        max_payload: 64 << 20,
+        max_control_line: 1 << 20,
+    });
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+
+    // The hub speaks first.
+    let info = match first_info(&socket, &mut parser, &mut rbuf).await {
+        Some(Ok(info)) => info,
+        Some(Err(e)) => {
+            tracing::error!("{addr} - leafnode error reading the hub's INFO: {e}");
+            socket.shutdown();
+            return Ended::Retry;
+        }
+        None => {
+            socket.shutdown();
+            return Ended::Retry;
+        }
+    };
+    if !info.is_leafnode_port() {
+        tracing::error!("{addr} - attempted to connect to wrong port");
+        socket.shutdown();
+        return Ended::Retry;
+    }
+
+    let link = Rc::new(ClientState::new(
+        shard.global.next_client_id(),
+        Some(addr),
+        fd,
+        LINK_MAX_PENDING,
+    ));
+    link.account.set(account);
+    link.leaf.set(true);
+    link.flags.set(ClientFlags {
+        verbose: false,
+        pedantic: false,
+        // What the hub sends never goes back to it.
+        echo: false,
+        headers: info.headers,
+        no_responders: false,
+        protocol: 1,
+    });
+    let account_name = shard.global.accounts.name(account).to_string();
+    let mut out = Vec::new();
+    tachyon_protocol::leaf::connect(
+        &mut out,
+        &LeafConnect {
+            version: tachyon_settings::NATS_VERSION.to_string(),
+            server_id: cfg.server_id.clone(),
+            name: cfg.server_name.clone(),
+            // A standalone server names its cluster after itself (a hub refuses a leaf
+            // from its own cluster).
+            cluster: cfg.server_name.clone(),
+            headers: true,
+            remote_account: account_name.clone(),
+            proto: LEAF_PROTO,
+            compression: "off".into(),
+            user: url.user.clone().filter(|_| url.password.is_some()),
+            pass: url.password.clone(),
+            // A user name alone is a token, as nats-server sends both.
+            auth_token: url.user.clone().filter(|_| url.password.is_none()),
+        },
+    );
+    link.send_raw(&out);
+    let writer = glommio::spawn_local(crate::conn::write_loop(
+        link.clone(),
+        socket.clone(),
+        cfg.opts.write_deadline,
+        None,
+    ))
+    .detach();
+    tracing::info!(
+        "{addr} - lid:{} - Leafnode connection created for account: {account_name} {}",
+        link.id,
+        info.server_name
+    );
+    let attached = Cell::new(false);
+    let attach = || {
+        if !attached.replace(true) {
+            if let Some(li) = shard.leaf_interest.borrow_mut().get_mut(&account) {
+                li.attach(link.clone());
+            }
+        }
+    };
+    if !info.info_on_connect {
+        attach();
+    }
+
+    let lds = shard
+        .leaf_interest
+        .borrow()
+        .get(&account)
+        .map(|li| li.lds().clone())
+        .unwrap_or_default();
+    let mut ended = Ended::Retry;
+    let mut buf = vec![0u8; READ_CHUNK];
+    'conn: loop {
+        loop {
+            let op = match parser.parse(&mut rbuf) {
+                Ok(Some(op)) => op,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("{addr} - lid:{} - leafnode protocol error: {e}", link.id);
+                    link.close(CloseReason::ProtocolViolation);
+                    break 'conn;
+                }
+            };
+            match op {
+                LeafOp::Info(json) => {
+                    if HubInfo::parse(&json).is_ok_and(|i| i.connect_info) {
+                        attach();
+                    }
+                }
+                LeafOp::Ping => link.send_raw(encode::PONG),
+                LeafOp::Pong | LeafOp::Ok => {}
+                LeafOp::Err(text) => {
+                    let text = String::from_utf8_lossy(&text).into_owned();
+                    tracing::error!("{addr} - lid:{} - Leafnode Error '{text}'", link.id);
+                    if text.starts_with("Loop detected") {
+                        ended = Ended::Loop;
+                    }
+                }
+                LeafOp::Sub {
+                    key,
+                    subject,
+                    queue,
+                    ..
+                } => {
+                    if !lds.is_empty() && subject == lds {
+                        let text = format!(
+                            "Loop detected for leafnode account=\"{account_name}\". Delaying attempt to reconnect for {LOOP_DELAY:?}"
+                        );
+                        tracing::error!("{addr} - lid:{} - {text}", link.id);
+                        link.send_err(&text);
+                        link.close(CloseReason::ProtocolViolation);
+                        ended = Ended::Loop;
+                        break 'conn;
+                    }
+                    // A queue's weight changed: one subscription stands for the group.
+                    if !link.subs.borrow().contains_key(&key) {
+                        let _ = shard.subscribe(&link, subject, queue, key);
+                    }
+                }
+                LeafOp::Unsub { key, .. } => shard.unsubscribe(&link, &key, None),
+                LeafOp::Msg {
+                    subject,
+                    reply,
+                    queues,
+                    header_len,
+                    message,
+                } => {
+                    let mut c = link.counters.get();
+                    c.in_msgs += 1;
+                    c.in_bytes += message.len() as u64;
+                    link.counters.set(c);
+                    shard.publish_from_leaf(
+                        &link,
+                        &subject,
+                        reply.as_ref(),
+                        queues,
+                        header_len,
+                        &message,
+                    );
+                    // Like a service, the link never pauses for a slow subscriber here.
+                    shard.forget_stalled();
+                }
+                LeafOp::Connect(_) => {
+                    tracing::error!("{addr} - lid:{} - a hub sent CONNECT", link.id);
+                    link.close(CloseReason::ProtocolViolation);
+                    break 'conn;
+                }
+            }
+        }
+        shard.after_sends();
+        if link.is_closed() {
+            break;
+        }
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                link.close(CloseReason::ReadError);
+                break;
+            }
+            Ok(n) => rbuf.extend_from_slice(buf.get(..n).unwrap_or_default()),
+        }
+    }
+    link.close(link.close_reason().unwrap_or(CloseReason::ReadError));
+    let _ = writer.await;
+    if let Some(li) = shard.leaf_interest.borrow_mut().get_mut(&account) {
+        li.detach();
+    }
+    // The hub's interest goes with the connection.
+    shard.remove_internal(&link);
+    tracing::info!(
+        "{addr} - lid:{} - Leafnode connection closed: {} (remote {:?}, account {account_name})",
+        link.id,
+        link.close_reason()
+            .map(crate::monitor::snapshot::reason_text)
+            .unwrap_or("Client Closed"),
+        remote
+            .urls
+            .first()
+            .map(|u| u.shown.as_str())
+            .unwrap_or_default()
+    );
+    ended
+}
+
+/// The hub's first op, which must be its INFO.
+async fn first_info(
+    socket: &Socket,
+    parser: &mut LeafParser,
+    rbuf: &mut BytesMut,
+) -> Option<Result<HubInfo, String>> {
+    let mut buf = vec![0u8; 4096];
+    let read = async {
+        loop {
+            match parser.parse(rbuf) {
+                Ok(Some(LeafOp::Info(json))) => {
+                    return Some(HubInfo::parse(&json).map_err(|e| e.to_string()))
+                }
+                Ok(Some(other)) => return Some(Err(format!("expected INFO, got {other:?}"))),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e.to_string())),
+            }
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => rbuf.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            }
+        }
+    };
+    let timeout = async {
+        glommio::timer::sleep(INFO_TIMEOUT).await;
+        Some(Err("timed out waiting for INFO".to_string()))
+    };
+    futures_lite::future::or(read, timeout).await
+}

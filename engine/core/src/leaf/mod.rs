@@ -1,0 +1,74 @@
+//! Leafnodes: Tachyon as a leaf of a nats-server hub (`leafnodes { remotes }`). Each remote
+//! is one link on shard 0 ([`link`]): a `ClientState` whose subscriptions are the hub's
+//! interest (so any shard's publishes reach it over the ordinary rings) and whose messages are
+//! written in the leaf protocol, once per message however many of them match; what the hub
+//! sends is published as that client, never echoed back. The hub hears the union of every
+//! shard's interest in the bound account ([`interest`]).
+
+pub mod interest;
+pub mod link;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::accounts::AccountId;
+use crate::global::Global;
+use interest::LeafInterest;
+
+/// The shard that owns every leafnode link.
+pub const LINK_SHARD: u16 = 0;
+
+/// The interest trackers shard `id` keeps: one per account a remote binds, on the link shard
+/// only, from the shard's birth (so no subscription is missed).
+pub fn trackers(id: u16, global: &Arc<Global>) -> HashMap<AccountId, LeafInterest> {
+    let mut out = HashMap::new();
+    if id != LINK_SHARD {
+        return out;
+    }
+    for r in &global.config().opts.leafnodes.remotes {
+        if let Some(acc) = account_of(global, r.account.as_deref()) {
+            out.entry(acc)
+                .or_insert_with(|| LeafInterest::new(loop_detection_subject()));
+        }
+    }
+    out
+}
+
+/// Starts a link for every remote (on the link shard, once every shard is ready).
+pub fn start(shard: &std::rc::Rc<crate::shard::Shard>) {
+    if shard.id != LINK_SHARD {
+        return;
+    }
+    for r in shard.global.config().opts.leafnodes.remotes.iter().cloned() {
+        let Some(account) = account_of(&shard.global, r.account.as_deref()) else {
+            tracing::error!(
+                "Unable to lookup account {} for solicited leafnode connection: account not found",
+                r.account.as_deref().unwrap_or_default()
+            );
+            continue;
+        };
+        glommio::spawn_local(link::run(shard.clone(), r, account)).detach();
+    }
+}
+
+/// The local account a remote binds (`$G` when it names none); `None` if there is no such
+/// account.
+pub fn account_of(global: &Global, name: Option<&str>) -> Option<AccountId> {
+    match name {
+        None => Some(0),
+        Some(n) => global.accounts.id(n).or((n == "$G").then_some(0)),
+    }
+}
+
+/// `$LDS.` and a random token: announced to the hub; hearing it back means the hub's
+/// interest reaches this server again through another path (a loop).
+fn loop_detection_subject() -> Bytes {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::thread_rng();
+    let mut s = b"$LDS.".to_vec();
+    s.extend((0..22).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())]));
+    Bytes::from(s)
+}

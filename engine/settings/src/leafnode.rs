@@ -1,0 +1,45 @@
+//! The `leafnodes {}` block as far as Tachyon serves it: remotes this server dials (it is the
+//! leaf; the other end is the hub).
+
+use std::time::Duration;
+
+/// nats-server's default delay between attempts to reach a remote.
+pub const DEFAULT_RECONNECT: Duration = Duration::from_secs(1);
+/// nats-server's leafnode port, when a remote URL names none.
+pub const DEFAULT_LEAF_PORT: u16 = 7422;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafnodeOpts {
+    pub remotes: Vec<RemoteLeaf>,
+    /// Pause between attempts to reach a remote (and after a connection to it ends).
+    pub reconnect: Duration,
+}
+
+impl Default for LeafnodeOpts {
+    fn default() -> Self {
+        LeafnodeOpts {
+            remotes: Vec::new(),
+            reconnect: DEFAULT_RECONNECT,
+        }
+    }
+}
+
+/// One `remotes` entry: a hub to dial, and the local account its traffic lives in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteLeaf {
+    /// Tried in turn.
+    pub urls: Vec<LeafUrl>,
+    /// The local account bound to the hub (`$G` when none is named).
+    pub account: Option<String>,
+}
+
+/// A hub address with the credentials its URL carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafUrl {
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// As written (credentials masked out), for log lines.
+    pub shown: String,
+}
