@@ -1,0 +1,508 @@
+//! Tachyon as a leaf of a real nats-server 2.15 hub (`leafnodes { remotes }`), driven by the
+//! official Rust client on both sides: the hub's `/leafz` sees the leaf and exactly the
+//! interest of its clients on every shard; messages cross both ways once each, in order per
+//! publisher, with headers and replies; queue groups split across the two get each message
+//! once, local members first; a hub restart is survived without client action; a wrong port and
+//! a loop are detected. `TACHYON_TEST_AGAINST=nats-server` runs the leaf as nats-server too.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Impl, Server, TempDir};
+use futures::StreamExt;
+
+const SHARDS: usize = 3;
+const STEP: Duration = Duration::from_secs(10);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A nats-server hub with its leafnode port at `leaf_port` and monitoring on.
+fn hub(dir: &TempDir, leaf_port: u16) -> Server {
+    let conf = dir.0.join("hub.conf");
+    std::fs::write(
+        &conf,
+        format!("leafnodes {{\n  port: {leaf_port}\n  host: \"127.0.0.1\"\n}}\n"),
+    )
+    .expect("hub config");
+    Server::start(
+        Impl::NatsServer,
+        &["-c", &conf.to_string_lossy(), "-m", "-1"],
+    )
+}
+
+/// The server under test as a leaf, with one remote per URL in `urls`.
+fn leaf(dir: &TempDir, urls: &[String], extra: &str) -> Server {
+    let conf = dir.0.join("leaf.conf");
+    let remotes: Vec<String> = urls.iter().map(|u| format!("{{ url: \"{u}\" }}")).collect();
+    std::fs::write(
+        &conf,
+        format!(
+            "leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {} ]\n}}\n{extra}",
+            remotes.join(", ")
+        ),
+    )
+    .expect("leaf config");
+    Server::under_test(SHARDS, &["-c", &conf.to_string_lossy()])
+}
+
+fn leafz(hub: &Server) -> serde_json::Value {
+    let (_, _, body) = common::http_get(hub.monitor_port(), "/leafz?subs=1");
+    serde_json::from_str(&body).expect("leafz json")
+}
+
+/// Waits until the hub lists `n` leafs; returns its /leafz.
+fn until_leafs(hub: &Server, n: u64, leaf: &Server) -> serde_json::Value {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let z = leafz(hub);
+        if z["leafnodes"].as_u64() == Some(n) {
+            return z;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hub lists {} leafs, want {n}; leaf log:\n{}",
+            z["leafnodes"],
+            leaf.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The subjects the hub says the leaf is interested in, each with how often it is listed.
+fn hub_interest(hub: &Server) -> Vec<String> {
+    let z = leafz(hub);
+    z["leafs"][0]["subscriptions_list"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .filter(|s| !s.starts_with("$LDS."))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn until_interest(hub: &Server, want: impl Fn(&[String]) -> bool, what: &str) -> Vec<String> {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let got = hub_interest(hub);
+        if want(&got) {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "{what}: hub lists {got:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const PROBE: &[u8] = b"\x00probe";
+
+/// Publishes probes on `subject` from `from` until `sub` receives one: the interest crossed.
+async fn until_seen(from: &async_nats::Client, subject: &str, sub: &mut async_nats::Subscriber) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        from.publish(subject.to_string(), PROBE.into())
+            .await
+            .expect("probe");
+        from.flush().await.expect("flush");
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {
+            if &m.payload[..] == PROBE {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "{subject}: no probe crossed");
+    }
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {}
+}
+
+async fn clients(url: &str, n: usize) -> Vec<async_nats::Client> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(async_nats::connect(url).await.expect("connect"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_both_ways_once_in_order() {
+    let Some(_) = common::require_nats_server("leafnode messages") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-msgs");
+    let lport = free_port();
+    let h = hub(&dir, lport);
+    let l = leaf(&dir, &[format!("nats-leaf://127.0.0.1:{lport}")], "");
+    let z = until_leafs(&h, 1, &l);
+    assert_eq!(z["leafs"][0]["account"], "$G", "{z}");
+
+    let hc = async_nats::connect(&h.url).await.expect("hub client");
+    // Enough connections that the leaf's shards all have some.
+    let lcs = clients(&l.url, 6).await;
+
+    // Fan-in: every leaf connection publishes; the hub subscriber gets each message once, in
+    // order per publisher, headers and reply subjects intact.
+    let mut hsub = hc.subscribe("fanin.>").await.expect("subscribe");
+    until_seen(&lcs[0], "fanin.probe", &mut hsub).await;
+    const PER: usize = 2000;
+    for (i, c) in lcs.iter().enumerate() {
+        for n in 0..PER {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Seq", n.to_string().as_str());
+            c.publish_with_reply_and_headers(
+                format!("fanin.{i}"),
+                format!("reply.{i}.{n}"),
+                h,
+                format!("{i}:{n}").into(),
+            )
+            .await
+            .expect("publish");
+        }
+        c.flush().await.expect("flush");
+    }
+    let mut next = vec![0usize; lcs.len()];
+    let mut total = 0;
+    while total < PER * lcs.len() {
+        let m = match tokio::time::timeout(STEP, hsub.next()).await {
+            Ok(Some(m)) => m,
+            _ => panic!(
+                "hub got {total} of {}; leaf log:\n{}",
+                PER * lcs.len(),
+                l.log()
+            ),
+        };
+        if &m.payload[..] == PROBE {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&m.payload).into_owned();
+        let (i, n) = text.split_once(':').expect("payload");
+        let (i, n): (usize, usize) = (i.parse().expect("i"), n.parse().expect("n"));
+        assert_eq!(n, next[i], "publisher {i} out of order or duplicated");
+        next[i] += 1;
+        assert_eq!(m.subject.as_str(), format!("fanin.{i}"));
+        assert_eq!(m.reply.as_deref(), Some(format!("reply.{i}.{n}").as_str()));
+        let seq = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Seq"))
+            .map(|v| v.to_string());
+        assert_eq!(seq.as_deref(), Some(n.to_string().as_str()));
+        total += 1;
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), hsub.next())
+            .await
+            .is_err(),
+        "nothing more, no duplicate"
+    );
+
+    // Hub to leaf: subscribers on several connections each get every message once.
+    let mut lsubs = Vec::new();
+    for c in &lcs[..3] {
+        lsubs.push(c.subscribe("down.x").await.expect("subscribe"));
+    }
+    for s in lsubs.iter_mut() {
+        until_seen(&hc, "down.x", s).await;
+    }
+    for n in 0..100 {
+        hc.publish("down.x", format!("{n}").into())
+            .await
+            .expect("publish");
+    }
+    hc.flush().await.expect("flush");
+    for s in lsubs.iter_mut() {
+        let mut n = 0;
+        while n < 100 {
+            let m = tokio::time::timeout(STEP, s.next())
+                .await
+                .expect("in time")
+                .expect("message");
+            if &m.payload[..] == PROBE {
+                continue;
+            }
+            assert_eq!(m.payload, format!("{n}").as_bytes());
+            n += 1;
+        }
+    }
+
+    // Request/reply both ways.
+    let mut svc = hc.subscribe("svc.hub").await.expect("subscribe");
+    let hc2 = hc.clone();
+    let hub_task = tokio::spawn(async move {
+        while let Some(m) = svc.next().await {
+            if let Some(r) = m.reply {
+                let _ = hc2.publish(r, m.payload).await;
+            }
+        }
+    });
+    let mut lsvc = lcs[4].subscribe("svc.leaf").await.expect("subscribe");
+    let lc4 = lcs[4].clone();
+    let leaf_task = tokio::spawn(async move {
+        while let Some(m) = lsvc.next().await {
+            if let Some(r) = m.reply {
+                let _ = lc4.publish(r, m.payload).await;
+            }
+        }
+    });
+    let deadline = Instant::now() + STEP;
+    let answer = loop {
+        match tokio::time::timeout(
+            Duration::from_secs(1),
+            lcs[1].request("svc.hub", "up".into()),
+        )
+        .await
+        {
+            Ok(Ok(m)) => break m,
+            _ if Instant::now() < deadline => continue,
+            other => panic!("leaf -> hub request: {other:?}"),
+        }
+    };
+    assert_eq!(answer.payload, "up".as_bytes());
+    let deadline = Instant::now() + STEP;
+    let answer = loop {
+        match tokio::time::timeout(
+            Duration::from_secs(1),
+            hc.request("svc.leaf", "down".into()),
+        )
+        .await
+        {
+            Ok(Ok(m)) => break m,
+            _ if Instant::now() < deadline => continue,
+            other => panic!("hub -> leaf request: {other:?}"),
+        }
+    };
+    assert_eq!(answer.payload, "down".as_bytes());
+    hub_task.abort();
+    leaf_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interest_is_the_union_over_shards_and_goes_with_the_last_unsub() {
+    let Some(_) = common::require_nats_server("leafnode interest") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-interest");
+    let lport = free_port();
+    let h = hub(&dir, lport);
+    let l = leaf(&dir, &[format!("nats-leaf://127.0.0.1:{lport}")], "");
+    until_leafs(&h, 1, &l);
+    let lcs = clients(&l.url, 6).await;
+    let mut subs = Vec::new();
+    for c in &lcs {
+        subs.push(c.subscribe("many.a").await.expect("subscribe"));
+        c.flush().await.expect("flush");
+    }
+    let got = until_interest(&h, |s| s.iter().any(|x| x == "many.a"), "interest arrives");
+    assert_eq!(
+        got.iter().filter(|x| *x == "many.a").count(),
+        1,
+        "announced once: {got:?}"
+    );
+    // All but one go: the hub still has it.
+    for s in subs.iter_mut().skip(1) {
+        s.unsubscribe().await.expect("unsubscribe");
+    }
+    for c in &lcs {
+        c.flush().await.expect("flush");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(hub_interest(&h).iter().any(|x| x == "many.a"));
+    // The last one goes: so does the hub's interest, and hub publishes stop crossing.
+    subs[0].unsubscribe().await.expect("unsubscribe");
+    lcs[0].flush().await.expect("flush");
+    until_interest(&h, |s| !s.iter().any(|x| x == "many.a"), "interest leaves");
+    let z = leafz(&h);
+    let out_before = z["leafs"][0]["out_msgs"].as_u64().unwrap_or(0);
+    let hc = async_nats::connect(&h.url).await.expect("hub client");
+    for _ in 0..10 {
+        hc.publish("many.a", "x".into()).await.expect("publish");
+    }
+    hc.flush().await.expect("flush");
+    std::thread::sleep(Duration::from_millis(200));
+    let z = leafz(&h);
+    assert_eq!(
+        z["leafs"][0]["out_msgs"].as_u64().unwrap_or(0),
+        out_before,
+        "no interest, nothing crossed: {z}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_groups_split_over_hub_and_leaf_get_each_message_once_local_first() {
+    let Some(_) = common::require_nats_server("leafnode queues") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-queue");
+    let lport = free_port();
+    let h = hub(&dir, lport);
+    let l = leaf(&dir, &[format!("nats-leaf://127.0.0.1:{lport}")], "");
+    until_leafs(&h, 1, &l);
+    let hcs = clients(&h.url, 2).await;
+    let lcs = clients(&l.url, 3).await;
+    let mut hq = Vec::new();
+    for c in &hcs {
+        hq.push(c.queue_subscribe("work", "q".into()).await.expect("qsub"));
+    }
+    let mut lq = Vec::new();
+    for c in &lcs[..2] {
+        lq.push(c.queue_subscribe("work", "q".into()).await.expect("qsub"));
+        c.flush().await.expect("flush");
+    }
+    until_interest(
+        &h,
+        |s| s.iter().any(|x| x.starts_with("work")),
+        "queue interest",
+    );
+    for c in &hcs {
+        c.flush().await.expect("flush");
+    }
+    // Give the hub's own queue interest time to reach the leaf.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    async fn count(subs: &mut [async_nats::Subscriber]) -> usize {
+        let mut n = 0;
+        for s in subs.iter_mut() {
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), s.next()).await
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+    // From the leaf: its own members take everything.
+    for _ in 0..200 {
+        lcs[2].publish("work", "l".into()).await.expect("publish");
+    }
+    lcs[2].flush().await.expect("flush");
+    let (at_leaf, at_hub) = (count(&mut lq).await, count(&mut hq).await);
+    assert_eq!((at_leaf, at_hub), (200, 0), "leaf publishes stay local");
+    // From the hub: nats-server keeps them at its members.
+    for _ in 0..200 {
+        hcs[0].publish("work", "h".into()).await.expect("publish");
+    }
+    hcs[0].flush().await.expect("flush");
+    let (at_leaf, at_hub) = (count(&mut lq).await, count(&mut hq).await);
+    assert_eq!(at_leaf + at_hub, 200, "exactly once");
+    assert_eq!(at_hub, 200, "hub publishes stay at the hub");
+    // Without leaf members, the leaf's publishes go to the hub's, once each.
+    for s in lq.iter_mut() {
+        s.unsubscribe().await.expect("unsubscribe");
+    }
+    for c in &lcs {
+        c.flush().await.expect("flush");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..200 {
+        lcs[2].publish("work", "l2".into()).await.expect("publish");
+    }
+    lcs[2].flush().await.expect("flush");
+    assert_eq!(count(&mut hq).await, 200, "to the hub's members, once each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_restart_is_survived_without_client_action() {
+    let Some(_) = common::require_nats_server("leafnode hub restart") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-restart");
+    let lport = free_port();
+    let mut h = hub(&dir, lport);
+    let l = leaf(&dir, &[format!("nats-leaf://127.0.0.1:{lport}")], "");
+    until_leafs(&h, 1, &l);
+    let lc = async_nats::connect(&l.url).await.expect("leaf client");
+    let mut lsub = lc.subscribe("back.down").await.expect("subscribe");
+    lc.flush().await.expect("flush");
+    until_interest(&h, |s| s.iter().any(|x| x == "back.down"), "interest");
+
+    h.restart();
+    until_leafs(&h, 1, &l);
+    // The leaf's interest came back with the link, no client did anything.
+    until_interest(&h, |s| s.iter().any(|x| x == "back.down"), "interest again");
+    let hc = async_nats::connect(&h.url).await.expect("hub client");
+    until_seen(&hc, "back.down", &mut lsub).await;
+    let mut hsub = hc.subscribe("back.up").await.expect("subscribe");
+    until_seen(&lc, "back.up", &mut hsub).await;
+    assert!(
+        !l.log().contains("Client Closed") || l.log().contains("Leafnode connection closed"),
+        "clients stay"
+    );
+    // The leaf's client connection was never dropped: it still publishes and receives.
+    lc.publish("back.up", "after".into())
+        .await
+        .expect("publish");
+    lc.flush().await.expect("flush");
+    let m = tokio::time::timeout(STEP, hsub.next())
+        .await
+        .expect("in time")
+        .expect("message");
+    assert_eq!(m.payload, "after".as_bytes());
+}
+
+#[test]
+fn a_wrong_port_and_a_loop_are_detected() {
+    let Some(_) = common::require_nats_server("leafnode wrong port and loop") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-wrong");
+    let lport = free_port();
+    let h = hub(&dir, lport);
+    // The hub's client port is not a leafnode port.
+    let l = leaf(&dir, std::slice::from_ref(&h.url), "");
+    let deadline = Instant::now() + STEP;
+    while !l.log().contains("attempted to connect to wrong port") {
+        assert!(Instant::now() < deadline, "leaf log:\n{}", l.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The leaf keeps serving its own clients.
+    let mut c = common::RawConn::connect(l.port, Duration::from_secs(2));
+    c.send(b"CONNECT {}\r\nPING\r\n");
+    assert!(c
+        .read_until(b"PONG\r\n", Duration::from_secs(2))
+        .text()
+        .contains("PONG"));
+    drop(l);
+
+    // A loop: hub 2 is a leaf of hub 1, and the leaf under test joins both. Hub 1 passes the
+    // leaf's loop-detection subject to hub 2, which passes it back to the leaf.
+    let dir2 = TempDir::new("leaf-loop");
+    let lport2 = free_port();
+    let conf = dir2.0.join("hub2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "leafnodes {{\n  port: {lport2}\n  host: \"127.0.0.1\"\n  remotes = [ {{ url: \"nats-leaf://127.0.0.1:{lport}\" }} ]\n}}\n"
+        ),
+    )
+    .expect("hub2 config");
+    let h2 = Server::start(
+        Impl::NatsServer,
+        &["-c", &conf.to_string_lossy(), "-m", "-1"],
+    );
+    until_leafs(&h, 1, &h2);
+    let l = leaf(
+        &dir2,
+        &[
+            format!("nats-leaf://127.0.0.1:{lport}"),
+            format!("nats-leaf://127.0.0.1:{lport2}"),
+        ],
+        "",
+    );
+    let deadline = Instant::now() + STEP;
+    while !l
+        .log()
+        .contains("Loop detected for leafnode account=\"$G\"")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "leaf log:\n{}\nhub 2 log:\n{}",
+            l.log(),
+            h2.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
