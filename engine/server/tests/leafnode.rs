@@ -506,3 +506,112 @@ fn a_wrong_port_and_a_loop_are_detected() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// What `sub` gets within 300 ms, probes left out.
+async fn rest(sub: &mut async_nats::Subscriber) -> Vec<String> {
+    let mut got = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
+        if &m.payload[..] != PROBE {
+            got.push(String::from_utf8_lossy(&m.payload).into_owned());
+        }
+    }
+    got
+}
+
+/// Accounts: each remote binds a local account to the hub account its credentials log into;
+/// traffic stays inside each pair. A remote with a wrong password is refused and retried
+/// while the others work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_pair_up_and_stay_apart() {
+    let Some(_) = common::require_nats_server("leafnode accounts") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-accounts");
+    let lport = free_port();
+    let conf = dir.0.join("hub.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "leafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n}}\n\
+             accounts {{\n  A: {{ users: [ {{ user: a, password: pa }}, {{ user: ca, password: x }} ] }}\n  \
+             B: {{ users: [ {{ user: b, password: pb }}, {{ user: cb, password: x }} ] }}\n}}\n"
+        ),
+    )
+    .expect("hub config");
+    let h = Server::start(
+        Impl::NatsServer,
+        &["-c", &conf.to_string_lossy(), "-m", "-1"],
+    );
+    let lconf = dir.0.join("leaf.conf");
+    std::fs::write(
+        &lconf,
+        format!(
+            "accounts {{\n  LA: {{ users: [ {{ user: la, password: x }} ] }}\n  \
+             LB: {{ users: [ {{ user: lb, password: x }} ] }}\n}}\n\
+             leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [\n    \
+             {{ url: \"nats-leaf://a:pa@127.0.0.1:{lport}\", account: LA }}\n    \
+             {{ url: \"nats-leaf://b:pb@127.0.0.1:{lport}\", account: LB }}\n    \
+             {{ url: \"nats-leaf://b:wrong@127.0.0.1:{lport}\", account: LB }}\n  ]\n}}\n"
+        ),
+    )
+    .expect("leaf config");
+    let l = Server::under_test(SHARDS, &["-c", &lconf.to_string_lossy()]);
+    let z = until_leafs(&h, 2, &l);
+    let mut accounts: Vec<&str> = z["leafs"]
+        .as_array()
+        .expect("leafs")
+        .iter()
+        .filter_map(|x| x["account"].as_str())
+        .collect();
+    accounts.sort();
+    assert_eq!(accounts, ["A", "B"], "{z}");
+    let deadline = Instant::now() + STEP;
+    while !l.log().contains("Authorization Violation") {
+        assert!(
+            Instant::now() < deadline,
+            "wrong password refused; leaf log:\n{}",
+            l.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let user = |u: &str, s: &Server| {
+        let (u, url) = (u.to_string(), s.url.clone());
+        async move {
+            async_nats::ConnectOptions::with_user_and_password(u.clone(), "x".into())
+                .connect(url)
+                .await
+                .unwrap_or_else(|e| panic!("{u}: {e}"))
+        }
+    };
+    let ha = user("ca", &h).await;
+    let hb = user("cb", &h).await;
+    let la = user("la", &l).await;
+    let lb = user("lb", &l).await;
+    let mut ha_sub = ha.subscribe("iso.>").await.expect("subscribe");
+    let mut hb_sub = hb.subscribe("iso.>").await.expect("subscribe");
+    let mut lb_sub = lb.subscribe("iso.>").await.expect("subscribe");
+    until_seen(&la, "iso.probe", &mut ha_sub).await;
+    until_seen(&hb, "iso.probe", &mut lb_sub).await;
+    // LA → A only; B → LB only.
+    la.publish("iso.a", "from LA".into())
+        .await
+        .expect("publish");
+    la.flush().await.expect("flush");
+    hb.publish("iso.b", "from B".into()).await.expect("publish");
+    hb.flush().await.expect("flush");
+    let m = tokio::time::timeout(STEP, ha_sub.next())
+        .await
+        .expect("A gets it")
+        .expect("msg");
+    assert_eq!(m.payload, "from LA".as_bytes());
+    let m = tokio::time::timeout(STEP, lb_sub.next())
+        .await
+        .expect("LB gets it")
+        .expect("msg");
+    assert_eq!(m.payload, "from B".as_bytes());
+    // Nothing else anywhere: B sees its own publish, A nothing from B, LB nothing from LA.
+    assert_eq!(rest(&mut hb_sub).await, ["from B"]);
+    assert!(rest(&mut ha_sub).await.is_empty());
+    assert!(rest(&mut lb_sub).await.is_empty());
+}

@@ -15,8 +15,9 @@ use crate::envelope::InterestOp;
 
 pub struct LeafInterest {
     counts: HashMap<(Bytes, Option<Bytes>), u32>,
-    /// The connected link: announcements go to its outbound buffer.
-    link: Option<Rc<ClientState>>,
+    /// The connected links (one per remote of the account): announcements go to their
+    /// outbound buffers.
+    links: Vec<Rc<ClientState>>,
     /// `$LDS.<random>`: announced with the rest; hearing it back means a loop.
     lds: Bytes,
 }
@@ -25,7 +26,7 @@ impl LeafInterest {
     pub fn new(lds: Bytes) -> LeafInterest {
         LeafInterest {
             counts: HashMap::new(),
-            link: None,
+            links: Vec::new(),
             lds,
         }
     }
@@ -55,9 +56,9 @@ impl LeafInterest {
                 (after + 1, after)
             }
         };
-        let Some(link) = &self.link else {
+        if self.links.is_empty() {
             return;
-        };
+        }
         let mut out = Vec::new();
         match queue {
             Some(q) if after > 0 => leaf::sub(&mut out, subject, Some((q, after))),
@@ -66,7 +67,9 @@ impl LeafInterest {
             None if before > 0 && after == 0 => leaf::unsub(&mut out, subject, None),
             None => return,
         }
-        link.send_raw(&out);
+        for link in &self.links {
+            link.send_raw(&out);
+        }
     }
 
     /// A link is up: it hears all of the interest, then every change.
@@ -80,11 +83,12 @@ impl LeafInterest {
         }
         leaf::sub(&mut out, &self.lds, None);
         link.send_raw(&out);
-        self.link = Some(link);
+        self.links.push(link);
     }
 
-    pub fn detach(&mut self) {
-        self.link = None;
+    /// `link` is gone (another remote's link of the account stays).
+    pub fn detach(&mut self, link: &Rc<ClientState>) {
+        self.links.retain(|l| !Rc::ptr_eq(l, link));
     }
 
     /// How many (subject, queue) keys have interest.
@@ -133,9 +137,13 @@ mod tests {
         li.change(InterestOp::Remove, &foo, &q);
         assert_eq!(sent(&l), "LS- foo\r\nLS+ foo q 1\r\nLS- foo q\r\n");
         assert!(li.is_empty());
-        li.detach();
+        let other = link();
+        li.attach(other.clone());
+        assert!(sent(&other).ends_with("LS+ $LDS.x\r\n"));
+        li.detach(&l);
         li.change(InterestOp::Add, &foo, &None);
         assert_eq!(sent(&l), "");
+        assert_eq!(sent(&other), "LS+ foo\r\n", "the other link still hears");
         assert_eq!(li.len(), 1);
     }
 }

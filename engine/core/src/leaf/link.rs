@@ -43,14 +43,20 @@ enum Ended {
 /// Keeps a remote connected for the life of the shard.
 pub async fn run(shard: Rc<Shard>, remote: RemoteLeaf, account: AccountId) {
     let mut next = 0usize;
+    // The configured URLs, then those the hub advertises (`leafnode_urls`), which take the
+    // credentials of the URL they were learned through, as in nats-server.
+    let mut urls = remote.urls.clone();
     loop {
         if !shard.accepting.get() {
             return;
         }
-        let url = &remote.urls[next % remote.urls.len()];
+        let url = urls[next % urls.len()].clone();
         next += 1;
-        let ended = match connect(url).await {
-            Ok((stream, addr)) => serve(&shard, &remote, url, account, stream, addr).await,
+        let mut learned = Vec::new();
+        let ended = match connect(&url).await {
+            Ok((stream, addr)) => {
+                serve(&shard, &remote, &url, account, stream, addr, &mut learned).await
+            }
             Err(e) => {
                 tracing::debug!(
                     "Error trying to connect as leafnode to remote server {:?}: {e}",
@@ -59,12 +65,38 @@ pub async fn run(shard: Rc<Shard>, remote: RemoteLeaf, account: AccountId) {
                 Ended::Retry
             }
         };
+        for hostport in learned {
+            if let Some(u) = discovered(&hostport, &url) {
+                if !urls.iter().any(|k| k.host == u.host && k.port == u.port) {
+                    tracing::debug!("leafnode: learned the hub's URL {}", u.shown);
+                    urls.push(u);
+                }
+            }
+        }
         let delay = match ended {
             Ended::Loop => LOOP_DELAY,
             Ended::Retry => shard.global.config().opts.leafnodes.reconnect,
         };
         glommio::timer::sleep(delay).await;
     }
+}
+
+/// A `host:port` a hub advertised, with the credentials of `via`.
+fn discovered(hostport: &str, via: &LeafUrl) -> Option<LeafUrl> {
+    let hostport = hostport.rsplit_once("://").map_or(hostport, |(_, h)| h);
+    let (host, port) = hostport.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Some(LeafUrl {
+        shown: format!("nats-leaf://{hostport}"),
+        host,
+        port,
+        user: via.user.clone(),
+        password: via.password.clone(),
+    })
 }
 
 async fn connect(url: &LeafUrl) -> std::io::Result<(TcpStream, SocketAddr)> {
@@ -90,6 +122,7 @@ async fn serve(
     account: AccountId,
     stream: TcpStream,
     addr: SocketAddr,
+    learned: &mut Vec<String>,
 ) -> Ended {
     let cfg = shard.global.config();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
@@ -118,6 +151,7 @@ async fn serve(
         socket.shutdown();
         return Ended::Retry;
     }
+    learned.extend(info.leafnode_urls.iter().flatten().cloned());
 
     let link = Rc::new(ClientState::new(
         shard.global.next_client_id(),
@@ -170,6 +204,15 @@ async fn serve(
         link.id,
         info.server_name
     );
+    let pings_out = Rc::new(Cell::new(0u32));
+    let pinger = glommio::spawn_local(keepalive(
+        link.clone(),
+        socket.clone(),
+        pings_out.clone(),
+        cfg.opts.ping_interval,
+        cfg.opts.ping_max,
+    ))
+    .detach();
     let attached = Cell::new(false);
     let attach = || {
         if !attached.replace(true) {
@@ -203,8 +246,11 @@ async fn serve(
             };
             match op {
                 LeafOp::Info(json) => {
-                    if HubInfo::parse(&json).is_ok_and(|i| i.connect_info) {
-                        attach();
+                    if let Ok(i) = HubInfo::parse(&json) {
+                        learned.extend(i.leafnode_urls.iter().flatten().cloned());
+                        if i.connect_info {
+                            attach();
+                        }
                     }
                 }
                 LeafOp::Ping => link.send_raw(encode::PONG),
@@ -276,13 +322,18 @@ async fn serve(
                 link.close(CloseReason::ReadError);
                 break;
             }
-            Ok(n) => rbuf.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Ok(n) => {
+                // Anything from the hub shows it alive.
+                pings_out.set(0);
+                rbuf.extend_from_slice(buf.get(..n).unwrap_or_default())
+            }
         }
     }
     link.close(link.close_reason().unwrap_or(CloseReason::ReadError));
+    pinger.cancel();
     let _ = writer.await;
     if let Some(li) = shard.leaf_interest.borrow_mut().get_mut(&account) {
-        li.detach();
+        li.detach(&link);
     }
     // The hub's interest goes with the connection.
     shard.remove_internal(&link);
@@ -299,6 +350,31 @@ async fn serve(
             .unwrap_or_default()
     );
     ended
+}
+
+/// PINGs the hub every `interval`; `max` unanswered ones end the link as stale (a hub gone
+/// without closing the connection is noticed).
+async fn keepalive(
+    link: Rc<ClientState>,
+    socket: Socket,
+    pings_out: Rc<Cell<u32>>,
+    interval: Duration,
+    max: u32,
+) {
+    loop {
+        glommio::timer::sleep(interval).await;
+        if link.is_closed() {
+            return;
+        }
+        if pings_out.get() + 1 > max {
+            link.send_err(tachyon_protocol::errors::STALE_CONNECTION);
+            link.close(CloseReason::StaleConnection);
+            socket.shutdown();
+            return;
+        }
+        pings_out.set(pings_out.get() + 1);
+        link.send_raw(encode::PING);
+    }
 }
 
 /// The hub's first op, which must be its INFO.
