@@ -48,7 +48,7 @@ fn leaf(dir: &TempDir, urls: &[String], extra: &str) -> Server {
         ),
     )
     .expect("leaf config");
-    Server::under_test(SHARDS, &["-c", &conf.to_string_lossy()])
+    Server::under_test(SHARDS, &["-c", &conf.to_string_lossy(), "-m", "-1"])
 }
 
 fn leafz(hub: &Server) -> serde_json::Value {
@@ -200,6 +200,28 @@ async fn messages_cross_both_ways_once_in_order() {
             .is_err(),
         "nothing more, no duplicate"
     );
+    // The leaf's own /leafz and /varz, as nats-server's leaf side shows them.
+    let lz = leafz(&l);
+    assert_eq!(lz["leafnodes"], 1, "{lz}");
+    let link = &lz["leafs"][0];
+    assert_eq!(link["is_spoke"], true, "{lz}");
+    assert_eq!(link["account"], "$G", "{lz}");
+    assert!(
+        link["out_msgs"].as_u64().unwrap_or(0) >= (PER * lcs.len()) as u64,
+        "{lz}"
+    );
+    assert!(!link["rtt"].as_str().unwrap_or("").is_empty(), "{lz}");
+    let list: Vec<&str> = link["subscriptions_list"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    assert!(list.contains(&"fanin.>"), "the hub's interest: {lz}");
+    let hub_name = leafz(&h)["leafs"][0]["name"].clone();
+    assert!(link["name"].is_string(), "{lz}");
+    assert_ne!(link["name"], hub_name, "each side names the other");
+    let (_, _, varz) = common::http_get(l.monitor_port(), "/varz");
+    let varz: serde_json::Value = serde_json::from_str(&varz).expect("varz");
+    assert_eq!(varz["leafnodes"], 1, "{varz}");
 
     // Hub to leaf: subscribers on several connections each get every message once.
     let mut lsubs = Vec::new();

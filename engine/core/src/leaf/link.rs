@@ -191,6 +191,9 @@ async fn serve(
             auth_token: url.user.clone().filter(|_| url.password.is_none()),
         },
     );
+    // A first PING measures the round trip (`/leafz` shows it).
+    out.extend_from_slice(encode::PING);
+    let ping_sent = Rc::new(Cell::new(Some(std::time::Instant::now())));
     link.send_raw(&out);
     let writer = glommio::spawn_local(crate::conn::write_loop(
         link.clone(),
@@ -209,10 +212,19 @@ async fn serve(
         link.clone(),
         socket.clone(),
         pings_out.clone(),
+        ping_sent.clone(),
         cfg.opts.ping_interval,
         cfg.opts.ping_max,
     ))
     .detach();
+    shard.leaf_links.borrow_mut().push(super::LinkInfo {
+        client: link.clone(),
+        remote_name: if info.server_name.is_empty() {
+            info.server_id.clone()
+        } else {
+            info.server_name.clone()
+        },
+    });
     let attached = Cell::new(false);
     let attach = || {
         if !attached.replace(true) {
@@ -254,7 +266,12 @@ async fn serve(
                     }
                 }
                 LeafOp::Ping => link.send_raw(encode::PONG),
-                LeafOp::Pong | LeafOp::Ok => {}
+                LeafOp::Pong => {
+                    if let Some(t) = ping_sent.take() {
+                        link.rtt.set(t.elapsed());
+                    }
+                }
+                LeafOp::Ok => {}
                 LeafOp::Err(text) => {
                     let text = String::from_utf8_lossy(&text).into_owned();
                     tracing::error!("{addr} - lid:{} - Leafnode Error '{text}'", link.id);
@@ -337,6 +354,10 @@ async fn serve(
     }
     // The hub's interest goes with the connection.
     shard.remove_internal(&link);
+    shard
+        .leaf_links
+        .borrow_mut()
+        .retain(|l| !Rc::ptr_eq(&l.client, &link));
     tracing::info!(
         "{addr} - lid:{} - Leafnode connection closed: {} (remote {:?}, account {account_name})",
         link.id,
@@ -358,6 +379,7 @@ async fn keepalive(
     link: Rc<ClientState>,
     socket: Socket,
     pings_out: Rc<Cell<u32>>,
+    ping_sent: Rc<Cell<Option<std::time::Instant>>>,
     interval: Duration,
     max: u32,
 ) {
@@ -373,6 +395,9 @@ async fn keepalive(
             return;
         }
         pings_out.set(pings_out.get() + 1);
+        if ping_sent.get().is_none() {
+            ping_sent.set(Some(std::time::Instant::now()));
+        }
         link.send_raw(encode::PING);
     }
 }

@@ -17,6 +17,13 @@ use crate::accounts::AccountId;
 use crate::global::Global;
 use interest::LeafInterest;
 
+/// A connected link as monitoring shows it.
+pub struct LinkInfo {
+    pub client: std::rc::Rc<crate::client::ClientState>,
+    /// The hub's server name.
+    pub remote_name: String,
+}
+
 /// The shard that owns every leafnode link.
 pub const LINK_SHARD: u16 = 0;
 

@@ -52,6 +52,16 @@ pub struct ShardSnapshot {
     pub num_cache: usize,
     /// Filled only when asked.
     pub conns: Vec<ConnSnapshot>,
+    /// Leafnode links (always: there are few).
+    pub leafs: Vec<LeafSnapshot>,
+}
+
+/// One leafnode link, as `/leafz` reports it.
+#[derive(Debug, Clone)]
+pub struct LeafSnapshot {
+    pub conn: ConnSnapshot,
+    /// The hub's server name.
+    pub remote_name: String,
 }
 
 /// What a request wants from every shard.
@@ -70,6 +80,12 @@ pub fn take(shard: &Shard, want: Want) -> ShardSnapshot {
         num_cache: shard.cache_len(),
         ..Default::default()
     };
+    for l in shard.leaf_links.borrow().iter() {
+        snap.leafs.push(LeafSnapshot {
+            conn: conn(&l.client, want.subs),
+            remote_name: l.remote_name.clone(),
+        });
+    }
     for c in clients.values() {
         snap.live += c.counters.get();
         snap.num_subs += c.subs.borrow().len();

@@ -110,6 +110,8 @@ pub struct Shard {
     /// On the shard that owns the leafnode links: each bound account's interest, as the hub
     /// hears it (`leaf/interest.rs`). Empty elsewhere.
     pub(crate) leaf_interest: RefCell<HashMap<AccountId, crate::leaf::interest::LeafInterest>>,
+    /// The leafnode links this shard runs, for monitoring.
+    pub leaf_links: RefCell<Vec<crate::leaf::LinkInfo>>,
 }
 
 impl Shard {
@@ -157,6 +159,7 @@ impl Shard {
             leaf_only: RefCell::new(None),
             leaf_present: Cell::new(false),
             leaf_interest: RefCell::new(leaf_interest),
+            leaf_links: RefCell::new(Vec::new()),
         }
     }
 

@@ -236,7 +236,7 @@ pub fn varz(i: VarzInputs<'_>, snaps: &[ShardSnapshot]) -> Varz {
         total_connections: total_conns,
         routes: 0,
         remotes: 0,
-        leafnodes: 0,
+        leafnodes: snaps.iter().map(|s| s.leafs.len() as u64).sum(),
         in_msgs: t.in_msgs,
         in_bytes: t.in_bytes,
         in_client_msgs: t.in_msgs,
@@ -761,7 +761,28 @@ pub struct Leafz {
     server_id: String,
     now: String,
     leafnodes: u64,
-    leafs: Vec<Empty>,
+    leafs: Vec<LeafInfo>,
+}
+
+/// nats-server's `LeafInfo`.
+#[derive(Serialize)]
+pub struct LeafInfo {
+    id: u64,
+    name: String,
+    is_spoke: bool,
+    account: String,
+    ip: String,
+    port: u16,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    rtt: String,
+    in_msgs: u64,
+    out_msgs: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+    subscriptions: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscriptions_list: Option<Vec<String>>,
+    compression: &'static str,
 }
 
 #[derive(Serialize)]
@@ -797,12 +818,45 @@ pub fn gatewayz(g: &Global, now: SystemTime) -> Gatewayz {
     }
 }
 
-pub fn leafz(g: &Global, now: SystemTime) -> Leafz {
+/// The leafnode links (all of them this server dialed: Tachyon accepts no leafs yet), with
+/// their subscriptions (the hub's interest) when `subs` is set, of account `acc` when named.
+pub fn leafz(
+    g: &Global,
+    now: SystemTime,
+    snaps: &[tachyon_core::monitor::snapshot::ShardSnapshot],
+    subs: bool,
+    acc: &str,
+) -> Leafz {
+    let leafs: Vec<LeafInfo> = snaps
+        .iter()
+        .flat_map(|s| s.leafs.iter())
+        .filter(|l| acc.is_empty() || g.accounts.name(l.conn.account) == acc)
+        .map(|l| {
+            let c = &l.conn;
+            LeafInfo {
+                id: c.cid,
+                name: l.remote_name.clone(),
+                is_spoke: true,
+                account: g.accounts.name(c.account).to_string(),
+                ip: c.ip.clone(),
+                port: c.port,
+                rtt: rtt(c.rtt),
+                in_msgs: c.counters.in_msgs,
+                out_msgs: c.counters.out_msgs,
+                in_bytes: c.counters.in_bytes,
+                out_bytes: c.counters.out_bytes,
+                subscriptions: c.num_subs,
+                subscriptions_list: subs
+                    .then(|| c.subs.iter().map(|s| s.subject.clone()).collect()),
+                compression: "off",
+            }
+        })
+        .collect();
     Leafz {
         server_id: g.config().server_id.clone(),
         now: rfc3339_nano(now),
-        leafnodes: 0,
-        leafs: Vec::new(),
+        leafnodes: leafs.len() as u64,
+        leafs,
     }
 }
 

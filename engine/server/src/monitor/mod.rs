@@ -257,7 +257,13 @@ impl Monitor {
             },
             "/routez" => Reply::json(&endpoints::routez(g, now())),
             "/gatewayz" => Reply::json(&endpoints::gatewayz(g, now())),
-            "/leafz" => Reply::json(&endpoints::leafz(g, now())),
+            "/leafz" => match q.bool("subs") {
+                Ok(subs) => {
+                    let snaps = self.gather(Want { conns: false, subs });
+                    Reply::json(&endpoints::leafz(g, now(), &snaps, subs, q.get("acc")))
+                }
+                Err(e) => Reply::bad_request(e),
+            },
             "/accountz" => Reply::json(&endpoints::accountz(g, now())),
             "/accstatz" => Reply::json(&endpoints::accstatz(g, now())),
             _ => match endpoints::JszOpts::from_query(&q) {
