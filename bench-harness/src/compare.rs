@@ -39,6 +39,8 @@ pub struct CompareConfig {
     /// Messages a js-ordered run replays.
     pub replay_msgs: u64,
     pub work_dir: PathBuf,
+    /// The hub of the leafnode workloads (a nats-server binary), started fresh for each run.
+    pub hub: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -227,7 +229,47 @@ fn measure(
         thread_cpu_s: Vec::new(),
     };
     let ws = plan.workload.websocket().is_some();
-    let started = server::start_full(spec, &cfg.work_dir, seq, plan.workload.is_jetstream(), ws);
+    // A leafnode workload: a hub first, the server under test as its leaf.
+    let hub = match (plan.workload.needs_hub(), &cfg.hub) {
+        (false, _) => None,
+        (true, None) => {
+            m.error = Some(format!("{} needs --hub", plan.workload.name()));
+            return m;
+        }
+        (true, Some(path)) => {
+            let hub_spec = ServerSpec {
+                name: format!("hub-for-{}", spec.name),
+                path: path.clone(),
+                args: Vec::new(),
+            };
+            let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr())
+            {
+                Ok(a) => a.port(),
+                Err(e) => {
+                    m.error = Some(e.to_string());
+                    return m;
+                }
+            };
+            let setup = server::Setup {
+                leaf_port: Some(port),
+                ..server::Setup::default()
+            };
+            match server::start_setup(&hub_spec, &cfg.work_dir, seq, setup) {
+                Ok(h) => Some((h, port)),
+                Err(e) => {
+                    m.error = Some(format!("hub: {e}"));
+                    return m;
+                }
+            }
+        }
+    };
+    let setup = server::Setup {
+        jetstream: plan.workload.is_jetstream(),
+        websocket: ws,
+        hub_port: hub.as_ref().map(|(_, p)| *p),
+        ..server::Setup::default()
+    };
+    let started = server::start_setup(spec, &cfg.work_dir, seq, setup);
     let mut srv = match started {
         Ok(s) => s,
         Err(e) => {
@@ -245,7 +287,8 @@ fn measure(
         Some(a) if ws => a,
         _ => srv.addr,
     };
-    let r = workloads::run(plan, addr, cfg.base.stall_timeout);
+    let sub_addr = hub.as_ref().map_or(addr, |(h, _)| h.addr);
+    let r = workloads::run_split(plan, addr, sub_addr, cfg.base.stall_timeout);
     m.wall_s = t0.elapsed().as_secs_f64();
     let s1 = procfs::pid_cpu_ticks(pid).unwrap_or(s0);
     m.thread_cpu_s = procfs::pid_thread_ticks(pid)
@@ -280,6 +323,9 @@ fn measure(
         }
     }
     srv.stop();
+    if let Some((h, _)) = hub {
+        h.stop();
+    }
     m
 }
 

@@ -102,6 +102,10 @@ enum Cmd {
         /// Where servers keep their ports files and logs while they run.
         #[arg(long)]
         work_dir: Option<PathBuf>,
+        /// The hub (a nats-server binary) of the leafnode workloads (leaf-fanin): started
+        /// fresh for each run with a leafnode port, each server under test its leaf.
+        #[arg(long)]
+        hub: Option<PathBuf>,
     },
     /// Serve a discard-everything NATS sink (the harness's own ceiling).
     Sink {
@@ -269,6 +273,7 @@ fn real_main() -> Result<()> {
             html,
             md,
             work_dir,
+            hub,
         } => {
             // One server alone is allowed (no ratios); several under test need a reference.
             if under_test == 0 || (under_test > 1 && under_test >= servers.len()) {
@@ -296,6 +301,7 @@ fn real_main() -> Result<()> {
                 work_dir: work_dir.unwrap_or_else(|| {
                     std::env::temp_dir().join(format!("tachyon-bench-{}", std::process::id()))
                 }),
+                hub,
             };
             let rep = compare::run(&cfg)?;
             let _ = std::fs::remove_dir_all(&cfg.work_dir);

@@ -193,6 +193,40 @@ pub fn start_with(
     start_full(spec, work, seq, jetstream, false)
 }
 
+/// What a server is started with beyond the harness's own flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Setup {
+    /// `-js -sd <its folder>/jetstream`.
+    pub jetstream: bool,
+    /// A `websocket {}` port, found through the ports file.
+    pub websocket: bool,
+    /// A hub: accepts leafnodes on this loopback port.
+    pub leaf_port: Option<u16>,
+    /// A leaf of the hub whose leafnode port this is.
+    pub hub_port: Option<u16>,
+}
+
+impl Setup {
+    /// The config file the blocks need (`-c`, before the spec's own arguments), if any.
+    fn conf(&self) -> Option<String> {
+        let mut c = String::new();
+        if self.websocket {
+            c.push_str(WEBSOCKET_CONF);
+        }
+        if let Some(p) = self.leaf_port {
+            c.push_str(&format!(
+                "leafnodes {{\n  port: {p}\n  host: \"127.0.0.1\"\n}}\n"
+            ));
+        }
+        if let Some(p) = self.hub_port {
+            c.push_str(&format!(
+                "leafnodes {{\n  remotes = [ {{ url: \"nats-leaf://127.0.0.1:{p}\" }} ]\n}}\n"
+            ));
+        }
+        (!c.is_empty()).then_some(c)
+    }
+}
+
 /// [`start_with`], and with a WebSocket port (a `-c` file holding a `websocket {}` block,
 /// before the spec's own arguments) when `websocket` is set. That port is found through the
 /// ports file.
@@ -203,6 +237,30 @@ pub fn start_full(
     jetstream: bool,
     websocket: bool,
 ) -> Result<RunningServer> {
+    start_setup(
+        spec,
+        work,
+        seq,
+        Setup {
+            jetstream,
+            websocket,
+            ..Setup::default()
+        },
+    )
+}
+
+/// Starts `spec` as `setup` says, on a random loopback client port in a fresh folder.
+pub fn start_setup(
+    spec: &ServerSpec,
+    work: &Path,
+    seq: usize,
+    setup: Setup,
+) -> Result<RunningServer> {
+    let Setup {
+        jetstream,
+        websocket,
+        ..
+    } = setup;
     let dir = work.join(format!("{}-{seq}", spec.name));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
@@ -211,9 +269,9 @@ pub fn start_full(
     } else {
         Vec::new()
     };
-    if websocket {
-        let conf = dir.join("websocket.conf");
-        fs::write(&conf, WEBSOCKET_CONF)?;
+    if let Some(text) = setup.conf() {
+        let conf = dir.join("bench.conf");
+        fs::write(&conf, text)?;
         extra.push("-c".into());
         extra.push(conf.to_string_lossy().into_owned());
     }

@@ -80,10 +80,14 @@ pub enum Workload {
     /// deliveries are compressed.
     #[serde(rename = "ws-deflate")]
     WsDeflate,
+    /// fanin across a leafnode link: the publishers on the server under test, a leaf of a
+    /// nats-server hub (`compare --hub`), the subscriber on the hub.
+    #[serde(rename = "leaf-fanin")]
+    LeafFanin,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 19] = [
+    pub const ALL: [Workload; 20] = [
         Workload::Pub,
         Workload::Pubsub,
         Workload::Fanout,
@@ -103,6 +107,7 @@ impl Workload {
         Workload::KvWatch,
         Workload::WsPubsub,
         Workload::WsDeflate,
+        Workload::LeafFanin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -126,6 +131,7 @@ impl Workload {
             Workload::KvWatch => "kv-watch",
             Workload::WsPubsub => "ws-pubsub",
             Workload::WsDeflate => "ws-deflate",
+            Workload::LeafFanin => "leaf-fanin",
         }
     }
 
@@ -142,6 +148,16 @@ impl Workload {
                 | Workload::JsOrdered
                 | Workload::KvWatch
         )
+    }
+
+    /// The fan-in shape: many publishers, each on its own subjects, one subscriber on all.
+    pub fn is_fanin(self) -> bool {
+        matches!(self, Workload::Fanin | Workload::LeafFanin)
+    }
+
+    /// Whether the server under test runs as a leaf of a hub the subscribers use.
+    pub fn needs_hub(self) -> bool {
+        self == Workload::LeafFanin
     }
 
     /// Whether clients connect to the `websocket {}` port, and with compression.
@@ -263,7 +279,7 @@ impl Plan {
             Pub => (1, 0, 100_000, 0, None),
             Pubsub | WsPubsub | WsDeflate => (1, 1, 100_000, 0, None),
             Fanout => (1, 4, 100_000, 0, None),
-            Fanin => (8, 1, 100_000, 0, None),
+            Fanin | LeafFanin => (8, 1, 100_000, 0, None),
             Queue => (1, 4, 100_000, 0, None),
             Reqrep => (1, 1, 20_000, 0, None),
             Latency => (1, 1, 10_000, 5_000, None),
@@ -287,14 +303,14 @@ impl Plan {
             size: o.size,
             pubs: o.pubs.unwrap_or(pubs),
             subs: o.subs.unwrap_or(subs),
-            subject: if workload == Fanin {
+            subject: if workload.is_fanin() {
                 "telemetry".into()
             } else {
                 o.subject.clone()
             },
             multisubject: o
                 .multisubject
-                .unwrap_or(if workload == Fanin { 100 } else { 0 }),
+                .unwrap_or(if workload.is_fanin() { 100 } else { 0 }),
             duration_s,
             rate,
             pin: o.pin,
@@ -752,22 +768,74 @@ pub(crate) fn shared(plan: &Plan, stall: Duration) -> Shared {
 
 /// Runs one workload against the server at `addr`.
 pub fn run(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+    run_split(plan, addr, addr, stall)
+}
+
+/// As [`run`], with the streaming shapes' subscribers on `sub_addr` (another server of the
+/// same deployment: a leaf's hub) and everything else on `addr`.
+pub fn run_split(
+    plan: &Plan,
+    addr: SocketAddr,
+    sub_addr: SocketAddr,
+    stall: Duration,
+) -> Result<RunResult> {
     match plan
         .transport
         .for_workload(plan.workload == Workload::Conns)
     {
-        Transport::Uring => run_on::<UringConn, Ring>(plan, addr, stall),
-        Transport::Std | Transport::Auto => run_on::<Conn, Vec<Conn>>(plan, addr, stall),
+        Transport::Uring => run_on::<UringConn, Ring>(plan, addr, sub_addr, stall),
+        Transport::Std | Transport::Auto => run_on::<Conn, Vec<Conn>>(plan, addr, sub_addr, stall),
     }
 }
 
-fn run_on<L: Link, F: Fleet>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+fn run_on<L: Link, F: Fleet>(
+    plan: &Plan,
+    addr: SocketAddr,
+    sub_addr: SocketAddr,
+    stall: Duration,
+) -> Result<RunResult> {
     match plan.workload {
         Workload::Reqrep => run_reqrep::<L>(plan, addr, stall),
         Workload::Conns => run_conns::<L, F>(plan, addr, stall),
         w if w.is_jetstream() => jetstream::run::<L>(plan, addr, stall),
-        _ => run_streaming::<L>(plan, addr, stall),
+        _ => run_streaming::<L>(plan, addr, sub_addr, stall),
     }
+}
+
+/// Publishers on one server, subscribers on another: each publisher's probe must reach a
+/// probe subscriber on the subscribers' server before the run starts, so the interest crossed
+/// (in order with the subscribers' own, which came first) to wherever the publisher landed.
+fn wait_interest_crossed(
+    sub_addr: SocketAddr,
+    pub_conns: &mut [Conn],
+    ws: Option<WsMode>,
+) -> Result<()> {
+    const PROBE: &[u8] = b"bench-probe.crossing";
+    let mut probe = Conn::dial(sub_addr, "bench-probe", ws)?;
+    encode::sub(&mut probe.wbuf, PROBE, None, b"1");
+    probe.ping_pong(Duration::from_secs(10))?;
+    for (i, c) in pub_conns.iter_mut().enumerate() {
+        let want = i.to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            encode::pub_(&mut c.wbuf, PROBE, None, want.as_bytes());
+            c.flush()?;
+            let mut seen = false;
+            probe.poll_once(|op| {
+                seen |= message(&op).is_some_and(|(p, _)| p == want.as_bytes());
+                Ok(())
+            })?;
+            if seen {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(BenchError::Timeout(
+                    "the subscribers' interest never reached the publishers' server".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs `body` on a harness thread that adopts `c` into the transport there
@@ -787,7 +855,7 @@ pub(crate) fn on_thread<L: Link, T>(
 fn subjects_for(plan: &Plan, pub_id: usize) -> Vec<Vec<u8>> {
     if plan.workload == Workload::Pairs {
         vec![format!("{}.{pub_id}", plan.subject).into_bytes()]
-    } else if plan.workload == Workload::Fanin {
+    } else if plan.workload.is_fanin() {
         (0..plan.multisubject.max(1))
             .map(|k| format!("{}.{pub_id}.{k}", plan.subject).into_bytes())
             .collect()
@@ -801,7 +869,7 @@ fn subjects_for(plan: &Plan, pub_id: usize) -> Vec<Vec<u8>> {
 }
 
 fn sub_subject(plan: &Plan) -> String {
-    if plan.workload == Workload::Fanin || plan.multisubject > 0 {
+    if plan.workload.is_fanin() || plan.multisubject > 0 {
         format!("{}.>", plan.subject)
     } else {
         plan.subject.clone()
@@ -809,7 +877,12 @@ fn sub_subject(plan: &Plan) -> String {
 }
 
 /// pub, pubsub, fanout, fanin, queue, latency.
-fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+fn run_streaming<L: Link>(
+    plan: &Plan,
+    addr: SocketAddr,
+    sub_addr: SocketAddr,
+    stall: Duration,
+) -> Result<RunResult> {
     let sh = shared(plan, stall);
     let queue = plan.workload == Workload::Queue;
     let pairs = plan.workload == Workload::Pairs;
@@ -821,7 +894,7 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
         } else {
             sub_subject(plan)
         };
-        let mut c = Conn::dial(addr, &format!("bench-sub-{i}"), ws)?;
+        let mut c = Conn::dial(sub_addr, &format!("bench-sub-{i}"), ws)?;
         encode::sub(
             &mut c.wbuf,
             subject.as_bytes(),
@@ -834,6 +907,9 @@ fn run_streaming<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Res
     let mut pub_conns = Vec::with_capacity(plan.pubs);
     for i in 0..plan.pubs {
         pub_conns.push(Conn::dial(addr, &format!("bench-pub-{i}"), ws)?);
+    }
+    if sub_addr != addr {
+        wait_interest_crossed(sub_addr, &mut pub_conns, ws)?;
     }
     let subjects: Vec<Vec<Vec<u8>>> = (0..plan.pubs).map(|i| subjects_for(plan, i)).collect();
     let deadline = plan.duration().map(|d| Instant::now() + d);

@@ -168,6 +168,7 @@ fn compare_starts_servers_with_jetstream() {
         js_pub_msgs: 50,
         replay_msgs: 1_000,
         work_dir: dir.join("servers"),
+        hub: None,
     };
     let rep = compare::run(&cfg).unwrap();
     assert_eq!(rep.cases.len(), 8);

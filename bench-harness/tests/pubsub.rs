@@ -165,3 +165,50 @@ fn websocket_workloads_against_nats_server() {
     srv.stop();
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// leaf-fanin: publishers on a leaf, the subscriber on its hub (both nats-server here), every
+/// message delivered once after the interest crossed.
+#[test]
+fn leaf_fanin_across_a_hub_and_its_leaf() {
+    let Some(bin) = nats_server() else {
+        eprintln!("SKIP: no nats-server found (run scripts/setup-reference.sh)");
+        return;
+    };
+    let work = std::env::temp_dir().join(format!("tachyon-bench-leaf-{}", std::process::id()));
+    let spec = ServerSpec {
+        name: "nats".into(),
+        path: bin,
+        args: Vec::new(),
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let hub = server::start_setup(
+        &spec,
+        &work,
+        0,
+        server::Setup {
+            leaf_port: Some(port),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let leaf = server::start_setup(
+        &spec,
+        &work,
+        1,
+        server::Setup {
+            hub_port: Some(port),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let plan = Plan::new(Workload::LeafFanin, &opts(16_000, 64)).unwrap();
+    let r = tachyon_bench::workloads::run_split(&plan, leaf.addr, hub.addr, STALL).unwrap();
+    assert_eq!(r.published, 16_000);
+    assert_eq!(r.delivered, 16_000);
+    leaf.stop();
+    hub.stop();
+    let _ = std::fs::remove_dir_all(&work);
+}
