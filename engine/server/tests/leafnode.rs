@@ -637,3 +637,66 @@ async fn accounts_pair_up_and_stay_apart() {
     assert!(rest(&mut ha_sub).await.is_empty());
     assert!(rest(&mut lb_sub).await.is_empty());
 }
+
+/// JetStream on both sides: as nats-server does without domains, JetStream's API, KV and
+/// object-store subjects stay off the link both ways, so each side's API answers once, alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_subjects_stay_on_their_side() {
+    let Some(_) = common::require_nats_server("leafnode jetstream") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-js");
+    let lport = free_port();
+    let conf = dir.0.join("hub.conf");
+    let hub_store = dir.0.join("hub-js");
+    std::fs::write(
+        &conf,
+        format!(
+            "leafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n}}\njetstream {{\n  store_dir: \"{}\"\n}}\n",
+            hub_store.display()
+        ),
+    )
+    .expect("hub config");
+    let h = Server::start(
+        Impl::NatsServer,
+        &["-c", &conf.to_string_lossy(), "-m", "-1"],
+    );
+    let leaf_store = dir.0.join("leaf-js");
+    let l = leaf(
+        &dir,
+        &[format!("nats-leaf://127.0.0.1:{lport}")],
+        &format!(
+            "jetstream {{\n  store_dir: \"{}\"\n}}\n",
+            leaf_store.display()
+        ),
+    );
+    until_leafs(&h, 1, &l);
+    let hc = async_nats::connect(&h.url).await.expect("hub client");
+    let lc = async_nats::connect(&l.url).await.expect("leaf client");
+    // Plain interest crosses (the link is up and announcing)...
+    let mut hsub = hc.subscribe("plain.x").await.expect("subscribe");
+    until_seen(&lc, "plain.x", &mut hsub).await;
+    // ...JetStream's does not.
+    let listed = hub_interest(&h);
+    assert!(
+        !listed
+            .iter()
+            .any(|s| s.starts_with("$JS.API") || s.starts_with("$KV.")),
+        "{listed:?}"
+    );
+    for (who, c, url) in [("hub", &hc, &h.url), ("leaf", &lc, &l.url)] {
+        let inbox = c.new_inbox();
+        let mut replies = c.subscribe(inbox.clone()).await.expect("inbox");
+        c.publish_with_reply("$JS.API.INFO", inbox, "".into())
+            .await
+            .expect("request");
+        c.flush().await.expect("flush");
+        let answers = rest(&mut replies).await;
+        assert_eq!(answers.len(), 1, "{who} ({url}): {answers:?}");
+        assert!(answers[0].contains("io.nats.jetstream.api.v1.account_info_response"));
+    }
+    // The leaf never offered its JetStream interest: the hub, which refuses it, logged no
+    // permissions violation for it.
+    assert!(!h.log().contains("Permissions Violation"), "{}", h.log());
+    assert!(!l.log().contains("Permissions Violation"), "{}", l.log());
+}

@@ -37,6 +37,9 @@ impl LeafInterest {
 
     /// One subscription came or went somewhere in the account.
     pub fn change(&mut self, op: InterestOp, subject: &Bytes, queue: &Option<Bytes>) {
+        if super::js_denied(subject) {
+            return;
+        }
         let key = (subject.clone(), queue.clone());
         let (before, after) = match op {
             InterestOp::Add => {

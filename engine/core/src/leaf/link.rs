@@ -296,7 +296,9 @@ async fn serve(
                         break 'conn;
                     }
                     // A queue's weight changed: one subscription stands for the group.
-                    if !link.subs.borrow().contains_key(&key) {
+                    if super::js_denied(&subject) {
+                        tracing::debug!("{addr} - lid:{} - JetStream interest not taken", link.id);
+                    } else if !link.subs.borrow().contains_key(&key) {
                         let _ = shard.subscribe(&link, subject, queue, key);
                     }
                 }
@@ -308,6 +310,9 @@ async fn serve(
                     header_len,
                     message,
                 } => {
+                    if super::js_denied(&subject) {
+                        continue;
+                    }
                     let mut c = link.counters.get();
                     c.in_msgs += 1;
                     c.in_bytes += message.len() as u64;

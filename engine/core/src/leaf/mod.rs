@@ -60,6 +60,15 @@ pub fn start(shard: &std::rc::Rc<crate::shard::Shard>) {
     }
 }
 
+/// JetStream's client subjects, which nats-server keeps off every leafnode connection of an
+/// account (both ways: interest and messages) unless JetStream domains join the two sides
+/// (`denyAllClientJs`); Tachyon has no domains, so they never cross.
+pub fn js_denied(subject: &[u8]) -> bool {
+    subject.starts_with(b"$JS.API.")
+        || subject.starts_with(b"$KV.")
+        || subject.starts_with(b"$OBJ.")
+}
+
 /// The local account a remote binds (`$G` when it names none); `None` if there is no such
 /// account.
 pub fn account_of(global: &Global, name: Option<&str>) -> Option<AccountId> {

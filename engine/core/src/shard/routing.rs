@@ -524,6 +524,11 @@ impl Shard {
     #[cold]
     fn flush_leaf_hits(&self, m: MsgView<'_>) {
         let mut hits = self.leaf_hits.borrow_mut();
+        if crate::leaf::js_denied(m.subject) {
+            // A hub's wildcard interest does not carry JetStream's subjects.
+            hits.clear();
+            return;
+        }
         let mut names = self.leaf_names.borrow_mut();
         while let Some((link, first)) = hits.pop() {
             names.clear();
