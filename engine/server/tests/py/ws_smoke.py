@@ -15,12 +15,33 @@ import aiohttp
 import nats
 
 STEP = 5.0
+PROBE = b"\x00probe"
 
 
 def check(ok, what):
     if not ok:
         print(f"ws_smoke: FAILED: {what}")
         sys.exit(1)
+
+
+async def until_seen(publisher, subject, sub):
+    """Publishes probes on `subject` until `sub` gets one, then drains the probes."""
+    for _ in range(50):
+        await publisher.publish(subject, PROBE)
+        await publisher.flush()
+        try:
+            m = await sub.next_msg(timeout=0.1)
+            if m.data == PROBE:
+                break
+        except nats.errors.TimeoutError:
+            continue
+    else:
+        check(False, f"{subject}: no probe arrived")
+    while True:
+        try:
+            await sub.next_msg(timeout=0.1)
+        except nats.errors.TimeoutError:
+            return
 
 
 async def compressed(url, tls, other):
@@ -45,8 +66,17 @@ async def compressed(url, tls, other):
             check(got == want, f"compressed delivery: {len(got)} bytes")
             back = await other.subscribe("ws.back")
             await other.flush()
+            for _ in range(50):
+                await ws.send_bytes(b"PUB ws.back %d\r\n%s\r\n" % (len(PROBE), PROBE))
+                try:
+                    if (await back.next_msg(timeout=0.1)).data == PROBE:
+                        break
+                except nats.errors.TimeoutError:
+                    continue
             await ws.send_bytes(b"PUB ws.back %d\r\n" % len(body) + body + b"\r\n")
             msg = await back.next_msg(timeout=STEP)
+            while msg.data == PROBE:
+                msg = await back.next_msg(timeout=STEP)
             check(msg.data == body, f"compressed publish: {len(msg.data)} bytes")
 
 
@@ -64,6 +94,9 @@ async def main(url, ca):
 
     sub = await nc.subscribe("ws.py.>")
     await nc.flush()
+    # nats-py's flush over WebSocket may send its PING before the SUB queued ahead of it (the
+    # PONG then proves nothing): probe until the subscription is seen to work.
+    await until_seen(other, "ws.py.probe", sub)
     await other.publish("ws.py.a", b"hello", headers={"X-Py": "1"})
     msg = await sub.next_msg(timeout=STEP)
     check(msg.data == b"hello" and msg.headers.get("X-Py") == "1", f"pub/sub {msg}")
@@ -73,12 +106,19 @@ async def main(url, ca):
 
     await other.subscribe("ws.py.svc", cb=echo)
     await other.flush()
-    reply = await nc.request("ws.py.svc", b"shout", timeout=STEP)
-    check(reply.data == b"SHOUT", f"request/reply {reply.data!r}")
+    reply = None
+    for _ in range(10):
+        try:
+            reply = await nc.request("ws.py.svc", b"shout", timeout=STEP / 10)
+            break
+        except nats.errors.TimeoutError:
+            continue
+    check(reply is not None and reply.data == b"SHOUT", f"request/reply {reply}")
 
     big = bytes(range(256)) * 4096
     big_sub = await nc.subscribe("ws.big")
     await nc.flush()
+    await until_seen(other, "ws.big", big_sub)
     await other.publish("ws.big", big)
     msg = await big_sub.next_msg(timeout=STEP)
     check(msg.data == big, f"1 MiB payload: {len(msg.data)} bytes")
