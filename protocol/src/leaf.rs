@@ -7,6 +7,7 @@
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use crate::line::{is_ws, LineScanner};
 use crate::parser::{parse_size, Limits, ProtocolError};
 
 const CRLF: &[u8] = b"\r\n";
@@ -64,11 +65,7 @@ struct Pending {
 pub struct LeafParser {
     limits: Limits,
     pending: Option<Pending>,
-    scanned: usize,
-}
-
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t')
+    lines: LineScanner,
 }
 
 /// Up to `N` whitespace-separated words of `line` from `start`; the count (more than `N` means
@@ -106,7 +103,7 @@ impl LeafParser {
         LeafParser {
             limits,
             pending: None,
-            scanned: 0,
+            lines: LineScanner::default(),
         }
     }
 
@@ -116,7 +113,7 @@ impl LeafParser {
         let r = self.step(buf);
         if r.is_err() {
             self.pending = None;
-            self.scanned = 0;
+            self.lines.reset();
         }
         r
     }
@@ -125,27 +122,11 @@ impl LeafParser {
         if let Some(p) = self.pending {
             return self.payload(p, buf);
         }
-        let from = self.scanned.min(buf.len());
-        let Some(nl) = memchr::memchr(b'\n', &buf[from..]).map(|i| from + i) else {
-            self.scanned = buf.len();
-            if buf.len() > self.limits.max_control_line {
-                return Err(ProtocolError::MaxControlLine {
-                    len: buf.len(),
-                    max: self.limits.max_control_line,
-                });
-            }
+        let Some(l) = self.lines.next(buf, self.limits.max_control_line)? else {
             return Ok(None);
         };
-        self.scanned = 0;
-        let line_len = nl + 1;
-        let end = if nl > 0 && buf[nl - 1] == b'\r' {
-            nl - 1
-        } else {
-            nl
-        };
+        let (line_len, end, op_end, rest) = (l.len, l.end, l.op_end, l.rest);
         let line = &buf[..end];
-        let op_end = line.iter().position(|&b| is_ws(b)).unwrap_or(line.len());
-        let rest = op_end + line[op_end..].iter().take_while(|&&b| is_ws(b)).count();
         let op = line[..op_end].to_ascii_uppercase();
         match &op[..] {
             b"PING" | b"PONG" | b"+OK" => {

@@ -7,6 +7,7 @@ pub mod errors;
 pub mod headers;
 pub mod json;
 pub mod leaf;
+mod line;
 pub mod parser;
 pub mod server_parser;
 pub mod subject;

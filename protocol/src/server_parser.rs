@@ -4,6 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use crate::line::{is_ws, LineScanner};
 use crate::parser::{parse_size, Limits, ProtocolError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,17 +46,13 @@ struct Pending {
 pub struct ServerParser {
     limits: Limits,
     pending: Option<Pending>,
-    scanned: usize,
+    lines: LineScanner,
 }
 
 impl Default for ServerParser {
     fn default() -> Self {
         ServerParser::new()
     }
-}
-
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t')
 }
 
 fn spans(line: &[u8], start: usize) -> ([(usize, usize); 6], usize) {
@@ -96,7 +93,7 @@ impl ServerParser {
         ServerParser {
             limits,
             pending: None,
-            scanned: 0,
+            lines: LineScanner::default(),
         }
     }
 
@@ -106,7 +103,7 @@ impl ServerParser {
         let r = self.step(buf);
         if r.is_err() {
             self.pending = None;
-            self.scanned = 0;
+            self.lines.reset();
         }
         r
     }
@@ -115,28 +112,12 @@ impl ServerParser {
         if let Some(p) = self.pending {
             return self.payload(p, buf);
         }
-        let from = self.scanned.min(buf.len());
-        let Some(nl) = memchr::memchr(b'\n', &buf[from..]).map(|i| from + i) else {
-            self.scanned = buf.len();
-            if buf.len() > self.limits.max_control_line {
-                return Err(ProtocolError::MaxControlLine {
-                    len: buf.len(),
-                    max: self.limits.max_control_line,
-                });
-            }
+        let Some(l) = self.lines.next(buf, self.limits.max_control_line)? else {
             return Ok(None);
         };
-        self.scanned = 0;
-        let line_len = nl + 1;
-        let end = if nl > 0 && buf[nl - 1] == b'\r' {
-            nl - 1
-        } else {
-            nl
-        };
+        let (line_len, end, rest_start) = (l.len, l.end, l.rest);
         let line = &buf[..end];
-        let op_end = line.iter().position(|&b| is_ws(b)).unwrap_or(line.len());
-        let op = &line[..op_end];
-        let rest_start = op_end + line[op_end..].iter().take_while(|&&b| is_ws(b)).count();
+        let op = &line[..l.op_end];
         let up = |name: &[u8]| op.eq_ignore_ascii_case(name);
         if up(b"PING") || up(b"PONG") || up(b"+OK") {
             let r = if up(b"PING") {

@@ -575,6 +575,12 @@ impl ClientState {
             return SendStatus::Dropped;
         }
         let len = self.encode_msg(subject, sid, reply, header_len, payload);
+        self.queued(len)
+    }
+
+    /// What a message just appended (the buffer now `len` bytes) means for its publisher.
+    #[inline]
+    fn queued(&self, len: usize) -> SendStatus {
         let Some(pending) = self.gate(len) else {
             return SendStatus::Dropped;
         };
@@ -607,14 +613,7 @@ impl ClientState {
         c.out_msgs += 1;
         c.out_bytes += message.len() as u64;
         self.counters.set(c);
-        let Some(pending) = self.gate(len) else {
-            return SendStatus::Dropped;
-        };
-        if pending > self.stall_at && (pending > self.stuck_stall_at || !self.writer_stuck()) {
-            self.gate.set(true);
-            return SendStatus::Stalled;
-        }
-        SendStatus::Queued
+        self.queued(len)
     }
 
     /// Appends one MSG/HMSG to `out` and counts it; returns the bytes queued.

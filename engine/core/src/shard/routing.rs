@@ -152,19 +152,7 @@ impl Shard {
         from: Option<&Rc<ClientState>>,
         msg: MsgView<'_>,
     ) -> bool {
-        let n = members.len();
-        for i in 0..n {
-            let sub = &members[(start + i) % n];
-            if let Some(from) = from {
-                if !from.flags.get().echo && Rc::ptr_eq(&sub.client, from) {
-                    continue;
-                }
-            }
-            if self.deliver(sub, msg) {
-                return true;
-            }
-        }
-        false
+        self.deliver_queue_member_of(members, start, from, msg, None)
     }
 
     /// A PUB/HPUB from a client of this shard.
@@ -606,33 +594,34 @@ impl Shard {
             let pick = self.rand_below(local_n + remote_n);
             if pick < local_n {
                 let start = self.rand_below(local.len());
-                if self.deliver_queue_member_of(local, start, Some(from), msg, leaf) {
+                if self.deliver_queue_member_of(local, start, Some(from), msg, Some(leaf)) {
                     from.affinity.note(self.id);
                     return true;
                 }
             }
             if remote_n > 0 {
                 let offset = self.rand_below(remote_n);
-                self.pick_remote_of(remote, offset, name, leaf);
+                self.pick_remote_of(remote, offset, name, Some(leaf));
                 return true;
             }
         }
         false
     }
 
-    /// As `deliver_queue_member`, among members that are (or are not) leafnode links.
+    /// As `deliver_queue_member`, among members that are (or are not, or either when `leaf`
+    /// is `None`) leafnode links.
     fn deliver_queue_member_of(
         &self,
         members: &[SubRef],
         start: usize,
         from: Option<&Rc<ClientState>>,
         msg: MsgView<'_>,
-        leaf: bool,
+        leaf: Option<bool>,
     ) -> bool {
         let n = members.len();
         for i in 0..n {
             let sub = &members[(start + i) % n];
-            if sub.client.leaf.get() != leaf {
+            if leaf.is_some_and(|l| sub.client.leaf.get() != l) {
                 continue;
             }
             if let Some(from) = from {
@@ -651,11 +640,12 @@ impl Shard {
     fn pick_remote_of(
         &self,
         members: &[crate::interest::RemoteEntry],
-        mut offset: usize,
+        offset: usize,
         name: &Bytes,
-        leaf: bool,
+        leaf: Option<bool>,
     ) {
-        for e in members.iter().filter(|e| e.leaf == leaf) {
+        let mut offset = offset;
+        for e in members.iter().filter(|e| leaf.is_none_or(|l| e.leaf == l)) {
             let w = e.weight.get() as usize;
             if offset < w {
                 let mut targets = self.targets.borrow_mut();
@@ -671,26 +661,8 @@ impl Shard {
         }
     }
 
-    fn pick_remote(
-        &self,
-        members: &[crate::interest::RemoteEntry],
-        mut offset: usize,
-        name: &Bytes,
-    ) {
-        for e in members {
-            let w = e.weight.get() as usize;
-            if offset < w {
-                let mut targets = self.targets.borrow_mut();
-                let t = &mut targets[e.shard as usize];
-                t.picks.push(name.clone());
-                if !t.touched {
-                    t.touched = true;
-                    self.touched.borrow_mut().push(e.shard);
-                }
-                return;
-            }
-            offset -= w;
-        }
+    fn pick_remote(&self, members: &[crate::interest::RemoteEntry], offset: usize, name: &Bytes) {
+        self.pick_remote_of(members, offset, name, None);
     }
 
     fn send_targets(&self, account: AccountId, from: &ClientState, m: Published<'_>) -> bool {
@@ -798,8 +770,8 @@ impl Shard {
                 if prefer_local {
                     // The picker counted this shard for its members that are not links', if
                     // any; its link only when the group had nothing else.
-                    let _ = self.deliver_queue_member_of(&g.members, start, None, m, false)
-                        || self.deliver_queue_member_of(&g.members, start, None, m, true);
+                    let _ = self.deliver_queue_member_of(&g.members, start, None, m, Some(false))
+                        || self.deliver_queue_member_of(&g.members, start, None, m, Some(true));
                 } else {
                     self.deliver_queue_member(&g.members, start, None, m);
                 }
