@@ -266,6 +266,8 @@ pub struct ClientState {
     /// is written once as `LMSG` however many of them match, and what it publishes came from
     /// the hub (never echoed back, queue groups only as the hub named them).
     pub leaf: Cell<bool>,
+    /// A leafnode link that dialed us (we are its hub); unset for links we dialed.
+    pub leaf_accepted: Cell<bool>,
     /// Which shards this connection exchanges messages with, and its moves between shards.
     pub affinity: Affinity,
 }
@@ -400,6 +402,7 @@ impl ClientState {
             forwarded_for: _,
             // Links never move.
             leaf: _,
+            leaf_accepted: _,
         } = self;
         ClientSnapshot {
             id: *id,
@@ -500,6 +503,7 @@ impl ClientState {
             websocket: Cell::new(false),
             forwarded_for: RefCell::new(None),
             leaf: Cell::new(false),
+            leaf_accepted: Cell::new(false),
             ws_cookies: RefCell::new(None),
             affinity: Affinity::default(),
         }

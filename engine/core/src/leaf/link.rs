@@ -229,7 +229,7 @@ async fn serve(
     let attach = || {
         if !attached.replace(true) {
             if let Some(li) = shard.leaf_interest.borrow_mut().get_mut(&account) {
-                li.attach(link.clone());
+                li.attach(link.clone(), super::interest::Side::Spoke);
             }
         }
     };

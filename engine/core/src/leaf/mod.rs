@@ -24,6 +24,19 @@ pub struct LinkInfo {
     pub remote_name: String,
 }
 
+/// Whose interest a subscription of `client` is, for the links' trackers.
+pub fn owner_of(client: &crate::client::ClientState) -> interest::Owner {
+    if !client.leaf.get() {
+        return interest::Owner::Local;
+    }
+    let side = if client.leaf_accepted.get() {
+        interest::Side::Hub
+    } else {
+        interest::Side::Spoke
+    };
+    interest::Owner::Link(client.id, side)
+}
+
 /// The shard that owns every leafnode link.
 pub const LINK_SHARD: u16 = 0;
 

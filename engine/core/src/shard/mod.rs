@@ -229,12 +229,13 @@ impl Shard {
         op: InterestOp,
         subject: &bytes::Bytes,
         queue: &Option<bytes::Bytes>,
+        owner: crate::leaf::interest::Owner,
     ) {
         if self.leaf_interest.borrow().is_empty() {
             return;
         }
         if let Some(li) = self.leaf_interest.borrow_mut().get_mut(&account) {
-            li.change(op, subject, queue);
+            li.change(op, subject, queue, owner);
         }
     }
 
@@ -298,10 +299,12 @@ impl Shard {
                 leaf,
             } => {
                 let leaf = *leaf;
+                // Links live on the link shard, which hears its own links' interest locally.
                 if leaf {
                     self.leaf_present.set(true);
                 } else {
-                    self.leaf_note(*account, *op, subject, queue);
+                    let local = crate::leaf::interest::Owner::Local;
+                    self.leaf_note(*account, *op, subject, queue, local);
                 }
                 let mut remote = self.remote_space(*account);
                 let (subject, queue) = (std::mem::take(subject), queue.take());

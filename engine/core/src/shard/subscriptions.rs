@@ -57,9 +57,13 @@ impl Shard {
         client.subs.borrow_mut().insert(sid, sub);
         client.interest_dirty.set(true);
         self.bump_stats(|s| s.sub_inserts += 1);
-        if !client.leaf.get() {
-            self.leaf_note(account, InterestOp::Add, &subject, &queue);
-        }
+        self.leaf_note(
+            account,
+            InterestOp::Add,
+            &subject,
+            &queue,
+            crate::leaf::owner_of(client),
+        );
         let leaf = client.leaf.get();
         if leaf {
             self.leaf_present.set(true);
@@ -99,9 +103,13 @@ impl Shard {
         self.local_space(account)
             .remove(&sub.subject, sub.queue.as_deref(), sub);
         self.bump_stats(|s| s.sub_removes += 1);
-        if !sub.client.leaf.get() {
-            self.leaf_note(account, InterestOp::Remove, &sub.subject, &sub.queue);
-        }
+        self.leaf_note(
+            account,
+            InterestOp::Remove,
+            &sub.subject,
+            &sub.queue,
+            crate::leaf::owner_of(&sub.client),
+        );
         let leaf = sub.client.leaf.get();
         self.send_to_all(|| Envelope::Interest {
             op: InterestOp::Remove,
