@@ -324,6 +324,57 @@ pub struct LeafConnect {
     pub auth_token: Option<String>,
 }
 
+/// The INFO a hub sends a leaf that connects to it: the fields nats-server's leaf reads (its
+/// wrong-port check wants `client_id` and `leafnode_urls`).
+#[derive(Serialize, Debug, Default, Clone, PartialEq, Eq)]
+pub struct LeafInfo {
+    pub server_id: String,
+    pub server_name: String,
+    pub version: String,
+    pub proto: i32,
+    pub go: String,
+    pub host: String,
+    pub port: u16,
+    pub headers: bool,
+    pub auth_required: bool,
+    pub max_payload: i64,
+    pub client_id: u64,
+    pub leafnode_urls: Vec<String>,
+    pub info_on_connect: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub connect_info: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub remote_account: String,
+}
+
+/// `INFO {json}\r\n`
+pub fn info(out: &mut Vec<u8>, i: &LeafInfo) {
+    out.extend_from_slice(b"INFO ");
+    if let Ok(json) = serde_json::to_vec(i) {
+        out.extend_from_slice(&json);
+    }
+    out.extend_from_slice(CRLF);
+}
+
+/// What a leaf's CONNECT says (nats-server's `leafConnectInfo`), as far as a hub reads it.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq, Eq)]
+#[serde(default)]
+pub struct LeafConnectIn {
+    pub user: String,
+    pub pass: String,
+    pub auth_token: String,
+    pub name: String,
+    pub cluster: String,
+    pub headers: bool,
+    pub remote_account: String,
+}
+
+impl LeafConnectIn {
+    pub fn parse(json: &[u8]) -> Result<LeafConnectIn, ProtocolError> {
+        serde_json::from_slice(json).map_err(|e| ProtocolError::BadConnect(e.to_string()))
+    }
+}
+
 /// `CONNECT {json}\r\n`
 pub fn connect(out: &mut Vec<u8>, c: &LeafConnect) {
     out.extend_from_slice(b"CONNECT ");

@@ -2,21 +2,15 @@
 //! it, for what Tachyon serves: `remotes` it dials as a leaf. Accepting leafs (`listen`,
 //! `port`, `authorization`), TLS and credentials to a hub are refused by name.
 
-use tachyon_settings::leafnode::{LeafUrl, LeafnodeOpts, RemoteLeaf, DEFAULT_LEAF_PORT};
+use tachyon_settings::leafnode::{
+    LeafAuth, LeafListen, LeafUrl, LeafUser, LeafnodeOpts, RemoteLeaf, DEFAULT_LEAF_PORT,
+};
 
 use crate::value::{ConfigError, Item, Map, Value};
 
 /// Block keys nats-server takes that Tachyon does not serve yet.
 const NOT_YET: &[&str] = &[
-    "listen",
-    "port",
-    "host",
-    "net",
-    "authorization",
     "tls",
-    "leafnode_advertise",
-    "advertise",
-    "no_advertise",
     "min_version",
     "minimum_version",
     "isolate_leafnode_interest",
@@ -53,8 +47,28 @@ const REMOTE_NOT_YET: &[&str] = &[
 
 pub fn from_config(block: &Map) -> Result<LeafnodeOpts, ConfigError> {
     let mut o = LeafnodeOpts::default();
+    let mut listen = LeafListen {
+        host: tachyon_settings::options::DEFAULT_HOST.to_string(),
+        port: 0,
+        advertise: None,
+        no_advertise: false,
+        auth: None,
+    };
+    let mut port: Option<i64> = None;
     for (key, item) in block.iter() {
         match key.to_ascii_lowercase().as_str() {
+            "listen" => {
+                let (host, p) = crate::file::listen(item, key)?;
+                if let Some(h) = host {
+                    listen.host = h;
+                }
+                port = Some(p);
+            }
+            "port" => port = Some(item.as_int(key)?),
+            "host" | "net" => listen.host = item.to_text(key)?,
+            "advertise" | "leafnode_advertise" => listen.advertise = Some(item.to_text(key)?),
+            "no_advertise" => listen.no_advertise = item.as_bool(key)?,
+            "authorization" => listen.auth = Some(authorization(item.as_map(key)?)?),
             "remotes" => {
                 for r in item.as_array(key)? {
                     o.remotes.push(remote(r)?);
@@ -73,7 +87,79 @@ pub fn from_config(block: &Map) -> Result<LeafnodeOpts, ConfigError> {
             _ => return Err(ConfigError::at(&item.pos, format!("unknown field {key:?}"))),
         }
     }
+    // As nats-server: no port (or 0), no leafnode port; -1 picks one.
+    match port {
+        None | Some(0) => {}
+        Some(-1) => o.listen = Some(listen),
+        Some(p) => {
+            listen.port = u16::try_from(p).map_err(|_| {
+                ConfigError::at(
+                    &block
+                        .iter()
+                        .next()
+                        .map(|(_, i)| i.pos.clone())
+                        .unwrap_or_default(),
+                    format!("leafnode port {p} is out of range"),
+                )
+            })?;
+            o.listen = Some(listen);
+        }
+    }
     Ok(o)
+}
+
+/// `leafnodes { authorization {} }` (nats-server's `parseLeafAuthorization`).
+fn authorization(block: &Map) -> Result<LeafAuth, ConfigError> {
+    let mut a = LeafAuth::default();
+    for (key, item) in block.iter() {
+        match key.to_ascii_lowercase().as_str() {
+            "user" | "username" => a.user = Some(item.to_text(key)?),
+            "pass" | "password" => a.password = Some(item.to_text(key)?),
+            "account" => a.account = Some(item.to_text(key)?),
+            "timeout" => {
+                let secs = match &item.value {
+                    Value::Int(n) => *n as f64,
+                    Value::Float(f) => *f,
+                    _ => {
+                        return Err(ConfigError::at(
+                            &item.pos,
+                            "error parsing timeout: unsupported type",
+                        ))
+                    }
+                };
+                a.timeout = Some(std::time::Duration::from_secs_f64(secs.max(0.0)));
+            }
+            "users" => {
+                for u in item.as_array(key)? {
+                    let Value::Map(m) = &u.value else {
+                        return Err(ConfigError::at(
+                            &u.pos,
+                            "Expected user entry to be a map/struct",
+                        ));
+                    };
+                    let mut user = LeafUser {
+                        user: String::new(),
+                        password: String::new(),
+                        account: None,
+                    };
+                    for (k, v) in m.iter() {
+                        match k.to_ascii_lowercase().as_str() {
+                            "user" | "username" => user.user = v.to_text(k)?,
+                            "pass" | "password" => user.password = v.to_text(k)?,
+                            "account" => user.account = Some(v.to_text(k)?),
+                            _ => {
+                                return Err(ConfigError::at(&v.pos, format!("unknown field {k:?}")))
+                            }
+                        }
+                    }
+                    a.users.push(user);
+                }
+            }
+            "nkey" | "token" | "proxy_required" => return Err(not_yet(item, key)),
+            _ => return Err(ConfigError::at(&item.pos, format!("unknown field {key:?}"))),
+        }
+    }
+    Ok(a)
 }
 
 fn not_yet(item: &Item, key: &str) -> ConfigError {

@@ -700,3 +700,194 @@ async fn jetstream_subjects_stay_on_their_side() {
     assert!(!h.log().contains("Permissions Violation"), "{}", h.log());
     assert!(!l.log().contains("Permissions Violation"), "{}", l.log());
 }
+
+/// The server under test as a hub: its leafnode port at `port`, `extra` inside the block.
+fn hub_under_test(dir: &TempDir, port: u16, extra: &str) -> Server {
+    let conf = dir.0.join("hub-ut.conf");
+    std::fs::write(
+        &conf,
+        format!("leafnodes {{\n  port: {port}\n  host: \"127.0.0.1\"\n{extra}}}\n"),
+    )
+    .expect("hub config");
+    Server::under_test(SHARDS, &["-c", &conf.to_string_lossy(), "-m", "-1"])
+}
+
+/// A nats-server (or Tachyon, `which`) leaf of the hub at `port`.
+fn leaf_of(dir: &TempDir, which: Impl, name: &str, url: &str) -> Server {
+    let conf = dir.0.join(format!("{name}.conf"));
+    std::fs::write(
+        &conf,
+        format!("leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {{ url: \"{url}\" }} ]\n}}\n"),
+    )
+    .expect("leaf config");
+    match which {
+        Impl::Tachyon => Server::tachyon(SHARDS, &["-c", &conf.to_string_lossy(), "-m", "-1"]),
+        other => Server::start(other, &["-c", &conf.to_string_lossy(), "-m", "-1"]),
+    }
+}
+
+/// Leafs connecting to the server under test: a nats-server leaf and a Tachyon leaf on one
+/// hub, messages between the hub and each leaf and from one leaf to the other (the hub passes
+/// each leaf's interest to the other), queue members on a leaf used only when the hub has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leafs_connect_to_us_and_reach_each_other_through_us() {
+    let Some(_) = common::require_nats_server("leafnode hub") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-hub");
+    let lport = free_port();
+    let h = hub_under_test(&dir, lport, "");
+    let url = format!("nats-leaf://127.0.0.1:{lport}");
+    let a = leaf_of(&dir, Impl::NatsServer, "leaf-a", &url);
+    let b = leaf_of(&dir, Impl::Tachyon, "leaf-b", &url);
+    let z = until_leafs(&h, 2, &a);
+    for l in z["leafs"].as_array().expect("leafs") {
+        assert_eq!(l["is_spoke"], false, "{z}");
+        assert_eq!(l["account"], "$G", "{z}");
+    }
+    let hc = async_nats::connect(&h.url).await.expect("hub client");
+    let ac = async_nats::connect(&a.url).await.expect("leaf a client");
+    let bc = async_nats::connect(&b.url).await.expect("leaf b client");
+    // Hub <-> each leaf.
+    let mut hsub = hc.subscribe("up.>").await.expect("subscribe");
+    until_seen(&ac, "up.a", &mut hsub).await;
+    until_seen(&bc, "up.b", &mut hsub).await;
+    let mut asub = ac.subscribe("down.a").await.expect("subscribe");
+    until_seen(&hc, "down.a", &mut asub).await;
+    // Leaf A -> leaf B, through the hub, once.
+    let mut bsub = bc.subscribe("across").await.expect("subscribe");
+    until_seen(&ac, "across", &mut bsub).await;
+    for n in 0..50 {
+        ac.publish("across", format!("{n}").into())
+            .await
+            .expect("publish");
+    }
+    ac.flush().await.expect("flush");
+    let got = rest(&mut bsub).await;
+    let want: Vec<String> = (0..50).map(|n| n.to_string()).collect();
+    assert_eq!(got, want, "each once, in order");
+    // Request from leaf B answered on leaf A.
+    let mut svc = ac.subscribe("svc.a").await.expect("subscribe");
+    let ac2 = ac.clone();
+    let task = tokio::spawn(async move {
+        while let Some(m) = svc.next().await {
+            if let Some(r) = m.reply {
+                let _ = ac2.publish(r, m.payload).await;
+            }
+        }
+    });
+    let deadline = Instant::now() + STEP;
+    let answer = loop {
+        match tokio::time::timeout(Duration::from_secs(1), bc.request("svc.a", "hi".into())).await {
+            Ok(Ok(m)) => break m,
+            _ if Instant::now() < deadline => continue,
+            other => panic!("leaf b -> leaf a request: {other:?}"),
+        }
+    };
+    assert_eq!(answer.payload, "hi".as_bytes());
+    task.abort();
+    // The hub's own queue members take the hub's messages; without them, a leaf's do.
+    let mut aq = ac.queue_subscribe("jobs", "q".into()).await.expect("qsub");
+    let mut hq = hc.queue_subscribe("jobs", "q".into()).await.expect("qsub");
+    hc.flush().await.expect("flush");
+    until_interest_at(&h, "jobs").await;
+    for _ in 0..100 {
+        hc.publish("jobs", "x".into()).await.expect("publish");
+    }
+    hc.flush().await.expect("flush");
+    assert_eq!(
+        (rest(&mut hq).await.len(), rest(&mut aq).await.len()),
+        (100, 0)
+    );
+    hq.unsubscribe().await.expect("unsubscribe");
+    hc.flush().await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..100 {
+        hc.publish("jobs", "y".into()).await.expect("publish");
+    }
+    hc.flush().await.expect("flush");
+    assert_eq!(
+        rest(&mut aq).await.len(),
+        100,
+        "to the leaf's member, once each"
+    );
+}
+
+/// Waits until the hub under test's /leafz lists `subject` among some leaf's subscriptions.
+async fn until_interest_at(hub: &Server, subject: &str) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let z = leafz(hub);
+        let found = z["leafs"].as_array().into_iter().flatten().any(|l| {
+            l["subscriptions_list"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s.as_str().is_some_and(|s| s.starts_with(subject)))
+        });
+        if found {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{subject} never listed: {z}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `leafnodes { authorization { users } }`: each user binds its account; a wrong password is
+/// refused with nats-server's error.
+#[test]
+fn leaf_users_bind_accounts_and_bad_passwords_are_refused() {
+    let Some(_) = common::require_nats_server("leafnode hub auth") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-hub-auth");
+    let lport = free_port();
+    let conf = dir.0.join("hub-auth.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "accounts {{ A: {{}}, B: {{}} }}\n\
+             leafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n  authorization {{\n    \
+             users = [ {{ user: la, password: pa, account: A }}, {{ user: lb, password: pb, account: B }} ]\n  }}\n}}\n"
+        ),
+    )
+    .expect("config");
+    let h = Server::under_test(SHARDS, &["-c", &conf.to_string_lossy(), "-m", "-1"]);
+    let a = leaf_of(
+        &dir,
+        Impl::NatsServer,
+        "la",
+        &format!("nats-leaf://la:pa@127.0.0.1:{lport}"),
+    );
+    let b = leaf_of(
+        &dir,
+        Impl::NatsServer,
+        "lb",
+        &format!("nats-leaf://lb:pb@127.0.0.1:{lport}"),
+    );
+    let bad = leaf_of(
+        &dir,
+        Impl::NatsServer,
+        "lx",
+        &format!("nats-leaf://la:nope@127.0.0.1:{lport}"),
+    );
+    let z = until_leafs(&h, 2, &a);
+    let mut accounts: Vec<&str> = z["leafs"]
+        .as_array()
+        .expect("leafs")
+        .iter()
+        .filter_map(|l| l["account"].as_str())
+        .collect();
+    accounts.sort();
+    assert_eq!(accounts, ["A", "B"], "{z}");
+    let deadline = Instant::now() + STEP;
+    while !bad.log().contains("Authorization Violation") {
+        assert!(
+            Instant::now() < deadline,
+            "refused leaf's log:\n{}",
+            bad.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(b);
+}

@@ -13,6 +13,8 @@ pub struct LeafnodeOpts {
     pub remotes: Vec<RemoteLeaf>,
     /// Pause between attempts to reach a remote (and after a connection to it ends).
     pub reconnect: Duration,
+    /// Where leafs connect to this server (it is their hub); `None`: no leafnode port.
+    pub listen: Option<LeafListen>,
 }
 
 impl Default for LeafnodeOpts {
@@ -20,8 +22,41 @@ impl Default for LeafnodeOpts {
         LeafnodeOpts {
             remotes: Vec::new(),
             reconnect: DEFAULT_RECONNECT,
+            listen: None,
         }
     }
+}
+
+/// The leafnode port and how leafs authenticate on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafListen {
+    pub host: String,
+    /// 0: a random port (`port: -1`).
+    pub port: u16,
+    /// `host:port` leafs are told to reconnect to (`advertise`); the bound address if `None`.
+    pub advertise: Option<String>,
+    /// Tell leafs no URL at all.
+    pub no_advertise: bool,
+    /// `authorization {}`: a single user, or users each bound to an account. None: leafs bind
+    /// to `$G` without credentials.
+    pub auth: Option<LeafAuth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeafAuth {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// The account the single user binds (`$G` when none).
+    pub account: Option<String>,
+    pub users: Vec<LeafUser>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafUser {
+    pub user: String,
+    pub password: String,
+    pub account: Option<String>,
 }
 
 /// One `remotes` entry: a hub to dial, and the local account its traffic lives in.

@@ -15,6 +15,7 @@ use tachyon_protocol::leaf::{HubInfo, LeafConnect, LeafOp, LeafParser};
 use tachyon_protocol::{encode, Limits};
 use tachyon_settings::leafnode::{LeafUrl, RemoteLeaf};
 
+use super::interest::Side;
 use crate::accounts::AccountId;
 use crate::client::{ClientFlags, ClientState, CloseReason};
 use crate::shard::Shard;
@@ -27,13 +28,13 @@ const INFO_TIMEOUT: Duration = Duration::from_secs(2);
 const LOOP_DELAY: Duration = Duration::from_secs(30);
 /// A hub link is not cut off like a slow client: nats-server sets no pending limit on leaf
 /// connections. Its feeders still pause at the stall mark.
-const LINK_MAX_PENDING: usize = 1 << 30;
+pub(super) const LINK_MAX_PENDING: usize = 1 << 30;
 const READ_CHUNK: usize = 64 * 1024;
 /// The leaf protocol version sent in CONNECT (2: no message tracing).
 const LEAF_PROTO: i32 = 2;
 
 /// Why a connection to the hub ended, for the delay before the next.
-enum Ended {
+pub(super) enum Ended {
     /// Dial again after the reconnect delay.
     Retry,
     /// The hub saw our loop-detection subject come back (or told us so).
@@ -195,6 +196,84 @@ async fn serve(
     out.extend_from_slice(encode::PING);
     let ping_sent = Rc::new(Cell::new(Some(std::time::Instant::now())));
     link.send_raw(&out);
+    tracing::info!(
+        "{addr} - lid:{} - Leafnode connection created for account: {account_name} {}",
+        link.id,
+        info.server_name
+    );
+    let remote_name = if info.server_name.is_empty() {
+        info.server_id.clone()
+    } else {
+        info.server_name.clone()
+    };
+    let what = remote
+        .urls
+        .first()
+        .map(|u| u.shown.clone())
+        .unwrap_or_default();
+    run_link(
+        shard,
+        link,
+        socket,
+        Reading { parser, rbuf },
+        LinkEnd {
+            account,
+            addr,
+            side: Side::Spoke,
+            remote_name,
+            what,
+        },
+        ping_sent,
+        !info.info_on_connect,
+        learned,
+    )
+    .await
+}
+
+/// The parser and what it has not parsed yet.
+pub(super) struct Reading {
+    pub parser: LeafParser,
+    pub rbuf: BytesMut,
+}
+
+/// Who is at the other end of a link, for its tracker and its log lines.
+pub(super) struct LinkEnd {
+    pub account: AccountId,
+    pub addr: SocketAddr,
+    pub side: Side,
+    /// The other server's name.
+    pub remote_name: String,
+    /// How the log names the connection (a remote's URL, or "leaf").
+    pub what: String,
+}
+
+/// A link once its handshake is done: writer, keepalive, its interest (now, or once the hub's
+/// `connect_info` INFO says so), then what the other server sends until the connection ends;
+/// its subscriptions go with it.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn run_link(
+    shard: &Rc<Shard>,
+    link: Rc<ClientState>,
+    socket: Socket,
+    reading: Reading,
+    end: LinkEnd,
+    ping_sent: Rc<Cell<Option<std::time::Instant>>>,
+    attach_now: bool,
+    learned: &mut Vec<String>,
+) -> Ended {
+    let cfg = shard.global.config();
+    let Reading {
+        mut parser,
+        mut rbuf,
+    } = reading;
+    let LinkEnd {
+        account,
+        addr,
+        side,
+        remote_name,
+        what,
+    } = end;
+    let account_name = shard.global.accounts.name(account).to_string();
     let writer = glommio::spawn_local(crate::conn::write_loop(
         link.clone(),
         socket.clone(),
@@ -202,11 +281,6 @@ async fn serve(
         None,
     ))
     .detach();
-    tracing::info!(
-        "{addr} - lid:{} - Leafnode connection created for account: {account_name} {}",
-        link.id,
-        info.server_name
-    );
     let pings_out = Rc::new(Cell::new(0u32));
     let pinger = glommio::spawn_local(keepalive(
         link.clone(),
@@ -219,21 +293,17 @@ async fn serve(
     .detach();
     shard.leaf_links.borrow_mut().push(super::LinkInfo {
         client: link.clone(),
-        remote_name: if info.server_name.is_empty() {
-            info.server_id.clone()
-        } else {
-            info.server_name.clone()
-        },
+        remote_name,
     });
     let attached = Cell::new(false);
     let attach = || {
         if !attached.replace(true) {
             if let Some(li) = shard.leaf_interest.borrow_mut().get_mut(&account) {
-                li.attach(link.clone(), super::interest::Side::Spoke);
+                li.attach(link.clone(), side);
             }
         }
     };
-    if !info.info_on_connect {
+    if attach_now {
         attach();
     }
 
@@ -369,11 +439,7 @@ async fn serve(
         link.close_reason()
             .map(crate::monitor::snapshot::reason_text)
             .unwrap_or("Client Closed"),
-        remote
-            .urls
-            .first()
-            .map(|u| u.shown.as_str())
-            .unwrap_or_default()
+        what
     );
     ended
 }

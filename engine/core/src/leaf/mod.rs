@@ -5,6 +5,7 @@
 //! sends is published as that client, never echoed back. The hub hears the union of every
 //! shard's interest in the bound account ([`interest`]).
 
+pub mod accept;
 pub mod interest;
 pub mod link;
 
@@ -47,6 +48,15 @@ pub fn trackers(id: u16, global: &Arc<Global>) -> HashMap<AccountId, LeafInteres
     if id != LINK_SHARD {
         return out;
     }
+    if global.config().opts.leafnodes.listen.is_some() {
+        // Leafs connecting to us may bind any account.
+        for acc in 0..global.accounts.len().max(1) {
+            out.insert(
+                acc as AccountId,
+                LeafInterest::new(loop_detection_subject()),
+            );
+        }
+    }
     for r in &global.config().opts.leafnodes.remotes {
         if let Some(acc) = account_of(global, r.account.as_deref()) {
             out.entry(acc)
@@ -60,6 +70,9 @@ pub fn trackers(id: u16, global: &Arc<Global>) -> HashMap<AccountId, LeafInteres
 pub fn start(shard: &std::rc::Rc<crate::shard::Shard>) {
     if shard.id != LINK_SHARD {
         return;
+    }
+    if let Some(listen) = shard.global.config().opts.leafnodes.listen.clone() {
+        glommio::spawn_local(accept::listen(shard.clone(), listen)).detach();
     }
     for r in shard.global.config().opts.leafnodes.remotes.iter().cloned() {
         let Some(account) = account_of(&shard.global, r.account.as_deref()) else {

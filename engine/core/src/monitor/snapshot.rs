@@ -60,8 +60,10 @@ pub struct ShardSnapshot {
 #[derive(Debug, Clone)]
 pub struct LeafSnapshot {
     pub conn: ConnSnapshot,
-    /// The hub's server name.
+    /// The other server's name.
     pub remote_name: String,
+    /// We dialed it (the other end is our hub).
+    pub spoke: bool,
 }
 
 /// What a request wants from every shard.
@@ -84,6 +86,7 @@ pub fn take(shard: &Shard, want: Want) -> ShardSnapshot {
         snap.leafs.push(LeafSnapshot {
             conn: conn(&l.client, want.subs),
             remote_name: l.remote_name.clone(),
+            spoke: !l.client.leaf_accepted.get(),
         });
     }
     for c in clients.values() {

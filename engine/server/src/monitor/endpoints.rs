@@ -818,7 +818,7 @@ pub fn gatewayz(g: &Global, now: SystemTime) -> Gatewayz {
     }
 }
 
-/// The leafnode links (all of them this server dialed: Tachyon accepts no leafs yet), with
+/// The leafnode links (those this server dialed, `is_spoke`, and leafs connected to it), with
 /// their subscriptions (the hub's interest) when `subs` is set, of account `acc` when named.
 pub fn leafz(
     g: &Global,
@@ -836,7 +836,7 @@ pub fn leafz(
             LeafInfo {
                 id: c.cid,
                 name: l.remote_name.clone(),
-                is_spoke: true,
+                is_spoke: l.spoke,
                 account: g.accounts.name(c.account).to_string(),
                 ip: c.ip.clone(),
                 port: c.port,
