@@ -367,6 +367,8 @@ pub struct LeafConnectIn {
     pub cluster: String,
     pub headers: bool,
     pub remote_account: String,
+    /// Only a client's CONNECT has it: a client dialed the leafnode port.
+    pub lang: Option<String>,
 }
 
 impl LeafConnectIn {

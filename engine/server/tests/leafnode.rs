@@ -891,3 +891,74 @@ fn leaf_users_bind_accounts_and_bad_passwords_are_refused() {
     }
     drop(b);
 }
+
+/// Bad input on the leafnode port gets what nats-server's gives it: an op before CONNECT is an
+/// authorization failure, a client's CONNECT is told it reached the leafnode port, an unknown
+/// op after CONNECT is a protocol error; each closes only that connection.
+#[test]
+fn bad_input_on_the_leafnode_port_as_nats_server() {
+    let Some(_) = common::require_nats_server("leafnode port bad input") else {
+        return;
+    };
+    let cases: [(&str, Vec<&[u8]>); 4] = [
+        ("garbage first", vec![b"GARBAGE\r\n"]),
+        ("ping first", vec![b"PING\r\n"]),
+        (
+            "a client",
+            vec![b"CONNECT {\"verbose\":false,\"lang\":\"rust\",\"version\":\"1\",\"protocol\":1}\r\nPING\r\n"],
+        ),
+        ("unknown op", vec![b"CONNECT {}\r\nBOGUS\r\n"]),
+    ];
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for which in [Impl::NatsServer, Impl::Tachyon] {
+        let dir = TempDir::new("leaf-bad");
+        let lport = free_port();
+        let conf = dir.0.join("hub.conf");
+        std::fs::write(
+            &conf,
+            format!("leafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n}}\n"),
+        )
+        .expect("config");
+        let s = match which {
+            Impl::Tachyon => Server::tachyon(SHARDS, &["-c", &conf.to_string_lossy()]),
+            other => Server::start(other, &["-c", &conf.to_string_lossy()]),
+        };
+        let mut answers = Vec::new();
+        for (name, steps) in &cases {
+            let mut c = common::RawConn::connect(lport, Duration::from_secs(2));
+            let info = c.info.clone();
+            let json: serde_json::Value =
+                serde_json::from_str(info[5..].trim()).expect("leaf INFO json");
+            assert!(
+                json["client_id"].as_u64().unwrap_or(0) > 0,
+                "{name}: {info}"
+            );
+            assert!(json["leafnode_urls"].is_array(), "{name}: {info}");
+            assert_eq!(json["auth_required"], true, "{name}: {info}");
+            for step in steps {
+                c.send(step);
+            }
+            let got = c.read_to_close(Duration::from_secs(3));
+            let closed = got.closed;
+            let got = got.text();
+            // Keep what is comparable: the errors and the close (INFO and the hub's own
+            // interest differ between servers by nature).
+            let mut lines: Vec<String> = got
+                .split("\r\n")
+                .filter(|l| l.starts_with("-ERR"))
+                .map(String::from)
+                .collect();
+            lines.push(format!("{name}: closed={closed}"));
+            answers.push(lines.join(" | "));
+        }
+        // The server still serves clients.
+        let mut c = common::RawConn::connect(s.port, Duration::from_secs(2));
+        c.send(b"CONNECT {}\r\nPING\r\n");
+        assert!(c
+            .read_until(b"PONG\r\n", Duration::from_secs(2))
+            .text()
+            .contains("PONG"));
+        seen.push(answers);
+    }
+    assert_eq!(seen[0], seen[1]);
+}

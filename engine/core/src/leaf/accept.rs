@@ -24,6 +24,8 @@ use crate::socket::Socket;
 /// The protocol level a hub announces (2: no message tracing).
 const HUB_PROTO: i32 = 2;
 const READ_CHUNK: usize = 4096;
+/// What nats-server tells a client that dialed its leafnode port.
+const WRONG_PORT: &str = "attempted to connect to leaf node port";
 
 /// Binds the leafnode port and serves leafs until the shard stops accepting.
 pub async fn listen(shard: Rc<Shard>, cfg: LeafListen) {
@@ -101,7 +103,8 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, cfg: Rc<LeafListen>, port: u
         host: cfg.host.clone(),
         port,
         headers: true,
-        auth_required: cfg.auth.is_some(),
+        // nats-server says so on every leafnode port, with or without `authorization`.
+        auth_required: true,
         max_payload: config.opts.max_payload as i64,
         client_id: cid,
         leafnode_urls: advertised,
@@ -132,23 +135,32 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, cfg: Rc<LeafListen>, port: u
         Err("authentication timeout".to_string())
     })
     .await;
+    let refuse = |text: &'static str| {
+        let socket = socket.clone();
+        async move {
+            let mut out = Vec::new();
+            tachyon_protocol::encode::err(&mut out, text);
+            let _ = write_all(&socket, &out).await;
+            socket.shutdown();
+        }
+    };
+    // As nats-server: anything before CONNECT is an authorization failure.
     let connect = match connect {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("{addr} - lid:{cid} - leafnode connection refused: {e}");
-            let mut out = Vec::new();
-            tachyon_protocol::encode::err(&mut out, errors::AUTHORIZATION_VIOLATION);
-            let _ = write_all(&socket, &out).await;
-            socket.shutdown();
+            tracing::error!("{addr} - lid:{cid} - authentication error: {e}");
+            refuse(errors::AUTHORIZATION_VIOLATION).await;
             return;
         }
     };
+    if connect.lang.is_some() {
+        tracing::error!("{addr} - lid:{cid} - attempted to connect to leaf node port");
+        refuse(WRONG_PORT).await;
+        return;
+    }
     let Some(account) = authenticate(&shard, &cfg, &connect) else {
         tracing::error!("{addr} - lid:{cid} - authentication error");
-        let mut out = Vec::new();
-        tachyon_protocol::encode::err(&mut out, errors::AUTHORIZATION_VIOLATION);
-        let _ = write_all(&socket, &out).await;
-        socket.shutdown();
+        refuse(errors::AUTHORIZATION_VIOLATION).await;
         return;
     };
 
@@ -237,7 +249,6 @@ async fn first_connect(
             Ok(Some(LeafOp::Connect(json))) => {
                 return LeafConnectIn::parse(&json).map_err(|e| e.to_string())
             }
-            Ok(Some(LeafOp::Ping)) => continue,
             Ok(Some(other)) => return Err(format!("expected CONNECT, got {other:?}")),
             Ok(None) => {}
             Err(e) => return Err(e.to_string()),

@@ -322,6 +322,9 @@ pub(super) async fn run_link(
                 Ok(None) => break,
                 Err(e) => {
                     tracing::error!("{addr} - lid:{} - leafnode protocol error: {e}", link.id);
+                    if e.sends_err() {
+                        link.send_err(e.err_text());
+                    }
                     link.close(CloseReason::ProtocolViolation);
                     break 'conn;
                 }
