@@ -962,3 +962,53 @@ fn bad_input_on_the_leafnode_port_as_nats_server() {
     }
     assert_eq!(seen[0], seen[1]);
 }
+
+/// Two leafs under test on one nats-server hub: a message published anywhere reaches each
+/// subscriber once (no path carries it twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_leafs_on_one_hub_deliver_once_everywhere() {
+    let Some(_) = common::require_nats_server("leafnode two leafs") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-two");
+    let lport = free_port();
+    let h = hub(&dir, lport);
+    let url = format!("nats-leaf://127.0.0.1:{lport}");
+    let l1 = leaf(&dir, std::slice::from_ref(&url), "");
+    let dir2 = TempDir::new("leaf-two-b");
+    let l2 = leaf(&dir2, std::slice::from_ref(&url), "");
+    until_leafs(&h, 2, &l1);
+    let hc = async_nats::connect(&h.url).await.expect("hub");
+    let c1 = async_nats::connect(&l1.url).await.expect("leaf 1");
+    let c2 = async_nats::connect(&l2.url).await.expect("leaf 2");
+    let mut subs = Vec::new();
+    for c in [&hc, &c1, &c2] {
+        subs.push(c.subscribe("all.>").await.expect("subscribe"));
+    }
+    // Every subscription visible from every publisher.
+    for p in [&hc, &c1, &c2] {
+        for s in subs.iter_mut() {
+            until_seen(p, "all.probe", s).await;
+        }
+    }
+    for s in subs.iter_mut() {
+        rest(s).await;
+    }
+    for (i, p) in [&hc, &c1, &c2].into_iter().enumerate() {
+        for n in 0..20 {
+            p.publish(format!("all.{i}"), format!("{i}:{n}").into())
+                .await
+                .expect("publish");
+        }
+        p.flush().await.expect("flush");
+    }
+    for (k, s) in subs.iter_mut().enumerate() {
+        let mut got = rest(s).await;
+        got.sort();
+        let mut want: Vec<String> = (0..3)
+            .flat_map(|i| (0..20).map(move |n| format!("{i}:{n}")))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "subscriber {k}: each message once");
+    }
+}
