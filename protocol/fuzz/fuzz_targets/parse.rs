@@ -1,9 +1,10 @@
-//! Feeds arbitrary bytes to both parsers, split at a fuzzer-chosen point, and checks
-//! that splitting never changes the result and nothing panics.
+//! Feeds arbitrary bytes to the client-op, server-op and leafnode parsers, split at a
+//! fuzzer-chosen point, and checks that splitting never changes the result and nothing panics.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+use tachyon_protocol::leaf::LeafParser;
 use tachyon_protocol::{Limits, Parser, ServerParser};
 
 fn client_ops(data: &[u8], cut: usize) -> (Vec<tachyon_protocol::ClientOp>, bool) {
@@ -41,4 +42,30 @@ fuzz_target!(|input: &[u8]| {
     let mut sp = ServerParser::new();
     let mut buf = BytesMut::from(data);
     while let Ok(Some(_)) = sp.parse(&mut buf) {}
+
+    let (whole, whole_err) = leaf_ops(data, data.len());
+    let (split, split_err) = leaf_ops(data, cut);
+    if !whole_err && !split_err {
+        assert_eq!(whole, split);
+    }
 });
+
+fn leaf_ops(data: &[u8], cut: usize) -> (Vec<tachyon_protocol::leaf::LeafOp>, bool) {
+    let mut p = LeafParser::new(Limits {
+        max_payload: 4096,
+        max_control_line: 256,
+    });
+    let mut buf = BytesMut::new();
+    let mut ops = Vec::new();
+    for piece in [&data[..cut], &data[cut..]] {
+        buf.extend_from_slice(piece);
+        loop {
+            match p.parse(&mut buf) {
+                Ok(Some(op)) => ops.push(op),
+                Ok(None) => break,
+                Err(_) => return (ops, true),
+            }
+        }
+    }
+    (ops, false)
+}
