@@ -8,4 +8,4 @@ pub mod authn;
 pub mod tls;
 
 pub use authn::Authenticator;
-pub use tls::{ServerTls, TlsError};
+pub use tls::{ClientTls, ServerTls, TlsError};

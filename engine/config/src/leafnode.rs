@@ -25,7 +25,6 @@ const REMOTE_NOT_YET: &[&str] = &[
     "credentials",
     "nkey",
     "seed",
-    "tls",
     "hub",
     "deny_imports",
     "deny_import",
@@ -202,6 +201,7 @@ fn remote(item: &Item) -> Result<RemoteLeaf, ConfigError> {
     let mut r = RemoteLeaf {
         urls: Vec::new(),
         account: None,
+        tls: None,
     };
     for (key, v) in m.iter() {
         match key.to_ascii_lowercase().as_str() {
@@ -220,6 +220,7 @@ fn remote(item: &Item) -> Result<RemoteLeaf, ConfigError> {
                 }
             },
             "account" | "local" => r.account = Some(v.to_text(key)?),
+            "tls" => r.tls = Some(remote_tls(v.as_map(key)?)?),
             "no_randomize" | "dont_randomize" => {
                 v.as_bool(key)?;
             }
@@ -245,6 +246,46 @@ fn remote(item: &Item) -> Result<RemoteLeaf, ConfigError> {
     Ok(r)
 }
 
+/// A remote's `tls {}`, as a client of its hub.
+fn remote_tls(block: &Map) -> Result<tachyon_settings::leafnode::LeafTls, ConfigError> {
+    let mut t = tachyon_settings::leafnode::LeafTls {
+        timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
+    };
+    for (key, item) in block.iter() {
+        match key.to_ascii_lowercase().as_str() {
+            "ca_file" => t.ca_file = Some(item.to_text(key)?.into()),
+            "cert_file" => t.cert_file = Some(item.to_text(key)?.into()),
+            "key_file" => t.key_file = Some(item.to_text(key)?.into()),
+            "insecure" => t.insecure = item.as_bool(key)?,
+            "timeout" => t.timeout = item.as_duration(key)?,
+            // The hub verifies us with what it configured; nothing to do here.
+            "verify" => {
+                item.as_bool(key)?;
+            }
+            _ => return Err(not_yet(item, key)),
+        }
+    }
+    if t.cert_file.is_some() != t.key_file.is_some() {
+        let (_, item) = block.iter().next().ok_or_else(|| {
+            ConfigError::at(
+                &Default::default(),
+                "missing 'key_file' in TLS configuration",
+            )
+        })?;
+        let missing = if t.cert_file.is_some() {
+            "key_file"
+        } else {
+            "cert_file"
+        };
+        return Err(ConfigError::at(
+            &item.pos,
+            format!("missing '{missing}' in TLS configuration"),
+        ));
+    }
+    Ok(t)
+}
+
 /// `nats-leaf://[user[:pass]@]host[:port]` (also `nats://`); `tls://` and `ws(s)://` need TLS
 /// or WebSocket dialing, which Tachyon does not do yet.
 pub fn parse_url(text: &str, at: &Item) -> Result<LeafUrl, ConfigError> {
@@ -254,8 +295,8 @@ pub fn parse_url(text: &str, at: &Item) -> Result<LeafUrl, ConfigError> {
         None => ("nats-leaf".to_string(), text),
     };
     match scheme.as_str() {
-        "nats-leaf" | "nats" => {}
-        "tls" | "ws" | "wss" => {
+        "nats-leaf" | "nats" | "tls" => {}
+        "ws" | "wss" => {
             return Err(ConfigError::at(
                 &at.pos,
                 format!("leafnode url scheme {scheme:?} is not supported yet"),
@@ -296,6 +337,7 @@ pub fn parse_url(text: &str, at: &Item) -> Result<LeafUrl, ConfigError> {
         user,
         password,
         shown,
+        tls: scheme == "tls",
     })
 }
 
@@ -331,7 +373,8 @@ mod tests {
         );
         let u = parse_url("nats-leaf://tok@[::1]:7422/", &at()).unwrap();
         assert_eq!((u.host.as_str(), u.user.as_deref()), ("::1", Some("tok")));
-        assert!(parse_url("tls://h:1", &at())
+        assert!(parse_url("tls://h:1", &at()).unwrap().tls);
+        assert!(parse_url("ws://h:1", &at())
             .unwrap_err()
             .to_string()
             .contains("not supported yet"));

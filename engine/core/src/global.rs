@@ -30,6 +30,9 @@ pub struct Config {
     /// The websocket block's own authentication (its `authorization`, `no_auth_user`), for
     /// WebSocket clients; `None`: they authenticate as every client does.
     pub ws_auth: Option<Arc<dyn Authenticate>>,
+    /// Each leafnode remote's TLS client (by its index in `leafnodes.remotes`), loaded at
+    /// start; `None` for a remote without a `tls {}` block.
+    pub leaf_tls: Vec<Option<Arc<dyn crate::tls::TlsConnector>>>,
 }
 
 impl Config {
@@ -54,6 +57,7 @@ impl Config {
             auth,
             tls,
             ws_tls: None,
+            leaf_tls: Vec::new(),
             ws_auth: None,
         }
     }
@@ -149,6 +153,8 @@ impl Global {
             tls,
             ws_tls,
             ws_auth,
+            // Remotes are not reloaded: their TLS clients stay.
+            leaf_tls: old.leaf_tls.clone(),
         }));
     }
 

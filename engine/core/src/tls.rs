@@ -62,6 +62,14 @@ pub trait TlsAcceptor: Send + Sync + std::fmt::Debug {
     fn handshake<'a>(&'a self, stream: &'a mut TcpStream, pre: &'a [u8]) -> Handshake<'a>;
 }
 
+/// The client side of TLS (a leafnode link to a hub that wants TLS): the handshake over a
+/// connected stream, as a client of `server_name`.
+pub trait TlsConnector: Send + Sync + std::fmt::Debug {
+    /// The handshake's deadline.
+    fn timeout(&self) -> Duration;
+    fn connect<'a>(&'a self, stream: &'a mut TcpStream, server_name: &'a str) -> Handshake<'a>;
+}
+
 /// An established session: ciphertext in, plaintext out and the reverse. Shared by a
 /// connection's reader and writer (`Rc<RefCell<..>>`, never borrowed across an await).
 pub trait TlsSession {

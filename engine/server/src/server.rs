@@ -144,6 +144,20 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let mut config = Config::new(&opts, auth, tls);
     config.ws_tls = ws_tls;
     config.ws_auth = ws_auth;
+    config.leaf_tls = opts
+        .leafnodes
+        .remotes
+        .iter()
+        .map(|r| {
+            r.tls
+                .as_ref()
+                .map(|t| {
+                    tachyon_auth::ClientTls::load(t)
+                        .map(|c| Arc::new(c) as Arc<dyn tachyon_core::tls::TlsConnector>)
+                })
+                .transpose()
+        })
+        .collect::<Result<_, _>>()?;
     // nats-server opens the WebSocket port before the client port.
     let ws_bound = match &opts.websocket {
         Some(ws) => Some(listener::bind_listeners(&ws.host, ws.port, n)?),

@@ -1012,3 +1012,71 @@ async fn two_leafs_on_one_hub_deliver_once_everywhere() {
         assert_eq!(got, want, "subscriber {k}: each message once");
     }
 }
+
+/// TLS to a hub that requires it: the remote's `tls { ca_file }` verifies the hub's
+/// certificate; without a `tls {}` block the leaf says why it cannot join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_a_hub_that_requires_it() {
+    let Some(_) = common::require_nats_server("leafnode tls") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-tls");
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("certificate");
+    let cert = dir.0.join("hub.pem");
+    let key = dir.0.join("hub-key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+    let lport = free_port();
+    let conf = dir.0.join("hub.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "leafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n  tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n  }}\n}}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("hub config");
+    let h = Server::start(
+        Impl::NatsServer,
+        &["-c", &conf.to_string_lossy(), "-m", "-1"],
+    );
+    let lconf = dir.0.join("leaf.conf");
+    std::fs::write(
+        &lconf,
+        format!(
+            "leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {{\n    url: \"tls://127.0.0.1:{lport}\"\n    tls {{ ca_file: \"{}\" }}\n  }} ]\n}}\n",
+            cert.display()
+        ),
+    )
+    .expect("leaf config");
+    let l = Server::under_test(SHARDS, &["-c", &lconf.to_string_lossy()]);
+    until_leafs(&h, 1, &l);
+    let hc = async_nats::connect(&h.url).await.expect("hub client");
+    let lc = async_nats::connect(&l.url).await.expect("leaf client");
+    let mut hsub = hc.subscribe("secure.>").await.expect("subscribe");
+    until_seen(&lc, "secure.up", &mut hsub).await;
+    let mut lsub = lc.subscribe("secure.down").await.expect("subscribe");
+    until_seen(&hc, "secure.down", &mut lsub).await;
+    let big = vec![7u8; 200_000];
+    hc.publish("secure.down", big.clone().into())
+        .await
+        .expect("publish");
+    hc.flush().await.expect("flush");
+    let m = tokio::time::timeout(STEP, lsub.next())
+        .await
+        .expect("in time")
+        .expect("message");
+    assert_eq!(m.payload.len(), big.len());
+    drop(l);
+
+    // No tls {} block: the leaf does not join, and says why.
+    let dir2 = TempDir::new("leaf-tls-none");
+    let l = leaf(&dir2, &[format!("nats-leaf://127.0.0.1:{lport}")], "");
+    let deadline = Instant::now() + STEP;
+    while !l.log().contains("TLS") {
+        assert!(Instant::now() < deadline, "leaf log:\n{}", l.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -66,6 +66,23 @@ pub struct RemoteLeaf {
     pub urls: Vec<LeafUrl>,
     /// The local account bound to the hub (`$G` when none is named).
     pub account: Option<String>,
+    /// The remote's `tls {}`: TLS to the hub (also when a URL says `tls://` or the hub's INFO
+    /// requires it).
+    pub tls: Option<LeafTls>,
+}
+
+/// TLS as a client of a hub: whom to trust, and the certificate to present if any.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeafTls {
+    /// The hub's certificate must chain to this CA bundle.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// A client certificate for hubs that verify leafs.
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+    /// Accept any hub certificate (nats-server's `insecure`).
+    pub insecure: bool,
+    /// Handshake deadline.
+    pub timeout: Duration,
 }
 
 /// A hub address with the credentials its URL carries.
@@ -77,4 +94,6 @@ pub struct LeafUrl {
     pub password: Option<String>,
     /// As written (credentials masked out), for log lines.
     pub shown: String,
+    /// `tls://`: TLS to this URL.
+    pub tls: bool,
 }

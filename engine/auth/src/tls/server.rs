@@ -96,7 +96,7 @@ impl ServerTls {
     }
 }
 
-fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(super) fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bad = |e: rustls_pki_types::pem::Error| TlsError::Certificate {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -114,7 +114,9 @@ fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 /// The CA file as rustls trust anchors, and as the certificates themselves.
-fn load_roots(path: &Path) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsError> {
+pub(super) fn load_roots(
+    path: &Path,
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsError> {
     let bad = |reason: String| TlsError::CaFile {
         path: path.to_path_buf(),
         reason,

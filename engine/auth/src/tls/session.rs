@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use rustls::ServerConnection;
+use rustls::{ClientConnection, Connection, ServerConnection};
 use tachyon_core::tls::{Established, HandshakeError, Taken, TlsSession, HANDSHAKE_RECORD};
 
 /// rustls never yields more than one record's plaintext (16 KiB) per read call.
@@ -16,10 +16,11 @@ const CIPHER_CHUNK: usize = 32 * 1024;
 
 /// Runs the server handshake for a new `ServerConnection` over `stream`.
 pub async fn establish(
-    mut conn: ServerConnection,
+    conn: ServerConnection,
     stream: &mut TcpStream,
     pre: &[u8],
 ) -> Result<Established, HandshakeError> {
+    let mut conn = Connection::Server(conn);
     handshake(stream, &mut conn, pre).await?;
     let cert = conn
         .peer_certificates()
@@ -31,10 +32,24 @@ pub async fn establish(
     })
 }
 
+/// Runs the client handshake for a new `ClientConnection` over `stream` (a leafnode link to a
+/// hub).
+pub async fn establish_client(
+    conn: ClientConnection,
+    stream: &mut TcpStream,
+) -> Result<Established, HandshakeError> {
+    let mut conn = Connection::Client(conn);
+    handshake(stream, &mut conn, &[]).await?;
+    Ok(Established {
+        session: Box::new(RustlsSession(conn)),
+        cert: None,
+    })
+}
+
 /// Runs the handshake; `pre` is what the client already sent (read while deciding).
 async fn handshake(
     stream: &mut TcpStream,
-    conn: &mut ServerConnection,
+    conn: &mut Connection,
     pre: &[u8],
 ) -> Result<(), HandshakeError> {
     let mut buf = vec![0; CIPHER_CHUNK];
@@ -77,7 +92,7 @@ async fn handshake(
 
 /// Hands ciphertext to rustls and processes it. rustls takes at most its buffer's worth per
 /// call, so this loops until the whole slice is in.
-fn feed(conn: &mut ServerConnection, mut data: &[u8]) -> Result<(), HandshakeError> {
+fn feed(conn: &mut Connection, mut data: &[u8]) -> Result<(), HandshakeError> {
     while !data.is_empty() {
         conn.read_tls(&mut data)?;
         conn.process_new_packets()
@@ -87,7 +102,7 @@ fn feed(conn: &mut ServerConnection, mut data: &[u8]) -> Result<(), HandshakeErr
 }
 
 /// Moves every pending TLS record into `out` (cleared first).
-fn drain(conn: &mut ServerConnection, out: &mut Vec<u8>) -> io::Result<()> {
+fn drain(conn: &mut Connection, out: &mut Vec<u8>) -> io::Result<()> {
     out.clear();
     while conn.wants_write() {
         conn.write_tls(out)?;
@@ -96,7 +111,7 @@ fn drain(conn: &mut ServerConnection, out: &mut Vec<u8>) -> io::Result<()> {
 }
 
 /// An established session.
-pub struct RustlsSession(ServerConnection);
+pub struct RustlsSession(Connection);
 
 impl TlsSession for RustlsSession {
     fn take(&mut self, plain: &mut BytesMut) -> io::Result<Taken> {
@@ -146,7 +161,7 @@ impl TlsSession for RustlsSession {
 }
 
 /// Appends every plaintext byte rustls holds to `plain`.
-fn take(conn: &mut ServerConnection, plain: &mut BytesMut) -> io::Result<Taken> {
+fn take(conn: &mut Connection, plain: &mut BytesMut) -> io::Result<Taken> {
     let mut total = 0;
     loop {
         let at = plain.len();

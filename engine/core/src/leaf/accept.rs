@@ -214,6 +214,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, cfg: Rc<LeafListen>, port: u
         ping_sent,
         true,
         &mut learned,
+        (None, None),
     )
     .await;
 }

@@ -42,7 +42,7 @@ pub(super) enum Ended {
 }
 
 /// Keeps a remote connected for the life of the shard.
-pub async fn run(shard: Rc<Shard>, remote: RemoteLeaf, account: AccountId) {
+pub async fn run(shard: Rc<Shard>, index: usize, remote: RemoteLeaf, account: AccountId) {
     let mut next = 0usize;
     // The configured URLs, then those the hub advertises (`leafnode_urls`), which take the
     // credentials of the URL they were learned through, as in nats-server.
@@ -56,7 +56,17 @@ pub async fn run(shard: Rc<Shard>, remote: RemoteLeaf, account: AccountId) {
         let mut learned = Vec::new();
         let ended = match connect(&url).await {
             Ok((stream, addr)) => {
-                serve(&shard, &remote, &url, account, stream, addr, &mut learned).await
+                serve(
+                    &shard,
+                    index,
+                    &remote,
+                    &url,
+                    account,
+                    stream,
+                    addr,
+                    &mut learned,
+                )
+                .await
             }
             Err(e) => {
                 tracing::debug!(
@@ -97,6 +107,7 @@ fn discovered(hostport: &str, via: &LeafUrl) -> Option<LeafUrl> {
         port,
         user: via.user.clone(),
         password: via.password.clone(),
+        tls: via.tls,
     })
 }
 
@@ -116,8 +127,10 @@ async fn connect(url: &LeafUrl) -> std::io::Result<(TcpStream, SocketAddr)> {
 }
 
 /// One connection's life.
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     shard: &Rc<Shard>,
+    index: usize,
     remote: &RemoteLeaf,
     url: &LeafUrl,
     account: AccountId,
@@ -126,8 +139,8 @@ async fn serve(
     learned: &mut Vec<String>,
 ) -> Ended {
     let cfg = shard.global.config();
+    let mut stream = stream;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    let socket = Socket::new(stream);
     let mut parser = LeafParser::new(Limits {
         max_payload: 64 << 20,
         max_control_line: 1 << 20,
@@ -135,23 +148,46 @@ async fn serve(
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
 
     // The hub speaks first.
-    let info = match first_info(&socket, &mut parser, &mut rbuf).await {
+    let info = match first_info(&mut stream, &mut parser, &mut rbuf).await {
         Some(Ok(info)) => info,
         Some(Err(e)) => {
             tracing::error!("{addr} - leafnode error reading the hub's INFO: {e}");
-            socket.shutdown();
             return Ended::Retry;
         }
-        None => {
-            socket.shutdown();
-            return Ended::Retry;
-        }
+        None => return Ended::Retry,
     };
     if !info.is_leafnode_port() {
         tracing::error!("{addr} - attempted to connect to wrong port");
-        socket.shutdown();
         return Ended::Retry;
     }
+    // TLS once the hub's INFO is read, as nats-server's leafs do: when the URL says
+    // `tls://`, the remote has a `tls {}` block, or the hub requires it.
+    let mut tls = (None, None);
+    if url.tls || remote.tls.is_some() || info.tls_required {
+        let Some(connector) = cfg.leaf_tls.get(index).cloned().flatten() else {
+            tracing::error!(
+                "{addr} - TLS configuration mismatch: the hub requires TLS but the leafnode remote has no tls {{}} block"
+            );
+            return Ended::Retry;
+        };
+        let timeout = connector.timeout();
+        let handshake = connector.connect(&mut stream, &url.host);
+        let deadline = async {
+            glommio::timer::sleep(timeout).await;
+            Err(crate::tls::HandshakeError::Timeout)
+        };
+        match futures_lite::future::or(handshake, deadline).await {
+            Ok(e) => {
+                let (r, w) = crate::tls::split(e.session);
+                tls = (Some(r), Some(w));
+            }
+            Err(e) => {
+                tracing::error!("{addr} - TLS handshake error: {e}");
+                return Ended::Retry;
+            }
+        }
+    }
+    let socket = Socket::new(stream);
     learned.extend(info.leafnode_urls.iter().flatten().cloned());
 
     let link = Rc::new(ClientState::new(
@@ -226,6 +262,7 @@ async fn serve(
         ping_sent,
         !info.info_on_connect,
         learned,
+        tls,
     )
     .await
 }
@@ -260,6 +297,7 @@ pub(super) async fn run_link(
     ping_sent: Rc<Cell<Option<std::time::Instant>>>,
     attach_now: bool,
     learned: &mut Vec<String>,
+    (mut tls_reader, tls_writer): (Option<crate::tls::TlsReader>, Option<crate::tls::TlsWriter>),
 ) -> Ended {
     let cfg = shard.global.config();
     let Reading {
@@ -278,7 +316,7 @@ pub(super) async fn run_link(
         link.clone(),
         socket.clone(),
         cfg.opts.write_deadline,
-        None,
+        tls_writer,
     ))
     .detach();
     let pings_out = Rc::new(Cell::new(0u32));
@@ -412,16 +450,19 @@ pub(super) async fn run_link(
         if link.is_closed() {
             break;
         }
-        match socket.read(&mut buf).await {
+        let read = match tls_reader.as_mut() {
+            Some(t) => t.read_into(&socket, &mut rbuf, &link.writer_wake).await,
+            None => socket.read(&mut buf).await.inspect(|&n| {
+                rbuf.extend_from_slice(buf.get(..n).unwrap_or_default());
+            }),
+        };
+        match read {
             Ok(0) | Err(_) => {
                 link.close(CloseReason::ReadError);
                 break;
             }
-            Ok(n) => {
-                // Anything from the hub shows it alive.
-                pings_out.set(0);
-                rbuf.extend_from_slice(buf.get(..n).unwrap_or_default())
-            }
+            // Anything from the other side shows it alive.
+            Ok(_) => pings_out.set(0),
         }
     }
     link.close(link.close_reason().unwrap_or(CloseReason::ReadError));
@@ -478,10 +519,11 @@ async fn keepalive(
 
 /// The hub's first op, which must be its INFO.
 async fn first_info(
-    socket: &Socket,
+    stream: &mut TcpStream,
     parser: &mut LeafParser,
     rbuf: &mut BytesMut,
 ) -> Option<Result<HubInfo, String>> {
+    use futures_lite::AsyncReadExt;
     let mut buf = vec![0u8; 4096];
     let read = async {
         loop {
@@ -493,7 +535,7 @@ async fn first_info(
                 Ok(None) => {}
                 Err(e) => return Some(Err(e.to_string())),
             }
-            match socket.read(&mut buf).await {
+            match stream.read(&mut buf).await {
                 Ok(0) | Err(_) => return None,
                 Ok(n) => rbuf.extend_from_slice(buf.get(..n).unwrap_or_default()),
             }

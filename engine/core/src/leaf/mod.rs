@@ -74,7 +74,8 @@ pub fn start(shard: &std::rc::Rc<crate::shard::Shard>) {
     if let Some(listen) = shard.global.config().opts.leafnodes.listen.clone() {
         glommio::spawn_local(accept::listen(shard.clone(), listen)).detach();
     }
-    for r in shard.global.config().opts.leafnodes.remotes.iter().cloned() {
+    let remotes = shard.global.config().opts.leafnodes.remotes.clone();
+    for (index, r) in remotes.into_iter().enumerate() {
         let Some(account) = account_of(&shard.global, r.account.as_deref()) else {
             tracing::error!(
                 "Unable to lookup account {} for solicited leafnode connection: account not found",
@@ -82,7 +83,7 @@ pub fn start(shard: &std::rc::Rc<crate::shard::Shard>) {
             );
             continue;
         };
-        glommio::spawn_local(link::run(shard.clone(), r, account)).detach();
+        glommio::spawn_local(link::run(shard.clone(), index, r, account)).detach();
     }
 }
 
