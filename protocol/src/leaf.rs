@@ -337,6 +337,8 @@ pub struct LeafInfo {
     pub port: u16,
     pub headers: bool,
     pub auth_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_required: bool,
     pub max_payload: i64,
     pub client_id: u64,
     pub leafnode_urls: Vec<String>,

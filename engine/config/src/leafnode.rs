@@ -10,7 +10,6 @@ use crate::value::{ConfigError, Item, Map, Value};
 
 /// Block keys nats-server takes that Tachyon does not serve yet.
 const NOT_YET: &[&str] = &[
-    "tls",
     "min_version",
     "minimum_version",
     "isolate_leafnode_interest",
@@ -52,6 +51,7 @@ pub fn from_config(block: &Map) -> Result<LeafnodeOpts, ConfigError> {
         advertise: None,
         no_advertise: false,
         auth: None,
+        tls: None,
     };
     let mut port: Option<i64> = None;
     for (key, item) in block.iter() {
@@ -68,6 +68,7 @@ pub fn from_config(block: &Map) -> Result<LeafnodeOpts, ConfigError> {
             "advertise" | "leafnode_advertise" => listen.advertise = Some(item.to_text(key)?),
             "no_advertise" => listen.no_advertise = item.as_bool(key)?,
             "authorization" => listen.auth = Some(authorization(item.as_map(key)?)?),
+            "tls" => listen.tls = Some(crate::tls::from_config(item.as_map(key)?)?),
             "remotes" => {
                 for r in item.as_array(key)? {
                     o.remotes.push(remote(r)?);

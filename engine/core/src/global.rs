@@ -33,6 +33,8 @@ pub struct Config {
     /// Each leafnode remote's TLS client (by its index in `leafnodes.remotes`), loaded at
     /// start; `None` for a remote without a `tls {}` block.
     pub leaf_tls: Vec<Option<Arc<dyn crate::tls::TlsConnector>>>,
+    /// The leafnode port's TLS (`leafnodes { tls {} }`), loaded at start.
+    pub leaf_accept_tls: Option<Arc<dyn TlsAcceptor>>,
 }
 
 impl Config {
@@ -58,6 +60,7 @@ impl Config {
             tls,
             ws_tls: None,
             leaf_tls: Vec::new(),
+            leaf_accept_tls: None,
             ws_auth: None,
         }
     }
@@ -155,6 +158,7 @@ impl Global {
             ws_auth,
             // Remotes are not reloaded: their TLS clients stay.
             leaf_tls: old.leaf_tls.clone(),
+            leaf_accept_tls: old.leaf_accept_tls.clone(),
         }));
     }
 

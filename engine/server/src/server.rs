@@ -158,6 +158,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                 .transpose()
         })
         .collect::<Result<_, _>>()?;
+    config.leaf_accept_tls = match opts.leafnodes.listen.as_ref().and_then(|l| l.tls.as_ref()) {
+        Some(t) => Some(Arc::new(tachyon_auth::ServerTls::load(t, false)?) as Arc<dyn TlsAcceptor>),
+        None => None,
+    };
     // nats-server opens the WebSocket port before the client port.
     let ws_bound = match &opts.websocket {
         Some(ws) => Some(listener::bind_listeners(&ws.host, ws.port, n)?),

@@ -1080,3 +1080,53 @@ async fn tls_to_a_hub_that_requires_it() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A leafnode port with `tls {}`: a nats-server leaf with the CA joins over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leafs_join_us_over_tls() {
+    let Some(_) = common::require_nats_server("leafnode hub tls") else {
+        return;
+    };
+    let dir = TempDir::new("leaf-hub-tls");
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("certificate");
+    let cert = dir.0.join("hub.pem");
+    let key = dir.0.join("hub-key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+    let lport = free_port();
+    let h = hub_under_test(
+        &dir,
+        lport,
+        &format!(
+            "  tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n  }}\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let lconf = dir.0.join("leaf-tls.conf");
+    std::fs::write(
+        &lconf,
+        format!(
+            "leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {{\n    url: \"tls://127.0.0.1:{lport}\"\n    tls {{ ca_file: \"{}\" }}\n  }} ]\n}}\n",
+            cert.display()
+        ),
+    )
+    .expect("leaf config");
+    let l = Server::start(
+        Impl::NatsServer,
+        &["-c", &lconf.to_string_lossy(), "-m", "-1"],
+    );
+    until_leafs(&h, 1, &l);
+    let hc = async_nats::connect(&h.url).await.expect("hub client");
+    let lc = async_nats::connect(&l.url).await.expect("leaf client");
+    let mut hsub = hc.subscribe("tls.up").await.expect("subscribe");
+    until_seen(&lc, "tls.up", &mut hsub).await;
+    let mut lsub = lc.subscribe("tls.down").await.expect("subscribe");
+    until_seen(&hc, "tls.down", &mut lsub).await;
+    // A plain-text leaf gets no further than the INFO.
+    let mut raw = common::RawConn::connect(lport, Duration::from_secs(2));
+    assert!(raw.info.contains("\"tls_required\":true"), "{}", raw.info);
+    raw.send(b"CONNECT {}\r\n");
+    assert!(raw.read_to_close(Duration::from_secs(5)).closed);
+}

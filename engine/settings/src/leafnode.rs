@@ -40,6 +40,8 @@ pub struct LeafListen {
     /// `authorization {}`: a single user, or users each bound to an account. None: leafs bind
     /// to `$G` without credentials.
     pub auth: Option<LeafAuth>,
+    /// `tls {}`: leafs must speak TLS (after the INFO, as nats-server's leafnode port).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -77,12 +77,13 @@ fn authenticate(shard: &Shard, cfg: &LeafListen, c: &LeafConnectIn) -> Option<Ac
 }
 
 async fn serve(shard: Rc<Shard>, stream: TcpStream, cfg: Rc<LeafListen>, port: u16) {
+    use futures_lite::AsyncWriteExt;
     let _ = stream.set_nodelay(true);
     let Ok(addr) = stream.peer_addr() else {
         return;
     };
+    let mut stream = stream;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    let socket = Socket::new(stream);
     let global = shard.global.clone();
     let config = global.config();
     let cid = global.next_client_id();
@@ -94,6 +95,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, cfg: Rc<LeafListen>, port: u
             .clone()
             .unwrap_or_else(|| crate::gotext::host_port(&advertise_host(&cfg.host), port))]
     };
+    let acceptor = config.leaf_accept_tls.clone();
     let mut info = LeafInfo {
         server_id: config.server_id.clone(),
         server_name: config.server_name.clone(),
@@ -105,6 +107,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, cfg: Rc<LeafListen>, port: u
         headers: true,
         // nats-server says so on every leafnode port, with or without `authorization`.
         auth_required: true,
+        tls_required: acceptor.is_some(),
         max_payload: config.opts.max_payload as i64,
         client_id: cid,
         leafnode_urls: advertised,
@@ -112,12 +115,31 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, cfg: Rc<LeafListen>, port: u
         connect_info: false,
         remote_account: String::new(),
     };
+    // INFO in plain text, then the TLS handshake when the port has `tls {}`.
     let mut out = Vec::new();
     tachyon_protocol::leaf::info(&mut out, &info);
-    if write_all(&socket, &out).await.is_err() {
-        socket.shutdown();
+    if stream.write_all(&out).await.is_err() {
         return;
     }
+    let (mut tls_reader, mut tls_writer) = (None, None);
+    if let Some(acceptor) = acceptor {
+        let timeout = acceptor.settings().timeout;
+        let deadline = async {
+            glommio::timer::sleep(timeout).await;
+            Err(crate::tls::HandshakeError::Timeout)
+        };
+        match futures_lite::future::or(acceptor.handshake(&mut stream, &[]), deadline).await {
+            Ok(e) => {
+                let (r, w) = crate::tls::split(e.session);
+                (tls_reader, tls_writer) = (Some(r), Some(w));
+            }
+            Err(e) => {
+                tracing::error!("{addr} - lid:{cid} - TLS handshake error: {e}");
+                return;
+            }
+        }
+    }
+    let socket = Socket::new(stream);
 
     // The leaf's CONNECT, within the authorization timeout.
     let mut parser = LeafParser::new(Limits {
@@ -130,37 +152,41 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, cfg: Rc<LeafListen>, port: u
         .as_ref()
         .and_then(|a| a.timeout)
         .unwrap_or(config.opts.auth_timeout);
-    let connect = futures_lite::future::or(first_connect(&socket, &mut parser, &mut rbuf), async {
-        glommio::timer::sleep(timeout).await;
-        Err("authentication timeout".to_string())
-    })
+    let connect = futures_lite::future::or(
+        first_connect(&socket, tls_reader.as_mut(), &mut parser, &mut rbuf),
+        async {
+            glommio::timer::sleep(timeout).await;
+            Err("authentication timeout".to_string())
+        },
+    )
     .await;
-    let refuse = |text: &'static str| {
-        let socket = socket.clone();
-        async move {
-            let mut out = Vec::new();
-            tachyon_protocol::encode::err(&mut out, text);
-            let _ = write_all(&socket, &out).await;
-            socket.shutdown();
-        }
-    };
     // As nats-server: anything before CONNECT is an authorization failure.
     let connect = match connect {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{addr} - lid:{cid} - authentication error: {e}");
-            refuse(errors::AUTHORIZATION_VIOLATION).await;
+            refuse(
+                &socket,
+                tls_writer.as_mut(),
+                errors::AUTHORIZATION_VIOLATION,
+            )
+            .await;
             return;
         }
     };
     if connect.lang.is_some() {
         tracing::error!("{addr} - lid:{cid} - attempted to connect to leaf node port");
-        refuse(WRONG_PORT).await;
+        refuse(&socket, tls_writer.as_mut(), WRONG_PORT).await;
         return;
     }
     let Some(account) = authenticate(&shard, &cfg, &connect) else {
         tracing::error!("{addr} - lid:{cid} - authentication error");
-        refuse(errors::AUTHORIZATION_VIOLATION).await;
+        refuse(
+            &socket,
+            tls_writer.as_mut(),
+            errors::AUTHORIZATION_VIOLATION,
+        )
+        .await;
         return;
     };
 
@@ -214,9 +240,24 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, cfg: Rc<LeafListen>, port: u
         ping_sent,
         true,
         &mut learned,
-        (None, None),
+        (tls_reader, tls_writer),
     )
     .await;
+}
+
+/// `-ERR '<text>'` (sealed when the connection is TLS), then the end.
+async fn refuse(socket: &Socket, tls: Option<&mut crate::tls::TlsWriter>, text: &str) {
+    let mut out = Vec::new();
+    tachyon_protocol::encode::err(&mut out, text);
+    let bytes = match tls {
+        Some(t) => match t.seal(&out) {
+            Ok(sealed) => sealed.to_vec(),
+            Err(_) => Vec::new(),
+        },
+        None => out,
+    };
+    let _ = write_all(socket, &bytes).await;
+    socket.shutdown();
 }
 
 /// The host leafs are told to reconnect to: the bound one, or loopback for "any".
@@ -238,9 +279,10 @@ async fn write_all(socket: &Socket, mut bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The leaf's first op, which must be its CONNECT.
+/// The leaf's first op, which must be its CONNECT (read through TLS when the port has it).
 async fn first_connect(
     socket: &Socket,
+    mut tls: Option<&mut crate::tls::TlsReader>,
     parser: &mut LeafParser,
     rbuf: &mut BytesMut,
 ) -> Result<LeafConnectIn, String> {
@@ -254,9 +296,18 @@ async fn first_connect(
             Ok(None) => {}
             Err(e) => return Err(e.to_string()),
         }
-        match socket.read(&mut buf).await {
+        let read = match tls.as_deref_mut() {
+            Some(t) => {
+                t.read_into(socket, rbuf, &crate::signal::LocalSignal::default())
+                    .await
+            }
+            None => socket.read(&mut buf).await.inspect(|&n| {
+                rbuf.extend_from_slice(buf.get(..n).unwrap_or_default());
+            }),
+        };
+        match read {
             Ok(0) | Err(_) => return Err("connection closed".into()),
-            Ok(n) => rbuf.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Ok(_) => {}
         }
     }
 }
