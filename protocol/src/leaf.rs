@@ -322,6 +322,10 @@ pub struct LeafConnect {
     pub pass: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nkey: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
 }
 
 /// The INFO a hub sends a leaf that connects to it: the fields nats-server's leaf reads (its

@@ -5,7 +5,9 @@
 //! parser.
 
 pub mod authn;
+pub mod leaf_signer;
 pub mod tls;
 
 pub use authn::Authenticator;
+pub use leaf_signer::{BadSeed, NkeySigner};
 pub use tls::{ClientTls, ServerTls, TlsError};

@@ -22,8 +22,6 @@ const NOT_YET: &[&str] = &[
 const REMOTE_NOT_YET: &[&str] = &[
     "creds",
     "credentials",
-    "nkey",
-    "seed",
     "hub",
     "deny_imports",
     "deny_import",
@@ -203,6 +201,7 @@ fn remote(item: &Item) -> Result<RemoteLeaf, ConfigError> {
         urls: Vec::new(),
         account: None,
         tls: None,
+        nkey_seed: None,
     };
     for (key, v) in m.iter() {
         match key.to_ascii_lowercase().as_str() {
@@ -222,6 +221,8 @@ fn remote(item: &Item) -> Result<RemoteLeaf, ConfigError> {
             },
             "account" | "local" => r.account = Some(v.to_text(key)?),
             "tls" => r.tls = Some(remote_tls(v.as_map(key)?)?),
+            // Checked to be a seed when the server starts (the signer is built then).
+            "nkey" | "seed" => r.nkey_seed = Some(v.to_text(key)?),
             "no_randomize" | "dont_randomize" => {
                 v.as_bool(key)?;
             }

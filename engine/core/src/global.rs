@@ -35,6 +35,8 @@ pub struct Config {
     pub leaf_tls: Vec<Option<Arc<dyn crate::tls::TlsConnector>>>,
     /// The leafnode port's TLS (`leafnodes { tls {} }`), loaded at start.
     pub leaf_accept_tls: Option<Arc<dyn TlsAcceptor>>,
+    /// Each remote's key signer (`nkey`), by its index; `None` without one.
+    pub leaf_signers: Vec<Option<Arc<dyn crate::leaf::LeafSigner>>>,
 }
 
 impl Config {
@@ -61,6 +63,7 @@ impl Config {
             ws_tls: None,
             leaf_tls: Vec::new(),
             leaf_accept_tls: None,
+            leaf_signers: Vec::new(),
             ws_auth: None,
         }
     }
@@ -159,6 +162,7 @@ impl Global {
             // Remotes are not reloaded: their TLS clients stay.
             leaf_tls: old.leaf_tls.clone(),
             leaf_accept_tls: old.leaf_accept_tls.clone(),
+            leaf_signers: old.leaf_signers.clone(),
         }));
     }
 

@@ -76,6 +76,8 @@ pub enum StartError {
     Tls(#[from] tachyon_auth::TlsError),
     #[error(transparent)]
     Config(#[from] tachyon_config::ConfigError),
+    #[error(transparent)]
+    LeafNkey(#[from] tachyon_auth::BadSeed),
 }
 
 /// Blocks the signals the control thread handles, so no shard thread is interrupted by them.
@@ -154,6 +156,20 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                 .map(|t| {
                     tachyon_auth::ClientTls::load(t)
                         .map(|c| Arc::new(c) as Arc<dyn tachyon_core::tls::TlsConnector>)
+                })
+                .transpose()
+        })
+        .collect::<Result<_, _>>()?;
+    config.leaf_signers = opts
+        .leafnodes
+        .remotes
+        .iter()
+        .map(|r| {
+            r.nkey_seed
+                .as_deref()
+                .map(|seed| {
+                    tachyon_auth::NkeySigner::from_seed(seed)
+                        .map(|s| Arc::new(s) as Arc<dyn tachyon_core::leaf::LeafSigner>)
                 })
                 .transpose()
         })

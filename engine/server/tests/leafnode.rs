@@ -1130,3 +1130,73 @@ async fn leafs_join_us_over_tls() {
     raw.send(b"CONNECT {}\r\n");
     assert!(raw.read_to_close(Duration::from_secs(5)).closed);
 }
+
+/// A remote's `nkey`: the hub's nonce signed with the seed's key, the hub accepting the key
+/// as one of its users; a seed that is not one stops the start, as nats-server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nkey_remotes_sign_the_hubs_nonce() {
+    let Some(_) = common::require_nats_server("leafnode nkey") else {
+        return;
+    };
+    let kp = nkeys::KeyPair::new_user();
+    let seed = kp.seed().expect("seed");
+    let dir = TempDir::new("leaf-nkey");
+    let lport = free_port();
+    let conf = dir.0.join("hub.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "authorization {{ users = [ {{ nkey: \"{}\" }}, {{ user: c, password: x }} ] }}\nleafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n}}\n",
+            kp.public_key()
+        ),
+    )
+    .expect("hub config");
+    let h = Server::start(
+        Impl::NatsServer,
+        &["-c", &conf.to_string_lossy(), "-m", "-1"],
+    );
+    let lconf = dir.0.join("leaf.conf");
+    std::fs::write(
+        &lconf,
+        format!(
+            "leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {{ url: \"nats-leaf://127.0.0.1:{lport}\", nkey: \"{seed}\" }} ]\n}}\n"
+        ),
+    )
+    .expect("leaf config");
+    let l = Server::under_test(SHARDS, &["-c", &lconf.to_string_lossy()]);
+    until_leafs(&h, 1, &l);
+    let hc = async_nats::ConnectOptions::with_user_and_password("c".into(), "x".into())
+        .connect(&h.url)
+        .await
+        .expect("hub client");
+    let lc = async_nats::connect(&l.url).await.expect("leaf client");
+    let mut hsub = hc.subscribe("signed.>").await.expect("subscribe");
+    until_seen(&lc, "signed.up", &mut hsub).await;
+    drop(l);
+
+    let bad = dir.0.join("bad.conf");
+    std::fs::write(
+        &bad,
+        format!(
+            "leafnodes {{ remotes = [ {{ url: \"nats-leaf://127.0.0.1:{lport}\", nkey: \"{}\" }} ] }}\n",
+            kp.public_key()
+        ),
+    )
+    .expect("config");
+    let bin = match common::under_test() {
+        Impl::Tachyon => std::path::PathBuf::from(env!("CARGO_BIN_EXE_tachyon")),
+        Impl::NatsServer => common::nats_server_bin().expect("nats-server"),
+    };
+    let out = std::process::Command::new(bin)
+        .args(["-c", &bad.to_string_lossy(), "-p", "-1"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("not a valid seed"), "{text}");
+}

@@ -71,6 +71,8 @@ pub struct RemoteLeaf {
     /// The remote's `tls {}`: TLS to the hub (also when a URL says `tls://` or the hub's INFO
     /// requires it).
     pub tls: Option<LeafTls>,
+    /// `nkey`: the seed whose key signs the hub's nonce (CONNECT carries the public key).
+    pub nkey_seed: Option<String>,
 }
 
 /// TLS as a client of a hub: whom to trust, and the certificate to present if any.

@@ -208,6 +208,17 @@ async fn serve(
         protocol: 1,
     });
     let account_name = shard.global.accounts.name(account).to_string();
+    // A key signs the hub's nonce.
+    let (nkey, sig) = match cfg.leaf_signers.get(index).cloned().flatten() {
+        None => (None, None),
+        Some(signer) => match signer.sign(info.nonce.as_bytes()) {
+            Ok(sig) => (Some(signer.public_key()), Some(sig)),
+            Err(e) => {
+                tracing::error!("{addr} - Error signing the nonce: {e}");
+                return Ended::Retry;
+            }
+        },
+    };
     let mut out = Vec::new();
     tachyon_protocol::leaf::connect(
         &mut out,
@@ -226,6 +237,8 @@ async fn serve(
             pass: url.password.clone(),
             // A user name alone is a token, as nats-server sends both.
             auth_token: url.user.clone().filter(|_| url.password.is_none()),
+            nkey,
+            sig,
         },
     );
     // A first PING measures the round trip (`/leafz` shows it).

@@ -18,6 +18,15 @@ use crate::accounts::AccountId;
 use crate::global::Global;
 use interest::LeafInterest;
 
+/// Signs a hub's nonce for a remote that authenticates with a key (`nkey`): the public key
+/// and the signature CONNECT carries. Built at start by the server (the core links no
+/// key library).
+pub trait LeafSigner: Send + Sync + std::fmt::Debug {
+    fn public_key(&self) -> String;
+    /// The signature of `nonce`, base64url without padding, as nats-server expects it.
+    fn sign(&self, nonce: &[u8]) -> Result<String, String>;
+}
+
 /// A connected link as monitoring shows it.
 pub struct LinkInfo {
     pub client: std::rc::Rc<crate::client::ClientState>,
