@@ -475,11 +475,7 @@ fn a_wrong_port_and_a_loop_are_detected() {
     let h = hub(&dir, lport);
     // The hub's client port is not a leafnode port.
     let l = leaf(&dir, std::slice::from_ref(&h.url), "");
-    let deadline = Instant::now() + STEP;
-    while !l.log().contains("attempted to connect to wrong port") {
-        assert!(Instant::now() < deadline, "leaf log:\n{}", l.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_log(&l, "attempted to connect to wrong port");
     // The leaf keeps serving its own clients.
     let mut c = common::RawConn::connect(l.port, Duration::from_secs(2));
     c.send(b"CONNECT {}\r\nPING\r\n");
@@ -527,6 +523,42 @@ fn a_wrong_port_and_a_loop_are_detected() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until `s` logged `needle`.
+fn until_log(s: &Server, needle: &str) {
+    let deadline = Instant::now() + STEP;
+    while !s.log().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in the log:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The accounts of the links `/leafz` lists, sorted.
+fn link_accounts(z: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = z["leafs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["account"].as_str().map(String::from))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, and its key, written into `dir`.
+fn self_signed(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("certificate");
+    let cert = dir.0.join("hub.pem");
+    let key = dir.0.join("hub-key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+    (cert, key)
 }
 
 /// What `sub` gets within 300 ms, probes left out.
@@ -579,23 +611,8 @@ async fn accounts_pair_up_and_stay_apart() {
     .expect("leaf config");
     let l = Server::under_test(SHARDS, &["-c", &lconf.to_string_lossy()]);
     let z = until_leafs(&h, 2, &l);
-    let mut accounts: Vec<&str> = z["leafs"]
-        .as_array()
-        .expect("leafs")
-        .iter()
-        .filter_map(|x| x["account"].as_str())
-        .collect();
-    accounts.sort();
-    assert_eq!(accounts, ["A", "B"], "{z}");
-    let deadline = Instant::now() + STEP;
-    while !l.log().contains("Authorization Violation") {
-        assert!(
-            Instant::now() < deadline,
-            "wrong password refused; leaf log:\n{}",
-            l.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_eq!(link_accounts(&z), ["A", "B"], "{z}");
+    until_log(&l, "Authorization Violation");
 
     let user = |u: &str, s: &Server| {
         let (u, url) = (u.to_string(), s.url.clone());
@@ -872,23 +889,8 @@ fn leaf_users_bind_accounts_and_bad_passwords_are_refused() {
         &format!("nats-leaf://la:nope@127.0.0.1:{lport}"),
     );
     let z = until_leafs(&h, 2, &a);
-    let mut accounts: Vec<&str> = z["leafs"]
-        .as_array()
-        .expect("leafs")
-        .iter()
-        .filter_map(|l| l["account"].as_str())
-        .collect();
-    accounts.sort();
-    assert_eq!(accounts, ["A", "B"], "{z}");
-    let deadline = Instant::now() + STEP;
-    while !bad.log().contains("Authorization Violation") {
-        assert!(
-            Instant::now() < deadline,
-            "refused leaf's log:\n{}",
-            bad.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_eq!(link_accounts(&z), ["A", "B"], "{z}");
+    until_log(&bad, "Authorization Violation");
     drop(b);
 }
 
@@ -1021,12 +1023,7 @@ async fn tls_to_a_hub_that_requires_it() {
         return;
     };
     let dir = TempDir::new("leaf-tls");
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("certificate");
-    let cert = dir.0.join("hub.pem");
-    let key = dir.0.join("hub-key.pem");
-    std::fs::write(&cert, ck.cert.pem()).expect("cert");
-    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+    let (cert, key) = self_signed(&dir);
     let lport = free_port();
     let conf = dir.0.join("hub.conf");
     std::fs::write(
@@ -1074,11 +1071,7 @@ async fn tls_to_a_hub_that_requires_it() {
     // No tls {} block: the leaf does not join, and says why.
     let dir2 = TempDir::new("leaf-tls-none");
     let l = leaf(&dir2, &[format!("nats-leaf://127.0.0.1:{lport}")], "");
-    let deadline = Instant::now() + STEP;
-    while !l.log().contains("TLS") {
-        assert!(Instant::now() < deadline, "leaf log:\n{}", l.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_log(&l, "TLS");
 }
 
 /// A leafnode port with `tls {}`: a nats-server leaf with the CA joins over TLS.
@@ -1088,12 +1081,7 @@ async fn leafs_join_us_over_tls() {
         return;
     };
     let dir = TempDir::new("leaf-hub-tls");
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("certificate");
-    let cert = dir.0.join("hub.pem");
-    let key = dir.0.join("hub-key.pem");
-    std::fs::write(&cert, ck.cert.pem()).expect("cert");
-    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+    let (cert, key) = self_signed(&dir);
     let lport = free_port();
     let h = hub_under_test(
         &dir,
