@@ -4,7 +4,8 @@
 #
 #   scripts/setup.sh           # .venv with nats-server (reference server), nats-py and aiohttp
 #                              # (nats-py's WebSocket transport)
-#   scripts/setup.sh --bench   # also Debian's nats-server 2.9 for side-by-side benchmarks
+#   scripts/setup.sh --bench   # also Debian's nats-server 2.9 for side-by-side benchmarks, and
+#                              # the Go client's load generator (target/natsbench)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,4 +56,14 @@ if [ "$BENCH" = 1 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server
     fi
     echo "setup: benchmark reference $(/usr/sbin/nats-server --version 2>/dev/null || echo missing) at /usr/sbin/nats-server"
+    # The Go client's load generator (compare --go-client), built offline from Debian's nats.go.
+    if ! dpkg -s golang-go golang-github-nats-io-go-nats-dev >/dev/null 2>&1; then
+        echo "setup: apt-get install golang-go golang-github-nats-io-go-nats-dev (natsbench)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go golang-github-nats-io-go-nats-dev
+    fi
+    mkdir -p target
+    GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="${GOCACHE:-/tmp/natsbench-gocache}" \
+        go build -o target/natsbench ./bench-harness/go/natsbench
+    echo "setup: Go load generator at target/natsbench"
 fi

@@ -41,6 +41,8 @@ pub struct CompareConfig {
     pub work_dir: PathBuf,
     /// The hub of the leafnode workloads (a nats-server binary), started fresh for each run.
     pub hub: Option<PathBuf>,
+    /// `natsbench` (the Go client's load generator): the core workloads run with it.
+    pub go_client: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -288,7 +290,12 @@ fn measure(
         _ => srv.addr,
     };
     let sub_addr = hub.as_ref().map_or(addr, |(h, _)| h.addr);
-    let r = workloads::run_split(plan, addr, sub_addr, cfg.base.stall_timeout);
+    let r = match &cfg.go_client {
+        Some(bin) if crate::goclient::supports(plan.workload) => {
+            crate::goclient::run(bin, plan, addr, sub_addr, cfg.base.stall_timeout)
+        }
+        _ => workloads::run_split(plan, addr, sub_addr, cfg.base.stall_timeout),
+    };
     m.wall_s = t0.elapsed().as_secs_f64();
     let s1 = procfs::pid_cpu_ticks(pid).unwrap_or(s0);
     m.thread_cpu_s = procfs::pid_thread_ticks(pid)

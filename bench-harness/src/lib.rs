@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod conn;
 pub mod error;
+pub mod goclient;
 pub mod jetstream;
 pub mod link;
 pub mod procfs;

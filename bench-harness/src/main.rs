@@ -106,6 +106,11 @@ enum Cmd {
         /// fresh for each run with a leafnode port, each server under test its leaf.
         #[arg(long)]
         hub: Option<PathBuf>,
+        /// Run pub, pubsub, fanout, fanin, queue, reqrep and leaf-fanin with the official Go
+        /// client instead: the `natsbench` binary at this path (scripts/setup.sh --bench builds
+        /// it as target/natsbench).
+        #[arg(long)]
+        go_client: Option<PathBuf>,
     },
     /// Serve a discard-everything NATS sink (the harness's own ceiling).
     Sink {
@@ -274,6 +279,7 @@ fn real_main() -> Result<()> {
             md,
             work_dir,
             hub,
+            go_client,
         } => {
             // One server alone is allowed (no ratios); several under test need a reference.
             if under_test == 0 || (under_test > 1 && under_test >= servers.len()) {
@@ -302,6 +308,7 @@ fn real_main() -> Result<()> {
                     std::env::temp_dir().join(format!("tachyon-bench-{}", std::process::id()))
                 }),
                 hub,
+                go_client,
             };
             let rep = compare::run(&cfg)?;
             let _ = std::fs::remove_dir_all(&cfg.work_dir);

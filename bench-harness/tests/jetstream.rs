@@ -169,6 +169,7 @@ fn compare_starts_servers_with_jetstream() {
         replay_msgs: 1_000,
         work_dir: dir.join("servers"),
         hub: None,
+        go_client: None,
     };
     let rep = compare::run(&cfg).unwrap();
     assert_eq!(rep.cases.len(), 8);
