@@ -155,7 +155,10 @@ mod tests {
         assert!((r.msgs_per_s - 2000.0).abs() < 1e-6);
         assert!((r.pub_msgs_per_s - 4000.0).abs() < 1e-6);
         assert_eq!(r.latency.expect("latency").p999_us, 5.0);
-        let bad = fake(&dir, "echo 'natsbench: lost messages: 10 of 1000 delivered' >&2; exit 1");
+        let bad = fake(
+            &dir,
+            "echo 'natsbench: lost messages: 10 of 1000 delivered' >&2; exit 1",
+        );
         let e = run(&bad, &plan, addr, addr, Duration::from_secs(1)).unwrap_err();
         assert!(e.to_string().contains("lost messages"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);

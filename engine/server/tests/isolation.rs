@@ -527,3 +527,78 @@ fn at_the_descriptor_limit_clients_wait_and_the_log_stays_quiet() {
         sync(&mut c);
     }
 }
+
+/// A subscriber that reads slower than eight publishers spread over the shards write, but
+/// keeps reading, gets every message, as from nats-server (which passes this test): the
+/// publishers on other shards pause while it has messages held, instead of running on whenever
+/// a write of its brings it under the mark. Before, the held backlog passed max_pending in some
+/// runs and the reader was cut as a slow consumer (with nats.go subscribers: most runs).
+#[test]
+fn a_slow_reader_fed_from_every_shard_gets_everything() {
+    const PUBS: usize = 8;
+    const PER_PUB: usize = 12_000;
+    const MSG_BYTES: usize = 18 + HOT_PAYLOAD + 2; // "MSG fan.N 1 1024\r\n" + payload + CRLF
+    let s = Server::under_test(SHARDS, &[]);
+    let mut sub = connect(s.port);
+    sub.send(b"SUB fan.* 1\r\n");
+    sync(&mut sub);
+    let (mut stream, pending) = sub.into_parts();
+    let want = PUBS * PER_PUB * MSG_BYTES;
+    let reader = thread::spawn(move || {
+        let mut got = pending.len();
+        let mut buf = vec![0u8; 128 * 1024];
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+        while got < want {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+            // At most about 120 MB/s: slower than the publishers together.
+            thread::sleep(Duration::from_millis(1));
+        }
+        got
+    });
+    let payload = vec![b'x'; HOT_PAYLOAD];
+    let pubs: Vec<_> = (0..PUBS)
+        .map(|i| {
+            let c = connect(s.port);
+            let mut batch = Vec::new();
+            for _ in 0..100 {
+                batch.extend_from_slice(format!("PUB fan.{i} {HOT_PAYLOAD}\r\n").as_bytes());
+                batch.extend_from_slice(&payload);
+                batch.extend_from_slice(b"\r\n");
+            }
+            thread::spawn(move || {
+                let (mut stream, _) = c.into_parts();
+                for _ in 0..PER_PUB / 100 {
+                    if stream.write_all(&batch).is_err() {
+                        return false;
+                    }
+                }
+                // Its PONG: the server took everything it sent.
+                let _ = stream.write_all(b"PING\r\n");
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 256];
+                while !seen.windows(4).any(|w| w == b"PONG") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return false,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                true
+            })
+        })
+        .collect();
+    for p in pubs {
+        let _ = p.join();
+    }
+    let got = reader.join().unwrap_or(0);
+    assert!(
+        !s.log().contains("Slow Consumer"),
+        "the reader was cut after {got} of {want} bytes:\n{}",
+        s.log()
+    );
+    // A keepalive PING may come too.
+    assert!(got >= want, "every message arrived: {got} of {want} bytes");
+}

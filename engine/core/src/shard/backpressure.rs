@@ -127,7 +127,7 @@ impl Shard {
         let Some(client) = self.clients.borrow().get(&cid).cloned() else {
             return;
         };
-        if client.is_closed() || !gate.is_behind() {
+        if client.is_closed() || !gate.holds_up_remote() {
             return;
         }
         let now = Instant::now();
@@ -158,7 +158,8 @@ impl Shard {
             self.forget_stalled();
             return;
         }
-        let mut gates: Vec<Arc<StallGate>> = self.stalled.borrow_mut().drain(..).collect();
+        let gates: Vec<Arc<StallGate>> = self.stalled.borrow_mut().drain(..).collect();
+        let mut remote_gates: Vec<Arc<StallGate>> = Vec::new();
         {
             // A remote client stays a reason to pause while it is behind and its shard keeps
             // saying this publisher feeds it; a publisher that stopped feeding it hears
@@ -166,17 +167,17 @@ impl Shard {
             // publishers over 8 shards filled a fan-in subscriber's backlog past 64 MiB.
             let now = Instant::now();
             let mut remote = client.remote_stalls.borrow_mut();
-            remote.retain(|(g, at)| g.is_behind() && now.duration_since(*at) < STICKY);
+            remote.retain(|(g, at)| g.holds_up_remote() && now.duration_since(*at) < STICKY);
             for (g, _) in remote.iter() {
                 if !gates.iter().any(|h| h.cid == g.cid) {
-                    gates.push(g.clone());
+                    remote_gates.push(g.clone());
                 }
             }
         }
-        if gates.is_empty() {
+        if gates.is_empty() && remote_gates.is_empty() {
             return;
         }
-        let ids: Vec<u64> = gates.iter().map(|g| g.cid).collect();
+        let ids: Vec<u64> = gates.iter().chain(&remote_gates).map(|g| g.cid).collect();
         let ticket = self.next_stall_ticket.get();
         self.next_stall_ticket.set(ticket + 1);
         self.stall_queue.borrow_mut().push_back((ticket, ids));
@@ -189,7 +190,8 @@ impl Shard {
         let started = Instant::now();
         let deadline = started + ttl;
         loop {
-            let behind = gates.iter().any(|g| g.is_behind());
+            let behind = gates.iter().any(|g| g.is_behind())
+                || remote_gates.iter().any(|g| g.holds_up_remote());
             if (!behind && !self.older_feeder_waits(ticket)) || Instant::now() >= deadline {
                 break;
             }
