@@ -8,7 +8,7 @@ pub const PONG: &[u8] = b"PONG\r\n";
 pub const OK: &[u8] = b"+OK\r\n";
 const CRLF: &[u8] = b"\r\n";
 
-fn num(out: &mut Vec<u8>, n: impl itoa::Integer) {
+pub(crate) fn num(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
@@ -66,15 +66,20 @@ pub fn err(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(b"'\r\n");
 }
 
-/// `INFO <json>\r\n`
-pub fn info(out: &mut Vec<u8>, info: &ServerInfo) {
-    out.extend_from_slice(b"INFO ");
+/// `<op><json>\r\n` (`op` with its trailing space), for INFO and CONNECT of either protocol.
+pub(crate) fn json_op(out: &mut Vec<u8>, op: &[u8], value: &impl serde::Serialize) {
+    out.extend_from_slice(op);
     // Serializing strings, numbers and bools into a Vec cannot fail; on the
     // impossible error an empty object keeps the line well formed.
-    if serde_json::to_writer(&mut *out, info).is_err() {
+    if serde_json::to_writer(&mut *out, value).is_err() {
         out.extend_from_slice(b"{}");
     }
     out.extend_from_slice(CRLF);
+}
+
+/// `INFO <json>\r\n`
+pub fn info(out: &mut Vec<u8>, info: &ServerInfo) {
+    json_op(out, b"INFO ", info);
 }
 
 /// `PUB <subject> [reply] <size>\r\n<payload>\r\n`
@@ -141,11 +146,7 @@ pub fn unsub(out: &mut Vec<u8>, sid: &[u8], max: Option<u64>) {
 
 /// `CONNECT <json>\r\n`
 pub fn connect(out: &mut Vec<u8>, options: &ConnectOptions) {
-    out.extend_from_slice(b"CONNECT ");
-    if serde_json::to_writer(&mut *out, options).is_err() {
-        out.extend_from_slice(b"{}");
-    }
-    out.extend_from_slice(CRLF);
+    json_op(out, b"CONNECT ", options);
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use crate::encode::num;
 use crate::line::{is_ws, LineScanner};
 use crate::parser::{parse_size, Limits, ProtocolError};
 
@@ -355,11 +356,7 @@ pub struct LeafInfo {
 
 /// `INFO {json}\r\n`
 pub fn info(out: &mut Vec<u8>, i: &LeafInfo) {
-    out.extend_from_slice(b"INFO ");
-    if let Ok(json) = serde_json::to_vec(i) {
-        out.extend_from_slice(&json);
-    }
-    out.extend_from_slice(CRLF);
+    crate::encode::json_op(out, b"INFO ", i);
 }
 
 /// What a leaf's CONNECT says (nats-server's `leafConnectInfo`), as far as a hub reads it.
@@ -385,21 +382,12 @@ impl LeafConnectIn {
 
 /// `CONNECT {json}\r\n`
 pub fn connect(out: &mut Vec<u8>, c: &LeafConnect) {
-    out.extend_from_slice(b"CONNECT ");
-    // Serializing plain strings and numbers cannot fail.
-    if let Ok(json) = serde_json::to_vec(c) {
-        out.extend_from_slice(&json);
-    }
-    out.extend_from_slice(CRLF);
+    crate::encode::json_op(out, b"CONNECT ", c);
 }
 
 /// The queue names of an `LMSG`'s list, one by one.
 pub fn queue_names(list: &[u8]) -> impl Iterator<Item = &[u8]> {
     list.split(|&b| is_ws(b)).filter(|w| !w.is_empty())
-}
-
-fn num(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// `LS+ subject\r\n`, or `LS+ subject queue weight\r\n` for a queue group.

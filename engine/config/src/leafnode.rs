@@ -114,19 +114,7 @@ fn authorization(block: &Map) -> Result<LeafAuth, ConfigError> {
             "user" | "username" => a.user = Some(item.to_text(key)?),
             "pass" | "password" => a.password = Some(item.to_text(key)?),
             "account" => a.account = Some(item.to_text(key)?),
-            "timeout" => {
-                let secs = match &item.value {
-                    Value::Int(n) => *n as f64,
-                    Value::Float(f) => *f,
-                    _ => {
-                        return Err(ConfigError::at(
-                            &item.pos,
-                            "error parsing timeout: unsupported type",
-                        ))
-                    }
-                };
-                a.timeout = Some(std::time::Duration::from_secs_f64(secs.max(0.0)));
-            }
+            "timeout" => a.timeout = Some(crate::websocket::auth_timeout(item)?),
             "users" => {
                 for u in item.as_array(key)? {
                     let Value::Map(m) = &u.value else {

@@ -84,23 +84,26 @@ fn simple_auth(block: &Map, ws: &mut WebsocketOpts) -> Result<(), ConfigError> {
             "user" | "username" => ws.username = Some(item.to_text(key)?),
             "pass" | "password" => ws.password = Some(item.to_text(key)?),
             "token" => ws.token = Some(item.to_text(key)?),
-            "timeout" => {
-                let secs = match &item.value {
-                    Value::Int(n) => *n as f64,
-                    Value::Float(f) => *f,
-                    _ => {
-                        return Err(ConfigError::at(
-                            &item.pos,
-                            "error parsing timeout: unsupported type",
-                        ))
-                    }
-                };
-                ws.auth_timeout = Some(Duration::from_secs_f64(secs.max(0.0)));
-            }
+            "timeout" => ws.auth_timeout = Some(auth_timeout(item)?),
             _ => return Err(ConfigError::at(&item.pos, format!("unknown field {key:?}"))),
         }
     }
     Ok(())
+}
+
+/// An `authorization { timeout }` (websocket and leafnode blocks): seconds, whole or not.
+pub(crate) fn auth_timeout(item: &Item) -> Result<Duration, ConfigError> {
+    let secs = match &item.value {
+        Value::Int(n) => *n as f64,
+        Value::Float(f) => *f,
+        _ => {
+            return Err(ConfigError::at(
+                &item.pos,
+                "error parsing timeout: unsupported type",
+            ))
+        }
+    };
+    Ok(Duration::from_secs_f64(secs.max(0.0)))
 }
 
 /// `handshake_timeout`: seconds, or a Go duration string.

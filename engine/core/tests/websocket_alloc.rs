@@ -26,6 +26,41 @@ fn client_frame(payload: &[u8]) -> Vec<u8> {
     f
 }
 
+/// Runs `rounds` rounds after a warm-up one: `wire` fed in `chunk`-byte reads, then `batch`
+/// sealed. Returns the NATS bytes decoded, the bytes sealed, and the allocations counted.
+fn rounds(
+    s: &mut WsSession,
+    wire: &[u8],
+    chunk: usize,
+    batch: &[u8],
+    rounds: usize,
+) -> (usize, usize, usize) {
+    let mut plain = BytesMut::with_capacity(256 * 1024);
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut round = |s: &mut WsSession| {
+        // Split where a reader would: in the middle of frames.
+        for piece in wire.chunks(chunk) {
+            match s.feed(piece, &mut plain) {
+                Ok(Taken::Bytes(_)) => {}
+                other => panic!("{:?}", other.is_ok()),
+            }
+        }
+        let n = plain.len();
+        plain.clear();
+        s.seal(batch, &mut out).expect("seal");
+        (n, out.len())
+    };
+    round(s);
+    let before = allocations();
+    let (mut decoded, mut sealed) = (0, 0);
+    for _ in 0..rounds {
+        let (n, m) = round(s);
+        decoded += n;
+        sealed += m;
+    }
+    (decoded, sealed, allocations() - before)
+}
+
 #[test]
 fn steady_state_frames_allocate_nothing() {
     let mut s = WsSession::new(None, true, false, false, 1 << 20);
@@ -36,31 +71,7 @@ fn steady_state_frames_allocate_nothing() {
         ));
     }
     let batch: Vec<u8> = b"MSG telemetry.dev1.temp 1 16\r\n0123456789abcdef\r\n".repeat(100);
-    let mut plain = BytesMut::with_capacity(64 * 1024);
-    let mut out = Vec::with_capacity(64 * 1024);
-    let round = |s: &mut WsSession, plain: &mut BytesMut, out: &mut Vec<u8>| {
-        // Split where a reader would: in the middle of frames.
-        for chunk in wire.chunks(1000) {
-            match s.feed(chunk, plain) {
-                Ok(Taken::Bytes(_)) => {}
-                other => panic!("{:?}", other.is_ok()),
-            }
-        }
-        let n = plain.len();
-        plain.clear();
-        s.seal(&batch, out).expect("seal");
-        (n, out.len())
-    };
-    round(&mut s, &mut plain, &mut out);
-    let before = allocations();
-    let mut decoded = 0;
-    let mut encoded = 0;
-    for _ in 0..1000 {
-        let (n, m) = round(&mut s, &mut plain, &mut out);
-        decoded += n;
-        encoded += m;
-    }
-    let allocated = allocations() - before;
+    let (decoded, encoded, allocated) = rounds(&mut s, &wire, 1000, &batch, 1000);
     assert_eq!(decoded, 1000 * 100 * 46);
     assert_eq!(encoded, 1000 * (batch.len() + 4));
     assert_eq!(
@@ -87,30 +98,7 @@ fn compressed_frames_allocate_nothing() {
     frame[0] |= 0x40;
     let wire = frame.repeat(10);
     let batch: Vec<u8> = b"MSG telemetry.dev1.temp 1 16\r\n0123456789abcdef\r\n".repeat(100);
-    let mut plain = BytesMut::with_capacity(256 * 1024);
-    let mut out = Vec::with_capacity(64 * 1024);
-    let round = |s: &mut WsSession, plain: &mut BytesMut, out: &mut Vec<u8>| {
-        for chunk in wire.chunks(100) {
-            match s.feed(chunk, plain) {
-                Ok(Taken::Bytes(_)) => {}
-                other => panic!("{:?}", other.is_ok()),
-            }
-        }
-        let n = plain.len();
-        plain.clear();
-        s.seal(&batch, out).expect("seal");
-        (n, out.len())
-    };
-    round(&mut s, &mut plain, &mut out);
-    let before = allocations();
-    let mut decoded = 0;
-    let mut deflated_out = 0;
-    for _ in 0..200 {
-        let (n, m) = round(&mut s, &mut plain, &mut out);
-        decoded += n;
-        deflated_out += m;
-    }
-    let allocated = allocations() - before;
+    let (decoded, deflated_out, allocated) = rounds(&mut s, &wire, 100, &batch, 200);
     assert_eq!(decoded, 200 * 10 * text.len());
     assert!(
         deflated_out < 200 * batch.len() / 4,

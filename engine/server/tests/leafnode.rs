@@ -24,31 +24,26 @@ fn free_port() -> u16 {
 
 /// A nats-server hub with its leafnode port at `leaf_port` and monitoring on.
 fn hub(dir: &TempDir, leaf_port: u16) -> Server {
-    let conf = dir.0.join("hub.conf");
-    std::fs::write(
-        &conf,
-        format!("leafnodes {{\n  port: {leaf_port}\n  host: \"127.0.0.1\"\n}}\n"),
-    )
-    .expect("hub config");
-    Server::start(
-        Impl::NatsServer,
-        &["-c", &conf.to_string_lossy(), "-m", "-1"],
-    )
+    let conf = write_conf(
+        dir,
+        "hub.conf",
+        &format!("leafnodes {{\n  port: {leaf_port}\n  host: \"127.0.0.1\"\n}}\n"),
+    );
+    Server::start(Impl::NatsServer, &["-c", &conf, "-m", "-1"])
 }
 
 /// The server under test as a leaf, with one remote per URL in `urls`.
 fn leaf(dir: &TempDir, urls: &[String], extra: &str) -> Server {
-    let conf = dir.0.join("leaf.conf");
     let remotes: Vec<String> = urls.iter().map(|u| format!("{{ url: \"{u}\" }}")).collect();
-    std::fs::write(
-        &conf,
-        format!(
+    let conf = write_conf(
+        dir,
+        "leaf.conf",
+        &format!(
             "leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {} ]\n}}\n{extra}",
             remotes.join(", ")
         ),
-    )
-    .expect("leaf config");
-    Server::under_test(SHARDS, &["-c", &conf.to_string_lossy(), "-m", "-1"])
+    );
+    Server::under_test(SHARDS, &["-c", &conf, "-m", "-1"])
 }
 
 fn leafz(hub: &Server) -> serde_json::Value {
@@ -489,18 +484,10 @@ fn a_wrong_port_and_a_loop_are_detected() {
     // leaf's loop-detection subject to hub 2, which passes it back to the leaf.
     let dir2 = TempDir::new("leaf-loop");
     let lport2 = free_port();
-    let conf = dir2.0.join("hub2.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let conf = write_conf(&dir2, "hub2.conf", &format!(
             "leafnodes {{\n  port: {lport2}\n  host: \"127.0.0.1\"\n  remotes = [ {{ url: \"nats-leaf://127.0.0.1:{lport}\" }} ]\n}}\n"
-        ),
-    )
-    .expect("hub2 config");
-    let h2 = Server::start(
-        Impl::NatsServer,
-        &["-c", &conf.to_string_lossy(), "-m", "-1"],
-    );
+        ));
+    let h2 = Server::start(Impl::NatsServer, &["-c", &conf, "-m", "-1"]);
     until_leafs(&h, 1, &h2);
     let l = leaf(
         &dir2,
@@ -550,15 +537,11 @@ fn link_accounts(z: &serde_json::Value) -> Vec<String> {
     v
 }
 
-/// A self-signed certificate for 127.0.0.1 and localhost, and its key, written into `dir`.
-fn self_signed(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("certificate");
-    let cert = dir.0.join("hub.pem");
-    let key = dir.0.join("hub-key.pem");
-    std::fs::write(&cert, ck.cert.pem()).expect("cert");
-    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
-    (cert, key)
+/// Writes a config file `name` in `dir`; its path, for `-c`.
+fn write_conf(dir: &TempDir, name: &str, text: &str) -> String {
+    let path = dir.0.join(name);
+    std::fs::write(&path, text).expect("config");
+    path.to_string_lossy().into_owned()
 }
 
 /// What `sub` gets within 300 ms, probes left out.
@@ -582,24 +565,16 @@ async fn accounts_pair_up_and_stay_apart() {
     };
     let dir = TempDir::new("leaf-accounts");
     let lport = free_port();
-    let conf = dir.0.join("hub.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let conf = write_conf(&dir, "hub.conf", &format!(
             "leafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n}}\n\
              accounts {{\n  A: {{ users: [ {{ user: a, password: pa }}, {{ user: ca, password: x }} ] }}\n  \
              B: {{ users: [ {{ user: b, password: pb }}, {{ user: cb, password: x }} ] }}\n}}\n"
-        ),
-    )
-    .expect("hub config");
-    let h = Server::start(
-        Impl::NatsServer,
-        &["-c", &conf.to_string_lossy(), "-m", "-1"],
-    );
-    let lconf = dir.0.join("leaf.conf");
-    std::fs::write(
-        &lconf,
-        format!(
+        ));
+    let h = Server::start(Impl::NatsServer, &["-c", &conf, "-m", "-1"]);
+    let lconf = write_conf(
+        &dir,
+        "leaf.conf",
+        &format!(
             "accounts {{\n  LA: {{ users: [ {{ user: la, password: x }} ] }}\n  \
              LB: {{ users: [ {{ user: lb, password: x }} ] }}\n}}\n\
              leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [\n    \
@@ -607,9 +582,8 @@ async fn accounts_pair_up_and_stay_apart() {
              {{ url: \"nats-leaf://b:pb@127.0.0.1:{lport}\", account: LB }}\n    \
              {{ url: \"nats-leaf://b:wrong@127.0.0.1:{lport}\", account: LB }}\n  ]\n}}\n"
         ),
-    )
-    .expect("leaf config");
-    let l = Server::under_test(SHARDS, &["-c", &lconf.to_string_lossy()]);
+    );
+    let l = Server::under_test(SHARDS, &["-c", &lconf]);
     let z = until_leafs(&h, 2, &l);
     assert_eq!(link_accounts(&z), ["A", "B"], "{z}");
     until_log(&l, "Authorization Violation");
@@ -664,20 +638,16 @@ async fn jetstream_subjects_stay_on_their_side() {
     };
     let dir = TempDir::new("leaf-js");
     let lport = free_port();
-    let conf = dir.0.join("hub.conf");
     let hub_store = dir.0.join("hub-js");
-    std::fs::write(
-        &conf,
-        format!(
+    let conf = write_conf(
+        &dir,
+        "hub.conf",
+        &format!(
             "leafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n}}\njetstream {{\n  store_dir: \"{}\"\n}}\n",
             hub_store.display()
         ),
-    )
-    .expect("hub config");
-    let h = Server::start(
-        Impl::NatsServer,
-        &["-c", &conf.to_string_lossy(), "-m", "-1"],
     );
+    let h = Server::start(Impl::NatsServer, &["-c", &conf, "-m", "-1"]);
     let leaf_store = dir.0.join("leaf-js");
     let l = leaf(
         &dir,
@@ -720,26 +690,26 @@ async fn jetstream_subjects_stay_on_their_side() {
 
 /// The server under test as a hub: its leafnode port at `port`, `extra` inside the block.
 fn hub_under_test(dir: &TempDir, port: u16, extra: &str) -> Server {
-    let conf = dir.0.join("hub-ut.conf");
-    std::fs::write(
-        &conf,
-        format!("leafnodes {{\n  port: {port}\n  host: \"127.0.0.1\"\n{extra}}}\n"),
-    )
-    .expect("hub config");
-    Server::under_test(SHARDS, &["-c", &conf.to_string_lossy(), "-m", "-1"])
+    let conf = write_conf(
+        dir,
+        "hub-ut.conf",
+        &format!("leafnodes {{\n  port: {port}\n  host: \"127.0.0.1\"\n{extra}}}\n"),
+    );
+    Server::under_test(SHARDS, &["-c", &conf, "-m", "-1"])
 }
 
 /// A nats-server (or Tachyon, `which`) leaf of the hub at `port`.
 fn leaf_of(dir: &TempDir, which: Impl, name: &str, url: &str) -> Server {
-    let conf = dir.0.join(format!("{name}.conf"));
-    std::fs::write(
-        &conf,
-        format!("leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {{ url: \"{url}\" }} ]\n}}\n"),
-    )
-    .expect("leaf config");
+    let conf = write_conf(
+        dir,
+        &format!("{name}.conf"),
+        &format!(
+            "leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {{ url: \"{url}\" }} ]\n}}\n"
+        ),
+    );
     match which {
-        Impl::Tachyon => Server::tachyon(SHARDS, &["-c", &conf.to_string_lossy(), "-m", "-1"]),
-        other => Server::start(other, &["-c", &conf.to_string_lossy(), "-m", "-1"]),
+        Impl::Tachyon => Server::tachyon(SHARDS, &["-c", &conf, "-m", "-1"]),
+        other => Server::start(other, &["-c", &conf, "-m", "-1"]),
     }
 }
 
@@ -859,17 +829,12 @@ fn leaf_users_bind_accounts_and_bad_passwords_are_refused() {
     };
     let dir = TempDir::new("leaf-hub-auth");
     let lport = free_port();
-    let conf = dir.0.join("hub-auth.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let conf = write_conf(&dir, "hub-auth.conf", &format!(
             "accounts {{ A: {{}}, B: {{}} }}\n\
              leafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n  authorization {{\n    \
              users = [ {{ user: la, password: pa, account: A }}, {{ user: lb, password: pb, account: B }} ]\n  }}\n}}\n"
-        ),
-    )
-    .expect("config");
-    let h = Server::under_test(SHARDS, &["-c", &conf.to_string_lossy(), "-m", "-1"]);
+        ));
+    let h = Server::under_test(SHARDS, &["-c", &conf, "-m", "-1"]);
     let a = leaf_of(
         &dir,
         Impl::NatsServer,
@@ -915,15 +880,14 @@ fn bad_input_on_the_leafnode_port_as_nats_server() {
     for which in [Impl::NatsServer, Impl::Tachyon] {
         let dir = TempDir::new("leaf-bad");
         let lport = free_port();
-        let conf = dir.0.join("hub.conf");
-        std::fs::write(
-            &conf,
-            format!("leafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n}}\n"),
-        )
-        .expect("config");
+        let conf = write_conf(
+            &dir,
+            "hub.conf",
+            &format!("leafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n}}\n"),
+        );
         let s = match which {
-            Impl::Tachyon => Server::tachyon(SHARDS, &["-c", &conf.to_string_lossy()]),
-            other => Server::start(other, &["-c", &conf.to_string_lossy()]),
+            Impl::Tachyon => Server::tachyon(SHARDS, &["-c", &conf]),
+            other => Server::start(other, &["-c", &conf]),
         };
         let mut answers = Vec::new();
         for (name, steps) in &cases {
@@ -1023,32 +987,19 @@ async fn tls_to_a_hub_that_requires_it() {
         return;
     };
     let dir = TempDir::new("leaf-tls");
-    let (cert, key) = self_signed(&dir);
+    let (cert, key) = common::self_signed(&dir);
     let lport = free_port();
-    let conf = dir.0.join("hub.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let conf = write_conf(&dir, "hub.conf", &format!(
             "leafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n  tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n  }}\n}}\n",
             cert.display(),
             key.display()
-        ),
-    )
-    .expect("hub config");
-    let h = Server::start(
-        Impl::NatsServer,
-        &["-c", &conf.to_string_lossy(), "-m", "-1"],
-    );
-    let lconf = dir.0.join("leaf.conf");
-    std::fs::write(
-        &lconf,
-        format!(
+        ));
+    let h = Server::start(Impl::NatsServer, &["-c", &conf, "-m", "-1"]);
+    let lconf = write_conf(&dir, "leaf.conf", &format!(
             "leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {{\n    url: \"tls://127.0.0.1:{lport}\"\n    tls {{ ca_file: \"{}\" }}\n  }} ]\n}}\n",
             cert.display()
-        ),
-    )
-    .expect("leaf config");
-    let l = Server::under_test(SHARDS, &["-c", &lconf.to_string_lossy()]);
+        ));
+    let l = Server::under_test(SHARDS, &["-c", &lconf]);
     until_leafs(&h, 1, &l);
     let hc = async_nats::connect(&h.url).await.expect("hub client");
     let lc = async_nats::connect(&l.url).await.expect("leaf client");
@@ -1081,7 +1032,7 @@ async fn leafs_join_us_over_tls() {
         return;
     };
     let dir = TempDir::new("leaf-hub-tls");
-    let (cert, key) = self_signed(&dir);
+    let (cert, key) = common::self_signed(&dir);
     let lport = free_port();
     let h = hub_under_test(
         &dir,
@@ -1092,19 +1043,11 @@ async fn leafs_join_us_over_tls() {
             key.display()
         ),
     );
-    let lconf = dir.0.join("leaf-tls.conf");
-    std::fs::write(
-        &lconf,
-        format!(
+    let lconf = write_conf(&dir, "leaf-tls.conf", &format!(
             "leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {{\n    url: \"tls://127.0.0.1:{lport}\"\n    tls {{ ca_file: \"{}\" }}\n  }} ]\n}}\n",
             cert.display()
-        ),
-    )
-    .expect("leaf config");
-    let l = Server::start(
-        Impl::NatsServer,
-        &["-c", &lconf.to_string_lossy(), "-m", "-1"],
-    );
+        ));
+    let l = Server::start(Impl::NatsServer, &["-c", &lconf, "-m", "-1"]);
     until_leafs(&h, 1, &l);
     let hc = async_nats::connect(&h.url).await.expect("hub client");
     let lc = async_nats::connect(&l.url).await.expect("leaf client");
@@ -1130,28 +1073,15 @@ async fn nkey_remotes_sign_the_hubs_nonce() {
     let seed = kp.seed().expect("seed");
     let dir = TempDir::new("leaf-nkey");
     let lport = free_port();
-    let conf = dir.0.join("hub.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let conf = write_conf(&dir, "hub.conf", &format!(
             "authorization {{ users = [ {{ nkey: \"{}\" }}, {{ user: c, password: x }} ] }}\nleafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n}}\n",
             kp.public_key()
-        ),
-    )
-    .expect("hub config");
-    let h = Server::start(
-        Impl::NatsServer,
-        &["-c", &conf.to_string_lossy(), "-m", "-1"],
-    );
-    let lconf = dir.0.join("leaf.conf");
-    std::fs::write(
-        &lconf,
-        format!(
+        ));
+    let h = Server::start(Impl::NatsServer, &["-c", &conf, "-m", "-1"]);
+    let lconf = write_conf(&dir, "leaf.conf", &format!(
             "leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {{ url: \"nats-leaf://127.0.0.1:{lport}\", nkey: \"{seed}\" }} ]\n}}\n"
-        ),
-    )
-    .expect("leaf config");
-    let l = Server::under_test(SHARDS, &["-c", &lconf.to_string_lossy()]);
+        ));
+    let l = Server::under_test(SHARDS, &["-c", &lconf]);
     until_leafs(&h, 1, &l);
     let hc = async_nats::ConnectOptions::with_user_and_password("c".into(), "x".into())
         .connect(&h.url)
@@ -1162,21 +1092,16 @@ async fn nkey_remotes_sign_the_hubs_nonce() {
     until_seen(&lc, "signed.up", &mut hsub).await;
     drop(l);
 
-    let bad = dir.0.join("bad.conf");
-    std::fs::write(
-        &bad,
-        format!(
+    let bad = write_conf(&dir, "bad.conf", &format!(
             "leafnodes {{ remotes = [ {{ url: \"nats-leaf://127.0.0.1:{lport}\", nkey: \"{}\" }} ] }}\n",
             kp.public_key()
-        ),
-    )
-    .expect("config");
+        ));
     let bin = match common::under_test() {
         Impl::Tachyon => std::path::PathBuf::from(env!("CARGO_BIN_EXE_tachyon")),
         Impl::NatsServer => common::nats_server_bin().expect("nats-server"),
     };
     let out = std::process::Command::new(bin)
-        .args(["-c", &bad.to_string_lossy(), "-p", "-1"])
+        .args(["-c", &bad, "-p", "-1"])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run");

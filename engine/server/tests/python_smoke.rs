@@ -53,11 +53,7 @@ fn nats_py_websocket() {
 #[test]
 fn nats_py_websocket_tls() {
     let dir = common::TempDir::new("py-wss");
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
-    let cert = dir.0.join("server.pem");
-    let key = dir.0.join("server-key.pem");
-    std::fs::write(&cert, ck.cert.pem()).expect("cert");
-    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+    let (cert, key) = common::self_signed(&dir);
     let conf = dir.0.join("wss.conf");
     std::fs::write(
         &conf,

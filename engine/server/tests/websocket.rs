@@ -462,12 +462,7 @@ fn a_protocol_error_inside_frames_is_told_then_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_serves_the_rust_client() {
     let dir = TempDir::new("wss");
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("certificate");
-    let cert = dir.0.join("server.pem");
-    let key = dir.0.join("server-key.pem");
-    std::fs::write(&cert, ck.cert.pem()).expect("cert");
-    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+    let (cert, key) = common::self_signed(&dir);
     let conf = dir.0.join("wss.conf");
     std::fs::write(
         &conf,

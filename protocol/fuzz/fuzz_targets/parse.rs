@@ -7,25 +7,41 @@ use libfuzzer_sys::fuzz_target;
 use tachyon_protocol::leaf::LeafParser;
 use tachyon_protocol::{Limits, Parser, ServerParser};
 
-fn client_ops(data: &[u8], cut: usize) -> (Vec<tachyon_protocol::ClientOp>, bool) {
-    let limits = Limits {
-        max_payload: 4096,
-        max_control_line: 256,
-    };
-    let mut p = Parser::new(limits);
+const LIMITS: Limits = Limits {
+    max_payload: 4096,
+    max_control_line: 256,
+};
+
+/// Every op `parse` finds in `data` fed in two pieces cut at `cut`; whether it stopped on an
+/// error.
+fn ops<T, E>(
+    data: &[u8],
+    cut: usize,
+    mut parse: impl FnMut(&mut BytesMut) -> Result<Option<T>, E>,
+) -> (Vec<T>, bool) {
     let mut buf = BytesMut::new();
-    let mut ops = Vec::new();
+    let mut out = Vec::new();
     for piece in [&data[..cut], &data[cut..]] {
         buf.extend_from_slice(piece);
         loop {
-            match p.parse(&mut buf) {
-                Ok(Some(op)) => ops.push(op),
+            match parse(&mut buf) {
+                Ok(Some(op)) => out.push(op),
                 Ok(None) => break,
-                Err(_) => return (ops, true),
+                Err(_) => return (out, true),
             }
         }
     }
-    (ops, false)
+    (out, false)
+}
+
+fn client_ops(data: &[u8], cut: usize) -> (Vec<tachyon_protocol::ClientOp>, bool) {
+    let mut p = Parser::new(LIMITS);
+    ops(data, cut, |b| p.parse(b))
+}
+
+fn leaf_ops(data: &[u8], cut: usize) -> (Vec<tachyon_protocol::leaf::LeafOp>, bool) {
+    let mut p = LeafParser::new(LIMITS);
+    ops(data, cut, |b| p.parse(b))
 }
 
 fuzz_target!(|input: &[u8]| {
@@ -50,22 +66,3 @@ fuzz_target!(|input: &[u8]| {
     }
 });
 
-fn leaf_ops(data: &[u8], cut: usize) -> (Vec<tachyon_protocol::leaf::LeafOp>, bool) {
-    let mut p = LeafParser::new(Limits {
-        max_payload: 4096,
-        max_control_line: 256,
-    });
-    let mut buf = BytesMut::new();
-    let mut ops = Vec::new();
-    for piece in [&data[..cut], &data[cut..]] {
-        buf.extend_from_slice(piece);
-        loop {
-            match p.parse(&mut buf) {
-                Ok(Some(op)) => ops.push(op),
-                Ok(None) => break,
-                Err(_) => return (ops, true),
-            }
-        }
-    }
-    (ops, false)
-}

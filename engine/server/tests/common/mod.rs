@@ -421,6 +421,18 @@ fn read_log(dir: &TempDir) -> String {
 }
 
 /// A private folder under the system temp dir, removed on drop.
+/// A self-signed certificate for `localhost` and 127.0.0.1 and its key, written into `dir`
+/// (`server.pem`, `server-key.pem`).
+pub fn self_signed(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("certificate");
+    let cert = dir.0.join("server.pem");
+    let key = dir.0.join("server-key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+    (cert, key)
+}
+
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
