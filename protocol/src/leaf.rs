@@ -1,8 +1,11 @@
-//! The leafnode protocol between two servers (nats-server's `leafnode.go`): interest as
-//! `LS+ subject [queue weight]` / `LS- subject [queue]`, messages as
-//! `LMSG subject [reply | + reply queues... | | queues...] size` and the `HMSG` form with a
-//! header size before the total. The parser reads what the other server sends; the encoders
-//! write what this one sends. Zero-copy: every field is a slice of the read buffer.
+//! The protocols between two servers: leafnodes (nats-server's `leafnode.go`) and routes
+//! (`route.go`), one grammar with two dialects. A leaf link says interest as
+//! `LS+ subject [queue weight]` / `LS- subject [queue]` and messages as
+//! `LMSG subject [reply | + reply queues... | | queues...] size` (`HMSG` with a header size
+//! before the total); a route says the same as `RS+`/`RS-`/`RMSG`/`HMSG`, each naming the
+//! account first, since one route carries every account. The parser reads what the other
+//! server sends; the encoders write what this one sends. Zero-copy: every field is a slice of
+//! the read buffer.
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -28,6 +31,8 @@ pub enum LeafOp {
     /// `LS+`: interest in `subject` (a queue group with `weight` members when `queue` is set).
     /// `key` is the subject, or subject and queue, that a later `LS-` names.
     Sub {
+        /// The account (routes only).
+        account: Option<Bytes>,
         key: Bytes,
         subject: Bytes,
         queue: Option<Bytes>,
@@ -35,6 +40,7 @@ pub enum LeafOp {
     },
     /// `LS-`: the interest `key` names is gone.
     Unsub {
+        account: Option<Bytes>,
         key: Bytes,
         subject: Bytes,
         queue: Option<Bytes>,
@@ -43,6 +49,7 @@ pub enum LeafOp {
     /// this side for (none: plain subscribers only); `message` is the header block (when
     /// `header_len` is set) followed by the payload.
     Msg {
+        account: Option<Bytes>,
         subject: Bytes,
         reply: Option<Bytes>,
         queues: Option<Bytes>,
@@ -54,6 +61,7 @@ pub enum LeafOp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pending {
     line_len: usize,
+    account: Option<(usize, usize)>,
     subject: (usize, usize),
     reply: Option<(usize, usize)>,
     queues: Option<(usize, usize)>,
@@ -61,10 +69,20 @@ struct Pending {
     size: usize,
 }
 
-/// Incremental parser of a leafnode connection's inbound ops.
+/// Which server-to-server protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `LS+`/`LS-`/`LMSG`: one account per connection.
+    Leaf,
+    /// `RS+`/`RS-`/`RMSG`: the account named in every op.
+    Route,
+}
+
+/// Incremental parser of a leafnode or route connection's inbound ops.
 #[derive(Debug)]
 pub struct LeafParser {
     limits: Limits,
+    dialect: Dialect,
     pending: Option<Pending>,
     lines: LineScanner,
 }
@@ -101,8 +119,18 @@ const MAX_MSG_WORDS: usize = 64;
 
 impl LeafParser {
     pub fn new(limits: Limits) -> LeafParser {
+        LeafParser::with_dialect(limits, Dialect::Leaf)
+    }
+
+    /// A parser of what a route peer sends.
+    pub fn route(limits: Limits) -> LeafParser {
+        LeafParser::with_dialect(limits, Dialect::Route)
+    }
+
+    fn with_dialect(limits: Limits, dialect: Dialect) -> LeafParser {
         LeafParser {
             limits,
+            dialect,
             pending: None,
             lines: LineScanner::default(),
         }
@@ -153,30 +181,43 @@ impl LeafParser {
                     _ => LeafOp::Err(text),
                 }))
             }
-            b"LS+" | b"LS-" => {
-                let add = &op[..] == b"LS+";
-                let (a, n) = words::<3>(line, rest);
+            b"LS+" | b"LS-" | b"RS+" | b"RS-" => {
+                let route = self.dialect == Dialect::Route;
+                if route != op.starts_with(b"R") {
+                    return Err(ProtocolError::UnknownOp);
+                }
+                let add = op[2] == b'+';
+                let name = match (route, add) {
+                    (false, true) => "LS+",
+                    (false, false) => "LS-",
+                    (true, true) => "RS+",
+                    (true, false) => "RS-",
+                };
+                // A route names the account first.
+                let skip = usize::from(route);
+                let (all, n) = words::<4>(line, rest);
+                let account = route.then_some(all[0]);
+                let a = &all[skip..];
+                let n = n.saturating_sub(skip);
                 let (queue, weight) = match (add, n) {
                     (_, 1) => (None, 1),
                     (true, 3) => {
                         let w = parse_size(&line[a[2].0..a[2].1])
-                            .ok_or(ProtocolError::ArgCount { op: "LS+" })?;
+                            .ok_or(ProtocolError::ArgCount { op: name })?;
                         (Some(a[1]), w.min(u32::MAX as usize) as u32)
                     }
                     (false, 2) => (Some(a[1]), 0),
-                    _ => {
-                        return Err(ProtocolError::ArgCount {
-                            op: if add { "LS+" } else { "LS-" },
-                        })
-                    }
+                    _ => return Err(ProtocolError::ArgCount { op: name }),
                 };
                 let key_end = queue.map_or(a[0].1, |q| q.1);
                 let frame = buf.split_to(line_len).freeze();
                 let key = frame.slice(a[0].0..key_end);
                 let subject = frame.slice(a[0].0..a[0].1);
                 let queue = queue.map(|q| frame.slice(q.0..q.1));
+                let account = account.map(|a| frame.slice(a.0..a.1));
                 Ok(Some(if add {
                     LeafOp::Sub {
+                        account,
                         key,
                         subject,
                         queue,
@@ -184,16 +225,33 @@ impl LeafParser {
                     }
                 } else {
                     LeafOp::Unsub {
+                        account,
                         key,
                         subject,
                         queue,
                     }
                 }))
             }
-            b"LMSG" | b"HMSG" => {
+            b"LMSG" | b"RMSG" | b"HMSG" => {
+                let route = self.dialect == Dialect::Route;
                 let headers = &op[..] == b"HMSG";
-                let name = if headers { "HMSG" } else { "LMSG" };
-                let (a, n) = words::<MAX_MSG_WORDS>(line, rest);
+                if !headers && route != (&op[..] == b"RMSG") {
+                    return Err(ProtocolError::UnknownOp);
+                }
+                let name = match (headers, route) {
+                    (true, _) => "HMSG",
+                    (false, false) => "LMSG",
+                    (false, true) => "RMSG",
+                };
+                let (all, n) = words::<MAX_MSG_WORDS>(line, rest);
+                let skip = usize::from(route);
+                let account = route.then_some(all[0]);
+                let a = &all[skip..];
+                let n = if n > MAX_MSG_WORDS {
+                    n
+                } else {
+                    n.saturating_sub(skip)
+                };
                 let sizes = if headers { 2 } else { 1 };
                 if n < 1 + sizes || n > MAX_MSG_WORDS {
                     return Err(ProtocolError::ArgCount { op: name });
@@ -235,6 +293,7 @@ impl LeafParser {
                 }
                 let p = Pending {
                     line_len,
+                    account,
                     subject: a[0],
                     reply,
                     queues,
@@ -259,6 +318,7 @@ impl LeafParser {
         self.pending = None;
         let frame = buf.split_to(end + 2).freeze();
         Ok(Some(LeafOp::Msg {
+            account: p.account.map(|a| frame.slice(a.0..a.1)),
             subject: frame.slice(p.subject.0..p.subject.1),
             reply: p.reply.map(|r| frame.slice(r.0..r.1)),
             queues: p.queues.map(|q| frame.slice(q.0..q.1)),
@@ -392,32 +452,71 @@ pub fn queue_names(list: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// `LS+ subject\r\n`, or `LS+ subject queue weight\r\n` for a queue group.
 pub fn sub(out: &mut Vec<u8>, subject: &[u8], queue: Option<(&[u8], u32)>) {
-    out.extend_from_slice(b"LS+ ");
-    out.extend_from_slice(subject);
-    if let Some((q, w)) = queue {
-        out.push(b' ');
-        out.extend_from_slice(q);
-        out.push(b' ');
-        num(out, w);
-    }
-    out.extend_from_slice(CRLF);
+    interest(
+        out,
+        b"LS+ ",
+        None,
+        subject,
+        queue.map(|(q, w)| (q, Some(w))),
+    );
 }
 
 /// `LS- subject [queue]\r\n`
 pub fn unsub(out: &mut Vec<u8>, subject: &[u8], queue: Option<&[u8]>) {
-    out.extend_from_slice(b"LS- ");
+    interest(out, b"LS- ", None, subject, queue.map(|q| (q, None)));
+}
+
+/// `RS+ account subject [queue weight]\r\n`
+pub fn route_sub(out: &mut Vec<u8>, account: &[u8], subject: &[u8], queue: Option<(&[u8], u32)>) {
+    interest(
+        out,
+        b"RS+ ",
+        Some(account),
+        subject,
+        queue.map(|(q, w)| (q, Some(w))),
+    );
+}
+
+/// `RS- account subject [queue]\r\n`
+pub fn route_unsub(out: &mut Vec<u8>, account: &[u8], subject: &[u8], queue: Option<&[u8]>) {
+    interest(
+        out,
+        b"RS- ",
+        Some(account),
+        subject,
+        queue.map(|q| (q, None)),
+    );
+}
+
+fn interest(
+    out: &mut Vec<u8>,
+    op: &[u8],
+    account: Option<&[u8]>,
+    subject: &[u8],
+    queue: Option<(&[u8], Option<u32>)>,
+) {
+    out.extend_from_slice(op);
+    if let Some(a) = account {
+        out.extend_from_slice(a);
+        out.push(b' ');
+    }
     out.extend_from_slice(subject);
-    if let Some(q) = queue {
+    if let Some((q, w)) = queue {
         out.push(b' ');
         out.extend_from_slice(q);
+        if let Some(w) = w {
+            out.push(b' ');
+            num(out, w);
+        }
     }
     out.extend_from_slice(CRLF);
 }
 
-/// `LMSG`/`HMSG` with nats-server's argument forms: the queue groups picked for the other side
-/// follow `+ reply` or `|`.
+/// `LMSG`/`HMSG` (a leaf link) or `RMSG`/`HMSG` naming `account` (a route), with nats-server's
+/// argument forms: the queue groups picked for the other side follow `+ reply` or `|`.
 pub fn msg(
     out: &mut Vec<u8>,
+    account: Option<&[u8]>,
     subject: &[u8],
     reply: Option<&[u8]>,
     queues: &[Bytes],
@@ -425,11 +524,15 @@ pub fn msg(
     message: &[u8],
 ) {
     out.reserve(subject.len() + reply.map_or(0, <[u8]>::len) + message.len() + 40);
-    out.extend_from_slice(if header_len.is_some() {
-        b"HMSG "
-    } else {
-        b"LMSG "
+    out.extend_from_slice(match (header_len.is_some(), account.is_some()) {
+        (true, _) => b"HMSG ",
+        (false, false) => b"LMSG ",
+        (false, true) => b"RMSG ",
     });
+    if let Some(a) = account {
+        out.extend_from_slice(a);
+        out.push(b' ');
+    }
     out.extend_from_slice(subject);
     match (reply, queues.is_empty()) {
         (None, true) => {}
@@ -496,6 +599,7 @@ HMSG a + r q 12 14\r\nNATS/1.0\r\n\r\nhi\r\n-ERR 'Loop detected'\r\n";
             assert_eq!(
                 ops[3],
                 LeafOp::Sub {
+                    account: None,
                     key: Bytes::from_static(b"foo q"),
                     subject: Bytes::from_static(b"foo"),
                     queue: Some(Bytes::from_static(b"q")),
@@ -505,6 +609,7 @@ HMSG a + r q 12 14\r\nNATS/1.0\r\n\r\nhi\r\n-ERR 'Loop detected'\r\n";
             assert_eq!(
                 ops[4],
                 LeafOp::Unsub {
+                    account: None,
                     key: Bytes::from_static(b"foo q"),
                     subject: Bytes::from_static(b"foo"),
                     queue: Some(Bytes::from_static(b"q")),
@@ -542,16 +647,89 @@ HMSG a + r q 12 14\r\nNATS/1.0\r\n\r\nhi\r\n-ERR 'Loop detected'\r\n";
         sub(&mut out, b"foo", Some((b"q", 2)));
         unsub(&mut out, b"foo", Some(b"q"));
         let qs = [Bytes::from_static(b"q1"), Bytes::from_static(b"q2")];
-        msg(&mut out, b"a", None, &[], None, b"x");
-        msg(&mut out, b"a", Some(b"r"), &[], None, b"x");
-        msg(&mut out, b"a", Some(b"r"), &qs, None, b"x");
-        msg(&mut out, b"a", None, &qs[..1], Some(2), b"hdx");
+        msg(&mut out, None, b"a", None, &[], None, b"x");
+        msg(&mut out, None, b"a", Some(b"r"), &[], None, b"x");
+        msg(&mut out, None, b"a", Some(b"r"), &qs, None, b"x");
+        msg(&mut out, None, b"a", None, &qs[..1], Some(2), b"hdx");
         assert_eq!(
             String::from_utf8_lossy(&out),
             "LS+ foo\r\nLS+ foo q 2\r\nLS- foo q\r\nLMSG a 1\r\nx\r\nLMSG a r 1\r\nx\r\n\
 LMSG a + r q1 q2 1\r\nx\r\nHMSG a | q1 2 3\r\nhdx\r\n"
         );
         assert_eq!(all(&out, 5).len(), 7);
+    }
+
+    #[test]
+    fn the_route_dialect_names_the_account() {
+        let mut out = Vec::new();
+        route_sub(&mut out, b"$G", b"foo", None);
+        route_sub(&mut out, b"ACC", b"foo", Some((b"q", 4)));
+        route_unsub(&mut out, b"ACC", b"foo", Some(b"q"));
+        let qs = [Bytes::from_static(b"q")];
+        msg(&mut out, Some(b"$G"), b"a", Some(b"r"), &qs, None, b"x");
+        msg(&mut out, Some(b"$G"), b"a", None, &[], Some(2), b"hdx");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "RS+ $G foo\r\nRS+ ACC foo q 4\r\nRS- ACC foo q\r\nRMSG $G a + r q 1\r\nx\r\n\
+HMSG $G a 2 3\r\nhdx\r\n"
+        );
+        let mut p = LeafParser::route(Limits {
+            max_payload: 1 << 20,
+            max_control_line: 4096,
+        });
+        let mut buf = BytesMut::from(&out[..]);
+        let mut ops = Vec::new();
+        while let Some(op) = p.parse(&mut buf).expect("parse") {
+            ops.push(op);
+        }
+        assert_eq!(ops.len(), 5);
+        assert_eq!(
+            ops[1],
+            LeafOp::Sub {
+                account: Some(Bytes::from_static(b"ACC")),
+                key: Bytes::from_static(b"foo q"),
+                subject: Bytes::from_static(b"foo"),
+                queue: Some(Bytes::from_static(b"q")),
+                weight: 4
+            }
+        );
+        let LeafOp::Msg {
+            account,
+            subject,
+            reply,
+            queues,
+            ..
+        } = &ops[3]
+        else {
+            panic!("{:?}", ops[3]);
+        };
+        assert_eq!(account.as_deref(), Some(&b"$G"[..]));
+        assert_eq!(&subject[..], b"a");
+        assert_eq!(reply.as_deref(), Some(&b"r"[..]));
+        assert_eq!(queues.as_deref(), Some(&b"q"[..]));
+        // Each dialect refuses the other's ops.
+        for (route, bad) in [
+            (true, &b"LS+ foo\r\n"[..]),
+            (true, b"LMSG a 1\r\nx\r\n"),
+            (false, b"RS+ $G foo\r\n"),
+            (false, b"RMSG $G a 1\r\nx\r\n"),
+            (true, b"RS+ $G\r\n"),
+        ] {
+            let mut p = if route {
+                LeafParser::route(Limits {
+                    max_payload: 1 << 20,
+                    max_control_line: 4096,
+                })
+            } else {
+                parser()
+            };
+            let mut buf = BytesMut::from(bad);
+            assert!(
+                p.parse(&mut buf).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod json;
 pub mod leaf;
 mod line;
 pub mod parser;
+pub mod route;
 pub mod server_parser;
 pub mod subject;
 

@@ -55,10 +55,10 @@ proptest! {
         let mut message = header.clone().unwrap_or_default();
         message.extend_from_slice(&body);
         let mut wire = Vec::new();
-        leaf::msg(&mut wire, &subject, reply.as_deref(), &queues, header.as_ref().map(Vec::len), &message);
+        leaf::msg(&mut wire, None, &subject, reply.as_deref(), &queues, header.as_ref().map(Vec::len), &message);
         let got = ops(&wire, chunk).expect("parses");
         prop_assert_eq!(got.len(), 1);
-        let LeafOp::Msg { subject: s, reply: r, queues: q, header_len, message: m } = &got[0] else {
+        let LeafOp::Msg { subject: s, reply: r, queues: q, header_len, message: m, .. } = &got[0] else {
             panic!("{:?}", got[0]);
         };
         prop_assert_eq!(&s[..], &subject[..]);

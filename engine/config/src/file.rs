@@ -41,6 +41,10 @@ pub fn resolve(flags: &Options) -> Result<Options, ConfigError> {
     };
     default_auth_timeout(&mut o);
     baseline(&mut o);
+    o.cluster = o
+        .cluster_flags
+        .apply(o.cluster.take())
+        .map_err(|e| ConfigError::at(&tachyon_settings::Pos::default(), e))?;
     Ok(o)
 }
 
@@ -79,7 +83,6 @@ const UNSUPPORTED: &[&str] = &[
     "https",
     "https_port",
     "http_base_path",
-    "cluster",
     "gateway",
     "logfile_size_limit",
     "log_size_limit",
@@ -228,6 +231,7 @@ pub fn from_document(doc: &Document) -> Result<FileConfig, ConfigError> {
             "websocket" | "ws" => {
                 o.websocket = crate::websocket::from_config(item.as_map(key)?, item)?
             }
+            "cluster" => o.cluster = crate::cluster::from_config(item.as_map(key)?)?,
             "leafnodes" | "leaf" => o.leafnodes = crate::leafnode::from_config(item.as_map(key)?)?,
             "tls" => {
                 let block = item.as_map(key)?;
@@ -783,8 +787,8 @@ mod tests {
     #[test]
     fn unsupported_and_unknown_keys() {
         assert_eq!(
-            err("port: 1\ncluster {\n  port: 6222\n}"),
-            "t.conf:2:1: config option 'cluster' is not supported yet"
+            err("port: 1\ncluster {\n  port: 6222\n  tls {}\n}"),
+            "t.conf:4:3: cluster option \"tls\" is not supported yet"
         );
         assert!(err("tls { cert_file: a }").contains("missing 'key_file' in TLS configuration"));
         let tls = opts("tls {\n  cert_file: c.pem\n  key_file: k.pem\n  handshake_first: true\n}")

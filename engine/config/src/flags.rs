@@ -207,6 +207,12 @@ Common Options:
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flag {
     Help,
+    NoAdvertise,
+    ConnectRetries,
+    Routes,
+    Cluster,
+    ClusterAdvertise,
+    ClusterName,
     Port,
     ServerName,
     Host,
@@ -308,11 +314,17 @@ impl Flag {
             "tlskey" => Flag::TlsKey,
             "tlscacert" => Flag::TlsCaCert,
             "js" | "jetstream" => Flag::JetStream,
-            "s" | "syslog" | "help_tls" | "no_advertise" => Flag::Unsupported(Bool),
-            "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len" | "profile"
-            | "connect_retries" => Flag::Unsupported(Int),
-            "r" | "remote_syslog" | "routes" | "cluster" | "cluster_listen"
-            | "cluster_advertise" | "cluster_name" => Flag::Unsupported(Str),
+            "s" | "syslog" | "help_tls" => Flag::Unsupported(Bool),
+            "no_advertise" => Flag::NoAdvertise,
+            "connect_retries" => Flag::ConnectRetries,
+            "ms" | "https_port" | "log_size_limit" | "max_traced_msg_len" | "profile" => {
+                Flag::Unsupported(Int)
+            }
+            "routes" => Flag::Routes,
+            "cluster" | "cluster_listen" => Flag::Cluster,
+            "cluster_advertise" => Flag::ClusterAdvertise,
+            "cluster_name" => Flag::ClusterName,
+            "r" | "remote_syslog" => Flag::Unsupported(Str),
             "sd" | "store_dir" => Flag::StoreDir,
             _ => return None,
         })
@@ -355,6 +367,12 @@ impl Flag {
             Flag::Tls | Flag::TlsVerify | Flag::TlsCert | Flag::TlsKey | Flag::TlsCaCert => {
                 &["tls"]
             }
+            Flag::NoAdvertise
+            | Flag::ConnectRetries
+            | Flag::Routes
+            | Flag::Cluster
+            | Flag::ClusterAdvertise
+            | Flag::ClusterName => &["cluster"],
             _ => &[],
         }
     }
@@ -375,6 +393,7 @@ impl Flag {
                 | Flag::Tls
                 | Flag::TlsVerify
                 | Flag::JetStream
+                | Flag::NoAdvertise
                 | Flag::Unsupported(ValueKind::Bool)
         )
     }
@@ -504,6 +523,7 @@ fn apply_bool(p: &mut Parsed, flag: Flag, name: &str, on: bool) {
             p.tls.verify = on;
             p.tls.any = true;
         }
+        Flag::NoAdvertise => p.opts.cluster_flags.no_advertise = Some(on),
         Flag::Unsupported(_) => note_unsupported(p, name, on),
         _ => {}
     }
@@ -592,6 +612,14 @@ fn apply_value(p: &mut Parsed, flag: Flag, name: &str, value: String) -> Result<
         }
         Flag::LameDuckGracePeriod => {
             o.lame_duck_grace_period = parse_go_duration(&value).map_err(invalid)?
+        }
+        Flag::Routes => o.cluster_flags.routes = opt_str(&value),
+        Flag::Cluster => o.cluster_flags.listen = opt_str(&value),
+        Flag::ClusterAdvertise => o.cluster_flags.advertise = opt_str(&value),
+        Flag::ClusterName => o.cluster_flags.name = opt_str(&value),
+        Flag::ConnectRetries => {
+            o.cluster_flags.connect_retries =
+                Some(u32::try_from(parse_go_int(&value).map_err(invalid)?).unwrap_or(0))
         }
         Flag::Unsupported(ValueKind::Int) => {
             let n = parse_go_int(&value).map_err(invalid)?;
@@ -1158,18 +1186,36 @@ mod tests {
     }
 
     #[test]
+    fn cluster_flags_as_nats_server_takes_them() {
+        let o = run_explicit(&[
+            "--cluster",
+            "nats://127.0.0.1:7244",
+            "--routes",
+            "nats://127.0.0.1:7245,nats://127.0.0.1:7246",
+            "--cluster_name",
+            "c1",
+            "--no_advertise",
+            "--connect_retries",
+            "3",
+        ]);
+        let c = o.cluster_flags.apply(None).unwrap().unwrap();
+        assert_eq!(c.port, 7244);
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(c.name.as_deref(), Some("c1"));
+        assert!(c.no_advertise);
+        assert_eq!(c.connect_retries, 3);
+        assert!(o.explicit.contains(&"cluster"));
+    }
+
+    #[test]
     fn unsupported_flags_consume_their_value_then_fail() {
         for (args, flag) in [
             (&["-ms", "8222"][..], "ms"),
-            (&["--routes", "nats://a:1"], "routes"),
-            (&["--cluster", "nats://0.0.0.0:6222"], "cluster"),
             (&["-s"], "s"),
             (&["-r", "udp://x:514"], "r"),
             (&["--log_size_limit", "100"], "log_size_limit"),
             (&["--max_traced_msg_len", "10"], "max_traced_msg_len"),
             (&["--help_tls"], "help_tls"),
-            (&["--no_advertise"], "no_advertise"),
-            (&["--connect_retries", "3"], "connect_retries"),
             (&["--profile", "6060"], "profile"),
         ] {
             assert_eq!(

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod cluster;
 pub mod file;
 pub mod flags;
 pub mod leafnode;

@@ -32,6 +32,8 @@ pub enum CloseReason {
     MaxPayload,
     ServerShutdown,
     LameDuck,
+    /// A second route to a server already connected.
+    DuplicateRoute,
 }
 
 /// The stall mark never sits higher than this: queueing megabytes behind a reader only adds
@@ -287,6 +289,15 @@ pub struct ClientState {
     pub leaf: Cell<bool>,
     /// A leafnode link that dialed us (we are its hub); unset for links we dialed.
     pub leaf_accepted: Cell<bool>,
+    /// A route's stand-in for one account (`route/`): its subscriptions are the peer's
+    /// interest in the account; its messages are written as `RMSG` on the route's connection.
+    pub route: Cell<bool>,
+    /// A link to another server (`leaf` or `route`): what matches its subscriptions is written
+    /// once per message, in the link's protocol (`Shard::leaf_hit`).
+    pub link: Cell<bool>,
+    /// For a route's stand-in: the route's connection, which writes for every account, and
+    /// the account's name as `RMSG` spells it.
+    pub route_via: RefCell<Option<(Rc<ClientState>, Bytes)>>,
     /// Which shards this connection exchanges messages with, and its moves between shards.
     pub affinity: Affinity,
 }
@@ -422,6 +433,9 @@ impl ClientState {
             // Links never move.
             leaf: _,
             leaf_accepted: _,
+            route: _,
+            link: _,
+            route_via: _,
         } = self;
         ClientSnapshot {
             id: *id,
@@ -523,6 +537,9 @@ impl ClientState {
             forwarded_for: RefCell::new(None),
             leaf: Cell::new(false),
             leaf_accepted: Cell::new(false),
+            route: Cell::new(false),
+            link: Cell::new(false),
+            route_via: RefCell::new(None),
             ws_cookies: RefCell::new(None),
             affinity: Affinity::default(),
         }
@@ -614,10 +631,19 @@ impl ClientState {
         SendStatus::Queued
     }
 
-    /// A message for a leafnode link: `LMSG`/`HMSG` in the leaf protocol's form, with the queue
-    /// groups picked for the hub's members.
+    /// The connection that writes what this link sends: a route's, for its stand-ins.
+    pub fn writer_of(self: &Rc<Self>) -> Rc<ClientState> {
+        match &*self.route_via.borrow() {
+            Some((primary, _)) => primary.clone(),
+            None => self.clone(),
+        }
+    }
+
+    /// A message for a link: `LMSG`/`HMSG` in the leaf protocol's form, or `RMSG`/`HMSG` naming
+    /// `account` on a route, with the queue groups picked for the other side's members.
     pub fn send_leaf_msg(
         &self,
+        account: Option<&[u8]>,
         subject: &[u8],
         reply: Option<&[u8]>,
         queues: &[Bytes],
@@ -629,7 +655,9 @@ impl ClientState {
         }
         let len = {
             let mut out = self.out.borrow_mut();
-            tachyon_protocol::leaf::msg(&mut out, subject, reply, queues, header_len, message);
+            tachyon_protocol::leaf::msg(
+                &mut out, account, subject, reply, queues, header_len, message,
+            );
             out.len()
         };
         let mut c = self.counters.get();

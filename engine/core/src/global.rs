@@ -109,6 +109,56 @@ pub struct Global {
     pub start: SystemTime,
     /// Recently closed connections for `/connz?state=closed`; written on disconnect only.
     pub closed: crate::monitor::closed::ClosedConns,
+    /// What clients are told of the cluster (its name, the servers they may connect to);
+    /// written by the link shard when routes come and go.
+    pub cluster_view: ClusterView,
+}
+
+/// The cluster as clients see it in INFO. Changed when a route comes or goes (rarely), read
+/// when a client connects and by each shard's pusher of asynchronous INFO.
+#[derive(Default)]
+pub struct ClusterView {
+    state: std::sync::Mutex<ClusterState>,
+    /// Bumped on every change: shards compare it to what they last told their clients.
+    generation: AtomicU64,
+}
+
+#[derive(Default, Clone)]
+struct ClusterState {
+    name: Option<String>,
+    /// This server's client URLs, then every peer's; empty while no peer is connected, as
+    /// nats-server sends none then.
+    connect_urls: Vec<String>,
+}
+
+impl ClusterView {
+    fn state(&self) -> std::sync::MutexGuard<'_, ClusterState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_name(&self, name: &str) {
+        self.state().name = Some(name.to_string());
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The URLs clients may connect to; clients taking asynchronous INFO hear of a change.
+    pub fn set_connect_urls(&self, urls: Vec<String>) {
+        let mut st = self.state();
+        if st.connect_urls != urls {
+            st.connect_urls = urls;
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn fill(&self, info: &mut ServerInfo) {
+        let st = self.state();
+        info.cluster = st.name.clone();
+        info.connect_urls = st.connect_urls.clone();
+    }
 }
 
 impl Global {
@@ -127,6 +177,7 @@ impl Global {
             next_cid: AtomicU64::new(1),
             accounts,
             start: SystemTime::now(),
+            cluster_view: ClusterView::default(),
         }
     }
 
@@ -173,7 +224,7 @@ impl Global {
     /// INFO as sent to a new client, before the per-client fields are filled in.
     pub fn info_template(&self) -> ServerInfo {
         let c = self.config();
-        ServerInfo {
+        let mut info = ServerInfo {
             server_id: c.server_id.clone(),
             server_name: c.server_name.clone(),
             version: NATS_VERSION.to_string(),
@@ -191,6 +242,10 @@ impl Global {
             tachyon: TACHYON_VERSION.to_string(),
             jetstream: c.opts.jetstream.as_ref().is_some_and(|j| j.enabled),
             ..Default::default()
+        };
+        if c.opts.cluster.is_some() {
+            self.cluster_view.fill(&mut info);
         }
+        info
     }
 }

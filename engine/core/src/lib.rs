@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod outlet;
 pub mod reload;
 pub mod ring;
+pub mod route;
 pub mod service;
 pub mod shard;
 pub mod signal;

@@ -101,6 +101,20 @@ fn send_two_now(fd: RawFd, head: &[u8], body: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// A listener for the server-to-server ports (routes, leafnodes), with `SO_REUSEADDR` as
+/// nats-server's (Go's) listeners have it: a port whose earlier connections sit in TIME_WAIT
+/// (a peer restarted a moment ago) binds at once. glommio's own `bind` does not set it.
+pub fn listen_reusable(host: &str, port: u16) -> io::Result<glommio::net::TcpListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // std sets SO_REUSEADDR on Unix listeners.
+    let l = std::net::TcpListener::bind((host, port))?;
+    l.set_nonblocking(true)?;
+    let fd = l.into_raw_fd();
+    // SAFETY: `fd` is the listening socket just created above, released by `into_raw_fd`, so
+    // the glommio listener is its only owner and closes it.
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(fd) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

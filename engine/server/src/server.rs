@@ -78,6 +78,9 @@ pub enum StartError {
     Config(#[from] tachyon_config::ConfigError),
     #[error(transparent)]
     LeafNkey(#[from] tachyon_auth::BadSeed),
+    /// nats-server's fatal `Error listening on router port: PORT - listen tcp H:P: bind: ...`.
+    #[error("Error listening on router port: {port} - {text}")]
+    RoutePort { port: u16, text: String },
 }
 
 /// Blocks the signals the control thread handles, so no shard thread is interrupted by them.
@@ -122,6 +125,32 @@ fn die_on_panic() {
     }));
 }
 
+/// A route port another process holds stops the start, as in nats-server (the shard that
+/// serves it binds it once every shard is up; this probe makes the failure fatal and early).
+fn check_route_port(opts: &Options) -> Result<(), StartError> {
+    let Some(c) = opts.cluster.as_ref().filter(|c| c.port != 0) else {
+        return Ok(());
+    };
+    // A Tachyon killed with `kill -9` keeps its listeners while the kernel tears its io_uring
+    // down (listener.rs): a port that stays busy for a second is another process's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut bound = std::net::TcpListener::bind((c.host.as_str(), c.port));
+    while bound.is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        bound = std::net::TcpListener::bind((c.host.as_str(), c.port));
+    }
+    match bound {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let target = format!("tcp {}", tachyon_core::gotext::host_port(&c.host, c.port));
+            Err(StartError::RoutePort {
+                port: c.port,
+                text: tachyon_core::gotext::op_error("listen", &target, "bind", &e),
+            })
+        }
+    }
+}
+
 pub fn run(opts: Options) -> Result<(), StartError> {
     die_on_panic();
     let n = opts.shards.unwrap_or_else(|| {
@@ -140,6 +169,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             limit,
         });
     }
+    check_route_port(&opts)?;
     let sigset = block_signals();
     let accounts = tachyon_core::accounts::Accounts::resolve(&opts.accounts)?;
     let (auth, tls, ws_tls, ws_auth) = services(&opts, &accounts)?;

@@ -194,12 +194,12 @@ fn malformed_file_is_fatal_and_names_line_and_column() {
         o.stderr
     );
 
-    write(&conf, "port: 4222\ncluster {\n  port: 6222\n}\n");
+    write(&conf, "port: 4222\ngateway {\n  port: 7222\n}\n");
     let o = run_to_exit(&["-c", &conf_s]);
     assert_eq!(o.code, Some(1));
     assert!(
         o.stderr
-            .contains("2:1: config option 'cluster' is not supported yet"),
+            .contains("2:1: config option 'gateway' is not supported yet"),
         "{}",
         o.stderr
     );

@@ -15,12 +15,7 @@ use futures::StreamExt;
 const SHARDS: usize = 3;
 const STEP: Duration = Duration::from_secs(10);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use common::free_port;
 
 /// A nats-server hub with its leafnode port at `leaf_port` and monitoring on.
 fn hub(dir: &TempDir, leaf_port: u16) -> Server {
@@ -538,11 +533,7 @@ fn link_accounts(z: &serde_json::Value) -> Vec<String> {
 }
 
 /// Writes a config file `name` in `dir`; its path, for `-c`.
-fn write_conf(dir: &TempDir, name: &str, text: &str) -> String {
-    let path = dir.0.join(name);
-    std::fs::write(&path, text).expect("config");
-    path.to_string_lossy().into_owned()
-}
+use common::write_conf;
 
 /// What `sub` gets within 300 ms, probes left out.
 async fn rest(sub: &mut async_nats::Subscriber) -> Vec<String> {

@@ -321,18 +321,18 @@ fn unknown_flag_is_rejected_with_usage_like_nats_server() {
 fn unsupported_features_fail_loudly_instead_of_being_ignored() {
     let dir = TempDir::new("conf");
     let conf = dir.0.join("server.conf");
-    if let Err(e) = std::fs::write(&conf, "port: 4222\ncluster { port: 6222 }\n") {
+    if let Err(e) = std::fs::write(&conf, "port: 4222\ngateway { port: 7222 }\n") {
         panic!("write {conf:?}: {e}");
     }
     let conf = conf.to_string_lossy().into_owned();
     for (args, want) in [
         (
             vec!["-c", conf.as_str()],
-            "config option 'cluster' is not supported yet",
+            "config option 'gateway' is not supported yet",
         ),
         (
-            vec!["--routes", "nats://127.0.0.1:1"],
-            "flag -routes is not supported yet",
+            vec!["-r", "udp://127.0.0.1:514"],
+            "flag -r is not supported yet",
         ),
         (vec!["-s"], "flag -s is not supported yet"),
     ] {

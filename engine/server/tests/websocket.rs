@@ -62,12 +62,7 @@ async fn until_seen(
 
 const PROBE: &[u8] = b"\x00probe";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use common::free_port;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rust_client_works_over_websocket() {

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod cluster;
 pub mod error;
 pub mod gofmt;
 pub mod leafnode;

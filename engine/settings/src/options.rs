@@ -112,6 +112,10 @@ pub struct Options {
     pub websocket: Option<crate::websocket::WebsocketOpts>,
     /// `leafnodes { remotes }`: hubs this server joins as a leaf.
     pub leafnodes: crate::leafnode::LeafnodeOpts,
+    /// `cluster {}` with a port (or `--cluster`): this server is a route peer.
+    pub cluster: Option<crate::cluster::ClusterOpts>,
+    /// The cluster flags, laid over `cluster` once the file is read.
+    pub cluster_flags: crate::cluster::ClusterFlags,
 }
 
 impl Default for Options {
@@ -162,6 +166,8 @@ impl Default for Options {
             store_dir: None,
             websocket: None,
             leafnodes: crate::leafnode::LeafnodeOpts::default(),
+            cluster: None,
+            cluster_flags: crate::cluster::ClusterFlags::default(),
         }
     }
 }
@@ -214,6 +220,7 @@ impl Options {
                         .get_or_insert_with(JetStreamOpts::default)
                         .enabled = on;
                 }
+                "cluster" => o.cluster_flags = flags.cluster_flags.clone(),
                 "pid_file" => o.pid_file = flags.pid_file.clone(),
                 "ports_file_dir" => o.ports_file_dir = flags.ports_file_dir.clone(),
                 "http_port" => o.http_port = flags.http_port,

@@ -39,8 +39,12 @@ fn client_ops(data: &[u8], cut: usize) -> (Vec<tachyon_protocol::ClientOp>, bool
     ops(data, cut, |b| p.parse(b))
 }
 
-fn leaf_ops(data: &[u8], cut: usize) -> (Vec<tachyon_protocol::leaf::LeafOp>, bool) {
-    let mut p = LeafParser::new(LIMITS);
+fn leaf_ops(data: &[u8], cut: usize, route: bool) -> (Vec<tachyon_protocol::leaf::LeafOp>, bool) {
+    let mut p = if route {
+        LeafParser::route(LIMITS)
+    } else {
+        LeafParser::new(LIMITS)
+    };
     ops(data, cut, |b| p.parse(b))
 }
 
@@ -59,10 +63,12 @@ fuzz_target!(|input: &[u8]| {
     let mut buf = BytesMut::from(data);
     while let Ok(Some(_)) = sp.parse(&mut buf) {}
 
-    let (whole, whole_err) = leaf_ops(data, data.len());
-    let (split, split_err) = leaf_ops(data, cut);
-    if !whole_err && !split_err {
-        assert_eq!(whole, split);
+    for route in [false, true] {
+        let (whole, whole_err) = leaf_ops(data, data.len(), route);
+        let (split, split_err) = leaf_ops(data, cut, route);
+        if !whole_err && !split_err {
+            assert_eq!(whole, split);
+        }
     }
 });
 

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 use tachyon_protocol::leaf::{LeafConnectIn, LeafInfo, LeafOp, LeafParser};
 use tachyon_protocol::{errors, Limits};
 use tachyon_settings::leafnode::LeafListen;
@@ -29,7 +29,7 @@ const WRONG_PORT: &str = "attempted to connect to leaf node port";
 
 /// Binds the leafnode port and serves leafs until the shard stops accepting.
 pub async fn listen(shard: Rc<Shard>, cfg: LeafListen) {
-    let listener = match TcpListener::bind((cfg.host.as_str(), cfg.port)) {
+    let listener = match crate::socket::listen_reusable(&cfg.host, cfg.port) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(
@@ -198,6 +198,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, cfg: Rc<LeafListen>, port: u
     ));
     link.account.set(account);
     link.leaf.set(true);
+    link.link.set(true);
     link.leaf_accepted.set(true);
     link.flags.set(ClientFlags {
         verbose: false,

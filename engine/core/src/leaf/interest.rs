@@ -1,9 +1,12 @@
-//! What each leafnode link is told about interest (`LS+`/`LS-`): the subscriptions of every
-//! shard in the link's account, kept on the link shard from the same deltas the remote-interest
-//! index is built from, including those of other links, as nats-server counts them: a link to
-//! our hub hears our clients' interest and that of leafs connected to us, not that of our other
-//! hubs; a leaf connected to us hears everything but its own. Plain interest is announced on
-//! 0↔1 only; a queue group's weight on every change (nats-server's `updateSmap`).
+//! What each link is told about interest (`LS+`/`LS-` to a leafnode link, `RS+`/`RS-` to a
+//! route): the subscriptions of every shard in the link's account, kept on the link shard from
+//! the same deltas the remote-interest index is built from, including those of other links, as
+//! nats-server counts them: a link to our hub hears our clients' interest and that of leafs
+//! connected to us, not that of our other hubs nor of our routes; a leaf connected to us hears
+//! everything but its own; a route hears our clients' and our leafs' interest, never another
+//! route's (one hop) nor our hubs'. Plain interest is announced on 0↔1 only; a queue group's
+//! weight on every change (nats-server's `updateSmap`). JetStream's subjects never reach a
+//! leafnode link (`super::js_denied`); they do reach routes.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -23,6 +26,8 @@ pub enum Side {
     Spoke,
     /// It dialed us: the other end is our leaf.
     Hub,
+    /// A route: the other end is a peer in our cluster.
+    Route,
 }
 
 /// Whose subscription an interest change is.
@@ -35,8 +40,13 @@ pub enum Owner {
 }
 
 struct Attached {
+    /// Where the announcements are written.
     link: Rc<ClientState>,
+    /// The link whose own interest is hidden from it (a route's stand-in for the account).
+    id: u64,
     side: Side,
+    /// A route's announcements name the account.
+    account: Option<Bytes>,
 }
 
 pub struct LeafInterest {
@@ -44,6 +54,8 @@ pub struct LeafInterest {
     counts: HashMap<Key, u32>,
     /// Of those, the links to our hubs'.
     spoke: HashMap<Key, u32>,
+    /// Of those, the routes'.
+    routed: HashMap<Key, u32>,
     /// Of those, each link's own.
     owned: HashMap<(u64, Key), u32>,
     links: Vec<Attached>,
@@ -56,6 +68,7 @@ impl LeafInterest {
         LeafInterest {
             counts: HashMap::new(),
             spoke: HashMap::new(),
+            routed: HashMap::new(),
             owned: HashMap::new(),
             links: Vec::new(),
             lds,
@@ -68,23 +81,18 @@ impl LeafInterest {
 
     /// How many subscriptions under `key` the link `a` is told of.
     fn seen_by(&self, a: &Attached, key: &Key) -> u32 {
-        let total = self.counts.get(key).copied().unwrap_or(0);
+        let count = |m: &HashMap<Key, u32>| m.get(key).copied().unwrap_or(0);
+        let total = count(&self.counts);
         let hidden = match a.side {
-            Side::Spoke => self.spoke.get(key).copied().unwrap_or(0),
-            Side::Hub => self
-                .owned
-                .get(&(a.link.id, key.clone()))
-                .copied()
-                .unwrap_or(0),
+            Side::Spoke | Side::Route => count(&self.spoke) + count(&self.routed),
+            Side::Hub => self.owned.get(&(a.id, key.clone())).copied().unwrap_or(0),
         };
         total.saturating_sub(hidden)
     }
 
     /// One subscription came or went somewhere in the account.
     pub fn change(&mut self, op: InterestOp, subject: &Bytes, queue: &Option<Bytes>, owner: Owner) {
-        if super::js_denied(subject) {
-            return;
-        }
+        let js = super::js_denied(subject);
         let key = (subject.clone(), queue.clone());
         if op == InterestOp::Remove && !self.counts.contains_key(&key) {
             return;
@@ -93,41 +101,66 @@ impl LeafInterest {
         step(&mut self.counts, key.clone(), op);
         if let Owner::Link(id, side) = owner {
             step(&mut self.owned, (id, key.clone()), op);
-            if side == Side::Spoke {
-                step(&mut self.spoke, key.clone(), op);
+            match side {
+                Side::Spoke => step(&mut self.spoke, key.clone(), op),
+                Side::Route => step(&mut self.routed, key.clone(), op),
+                Side::Hub => {}
             }
         }
         for (a, before) in self.links.iter().zip(before) {
+            if js && a.side != Side::Route {
+                continue;
+            }
             let after = self.seen_by(a, &key);
             let mut out = Vec::new();
             match queue {
                 Some(q) if after > 0 && after != before => {
-                    leaf::sub(&mut out, subject, Some((q, after)))
+                    announce(&mut out, a, subject, Some((q, after)))
                 }
-                Some(q) if after == 0 && before > 0 => leaf::unsub(&mut out, subject, Some(q)),
-                None if before == 0 && after > 0 => leaf::sub(&mut out, subject, None),
-                None if before > 0 && after == 0 => leaf::unsub(&mut out, subject, None),
+                Some(q) if after == 0 && before > 0 => withdraw(&mut out, a, subject, Some(q)),
+                None if before == 0 && after > 0 => announce(&mut out, a, subject, None),
+                None if before > 0 && after == 0 => withdraw(&mut out, a, subject, None),
                 _ => continue,
             }
             a.link.send_raw(&out);
         }
     }
 
-    /// A link is up: it hears all of the interest it may see, then every change.
+    /// A leafnode link is up: it hears all of the interest it may see, then every change.
     pub fn attach(&mut self, link: Rc<ClientState>, side: Side) {
-        let a = Attached { link, side };
+        debug_assert!(side != Side::Route);
+        let id = link.id;
+        self.attach_as(link, id, side, None);
+    }
+
+    /// A route is up: `writer` (its connection) hears the account's interest as `RS+` naming
+    /// `account`; `stand_in` is the route's subscriber in this account, whose interest it
+    /// never hears back.
+    pub fn attach_route(&mut self, writer: Rc<ClientState>, stand_in: u64, account: Bytes) {
+        self.attach_as(writer, stand_in, Side::Route, Some(account));
+    }
+
+    fn attach_as(&mut self, link: Rc<ClientState>, id: u64, side: Side, account: Option<Bytes>) {
+        let a = Attached {
+            link,
+            id,
+            side,
+            account,
+        };
         let mut out = Vec::new();
         for (subject, queue) in self.counts.keys() {
+            if side != Side::Route && super::js_denied(subject) {
+                continue;
+            }
             let n = self.seen_by(&a, &(subject.clone(), queue.clone()));
             if n == 0 {
                 continue;
             }
-            match queue {
-                Some(q) => leaf::sub(&mut out, subject, Some((q, n))),
-                None => leaf::sub(&mut out, subject, None),
-            }
+            announce(&mut out, &a, subject, queue.as_ref().map(|q| (&q[..], n)));
         }
-        leaf::sub(&mut out, &self.lds, None);
+        if side != Side::Route {
+            leaf::sub(&mut out, &self.lds, None);
+        }
         a.link.send_raw(&out);
         self.links.push(a);
     }
@@ -144,6 +177,21 @@ impl LeafInterest {
 
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty()
+    }
+}
+
+/// `LS+`, or `RS+` naming the account for a route.
+fn announce(out: &mut Vec<u8>, a: &Attached, subject: &[u8], queue: Option<(&[u8], u32)>) {
+    match &a.account {
+        Some(acc) => leaf::route_sub(out, acc, subject, queue),
+        None => leaf::sub(out, subject, queue),
+    }
+}
+
+fn withdraw(out: &mut Vec<u8>, a: &Attached, subject: &[u8], queue: Option<&[u8]>) {
+    match &a.account {
+        Some(acc) => leaf::route_unsub(out, acc, subject, queue),
+        None => leaf::unsub(out, subject, queue),
     }
 }
 

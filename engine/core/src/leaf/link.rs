@@ -28,7 +28,7 @@ const INFO_TIMEOUT: Duration = Duration::from_secs(2);
 const LOOP_DELAY: Duration = Duration::from_secs(30);
 /// A hub link is not cut off like a slow client: nats-server sets no pending limit on leaf
 /// connections. Its feeders still pause at the stall mark.
-pub(super) const LINK_MAX_PENDING: usize = 1 << 30;
+pub(crate) const LINK_MAX_PENDING: usize = 1 << 30;
 const READ_CHUNK: usize = 64 * 1024;
 /// The leaf protocol version sent in CONNECT (2: no message tracing).
 const LEAF_PROTO: i32 = 2;
@@ -198,6 +198,7 @@ async fn serve(
     ));
     link.account.set(account);
     link.leaf.set(true);
+    link.link.set(true);
     link.flags.set(ClientFlags {
         verbose: false,
         pedantic: false,
@@ -433,6 +434,7 @@ pub(super) async fn run_link(
                     queues,
                     header_len,
                     message,
+                    ..
                 } => {
                     if super::js_denied(&subject) {
                         continue;
@@ -503,7 +505,7 @@ pub(super) async fn run_link(
 
 /// PINGs the hub every `interval`; `max` unanswered ones end the link as stale (a hub gone
 /// without closing the connection is noticed).
-async fn keepalive(
+pub(crate) async fn keepalive(
     link: Rc<ClientState>,
     socket: Socket,
     pings_out: Rc<Cell<u32>>,

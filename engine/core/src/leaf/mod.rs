@@ -36,10 +36,12 @@ pub struct LinkInfo {
 
 /// Whose interest a subscription of `client` is, for the links' trackers.
 pub fn owner_of(client: &crate::client::ClientState) -> interest::Owner {
-    if !client.leaf.get() {
+    if !client.link.get() {
         return interest::Owner::Local;
     }
-    let side = if client.leaf_accepted.get() {
+    let side = if client.route.get() {
+        interest::Side::Route
+    } else if client.leaf_accepted.get() {
         interest::Side::Hub
     } else {
         interest::Side::Spoke
@@ -57,8 +59,9 @@ pub fn trackers(id: u16, global: &Arc<Global>) -> HashMap<AccountId, LeafInteres
     if id != LINK_SHARD {
         return out;
     }
-    if global.config().opts.leafnodes.listen.is_some() {
-        // Leafs connecting to us may bind any account.
+    let cfg = global.config();
+    if cfg.opts.leafnodes.listen.is_some() || cfg.opts.cluster.is_some() {
+        // Leafs connecting to us may bind any account; a route carries every account.
         for acc in 0..global.accounts.len().max(1) {
             out.insert(
                 acc as AccountId,

@@ -54,6 +54,24 @@ pub struct ShardSnapshot {
     pub conns: Vec<ConnSnapshot>,
     /// Leafnode links (always: there are few).
     pub leafs: Vec<LeafSnapshot>,
+    /// Routes (always: there are few).
+    pub routes: Vec<RouteSnapshot>,
+    /// The cluster's name and route port, on the shard that runs the routes.
+    pub cluster: Option<(String, u16)>,
+}
+
+/// One route, as `/routez` reports it.
+#[derive(Debug, Clone)]
+pub struct RouteSnapshot {
+    /// The route's connection (counters, RTT, address) with the peer's interest summed over
+    /// every account (and listed when asked).
+    pub conn: ConnSnapshot,
+    pub remote_id: String,
+    pub remote_name: String,
+    pub did_solicit: bool,
+    pub is_configured: bool,
+    /// The peer's route port.
+    pub remote_port: u16,
 }
 
 /// One leafnode link, as `/leafz` reports it.
@@ -88,6 +106,26 @@ pub fn take(shard: &Shard, want: Want) -> ShardSnapshot {
             remote_name: l.remote_name.clone(),
             spoke: !l.client.leaf_accepted.get(),
         });
+    }
+    if let Some(cluster) = &shard.cluster {
+        snap.cluster = Some((cluster.name.borrow().clone(), cluster.port.get()));
+        for p in cluster.peers.borrow().iter() {
+            let mut c = conn(&p.conn, false);
+            c.start = p.connected_at;
+            for s in p.stand_ins.borrow().values() {
+                let sc = conn(s, want.subs);
+                c.num_subs += sc.num_subs;
+                c.subs.extend(sc.subs);
+            }
+            snap.routes.push(RouteSnapshot {
+                conn: c,
+                remote_id: p.remote_id.clone(),
+                remote_name: p.remote_name.clone(),
+                did_solicit: p.solicited.get(),
+                is_configured: p.kind.get() == crate::route::RouteKind::Explicit,
+                remote_port: p.info.borrow().port,
+            });
+        }
     }
     for c in clients.values() {
         snap.live += c.counters.get();
@@ -182,6 +220,7 @@ pub fn reason_text(r: CloseReason) -> &'static str {
         CloseReason::MaxConnections => "Maximum Connections Exceeded",
         CloseReason::MaxPayload => "Maximum Message Payload Exceeded",
         CloseReason::ServerShutdown | CloseReason::LameDuck => "Server Shutdown",
+        CloseReason::DuplicateRoute => "Duplicate Route",
     }
 }
 

@@ -112,6 +112,24 @@ pub struct Shard {
     pub(crate) leaf_interest: RefCell<HashMap<AccountId, crate::leaf::interest::LeafInterest>>,
     /// The leafnode links this shard runs, for monitoring.
     pub leaf_links: RefCell<Vec<crate::leaf::LinkInfo>>,
+    /// Which kind of link the message being published came from: decides which other links
+    /// it may go on to (one hop over routes; a hub's messages never onto routes).
+    link_source: Cell<LinkSource>,
+    /// On the link shard of a server in a cluster: its routes (`route/`). `None` elsewhere.
+    pub cluster: Option<Rc<crate::route::Cluster>>,
+}
+
+/// Where a message being published came from, as the delivery rules between links see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkSource {
+    /// A client, a service, or another shard.
+    Client,
+    /// A route: never onto another route, onto a leafnode link only when we are its hub.
+    Route,
+    /// Our hub (a link we dialed): never onto a route.
+    Hub,
+    /// Our leaf (a link that dialed us).
+    Leaf,
 }
 
 impl Shard {
@@ -126,6 +144,7 @@ impl Shard {
         targets.resize_with(nshards, Target::default);
         let naccounts = global.accounts.len().max(1);
         let leaf_interest = crate::leaf::trackers(id, &global);
+        let cluster = crate::route::Cluster::for_shard(id, &global);
         Shard {
             id,
             nshards,
@@ -160,6 +179,8 @@ impl Shard {
             leaf_present: Cell::new(false),
             leaf_interest: RefCell::new(leaf_interest),
             leaf_links: RefCell::new(Vec::new()),
+            link_source: Cell::new(LinkSource::Client),
+            cluster,
         }
     }
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tachyon_protocol::headers;
 
 use super::responses::{self, Verdict};
-use super::Shard;
+use super::{LinkSource, Shard};
 use crate::accounts::AccountId;
 use crate::client::{ClientState, SendStatus, SubRef};
 use crate::envelope::{Envelope, ForwardedResponse, QueuePicks, RoutedMsg};
@@ -82,7 +82,7 @@ impl Shard {
         if sub.removed.get() || client.is_closed() || client.affinity.skips(src) {
             return false;
         }
-        if client.leaf.get() {
+        if client.link.get() {
             return self.leaf_hit(sub);
         }
         client.affinity.note(src);
@@ -423,10 +423,12 @@ impl Shard {
             None
         };
         let remote = remote.filter(|r| !r.plain.is_empty() || !r.queues.is_empty());
-        // From a leafnode link: only the queue groups its hub named.
-        let from_leaf = from.leaf.get();
-        // Queue groups: exactly one member over all shards, weighted by member counts.
-        let prefer_local = self.leaf_present.get() && !from_leaf;
+        // From a link: only the queue groups the other server named.
+        let from_leaf = from.link.get();
+        // Queue groups: exactly one member over all shards, weighted by member counts (a
+        // leafnode link's only when the group has no other member, nor a route's when the
+        // message came from a route or our hub).
+        let prefer_local = self.leaf_present.get() || from_leaf;
         for group in &local.queues {
             if from_leaf && !self.leaf_names_group(&group.name) {
                 continue;
@@ -498,9 +500,13 @@ impl Shard {
         delivered
     }
 
-    /// A leafnode link's subscription matched: noted, written once per link at the end.
+    /// A link's subscription matched: noted, written once per link at the end (unless the
+    /// message may not go on to that link).
     #[cold]
     fn leaf_hit(&self, sub: &SubRef) -> bool {
+        if self.tier_of(&sub.client).is_none() {
+            return false;
+        }
         self.leaf_hits
             .borrow_mut()
             .push((sub.client.clone(), sub.queue.clone()));
@@ -513,9 +519,8 @@ impl Shard {
     fn flush_leaf_hits(&self, m: MsgView<'_>) {
         let mut hits = self.leaf_hits.borrow_mut();
         if crate::leaf::js_denied(m.subject) {
-            // A hub's wildcard interest does not carry JetStream's subjects.
-            hits.clear();
-            return;
+            // A hub's wildcard interest does not carry JetStream's subjects; a route's does.
+            hits.retain(|(link, _)| link.route.get());
         }
         let mut names = self.leaf_names.borrow_mut();
         while let Some((link, first)) = hits.pop() {
@@ -532,12 +537,17 @@ impl Shard {
                     i += 1;
                 }
             }
-            let status = link.send_leaf_msg(m.subject, m.reply, &names, m.header_len, m.payload);
+            let writer = link.writer_of();
+            let status = {
+                let via = link.route_via.borrow();
+                let account = via.as_ref().map(|(_, name)| &name[..]);
+                writer.send_leaf_msg(account, m.subject, m.reply, &names, m.header_len, m.payload)
+            };
             match status {
                 SendStatus::Stalled if m.src == self.id => {
-                    self.stalled.borrow_mut().push(link.gate.clone())
+                    self.stalled.borrow_mut().push(writer.gate.clone())
                 }
-                SendStatus::Stalled => self.note_remote_stall(m.src, m.origin, &link.gate),
+                SendStatus::Stalled => self.note_remote_stall(m.src, m.origin, &writer.gate),
                 SendStatus::Queued | SendStatus::Dropped => {}
             }
         }
@@ -552,8 +562,9 @@ impl Shard {
             .is_some_and(|list| tachyon_protocol::leaf::queue_names(list).any(|q| q == name))
     }
 
-    /// Publishes what a leafnode link received from its hub: to every plain subscriber (the
-    /// link's own excepted) and to one member of each queue group the hub named.
+    /// Publishes what a link received from the server at its other end: to every plain
+    /// subscriber (the link's own excepted) and to one member of each queue group that server
+    /// named, on the links the delivery rules let it reach.
     pub fn publish_from_leaf(
         &self,
         link: &Rc<ClientState>,
@@ -563,10 +574,39 @@ impl Shard {
         header_len: Option<usize>,
         payload: &Bytes,
     ) {
-        debug_assert!(link.leaf.get() && !link.flags.get().echo);
+        debug_assert!(link.link.get() && !link.flags.get().echo);
+        let source = if link.route.get() {
+            LinkSource::Route
+        } else if link.leaf_accepted.get() {
+            LinkSource::Leaf
+        } else {
+            LinkSource::Hub
+        };
+        self.link_source.set(source);
         *self.leaf_only.borrow_mut() = queues;
         self.publish(link, subject, reply, header_len, payload);
         *self.leaf_only.borrow_mut() = None;
+        self.link_source.set(LinkSource::Client);
+    }
+
+    /// How a queue member ranks for the message being published: `Some(false)` a first
+    /// choice (a client, or a route unless the message came from a route or our hub),
+    /// `Some(true)` only when no first choice exists (a leafnode link), `None` never (nats-server's
+    /// one hop over routes, and no hub message onto a route). Also decides which links a plain
+    /// subscription's match reaches.
+    fn tier_of(&self, c: &ClientState) -> Option<bool> {
+        if !c.link.get() {
+            return Some(false);
+        }
+        let source = self.link_source.get();
+        if c.route.get() {
+            return matches!(source, LinkSource::Client | LinkSource::Leaf).then_some(false);
+        }
+        if source == LinkSource::Route && !c.leaf_accepted.get() {
+            // A routed message reaches our leafs, not our hubs.
+            return None;
+        }
+        Some(true)
     }
 
     /// One member of a queue group that has leafnode members somewhere: a member that is not
@@ -582,7 +622,10 @@ impl Shard {
         msg: MsgView<'_>,
     ) -> bool {
         for leaf in [false, true] {
-            let local_n = local.iter().filter(|s| s.client.leaf.get() == leaf).count();
+            let local_n = local
+                .iter()
+                .filter(|s| self.tier_of(&s.client) == Some(leaf))
+                .count();
             let remote_n: usize = remote
                 .iter()
                 .filter(|e| e.leaf == leaf)
@@ -621,7 +664,7 @@ impl Shard {
         let n = members.len();
         for i in 0..n {
             let sub = &members[(start + i) % n];
-            if leaf.is_some_and(|l| sub.client.leaf.get() != l) {
+            if leaf.is_some_and(|l| self.tier_of(&sub.client) != Some(l)) {
                 continue;
             }
             if let Some(from) = from {

@@ -143,6 +143,10 @@ pub async fn run(parts: ShardParts, n: usize, global: Arc<Global>) {
     ready.arrive();
     ready.wait().await;
     crate::leaf::start(&shard);
+    crate::route::start(&shard);
+    if global.config().opts.cluster.is_some() {
+        glommio::spawn_local(crate::route::push_info(shard.clone())).detach();
+    }
 
     let acceptor = glommio::spawn_local(accept_loop(shard.clone(), listener_fd, false));
     let ws_acceptor =

@@ -196,7 +196,9 @@ fn close_status(reason: Option<CloseReason>) -> Option<(u16, &'static str)> {
         | MaxConnections => frame::CLOSE_POLICY_VIOLATION,
         ProtocolViolation => frame::CLOSE_PROTOCOL_ERROR,
         MaxPayload => frame::CLOSE_TOO_BIG,
-        WriteError | ReadError | StaleConnection | ServerShutdown => frame::CLOSE_GOING_AWAY,
+        WriteError | ReadError | StaleConnection | ServerShutdown | DuplicateRoute => {
+            frame::CLOSE_GOING_AWAY
+        }
         LameDuck => frame::CLOSE_INTERNAL,
     };
     Some((status, crate::monitor::snapshot::reason_text(r)))

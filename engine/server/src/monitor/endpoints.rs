@@ -114,7 +114,7 @@ pub struct Varz {
     max_control_line: usize,
     max_payload: usize,
     max_pending: usize,
-    cluster: Empty,
+    cluster: ClusterVarz,
     gateway: Empty,
     leaf: Empty,
     mqtt: Empty,
@@ -217,7 +217,7 @@ pub fn varz(i: VarzInputs<'_>, snaps: &[ShardSnapshot]) -> Varz {
         max_control_line: o.max_control_line,
         max_payload: o.max_payload,
         max_pending: o.max_pending,
-        cluster: Empty {},
+        cluster: cluster_varz(g, snaps),
         gateway: Empty {},
         leaf: Empty {},
         mqtt: Empty {},
@@ -234,8 +234,8 @@ pub fn varz(i: VarzInputs<'_>, snaps: &[ShardSnapshot]) -> Varz {
         cpu: i.cpu,
         connections,
         total_connections: total_conns,
-        routes: 0,
-        remotes: 0,
+        routes: snaps.iter().map(|s| s.routes.len() as u64).sum(),
+        remotes: snaps.iter().map(|s| s.routes.len() as u64).sum(),
         leafnodes: snaps.iter().map(|s| s.leafs.len() as u64).sum(),
         in_msgs: t.in_msgs,
         in_bytes: t.in_bytes,
@@ -745,7 +745,47 @@ pub struct Routez {
     server_name: String,
     now: String,
     num_routes: u64,
-    routes: Vec<Empty>,
+    routes: Vec<RouteInfo>,
+}
+
+/// One route, in nats-server's `/routez` shape.
+#[derive(Serialize)]
+pub struct RouteInfo {
+    rid: u64,
+    remote_id: String,
+    remote_name: String,
+    did_solicit: bool,
+    is_configured: bool,
+    ip: String,
+    port: u16,
+    start: String,
+    last_activity: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    rtt: String,
+    uptime: String,
+    idle: String,
+    pending_size: usize,
+    in_msgs: u64,
+    out_msgs: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+    subscriptions: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscriptions_list: Option<Vec<String>>,
+    compression: &'static str,
+}
+
+/// `cluster` in `/varz`, for a clustered server.
+#[derive(Serialize, Default)]
+pub struct ClusterVarz {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+    #[serde(rename = "addr", skip_serializing_if = "String::is_empty")]
+    host: String,
+    #[serde(rename = "cluster_port", skip_serializing_if = "is_zero_u16")]
+    port: u16,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    urls: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -799,13 +839,69 @@ pub struct Accstatz {
     account_statz: Vec<Empty>,
 }
 
-pub fn routez(g: &Global, now: SystemTime) -> Routez {
+/// The routes, with the peer's interest (every account's) listed when `subs` is set.
+pub fn routez(
+    g: &Global,
+    now: SystemTime,
+    snaps: &[tachyon_core::monitor::snapshot::ShardSnapshot],
+    subs: bool,
+) -> Routez {
+    let routes: Vec<RouteInfo> = snaps
+        .iter()
+        .flat_map(|s| s.routes.iter())
+        .map(|r| {
+            let c = &r.conn;
+            RouteInfo {
+                rid: c.cid,
+                remote_id: r.remote_id.clone(),
+                remote_name: r.remote_name.clone(),
+                did_solicit: r.did_solicit,
+                is_configured: r.is_configured,
+                ip: c.ip.clone(),
+                port: if r.did_solicit { c.port } else { r.remote_port },
+                start: rfc3339_nano(c.start),
+                last_activity: rfc3339_nano(c.last_activity),
+                rtt: rtt(c.rtt),
+                uptime: uptime(now.duration_since(c.start).unwrap_or_default()),
+                idle: uptime(now.duration_since(c.last_activity).unwrap_or_default()),
+                pending_size: c.pending_bytes,
+                in_msgs: c.counters.in_msgs,
+                out_msgs: c.counters.out_msgs,
+                in_bytes: c.counters.in_bytes,
+                out_bytes: c.counters.out_bytes,
+                subscriptions: c.num_subs,
+                subscriptions_list: subs
+                    .then(|| c.subs.iter().map(|s| s.subject.clone()).collect()),
+                compression: "not supported",
+            }
+        })
+        .collect();
     Routez {
         server_id: g.config().server_id.clone(),
         server_name: g.config().server_name.clone(),
         now: rfc3339_nano(now),
-        num_routes: 0,
-        routes: Vec::new(),
+        num_routes: routes.len() as u64,
+        routes,
+    }
+}
+
+fn cluster_varz(
+    g: &Global,
+    snaps: &[tachyon_core::monitor::snapshot::ShardSnapshot],
+) -> ClusterVarz {
+    let cfg = g.config();
+    let Some(c) = &cfg.opts.cluster else {
+        return ClusterVarz::default();
+    };
+    let (name, port) = snaps
+        .iter()
+        .find_map(|s| s.cluster.clone())
+        .unwrap_or_default();
+    ClusterVarz {
+        name,
+        host: c.host.clone(),
+        port,
+        urls: c.routes.iter().map(|r| r.host_port()).collect(),
     }
 }
 

@@ -255,7 +255,13 @@ impl Monitor {
                 content_type: "application/json",
                 body: br#"{"status":"ok"}"#.to_vec(),
             },
-            "/routez" => Reply::json(&endpoints::routez(g, now())),
+            "/routez" => match q.bool("subs") {
+                Ok(subs) => {
+                    let snaps = self.gather(Want { conns: false, subs });
+                    Reply::json(&endpoints::routez(g, now(), &snaps, subs))
+                }
+                Err(e) => Reply::bad_request(e),
+            },
             "/gatewayz" => Reply::json(&endpoints::gatewayz(g, now())),
             "/leafz" => match q.bool("subs") {
                 Ok(subs) => {

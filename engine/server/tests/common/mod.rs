@@ -456,6 +456,21 @@ impl Drop for TempDir {
     }
 }
 
+/// A loopback port nobody listens on now (for ports a config file must name).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Writes config `text` as `name` in `dir`; returns its path.
+pub fn write_conf(dir: &TempDir, name: &str, text: &str) -> String {
+    let path = dir.0.join(name);
+    std::fs::write(&path, text).expect("config");
+    path.to_string_lossy().into_owned()
+}
+
 /// What a raw read collected.
 #[derive(Debug, Default, Clone)]
 pub struct Received {
