@@ -13,16 +13,22 @@ fn token() -> impl Strategy<Value = Vec<u8>> {
     )
 }
 
-fn parser() -> LeafParser {
-    LeafParser::new(Limits {
-        max_payload: 1 << 16,
-        max_control_line: 4096,
-    })
-}
+const LIMITS: Limits = Limits {
+    max_payload: 1 << 16,
+    max_control_line: 4096,
+};
 
 /// Every op in `wire` fed in `chunk`-sized pieces; `None` on the first error.
 fn ops(wire: &[u8], chunk: usize) -> Option<Vec<LeafOp>> {
-    let mut p = parser();
+    ops_of(LeafParser::new(LIMITS), wire, chunk)
+}
+
+/// As `ops`, for what a route peer sends.
+fn route_ops(wire: &[u8], chunk: usize) -> Option<Vec<LeafOp>> {
+    ops_of(LeafParser::route(LIMITS), wire, chunk)
+}
+
+fn ops_of(mut p: LeafParser, wire: &[u8], chunk: usize) -> Option<Vec<LeafOp>> {
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for piece in wire.chunks(chunk.max(1)) {
@@ -84,11 +90,41 @@ proptest! {
     }
 
     #[test]
+    fn route_ops_round_trip(
+        account in token(),
+        subject in token(),
+        reply in proptest::option::of(token()),
+        queue in proptest::option::of((token(), 1u32..1000)),
+        body in proptest::collection::vec(any::<u8>(), 0..100),
+        chunk in 1usize..48,
+    ) {
+        prop_assume!(reply.as_deref() != Some(b"+") && reply.as_deref() != Some(b"|"));
+        let mut wire = Vec::new();
+        leaf::route_sub(&mut wire, &account, &subject, queue.as_ref().map(|(q, w)| (&q[..], *w)));
+        let queues: Vec<Bytes> = queue.iter().map(|(q, _)| Bytes::from(q.clone())).collect();
+        leaf::msg(&mut wire, Some(&account), &subject, reply.as_deref(), &queues, None, &body);
+        leaf::route_unsub(&mut wire, &account, &subject, queue.as_ref().map(|(q, _)| &q[..]));
+        let got = route_ops(&wire, chunk).expect("parses");
+        prop_assert_eq!(got.len(), 3);
+        let LeafOp::Sub { account: a, key, .. } = &got[0] else { panic!("{:?}", got[0]) };
+        prop_assert_eq!(a.as_deref(), Some(&account[..]));
+        let LeafOp::Msg { account: ma, subject: s, reply: r, message, .. } = &got[1] else { panic!("{:?}", got[1]) };
+        prop_assert_eq!(ma.as_deref(), Some(&account[..]));
+        prop_assert_eq!(&s[..], &subject[..]);
+        prop_assert_eq!(r.as_deref(), reply.as_deref());
+        prop_assert_eq!(&message[..], &body[..]);
+        let LeafOp::Unsub { key: key2, .. } = &got[2] else { panic!("{:?}", got[2]) };
+        prop_assert_eq!(key, key2);
+    }
+
+    #[test]
     fn arbitrary_bytes_parse_the_same_in_any_split(data in proptest::collection::vec(any::<u8>(), 0..300), chunk in 1usize..50) {
-        let whole = ops(&data, data.len().max(1));
-        let split = ops(&data, chunk);
-        if let (Some(a), Some(b)) = (whole, split) {
-            prop_assert_eq!(a, b);
+        for parse in [ops, route_ops] {
+            let whole = parse(&data, data.len().max(1));
+            let split = parse(&data, chunk);
+            if let (Some(a), Some(b)) = (whole, split) {
+                prop_assert_eq!(a, b);
+            }
         }
     }
 }

@@ -264,6 +264,13 @@ pub fn run(opts: Options) -> Result<(), StartError> {
                 .is_some_and(|j| j.store_dir.is_none())
             && opts.store_dir.is_none();
         crate::jetstream::log_start(&js, temporary);
+        if opts.cluster.is_some() {
+            // Streams are not replicated: with routes, this server's JetStream serves its own
+            // streams, and its API subjects are announced to the peers like any interest.
+            tracing::warn!(
+                "JetStream is not clustered in Tachyon: this server's streams live on it alone"
+            );
+        }
         let limits = crate::jetstream::account_limits(&opts, &global.accounts);
         let installed =
             crate::jetstream::install(&mut parts, js, limits).map_err(StartError::JetStream)?;

@@ -533,3 +533,51 @@ async fn leafs_of_a_clustered_server_reach_the_cluster() {
     assert_eq!(drain(&mut sa).await.len(), 50);
     assert_eq!(drain(&mut sl).await.len(), 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_authorization_both_ways_and_for_gossiped_peers() {
+    let Some(_) = common::require_nats_server("route authorization") else {
+        return;
+    };
+    let dir = TempDir::new("route-auth");
+    let (pa, pt, pb, px) = (free_port(), free_port(), free_port(), free_port());
+    let auth = "  authorization { user: ruser, password: pwd }\n";
+    let conf = |name: &str, port: u16, routes: &[String]| {
+        let routes: Vec<String> = routes.iter().map(|r| format!("\"{r}\"")).collect();
+        write_conf(
+            &dir,
+            &format!("{name}.conf"),
+            &format!(
+                "server_name: {name}\ncluster {{\n  name: c1\n  listen: \"127.0.0.1:{port}\"\n{auth}  routes: [{}]\n}}\n",
+                routes.join(", ")
+            ),
+        )
+    };
+    let good = |p: u16| format!("nats-route://ruser:pwd@127.0.0.1:{p}");
+    let a = Server::start(Impl::NatsServer, &["-c", &conf("A", pa, &[]), "-m", "-1"]);
+    let t = Server::under_test(SHARDS, &["-c", &conf("T", pt, &[good(pa)]), "-m", "-1"]);
+    // B reaches T by gossip only: T dials it with its own cluster credentials (or B dials T
+    // with B's), and both require them.
+    let b = Server::start(
+        Impl::NatsServer,
+        &["-c", &conf("B", pb, &[good(pa)]), "-m", "-1"],
+    );
+    until_peers(&t, &["A", "B"], &[&a, &t, &b]);
+    until_peers(&b, &["A", "T"], &[&a, &t, &b]);
+    // A peer with a wrong password is refused by the server under test.
+    let bad = format!("nats-route://ruser:wrong@127.0.0.1:{pt}");
+    let xconf = write_conf(
+        &dir,
+        "X.conf",
+        &format!(
+            "server_name: X\ncluster {{\n  name: c1\n  listen: \"127.0.0.1:{px}\"\n  routes: [\"{bad}\"]\n}}\n"
+        ),
+    );
+    let x = Server::start(Impl::NatsServer, &["-c", &xconf, "-m", "-1"]);
+    let deadline = Instant::now() + STEP;
+    while !x.log().contains("Authorization Violation") {
+        assert!(Instant::now() < deadline, "X was not refused:\n{}", x.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(peers(&t), ["A", "B"]);
+}
