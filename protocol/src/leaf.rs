@@ -385,6 +385,9 @@ pub struct LeafConnect {
     pub auth_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nkey: Option<String>,
+    /// A credentials file's user JWT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sig: Option<String>,
 }

@@ -9,5 +9,5 @@ pub mod leaf_signer;
 pub mod tls;
 
 pub use authn::Authenticator;
-pub use leaf_signer::{BadSeed, NkeySigner};
+pub use leaf_signer::{BadSeed, CredsSigner, NkeySigner};
 pub use tls::{ClientTls, ServerTls, TlsError};

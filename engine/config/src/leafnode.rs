@@ -20,8 +20,6 @@ const NOT_YET: &[&str] = &[
 
 /// Remote keys nats-server takes that Tachyon does not serve yet.
 const REMOTE_NOT_YET: &[&str] = &[
-    "creds",
-    "credentials",
     "hub",
     "deny_imports",
     "deny_import",
@@ -190,6 +188,7 @@ fn remote(item: &Item) -> Result<RemoteLeaf, ConfigError> {
         account: None,
         tls: None,
         nkey_seed: None,
+        credentials: None,
     };
     for (key, v) in m.iter() {
         match key.to_ascii_lowercase().as_str() {
@@ -211,6 +210,9 @@ fn remote(item: &Item) -> Result<RemoteLeaf, ConfigError> {
             "tls" => r.tls = Some(remote_tls(v.as_map(key)?)?),
             // Checked to be a seed when the server starts (the signer is built then).
             "nkey" | "seed" => r.nkey_seed = Some(v.to_text(key)?),
+            "credentials" | "creds" => {
+                r.credentials = Some(std::path::PathBuf::from(v.to_text(key)?))
+            }
             "no_randomize" | "dont_randomize" => {
                 v.as_bool(key)?;
             }
@@ -231,6 +233,12 @@ fn remote(item: &Item) -> Result<RemoteLeaf, ConfigError> {
         return Err(ConfigError::at(
             &item.pos,
             "remote leafnode entry has no url",
+        ));
+    }
+    if r.credentials.is_some() && r.nkey_seed.is_some() {
+        return Err(ConfigError::at(
+            &item.pos,
+            "Remote leafnode can not have both creds and nkey defined",
         ));
     }
     Ok(r)

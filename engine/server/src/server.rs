@@ -195,6 +195,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         .remotes
         .iter()
         .map(|r| {
+            if let Some(path) = &r.credentials {
+                let s = tachyon_auth::CredsSigner(path.clone());
+                return Ok(Some(Arc::new(s) as Arc<dyn tachyon_core::leaf::LeafSigner>));
+            }
             r.nkey_seed
                 .as_deref()
                 .map(|seed| {

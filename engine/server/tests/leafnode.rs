@@ -1104,3 +1104,120 @@ async fn nkey_remotes_sign_the_hubs_nonce() {
     );
     assert!(text.contains("not a valid seed"), "{text}");
 }
+
+/// A JWT in the shape nats-server's operator mode reads (`ed25519-nkey`, claims under `nats`),
+/// signed by `issuer` for `subject`.
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let header = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = serde_json::json!({
+        "jti": format!("J{now}{}", subject.len()),
+        "iat": now,
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let body = format!("{header}.{}", b64(claims.to_string().as_bytes()));
+    let sig = issuer.sign(body.as_bytes()).expect("sign");
+    format!("{body}.{}", b64(&sig))
+}
+
+/// The text of a user credentials file, as `nsc` writes one.
+fn creds_file(user_jwt: &str, seed: &str) -> String {
+    format!(
+        "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+         ************************* IMPORTANT *************************\n\
+         NKEY Seed printed below can be used to sign and prove identity.\n\
+         NKEYs are sensitive and should be treated as secrets.\n\n\
+         -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n\
+         *************************************************************\n"
+    )
+}
+
+/// A remote's `credentials` file against a hub in operator mode: CONNECT carries the user JWT
+/// and the nonce signed with the file's seed, and the hub binds the link to the JWT's account;
+/// a file whose seed does not match its JWT is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_file_remotes_join_an_operator_mode_hub() {
+    let Some(_) = common::require_nats_server("leafnode credentials") else {
+        return;
+    };
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let op_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        "OP",
+        serde_json::json!({"type": "operator", "version": 2}),
+    );
+    let limits = serde_json::json!({"subs": -1, "data": -1, "payload": -1, "imports": -1,
+        "exports": -1, "wildcards": true, "conn": -1, "leaf": -1});
+    let acc_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        "ACC",
+        serde_json::json!({"limits": limits, "type": "account", "version": 2}),
+    );
+    let user_jwt = jwt(
+        &account,
+        &user.public_key(),
+        "U",
+        serde_json::json!({"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+            "type": "user", "version": 2}),
+    );
+    let dir = TempDir::new("leaf-creds");
+    let lport = free_port();
+    let hconf = write_conf(
+        &dir,
+        "hub.conf",
+        &format!(
+            "operator: \"{op_jwt}\"\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{acc_jwt}\"\n}}\nleafnodes {{\n  port: {lport}\n  host: \"127.0.0.1\"\n}}\n",
+            account.public_key()
+        ),
+    );
+    let h = Server::start(Impl::NatsServer, &["-c", &hconf, "-m", "-1"]);
+    let creds = dir.0.join("user.creds");
+    std::fs::write(&creds, creds_file(&user_jwt, &user.seed().expect("seed"))).expect("creds");
+    let lconf = write_conf(
+        &dir,
+        "leaf.conf",
+        &format!(
+            "leafnodes {{\n  reconnect: \"200ms\"\n  remotes = [ {{ url: \"nats-leaf://127.0.0.1:{lport}\", credentials: \"{}\" }} ]\n}}\n",
+            creds.display()
+        ),
+    );
+    let l = Server::under_test(SHARDS, &["-c", &lconf]);
+    let z = until_leafs(&h, 1, &l);
+    assert_eq!(z["leafs"][0]["account"], account.public_key(), "{z}");
+    // A hub client of the same account hears the leaf's clients.
+    let hc = async_nats::ConnectOptions::with_credentials(&creds_file(
+        &user_jwt,
+        &user.seed().expect("seed"),
+    ))
+    .expect("credentials")
+    .connect(&h.url)
+    .await
+    .expect("hub client");
+    let lc = async_nats::connect(&l.url).await.expect("leaf client");
+    let mut hsub = hc.subscribe("creds.>").await.expect("subscribe");
+    until_seen(&lc, "creds.up", &mut hsub).await;
+    drop(l);
+
+    // The JWT with another key's seed: the signature does not verify.
+    let other = nkeys::KeyPair::new_user();
+    std::fs::write(&creds, creds_file(&user_jwt, &other.seed().expect("seed"))).expect("creds");
+    let l = Server::under_test(SHARDS, &["-c", &lconf]);
+    let deadline = Instant::now() + STEP;
+    while !l.log().contains("Authorization Violation") {
+        assert!(Instant::now() < deadline, "not refused:\n{}", l.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(leafz(&h)["leafnodes"], 0);
+}

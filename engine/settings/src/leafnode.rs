@@ -73,6 +73,9 @@ pub struct RemoteLeaf {
     pub tls: Option<LeafTls>,
     /// `nkey`: the seed whose key signs the hub's nonce (CONNECT carries the public key).
     pub nkey_seed: Option<String>,
+    /// `credentials`: a user credentials file (user JWT and seed), read at each connect as
+    /// nats-server does: CONNECT carries the JWT and the seed signs the nonce.
+    pub credentials: Option<std::path::PathBuf>,
 }
 
 /// TLS as a client of a hub: whom to trust, and the certificate to present if any.

@@ -210,15 +210,19 @@ async fn serve(
     });
     let account_name = shard.global.accounts.name(account).to_string();
     // A key signs the hub's nonce.
-    let (nkey, sig) = match cfg.leaf_signers.get(index).cloned().flatten() {
-        None => (None, None),
-        Some(signer) => match signer.sign(info.nonce.as_bytes()) {
-            Ok(sig) => (Some(signer.public_key()), Some(sig)),
+    let proof = match cfg.leaf_signers.get(index).cloned().flatten() {
+        None => None,
+        Some(signer) => match signer.prove(info.nonce.as_bytes()) {
+            Ok(p) => Some(p),
             Err(e) => {
-                tracing::error!("{addr} - Error signing the nonce: {e}");
+                tracing::error!("{addr} - {e}");
                 return Ended::Retry;
             }
         },
+    };
+    let (nkey, jwt, sig) = match proof {
+        Some(p) => (p.nkey, p.jwt, Some(p.sig)),
+        None => (None, None, None),
     };
     let mut out = Vec::new();
     tachyon_protocol::leaf::connect(
@@ -239,6 +243,7 @@ async fn serve(
             // A user name alone is a token, as nats-server sends both.
             auth_token: url.user.clone().filter(|_| url.password.is_none()),
             nkey,
+            jwt,
             sig,
         },
     );

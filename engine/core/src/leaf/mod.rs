@@ -18,13 +18,21 @@ use crate::accounts::AccountId;
 use crate::global::Global;
 use interest::LeafInterest;
 
-/// Signs a hub's nonce for a remote that authenticates with a key (`nkey`): the public key
-/// and the signature CONNECT carries. Built at start by the server (the core links no
-/// key library).
+/// What proves a remote's identity to its hub in CONNECT: a signature of the hub's nonce, with
+/// the public key it verifies under (`nkey`) or the user JWT that names that key (a
+/// credentials file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafProof {
+    pub nkey: Option<String>,
+    pub jwt: Option<String>,
+    /// base64url without padding, as nats-server expects it.
+    pub sig: String,
+}
+
+/// Signs a hub's nonce for a remote that authenticates with a key (`nkey`) or a credentials
+/// file. Built at start by the server (the core links no key library).
 pub trait LeafSigner: Send + Sync + std::fmt::Debug {
-    fn public_key(&self) -> String;
-    /// The signature of `nonce`, base64url without padding, as nats-server expects it.
-    fn sign(&self, nonce: &[u8]) -> Result<String, String>;
+    fn prove(&self, nonce: &[u8]) -> Result<LeafProof, String>;
 }
 
 /// A connected link as monitoring shows it.
