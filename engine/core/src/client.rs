@@ -179,6 +179,19 @@ pub struct ClientFlags {
 }
 
 impl ClientFlags {
+    /// A link to another server (leafnode or route): what it sends never goes back to it
+    /// (no echo), and nothing is acknowledged.
+    pub fn link(headers: bool) -> Self {
+        ClientFlags {
+            verbose: false,
+            pedantic: false,
+            echo: false,
+            headers,
+            no_responders: false,
+            protocol: 1,
+        }
+    }
+
     pub fn from_connect(opts: &tachyon_protocol::json::ConnectOptions) -> Self {
         ClientFlags {
             verbose: opts.verbose,

@@ -115,6 +115,28 @@ pub fn listen_reusable(host: &str, port: u16) -> io::Result<glommio::net::TcpLis
     Ok(unsafe { glommio::net::TcpListener::from_raw_fd(fd) })
 }
 
+/// Dials `host:port` (its first address) for a server-to-server link, within `timeout`, with
+/// Nagle off.
+pub async fn dial(
+    host: &str,
+    port: u16,
+    timeout: std::time::Duration,
+) -> io::Result<(TcpStream, std::net::SocketAddr)> {
+    use std::net::ToSocketAddrs;
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::other("no address"))?;
+    let connect = async { TcpStream::connect(addr).await.map_err(io::Error::from) };
+    let expire = async {
+        glommio::timer::sleep(timeout).await;
+        Err(io::ErrorKind::TimedOut.into())
+    };
+    let stream = futures_lite::future::or(connect, expire).await?;
+    let _ = stream.set_nodelay(true);
+    Ok((stream, addr))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Impl, Server, TempDir};
+use common::{drain, until_seen, Impl, Server, TempDir, PROBE};
 use futures::StreamExt;
 
 const SHARDS: usize = 3;
@@ -89,26 +89,6 @@ fn until_interest(hub: &Server, want: impl Fn(&[String]) -> bool, what: &str) ->
         assert!(Instant::now() < deadline, "{what}: hub lists {got:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-const PROBE: &[u8] = b"\x00probe";
-
-/// Publishes probes on `subject` from `from` until `sub` receives one: the interest crossed.
-async fn until_seen(from: &async_nats::Client, subject: &str, sub: &mut async_nats::Subscriber) {
-    let deadline = Instant::now() + STEP;
-    loop {
-        from.publish(subject.to_string(), PROBE.into())
-            .await
-            .expect("probe");
-        from.flush().await.expect("flush");
-        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {
-            if &m.payload[..] == PROBE {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "{subject}: no probe crossed");
-    }
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {}
 }
 
 async fn clients(url: &str, n: usize) -> Vec<async_nats::Client> {
@@ -535,17 +515,6 @@ fn link_accounts(z: &serde_json::Value) -> Vec<String> {
 /// Writes a config file `name` in `dir`; its path, for `-c`.
 use common::write_conf;
 
-/// What `sub` gets within 300 ms, probes left out.
-async fn rest(sub: &mut async_nats::Subscriber) -> Vec<String> {
-    let mut got = Vec::new();
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
-        if &m.payload[..] != PROBE {
-            got.push(String::from_utf8_lossy(&m.payload).into_owned());
-        }
-    }
-    got
-}
-
 /// Accounts: each remote binds a local account to the hub account its credentials log into;
 /// traffic stays inside each pair. A remote with a wrong password is refused and retried
 /// while the others work.
@@ -615,9 +584,9 @@ async fn accounts_pair_up_and_stay_apart() {
         .expect("msg");
     assert_eq!(m.payload, "from B".as_bytes());
     // Nothing else anywhere: B sees its own publish, A nothing from B, LB nothing from LA.
-    assert_eq!(rest(&mut hb_sub).await, ["from B"]);
-    assert!(rest(&mut ha_sub).await.is_empty());
-    assert!(rest(&mut lb_sub).await.is_empty());
+    assert_eq!(drain(&mut hb_sub).await, ["from B"]);
+    assert!(drain(&mut ha_sub).await.is_empty());
+    assert!(drain(&mut lb_sub).await.is_empty());
 }
 
 /// JetStream on both sides: as nats-server does without domains, JetStream's API, KV and
@@ -669,7 +638,7 @@ async fn jetstream_subjects_stay_on_their_side() {
             .await
             .expect("request");
         c.flush().await.expect("flush");
-        let answers = rest(&mut replies).await;
+        let answers = drain(&mut replies).await;
         assert_eq!(answers.len(), 1, "{who} ({url}): {answers:?}");
         assert!(answers[0].contains("io.nats.jetstream.api.v1.account_info_response"));
     }
@@ -741,7 +710,7 @@ async fn leafs_connect_to_us_and_reach_each_other_through_us() {
             .expect("publish");
     }
     ac.flush().await.expect("flush");
-    let got = rest(&mut bsub).await;
+    let got = drain(&mut bsub).await;
     let want: Vec<String> = (0..50).map(|n| n.to_string()).collect();
     assert_eq!(got, want, "each once, in order");
     // Request from leaf B answered on leaf A.
@@ -774,7 +743,7 @@ async fn leafs_connect_to_us_and_reach_each_other_through_us() {
     }
     hc.flush().await.expect("flush");
     assert_eq!(
-        (rest(&mut hq).await.len(), rest(&mut aq).await.len()),
+        (drain(&mut hq).await.len(), drain(&mut aq).await.len()),
         (100, 0)
     );
     hq.unsubscribe().await.expect("unsubscribe");
@@ -785,7 +754,7 @@ async fn leafs_connect_to_us_and_reach_each_other_through_us() {
     }
     hc.flush().await.expect("flush");
     assert_eq!(
-        rest(&mut aq).await.len(),
+        drain(&mut aq).await.len(),
         100,
         "to the leaf's member, once each"
     );
@@ -949,7 +918,7 @@ async fn two_leafs_on_one_hub_deliver_once_everywhere() {
         }
     }
     for s in subs.iter_mut() {
-        rest(s).await;
+        drain(s).await;
     }
     for (i, p) in [&hc, &c1, &c2].into_iter().enumerate() {
         for n in 0..20 {
@@ -960,7 +929,7 @@ async fn two_leafs_on_one_hub_deliver_once_everywhere() {
         p.flush().await.expect("flush");
     }
     for (k, s) in subs.iter_mut().enumerate() {
-        let mut got = rest(s).await;
+        let mut got = drain(s).await;
         got.sort();
         let mut want: Vec<String> = (0..3)
             .flat_map(|i| (0..20).map(move |n| format!("{i}:{n}")))

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, write_conf, Impl, RawConn, Server, TempDir};
+use common::{drain, free_port, until_seen, write_conf, Impl, RawConn, Server, TempDir};
 use futures::StreamExt;
 
 const SHARDS: usize = 3;
@@ -81,37 +81,6 @@ fn until_peers(s: &Server, want: &[&str], logs: &[&Server]) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-const PROBE: &[u8] = b"\x00probe";
-
-/// Publishes probes on `subject` from `from` until `sub` receives one: the interest crossed.
-async fn until_seen(from: &async_nats::Client, subject: &str, sub: &mut async_nats::Subscriber) {
-    let deadline = Instant::now() + STEP;
-    loop {
-        from.publish(subject.to_string(), PROBE.into())
-            .await
-            .expect("probe");
-        from.flush().await.expect("flush");
-        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {
-            if &m.payload[..] == PROBE {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "{subject}: no probe crossed");
-    }
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {}
-}
-
-/// Payloads `sub` gets until it is quiet for 300 ms, probes left out.
-async fn drain(sub: &mut async_nats::Subscriber) -> Vec<String> {
-    let mut got = Vec::new();
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
-        if &m.payload[..] != PROBE {
-            got.push(String::from_utf8_lossy(&m.payload).into_owned());
-        }
-    }
-    got
 }
 
 /// Three nodes: nats-server A, the server under test T routed to A, nats-server B routed to

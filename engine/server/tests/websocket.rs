@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Impl, Server, TempDir};
+use common::{until_seen, Impl, Server, TempDir, PROBE};
 use futures::StreamExt;
 
 const SHARDS: usize = 3;
@@ -35,32 +35,6 @@ fn ws_server_with(which: Impl, dir: &TempDir, port: i64, extra: &str) -> Server 
         other => Server::start(other, &["-c", &conf]),
     }
 }
-
-/// Publishes probes on `subject` until `sub` receives one (then drains the probes that follow).
-async fn until_seen(
-    publisher: &async_nats::Client,
-    subject: &str,
-    sub: &mut async_nats::Subscriber,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        publisher
-            .publish(subject.to_string(), PROBE.into())
-            .await
-            .expect("probe");
-        publisher.flush().await.expect("flush");
-        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), sub.next()).await {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{subject} never seen"
-        );
-    }
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {}
-}
-
-const PROBE: &[u8] = b"\x00probe";
 
 use common::free_port;
 

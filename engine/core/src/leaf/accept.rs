@@ -200,14 +200,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, cfg: Rc<LeafListen>, port: u
     link.leaf.set(true);
     link.link.set(true);
     link.leaf_accepted.set(true);
-    link.flags.set(ClientFlags {
-        verbose: false,
-        pedantic: false,
-        echo: false,
-        headers: connect.headers,
-        no_responders: false,
-        protocol: 1,
-    });
+    link.flags.set(ClientFlags::link(connect.headers));
     let account_name = global.accounts.name(account).to_string();
     info.connect_info = true;
     info.remote_account = account_name.clone();

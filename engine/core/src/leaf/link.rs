@@ -5,7 +5,7 @@
 //! ends; its subscriptions go with it and the next attempt starts.
 
 use std::cell::Cell;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -54,7 +54,7 @@ pub async fn run(shard: Rc<Shard>, index: usize, remote: RemoteLeaf, account: Ac
         let url = urls[next % urls.len()].clone();
         next += 1;
         let mut learned = Vec::new();
-        let ended = match connect(&url).await {
+        let ended = match crate::socket::dial(&url.host, url.port, DIAL_TIMEOUT).await {
             Ok((stream, addr)) => {
                 serve(
                     &shard,
@@ -109,21 +109,6 @@ fn discovered(hostport: &str, via: &LeafUrl) -> Option<LeafUrl> {
         password: via.password.clone(),
         tls: via.tls,
     })
-}
-
-async fn connect(url: &LeafUrl) -> std::io::Result<(TcpStream, SocketAddr)> {
-    let addr = (url.host.as_str(), url.port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("no address"))?;
-    let dial = async { TcpStream::connect(addr).await.map_err(std::io::Error::from) };
-    let timeout = async {
-        glommio::timer::sleep(DIAL_TIMEOUT).await;
-        Err(std::io::ErrorKind::TimedOut.into())
-    };
-    let stream = futures_lite::future::or(dial, timeout).await?;
-    let _ = stream.set_nodelay(true);
-    Ok((stream, addr))
 }
 
 /// One connection's life.
@@ -199,15 +184,7 @@ async fn serve(
     link.account.set(account);
     link.leaf.set(true);
     link.link.set(true);
-    link.flags.set(ClientFlags {
-        verbose: false,
-        pedantic: false,
-        // What the hub sends never goes back to it.
-        echo: false,
-        headers: info.headers,
-        no_responders: false,
-        protocol: 1,
-    });
+    link.flags.set(ClientFlags::link(info.headers));
     let account_name = shard.global.accounts.name(account).to_string();
     // A key signs the hub's nonce.
     let proof = match cfg.leaf_signers.get(index).cloned().flatten() {

@@ -4,7 +4,7 @@
 //! INFO), then `RS+`/`RS-`/`RMSG`/`HMSG`, INFO updates and keepalive until it ends.
 
 use std::cell::Cell;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -115,7 +115,7 @@ pub async fn solicit(shard: Rc<Shard>, cluster: Rc<Cluster>, url: RouteUrl, kind
             continue;
         }
         tracing::debug!("Trying to connect to route on {key}");
-        match dial(&url).await {
+        match crate::socket::dial(&url.host, url.port, DIAL_TIMEOUT).await {
             Ok((stream, addr)) => {
                 attempts = 0;
                 let reached = run(
@@ -154,21 +154,6 @@ pub async fn solicit(shard: Rc<Shard>, cluster: Rc<Cluster>, url: RouteUrl, kind
         let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..100));
         glommio::timer::sleep(DEFAULT_ROUTE_CONNECT + jitter).await;
     }
-}
-
-async fn dial(url: &RouteUrl) -> std::io::Result<(TcpStream, SocketAddr)> {
-    let addr = (url.host.as_str(), url.port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("no address"))?;
-    let connect = async { TcpStream::connect(addr).await.map_err(std::io::Error::from) };
-    let timeout = async {
-        glommio::timer::sleep(DIAL_TIMEOUT).await;
-        Err(std::io::ErrorKind::TimedOut.into())
-    };
-    let stream = futures_lite::future::or(connect, timeout).await?;
-    let _ = stream.set_nodelay(true);
-    Ok((stream, addr))
 }
 
 /// This server's route INFO.
@@ -245,14 +230,7 @@ async fn run(
         crate::leaf::link::LINK_MAX_PENDING,
     ));
     conn.route.set(true);
-    conn.flags.set(ClientFlags {
-        verbose: false,
-        pedantic: false,
-        echo: false,
-        headers: true,
-        no_responders: false,
-        protocol: 1,
-    });
+    conn.flags.set(ClientFlags::link(true));
     let rid = conn.id;
     let writer = glommio::spawn_local(crate::conn::write_loop(
         conn.clone(),

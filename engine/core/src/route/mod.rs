@@ -149,15 +149,7 @@ impl Peer {
         s.account.set(account);
         s.link.set(true);
         s.route.set(true);
-        s.flags.set(ClientFlags {
-            verbose: false,
-            pedantic: false,
-            // What the peer sends never goes back to it.
-            echo: false,
-            headers: true,
-            no_responders: false,
-            protocol: 1,
-        });
+        s.flags.set(ClientFlags::link(true));
         let name = Bytes::from(shard.global.accounts.name(account).to_string());
         *s.route_via.borrow_mut() = Some((self.conn.clone(), name));
         self.stand_ins.borrow_mut().insert(account, s.clone());

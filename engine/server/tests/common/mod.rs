@@ -471,6 +471,45 @@ pub fn write_conf(dir: &TempDir, name: &str, text: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// The payload of the probes `until_seen` publishes (tests leave them out of what they count).
+pub const PROBE: &[u8] = b"\x00probe";
+
+/// Publishes probes on `subject` from `from` until `sub` receives one (the interest crossed,
+/// between shards or servers), then drains the probes that follow.
+pub async fn until_seen(
+    from: &async_nats::Client,
+    subject: &str,
+    sub: &mut async_nats::Subscriber,
+) {
+    use futures::StreamExt;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        from.publish(subject.to_string(), PROBE.into())
+            .await
+            .expect("probe");
+        from.flush().await.expect("flush");
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {
+            if &m.payload[..] == PROBE {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "{subject}: no probe crossed");
+    }
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {}
+}
+
+/// The payloads `sub` gets until it is quiet for 300 ms, probes left out.
+pub async fn drain(sub: &mut async_nats::Subscriber) -> Vec<String> {
+    use futures::StreamExt;
+    let mut got = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
+        if &m.payload[..] != PROBE {
+            got.push(String::from_utf8_lossy(&m.payload).into_owned());
+        }
+    }
+    got
+}
+
 /// What a raw read collected.
 #[derive(Debug, Default, Clone)]
 pub struct Received {
