@@ -421,10 +421,7 @@ pub(super) async fn run_link(
                     if super::js_denied(&subject) {
                         continue;
                     }
-                    let mut c = link.counters.get();
-                    c.in_msgs += 1;
-                    c.in_bytes += message.len() as u64;
-                    link.counters.set(c);
+                    link.count_in(message.len());
                     shard.publish_from_leaf(
                         &link,
                         &subject,

@@ -499,10 +499,7 @@ fn handle(
             header_len,
             message,
         } => {
-            let mut c = conn.counters.get();
-            c.in_msgs += 1;
-            c.in_bytes += message.len() as u64;
-            conn.counters.set(c);
+            conn.count_in(message.len());
             let Some(stand_in) = stand_in(shard, hs, account.as_deref()) else {
                 tracing::debug!(
                     "{addr} - rid:{rid} - Unknown account for routed message on subject {:?}",
