@@ -22,24 +22,30 @@
 # (pull, batches of 100 and of 1000), js-push, js-ordered (an ordered consumer replaying 1 M
 # stored messages; REPLAY_MSGS) and kv-watch (4 watchers while one writer puts new keys)
 # against nats-server 2.15 and 2.9 at their defaults. Writes
-# bench-results/report-consumers{,-batch1000}.{json,html,md,txt}; `JS_ONLY=1 JS=0 WS=0 LEAF=0 GO=0` runs only it.
+# bench-results/report-consumers{,-batch1000}.{json,html,md,txt}; `JS_ONLY=1 JS=0 WS=0 LEAF=0 ROUTE=0 GO=0` runs only it.
 #
 # Then the WebSocket section (WS=0 leaves it out; about 1 minute on 2 cores): ws-pubsub (one
 # publisher, one subscriber, both on the websocket port, masked binary frames) and ws-deflate
 # (the same with permessage-deflate) at 16 B and 1 KiB, WS_MSGS per run (default MSGS), every
 # server given a `websocket { port: -1, no_tls: true, compression: true }` block. Writes
-# bench-results/report-ws.{json,html,md,txt}; `JS_ONLY=1 JS=0 CONSUMERS=0 LEAF=0 GO=0` runs only it.
+# bench-results/report-ws.{json,html,md,txt}; `JS_ONLY=1 JS=0 CONSUMERS=0 LEAF=0 ROUTE=0 GO=0` runs only it.
 #
 # Then the leafnode section (LEAF=0 leaves it out; under a minute on 2 cores): leaf-fanin (8
 # publishers on the server under test, a leaf of a fresh nats-server 2.15 hub, one subscriber
 # on the hub; LEAF_MSGS per run, default MSGS), 16 B and 1 KiB, against nats-server 2.15 and
 # 2.9 as the leaf. Writes bench-results/report-leaf.{json,html,md,txt};
-# `JS_ONLY=1 JS=0 CONSUMERS=0 WS=0 GO=0` runs only it.
+# `JS_ONLY=1 JS=0 CONSUMERS=0 WS=0 ROUTE=0 GO=0` runs only it.
+#
+# Then the route section (ROUTE=0 leaves it out; under a minute on 2 cores): route-fanin (8
+# publishers on the server under test, routed to a fresh nats-server 2.15 peer in cluster
+# "bench", one subscriber on the peer; ROUTE_MSGS per run, default MSGS), 16 B and 1 KiB,
+# against nats-server 2.15 and 2.9 in the same place. Writes bench-results/report-route.*;
+# `JS_ONLY=1 JS=0 CONSUMERS=0 WS=0 LEAF=0 GO=0` runs only it.
 #
 # Then the Go client section (GO=0 leaves it out; needs target/natsbench from
 # `scripts/setup.sh --bench`): pubsub, fanin, queue and reqrep at 16 B and 1 KiB with the
 # official Go client (nats.go) as the load generator, as `nats bench` is. Writes
-# bench-results/report-go.{json,html,md,txt}; `JS_ONLY=1 JS=0 CONSUMERS=0 WS=0 LEAF=0` runs only it.
+# bench-results/report-go.{json,html,md,txt}; `JS_ONLY=1 JS=0 CONSUMERS=0 WS=0 LEAF=0 ROUTE=0` runs only it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -165,6 +171,16 @@ if [ "${LEAF:-1}" != 0 ]; then
         --json bench-results/report-leaf.json \
         --html bench-results/report-leaf.html \
         --md bench-results/report-leaf.md | tee bench-results/report-leaf.txt || rc=$?
+fi
+if [ "${ROUTE:-1}" != 0 ]; then
+    target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
+        --hub "$NATS_BIN" \
+        --workloads route-fanin \
+        --sizes 16,1024 --rounds "$ROUNDS" \
+        --msgs "${ROUTE_MSGS:-$MSGS}" \
+        --json bench-results/report-route.json \
+        --html bench-results/report-route.html \
+        --md bench-results/report-route.md | tee bench-results/report-route.txt || rc=$?
 fi
 if [ "${GO:-1}" != 0 ]; then
     if [ -x target/natsbench ]; then

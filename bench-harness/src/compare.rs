@@ -252,8 +252,10 @@ fn measure(
                     return m;
                 }
             };
+            let route = plan.workload == Workload::RouteFanin;
             let setup = server::Setup {
-                leaf_port: Some(port),
+                leaf_port: (!route).then_some(port),
+                cluster_port: route.then_some(port),
                 ..server::Setup::default()
             };
             match server::start_setup(&hub_spec, &cfg.work_dir, seq, setup) {
@@ -268,7 +270,14 @@ fn measure(
     let setup = server::Setup {
         jetstream: plan.workload.is_jetstream(),
         websocket: ws,
-        hub_port: hub.as_ref().map(|(_, p)| *p),
+        hub_port: hub
+            .as_ref()
+            .filter(|_| plan.workload == Workload::LeafFanin)
+            .map(|(_, p)| *p),
+        route_to: hub
+            .as_ref()
+            .filter(|_| plan.workload == Workload::RouteFanin)
+            .map(|(_, p)| *p),
         ..server::Setup::default()
     };
     let started = server::start_setup(spec, &cfg.work_dir, seq, setup);

@@ -45,6 +45,7 @@ pub fn supports(w: Workload) -> bool {
             | Workload::Queue
             | Workload::Reqrep
             | Workload::LeafFanin
+            | Workload::RouteFanin
     )
 }
 
@@ -57,7 +58,7 @@ pub fn run(
     stall: Duration,
 ) -> Result<RunResult> {
     let workload = match plan.workload {
-        Workload::LeafFanin => "fanin",
+        Workload::LeafFanin | Workload::RouteFanin => "fanin",
         w => w.name(),
     };
     let out = Command::new(bin)

@@ -204,6 +204,10 @@ pub struct Setup {
     pub leaf_port: Option<u16>,
     /// A leaf of the hub whose leafnode port this is.
     pub hub_port: Option<u16>,
+    /// A cluster member listening for routes on this loopback port.
+    pub cluster_port: Option<u16>,
+    /// A cluster member that dials the route port of this one.
+    pub route_to: Option<u16>,
 }
 
 impl Setup {
@@ -216,6 +220,16 @@ impl Setup {
         if let Some(p) = self.leaf_port {
             c.push_str(&format!(
                 "leafnodes {{\n  port: {p}\n  host: \"127.0.0.1\"\n}}\n"
+            ));
+        }
+        if let Some(p) = self.cluster_port {
+            c.push_str(&format!(
+                "cluster {{\n  name: bench\n  listen: \"127.0.0.1:{p}\"\n}}\n"
+            ));
+        }
+        if let Some(p) = self.route_to {
+            c.push_str(&format!(
+                "cluster {{\n  name: bench\n  listen: \"127.0.0.1:-1\"\n  routes: [\"nats-route://127.0.0.1:{p}\"]\n}}\n"
             ));
         }
         if let Some(p) = self.hub_port {

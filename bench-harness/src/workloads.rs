@@ -84,10 +84,14 @@ pub enum Workload {
     /// nats-server hub (`compare --hub`), the subscriber on the hub.
     #[serde(rename = "leaf-fanin")]
     LeafFanin,
+    /// fanin across a route: the publishers on the server under test, routed to a nats-server
+    /// peer (`compare --hub`, the same binary), the subscriber on the peer.
+    #[serde(rename = "route-fanin")]
+    RouteFanin,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 20] = [
+    pub const ALL: [Workload; 21] = [
         Workload::Pub,
         Workload::Pubsub,
         Workload::Fanout,
@@ -108,6 +112,7 @@ impl Workload {
         Workload::WsPubsub,
         Workload::WsDeflate,
         Workload::LeafFanin,
+        Workload::RouteFanin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -132,6 +137,7 @@ impl Workload {
             Workload::WsPubsub => "ws-pubsub",
             Workload::WsDeflate => "ws-deflate",
             Workload::LeafFanin => "leaf-fanin",
+            Workload::RouteFanin => "route-fanin",
         }
     }
 
@@ -152,12 +158,16 @@ impl Workload {
 
     /// The fan-in shape: many publishers, each on its own subjects, one subscriber on all.
     pub fn is_fanin(self) -> bool {
-        matches!(self, Workload::Fanin | Workload::LeafFanin)
+        matches!(
+            self,
+            Workload::Fanin | Workload::LeafFanin | Workload::RouteFanin
+        )
     }
 
-    /// Whether the server under test runs as a leaf of a hub the subscribers use.
+    /// Whether the subscribers use another server (`compare --hub`): the server under test is
+    /// its leaf, or its route peer.
     pub fn needs_hub(self) -> bool {
-        self == Workload::LeafFanin
+        matches!(self, Workload::LeafFanin | Workload::RouteFanin)
     }
 
     /// Whether clients connect to the `websocket {}` port, and with compression.
@@ -279,7 +289,7 @@ impl Plan {
             Pub => (1, 0, 100_000, 0, None),
             Pubsub | WsPubsub | WsDeflate => (1, 1, 100_000, 0, None),
             Fanout => (1, 4, 100_000, 0, None),
-            Fanin | LeafFanin => (8, 1, 100_000, 0, None),
+            Fanin | LeafFanin | RouteFanin => (8, 1, 100_000, 0, None),
             Queue => (1, 4, 100_000, 0, None),
             Reqrep => (1, 1, 20_000, 0, None),
             Latency => (1, 1, 10_000, 5_000, None),

@@ -170,11 +170,50 @@ fn websocket_workloads_against_nats_server() {
 /// message delivered once after the interest crossed.
 #[test]
 fn leaf_fanin_across_a_hub_and_its_leaf() {
+    fanin_across_two(Workload::LeafFanin, |port| {
+        (
+            server::Setup {
+                leaf_port: Some(port),
+                ..Default::default()
+            },
+            server::Setup {
+                hub_port: Some(port),
+                ..Default::default()
+            },
+        )
+    });
+}
+
+/// route-fanin: publishers on one cluster member, the subscriber on its route peer (both
+/// nats-server here), every message delivered once after the interest crossed.
+#[test]
+fn route_fanin_across_two_cluster_members() {
+    fanin_across_two(Workload::RouteFanin, |port| {
+        (
+            server::Setup {
+                cluster_port: Some(port),
+                ..Default::default()
+            },
+            server::Setup {
+                route_to: Some(port),
+                ..Default::default()
+            },
+        )
+    });
+}
+
+/// Runs `workload` with the subscriber on the first server and the publishers on the second,
+/// set up from a free loopback port by `setups`.
+fn fanin_across_two(workload: Workload, setups: impl Fn(u16) -> (server::Setup, server::Setup)) {
     let Some(bin) = nats_server() else {
         eprintln!("SKIP: no nats-server found (run scripts/setup-reference.sh)");
         return;
     };
-    let work = std::env::temp_dir().join(format!("tachyon-bench-leaf-{}", std::process::id()));
+    let work = std::env::temp_dir().join(format!(
+        "tachyon-bench-{}-{}",
+        workload.name(),
+        std::process::id()
+    ));
     let spec = ServerSpec {
         name: "nats".into(),
         path: bin,
@@ -184,31 +223,15 @@ fn leaf_fanin_across_a_hub_and_its_leaf() {
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
-    let hub = server::start_setup(
-        &spec,
-        &work,
-        0,
-        server::Setup {
-            leaf_port: Some(port),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let leaf = server::start_setup(
-        &spec,
-        &work,
-        1,
-        server::Setup {
-            hub_port: Some(port),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let plan = Plan::new(Workload::LeafFanin, &opts(16_000, 64)).unwrap();
-    let r = tachyon_bench::workloads::run_split(&plan, leaf.addr, hub.addr, STALL).unwrap();
+    let (first, second) = setups(port);
+    let subs_side = server::start_setup(&spec, &work, 0, first).unwrap();
+    let pubs_side = server::start_setup(&spec, &work, 1, second).unwrap();
+    let plan = Plan::new(workload, &opts(16_000, 64)).unwrap();
+    let r =
+        tachyon_bench::workloads::run_split(&plan, pubs_side.addr, subs_side.addr, STALL).unwrap();
     assert_eq!(r.published, 16_000);
     assert_eq!(r.delivered, 16_000);
-    leaf.stop();
-    hub.stop();
+    pubs_side.stop();
+    subs_side.stop();
     let _ = std::fs::remove_dir_all(&work);
 }
