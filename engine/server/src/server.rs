@@ -125,6 +125,12 @@ fn die_on_panic() {
     }));
 }
 
+/// How long a shard's task queue runs before glommio makes it yield (glommio's default is
+/// 100 ms). Measured: with 100 ms, one request/reply in a thousand waited 0.5-0.7 ms more
+/// (p99.9 755-795 µs against 180-225 µs with 1-10 ms, one shard, 16 B, 3 rounds of 20 000);
+/// an idle shard costs nothing either way (the timer is not armed while it sleeps).
+const PREEMPT_TIMER: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// A route port another process holds stops the start, as in nats-server (the shard that
 /// serves it binds it once every shard is up; this probe makes the failure fatal and early).
 fn check_route_port(opts: &Options) -> Result<(), StartError> {
@@ -299,6 +305,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         if !opts.spin_before_park.is_zero() {
             builder = builder.spin_before_park(opts.spin_before_park);
         }
+        builder = builder.preempt_timer(PREEMPT_TIMER);
         let h = builder
             .spawn(move || async move { tasks::run(p, n, g).await })
             .map_err(|e| StartError::Executor(id, e.to_string()))?;
