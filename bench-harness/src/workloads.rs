@@ -88,10 +88,14 @@ pub enum Workload {
     /// peer (`compare --hub`, the same binary), the subscriber on the peer.
     #[serde(rename = "route-fanin")]
     RouteFanin,
+    /// One connection subscribes `--msgs` distinct literal subjects (`bench.device.<n>.telemetry`,
+    /// a device per subscription), then PING: subscriptions per second until the PONG; the
+    /// report's RSS column is what the server holds for them.
+    Subs,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 21] = [
+    pub const ALL: [Workload; 22] = [
         Workload::Pub,
         Workload::Pubsub,
         Workload::Fanout,
@@ -113,6 +117,7 @@ impl Workload {
         Workload::WsDeflate,
         Workload::LeafFanin,
         Workload::RouteFanin,
+        Workload::Subs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -138,6 +143,7 @@ impl Workload {
             Workload::WsDeflate => "ws-deflate",
             Workload::LeafFanin => "leaf-fanin",
             Workload::RouteFanin => "route-fanin",
+            Workload::Subs => "subs",
         }
     }
 
@@ -288,6 +294,7 @@ impl Plan {
         let (pubs, subs, msgs, rate, dur) = match workload {
             Pub => (1, 0, 100_000, 0, None),
             Pubsub | WsPubsub | WsDeflate => (1, 1, 100_000, 0, None),
+            Subs => (1, 1, 1_000_000, 0, None),
             Fanout => (1, 4, 100_000, 0, None),
             Fanin | LeafFanin | RouteFanin => (8, 1, 100_000, 0, None),
             Queue => (1, 4, 100_000, 0, None),
@@ -806,6 +813,7 @@ fn run_on<L: Link, F: Fleet>(
 ) -> Result<RunResult> {
     match plan.workload {
         Workload::Reqrep => run_reqrep::<L>(plan, addr, stall),
+        Workload::Subs => run_subs(plan, addr, stall),
         Workload::Conns => run_conns::<L, F>(plan, addr, stall),
         w if w.is_jetstream() => jetstream::run::<L>(plan, addr, stall),
         _ => run_streaming::<L>(plan, addr, sub_addr, stall),
@@ -1182,6 +1190,41 @@ fn run_reqrep<L: Link>(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result
         mb_per_s: rate * plan.size as f64 / 1e6,
         pub_msgs_per_s: rate,
         latency: summarize(&hist),
+        connect_latency: None,
+        publisher_spread: None,
+    })
+}
+
+/// `subs`: SUB lines written in batches on one connection, then PING; done at the PONG.
+fn run_subs(plan: &Plan, addr: SocketAddr, stall: Duration) -> Result<RunResult> {
+    let n = plan.msgs;
+    let mut c = Conn::connect(addr, "bench-subscriber")?;
+    let start = Instant::now();
+    let mut subject = Vec::with_capacity(64);
+    for i in 0..n {
+        subject.clear();
+        subject.extend_from_slice(b"bench.device.");
+        subject.extend_from_slice(i.to_string().as_bytes());
+        subject.extend_from_slice(b".telemetry");
+        encode::sub(&mut c.wbuf, &subject, None, i.to_string().as_bytes());
+        if c.wbuf.len() >= WRITE_BATCH {
+            c.flush()?;
+        }
+    }
+    // A server busy indexing answers late; each million subscriptions gets a stall's time.
+    let wait = stall * u32::try_from(n / 1_000_000 + 1).unwrap_or(u32::MAX);
+    c.ping_pong(wait)?;
+    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+    let rate = n as f64 / elapsed;
+    Ok(RunResult {
+        plan: plan.clone(),
+        published: n,
+        delivered: n,
+        elapsed_s: elapsed,
+        msgs_per_s: rate,
+        mb_per_s: 0.0,
+        pub_msgs_per_s: rate,
+        latency: None,
         connect_latency: None,
         publisher_spread: None,
     })
