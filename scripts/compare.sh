@@ -162,26 +162,21 @@ if [ "${WS:-1}" != 0 ]; then
         --html bench-results/report-ws.html \
         --md bench-results/report-ws.md | tee bench-results/report-ws.txt || rc=$?
 fi
-if [ "${LEAF:-1}" != 0 ]; then
-    target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
-        --hub "$NATS_BIN" \
-        --workloads leaf-fanin \
-        --sizes 16,1024 --rounds "$ROUNDS" \
-        --msgs "${LEAF_MSGS:-$MSGS}" \
-        --json bench-results/report-leaf.json \
-        --html bench-results/report-leaf.html \
-        --md bench-results/report-leaf.md | tee bench-results/report-leaf.txt || rc=$?
-fi
-if [ "${ROUTE:-1}" != 0 ]; then
-    target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
-        --hub "$NATS_BIN" \
-        --workloads route-fanin \
-        --sizes 16,1024 --rounds "$ROUNDS" \
-        --msgs "${ROUTE_MSGS:-$MSGS}" \
-        --json bench-results/report-route.json \
-        --html bench-results/report-route.html \
-        --md bench-results/report-route.md | tee bench-results/report-route.txt || rc=$?
-fi
+# The two-server fan-ins: the server under test as a leaf of, or routed to, a nats-server.
+for section in leaf route; do
+    enabled="${section^^}"
+    count="${section^^}_MSGS"
+    if [ "${!enabled:-1}" != 0 ]; then
+        target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
+            --hub "$NATS_BIN" \
+            --workloads "$section-fanin" \
+            --sizes 16,1024 --rounds "$ROUNDS" \
+            --msgs "${!count:-$MSGS}" \
+            --json "bench-results/report-$section.json" \
+            --html "bench-results/report-$section.html" \
+            --md "bench-results/report-$section.md" | tee "bench-results/report-$section.txt" || rc=$?
+    fi
+done
 if [ "${GO:-1}" != 0 ]; then
     if [ -x target/natsbench ]; then
         target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
