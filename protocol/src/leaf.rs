@@ -156,10 +156,19 @@ impl LeafParser {
         };
         let (line_len, end, op_end, rest) = (l.len, l.end, l.op_end, l.rest);
         let line = &buf[..end];
-        let op = line[..op_end].to_ascii_uppercase();
-        match &op[..] {
+        // Op names are at most 7 bytes: uppercased on the stack, not in a Vec per message.
+        let mut upper = [0u8; 8];
+        let raw = &line[..op_end];
+        if raw.len() > upper.len() {
+            return Err(ProtocolError::UnknownOp);
+        }
+        for (u, b) in upper.iter_mut().zip(raw) {
+            *u = b.to_ascii_uppercase();
+        }
+        let op = &upper[..raw.len()];
+        match op {
             b"PING" | b"PONG" | b"+OK" => {
-                let r = match &op[..] {
+                let r = match op {
                     b"PING" => LeafOp::Ping,
                     b"PONG" => LeafOp::Pong,
                     _ => LeafOp::Ok,
@@ -169,13 +178,13 @@ impl LeafParser {
             }
             b"INFO" | b"CONNECT" | b"-ERR" => {
                 let (mut s, mut e) = (rest, end);
-                if &op[..] == b"-ERR" && e >= s + 2 && buf[s] == b'\'' && buf[e - 1] == b'\'' {
+                if op == b"-ERR" && e >= s + 2 && buf[s] == b'\'' && buf[e - 1] == b'\'' {
                     s += 1;
                     e -= 1;
                 }
                 let frame = buf.split_to(line_len).freeze();
                 let text = frame.slice(s..e);
-                Ok(Some(match &op[..] {
+                Ok(Some(match op {
                     b"INFO" => LeafOp::Info(text),
                     b"CONNECT" => LeafOp::Connect(text),
                     _ => LeafOp::Err(text),
@@ -234,8 +243,8 @@ impl LeafParser {
             }
             b"LMSG" | b"RMSG" | b"HMSG" => {
                 let route = self.dialect == Dialect::Route;
-                let headers = &op[..] == b"HMSG";
-                if !headers && route != (&op[..] == b"RMSG") {
+                let headers = op == b"HMSG";
+                if !headers && route != (op == b"RMSG") {
                     return Err(ProtocolError::UnknownOp);
                 }
                 let name = match (headers, route) {

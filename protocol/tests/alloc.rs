@@ -1,4 +1,5 @@
-//! Proves `Parser::parse` allocates nothing per PUB once the read buffer is shared.
+//! Proves `Parser::parse` allocates nothing per PUB once the read buffer is shared, nor the
+//! leafnode and route parsers per `LMSG`/`RMSG`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -91,4 +92,58 @@ fn parse_allocates_nothing_per_pub() {
     let after = allocs();
     assert!(pubs >= n - 10, "parsed {pubs} PUBs");
     assert_eq!(after - before, 0, "allocations while parsing {pubs} PUBs");
+}
+
+#[test]
+fn link_parsers_allocate_nothing_per_message() {
+    use tachyon_protocol::leaf::{self, LeafOp, LeafParser};
+    let n = 1000;
+    let q = [bytes::Bytes::from_static(b"q")];
+    for route in [false, true] {
+        let account: Option<&[u8]> = route.then_some(b"$G");
+        let mut wire = Vec::new();
+        for i in 0..n + 10 {
+            let reply: Option<&[u8]> = (i % 2 == 0).then_some(b"_INBOX.abc");
+            let queues: &[bytes::Bytes] = if i % 3 == 0 { &q } else { &[] };
+            leaf::msg(
+                &mut wire,
+                account,
+                b"telemetry.device.42",
+                reply,
+                queues,
+                None,
+                &[b'x'; 128],
+            );
+            if i % 5 == 0 {
+                wire.extend_from_slice(b"PING\r\n");
+            }
+        }
+        let mut buf = BytesMut::with_capacity(wire.len());
+        buf.extend_from_slice(&wire);
+        let limits = Limits::default();
+        let mut p = if route {
+            LeafParser::route(limits)
+        } else {
+            LeafParser::new(limits)
+        };
+        // warm up: the first split turns the buffer into a shared one
+        for _ in 0..10 {
+            assert!(p.parse(&mut buf).unwrap().is_some());
+        }
+        let before = allocs();
+        let mut msgs = 0;
+        while let Some(op) = p.parse(&mut buf).unwrap() {
+            if matches!(op, LeafOp::Msg { .. }) {
+                msgs += 1;
+            }
+            drop(op);
+        }
+        let after = allocs();
+        assert!(msgs >= n - 10, "parsed {msgs} messages");
+        assert_eq!(
+            after - before,
+            0,
+            "allocations while parsing {msgs} messages (route: {route})"
+        );
+    }
 }

@@ -314,10 +314,8 @@ pub struct ConnInfo {
     uptime: String,
     idle: String,
     pending_bytes: usize,
-    in_msgs: u64,
-    out_msgs: u64,
-    in_bytes: u64,
-    out_bytes: u64,
+    #[serde(flatten)]
+    traffic: Traffic,
     subscriptions: usize,
     #[serde(skip_serializing_if = "String::is_empty")]
     name: String,
@@ -497,10 +495,7 @@ fn conn_info(c: ConnSnapshot, now: SystemTime, o: &ConnzOpts, accounts: &Account
         uptime: uptime(since(c.start)),
         idle: uptime(since(c.last_activity)),
         pending_bytes: c.pending_bytes,
-        in_msgs: c.counters.in_msgs,
-        out_msgs: c.counters.out_msgs,
-        in_bytes: c.counters.in_bytes,
-        out_bytes: c.counters.out_bytes,
+        traffic: c.counters.into(),
         subscriptions: c.num_subs,
         name: c.name,
         lang: c.lang,
@@ -765,10 +760,8 @@ pub struct RouteInfo {
     uptime: String,
     idle: String,
     pending_size: usize,
-    in_msgs: u64,
-    out_msgs: u64,
-    in_bytes: u64,
-    out_bytes: u64,
+    #[serde(flatten)]
+    traffic: Traffic,
     subscriptions: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     subscriptions_list: Option<Vec<String>>,
@@ -815,14 +808,32 @@ pub struct LeafInfo {
     port: u16,
     #[serde(skip_serializing_if = "String::is_empty")]
     rtt: String,
-    in_msgs: u64,
-    out_msgs: u64,
-    in_bytes: u64,
-    out_bytes: u64,
+    #[serde(flatten)]
+    traffic: Traffic,
     subscriptions: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     subscriptions_list: Option<Vec<String>>,
     compression: &'static str,
+}
+
+/// A connection's message and byte counts, as `/connz`, `/routez` and `/leafz` show them.
+#[derive(Serialize)]
+pub struct Traffic {
+    in_msgs: u64,
+    out_msgs: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+}
+
+impl From<ClientCounters> for Traffic {
+    fn from(c: ClientCounters) -> Traffic {
+        Traffic {
+            in_msgs: c.in_msgs,
+            out_msgs: c.out_msgs,
+            in_bytes: c.in_bytes,
+            out_bytes: c.out_bytes,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -865,10 +876,7 @@ pub fn routez(
                 uptime: uptime(now.duration_since(c.start).unwrap_or_default()),
                 idle: uptime(now.duration_since(c.last_activity).unwrap_or_default()),
                 pending_size: c.pending_bytes,
-                in_msgs: c.counters.in_msgs,
-                out_msgs: c.counters.out_msgs,
-                in_bytes: c.counters.in_bytes,
-                out_bytes: c.counters.out_bytes,
+                traffic: c.counters.into(),
                 subscriptions: c.num_subs,
                 subscriptions_list: subs
                     .then(|| c.subs.iter().map(|s| s.subject.clone()).collect()),
@@ -937,10 +945,7 @@ pub fn leafz(
                 ip: c.ip.clone(),
                 port: c.port,
                 rtt: rtt(c.rtt),
-                in_msgs: c.counters.in_msgs,
-                out_msgs: c.counters.out_msgs,
-                in_bytes: c.counters.in_bytes,
-                out_bytes: c.counters.out_bytes,
+                traffic: c.counters.into(),
                 subscriptions: c.num_subs,
                 subscriptions_list: subs
                     .then(|| c.subs.iter().map(|s| s.subject.clone()).collect()),
