@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -61,6 +61,15 @@ pub struct StallGate {
     /// cut in most runs; nats-server delivered everything). Local publishers keep pausing on
     /// `behind` alone: held to the backlog too, a 1 KiB fan-out on one shard lost 18 %.
     held: AtomicBool,
+    /// Past [`DEEP_SHARE`] of `max_pending` is pending (queued, in flight and held): many
+    /// feeders outran the writer, and their pauses no longer end at [`STALL_WAIT`](
+    /// crate::shard::STALL_WAIT) but when the client drains (see `Shard::wait_stalled`).
+    deep: AtomicBool,
+    /// Since when the socket refuses bytes with none taken: nanoseconds after `born`, plus one;
+    /// 0 while it takes them. A writer blocked for [`STUCK_AFTER`] serves a client that reads
+    /// nothing, and nobody waits for it however deep it is.
+    blocked_at: AtomicU64,
+    born: Instant,
 }
 
 impl StallGate {
@@ -69,7 +78,39 @@ impl StallGate {
             cid,
             behind: AtomicBool::new(false),
             held: AtomicBool::new(false),
+            deep: AtomicBool::new(false),
+            blocked_at: AtomicU64::new(0),
+            born: Instant::now(),
         }
+    }
+
+    /// Whether feeders wait for this client until it drains rather than for one short pause:
+    /// it is deep in pending, and its writer still makes progress.
+    pub fn holds_deep(&self) -> bool {
+        if !self.deep.load(Ordering::Relaxed) {
+            return false;
+        }
+        let at = self.blocked_at.load(Ordering::Relaxed);
+        at == 0 || self.nanos_since_born().saturating_sub(at - 1) < STUCK_AFTER.as_nanos() as u64
+    }
+
+    fn nanos_since_born(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn set_deep(&self, deep: bool) {
+        if self.deep.load(Ordering::Relaxed) != deep {
+            self.deep.store(deep, Ordering::Relaxed);
+        }
+    }
+
+    fn set_blocked(&self, blocked: bool) {
+        let at = if blocked {
+            self.nanos_since_born().saturating_add(1)
+        } else {
+            0
+        };
+        self.blocked_at.store(at, Ordering::Relaxed);
     }
 
     /// What a publisher on another shard pauses for: the client is behind, or holds messages.
@@ -101,6 +142,14 @@ impl StallGate {
 /// delivers from another shard cannot pause). Past this (or `max_pending`, if larger) the
 /// client is cut as a slow consumer.
 pub const TRANSIT_LIMIT: usize = 8 << 20;
+
+/// Past `max_pending / DEEP_SHARE` pending, a client that still reads holds its feeders until
+/// it drains (up to [`DEEP_WAIT`](crate::shard::DEEP_WAIT) a pause), as nats-server 2.9 stalls
+/// a producer up to a second once a client is past half its `max_pending`. Short pauses alone
+/// (nats-server 2.15's 5 ms, 10 ms a read) do not hold hundreds of feeders: each runs a read
+/// per timeout, and 500 nats.go publishers into one nats.go subscriber pushed it past
+/// `max_pending` (cut, 274 566 of 2 M lost) where nats-server 2.9 delivered everything.
+pub const DEEP_SHARE: usize = 2;
 
 /// A message waiting for its client's writer to catch up: handles on the publisher's or the
 /// ring message's buffers, no copy.
@@ -639,9 +688,16 @@ impl ClientState {
         };
         if pending > self.stall_at && (pending > self.stuck_stall_at || !self.writer_stuck()) {
             self.gate.set(true);
+            self.note_depth();
             return SendStatus::Stalled;
         }
         SendStatus::Queued
+    }
+
+    /// Raises or lowers the gate's `deep` flag from what is pending now.
+    fn note_depth(&self) {
+        let deep = !self.is_closed() && self.pending_bytes() > self.max_pending / DEEP_SHARE;
+        self.gate.set_deep(deep);
     }
 
     /// The connection that writes what this link sends: a route's, for its stand-ins.
@@ -758,6 +814,7 @@ impl ClientState {
         self.backlog.borrow_mut().push_back(d);
         self.gate.set_held(true);
         self.gate.set(true);
+        self.note_depth();
         // Nothing may be in flight (the mark counts it): the writer must come back for these.
         self.writer_wake.raise();
         SendStatus::Stalled
@@ -799,8 +856,14 @@ impl ClientState {
     /// The writer's socket refused more bytes (`true`), or took some (`false`).
     pub fn note_blocked(&self, blocked: bool) {
         match (blocked, self.blocked_since.get()) {
-            (true, None) => self.blocked_since.set(Some(Instant::now())),
-            (false, Some(_)) => self.blocked_since.set(None),
+            (true, None) => {
+                self.blocked_since.set(Some(Instant::now()));
+                self.gate.set_blocked(true);
+            }
+            (false, Some(_)) => {
+                self.blocked_since.set(None);
+                self.gate.set_blocked(false);
+            }
             _ => {}
         }
     }
@@ -832,6 +895,7 @@ impl ClientState {
             self.gate
                 .set(self.out.borrow().len() > self.stall_at && !self.is_closed());
         }
+        self.note_depth();
     }
 
     pub fn count_in(&self, bytes: usize) {
@@ -866,6 +930,7 @@ impl ClientState {
             self.closed.set(Some(reason));
         }
         self.gate.set(false);
+        self.gate.set_deep(false);
         self.writer_wake.raise();
     }
 
@@ -873,6 +938,7 @@ impl ClientState {
         self.backlog.borrow_mut().clear();
         self.backlog_bytes.set(0);
         self.gate.set_held(false);
+        self.note_depth();
     }
 
     /// Takes everything queued, leaving `spare` (emptied) in its place.

@@ -772,7 +772,7 @@ impl Session {
                         // in one go could carry a subscriber from its stall mark past
                         // max_pending. The pauses of one read add up to STALL_BUDGET.
                         if self.shard.must_pause(&self.client) {
-                            if stall_budget.is_zero() {
+                            if stall_budget.is_zero() && !self.shard.must_pause_deep(&self.client) {
                                 // This read's pauses are spent (see `wait_stalled`).
                                 self.shard.forget_stalled();
                             } else {

@@ -535,31 +535,48 @@ fn at_the_descriptor_limit_clients_wait_and_the_log_stays_quiet() {
 /// runs and the reader was cut as a slow consumer (with nats.go subscribers: most runs).
 #[test]
 fn a_slow_reader_fed_from_every_shard_gets_everything() {
-    const PUBS: usize = 8;
-    const PER_PUB: usize = 12_000;
+    slow_reader_gets_everything(8, 12_000, 128);
+}
+
+/// The same with three hundred publishers and a slower reader (the telemetry fan-in: a publisher per device). Short
+/// pauses do not hold them: each ran a read per pause and the reader passed max_pending within
+/// a second. Past half its max_pending, a client that still reads holds its feeders until it
+/// drains. nats-server 2.9 passes this test (it stalls a producer up to a second); 2.15 (5 ms
+/// pauses, 10 ms a read) cuts the reader as tachyon did.
+#[test]
+fn a_slow_reader_fed_by_three_hundred_publishers_gets_everything() {
+    slow_reader_gets_everything(300, 400, 32);
+}
+
+/// `pubs` publishers of `per_pub` 1 KiB messages each; the reader takes at most `read_kib`
+/// KiB a millisecond.
+fn slow_reader_gets_everything(pubs: usize, per_pub: usize, read_kib: usize) {
     const MSG_BYTES: usize = 18 + HOT_PAYLOAD + 2; // "MSG fan.N 1 1024\r\n" + payload + CRLF
     let s = Server::under_test(SHARDS, &[]);
     let mut sub = connect(s.port);
     sub.send(b"SUB fan.* 1\r\n");
     sync(&mut sub);
     let (mut stream, pending) = sub.into_parts();
-    let want = PUBS * PER_PUB * MSG_BYTES;
+    // Three-digit publisher numbers make a longer subject.
+    let want: usize = (0..pubs)
+        .map(|i| per_pub * (MSG_BYTES + i.to_string().len() - 1))
+        .sum();
     let reader = thread::spawn(move || {
         let mut got = pending.len();
-        let mut buf = vec![0u8; 128 * 1024];
+        let mut buf = vec![0u8; read_kib * 1024];
         let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
         while got < want {
             match stream.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => got += n,
             }
-            // At most about 120 MB/s: slower than the publishers together.
+            // Slower than the publishers together.
             thread::sleep(Duration::from_millis(1));
         }
         got
     });
     let payload = vec![b'x'; HOT_PAYLOAD];
-    let pubs: Vec<_> = (0..PUBS)
+    let publishers: Vec<_> = (0..pubs)
         .map(|i| {
             let c = connect(s.port);
             let mut batch = Vec::new();
@@ -570,7 +587,7 @@ fn a_slow_reader_fed_from_every_shard_gets_everything() {
             }
             thread::spawn(move || {
                 let (mut stream, _) = c.into_parts();
-                for _ in 0..PER_PUB / 100 {
+                for _ in 0..per_pub / 100 {
                     if stream.write_all(&batch).is_err() {
                         return false;
                     }
@@ -590,7 +607,7 @@ fn a_slow_reader_fed_from_every_shard_gets_everything() {
             })
         })
         .collect();
-    for p in pubs {
+    for p in publishers {
         let _ = p.join();
     }
     let got = reader.join().unwrap_or(0);

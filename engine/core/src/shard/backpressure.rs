@@ -2,8 +2,6 @@
 //! publishing connection is not read again until they moved), and the stall gate pauses the
 //! publishers that feed a client whose writer fell behind, on whichever shard they are.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -152,12 +150,6 @@ impl Shard {
     /// nats-server's 0.14 s; with it, 0.14-0.15 s.
     pub async fn wait_stalled(&self, client: &ClientState, budget: &mut Duration) {
         let ttl = STALL_WAIT.min(*budget);
-        if ttl.is_zero() {
-            // This read's budget is spent: what it still delivers goes on unpaused (and a
-            // client it keeps feeding passes max_pending), as in nats-server.
-            self.forget_stalled();
-            return;
-        }
         let gates: Vec<Arc<StallGate>> = self.stalled.borrow_mut().drain(..).collect();
         let mut remote_gates: Vec<Arc<StallGate>> = Vec::new();
         {
@@ -174,25 +166,35 @@ impl Shard {
                 }
             }
         }
-        if gates.is_empty() && remote_gates.is_empty() {
+        let deep = || gates.iter().chain(&remote_gates).any(|g| g.holds_deep());
+        // With this read's budget spent, what it still delivers goes on unpaused (and a
+        // client it keeps feeding passes max_pending), as in nats-server; unless a client
+        // it feeds is deep and draining (see `DEEP_SHARE`).
+        if (gates.is_empty() && remote_gates.is_empty()) || (ttl.is_zero() && !deep()) {
             return;
         }
         let ids: Vec<u64> = gates.iter().chain(&remote_gates).map(|g| g.cid).collect();
-        let ticket = self.next_stall_ticket.get();
-        self.next_stall_ticket.set(ticket + 1);
-        self.stall_queue.borrow_mut().push_back((ticket, ids));
-        // Leaves the queue however this future ends (a dropped task must not hold up the
-        // feeders behind it).
-        let _place = StallPlace {
-            queue: &self.stall_queue,
-            ticket,
-        };
+        let place = self.stall_queue.join(ids);
         let started = Instant::now();
         let deadline = started + ttl;
+        let deep_deadline = started + DEEP_WAIT;
         loop {
-            let behind = gates.iter().any(|g| g.is_behind())
+            let deep_now = deep();
+            let limit = if deep_now { deep_deadline } else { deadline };
+            let now = Instant::now();
+            if now >= limit {
+                break;
+            }
+            if place.behind_another() {
+                // Its clients are watched by the feeder ahead, which wakes this one when it
+                // leaves.
+                place.wait_turn(limit - now).await;
+                continue;
+            }
+            let behind = deep_now
+                || gates.iter().any(|g| g.is_behind())
                 || remote_gates.iter().any(|g| g.holds_up_remote());
-            if (!behind && !self.older_feeder_waits(ticket)) || Instant::now() >= deadline {
+            if !behind {
                 break;
             }
             glommio::timer::sleep(Duration::from_micros(100)).await;
@@ -200,15 +202,15 @@ impl Shard {
         *budget = budget.saturating_sub(started.elapsed());
     }
 
-    /// Whether a feeder that paused before `ticket` still waits for one of its clients.
-    pub(super) fn older_feeder_waits(&self, ticket: u64) -> bool {
-        let q = self.stall_queue.borrow();
-        let Some((_, mine)) = q.iter().find(|(t, _)| *t == ticket) else {
-            return false;
-        };
-        q.iter()
-            .take_while(|(t, _)| *t != ticket)
-            .any(|(_, theirs)| theirs.iter().any(|id| mine.contains(id)))
+    /// Whether a reader whose pauses are spent must still pause: a client it fed is deep in
+    /// pending and draining (see `DEEP_SHARE`).
+    pub fn must_pause_deep(&self, client: &ClientState) -> bool {
+        self.stalled.borrow().iter().any(|g| g.holds_deep())
+            || client
+                .remote_stalls
+                .borrow()
+                .iter()
+                .any(|(g, _)| g.holds_deep())
     }
 }
 
@@ -217,6 +219,11 @@ impl Shard {
 /// shard (8 publishers, 4 rounds, same run): 2 ms gave +8 % msgs/s but a p99 of 73 ms against
 /// 41-42 ms for 5 ms and for the previous design; the tail is what a fan-in user sees.
 pub const STALL_WAIT: Duration = Duration::from_millis(5);
+/// The longest pause for a client past its deep mark that still drains: nats-server 2.9's
+/// `stallClientMaxDuration`. Feeders resume one at a time as it drains, so hundreds of them
+/// need this long for their turn.
+pub const DEEP_WAIT: Duration = Duration::from_secs(1);
+const _: () = assert!(STALL_WAIT.as_nanos() < DEEP_WAIT.as_nanos());
 /// What a publisher may spend paused per read: nats-server's `stallTotalAllowed`.
 pub const STALL_BUDGET: Duration = Duration::from_millis(10);
 const _: () = assert!(STALL_WAIT.as_nanos() <= STALL_BUDGET.as_nanos());
@@ -228,19 +235,3 @@ const NOTICE_EVERY: Duration = Duration::from_millis(1);
 const STICKY: Duration = Duration::from_millis(50);
 /// Past this many remembered notices the old ones are forgotten.
 const STALL_NOTICES_KEPT: usize = 1024;
-
-/// A paused feeder: its ticket and the clients it waits for.
-pub(super) type StallEntry = (u64, Vec<u64>);
-
-/// A feeder's place in the stall queue, given up when dropped.
-struct StallPlace<'a> {
-    queue: &'a RefCell<VecDeque<StallEntry>>,
-    ticket: u64,
-}
-
-impl Drop for StallPlace<'_> {
-    fn drop(&mut self) {
-        let ticket = self.ticket;
-        self.queue.borrow_mut().retain(|(t, _)| *t != ticket);
-    }
-}

@@ -14,16 +14,16 @@ pub mod migration;
 pub mod rebalance;
 pub mod responses;
 mod routing;
+mod stall_queue;
 mod subscriptions;
 pub mod tasks;
 
-use backpressure::StallEntry;
-pub use backpressure::STALL_BUDGET;
+pub use backpressure::{DEEP_WAIT, STALL_BUDGET, STALL_WAIT};
 use barrier::PendingBarrier;
 use routing::Target;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -84,9 +84,8 @@ pub struct Shard {
     pub(super) responses: RefCell<responses::ResponseTable>,
     /// Stands for the publisher of a response forwarded from another shard.
     relay: Rc<ClientState>,
-    /// Feeders paused for stalled clients, oldest first: (ticket, the clients' ids).
-    stall_queue: RefCell<VecDeque<StallEntry>>,
-    next_stall_ticket: Cell<u64>,
+    /// Feeders paused for stalled clients, oldest first.
+    stall_queue: stall_queue::StallQueue,
     pub stats: Cell<ShardStats>,
     /// Set by `send_targets` when a publish went to another shard; read by `publish`.
     routed: Cell<bool>,
@@ -163,8 +162,7 @@ impl Shard {
             stall_notices: RefCell::new(HashMap::new()),
             responses: RefCell::new(responses::ResponseTable::new(id)),
             relay: Rc::new(ClientState::new(0, None, -1, usize::MAX)),
-            stall_queue: RefCell::new(VecDeque::new()),
-            next_stall_ticket: Cell::new(0),
+            stall_queue: stall_queue::StallQueue::default(),
             stats: Cell::new(ShardStats::default()),
             routed: Cell::new(false),
             overflow_pending: LocalSignal::default(),
