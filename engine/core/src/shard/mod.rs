@@ -91,6 +91,9 @@ pub struct Shard {
     routed: Cell<bool>,
     /// Raised when some outlet has overflow to push once the ring has room.
     pub overflow_pending: LocalSignal,
+    /// Publishing connections waiting for their envelopes to leave the overflow: what each
+    /// waits for (outlet, mark) and its task, woken by the overflow task.
+    flush_waiters: RefCell<Vec<(Vec<(u16, u64)>, std::task::Waker)>>,
     pub accepting: Cell<bool>,
     /// Connections moving to or from this shard (`migration.rs`).
     moves: RefCell<migration::Moves>,
@@ -166,6 +169,7 @@ impl Shard {
             stats: Cell::new(ShardStats::default()),
             routed: Cell::new(false),
             overflow_pending: LocalSignal::default(),
+            flush_waiters: RefCell::new(Vec::new()),
             accepting: Cell::new(true),
             moves: RefCell::new(migration::Moves::default()),
             placement,
