@@ -265,6 +265,9 @@ const STICKY: Duration = Duration::from_millis(50);
 /// Past this many remembered notices the old ones are forgotten.
 const STALL_NOTICES_KEPT: usize = 1024;
 
+/// What a publishing connection waits for (outlet, overflow mark), and its task.
+pub(super) type FlushWaiter = (Vec<(u16, u64)>, std::task::Waker);
+
 /// A publishing connection waiting for the overflow task to move its envelopes into the rings.
 struct OverflowFlushed<'a> {
     shard: &'a Shard,

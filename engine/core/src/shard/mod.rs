@@ -93,7 +93,7 @@ pub struct Shard {
     pub overflow_pending: LocalSignal,
     /// Publishing connections waiting for their envelopes to leave the overflow: what each
     /// waits for (outlet, mark) and its task, woken by the overflow task.
-    flush_waiters: RefCell<Vec<(Vec<(u16, u64)>, std::task::Waker)>>,
+    flush_waiters: RefCell<Vec<backpressure::FlushWaiter>>,
     pub accepting: Cell<bool>,
     /// Connections moving to or from this shard (`migration.rs`).
     moves: RefCell<migration::Moves>,
