@@ -71,7 +71,27 @@ pub struct Sublist<T: Clone + PartialEq> {
     /// so subjects seen once (reply inboxes, JetStream ack subjects: one per message) never
     /// cost a cache entry, its key allocation and its eviction.
     seen: Box<[u64]>,
+    /// Admission while the cache thrashes: only subjects whose hash has this many low bits
+    /// (above the slot bits) clear are cached, so a fixed subset of a working set larger than
+    /// the cache stays cached and hits, instead of every subject being cached and evicted
+    /// unused (500 publishers over 100 subjects each: a key allocation, an insert and an
+    /// eviction per message). See [`Sublist::evict_half`].
+    admit_bits: u32,
+    hits: u32,
+    inserts: u32,
+    misses: u32,
+    /// What the latest miss matched, and the walk's buffer: a miss that matches what the one
+    /// before it matched (a `telemetry.>` subscriber and a subject per device) shares its
+    /// result instead of allocating one.
+    last_miss: Option<Rc<MatchResult<T>>>,
+    scratch: MatchResult<T>,
 }
+
+/// At most 1 subject in 2^MAX_ADMIT_BITS is admitted while the cache thrashes.
+const MAX_ADMIT_BITS: u32 = 6;
+/// Misses after which admission loosens one step, so a working set that shrank is cached
+/// whole again.
+const ADMIT_DECAY_MISSES: u32 = 1 << 16;
 
 /// Slots of the admission filter (a power of two).
 const SEEN_SLOTS: usize = 1024;
@@ -97,6 +117,12 @@ impl<T: Clone + PartialEq> Sublist<T> {
             cache: FxHashMap::default(),
             cache_capacity,
             seen: vec![0; SEEN_SLOTS].into_boxed_slice(),
+            admit_bits: 0,
+            hits: 0,
+            inserts: 0,
+            misses: 0,
+            last_miss: None,
+            scratch: MatchResult::default(),
         }
     }
 
@@ -106,6 +132,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
         self.root.insert(subject, queue, value);
         self.len += 1;
         self.generation += 1;
+        self.last_miss = None;
         self.drop_cached_matches(subject);
     }
 
@@ -116,6 +143,8 @@ impl<T: Clone + PartialEq> Sublist<T> {
         if removed {
             self.len -= 1;
             self.generation += 1;
+            // It may hold the removed value: it must not outlive its subscription.
+            self.last_miss = None;
             self.drop_cached_matches(subject);
         }
         removed
@@ -125,26 +154,54 @@ impl<T: Clone + PartialEq> Sublist<T> {
     /// grouped by queue name. A cache hit allocates nothing.
     pub fn match_subject(&mut self, subject: &[u8]) -> Rc<MatchResult<T>> {
         if let Some(hit) = self.cache.get(subject) {
+            self.hits = self.hits.saturating_add(1);
             return Rc::clone(hit);
         }
-        let result = Rc::new(self.match_uncached(subject));
-        if self.cache_capacity > 0 && self.seen_before(subject) {
+        let result = self.match_miss(subject);
+        if self.cache_capacity > 0 && self.admits(subject) {
             if self.cache.len() >= self.cache_capacity {
                 self.evict_half();
             }
+            self.inserts = self.inserts.saturating_add(1);
             self.cache.insert(Box::from(subject), Rc::clone(&result));
         }
         result
     }
 
-    /// Whether `subject` missed the cache before (recently: a later subject with the same slot
-    /// takes it over); records it when not.
-    fn seen_before(&mut self, subject: &[u8]) -> bool {
+    /// Walks the trie into the reused buffer; shares the latest miss's result when equal.
+    fn match_miss(&mut self, subject: &[u8]) -> Rc<MatchResult<T>> {
+        self.root.collect(subject, &mut self.scratch);
+        let result = match &self.last_miss {
+            Some(last) if **last == self.scratch => Rc::clone(last),
+            _ => {
+                let fresh = Rc::new(self.scratch.clone());
+                self.last_miss = Some(Rc::clone(&fresh));
+                fresh
+            }
+        };
+        // The buffer keeps its capacity, not the values (a removed one must not linger).
+        self.scratch.plain.clear();
+        self.scratch.queues.clear();
+        result
+    }
+
+    /// Whether a subject that missed is cached now: on its second recent miss, and, while the
+    /// cache thrashes, only if it is in the sampled subset.
+    fn admits(&mut self, subject: &[u8]) -> bool {
         use std::hash::{BuildHasher, Hasher};
         let mut h = rustc_hash::FxBuildHasher.build_hasher();
         h.write(subject);
         // 0 marks an empty slot.
         let hash = h.finish() | 1;
+        self.misses += 1;
+        if self.misses >= ADMIT_DECAY_MISSES {
+            self.misses = 0;
+            self.admit_bits = self.admit_bits.saturating_sub(1);
+        }
+        let sample = (1u64 << self.admit_bits) - 1;
+        if (hash >> SEEN_SLOTS.trailing_zeros()) & sample != 0 {
+            return false;
+        }
         let slot = &mut self.seen[(hash as usize) & (SEEN_SLOTS - 1)];
         if *slot == hash {
             return true;
@@ -214,13 +271,26 @@ impl<T: Clone + PartialEq> Sublist<T> {
 
     /// Drops every other entry in hash order, which is as good as random here and keeps the
     /// amortised cost per miss constant (a full clear would make a hot working set slightly
-    /// larger than the bound miss every time).
+    /// larger than the bound miss every time). A cache that filled with fewer hits than
+    /// inserts thrashes: admission narrows a step (see `admit_bits`).
     fn evict_half(&mut self) {
+        if self.hits < self.inserts {
+            self.admit_bits = (self.admit_bits + 1).min(MAX_ADMIT_BITS);
+            self.misses = 0;
+        }
+        self.hits = 0;
+        self.inserts = 0;
         let mut keep = false;
         self.cache.retain(|_, _| {
             keep = !keep;
             keep
         });
+    }
+
+    /// The admission sample's width, for tests.
+    #[cfg(test)]
+    fn admit_bits(&self) -> u32 {
+        self.admit_bits
     }
 }
 

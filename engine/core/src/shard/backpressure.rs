@@ -129,7 +129,8 @@ impl Shard {
         let Some(Some(outlet)) = self.outlets.get(src as usize) else {
             return;
         };
-        let now = Instant::now();
+        // Called per message while the client is behind: the batch's clock, not a clock read.
+        let now = self.recent.get();
         let mut sent = self.stall_notices.borrow_mut();
         if sent.len() >= STALL_NOTICES_KEPT {
             sent.retain(|_, at| now.duration_since(*at) < NOTICE_EVERY);

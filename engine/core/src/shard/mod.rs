@@ -101,6 +101,9 @@ pub struct Shard {
     /// When the rebalancer last looked at the connections, and when it looks next.
     last_tick: Cell<std::time::Instant>,
     next_tick: Cell<std::time::Instant>,
+    /// The time at the latest read or ring batch (`tick`): a clock for per-message
+    /// bookkeeping that tolerates a batch's staleness.
+    recent: Cell<std::time::Instant>,
     /// Leafnode links the message being delivered matched, with the queue group picked for
     /// each (none: a plain subscription): written as one `LMSG` per link once delivery ends.
     leaf_hits: RefCell<Vec<(Rc<ClientState>, Option<bytes::Bytes>)>>,
@@ -175,6 +178,7 @@ impl Shard {
             placement,
             last_tick: Cell::new(std::time::Instant::now()),
             next_tick: Cell::new(std::time::Instant::now()),
+            recent: Cell::new(std::time::Instant::now()),
             leaf_hits: RefCell::new(Vec::new()),
             leaf_names: RefCell::new(Vec::new()),
             leaf_only: RefCell::new(None),

@@ -138,6 +138,7 @@ impl Shard {
     /// looks at the connections once per [`TICK`].
     #[inline]
     pub fn tick(&self, now: Instant) {
+        self.recent.set(now);
         if self.placement.mode == MigrateMode::Off || now < self.next_tick.get() {
             return;
         }

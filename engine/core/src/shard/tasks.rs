@@ -234,6 +234,8 @@ async fn inbound_loop(
             continue;
         }
         bell.wait_for(&consumer).await;
+        // The clock of the batch to come (it may have slept for long).
+        shard.recent.set(std::time::Instant::now());
     }
 }
 

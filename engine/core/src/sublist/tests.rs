@@ -521,3 +521,84 @@ fn subjects_seen_once_are_not_cached() {
     }
     assert_eq!(list.cache_len(), 0, "unique subjects take no cache entries");
 }
+
+#[test]
+fn misses_that_match_alike_share_one_result() {
+    let mut list = Sublist::with_cache_capacity(0);
+    list.insert(b"telemetry.>", None, 1);
+    let a = list.match_subject(b"telemetry.1.temp");
+    let b = list.match_subject(b"telemetry.2.temp");
+    assert!(
+        Rc::ptr_eq(&a, &b),
+        "the second miss reuses the first one's result"
+    );
+    assert!(list.match_subject(b"other").is_empty());
+    list.insert(b"telemetry.3.*", None, 2);
+    let c = list.match_subject(b"telemetry.3.temp");
+    assert_eq!(c.plain, vec![1, 2]);
+    assert_eq!(list.match_subject(b"telemetry.4.temp").plain, vec![1]);
+}
+
+#[test]
+fn a_removed_value_is_not_kept_by_the_last_miss() {
+    let value = Rc::new(7u32);
+    let mut list = Sublist::with_cache_capacity(0);
+    list.insert(b"a.>", None, value.clone());
+    assert_eq!(*list.match_subject(b"a.b").plain[0], 7);
+    assert!(list.remove(b"a.>", None, &value));
+    assert_eq!(
+        Rc::strong_count(&value),
+        1,
+        "nothing in the sublist holds it"
+    );
+}
+
+/// A working set far larger than the cache: admission narrows to a fixed sample, which then
+/// stays cached and hits, instead of every subject being cached and evicted unused; once the
+/// working set fits again, admission widens back and caches all of it.
+#[test]
+fn a_thrashing_cache_keeps_a_sample_and_recovers() {
+    let mut list = Sublist::with_cache_capacity(256);
+    list.insert(b"telemetry.>", None, 1);
+    // 50 devices with 100 subjects each, each device's subjects in a burst (one read of its
+    // connection), as in a fan-in of many publishers.
+    let subjects: Vec<String> = (0..5_000)
+        .map(|i| format!("telemetry.{}.{}", i / 100, i % 100))
+        .collect();
+    let round = |list: &mut Sublist<u32>| {
+        for device in subjects.chunks(100) {
+            for _ in 0..3 {
+                for s in device {
+                    assert_eq!(list.match_subject(s.as_bytes()).plain, vec![1]);
+                }
+            }
+        }
+    };
+    for _ in 0..10 {
+        round(&mut list);
+    }
+    assert!(list.admit_bits() > 0, "admission narrowed");
+    let (hits, inserts) = (list.hits, list.inserts);
+    round(&mut list);
+    assert!(list.hits > hits, "the sample hits");
+    assert!(
+        list.inserts - inserts < 256,
+        "few inserts a round once narrowed: {}",
+        list.inserts - inserts
+    );
+    assert!(list.cache_len() <= 256);
+    // A small working set again: cached whole once admission loosened.
+    let small: Vec<String> = (0..10).map(|i| format!("small.{i}")).collect();
+    list.insert(b"small.*", None, 2);
+    let mut rounds = 0;
+    while small.iter().any(|s| !list.cache.contains_key(s.as_bytes())) {
+        for s in &small {
+            assert_eq!(list.match_subject(s.as_bytes()).plain, vec![2]);
+        }
+        rounds += 1;
+        assert!(
+            rounds < 100_000,
+            "the small working set is never cached whole"
+        );
+    }
+}

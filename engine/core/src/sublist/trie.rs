@@ -246,8 +246,10 @@ impl<T: Clone + PartialEq> Node<T> {
 
     /// Appends every value whose pattern matches the literal `subject`.
     pub(super) fn collect(&self, subject: &[u8], out: &mut MatchResult<T>) {
-        // An explicit stack, not recursion: the depth follows client-chosen subjects.
-        let mut stack: Vec<(&Node<T>, Option<&[u8]>)> = vec![(self, Some(subject))];
+        // An explicit stack, not recursion: the depth follows client-chosen subjects. Inline
+        // for the usual depths: an uncached match allocated for its stack alone.
+        let mut stack: smallvec::SmallVec<[(&Node<T>, Option<&[u8]>); 16]> =
+            smallvec::smallvec![(self, Some(subject))];
         while let Some((node, rest)) = stack.pop() {
             let Some(rest) = rest else {
                 node.append_values(out);
