@@ -248,7 +248,7 @@ impl<T: Clone + PartialEq> Node<T> {
     pub(super) fn collect(&self, subject: &[u8], out: &mut MatchResult<T>) {
         // An explicit stack, not recursion: the depth follows client-chosen subjects. Inline
         // for the usual depths: an uncached match allocated for its stack alone.
-        let mut stack: smallvec::SmallVec<[(&Node<T>, Option<&[u8]>); 16]> =
+        let mut stack: smallvec::SmallVec<[Walk<'_, T>; 16]> =
             smallvec::smallvec![(self, Some(subject))];
         while let Some((node, rest)) = stack.pop() {
             let Some(rest) = rest else {
@@ -278,6 +278,10 @@ impl<T: Clone + PartialEq> Node<T> {
         }
     }
 }
+
+/// A node still to visit in a match, with what is left of the subject (`None`: all of it
+/// was consumed on the way to the node).
+type Walk<'a, T> = (&'a Node<T>, Option<&'a [u8]>);
 
 impl<T> Drop for Node<T> {
     fn drop(&mut self) {
