@@ -21,7 +21,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 
-use self::trie::{is_literal, literal_prefix, pattern_matches, Node};
+use self::trie::{is_literal, literal_prefix, pattern_matches, Node, Values};
 
 /// Default bound on cached match results.
 pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
@@ -61,7 +61,12 @@ pub struct QueueGroup<T> {
 
 /// Subscription index for one shard. Not `Send`: results are shared through `Rc`.
 pub struct Sublist<T: Clone + PartialEq> {
+    /// Patterns with a wildcard token.
     root: Node<T>,
+    /// Literal patterns, by subject: one entry instead of a trie node per token. A host with
+    /// a subscription per device subject (`bench.device.<n>.telemetry`) paid a node, its map
+    /// and its key for each inner token: 1 M such subscriptions took 470 B each in the trie.
+    literal: FxHashMap<Box<[u8]>, Values<T>>,
     len: usize,
     generation: u64,
     /// Always exact: every change drops the entries it affects before it returns.
@@ -112,6 +117,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
     pub fn with_cache_capacity(cache_capacity: usize) -> Self {
         Self {
             root: Node::default(),
+            literal: FxHashMap::default(),
             len: 0,
             generation: 0,
             cache: FxHashMap::default(),
@@ -129,7 +135,14 @@ impl<T: Clone + PartialEq> Sublist<T> {
     /// Stores `value` under a validated subject pattern, optionally in queue group `queue`.
     /// Duplicates are kept: each copy matches and each needs its own `remove`.
     pub fn insert(&mut self, subject: &[u8], queue: Option<&Bytes>, value: T) {
-        self.root.insert(subject, queue, value);
+        if is_literal(subject) {
+            self.literal
+                .entry(Box::from(subject))
+                .or_default()
+                .add(queue, value);
+        } else {
+            self.root.insert(subject, queue, value);
+        }
         self.len += 1;
         self.generation += 1;
         self.last_miss = None;
@@ -139,7 +152,20 @@ impl<T: Clone + PartialEq> Sublist<T> {
     /// Removes one equal value stored under (subject, queue); returns whether it was present.
     /// The generation moves only when something was removed.
     pub fn remove(&mut self, subject: &[u8], queue: Option<&[u8]>, value: &T) -> bool {
-        let removed = self.root.remove(subject, queue, value);
+        let removed = if is_literal(subject) {
+            match self.literal.get_mut(subject) {
+                Some(values) => {
+                    let removed = values.remove(queue, value);
+                    if values.is_empty() {
+                        self.literal.remove(subject);
+                    }
+                    removed
+                }
+                None => false,
+            }
+        } else {
+            self.root.remove(subject, queue, value)
+        };
         if removed {
             self.len -= 1;
             self.generation += 1;
@@ -170,7 +196,9 @@ impl<T: Clone + PartialEq> Sublist<T> {
 
     /// Walks the trie into the reused buffer; shares the latest miss's result when equal.
     fn match_miss(&mut self, subject: &[u8]) -> Rc<MatchResult<T>> {
-        self.root.collect(subject, &mut self.scratch);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.collect(subject, &mut scratch);
+        self.scratch = scratch;
         let result = match &self.last_miss {
             Some(last) if **last == self.scratch => Rc::clone(last),
             _ => {
@@ -213,8 +241,15 @@ impl<T: Clone + PartialEq> Sublist<T> {
     /// Matches without reading or filling the cache.
     pub fn match_uncached(&self, subject: &[u8]) -> MatchResult<T> {
         let mut result = MatchResult::default();
-        self.root.collect(subject, &mut result);
+        self.collect(subject, &mut result);
         result
+    }
+
+    fn collect(&self, subject: &[u8], out: &mut MatchResult<T>) {
+        self.root.collect(subject, out);
+        if let Some(values) = self.literal.get(subject) {
+            values.append_to(out);
+        }
     }
 
     /// Number of stored values.
@@ -231,9 +266,10 @@ impl<T: Clone + PartialEq> Sublist<T> {
         self.generation
     }
 
-    /// Trie nodes, the root included (1 when empty): for leak checks and monitoring.
+    /// Trie nodes, the root included, and literal patterns (1 when empty): for leak checks
+    /// and monitoring.
     pub fn node_count(&self) -> usize {
-        self.root.count_nodes()
+        self.root.count_nodes() + self.literal.len()
     }
 
     /// Cached match results (all of them valid).

@@ -309,18 +309,36 @@ fn removing_everything_leaves_only_the_root() {
 
 #[test]
 fn pruning_keeps_nodes_still_in_use() {
+    // Wildcard patterns: literal ones live in the flat map, not in the trie.
     let mut list = Sublist::new();
-    list.insert(b"a.b.c.d", None, 1);
-    list.insert(b"a.b", None, 2);
-    list.insert(b"a.b.x", None, 3);
-    assert!(list.remove(b"a.b.c.d", None, &1));
-    assert_eq!(list.node_count(), 4); // root, a, b, x
-    assert_eq!(plain(&mut list, "a.b"), vec![2]);
-    assert_eq!(plain(&mut list, "a.b.x"), vec![3]);
-    assert!(list.remove(b"a.b.x", None, &3));
-    assert_eq!(list.node_count(), 3);
-    assert!(list.remove(b"a.b", None, &2));
+    list.insert(b"a.b.c.*", None, 1);
+    list.insert(b"a.b.*", None, 2);
+    list.insert(b"a.b.x.*", None, 3);
+    assert_eq!(list.node_count(), 8);
+    assert!(list.remove(b"a.b.c.*", None, &1));
+    assert_eq!(list.node_count(), 6); // root, a, b, b's *, x, x's *
+    assert_eq!(plain(&mut list, "a.b.q"), vec![2]);
+    assert_eq!(plain(&mut list, "a.b.x.q"), vec![3]);
+    assert!(list.remove(b"a.b.x.*", None, &3));
+    assert_eq!(list.node_count(), 4);
+    assert!(list.remove(b"a.b.*", None, &2));
     assert_eq!(list.node_count(), 1);
+}
+
+#[test]
+fn literal_patterns_take_one_entry_each() {
+    let mut list = Sublist::new();
+    list.insert(b"bench.device.1.telemetry", None, 1);
+    list.insert(b"bench.device.2.telemetry", Some(&q("g")), 2);
+    list.insert(b"bench.device.*.telemetry", Some(&q("g")), 3);
+    assert_eq!(list.node_count(), 1 + 4 + 2);
+    assert_eq!(plain(&mut list, "bench.device.1.telemetry"), vec![1]);
+    let both = list.match_subject(b"bench.device.2.telemetry");
+    assert_eq!(groups(&both)[&b"g"[..]], vec![2, 3], "one group over both kinds");
+    assert!(list.remove(b"bench.device.1.telemetry", None, &1));
+    assert!(!list.remove(b"bench.device.1.telemetry", None, &1));
+    assert!(list.remove(b"bench.device.2.telemetry", Some(b"g"), &2));
+    assert_eq!(list.node_count(), 1 + 4);
 }
 
 /// Reference semantics, written independently of the trie.

@@ -15,10 +15,8 @@ pub(super) struct Node<T> {
     pwc: Option<Box<Node<T>>>,
     /// Child for a `>` token. Only its own values matter: `>` is always the last token.
     fwc: Option<Box<Node<T>>>,
-    /// Values whose pattern ends at this node, without a queue group.
-    plain: Vec<T>,
-    /// Values whose pattern ends at this node, per queue group name.
-    queues: Vec<QueueGroup<T>>,
+    /// Values whose pattern ends at this node.
+    values: Values<T>,
 }
 
 impl<T> Default for Node<T> {
@@ -27,8 +25,90 @@ impl<T> Default for Node<T> {
             literals: FxHashMap::default(),
             pwc: None,
             fwc: None,
+            values: Values::default(),
+        }
+    }
+}
+
+/// The values stored under one pattern: at a trie node, or under a literal subject in the
+/// sublist's flat map.
+pub(super) struct Values<T> {
+    /// Without a queue group.
+    plain: Vec<T>,
+    /// Per queue group name.
+    queues: Vec<QueueGroup<T>>,
+}
+
+impl<T> Default for Values<T> {
+    fn default() -> Self {
+        Self {
             plain: Vec::new(),
             queues: Vec::new(),
+        }
+    }
+}
+
+impl<T> Values<T> {
+    pub(super) fn is_empty(&self) -> bool {
+        self.plain.is_empty() && self.queues.is_empty()
+    }
+}
+
+impl<T: Clone + PartialEq> Values<T> {
+    pub(super) fn add(&mut self, queue: Option<&Bytes>, value: T) {
+        match queue {
+            None => {
+                // Most patterns hold one value: room for one, not the four a first push makes.
+                if self.plain.capacity() == 0 {
+                    self.plain.reserve_exact(1);
+                }
+                self.plain.push(value)
+            }
+            Some(name) => match self.queues.iter_mut().find(|g| g.name == *name) {
+                Some(group) => group.members.push(value),
+                None => self.queues.push(QueueGroup {
+                    name: name.clone(),
+                    members: vec![value],
+                }),
+            },
+        }
+    }
+
+    /// Removes one copy of `value`; whether there was one.
+    pub(super) fn remove(&mut self, queue: Option<&[u8]>, value: &T) -> bool {
+        match queue {
+            None => match self.plain.iter().position(|v| v == value) {
+                Some(i) => {
+                    self.plain.remove(i);
+                    true
+                }
+                None => false,
+            },
+            Some(name) => {
+                let Some(gi) = self.queues.iter().position(|g| g.name[..] == *name) else {
+                    return false;
+                };
+                let group = &mut self.queues[gi];
+                let Some(mi) = group.members.iter().position(|v| v == value) else {
+                    return false;
+                };
+                group.members.remove(mi);
+                if group.members.is_empty() {
+                    self.queues.remove(gi);
+                }
+                true
+            }
+        }
+    }
+
+    /// Adds these values to a match result, merging queue groups by name.
+    pub(super) fn append_to(&self, out: &mut MatchResult<T>) {
+        out.plain.extend_from_slice(&self.plain);
+        for group in &self.queues {
+            match out.queues.iter_mut().find(|g| g.name == group.name) {
+                Some(merged) => merged.members.extend_from_slice(&group.members),
+                None => out.queues.push(group.clone()),
+            }
         }
     }
 }
@@ -124,7 +204,7 @@ impl<T> Node<T> {
     }
 
     fn has_values(&self) -> bool {
-        !self.plain.is_empty() || !self.queues.is_empty()
+        !self.values.is_empty()
     }
 
     fn is_empty(&self) -> bool {
@@ -158,16 +238,7 @@ impl<T: Clone + PartialEq> Node<T> {
         for token in tokens(subject) {
             node = node.child_or_insert(token);
         }
-        match queue {
-            None => node.plain.push(value),
-            Some(name) => match node.queues.iter_mut().find(|g| g.name == *name) {
-                Some(group) => group.members.push(value),
-                None => node.queues.push(QueueGroup {
-                    name: name.clone(),
-                    members: vec![value],
-                }),
-            },
-        }
+        node.values.add(queue, value);
     }
 
     /// Removes one copy of `value`, then the nodes on the subject's path left with nothing.
@@ -179,39 +250,13 @@ impl<T: Clone + PartialEq> Node<T> {
                 None => return false,
             }
         }
-        if !node.remove_value(queue, value) {
+        if !node.values.remove(queue, value) {
             return false;
         }
         if node.is_empty() {
             self.prune(subject);
         }
         true
-    }
-
-    fn remove_value(&mut self, queue: Option<&[u8]>, value: &T) -> bool {
-        match queue {
-            None => match self.plain.iter().position(|v| v == value) {
-                Some(i) => {
-                    self.plain.remove(i);
-                    true
-                }
-                None => false,
-            },
-            Some(name) => {
-                let Some(gi) = self.queues.iter().position(|g| g.name[..] == *name) else {
-                    return false;
-                };
-                let group = &mut self.queues[gi];
-                let Some(mi) = group.members.iter().position(|v| v == value) else {
-                    return false;
-                };
-                group.members.remove(mi);
-                if group.members.is_empty() {
-                    self.queues.remove(gi);
-                }
-                true
-            }
-        }
     }
 
     /// Cuts the chain of nodes that exist only to lead to the (now empty) end of `subject`:
@@ -269,13 +314,7 @@ impl<T: Clone + PartialEq> Node<T> {
     }
 
     fn append_values(&self, out: &mut MatchResult<T>) {
-        out.plain.extend_from_slice(&self.plain);
-        for group in &self.queues {
-            match out.queues.iter_mut().find(|g| g.name == group.name) {
-                Some(merged) => merged.members.extend_from_slice(&group.members),
-                None => out.queues.push(group.clone()),
-            }
-        }
+        self.values.append_to(out);
     }
 }
 
