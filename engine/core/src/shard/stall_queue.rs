@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A paused feeder: its ticket, the clients it waits for, and its task while it sleeps
 /// behind another feeder.
@@ -24,6 +24,8 @@ struct Entry {
 pub struct StallQueue {
     entries: RefCell<VecDeque<Entry>>,
     next_ticket: Cell<u64>,
+    /// When a feeder last left: the line moves.
+    last_left: Cell<Option<Instant>>,
 }
 
 impl StallQueue {
@@ -72,6 +74,7 @@ impl StallQueue {
     /// Removes `ticket` and wakes, for each of its clients, the next feeder in that client's
     /// line: only it may have become the head.
     fn leave(&self, ticket: u64) {
+        self.last_left.set(Some(Instant::now()));
         let mut wake = Vec::new();
         {
             let mut q = self.entries.borrow_mut();
@@ -92,6 +95,11 @@ impl StallQueue {
         for w in wake {
             w.wake();
         }
+    }
+
+    /// When a feeder last left the line, if one did since `since`.
+    pub fn moved_since(&self, since: Instant) -> Instant {
+        self.last_left.get().map_or(since, |t| t.max(since))
     }
 
     #[cfg(test)]

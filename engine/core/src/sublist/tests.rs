@@ -334,7 +334,11 @@ fn literal_patterns_take_one_entry_each() {
     assert_eq!(list.node_count(), 1 + 4 + 2);
     assert_eq!(plain(&mut list, "bench.device.1.telemetry"), vec![1]);
     let both = list.match_subject(b"bench.device.2.telemetry");
-    assert_eq!(groups(&both)[&b"g"[..]], vec![2, 3], "one group over both kinds");
+    assert_eq!(
+        groups(&both)[&b"g"[..]],
+        vec![2, 3],
+        "one group over both kinds"
+    );
     assert!(list.remove(b"bench.device.1.telemetry", None, &1));
     assert!(!list.remove(b"bench.device.1.telemetry", None, &1));
     assert!(list.remove(b"bench.device.2.telemetry", Some(b"g"), &2));
