@@ -147,8 +147,9 @@ pub const TRANSIT_LIMIT: usize = 8 << 20;
 /// it drains (unless their line stops moving for [`DEEP_WAIT`](crate::shard::DEEP_WAIT)), as
 /// nats-server 2.9 stalls a producer up to a second once a client is past half its
 /// `max_pending`. Short pauses alone (nats-server 2.15's 5 ms, 10 ms a read) do not hold
-/// hundreds of feeders: each runs a read per timeout, and 500 nats.go publishers into one nats.go subscriber pushed it past
-/// `max_pending` (cut, 274 566 of 2 M lost) where nats-server 2.9 delivered everything.
+/// hundreds of feeders: each runs a read per timeout, and 500 nats.go publishers into one
+/// nats.go subscriber pushed it past `max_pending` (cut, 274 566 of 2 M lost) where
+/// nats-server 2.9 delivered everything.
 pub const DEEP_SHARE: usize = 2;
 
 /// A message waiting for its client's writer to catch up: handles on the publisher's or the
