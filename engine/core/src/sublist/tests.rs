@@ -624,3 +624,19 @@ fn a_thrashing_cache_keeps_a_sample_and_recovers() {
         );
     }
 }
+
+#[test]
+fn tmp_queue_literal_groups_stay_merged() {
+    let mut list = Sublist::new();
+    let g = q("bench-q");
+    for v in 0..4 {
+        list.insert(b"bench", Some(&g), v);
+    }
+    for round in 0..100 {
+        let r = list.match_subject(b"bench");
+        assert_eq!(r.queues.len(), 1, "round {round}");
+        assert_eq!(r.queues[0].members.len(), 4);
+        assert!(list.remove(b"bench", Some(b"bench-q"), &(round % 4)));
+        list.insert(b"bench", Some(&g), round % 4);
+    }
+}
