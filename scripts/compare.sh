@@ -46,6 +46,9 @@
 # `scripts/setup.sh --bench`): pubsub, fanin, queue and reqrep at 16 B and 1 KiB with the
 # official Go client (nats.go) as the load generator, as `nats bench` is. Writes
 # bench-results/report-go.{json,html,md,txt}; `JS_ONLY=1 JS=0 CONSUMERS=0 WS=0 LEAF=0 ROUTE=0` runs only it.
+# Then the telemetry fan-in with it: MANY_PUBS (default 500) nats.go publishers, 100 subjects
+# each, into one nats.go subscriber on `telemetry.>`, 128 B, MANY_MSGS (default 2 000 000) in
+# all. Writes bench-results/report-go-many.*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -187,6 +190,16 @@ if [ "${GO:-1}" != 0 ]; then
             --json bench-results/report-go.json \
             --html bench-results/report-go.html \
             --md bench-results/report-go.md | tee bench-results/report-go.txt || rc=$?
+        # The telemetry fan-in: hundreds of nats.go publishers, one nats.go subscriber on
+        # `telemetry.>`, a subject per publisher and reading (100 each).
+        target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
+            --go-client target/natsbench \
+            --workloads fanin --pub "${MANY_PUBS:-500}" \
+            --sizes 128 --rounds "$ROUNDS" \
+            --msgs "${MANY_MSGS:-2000000}" \
+            --json bench-results/report-go-many.json \
+            --html bench-results/report-go-many.html \
+            --md bench-results/report-go-many.md | tee bench-results/report-go-many.txt || rc=$?
     else
         echo "no target/natsbench (scripts/setup.sh --bench builds it); Go client section skipped" >&2
     fi
