@@ -48,7 +48,7 @@
 # bench-results/report-go.{json,html,md,txt}; `JS_ONLY=1 JS=0 CONSUMERS=0 WS=0 LEAF=0 ROUTE=0` runs only it.
 # Then the telemetry fan-in with it: MANY_PUBS (default 500) nats.go publishers, 100 subjects
 # each, into one nats.go subscriber on `telemetry.>`, 128 B, MANY_MSGS (default 2 000 000) in
-# all. Writes bench-results/report-go-many.*.
+# all, then the same with a raw-protocol subscriber. Writes bench-results/report-go-many{,-raw}.*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -200,6 +200,16 @@ if [ "${GO:-1}" != 0 ]; then
             --json bench-results/report-go-many.json \
             --html bench-results/report-go-many.html \
             --md bench-results/report-go-many.md | tee bench-results/report-go-many.txt || rc=$?
+        # The same with a raw-protocol subscriber (the server without nats.go's dispatch on
+        # the receiving side).
+        target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
+            --go-client target/natsbench --go-raw-sub \
+            --workloads fanin --pub "${MANY_PUBS:-500}" \
+            --sizes 128 --rounds "$ROUNDS" \
+            --msgs "${MANY_MSGS:-2000000}" \
+            --json bench-results/report-go-many-raw.json \
+            --html bench-results/report-go-many-raw.html \
+            --md bench-results/report-go-many-raw.md | tee bench-results/report-go-many-raw.txt || rc=$?
     else
         echo "no target/natsbench (scripts/setup.sh --bench builds it); Go client section skipped" >&2
     fi

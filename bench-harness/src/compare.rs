@@ -43,6 +43,8 @@ pub struct CompareConfig {
     pub hub: Option<PathBuf>,
     /// `natsbench` (the Go client's load generator): the core workloads run with it.
     pub go_client: Option<PathBuf>,
+    /// With `go_client`: raw-protocol subscribers instead of nats.go ones.
+    pub go_raw_sub: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -300,9 +302,14 @@ fn measure(
     };
     let sub_addr = hub.as_ref().map_or(addr, |(h, _)| h.addr);
     let r = match &cfg.go_client {
-        Some(bin) if crate::goclient::supports(plan.workload) => {
-            crate::goclient::run(bin, plan, addr, sub_addr, cfg.base.stall_timeout)
-        }
+        Some(bin) if crate::goclient::supports(plan.workload) => crate::goclient::run(
+            bin,
+            plan,
+            addr,
+            sub_addr,
+            cfg.base.stall_timeout,
+            cfg.go_raw_sub,
+        ),
         _ => workloads::run_split(plan, addr, sub_addr, cfg.base.stall_timeout),
     };
     m.wall_s = t0.elapsed().as_secs_f64();

@@ -56,6 +56,7 @@ pub fn run(
     addr: SocketAddr,
     sub_addr: SocketAddr,
     stall: Duration,
+    raw_sub: bool,
 ) -> Result<RunResult> {
     let workload = match plan.workload {
         Workload::LeafFanin | Workload::RouteFanin => "fanin",
@@ -79,6 +80,7 @@ pub fn run(
             &plan.subs.max(1).to_string(),
             "-stall",
             &format!("{}ms", stall.as_millis()),
+            &format!("-raw-sub={raw_sub}"),
         ])
         .stdin(Stdio::null())
         .output()
@@ -151,7 +153,7 @@ mod tests {
             &dir,
             r#"echo '{"workload":"pubsub","published":1000,"delivered":1000,"elapsed_s":0.5,"pub_elapsed_s":0.25,"latency":{"count":1000,"min_us":1,"mean_us":2,"p50_us":2,"p90_us":3,"p99_us":4,"p999_us":5,"max_us":6}}'"#,
         );
-        let r = run(&ok, &plan, addr, addr, Duration::from_secs(1)).expect("result");
+        let r = run(&ok, &plan, addr, addr, Duration::from_secs(1), false).expect("result");
         assert_eq!((r.published, r.delivered), (1000, 1000));
         assert!((r.msgs_per_s - 2000.0).abs() < 1e-6);
         assert!((r.pub_msgs_per_s - 4000.0).abs() < 1e-6);
@@ -160,8 +162,16 @@ mod tests {
             &dir,
             "echo 'natsbench: lost messages: 10 of 1000 delivered' >&2; exit 1",
         );
-        let e = run(&bad, &plan, addr, addr, Duration::from_secs(1)).unwrap_err();
+        let e = run(&bad, &plan, addr, addr, Duration::from_secs(1), false).unwrap_err();
         assert!(e.to_string().contains("lost messages"), "{e}");
+        // Raw subscribers are asked for by flag.
+        let raw = fake(
+            &dir,
+            r#"case "$*" in *-raw-sub=true*) echo '{"workload":"pubsub","published":1,"delivered":1,"elapsed_s":1,"pub_elapsed_s":1}' ;; *) echo "no -raw-sub: $*" >&2; exit 1 ;; esac"#,
+        );
+        let r = run(&raw, &plan, addr, addr, Duration::from_secs(1), true).expect("raw");
+        assert_eq!(r.delivered, 1);
+        assert!(run(&raw, &plan, addr, addr, Duration::from_secs(1), false).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -111,6 +111,10 @@ enum Cmd {
         /// it as target/natsbench).
         #[arg(long)]
         go_client: Option<PathBuf>,
+        /// With --go-client: the subscribers speak the protocol over plain TCP (nats.go
+        /// publishers, raw subscribers), as the "raw subscriber" rows.
+        #[arg(long, requires = "go_client")]
+        go_raw_sub: bool,
     },
     /// Serve a discard-everything NATS sink (the harness's own ceiling).
     Sink {
@@ -280,6 +284,7 @@ fn real_main() -> Result<()> {
             work_dir,
             hub,
             go_client,
+            go_raw_sub,
         } => {
             // One server alone is allowed (no ratios); several under test need a reference.
             if under_test == 0 || (under_test > 1 && under_test >= servers.len()) {
@@ -309,6 +314,7 @@ fn real_main() -> Result<()> {
                 }),
                 hub,
                 go_client,
+                go_raw_sub,
             };
             let rep = compare::run(&cfg)?;
             let _ = std::fs::remove_dir_all(&cfg.work_dir);

@@ -170,6 +170,7 @@ fn compare_starts_servers_with_jetstream() {
         work_dir: dir.join("servers"),
         hub: None,
         go_client: None,
+        go_raw_sub: false,
     };
     let rep = compare::run(&cfg).unwrap();
     assert_eq!(rep.cases.len(), 8);

@@ -81,6 +81,7 @@ func main() {
 	pubs := flag.Int("pub", 1, "publishers (requesters)")
 	subs := flag.Int("sub", 1, "subscribers (responders, queue members)")
 	stall := flag.Duration("stall", 10*time.Second, "give up after this long without progress")
+	raw := flag.Bool("raw-sub", false, "subscribers speak the protocol over plain TCP instead of nats.go")
 	flag.Parse()
 	if *subURL == "" {
 		*subURL = *url
@@ -90,7 +91,7 @@ func main() {
 	case "reqrep":
 		r = reqrep(*url, *subURL, *msgs, *size, *stall)
 	case "pub", "pubsub", "fanout", "fanin", "queue":
-		r = streaming(*workload, *url, *subURL, *msgs, *size, *pubs, *subs, *stall)
+		r = streaming(*workload, *url, *subURL, *msgs, *size, *pubs, *subs, *stall, *raw)
 	default:
 		fail("unknown workload %q", *workload)
 	}
@@ -114,7 +115,7 @@ func since(data []byte) (int64, bool) {
 	return time.Now().UnixNano() - int64(binary.LittleEndian.Uint64(data)), true
 }
 
-func streaming(w, url, subURL string, msgs, size, npub, nsub int, stall time.Duration) result {
+func streaming(w, url, subURL string, msgs, size, npub, nsub int, stall time.Duration, raw bool) result {
 	if w == "pub" {
 		nsub = 0
 	}
@@ -134,10 +135,22 @@ func streaming(w, url, subURL string, msgs, size, npub, nsub int, stall time.Dur
 	}
 	var delivered uint64
 	var conns []*nats.Conn
+	var raws []*rawSub
 	// One latency log per subscriber: nats.go calls a subscription's handler from one
 	// goroutine, so each log has one writer until the run is over.
 	logs := make([][]int64, nsub)
 	for i := 0; i < nsub; i++ {
+		if raw {
+			logs[i] = make([]int64, 0, msgs/max(nsub, 1)+1)
+			queue := ""
+			if w == "queue" {
+				queue = "natsbench-q"
+			}
+			s := dialRaw(subURL, subSubject, queue, &logs[i])
+			raws = append(raws, s)
+			go s.run(&delivered)
+			continue
+		}
 		nc := connect(subURL, fmt.Sprintf("natsbench-sub-%d", i))
 		conns = append(conns, nc)
 		logs[i] = make([]int64, 0, msgs/max(nsub, 1)+1)
@@ -216,6 +229,9 @@ func streaming(w, url, subURL string, msgs, size, npub, nsub int, stall time.Dur
 	// Closing waits for the handlers to return: the logs are complete after it.
 	for _, nc := range conns {
 		nc.Close()
+	}
+	for _, s := range raws {
+		s.close()
 	}
 	for _, nc := range pubConns {
 		nc.Close()
