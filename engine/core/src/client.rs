@@ -66,8 +66,8 @@ pub struct StallGate {
     /// crate::shard::STALL_WAIT) but when the client drains (see `Shard::wait_stalled`).
     deep: AtomicBool,
     /// Since when the socket refuses bytes with none taken: nanoseconds after `born`, plus one;
-    /// 0 while it takes them. A writer blocked for [`STUCK_AFTER`] serves a client that reads
-    /// nothing, and nobody waits for it however deep it is.
+    /// 0 while it takes them. A writer blocked for [`DEEP_STUCK_AFTER`] serves a client that
+    /// reads nothing, and nobody waits for it however deep it is.
     blocked_at: AtomicU64,
     born: Instant,
 }
@@ -91,7 +91,8 @@ impl StallGate {
             return false;
         }
         let at = self.blocked_at.load(Ordering::Relaxed);
-        at == 0 || self.nanos_since_born().saturating_sub(at - 1) < STUCK_AFTER.as_nanos() as u64
+        at == 0
+            || self.nanos_since_born().saturating_sub(at - 1) < DEEP_STUCK_AFTER.as_nanos() as u64
     }
 
     fn nanos_since_born(&self) -> u64 {
@@ -151,6 +152,16 @@ pub const TRANSIT_LIMIT: usize = 8 << 20;
 /// nats.go subscriber pushed it past `max_pending` (cut, 274 566 of 2 M lost) where
 /// nats-server 2.9 delivered everything.
 pub const DEEP_SHARE: usize = 2;
+
+/// A deep client's writer blocked this long serves a client that reads nothing: its feeders
+/// are let go (it is then cut at `max_pending` or its write deadline). Longer than
+/// [`STUCK_AFTER`]: a reader that is only starved of CPU must not look stuck here, or its
+/// feeders run free while it holds tens of megabytes. With 500 nats.go publishers and a raw
+/// subscriber on the same 2 cores, the subscriber went 250 ms without reading in 3 runs of 8
+/// and was cut with 64 MiB held; nats-server 2.9 holds a producer up to a second whatever the
+/// client does.
+pub const DEEP_STUCK_AFTER: Duration = Duration::from_secs(1);
+const _: () = assert!(STUCK_AFTER.as_nanos() < DEEP_STUCK_AFTER.as_nanos());
 
 /// A message waiting for its client's writer to catch up: handles on the publisher's or the
 /// ring message's buffers, no copy.

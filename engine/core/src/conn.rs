@@ -782,6 +782,10 @@ impl Session {
                                     .await;
                             }
                         }
+                        if self.shard.rings_backed_up() {
+                            self.shard.after_sends();
+                            self.shard.wait_own_overflow_flushed().await;
+                        }
                     }
                     Next::Close(reason) => {
                         self.shard.after_sends();

@@ -79,7 +79,7 @@ pub struct Shard {
     /// pauses for them next).
     stalled: RefCell<Vec<Arc<StallGate>>>,
     /// When each (publisher's shard, publisher, stalled client) was last told about.
-    stall_notices: RefCell<HashMap<(u16, u64, u64), std::time::Instant>>,
+    stall_notices: RefCell<rustc_hash::FxHashMap<(u16, u64, u64), std::time::Instant>>,
     /// Reply subjects this shard opened for service-import requests (`responses.rs`).
     pub(super) responses: RefCell<responses::ResponseTable>,
     /// Stands for the publisher of a response forwarded from another shard.
@@ -165,7 +165,7 @@ impl Shard {
             touched: RefCell::new(Vec::with_capacity(nshards)),
             auto_unsub: RefCell::new(Vec::new()),
             stalled: RefCell::new(Vec::new()),
-            stall_notices: RefCell::new(HashMap::new()),
+            stall_notices: RefCell::new(rustc_hash::FxHashMap::default()),
             responses: RefCell::new(responses::ResponseTable::new(id)),
             relay: Rc::new(ClientState::new(0, None, -1, usize::MAX)),
             stall_queue: stall_queue::StallQueue::default(),
