@@ -90,9 +90,18 @@ impl StallGate {
         if !self.deep.load(Ordering::Relaxed) {
             return false;
         }
-        let at = self.blocked_at.load(Ordering::Relaxed);
-        at == 0
-            || self.nanos_since_born().saturating_sub(at - 1) < DEEP_STUCK_AFTER.as_nanos() as u64
+        self.blocked_for().is_none_or(|d| d < DEEP_STUCK_AFTER)
+    }
+
+    /// How long the writer's socket has refused bytes with none taken since; `None` while it
+    /// takes them. The one record of it: the writer's own shard reads it too.
+    pub fn blocked_for(&self) -> Option<Duration> {
+        match self.blocked_at.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(Duration::from_nanos(
+                self.nanos_since_born().saturating_sub(at - 1),
+            )),
+        }
     }
 
     fn nanos_since_born(&self) -> u64 {
@@ -309,8 +318,6 @@ pub struct ClientState {
     /// nats-server's own stall mark (75 % of max_pending): past it feeders pause even for a
     /// client whose writer is stuck.
     stuck_stall_at: usize,
-    /// Since when the writer waits for the socket to take more, without progress.
-    blocked_since: Cell<Option<Instant>>,
     /// Messages that arrived while the client was past its stall mark, in arrival order from
     /// every shard; the writer moves them into `out` as it catches up (see [`TRANSIT_LIMIT`]).
     backlog: RefCell<VecDeque<Deferred>>,
@@ -479,7 +486,6 @@ impl ClientState {
             max_pending,
             stall_at: _,
             stuck_stall_at: _,
-            blocked_since: _,
             backlog: _,
             backlog_bytes: _,
             in_flight: _,
@@ -587,7 +593,6 @@ impl ClientState {
             max_pending,
             stall_at: (max_pending / 4 * 3).min(STALL_CAP),
             stuck_stall_at: max_pending / 4 * 3,
-            blocked_since: Cell::new(None),
             backlog: RefCell::new(VecDeque::new()),
             backlog_bytes: Cell::new(0),
             in_flight: Cell::new(0),
@@ -860,32 +865,20 @@ impl ClientState {
     /// it passes `max_pending` or the deadline, as nats-server cuts it.
     #[cold]
     fn writer_stuck(&self) -> bool {
-        self.blocked_since
-            .get()
-            .is_some_and(|t| t.elapsed() >= STUCK_AFTER)
+        self.gate.blocked_for().is_some_and(|d| d >= STUCK_AFTER)
     }
 
     /// The writer's socket refused more bytes (`true`), or took some (`false`).
     pub fn note_blocked(&self, blocked: bool) {
-        match (blocked, self.blocked_since.get()) {
-            (true, None) => {
-                self.blocked_since.set(Some(Instant::now()));
-                self.gate.set_blocked(true);
-            }
-            (false, Some(_)) => {
-                self.blocked_since.set(None);
-                self.gate.set_blocked(false);
-            }
-            _ => {}
+        if blocked != self.gate.blocked_for().is_some() {
+            self.gate.set_blocked(blocked);
         }
     }
 
     /// Whether the writer keeps up: nothing past the stall mark, the socket taking bytes. Only
     /// such a connection is moved (a move waits for its writer).
     pub fn writer_keeps_up(&self) -> bool {
-        !self.gate.is_behind()
-            && self.blocked_since.get().is_none()
-            && self.backlog_bytes.get() == 0
+        !self.gate.is_behind() && self.gate.blocked_for().is_none() && self.backlog_bytes.get() == 0
     }
 
     /// Bytes queued or being written, and held from other shards: monitoring's

@@ -102,17 +102,13 @@ impl Shard {
     }
 
     fn wake_flush_waiters(&self) {
-        let mut woken = Vec::new();
-        self.flush_waiters.borrow_mut().retain(|(marks, waker)| {
-            if self.marks_flushed(marks) {
-                woken.push(waker.clone());
-                false
-            } else {
-                true
-            }
-        });
-        for w in woken {
-            w.wake();
+        let woken: Vec<FlushWaiter> = self
+            .flush_waiters
+            .borrow_mut()
+            .extract_if(.., |(marks, _)| self.marks_flushed(marks))
+            .collect();
+        for (_, waker) in woken {
+            waker.wake();
         }
     }
 

@@ -626,7 +626,7 @@ fn a_thrashing_cache_keeps_a_sample_and_recovers() {
 }
 
 #[test]
-fn tmp_queue_literal_groups_stay_merged() {
+fn a_literal_queue_group_stays_one_across_resubscribes() {
     let mut list = Sublist::new();
     let g = q("bench-q");
     for v in 0..4 {
