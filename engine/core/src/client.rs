@@ -93,6 +93,11 @@ impl StallGate {
         self.blocked_for().is_none_or(|d| d < DEEP_STUCK_AFTER)
     }
 
+    /// Whether the writer's socket refuses bytes now (no clock read).
+    pub fn is_blocked(&self) -> bool {
+        self.blocked_at.load(Ordering::Relaxed) != 0
+    }
+
     /// How long the writer's socket has refused bytes with none taken since; `None` while it
     /// takes them. The one record of it: the writer's own shard reads it too.
     pub fn blocked_for(&self) -> Option<Duration> {
@@ -870,7 +875,7 @@ impl ClientState {
 
     /// The writer's socket refused more bytes (`true`), or took some (`false`).
     pub fn note_blocked(&self, blocked: bool) {
-        if blocked != self.gate.blocked_for().is_some() {
+        if blocked != self.gate.is_blocked() {
             self.gate.set_blocked(blocked);
         }
     }
@@ -878,7 +883,7 @@ impl ClientState {
     /// Whether the writer keeps up: nothing past the stall mark, the socket taking bytes. Only
     /// such a connection is moved (a move waits for its writer).
     pub fn writer_keeps_up(&self) -> bool {
-        !self.gate.is_behind() && self.gate.blocked_for().is_none() && self.backlog_bytes.get() == 0
+        !self.gate.is_behind() && !self.gate.is_blocked() && self.backlog_bytes.get() == 0
     }
 
     /// Bytes queued or being written, and held from other shards: monitoring's
