@@ -631,10 +631,12 @@ pub(crate) fn fresh_stream(api: &mut Api, stream: &str, config: &Value) -> Resul
     create_stream(api, stream, config)
 }
 
-/// Publishes `plan.msgs` messages into the stream, checking every ack (not measured).
+/// Publishes `plan.msgs` messages into the stream, checking every ack and then that the stream
+/// holds those and nothing else (not measured): a replay counts on sequences 1..=msgs.
 pub(crate) fn load_stream(
     plan: &Plan,
     addr: SocketAddr,
+    api: &mut Api,
     sh: &Shared,
     token: &str,
     stream: &str,
@@ -663,6 +665,14 @@ pub(crate) fn load_stream(
         |_, h, p| parse_ack(h, p, stream).map(drop),
     )
     .map_err(|e| BenchError::Verify(format!("loading the stream: {e}")))?;
+    let held = api.stream_state(stream)?;
+    if held != (plan.msgs, plan.msgs) {
+        return Err(BenchError::Verify(format!(
+            "stream {stream} holds (messages, last_seq) {held:?} after {} were loaded into it \
+             fresh (left over from a stream of the same name?)",
+            plan.msgs
+        )));
+    }
     Ok(())
 }
 
@@ -699,7 +709,7 @@ fn consume_measured<L: Link>(
 ) -> Result<RunResult> {
     let sh = shared(plan, stall);
     let token = run_token();
-    load_stream(plan, addr, &sh, &token, stream)?;
+    load_stream(plan, addr, api, &sh, &token, stream)?;
     let consumer = "bench";
     let push = plan.workload == Workload::JsPush;
     let mut c = Conn::connect(addr, "bench-js-consume")?;

@@ -194,7 +194,7 @@ pub(crate) fn ordered<L: Link>(
     jetstream::on_fresh_stream(plan, addr, stall, |api, stream| {
         let sh = shared(plan, stall);
         let token = jetstream::run_token();
-        jetstream::load_stream(plan, addr, &sh, &token, stream)?;
+        jetstream::load_stream(plan, addr, api, &sh, &token, stream)?;
         let deliver = format!("_INBOX.{token}.ordered");
         let c = reader(addr, &deliver)?;
         let name = format!("ord{token}");

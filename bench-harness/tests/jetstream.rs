@@ -209,7 +209,6 @@ fn consumer_workloads_against_nats_server() {
         return;
     };
     let dir = work("consume");
-    let srv = server::start_with(&spec(bin), &dir, 0, true).unwrap();
     for t in [Transport::Std, Transport::Uring] {
         for (w, subs) in [
             (Workload::JsConsume, 0),
@@ -226,8 +225,12 @@ fn consumer_workloads_against_nats_server() {
                 ..Options::default()
             };
             let plan = Plan::new(w, &o).unwrap();
+            // A server of its own per run: nats-server 2.15 once kept 233 messages of the
+            // stream deleted just before in the one made next under the same name.
+            let srv = server::start_with(&spec(bin.clone()), &dir, 0, true).unwrap();
             let r =
                 run(&plan, srv.addr, STALL).unwrap_or_else(|e| panic!("{} {t:?}: {e}", w.name()));
+            srv.stop();
             let readers = subs.max(1) as u64;
             assert_eq!(
                 (r.published, r.delivered),
@@ -242,6 +245,5 @@ fn consumer_workloads_against_nats_server() {
             assert!(r.msgs_per_s > 0.0);
         }
     }
-    srv.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
