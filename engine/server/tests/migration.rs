@@ -7,13 +7,14 @@
 mod common;
 
 use async_nats::{Client, Subscriber};
-use common::Server;
+use common::{client_id, connect_where, RawConn, Server};
 use futures::StreamExt;
 use std::collections::HashSet;
 use std::future::Future;
+use std::io::{ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::time::timeout;
 
 const SHARDS: usize = 4;
@@ -388,4 +389,115 @@ async fn a_spread_request_reply_pair_ends_up_on_one_shard() {
         );
     })
     .await;
+}
+
+/// Two shards, default policy: a raw publisher on shard 1 streaming at 150 000 msgs/s, three
+/// times the rate at which a connection keeps to itself (50 000), to its one subscriber on
+/// shard 0. The two shards together stay under one core, so the publisher moves to shard 0,
+/// once, and the subscriber gets every message once, in order, across the move.
+#[test]
+fn a_busy_pair_on_shards_that_fit_one_core_ends_up_together() {
+    const BATCH: u64 = 1_500;
+    const EVERY: Duration = Duration::from_millis(10);
+    const RUN: Duration = Duration::from_millis(600);
+    let s = Server::tachyon(2, &["-D"]);
+    let raw = |port| {
+        let mut c = RawConn::connect(port, STEP);
+        c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n");
+        assert!(c.read_until(b"PONG\r\n", STEP).text().ends_with("PONG\r\n"));
+        c
+    };
+    let mut sub = connect_where(&s, |shard| shard == 0, || raw(s.port));
+    sub.send(b"SUB stream 1\r\nPING\r\n");
+    assert!(sub
+        .read_until(b"PONG\r\n", STEP)
+        .text()
+        .ends_with("PONG\r\n"));
+    let publisher = connect_where(&s, |shard| shard == 1, || raw(s.port));
+    let ids = [client_id(&sub.info), client_id(&publisher.info)];
+    let mut sending = Some(std::thread::spawn(move || {
+        let (mut stream, _) = publisher.into_parts();
+        let (start, mut next, mut seq) = (Instant::now(), Instant::now(), 0u64);
+        let mut batch = Vec::new();
+        while start.elapsed() < RUN {
+            batch.clear();
+            for _ in 0..BATCH {
+                let body = seq.to_string();
+                batch.extend_from_slice(
+                    format!("PUB stream {}\r\n{body}\r\n", body.len()).as_bytes(),
+                );
+                seq += 1;
+            }
+            stream.write_all(&batch).expect("publish");
+            next += EVERY;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        (seq, start.elapsed())
+    }));
+    // Every message, in order: "MSG stream 1 <len>\r\n<seq>\r\n".
+    let (mut stream, mut buf) = sub.into_parts();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let (mut got, mut at) = (0u64, 0usize);
+    let mut total: Option<u64> = None;
+    let mut last = Instant::now();
+    let mut chunk = vec![0u8; 1 << 16];
+    while total.is_none_or(|t| got < t) {
+        if let Some(h) = sending.take_if(|h| h.is_finished()) {
+            let (sent, took) = h.join().expect("publisher thread");
+            assert!(
+                sent as f64 / took.as_secs_f64() > 100_000.0,
+                "the publisher managed only {sent} in {took:?}"
+            );
+            total = Some(sent);
+        }
+        loop {
+            let rest = &buf[at..];
+            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
+            let head = std::str::from_utf8(&rest[..eol]).expect("utf-8 header");
+            let len: usize = head
+                .strip_prefix("MSG stream 1 ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected {head:?}"));
+            if rest.len() < eol + 2 + len + 2 {
+                break;
+            }
+            let body = &rest[eol + 2..eol + 2 + len];
+            assert_eq!(
+                body,
+                got.to_string().as_bytes(),
+                "message {got} out of order"
+            );
+            got += 1;
+            at += eol + 2 + len + 2;
+        }
+        buf.drain(..at);
+        at = 0;
+        match stream.read(&mut chunk) {
+            Ok(0) => panic!("the server closed the subscriber at {got}"),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                last = Instant::now();
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        assert!(
+            last.elapsed() < STEP,
+            "{got} arrived, then nothing; server log of {ids:?}:\n{}",
+            lines_of(&s, &ids)
+        );
+    }
+    let mine: Vec<String> = moves(&s)
+        .into_iter()
+        .filter(|l| ids.iter().any(|id| l.contains(&format!("- cid:{id} - "))))
+        .collect();
+    assert_eq!(mine.len(), 1, "one move expected: {mine:?}");
+    assert!(
+        mine[0].contains(&format!("cid:{} - moved from shard 1 to shard 0", ids[1])),
+        "the publisher moves down: {mine:?}"
+    );
 }

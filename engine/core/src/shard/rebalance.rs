@@ -7,7 +7,12 @@
 //! a request/reply round trip cost 98-128 µs of server CPU spread over two shards against 46-56 µs
 //! on one (nats-server 2.9: 70-84). A connection whose messages over a tick all went to and came
 //! from one other shard, at a rate a single shard handles easily, moves there
-//! (`shard/migration.rs`). Busy connections stay where they are: spread, they use both cores.
+//! (`shard/migration.rs`). Busy connections stay where they are while their shards are busy:
+//! spread, they use both cores. A busy pair moves too when the two shards together use less
+//! than [`PAIR_FITS`] of one core: the client, not the server, sets the pace then, and on one
+//! shard the pair costs half the CPU (measured with nats.go on 2 cores: 0.29-0.35 CPU s per
+//! million 16 B messages spread, 0.16-0.18 on one shard, at the same rate), CPU that a client
+//! sharing the host's cores gets back.
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -35,12 +40,33 @@ const MAX_TRAFFIC: u32 = 1_000;
 const SHARD_CAP: u32 = 4_000;
 /// A connection moves at most this many times in its life (chaos mode aside).
 const MAX_MOVES: u8 = 3;
+/// A connection too busy for [`MAX_TRAFFIC`] still moves while its shard and the destination
+/// together were busy less than this (permille of one core over the last tick): what they did
+/// spread fits on one core, and costs less there (no ring hops; measured 0.45-0.55x the CPU per
+/// message). Shards that together fill a core or more keep their connections: the server, not
+/// the client, sets the pace then, and two cores beat one.
+const PAIR_FITS: u32 = 1_000;
+const _: () = assert!(PAIR_FITS <= 1_000, "a pair must fit one core");
 
-/// The move policy and every shard's traffic over its last tick (written once per tick by its
-/// own shard, read by the others when they pick a destination).
+/// The CPU time the calling thread has used, in ns (None where the clock cannot be read).
+fn thread_cpu_ns() -> Option<u64> {
+    use nix::time::{clock_gettime, ClockId};
+    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+    u64::try_from(t.tv_sec())
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(u64::try_from(t.tv_nsec()).ok()?)
+}
+
+/// The move policy and every shard's traffic and CPU use over its last tick (written once per
+/// tick by its own shard, read by the others when they pick a destination).
 pub struct Placement {
     pub mode: MigrateMode,
     loads: Arc<[AtomicU32]>,
+    /// Each shard's CPU use over its last tick, permille of one core (u32::MAX: not known).
+    busy: Arc<[AtomicU32]>,
+    /// This shard's thread CPU time at its last tick.
+    last_cpu: std::cell::Cell<Option<u64>>,
     /// One move at a time in the whole process. Two concurrent moves can reorder messages: a
     /// publisher moving from a shard that already routes to a moving subscriber's new home to
     /// one that still routes to its old home would put its later messages in front of its
@@ -58,11 +84,14 @@ impl Placement {
             mode
         };
         let loads: Arc<[AtomicU32]> = (0..nshards).map(|_| AtomicU32::new(0)).collect();
+        let busy: Arc<[AtomicU32]> = (0..nshards).map(|_| AtomicU32::new(u32::MAX)).collect();
         let moving = Arc::new(AtomicBool::new(false));
         (0..nshards)
             .map(|_| Placement {
                 mode,
                 loads: loads.clone(),
+                busy: busy.clone(),
+                last_cpu: std::cell::Cell::new(None),
                 moving: moving.clone(),
             })
             .collect()
@@ -73,6 +102,8 @@ impl Placement {
         Placement {
             mode: MigrateMode::Off,
             loads: Arc::new([]),
+            busy: Arc::new([]),
+            last_cpu: std::cell::Cell::new(None),
             moving: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -100,20 +131,54 @@ impl Placement {
             l.store(traffic, Ordering::Relaxed);
         }
     }
+
+    /// A shard's CPU use over its last tick in permille of a core (u32::MAX: not known).
+    fn busy(&self, shard: u16) -> u32 {
+        self.busy
+            .get(shard as usize)
+            .map_or(u32::MAX, |b| b.load(Ordering::Relaxed))
+    }
+
+    /// Records this shard's CPU use since its last tick, `elapsed` ago (None: the tick is stale
+    /// or the clock unreadable, and the use is not known).
+    fn note_busy(&self, shard: u16, elapsed: Option<Duration>) {
+        let now = thread_cpu_ns();
+        let before = self.last_cpu.replace(now);
+        let permille = match (before, now, elapsed) {
+            (Some(b), Some(n), Some(e)) if !e.is_zero() => {
+                (u128::from(n.saturating_sub(b)) * 1_000 / e.as_nanos()).min(u32::MAX as u128 - 1)
+                    as u32
+            }
+            _ => u32::MAX,
+        };
+        if let Some(b) = self.busy.get(shard as usize) {
+            b.store(permille, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What the policy knows of the shards: messages per tick and CPU permille per tick.
+struct Loads<L: Fn(u16) -> u32, B: Fn(u16) -> u32> {
+    traffic: L,
+    busy: B,
 }
 
 /// Where the default policy moves a connection of shard `own` that exchanged `traffic` messages
-/// per tick, all with `peers`; `load_of` gives a shard's own traffic per tick.
-fn destination(own: u16, peers: Peers, traffic: u32, load_of: impl Fn(u16) -> u32) -> Option<u16> {
+/// per tick, all with `peers`.
+fn destination<L: Fn(u16) -> u32, B: Fn(u16) -> u32>(
+    own: u16,
+    peers: Peers,
+    traffic: u32,
+    loads: &Loads<L, B>,
+) -> Option<u16> {
     match peers {
         // Toward the lower id only: of two connections that talk to each other, exactly one
         // moves.
-        Peers::Only(n)
-            if n < own
-                && (MIN_TRAFFIC..=MAX_TRAFFIC).contains(&traffic)
-                && load_of(n).saturating_add(traffic) <= SHARD_CAP =>
-        {
-            Some(n)
+        Peers::Only(n) if n < own && traffic >= MIN_TRAFFIC => {
+            let quiet =
+                traffic <= MAX_TRAFFIC && (loads.traffic)(n).saturating_add(traffic) <= SHARD_CAP;
+            let fits = (loads.busy)(own).saturating_add((loads.busy)(n)) < PAIR_FITS;
+            (quiet || fits).then_some(n)
         }
         _ => None,
     }
@@ -159,6 +224,11 @@ impl Shard {
             (u128::from(n) * TICK.as_nanos() / elapsed.as_nanos().max(1)).min(u32::MAX as u128)
                 as u32
         };
+        self.placement.note_busy(self.id, fresh.then_some(elapsed));
+        let loads = Loads {
+            traffic: |n| self.placement.load(n),
+            busy: |n| self.placement.busy(n),
+        };
         let mut total: u32 = 0;
         let mut mover: Option<(Rc<ClientState>, u16)> = None;
         for c in self.clients.borrow().values() {
@@ -173,7 +243,7 @@ impl Shard {
                     let k = self.rand_below(self.nshards - 1) as u16;
                     Some(if k >= self.id { k + 1 } else { k })
                 }
-                _ => destination(self.id, peers, traffic, |n| self.placement.load(n)),
+                _ => destination(self.id, peers, traffic, &loads),
             };
             let Some(to) = to else { continue };
             if movable(c, mode == MigrateMode::Chaos) {
@@ -221,27 +291,87 @@ mod tests {
 
     #[test]
     fn only_a_quiet_exclusive_pair_moves_and_only_downwards() {
-        let idle = |_| 0;
+        // Both shards fully busy: only the traffic rule can move a connection.
+        let idle = Loads {
+            traffic: |_| 0,
+            busy: |_| 1_000,
+        };
         // A requester on shard 1 whose every message went to or came from shard 0.
-        assert_eq!(destination(1, Peers::Only(0), 400, idle), Some(0));
+        assert_eq!(destination(1, Peers::Only(0), 400, &idle), Some(0));
         // Its responder on shard 0 stays: the pair must not swap.
-        assert_eq!(destination(0, Peers::Only(1), 400, idle), None);
+        assert_eq!(destination(0, Peers::Only(1), 400, &idle), None);
         // Traffic with its own shard, with several shards, or none.
-        assert_eq!(destination(1, Peers::Only(1), 400, idle), None);
-        assert_eq!(destination(2, Peers::Several, 400, idle), None);
-        assert_eq!(destination(2, Peers::Nobody, 400, idle), None);
+        assert_eq!(destination(1, Peers::Only(1), 400, &idle), None);
+        assert_eq!(destination(2, Peers::Several, 400, &idle), None);
+        assert_eq!(destination(2, Peers::Nobody, 400, &idle), None);
         // Too quiet to matter, or busy enough to keep a core of its own.
-        assert_eq!(destination(1, Peers::Only(0), MIN_TRAFFIC - 1, idle), None);
-        assert_eq!(destination(1, Peers::Only(0), MAX_TRAFFIC + 1, idle), None);
+        assert_eq!(destination(1, Peers::Only(0), MIN_TRAFFIC - 1, &idle), None);
+        assert_eq!(destination(1, Peers::Only(0), MAX_TRAFFIC + 1, &idle), None);
         // A destination that is busy already.
+        let at = |t: u32| Loads {
+            traffic: move |_| t,
+            busy: |_| 1_000,
+        };
         assert_eq!(
-            destination(1, Peers::Only(0), 400, |_| SHARD_CAP - 399),
+            destination(1, Peers::Only(0), 400, &at(SHARD_CAP - 399)),
             None
         );
         assert_eq!(
-            destination(1, Peers::Only(0), 400, |_| SHARD_CAP - 400),
+            destination(1, Peers::Only(0), 400, &at(SHARD_CAP - 400)),
             Some(0)
         );
+    }
+
+    #[test]
+    fn a_busy_pair_moves_only_while_both_shards_fit_on_one_core() {
+        let cpu = |own: u32, dest: u32| Loads {
+            traffic: |_| SHARD_CAP,
+            busy: move |n| if n == 0 { dest } else { own },
+        };
+        let busy = MAX_TRAFFIC * 50;
+        assert_eq!(
+            destination(1, Peers::Only(0), busy, &cpu(300, 300)),
+            Some(0)
+        );
+        assert_eq!(
+            destination(1, Peers::Only(0), busy, &cpu(PAIR_FITS / 2, PAIR_FITS / 2)),
+            None
+        );
+        assert_eq!(destination(1, Peers::Only(0), busy, &cpu(100, 900)), None);
+        // Not known (a stale tick): stays.
+        assert_eq!(
+            destination(1, Peers::Only(0), busy, &cpu(0, u32::MAX)),
+            None
+        );
+        // Still only downwards, and still not the quiet or the unrelated.
+        assert_eq!(destination(0, Peers::Only(1), busy, &cpu(0, 0)), None);
+        assert_eq!(destination(2, Peers::Several, busy, &cpu(0, 0)), None);
+        assert_eq!(
+            destination(1, Peers::Only(0), MIN_TRAFFIC - 1, &cpu(0, 0)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_shard_measures_its_own_cpu_use() {
+        let p = Placement::for_shards(MigrateMode::On, 2);
+        assert_eq!(p[1].busy(1), u32::MAX);
+        p[1].note_busy(1, None);
+        assert_eq!(p[1].busy(1), u32::MAX, "no earlier reading");
+        let t0 = Instant::now();
+        let mut spin = 0u64;
+        while t0.elapsed() < Duration::from_millis(30) {
+            spin = std::hint::black_box(spin.wrapping_add(1));
+        }
+        p[1].note_busy(1, Some(t0.elapsed()));
+        let b = p[0].busy(1);
+        // A thread that spun the whole time used about one core (the host may steal some).
+        assert!((200..=1_100).contains(&b), "{b} permille");
+        std::thread::sleep(Duration::from_millis(30));
+        p[1].note_busy(1, Some(Duration::from_millis(30)));
+        assert!(p[0].busy(1) < 200, "{} permille asleep", p[0].busy(1));
+        p[1].note_busy(1, None);
+        assert_eq!(p[0].busy(1), u32::MAX, "a stale tick is not known");
     }
 
     #[test]

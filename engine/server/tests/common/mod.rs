@@ -674,3 +674,57 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     }
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// The shard tachyon serves a connection on, from its debug log line.
+pub fn shard_of(s: &Server, c: &RawConn) -> u16 {
+    let id = client_id(&c.info);
+    let needle = format!("cid:{id} - served by shard ");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = s.log();
+        if let Some(line) = log.lines().find(|l| l.contains(&needle)) {
+            let tail = line.rsplit(' ').next().unwrap_or_default();
+            match tail.trim().parse() {
+                Ok(n) => return n,
+                Err(_) => panic!("bad placement line {line:?}"),
+            }
+        }
+        assert!(Instant::now() < deadline, "no placement line for cid {id}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The `client_id` of a server's INFO line.
+pub fn client_id(info: &str) -> u64 {
+    let at = match info.find("\"client_id\":") {
+        Some(at) => at + "\"client_id\":".len(),
+        None => panic!("no client_id in {info:?}"),
+    };
+    let digits: String = info[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    match digits.parse() {
+        Ok(n) => n,
+        Err(_) => panic!("bad client_id in {info:?}"),
+    }
+}
+
+/// A connection the kernel put on a shard `fits` accepts (tachyon), or any connection
+/// (nats-server). Connections elsewhere are closed and the dial retried.
+pub fn connect_where(
+    s: &Server,
+    fits: impl Fn(u16) -> bool,
+    make: impl Fn() -> RawConn,
+) -> RawConn {
+    if s.which == Impl::NatsServer {
+        return make();
+    }
+    for _ in 0..200 {
+        let c = make();
+        if fits(shard_of(s, &c)) {
+            return c;
+        }
+    }
+    panic!("the kernel never placed a connection where the test needs it");
+}
