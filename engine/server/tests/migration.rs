@@ -311,7 +311,7 @@ async fn chaos_moves_keep_request_reply_answering() {
 
 /// Two shards, default policy: pairs of requester and responder, each pair on its own subject.
 /// The kernel puts both ends of a pair on one shard or spreads them; a spread pair must end up
-/// together: exactly one of its two connections moves, once, to the lower shard.
+/// together: exactly one of its two connections moves, once, to the other's shard.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spread_request_reply_pair_ends_up_on_one_shard() {
     let s = Server::tachyon(2, &["-D"]);
@@ -371,11 +371,7 @@ async fn a_spread_request_reply_pair_ends_up_on_one_shard() {
                 mine.len() <= 1,
                 "pair {pair} moved more than once: {mine:?}"
             );
-            if let Some(line) = mine.first() {
-                assert!(
-                    line.contains("moved from shard 1 to shard 0"),
-                    "pair {pair} moved the wrong way: {line}"
-                );
+            if mine.first().is_some() {
                 moved_pairs += 1;
                 if moved_pairs >= 2 {
                     break;
@@ -393,7 +389,7 @@ async fn a_spread_request_reply_pair_ends_up_on_one_shard() {
 
 /// Two shards, default policy: a raw publisher on shard 1 streaming at 150 000 msgs/s, three
 /// times the rate at which a connection keeps to itself (50 000), to its one subscriber on
-/// shard 0. The two shards together stay under one core, so the publisher moves to shard 0,
+/// shard 0. The two shards together stay under one core, so one of the two joins the other,
 /// once, and the subscriber gets every message once, in order, across the move.
 #[test]
 fn a_busy_pair_on_shards_that_fit_one_core_ends_up_together() {
@@ -496,8 +492,12 @@ fn a_busy_pair_on_shards_that_fit_one_core_ends_up_together() {
         .filter(|l| ids.iter().any(|id| l.contains(&format!("- cid:{id} - "))))
         .collect();
     assert_eq!(mine.len(), 1, "one move expected: {mine:?}");
+    let (subscriber_up, publisher_down) = (
+        format!("cid:{} - moved from shard 0 to shard 1", ids[0]),
+        format!("cid:{} - moved from shard 1 to shard 0", ids[1]),
+    );
     assert!(
-        mine[0].contains(&format!("cid:{} - moved from shard 1 to shard 0", ids[1])),
-        "the publisher moves down: {mine:?}"
+        mine[0].contains(&subscriber_up) || mine[0].contains(&publisher_down),
+        "one end joins the other: {mine:?}"
     );
 }

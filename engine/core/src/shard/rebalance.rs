@@ -72,6 +72,9 @@ pub struct Placement {
     /// one that still routes to its old home would put its later messages in front of its
     /// earlier ones (the old home's bytes are written first).
     moving: Arc<AtomicBool>,
+    /// Moves ended in the process so far, and the count this shard saw at its last tick.
+    moves_ended: Arc<AtomicU32>,
+    seen_ended: std::cell::Cell<u32>,
 }
 
 impl Placement {
@@ -86,6 +89,7 @@ impl Placement {
         let loads: Arc<[AtomicU32]> = (0..nshards).map(|_| AtomicU32::new(0)).collect();
         let busy: Arc<[AtomicU32]> = (0..nshards).map(|_| AtomicU32::new(u32::MAX)).collect();
         let moving = Arc::new(AtomicBool::new(false));
+        let moves_ended = Arc::new(AtomicU32::new(0));
         (0..nshards)
             .map(|_| Placement {
                 mode,
@@ -93,6 +97,8 @@ impl Placement {
                 busy: busy.clone(),
                 last_cpu: std::cell::Cell::new(None),
                 moving: moving.clone(),
+                moves_ended: moves_ended.clone(),
+                seen_ended: std::cell::Cell::new(0),
             })
             .collect()
     }
@@ -105,6 +111,8 @@ impl Placement {
             busy: Arc::new([]),
             last_cpu: std::cell::Cell::new(None),
             moving: Arc::new(AtomicBool::new(false)),
+            moves_ended: Arc::new(AtomicU32::new(0)),
+            seen_ended: std::cell::Cell::new(0),
         }
     }
 
@@ -117,7 +125,16 @@ impl Placement {
 
     /// The move under way ended (handed off, or given up before it started).
     pub fn release_move(&self) {
+        self.moves_ended.fetch_add(1, Ordering::AcqRel);
         self.moving.store(false, Ordering::Release);
+    }
+
+    /// Whether no move ended since this shard's last tick, so that the counts of the tick now
+    /// ending describe where connections are, not where one was. Without it, the other end of
+    /// a pair whose first end just moved could follow it to the shard it left.
+    fn settled(&self) -> bool {
+        let ended = self.moves_ended.load(Ordering::Acquire);
+        ended == self.seen_ended.replace(ended)
     }
 
     fn load(&self, shard: u16) -> u32 {
@@ -172,9 +189,9 @@ fn destination<L: Fn(u16) -> u32, B: Fn(u16) -> u32>(
     loads: &Loads<L, B>,
 ) -> Option<u16> {
     match peers {
-        // Toward the lower id only: of two connections that talk to each other, exactly one
-        // moves.
-        Peers::Only(n) if n < own && traffic >= MIN_TRAFFIC => {
+        // Either way: of two connections that talk to each other, only one moves, because a
+        // move is decided only on counts taken wholly after the last move ended (`settled`).
+        Peers::Only(n) if n != own && traffic >= MIN_TRAFFIC => {
             let quiet =
                 traffic <= MAX_TRAFFIC && (loads.traffic)(n).saturating_add(traffic) <= SHARD_CAP;
             let fits = (loads.busy)(own).saturating_add((loads.busy)(n)) < PAIR_FITS;
@@ -219,6 +236,7 @@ impl Shard {
         let elapsed = now.saturating_duration_since(self.last_tick.replace(now));
         self.next_tick.set(now + TICK);
         let fresh = elapsed <= STALE && !elapsed.is_zero();
+        let settled = self.placement.settled();
         // Counts over `elapsed`, as per TICK.
         let per_tick = |n: u32| -> u32 {
             (u128::from(n) * TICK.as_nanos() / elapsed.as_nanos().max(1)).min(u32::MAX as u128)
@@ -234,7 +252,8 @@ impl Shard {
         for c in self.clients.borrow().values() {
             let (peers, traffic) = c.affinity.take();
             total = total.saturating_add(traffic);
-            if mover.is_some() || traffic == 0 || !fresh {
+            if mover.is_some() || traffic == 0 || !fresh || !(settled || mode == MigrateMode::Chaos)
+            {
                 continue;
             }
             let traffic = per_tick(traffic);
@@ -290,16 +309,16 @@ mod tests {
     }
 
     #[test]
-    fn only_a_quiet_exclusive_pair_moves_and_only_downwards() {
+    fn only_a_quiet_exclusive_connection_moves() {
         // Both shards fully busy: only the traffic rule can move a connection.
         let idle = Loads {
             traffic: |_| 0,
             busy: |_| 1_000,
         };
-        // A requester on shard 1 whose every message went to or came from shard 0.
+        // A requester on shard 1 whose every message went to or came from shard 0, and one on
+        // shard 0 whose went to shard 1 (of a pair, `settled` lets only one go).
         assert_eq!(destination(1, Peers::Only(0), 400, &idle), Some(0));
-        // Its responder on shard 0 stays: the pair must not swap.
-        assert_eq!(destination(0, Peers::Only(1), 400, &idle), None);
+        assert_eq!(destination(0, Peers::Only(1), 400, &idle), Some(1));
         // Traffic with its own shard, with several shards, or none.
         assert_eq!(destination(1, Peers::Only(1), 400, &idle), None);
         assert_eq!(destination(2, Peers::Several, 400, &idle), None);
@@ -323,6 +342,21 @@ mod tests {
     }
 
     #[test]
+    fn a_tick_that_saw_a_move_end_decides_nothing() {
+        let p = Placement::for_shards(MigrateMode::On, 3);
+        assert!(p[0].settled() && p[2].settled());
+        assert!(p[1].claim_move());
+        assert!(p[0].settled(), "a move under way changes nothing yet");
+        p[1].release_move();
+        // Every shard skips the one tick whose counts straddle the move's end.
+        assert!(!p[0].settled());
+        assert!(p[0].settled());
+        assert!(!p[2].settled());
+        assert!(!p[1].settled());
+        assert!(p[1].settled());
+    }
+
+    #[test]
     fn a_busy_pair_moves_only_while_both_shards_fit_on_one_core() {
         let cpu = |own: u32, dest: u32| Loads {
             traffic: |_| SHARD_CAP,
@@ -343,8 +377,7 @@ mod tests {
             destination(1, Peers::Only(0), busy, &cpu(0, u32::MAX)),
             None
         );
-        // Still only downwards, and still not the quiet or the unrelated.
-        assert_eq!(destination(0, Peers::Only(1), busy, &cpu(0, 0)), None);
+        // Still not the quiet or the unrelated.
         assert_eq!(destination(2, Peers::Several, busy, &cpu(0, 0)), None);
         assert_eq!(
             destination(1, Peers::Only(0), MIN_TRAFFIC - 1, &cpu(0, 0)),
