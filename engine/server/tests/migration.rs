@@ -371,7 +371,7 @@ async fn a_spread_request_reply_pair_ends_up_on_one_shard() {
                 mine.len() <= 1,
                 "pair {pair} moved more than once: {mine:?}"
             );
-            if mine.first().is_some() {
+            if !mine.is_empty() {
                 moved_pairs += 1;
                 if moved_pairs >= 2 {
                     break;
