@@ -184,7 +184,7 @@ if [ "${GO:-1}" != 0 ]; then
     if [ -x target/natsbench ]; then
         target/release/tachyon-bench compare "${servers[@]}" --under-test "$under_test" \
             --go-client target/natsbench \
-            --workloads pubsub,fanin,queue,reqrep \
+            --workloads pubsub,fanout,fanin,queue,reqrep \
             --sizes 16,1024 --rounds "$ROUNDS" \
             --msgs "${GO_MSGS:-$MSGS}" --reqrep-msgs "${GO_REQREP_MSGS:-20000}" \
             --json bench-results/report-go.json \
