@@ -14,6 +14,7 @@
 //! million 16 B messages spread, 0.16-0.18 on one shard, at the same rate), CPU that a client
 //! sharing the host's cores gets back.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -42,9 +43,9 @@ const SHARD_CAP: u32 = 4_000;
 const MAX_MOVES: u8 = 3;
 /// A connection too busy for [`MAX_TRAFFIC`] still moves while its shard and the destination
 /// together were busy less than this (permille of one core over the last tick): what they did
-/// spread fits on one core, and costs less there (no ring hops; measured 0.45-0.55x the CPU per
-/// message). Shards that together fill a core or more keep their connections: the server, not
-/// the client, sets the pace then, and two cores beat one.
+/// spread fits on one core, and costs less there (no ring hops; figures in the module comment).
+/// Shards that together fill a core or more keep their connections: the server, not the
+/// client, sets the pace then, and two cores beat one.
 const PAIR_FITS: u32 = 1_000;
 const _: () = assert!(PAIR_FITS <= 1_000, "a pair must fit one core");
 
@@ -66,7 +67,7 @@ pub struct Placement {
     /// Each shard's CPU use over its last tick, permille of one core (u32::MAX: not known).
     busy: Arc<[AtomicU32]>,
     /// This shard's thread CPU time at its last tick.
-    last_cpu: std::cell::Cell<Option<u64>>,
+    last_cpu: Cell<Option<u64>>,
     /// One move at a time in the whole process. Two concurrent moves can reorder messages: a
     /// publisher moving from a shard that already routes to a moving subscriber's new home to
     /// one that still routes to its old home would put its later messages in front of its
@@ -74,7 +75,7 @@ pub struct Placement {
     moving: Arc<AtomicBool>,
     /// Moves ended in the process so far, and the count this shard saw at its last tick.
     moves_ended: Arc<AtomicU32>,
-    seen_ended: std::cell::Cell<u32>,
+    seen_ended: Cell<u32>,
 }
 
 impl Placement {
@@ -95,10 +96,10 @@ impl Placement {
                 mode,
                 loads: loads.clone(),
                 busy: busy.clone(),
-                last_cpu: std::cell::Cell::new(None),
+                last_cpu: Cell::new(None),
                 moving: moving.clone(),
                 moves_ended: moves_ended.clone(),
-                seen_ended: std::cell::Cell::new(0),
+                seen_ended: Cell::new(0),
             })
             .collect()
     }
@@ -109,10 +110,10 @@ impl Placement {
             mode: MigrateMode::Off,
             loads: Arc::new([]),
             busy: Arc::new([]),
-            last_cpu: std::cell::Cell::new(None),
+            last_cpu: Cell::new(None),
             moving: Arc::new(AtomicBool::new(false)),
             moves_ended: Arc::new(AtomicU32::new(0)),
-            seen_ended: std::cell::Cell::new(0),
+            seen_ended: Cell::new(0),
         }
     }
 
@@ -236,7 +237,8 @@ impl Shard {
         let elapsed = now.saturating_duration_since(self.last_tick.replace(now));
         self.next_tick.set(now + TICK);
         let fresh = elapsed <= STALE && !elapsed.is_zero();
-        let settled = self.placement.settled();
+        // Chaos moves at random and needs no settled counts.
+        let settled = self.placement.settled() || mode == MigrateMode::Chaos;
         // Counts over `elapsed`, as per TICK.
         let per_tick = |n: u32| -> u32 {
             (u128::from(n) * TICK.as_nanos() / elapsed.as_nanos().max(1)).min(u32::MAX as u128)
@@ -252,8 +254,7 @@ impl Shard {
         for c in self.clients.borrow().values() {
             let (peers, traffic) = c.affinity.take();
             total = total.saturating_add(traffic);
-            if mover.is_some() || traffic == 0 || !fresh || !(settled || mode == MigrateMode::Chaos)
-            {
+            if mover.is_some() || traffic == 0 || !fresh || !settled {
                 continue;
             }
             let traffic = per_tick(traffic);
