@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use tachyon_config::flags::{self as cli, Command};
+mod cpus;
 mod jetstream;
 mod listener;
 mod logging;

@@ -291,14 +291,13 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         });
     }
 
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let allowed = crate::cpus::allowed();
     let mut handles = Vec::with_capacity(n);
     for p in parts {
         let g = global.clone();
-        let placement = if n <= cores {
-            Placement::Fixed(p.id)
-        } else {
-            Placement::Unbound
+        let placement = match crate::cpus::for_shard(p.id, n, &allowed) {
+            Some(cpu) => Placement::Fixed(cpu),
+            None => Placement::Unbound,
         };
         let id = p.id;
         let mut builder = LocalExecutorBuilder::new(placement).name(&format!("shard-{id}"));

@@ -756,3 +756,83 @@ fn the_first_ping_comes_two_seconds_after_connect() {
         );
     }
 }
+
+/// The CPUs each thread of process `pid` may run on (`Cpus_allowed_list`), by thread name.
+fn thread_cpus(pid: u32) -> Vec<(String, Vec<usize>)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let Some(list) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        else {
+            continue;
+        };
+        let mut cpus = Vec::new();
+        for part in list.trim().split(',') {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let (a, b): (usize, usize) = (a.parse().expect("cpu"), b.parse().expect("cpu"));
+            cpus.extend(a..=b);
+        }
+        out.push((comm.trim().to_string(), cpus));
+    }
+    out
+}
+
+/// A server started inside a CPU mask (`taskset -c`, a cpuset, a container) keeps every thread
+/// inside it, and gives each shard a CPU of its own from it. Shards were pinned to CPU `id` of
+/// the machine: under `taskset -c 1` the one shard ran on CPU 0.
+#[test]
+fn shards_stay_inside_the_cpu_mask_the_server_was_started_with() {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let me = Pid::from_raw(0);
+    let all = sched_getaffinity(me).expect("mask");
+    let cpus: Vec<usize> = (0..CpuSet::count())
+        .filter(|&c| all.is_set(c).unwrap_or(false))
+        .collect();
+    // The upper half of what the test may use (CPU 1 of 2): a child inherits the mask of the
+    // thread that starts it.
+    let mask: Vec<usize> = cpus[cpus.len() / 2..].to_vec();
+    let mut set = CpuSet::new();
+    for &c in &mask {
+        set.set(c).expect("cpu");
+    }
+    sched_setaffinity(me, &set).expect("narrow");
+    // Default shard count (one per allowed CPU), and one shard explicitly.
+    let servers = [
+        Server::start(common::Impl::Tachyon, &[]),
+        Server::tachyon(1, &[]),
+    ];
+    sched_setaffinity(me, &all).expect("restore");
+    for s in &servers {
+        let threads = thread_cpus(s.pid());
+        let shards: Vec<&(String, Vec<usize>)> = threads
+            .iter()
+            .filter(|(n, _)| n.starts_with("shard-"))
+            .collect();
+        assert!(!shards.is_empty(), "no shard threads in {threads:?}");
+        for (name, on) in &threads {
+            assert!(
+                on.iter().all(|c| mask.contains(c)),
+                "{name} may run on {on:?}, outside the mask {mask:?}"
+            );
+        }
+        // Each executor has helper threads of the same name, pinned with it.
+        let mut pinned: Vec<(&str, usize)> = Vec::new();
+        for (name, on) in &shards {
+            assert_eq!(on.len(), 1, "{name} is not pinned: {on:?}");
+            pinned.push((name.as_str(), on[0]));
+        }
+        pinned.sort_unstable();
+        pinned.dedup();
+        let mut on: Vec<usize> = pinned.iter().map(|p| p.1).collect();
+        on.sort_unstable();
+        on.dedup();
+        assert_eq!(on.len(), pinned.len(), "two shards share a CPU: {pinned:?}");
+    }
+}
