@@ -49,6 +49,9 @@
 # Then the telemetry fan-in with it: MANY_PUBS (default 500) nats.go publishers, 100 subjects
 # each, into one nats.go subscriber on `telemetry.>`, 128 B, MANY_MSGS (default 2 000 000) in
 # all, then the same with a raw-protocol subscriber. Writes bench-results/report-go-many{,-raw}.*.
+# Then the Go section pinned (GO_PINNED=0 leaves it out): servers on the last CPU, the Go
+# client on the others, with nats.go and with raw subscribers, and the Go client's own ceiling
+# against the harness's no-cost sink/source. Writes bench-results/report-go-pinned{,-raw}.*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -210,6 +213,30 @@ if [ "${GO:-1}" != 0 ]; then
             --json bench-results/report-go-many-raw.json \
             --html bench-results/report-go-many-raw.html \
             --md bench-results/report-go-many-raw.md | tee bench-results/report-go-many-raw.txt || rc=$?
+        # The Go section again with each side on cores of its own: every server on the last
+        # CPU (Tachyon then runs one shard, nats-server GOMAXPROCS 1), natsbench and the
+        # harness on the others; it also measures natsbench against the no-cost sink/source
+        # (the report's "Go client ceiling"). Then the same with raw-protocol subscribers.
+        cpus="$(nproc)"
+        if [ "${GO_PINNED:-1}" != 0 ] && [ "$cpus" -ge 2 ]; then
+            pinned=()
+            [ -x "$TACHYON_BIN" ] && pinned+=(--server "tachyon=$TACHYON_BIN")
+            pinned+=(--server "nats=$NATS_BIN")
+            if [ -n "$NATS29_BIN" ] && [ -x "$NATS29_BIN" ]; then
+                pinned+=(--server "nats29=$NATS29_BIN")
+            fi
+            for raw in "" "-raw"; do
+                target/release/tachyon-bench compare "${pinned[@]}" --under-test 1 \
+                    --go-client target/natsbench ${raw:+--go-raw-sub} \
+                    --server-cpus "$((cpus - 1))" --client-cpus "0-$((cpus - 2))" \
+                    --workloads pubsub,fanout,fanin,queue,reqrep \
+                    --sizes 16,1024 --rounds "$ROUNDS" \
+                    --msgs "${GO_MSGS:-$MSGS}" --reqrep-msgs "${GO_REQREP_MSGS:-20000}" \
+                    --json "bench-results/report-go-pinned$raw.json" \
+                    --html "bench-results/report-go-pinned$raw.html" \
+                    --md "bench-results/report-go-pinned$raw.md" | tee "bench-results/report-go-pinned$raw.txt" || rc=$?
+            done
+        fi
     else
         echo "no target/natsbench (scripts/setup.sh --bench builds it); Go client section skipped" >&2
     fi

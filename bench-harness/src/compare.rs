@@ -2,7 +2,7 @@
 //! servers alternate (A B A B ...) round by round so drift on the shared host
 //! hits them alike, and the figures are medians over rounds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,10 @@ pub struct CompareConfig {
     pub go_client: Option<PathBuf>,
     /// With `go_client`: raw-protocol subscribers instead of nats.go ones.
     pub go_raw_sub: bool,
+    /// The CPUs every server (and hub) runs on; `None`: wherever the kernel puts it.
+    pub server_cpus: Option<Vec<usize>>,
+    /// The CPUs the load generator (the harness's threads, `natsbench`) runs on.
+    pub client_cpus: Option<Vec<usize>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -120,6 +124,18 @@ pub struct Ceiling {
     pub mb_per_s: f64,
 }
 
+/// The Go client's own ceiling on one workload: natsbench against the built-in sink and
+/// source, no server in the way (median of the rounds).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GoCeiling {
+    pub workload: Workload,
+    pub size: usize,
+    pub msgs_per_s: f64,
+    /// Request/reply: the round trip through the sink's router (medians of the rounds).
+    #[serde(default)]
+    pub latency: Option<LatencySummary>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ServerInfo {
     pub name: String,
@@ -135,6 +151,11 @@ pub struct HostInfo {
     pub loadavg_after: String,
     pub kernel: String,
     pub pinned: bool,
+    /// `--server-cpus` / `--client-cpus`, as `taskset -c` lists.
+    #[serde(default)]
+    pub server_cpus: Option<String>,
+    #[serde(default)]
+    pub client_cpus: Option<String>,
     pub note: String,
 }
 
@@ -147,6 +168,8 @@ pub struct Report {
     pub sizes: Vec<usize>,
     pub rounds: usize,
     pub ceiling: Vec<Ceiling>,
+    #[serde(default)]
+    pub go_ceiling: Vec<GoCeiling>,
     pub cases: Vec<CaseSummary>,
     pub measurements: Vec<Measurement>,
 }
@@ -260,7 +283,9 @@ fn measure(
                 cluster_port: route.then_some(port),
                 ..server::Setup::default()
             };
-            match server::start_setup(&hub_spec, &cfg.work_dir, seq, setup) {
+            match crate::cpus::inside(cfg.server_cpus.as_deref(), || {
+                server::start_setup(&hub_spec, &cfg.work_dir, seq, setup)
+            }) {
                 Ok(h) => Some((h, port)),
                 Err(e) => {
                     m.error = Some(format!("hub: {e}"));
@@ -282,7 +307,9 @@ fn measure(
             .map(|(_, p)| *p),
         ..server::Setup::default()
     };
-    let started = server::start_setup(spec, &cfg.work_dir, seq, setup);
+    let started = crate::cpus::inside(cfg.server_cpus.as_deref(), || {
+        server::start_setup(spec, &cfg.work_dir, seq, setup)
+    });
     let mut srv = match started {
         Ok(s) => s,
         Err(e) => {
@@ -375,10 +402,76 @@ pub fn ceiling(cfg: &CompareConfig) -> Result<Vec<Ceiling>> {
     Ok(out)
 }
 
+/// The Go client's ceiling: natsbench runs each streaming workload against a sink that
+/// discards what the publishers send and feeds each subscription a message per publish, a
+/// server with no routing cost, and request/reply through the sink's router, a write per
+/// message (the sink on `--server-cpus`, natsbench on `--client-cpus`). Queue groups need a
+/// server's picks and are left out.
+pub fn go_ceiling(cfg: &CompareConfig, bin: &Path) -> Result<Vec<GoCeiling>> {
+    let mut out = Vec::new();
+    for &w in &cfg.workloads {
+        if !matches!(
+            w,
+            Workload::Pub
+                | Workload::Pubsub
+                | Workload::Fanout
+                | Workload::Fanin
+                | Workload::Reqrep
+        ) {
+            continue;
+        }
+        for &size in &cfg.sizes {
+            let plan = cfg.plan(w, size)?;
+            let mode = match w {
+                Workload::Pub => sink::Mode::Discard,
+                Workload::Reqrep => sink::Mode::Route,
+                _ => sink::Mode::Source(sink::Source {
+                    msgs: plan.msgs,
+                    size,
+                }),
+            };
+            let mut rates = Vec::new();
+            let mut latencies = Vec::new();
+            for _ in 0..cfg.rounds.max(1) {
+                // A fresh sink per round: its source starts at the round's first publish.
+                let s = crate::cpus::inside(cfg.server_cpus.as_deref(), || {
+                    sink::start_with("127.0.0.1:0", mode)
+                })?;
+                let r = crate::goclient::run(
+                    bin,
+                    &plan,
+                    s.addr,
+                    s.addr,
+                    cfg.base.stall_timeout,
+                    cfg.go_raw_sub,
+                )?;
+                rates.push(r.msgs_per_s);
+                latencies.extend(r.latency.filter(|_| w == Workload::Reqrep));
+            }
+            out.push(GoCeiling {
+                workload: w,
+                size,
+                msgs_per_s: median(&rates).unwrap_or(0.0),
+                latency: median_summary(&latencies.iter().collect::<Vec<_>>()),
+            });
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(cfg: &CompareConfig) -> Result<Report> {
     std::fs::create_dir_all(&cfg.work_dir)?;
+    let host_cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    if let Some(cpus) = &cfg.client_cpus {
+        // Threads started from here on (load generators, natsbench) inherit it.
+        crate::cpus::set_current(cpus)?;
+    }
     let loadavg_before = read_loadavg();
     let ceiling = ceiling(cfg)?;
+    let go_ceiling = match &cfg.go_client {
+        Some(bin) => go_ceiling(cfg, bin)?,
+        None => Vec::new(),
+    };
     let mut measurements = Vec::new();
     let mut seq = 0;
     for &w in &cfg.workloads {
@@ -432,7 +525,7 @@ pub fn run(cfg: &CompareConfig) -> Result<Report> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
         host: HostInfo {
-            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpus: host_cpus,
             loadavg_before,
             loadavg_after: read_loadavg(),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -440,15 +533,28 @@ pub fn run(cfg: &CompareConfig) -> Result<Report> {
                 .trim()
                 .into(),
             pinned: cfg.base.pin,
+            server_cpus: cfg.server_cpus.as_deref().map(crate::cpus::show),
+            client_cpus: cfg.client_cpus.as_deref().map(crate::cpus::show),
             note: format!(
                 "Runs share a small host ({} CPUs) with other work: absolute figures are noise, \
-                 ratios from one run are the result. Harness threads {}. Server processes are not pinned. \
+                 ratios from one run are the result. Harness threads {}. Server processes {}. \
                  CPU s per million = server utime+stime per million messages published (requests for reqrep).",
-                std::thread::available_parallelism().map_or(0, |n| n.get()),
-                if cfg.base.pin {
-                    "pinned round-robin to cores with core_affinity"
-                } else {
-                    "not pinned"
+                host_cpus,
+                match (&cfg.client_cpus, cfg.base.pin) {
+                    (Some(c), _) => format!(
+                        "and the Go client on CPUs {} only",
+                        crate::cpus::show(c)
+                    ),
+                    (None, true) => "pinned round-robin to cores with core_affinity".into(),
+                    (None, false) => "not pinned".into(),
+                },
+                match &cfg.server_cpus {
+                    Some(c) => format!(
+                        "on CPUs {} only (each server gets those cores alone; nats-server's \
+                         GOMAXPROCS follows the mask)",
+                        crate::cpus::show(c)
+                    ),
+                    None => "are not pinned".into(),
                 }
             ),
         },
@@ -457,6 +563,7 @@ pub fn run(cfg: &CompareConfig) -> Result<Report> {
         sizes: cfg.sizes.clone(),
         rounds: cfg.rounds,
         ceiling,
+        go_ceiling,
         cases,
         measurements,
     })

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod conn;
+pub mod cpus;
 pub mod error;
 pub mod goclient;
 pub mod jetstream;

@@ -115,11 +115,28 @@ enum Cmd {
         /// publishers, raw subscribers), as the "raw subscriber" rows.
         #[arg(long, requires = "go_client")]
         go_raw_sub: bool,
+        /// Run every server on these CPUs only (`taskset -c` syntax: 1, 0,2, 0-3).
+        #[arg(long)]
+        server_cpus: Option<String>,
+        /// Run the load generator (this harness's threads and natsbench) on these CPUs only.
+        #[arg(long)]
+        client_cpus: Option<String>,
     },
     /// Serve a discard-everything NATS sink (the harness's own ceiling).
     Sink {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
+        /// Also feed every subscription a message per publish, up to this many (the Go
+        /// client's ceiling: `natsbench -url` this sink).
+        #[arg(long)]
+        source_msgs: Option<u64>,
+        /// Payload size of the source's messages.
+        #[arg(long, default_value_t = 16)]
+        source_size: usize,
+        /// Deliver each publish to the subscriptions it matches, a write per message (the Go
+        /// client's request/reply floor: `natsbench -workload reqrep -url` this sink).
+        #[arg(long, conflicts_with = "source_msgs")]
+        route: bool,
     },
 }
 
@@ -285,6 +302,8 @@ fn real_main() -> Result<()> {
             hub,
             go_client,
             go_raw_sub,
+            server_cpus,
+            client_cpus,
         } => {
             // One server alone is allowed (no ratios); several under test need a reference.
             if under_test == 0 || (under_test > 1 && under_test >= servers.len()) {
@@ -315,6 +334,14 @@ fn real_main() -> Result<()> {
                 hub,
                 go_client,
                 go_raw_sub,
+                server_cpus: server_cpus
+                    .as_deref()
+                    .map(tachyon_bench::cpus::parse_list)
+                    .transpose()?,
+                client_cpus: client_cpus
+                    .as_deref()
+                    .map(tachyon_bench::cpus::parse_list)
+                    .transpose()?,
             };
             let rep = compare::run(&cfg)?;
             let _ = std::fs::remove_dir_all(&cfg.work_dir);
@@ -339,8 +366,21 @@ fn real_main() -> Result<()> {
             print!("{}", report::terminal(&rep));
             render(&rep, html.as_ref(), md.as_ref())?;
         }
-        Cmd::Sink { listen } => {
-            let s = sink::start(&listen)?;
+        Cmd::Sink {
+            listen,
+            source_msgs,
+            source_size,
+            route,
+        } => {
+            let mode = match (source_msgs, route) {
+                (Some(msgs), _) => sink::Mode::Source(sink::Source {
+                    msgs,
+                    size: source_size,
+                }),
+                (None, true) => sink::Mode::Route,
+                (None, false) => sink::Mode::Discard,
+            };
+            let s = sink::start_with(&listen, mode)?;
             println!("sink listening on nats://{}", s.addr);
             loop {
                 std::thread::sleep(Duration::from_secs(3600));

@@ -108,6 +108,33 @@ fn preamble_lines(r: &Report) -> Vec<String> {
         "Harness ceiling (pub into the built-in sink): {}",
         ceil.join(", ")
     ));
+    if !r.go_ceiling.is_empty() {
+        let go: Vec<String> = r
+            .go_ceiling
+            .iter()
+            .map(|c| match &c.latency {
+                Some(l) => format!(
+                    "{} {}B {} req/s (p50 / p99 / p99.9 {:.0} / {:.0} / {:.0} µs)",
+                    c.workload.name(),
+                    c.size,
+                    si(Some(c.msgs_per_s)),
+                    l.p50_us,
+                    l.p99_us,
+                    l.p999_us
+                ),
+                None => format!(
+                    "{} {}B {} msgs/s",
+                    c.workload.name(),
+                    c.size,
+                    si(Some(c.msgs_per_s))
+                ),
+            })
+            .collect();
+        out.push(format!(
+            "Go client ceiling (natsbench against the built-in sink and source, no server): {}",
+            go.join(", ")
+        ));
+    }
     out
 }
 

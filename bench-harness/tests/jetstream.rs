@@ -171,6 +171,8 @@ fn compare_starts_servers_with_jetstream() {
         hub: None,
         go_client: None,
         go_raw_sub: false,
+        server_cpus: None,
+        client_cpus: None,
     };
     let rep = compare::run(&cfg).unwrap();
     assert_eq!(rep.cases.len(), 8);
