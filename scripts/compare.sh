@@ -51,7 +51,8 @@
 # all, then the same with a raw-protocol subscriber. Writes bench-results/report-go-many{,-raw}.*.
 # Then the Go section pinned (GO_PINNED=0 leaves it out): servers on the last CPU, the Go
 # client on the others, with nats.go and with raw subscribers, and the Go client's own ceiling
-# against the harness's no-cost sink/source. Writes bench-results/report-go-pinned{,-raw}.*.
+# against the harness's no-cost sink/source, then the telemetry fan-in the same way. Writes
+# bench-results/report-go-pinned{,-raw}.* and report-go-many-pinned{,-raw}.*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -235,6 +236,15 @@ if [ "${GO:-1}" != 0 ]; then
                     --json "bench-results/report-go-pinned$raw.json" \
                     --html "bench-results/report-go-pinned$raw.html" \
                     --md "bench-results/report-go-pinned$raw.md" | tee "bench-results/report-go-pinned$raw.txt" || rc=$?
+                target/release/tachyon-bench compare "${pinned[@]}" --under-test 1 \
+                    --go-client target/natsbench ${raw:+--go-raw-sub} \
+                    --server-cpus "$((cpus - 1))" --client-cpus "0-$((cpus - 2))" \
+                    --workloads fanin --pub "${MANY_PUBS:-500}" \
+                    --sizes 128 --rounds "$ROUNDS" \
+                    --msgs "${MANY_MSGS:-2000000}" \
+                    --json "bench-results/report-go-many-pinned$raw.json" \
+                    --html "bench-results/report-go-many-pinned$raw.html" \
+                    --md "bench-results/report-go-many-pinned$raw.md" | tee "bench-results/report-go-many-pinned$raw.txt" || rc=$?
             done
         fi
     else
