@@ -17,6 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use memchr::memchr;
+use tachyon_protocol::encode;
 use tracing::debug;
 
 use crate::error::Result;
@@ -246,6 +247,8 @@ fn serve_ops(
     write_locked(out, info.as_bytes())?;
     let mut buf = vec![0u8; 4 * 1024 * 1024];
     let (mut start, mut end) = (0usize, 0usize);
+    // Routed messages are encoded here, one at a time.
+    let mut frame = Vec::new();
     loop {
         if end == buf.len() {
             if start == 0 {
@@ -279,7 +282,7 @@ fn serve_ops(
                     Mode::Route,
                 ) => {
                     msgs += 1;
-                    route(sh, subject, reply, payload)?;
+                    route(sh, &mut frame, subject, reply, payload);
                 }
                 (Op::Pub { .. } | Op::Msg, _) => msgs += 1,
                 (Op::Sub { subject, sid }, Mode::Source(src)) => {
@@ -331,35 +334,19 @@ fn matches(pattern: &[u8], subject: &[u8]) -> bool {
     }
 }
 
-/// [`Mode::Route`]: one write per matching subscription, as the message arrives.
-fn route(sh: &Shared, subject: &[u8], reply: Option<&[u8]>, payload: &[u8]) -> Result<()> {
-    let targets: Vec<(Vec<u8>, Arc<Mutex<TcpStream>>)> = sh
-        .routes
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|r| matches(&r.subject, subject))
-        .map(|r| (r.sid.clone(), r.out.clone()))
-        .collect();
-    for (sid, out) in targets {
-        let mut frame = Vec::with_capacity(subject.len() + payload.len() + 64);
-        frame.extend_from_slice(b"MSG ");
-        frame.extend_from_slice(subject);
-        frame.push(b' ');
-        frame.extend_from_slice(&sid);
-        if let Some(r) = reply {
-            frame.push(b' ');
-            frame.extend_from_slice(r);
-        }
-        frame.extend_from_slice(format!(" {}\r\n", payload.len()).as_bytes());
-        frame.extend_from_slice(payload);
-        frame.extend_from_slice(b"\r\n");
+/// [`Mode::Route`]: one write per matching subscription, as the message arrives, with no
+/// allocation (`frame` is the publishing connection's buffer): the floor it measures must not
+/// carry costs a server would not have.
+fn route(sh: &Shared, frame: &mut Vec<u8>, subject: &[u8], reply: Option<&[u8]>, payload: &[u8]) {
+    let routes = sh.routes.lock().unwrap_or_else(|e| e.into_inner());
+    for r in routes.iter().filter(|r| matches(&r.subject, subject)) {
+        frame.clear();
+        encode::msg(frame, subject, &r.sid, reply, payload);
         // A subscriber gone away is its own thread's business, not the publisher's.
-        if let Err(e) = write_locked(&out, &frame) {
+        if let Err(e) = write_locked(&r.out, frame) {
             debug!("sink route: {e}");
         }
     }
-    Ok(())
 }
 
 fn write_locked(out: &Mutex<TcpStream>, bytes: &[u8]) -> std::io::Result<()> {
@@ -381,20 +368,20 @@ fn feed(
         .split(|c| *c == b'.')
         .map(|t| if t == b"*" || t == b">" { &b"x"[..] } else { t })
         .collect();
-    let head = format!(
-        "MSG {} {} {}\r\n",
-        String::from_utf8_lossy(&subject.join(&b'.')),
-        String::from_utf8_lossy(sid),
-        src.size
+    let mut one = Vec::new();
+    encode::msg(
+        &mut one,
+        &subject.join(&b'.'),
+        sid,
+        None,
+        &vec![0; src.size],
     );
-    let frame = head.len() + src.size + 2;
+    let frame = one.len();
+    // Where the payload starts in each frame.
+    let head = frame - src.size - 2;
     let per_chunk = (64 * 1024 / frame).max(1);
-    let mut chunk = Vec::with_capacity(per_chunk * frame);
-    for _ in 0..per_chunk {
-        chunk.extend_from_slice(head.as_bytes());
-        chunk.resize(chunk.len() + src.size, 0);
-        chunk.extend_from_slice(b"\r\n");
-    }
+    let chunk_len = per_chunk * frame;
+    let mut chunk: Vec<u8> = one.iter().copied().cycle().take(chunk_len).collect();
     let (out, sh) = (out.clone(), sh.clone());
     std::thread::Builder::new()
         .name("sink-source".into())
@@ -414,7 +401,7 @@ fn feed(
                         .map_or(0, |d| d.as_nanos() as u64)
                         .to_le_bytes();
                     for i in 0..n {
-                        let at = i * frame + head.len();
+                        let at = i * frame + head;
                         chunk[at..at + 8].copy_from_slice(&now);
                     }
                 }
