@@ -287,12 +287,6 @@ impl Source {
         self.inner.borrow_mut().wakers.waiters.push(waker)
     }
 
-    /// TACHYON PATCH: the request is with the kernel: submitted (or queued) and its
-    /// completion not consumed yet.
-    pub(super) fn in_flight(&self) -> bool {
-        self.inner.borrow().enqueued.is_some()
-    }
-
     pub(super) fn is_installed(&self) -> Option<bool> {
         match &self.inner.borrow().source_type {
             SourceType::ForeignNotifier(_, installed) => Some(*installed),

@@ -1047,28 +1047,12 @@ impl SleepableRing {
         }
     }
 
-    /// TACHYON PATCH (vendor/README.md item 9): sleeps until a completion arrives on this
-    /// ring, with `link` (a poll on the latency ring) making latency-ring events wake it too.
-    /// `armed`: `link` is still in the kernel from an earlier sleep and has not fired, so this
-    /// only waits. Otherwise the poll is submitted and waited for in one `io_uring_enter`
-    /// (upstream: one to submit, one to wait, and a new poll on every sleep while the unfired
-    /// ones stayed armed). Returns whether `link` is in the kernel afterwards.
-    fn sleep(&mut self, link: &Source, armed: bool) -> io::Result<bool> {
+    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
             "sleeping with pending SQEs"
         );
-        if armed {
-            self.ring
-                .cq()
-                .wait(1)
-                .map(|_| 1)
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?;
-            return Ok(true);
-        }
         if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
             let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
             let op = UringDescriptor {
@@ -1088,23 +1072,32 @@ impl SleepableRing {
                 &mut self.source_map.borrow_mut(),
             );
 
-            // We have now prepared the SQE that links the two rings. The kernel waits only
-            // once everything given was submitted (it returns early otherwise), so a sleep
-            // never starts without the link. An interrupted wait still reports the submission.
-            let submitted = match self.ring.submit_sqes_and_wait(1) {
-                Ok(n) => n as usize,
-                Err(e) => Reactor::busy_ok(e)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)?,
-            };
-            self.in_kernel += submitted;
-            if submitted != 1 {
+            // We have now prepared the SQE that links the two rings. We now need to submit
+            // it successfully to be able to safely sleep.
+
+            if self
+                .submit_sqes()
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?
+                != 1
+            {
                 // We failed to submit the `SQE` that links the rings. Just can't sleep.
+                // Waiting here is unsafe because we could end up waiting much longer than
+                // needed.
                 // We make the SQE a no-op and return
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
-                return Err(io::Error::from_raw_os_error(libc::EBUSY));
+                Err(io::Error::from_raw_os_error(libc::EBUSY))
+            } else {
+                // The rings are linked. Goodnight!
+                self.ring
+                    .cq()
+                    .wait(1)
+                    .map(|_| 1)
+                    .or_else(Reactor::busy_ok)
+                    .or_else(Reactor::again_ok)
+                    .or_else(Reactor::intr_ok)
             }
-            Ok(true)
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
             // Submit what we have, once we're out of here we'll consume them
@@ -1112,8 +1105,7 @@ impl SleepableRing {
             self.submit_sqes()
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?;
-            Ok(false)
+                .or_else(Reactor::intr_ok)
         }
     }
 }
@@ -1242,9 +1234,6 @@ pub(crate) struct Reactor {
     idle_wake: Cell<bool>,
     /// TACHYON PATCH: the main ring's `consumed` count when the throughput timer was armed.
     throughput_armed_at: Cell<u64>,
-    /// TACHYON PATCH: the poll on the latency ring that wakes a sleeping main ring, kept
-    /// across sleeps until it fires (vendor/README.md item 9).
-    link_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
 
@@ -1379,7 +1368,6 @@ impl Reactor {
             latency_timer_deadline: Cell::new(None),
             idle_wake: Cell::new(false),
             throughput_armed_at: Cell::new(0),
-            link_src: Cell::new(None),
             blocking_thread,
             link_fd,
             notifier,
@@ -1752,30 +1740,14 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        // TACHYON PATCH (vendor/README.md item 9): the link poll is kept while it has not
-        // fired (its completion not consumed), instead of a new one per sleep.
-        let (link_rings, armed) = match self.link_src.take().filter(Source::in_flight) {
-            Some(kept) => (kept, true),
-            None => (
-                Source::new(
-                    IoRequirements::default(),
-                    self.link_fd,
-                    SourceType::LinkRings,
-                    None,
-                    None,
-                ),
-                false,
-            ),
-        };
-        match ring.sleep(&link_rings, armed) {
-            Ok(in_kernel) => {
-                if in_kernel {
-                    self.link_src.set(Some(link_rings));
-                }
-                Ok(())
-            }
-            Err(e) => Self::busy_ok::<()>(e),
-        }
+        let link_rings = Source::new(
+            IoRequirements::default(),
+            self.link_fd,
+            SourceType::LinkRings,
+            None,
+            None,
+        );
+        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
