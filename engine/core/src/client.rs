@@ -3,7 +3,7 @@
 //! held across an `.await`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use tachyon_protocol::encode;
 
+use crate::backlog::{Backlog, FRAME_OVERHEAD};
 use crate::handover::ClientSnapshot;
 use crate::signal::LocalSignal;
 
@@ -177,20 +178,19 @@ pub const DEEP_SHARE: usize = 2;
 pub const DEEP_STUCK_AFTER: Duration = Duration::from_secs(1);
 const _: () = assert!(STUCK_AFTER.as_nanos() < DEEP_STUCK_AFTER.as_nanos());
 
-/// A message waiting for its client's writer to catch up: handles on the publisher's or the
-/// ring message's buffers, no copy.
-struct Deferred {
-    subject: Bytes,
-    sid: Bytes,
-    reply: Option<Bytes>,
+/// One MSG, or HMSG when the message carries a header block of `header_len` bytes.
+#[inline]
+fn encode_frame(
+    out: &mut Vec<u8>,
+    subject: &[u8],
+    sid: &[u8],
+    reply: Option<&[u8]>,
     header_len: Option<usize>,
-    payload: Bytes,
-}
-
-impl Deferred {
-    fn size(&self) -> usize {
-        // Close to its encoded size; exactness does not matter for a limit.
-        self.subject.len() + self.sid.len() + self.payload.len() + 32
+    payload: &[u8],
+) {
+    match header_len {
+        Some(h) => encode::hmsg(out, subject, sid, reply, h, payload),
+        None => encode::msg(out, subject, sid, reply, payload),
     }
 }
 
@@ -324,8 +324,9 @@ pub struct ClientState {
     /// client whose writer is stuck.
     stuck_stall_at: usize,
     /// Messages that arrived while the client was past its stall mark, in arrival order from
-    /// every shard; the writer moves them into `out` as it catches up (see [`TRANSIT_LIMIT`]).
-    backlog: RefCell<VecDeque<Deferred>>,
+    /// every shard, encoded; the writer moves them into `out` as it catches up (see
+    /// [`TRANSIT_LIMIT`]).
+    backlog: RefCell<Backlog>,
     backlog_bytes: Cell<usize>,
     /// Bytes the writer took and has not finished writing; they count as pending.
     in_flight: Cell<usize>,
@@ -598,7 +599,7 @@ impl ClientState {
             max_pending,
             stall_at: (max_pending / 4 * 3).min(STALL_CAP),
             stuck_stall_at: max_pending / 4 * 3,
-            backlog: RefCell::new(VecDeque::new()),
+            backlog: RefCell::new(Backlog::default()),
             backlog_bytes: Cell::new(0),
             in_flight: Cell::new(0),
             closed: Cell::new(None),
@@ -770,17 +771,19 @@ impl ClientState {
     ) -> usize {
         let len = {
             let mut out = self.out.borrow_mut();
-            match header_len {
-                Some(h) => encode::hmsg(&mut out, subject, sid, reply, h, payload),
-                None => encode::msg(&mut out, subject, sid, reply, payload),
-            }
+            encode_frame(&mut out, subject, sid, reply, header_len, payload);
             out.len()
         };
+        self.count_out(payload.len());
+        len
+    }
+
+    #[inline]
+    fn count_out(&self, payload: usize) {
         let mut c = self.counters.get();
         c.out_msgs += 1;
-        c.out_bytes += payload.len() as u64;
+        c.out_bytes += payload as u64;
         self.counters.set(c);
-        len
     }
 
     /// Whether a message must wait in the backlog: the client is past its stall mark, or older
@@ -806,34 +809,35 @@ impl ClientState {
         true
     }
 
-    /// Holds a message until the writer catches up (a ring consumer that delivers it never
-    /// waits; a local publisher pauses after it). A backlog past [`TRANSIT_LIMIT`] (or
-    /// `max_pending`) cuts the client off as a slow consumer.
+    /// Holds a message, encoded, until the writer catches up (a ring consumer that delivers
+    /// it never waits; a local publisher pauses after it). A backlog past [`TRANSIT_LIMIT`]
+    /// (or `max_pending`) cuts the client off as a slow consumer.
     pub fn defer_msg(
         &self,
-        subject: &Bytes,
-        sid: &Bytes,
-        reply: Option<&Bytes>,
+        subject: &[u8],
+        sid: &[u8],
+        reply: Option<&[u8]>,
         header_len: Option<usize>,
-        payload: Bytes,
+        payload: &[u8],
     ) -> SendStatus {
         if self.is_closed() {
             return SendStatus::Dropped;
         }
-        let d = Deferred {
-            subject: subject.clone(),
-            sid: sid.clone(),
-            reply: reply.cloned(),
-            header_len,
-            payload,
-        };
-        let bytes = self.backlog_bytes.get() + d.size();
+        let bound = subject.len()
+            + sid.len()
+            + reply.map_or(0, <[u8]>::len)
+            + payload.len()
+            + FRAME_OVERHEAD;
+        let n = self.backlog.borrow_mut().push(bound, |out| {
+            encode_frame(out, subject, sid, reply, header_len, payload)
+        });
+        let bytes = self.backlog_bytes.get() + n;
+        self.backlog_bytes.set(bytes);
         if bytes > TRANSIT_LIMIT.max(self.max_pending) {
             self.slow_consumer(CloseReason::SlowConsumerPendingBytes);
             return SendStatus::Dropped;
         }
-        self.backlog_bytes.set(bytes);
-        self.backlog.borrow_mut().push_back(d);
+        self.count_out(payload.len());
         self.gate.set_held(true);
         self.gate.set(true);
         self.note_depth();
@@ -842,25 +846,26 @@ impl ClientState {
         SendStatus::Stalled
     }
 
-    /// Moves held messages into `out` while it is under the stall mark (or all of them).
+    /// Moves held messages into `out`, a chunk at a time, while it is under the stall mark (or
+    /// all of them). An empty `out` takes the chunk itself, not a copy.
     fn refill(&self, all: bool) {
-        loop {
-            if !all && self.out.borrow().len() + self.in_flight.get() > self.stall_at {
-                return;
-            }
-            let Some(d) = self.backlog.borrow_mut().pop_front() else {
-                self.gate.set_held(false);
-                return;
+        let mut backlog = self.backlog.borrow_mut();
+        let mut out = self.out.borrow_mut();
+        while all || out.len() + self.in_flight.get() <= self.stall_at {
+            let Some(chunk) = backlog.pop_front() else {
+                break;
             };
             self.backlog_bytes
-                .set(self.backlog_bytes.get().saturating_sub(d.size()));
-            self.encode_msg(
-                &d.subject,
-                &d.sid,
-                d.reply.as_deref(),
-                d.header_len,
-                &d.payload,
-            );
+                .set(self.backlog_bytes.get().saturating_sub(chunk.len()));
+            if out.is_empty() {
+                *out = chunk;
+            } else {
+                out.extend_from_slice(&chunk);
+            }
+        }
+        if backlog.is_empty() {
+            debug_assert_eq!(self.backlog_bytes.get(), 0);
+            self.gate.set_held(false);
         }
     }
 

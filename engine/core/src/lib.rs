@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod backlog;
 pub mod client;
 pub mod conn;
 pub mod doorbell;

@@ -22,7 +22,26 @@ mod test_service;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Transparent huge pages off for this process (`PR_SET_THP_DISABLE`), before anything big is
+/// allocated. mimalloc asks for them on its arenas, and the first touch of a 2 MiB page zeroes
+/// all of it: with 500 publishers into one subscriber (128 B, one shard on its own core) the
+/// kernel's `clear_page_erms` took 26-32 % of the shard's samples, and the process used 1.08
+/// against 0.85 CPU s per run with 4 KiB pages (the same build, `MIMALLOC_ALLOW_THP=0`).
+/// nats-server's Go runtime does not ask for them either.
+fn small_pages() {
+    // SAFETY: prctl with PR_SET_THP_DISABLE takes plain integers and only sets a flag on this
+    // process's memory map; it touches no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc != 0 {
+        tracing::debug!(
+            "huge pages left on: prctl: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 fn main() -> ExitCode {
+    small_pages();
     let opts = match cli::parse_args(std::env::args().skip(1)) {
         Ok(Command::Run(opts)) => opts,
         Ok(Command::Help(text)) => {

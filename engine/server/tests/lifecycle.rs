@@ -632,6 +632,20 @@ fn an_idle_server_does_not_wake_its_shards() {
     drop(clients);
 }
 
+/// The server runs on 4 KiB pages: transparent huge pages are turned off for the process
+/// (`small_pages` in main.rs), whatever the host's THP setting, so a burst of held messages
+/// does not make the kernel zero 2 MiB at every first touch.
+#[test]
+fn the_server_turns_transparent_huge_pages_off_for_itself() {
+    let s = Server::tachyon(1, &[]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("status");
+    let Some(thp) = status.lines().find_map(|l| l.strip_prefix("THP_enabled:")) else {
+        eprintln!("this kernel does not report THP_enabled; nothing to check");
+        return;
+    };
+    assert_eq!(thp.trim(), "0", "THP_enabled: {thp}");
+}
+
 /// A panic on one shard ends the whole process with an `[FTL]` line and a non-zero status
 /// (nats-server exits on a panic too), instead of leaving the other shards waiting on its rings.
 #[test]

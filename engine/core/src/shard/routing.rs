@@ -32,18 +32,6 @@ struct MsgView<'a> {
     src: u16,
     /// The publishing connection's id there (0 for none).
     origin: u64,
-    /// The same message as buffer handles, for a client that must hold it (see `deliver`).
-    held: Held<'a>,
-}
-
-/// Handles on a message's buffers (the publisher's read buffer, or a ring message's): what a
-/// client's backlog keeps without copying.
-#[derive(Clone, Copy)]
-struct Held<'a> {
-    /// The shown subject (see [`MsgView::shown`]).
-    subject: &'a Bytes,
-    reply: Option<&'a Bytes>,
-    payload: &'a Bytes,
 }
 
 /// One published message as routing passes it on: `Bytes` handles, so a remote shard gets a
@@ -76,7 +64,6 @@ impl Shard {
             payload,
             src,
             origin,
-            held,
         } = m;
         let client = &sub.client;
         if sub.removed.get() || client.is_closed() || client.affinity.skips(src) {
@@ -95,27 +82,17 @@ impl Shard {
             return false;
         }
         sub.delivered.set(n);
-        let status = match header_len {
+        // A client that did not ask for headers gets the body only, as nats-server does.
+        let (header_len, payload) = match header_len {
+            Some(h) if !client.flags.get().headers => (None, payload.get(h..).unwrap_or(&[])),
+            h => (h, payload),
+        };
+        let status = if client.defers() {
             // A client past its stall mark: held in its backlog, in arrival order whichever
             // shard it came from, and the ring that brought it goes on (`defer_msg`).
-            h if client.defers() => {
-                let (h, body) = match h {
-                    Some(h) if !client.flags.get().headers => {
-                        (None, held.payload.slice(h.min(held.payload.len())..))
-                    }
-                    h => (h, held.payload.clone()),
-                };
-                client.defer_msg(held.subject, &sub.sid, held.reply, h, body)
-            }
-            // A client that did not ask for headers gets the body only, as nats-server does.
-            Some(h) if !client.flags.get().headers => client.send_msg(
-                shown,
-                &sub.sid,
-                reply,
-                None,
-                payload.get(h..).unwrap_or(&[]),
-            ),
-            h => client.send_msg(shown, &sub.sid, reply, h, payload),
+            client.defer_msg(shown, &sub.sid, reply, header_len, payload)
+        } else {
+            client.send_msg(shown, &sub.sid, reply, header_len, payload)
         };
         match status {
             SendStatus::Queued => {}
@@ -382,11 +359,6 @@ impl Shard {
             payload,
             src: self.id,
             origin: from.id,
-            held: Held {
-                subject: shown.unwrap_or(subject),
-                reply,
-                payload,
-            },
         };
         let echo = from.flags.get().echo;
         let a = account as usize;
@@ -779,13 +751,11 @@ impl Shard {
         self.bump_stats(|s| s.routed_in += 1);
         let local: Rc<MatchResult<SubRef>> =
             self.local_space(msg.account).match_subject(&msg.subject);
-        let split;
         let (shown, payload) = if msg.shown_len == 0 {
-            (&msg.subject, &msg.payload)
+            (&msg.subject[..], &msg.payload[..])
         } else {
-            let n = (msg.shown_len as usize).min(msg.payload.len());
-            split = (msg.payload.slice(..n), msg.payload.slice(n..));
-            (&split.0, &split.1)
+            msg.payload
+                .split_at((msg.shown_len as usize).min(msg.payload.len()))
         };
         let m = MsgView {
             subject: &msg.subject,
@@ -795,11 +765,6 @@ impl Shard {
             payload,
             src: from,
             origin: msg.origin,
-            held: Held {
-                subject: shown,
-                reply: msg.reply.as_ref(),
-                payload,
-            },
         };
         if msg.plain {
             for sub in &local.plain {
