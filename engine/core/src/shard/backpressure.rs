@@ -213,7 +213,9 @@ impl Shard {
         let place = self.stall_queue.join(ids);
         let started = Instant::now();
         let deadline = started + ttl;
+        let releases = crate::client::releases();
         loop {
+            let generation = releases.generation();
             let deep_now = deep();
             // For a deep client, a pause ends when the line of its feeders stopped moving for
             // DEEP_WAIT, not DEEP_WAIT after it began: hundreds of feeders take turns for
@@ -239,7 +241,18 @@ impl Shard {
             if !behind {
                 break;
             }
-            glommio::timer::sleep(Duration::from_micros(100)).await;
+            // A local client tells when it drains (`client::releases`); one on another
+            // shard is only seen by looking.
+            let nap = if remote_gates.is_empty() {
+                LOCAL_RECHECK
+            } else {
+                REMOTE_POLL
+            };
+            futures_lite::future::or(
+                releases.changed_since(generation),
+                glommio::timer::sleep(nap.min(limit - now)),
+            )
+            .await;
         }
         *budget = budget.saturating_sub(started.elapsed());
     }
@@ -265,6 +278,14 @@ pub const STALL_WAIT: Duration = Duration::from_millis(5);
 /// 2.9's `stallClientMaxDuration`. Feeders resume one at a time as it drains.
 pub const DEEP_WAIT: Duration = Duration::from_secs(1);
 const _: () = assert!(STALL_WAIT.as_nanos() < DEEP_WAIT.as_nanos());
+/// How often a paused feeder looks at a client of another shard, whose gate changes raise
+/// nothing here.
+const REMOTE_POLL: Duration = Duration::from_micros(100);
+/// How often a paused feeder of local clients looks again with no release raised: for what
+/// only time changes (a writer that stopped taking bytes, see `DEEP_STUCK_AFTER`).
+const LOCAL_RECHECK: Duration = Duration::from_millis(1);
+const _: () = assert!(REMOTE_POLL.as_nanos() < LOCAL_RECHECK.as_nanos());
+const _: () = assert!(LOCAL_RECHECK.as_nanos() < STALL_WAIT.as_nanos());
 /// What a publisher may spend paused per read: nats-server's `stallTotalAllowed`.
 pub const STALL_BUDGET: Duration = Duration::from_millis(10);
 const _: () = assert!(STALL_WAIT.as_nanos() <= STALL_BUDGET.as_nanos());
