@@ -13,5 +13,5 @@ pub mod route;
 pub mod server_parser;
 pub mod subject;
 
-pub use parser::{ClientOp, Limits, Parser, ProtocolError};
+pub use parser::{ClientOp, Input, Limits, Parser, ProtocolError, PubFrame};
 pub use server_parser::{ServerOp, ServerParser};

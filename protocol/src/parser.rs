@@ -19,6 +19,40 @@ use crate::errors;
 
 mod fast;
 
+pub use fast::PubFrame;
+
+/// What the parser reads from: a connection's growing buffer, or one frozen read of it.
+/// Taking bytes out costs a reference-counted handle on either, never a copy.
+pub trait Input: std::ops::Deref<Target = [u8]> {
+    fn skip(&mut self, n: usize);
+    fn take(&mut self, n: usize) -> Bytes;
+    fn drop_all(&mut self);
+}
+
+impl Input for BytesMut {
+    fn skip(&mut self, n: usize) {
+        self.advance(n);
+    }
+    fn take(&mut self, n: usize) -> Bytes {
+        self.split_to(n).freeze()
+    }
+    fn drop_all(&mut self) {
+        self.clear();
+    }
+}
+
+impl Input for Bytes {
+    fn skip(&mut self, n: usize) {
+        self.advance(n);
+    }
+    fn take(&mut self, n: usize) -> Bytes {
+        self.split_to(n)
+    }
+    fn drop_all(&mut self) {
+        self.clear();
+    }
+}
+
 /// Per-connection limits the parser enforces while parsing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -350,6 +384,16 @@ impl Parser {
         self.limits
     }
 
+    /// True while the op being parsed cannot complete within `buffered` bytes: a reader
+    /// that copies what it has not parsed at the end of each read need not try (nor copy a
+    /// large payload again and again while it arrives).
+    pub fn needs_more(&self, buffered: usize) -> bool {
+        match self.state {
+            State::Payload(p) => buffered < p.line_len + p.size + 2,
+            _ => false,
+        }
+    }
+
     /// True when no op is partially parsed (useful to tell a clean EOF from a cut one).
     pub fn is_idle(&self) -> bool {
         self.state == State::Start
@@ -359,7 +403,7 @@ impl Parser {
     /// `Ok(None)` means more bytes are needed; call again after appending to `buf`.
     /// After an `Err` the connection must be closed: the parser state is reset but the
     /// stream position is undefined.
-    pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtocolError> {
+    pub fn parse<I: Input>(&mut self, buf: &mut I) -> Result<Option<ClientOp>, ProtocolError> {
         if self.state == State::Start {
             if let Some(op) = self.fast_pub(buf) {
                 return Ok(Some(op));
@@ -369,7 +413,7 @@ impl Parser {
     }
 
     /// The state machine alone: every op, every corner, partial input.
-    fn parse_slow(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtocolError> {
+    fn parse_slow<I: Input>(&mut self, buf: &mut I) -> Result<Option<ClientOp>, ProtocolError> {
         let r = self.step(buf);
         if r.is_err() {
             self.state = State::Start;
@@ -377,23 +421,23 @@ impl Parser {
         r
     }
 
-    fn step(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtocolError> {
+    fn step<I: Input>(&mut self, buf: &mut I) -> Result<Option<ClientOp>, ProtocolError> {
         loop {
             match self.state {
                 State::Start => match recognize(buf)? {
                     Recognized::Incomplete => return Ok(None),
                     Recognized::Line(op, n) => {
-                        buf.advance(n);
+                        buf.skip(n);
                         self.state = State::LineEnd(op);
                     }
                     Recognized::Args(op, n) => {
-                        buf.advance(n);
+                        buf.skip(n);
                         self.state = State::Blanks(op);
                     }
                 },
-                State::LineEnd(op) => match memchr::memchr(b'\n', buf) {
+                State::LineEnd(op) => match memchr::memchr(b'\n', &buf[..]) {
                     Some(i) => {
-                        buf.advance(i + 1);
+                        buf.skip(i + 1);
                         self.state = State::Start;
                         return Ok(Some(match op {
                             LineOp::Ping => ClientOp::Ping,
@@ -402,13 +446,13 @@ impl Parser {
                         }));
                     }
                     None => {
-                        buf.clear();
+                        buf.drop_all();
                         return Ok(None);
                     }
                 },
                 State::Blanks(op) => {
                     let n = buf.iter().take_while(|&&b| is_blank(b)).count();
-                    buf.advance(n);
+                    buf.skip(n);
                     if buf.is_empty() {
                         return Ok(None);
                     }
@@ -424,7 +468,11 @@ impl Parser {
         }
     }
 
-    fn args(&mut self, op: ArgOp, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtocolError> {
+    fn args<I: Input>(
+        &mut self,
+        op: ArgOp,
+        buf: &mut I,
+    ) -> Result<Option<ClientOp>, ProtocolError> {
         let from = self.scanned.min(buf.len());
         let nl = memchr::memchr(b'\n', &buf[from..]).map(|i| from + i);
         let seen_to = nl.unwrap_or(buf.len());
@@ -501,9 +549,9 @@ impl Parser {
         }
     }
 
-    fn take_line(&mut self, buf: &mut BytesMut, line_len: usize) -> Bytes {
+    fn take_line<I: Input>(&mut self, buf: &mut I, line_len: usize) -> Bytes {
         self.state = State::Start;
-        buf.split_to(line_len).freeze()
+        buf.take(line_len)
     }
 
     fn pub_args(&self, op: ArgOp, arg: &[u8], line_len: usize) -> Result<Pending, ProtocolError> {
@@ -543,10 +591,10 @@ impl Parser {
         })
     }
 
-    fn payload(
+    fn payload<I: Input>(
         &mut self,
         p: Pending,
-        buf: &mut BytesMut,
+        buf: &mut I,
     ) -> Result<Option<ClientOp>, ProtocolError> {
         let end = p.line_len + p.size;
         // Like nats-server, a wrong byte after the payload fails as soon as it arrives.
@@ -563,9 +611,9 @@ impl Parser {
         self.state = State::Start;
         // Two handles (control line, body) instead of a frame plus slices: every Bytes handle
         // is an atomic increment and decrement on the read buffer, per message.
-        let line = buf.split_to(p.line_len).freeze();
-        let body = buf.split_to(p.size).freeze();
-        buf.advance(2);
+        let line = buf.take(p.line_len);
+        let body = buf.take(p.size);
+        buf.skip(2);
         let reply = p.reply.map(|r| line.slice(r.0..r.1));
         let mut subject = line;
         subject.truncate(p.subject.1);

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use tachyon_protocol::{encode, errors, json, subject, ClientOp, Limits, Parser};
@@ -16,6 +16,7 @@ use tachyon_protocol::{encode, errors, json, subject, ClientOp, Limits, Parser};
 use crate::client::{ClientFlags, ClientState, CloseReason};
 use crate::global::Config;
 use crate::handover::SessionParts;
+use crate::piece::Piece;
 use crate::shard::{Shard, SubscribeError, STALL_BUDGET};
 use crate::signal::LocalSignal;
 use crate::socket::Socket;
@@ -741,11 +742,51 @@ impl Session {
             self.live.last_in.set(now);
             self.client.last_activity.set(now);
             self.shard.tick(now);
-            let mut stall_budget = STALL_BUDGET;
-            loop {
-                let op = match self.parser.parse(&mut self.rbuf) {
+            if self.parser.needs_more(self.rbuf.len()) {
+                // A payload still arriving: nothing to parse, nothing to copy back.
+                continue;
+            }
+            // What has arrived, frozen: a PUB is routed straight from it, and only a message
+            // that outlives the read (one crossing shards) takes a handle on it. What is not
+            // parsed (at most the start of one op) is copied back in front of the next read.
+            let mut rest = self.rbuf.split().freeze();
+            let handled = self.handle_read(&mut rest, auth_required).await;
+            self.rbuf.extend_from_slice(&rest);
+            drop(rest);
+            handled?;
+            if self.shard.after_sends() {
+                // Back-pressure: stop reading this client until the rings took its messages.
+                self.shard.wait_own_overflow_flushed().await;
+            }
+        }
+    }
+
+    /// Handles every complete op in `rest`, leaving in it what is not complete yet.
+    async fn handle_read(
+        &mut self,
+        rest: &mut Bytes,
+        auth_required: bool,
+    ) -> Result<(), CloseReason> {
+        let mut stall_budget = STALL_BUDGET;
+        loop {
+            let next = if let Some(f) = self
+                .parser
+                .peek_pub(rest)
+                .filter(|_| self.connected || !auth_required)
+            {
+                let frame: &Bytes = rest;
+                let next = self.publish(
+                    Piece::of(frame, f.subject),
+                    f.reply.map(|r| Piece::of(frame, r)),
+                    f.header_len,
+                    Piece::of(frame, f.body),
+                );
+                rest.advance(f.len);
+                next
+            } else {
+                let op = match self.parser.parse(rest) {
                     Ok(Some(op)) => op,
-                    Ok(None) => break,
+                    Ok(None) => return Ok(()),
                     Err(e) => {
                         if e.sends_err() {
                             self.client.send_err(e.err_text());
@@ -766,41 +807,38 @@ impl Session {
                     self.client.send_err(errors::AUTHORIZATION_VIOLATION);
                     return Err(CloseReason::AuthViolation);
                 }
-                match self.handle(op) {
-                    Next::Continue => {
-                        // Per message, not per read, as nats-server: a read of 32 KiB delivered
-                        // in one go could carry a subscriber from its stall mark past
-                        // max_pending. The pauses of one read add up to STALL_BUDGET.
-                        if self.shard.must_pause(&self.client) {
-                            if stall_budget.is_zero() && !self.shard.must_pause_deep(&self.client) {
-                                // This read's pauses are spent (see `wait_stalled`).
-                                self.shard.forget_stalled();
-                            } else {
-                                self.shard.after_sends();
-                                self.shard
-                                    .wait_stalled(&self.client, &mut stall_budget)
-                                    .await;
-                            }
-                        }
-                        if self.shard.rings_backed_up() {
+                self.handle(op)
+            };
+            match next {
+                Next::Continue => {
+                    // Per message, not per read, as nats-server: a read of 32 KiB delivered
+                    // in one go could carry a subscriber from its stall mark past
+                    // max_pending. The pauses of one read add up to STALL_BUDGET.
+                    if self.shard.must_pause(&self.client) {
+                        if stall_budget.is_zero() && !self.shard.must_pause_deep(&self.client) {
+                            // This read's pauses are spent (see `wait_stalled`).
+                            self.shard.forget_stalled();
+                        } else {
                             self.shard.after_sends();
-                            self.shard.wait_own_overflow_flushed().await;
+                            self.shard
+                                .wait_stalled(&self.client, &mut stall_budget)
+                                .await;
                         }
                     }
-                    Next::Close(reason) => {
+                    if self.shard.rings_backed_up() {
                         self.shard.after_sends();
-                        return Err(reason);
-                    }
-                    Next::PongAfterBarrier => {
-                        self.client.interest_dirty.set(false);
-                        self.shard.barrier().await;
-                        self.pong();
+                        self.shard.wait_own_overflow_flushed().await;
                     }
                 }
-            }
-            if self.shard.after_sends() {
-                // Back-pressure: stop reading this client until the rings took its messages.
-                self.shard.wait_own_overflow_flushed().await;
+                Next::Close(reason) => {
+                    self.shard.after_sends();
+                    return Err(reason);
+                }
+                Next::PongAfterBarrier => {
+                    self.client.interest_dirty.set(false);
+                    self.shard.barrier().await;
+                    self.pong();
+                }
             }
         }
     }
@@ -837,18 +875,12 @@ impl Session {
                 reply,
                 payload,
             } => {
-                client.count_in(payload.len());
-                // nats-server complains to a pedantic client but still routes the message.
-                if client.flags.get().pedantic && !subject::valid_publish(&subject, true) {
-                    client.send_err(errors::INVALID_PUBLISH_SUBJECT);
-                }
-                if !may_publish(client, &subject) {
-                    return Next::Continue;
-                }
-                // nats-server acknowledges a verbose PUB before it routes it.
-                self.ok();
-                self.shard
-                    .publish(client, &subject, reply.as_ref(), None, &payload);
+                return self.publish(
+                    Piece::from(&subject),
+                    reply.as_ref().map(Piece::from),
+                    None,
+                    Piece::from(&payload),
+                )
             }
             ClientOp::HPub {
                 subject,
@@ -856,23 +888,12 @@ impl Session {
                 header_len,
                 message,
             } => {
-                if !client.flags.get().headers {
-                    // nats-server closes, without a word, a client that did not negotiate headers.
-                    return Next::Close(CloseReason::ProtocolViolation);
-                }
-                client.count_in(message.len());
-                // nats-server complains to a pedantic client but still routes the message.
-                if client.flags.get().pedantic && !subject::valid_publish(&subject, true) {
-                    client.send_err(errors::INVALID_PUBLISH_SUBJECT);
-                }
-                if !may_publish(client, &subject) {
-                    return Next::Continue;
-                }
-                self.ok();
-                // A zero-length header block is no header block: nats-server delivers a MSG.
-                let header_len = (header_len > 0).then_some(header_len);
-                self.shard
-                    .publish(client, &subject, reply.as_ref(), header_len, &message);
+                return self.publish(
+                    Piece::from(&subject),
+                    reply.as_ref().map(Piece::from),
+                    Some(header_len),
+                    Piece::from(&message),
+                )
             }
             ClientOp::Sub {
                 subject,
@@ -935,6 +956,36 @@ impl Session {
                 return Next::Close(CloseReason::ClientClosed);
             }
         }
+        Next::Continue
+    }
+
+    /// A PUB (`header_len` `None`) or HPUB, read from the buffer the pieces borrow.
+    fn publish(
+        &mut self,
+        subject: Piece<'_>,
+        reply: Option<Piece<'_>>,
+        header_len: Option<usize>,
+        body: Piece<'_>,
+    ) -> Next {
+        let client = &self.client;
+        if header_len.is_some() && !client.flags.get().headers {
+            // nats-server closes, without a word, a client that did not negotiate headers.
+            return Next::Close(CloseReason::ProtocolViolation);
+        }
+        client.count_in(body.len());
+        // nats-server complains to a pedantic client but still routes the message.
+        if client.flags.get().pedantic && !subject::valid_publish(&subject, true) {
+            client.send_err(errors::INVALID_PUBLISH_SUBJECT);
+        }
+        if !may_publish(client, &subject) {
+            return Next::Continue;
+        }
+        // nats-server acknowledges a verbose PUB before it routes it.
+        self.ok();
+        // A zero-length header block is no header block: nats-server delivers a MSG.
+        let header_len = header_len.filter(|&h| h > 0);
+        self.shard
+            .publish(&self.client, subject, reply, header_len, body);
         Next::Continue
     }
 

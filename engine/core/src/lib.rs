@@ -18,6 +18,7 @@ pub mod interest;
 pub mod leaf;
 pub mod monitor;
 pub mod outlet;
+pub mod piece;
 pub mod reload;
 pub mod ring;
 pub mod route;

@@ -20,6 +20,7 @@ use tachyon_protocol::{ServerOp, ServerParser};
 
 use crate::accounts::AccountId;
 use crate::client::{ClientFlags, ClientState, CloseReason};
+use crate::piece::Piece;
 use crate::shard::{Shard, SubscribeError};
 
 /// One message delivered to a service.
@@ -113,8 +114,13 @@ impl InternalClient {
         payload: &[u8],
     ) {
         let (header_len, message) = message_of(headers, payload);
-        self.shard
-            .publish(&self.client, subject, reply, header_len, &message);
+        self.shard.publish(
+            &self.client,
+            subject.into(),
+            reply.map(Piece::from),
+            header_len,
+            Piece::from(&message),
+        );
         // A service never pauses for a slow subscriber (it is cut off at max_pending instead);
         // the next reader must not pause for one it did not feed.
         self.shard.forget_stalled();
@@ -132,9 +138,14 @@ impl InternalClient {
         payload: &[u8],
     ) -> bool {
         let (header_len, message) = message_of(headers, payload);
-        let delivered =
-            self.shard
-                .publish_as(&self.client, subject, shown, reply, header_len, &message);
+        let delivered = self.shard.publish_as(
+            &self.client,
+            subject.into(),
+            shown.into(),
+            reply.map(Piece::from),
+            header_len,
+            Piece::from(&message),
+        );
         self.shard.forget_stalled();
         self.shard.after_sends();
         delivered
@@ -150,9 +161,14 @@ impl InternalClient {
         header_len: Option<usize>,
         message: &Bytes,
     ) -> bool {
-        let delivered =
-            self.shard
-                .publish_as(&self.client, subject, shown, reply, header_len, message);
+        let delivered = self.shard.publish_as(
+            &self.client,
+            subject.into(),
+            shown.into(),
+            reply.map(Piece::from),
+            header_len,
+            message.into(),
+        );
         self.shard.forget_stalled();
         self.shard.after_sends();
         delivered

@@ -7,9 +7,10 @@ use alloc_counter::{allocations, CountingAllocator};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tachyon_core::client::ClientState;
 use tachyon_core::global::{Config, Global};
+use tachyon_core::piece::Piece;
 use tachyon_core::shard::rebalance::Placement;
 use tachyon_core::shard::Shard;
 use tachyon_protocol::{ClientOp, Limits, Parser};
@@ -35,18 +36,38 @@ impl Rig {
         let mut published = 0;
         for _ in 0..batches {
             self.rbuf.extend_from_slice(chunk);
-            while let Ok(Some(op)) = self.parser.parse(&mut self.rbuf) {
+            // As a connection reads: ops are routed straight from a frozen view of the read.
+            let mut rest = self.rbuf.split().freeze();
+            while let Some(f) = self.parser.peek_pub(&rest) {
+                let frame: &Bytes = &rest;
+                self.shard.publish(
+                    &self.publisher,
+                    Piece::of(frame, f.subject),
+                    f.reply.map(|r| Piece::of(frame, r)),
+                    f.header_len,
+                    Piece::of(frame, f.body),
+                );
+                rest.advance(f.len);
+                published += 1;
+            }
+            while let Ok(Some(op)) = self.parser.parse(&mut rest) {
                 if let ClientOp::Pub {
                     subject,
                     reply,
                     payload,
                 } = op
                 {
-                    self.shard
-                        .publish(&self.publisher, &subject, reply.as_ref(), None, &payload);
+                    self.shard.publish(
+                        &self.publisher,
+                        Piece::from(&subject),
+                        reply.as_ref().map(Piece::from),
+                        None,
+                        Piece::from(&payload),
+                    );
                     published += 1;
                 }
             }
+            self.rbuf.extend_from_slice(&rest);
             self.subscriber.take_out(&mut self.spare);
         }
         published

@@ -2,15 +2,18 @@
 //!
 //! Every publish goes through here, so it must cost a few tens of nanoseconds: one `memchr`
 //! for the line end, one walk over the arguments, no `advance` between steps, two `Bytes`
-//! handles (the whole op, the body). It only takes the op when the result is certain to be
+//! handles (the whole op, the body), or none when the caller reads the op in place
+//! ([`Parser::peek_pub`]). It only takes the op when the result is certain to be
 //! what the state machine would return: anything unusual (partial data, a bare `\n` line end,
 //! a line or payload over its limit, a malformed argument, a wrong byte after the payload)
 //! leaves the buffer untouched and the state machine, which follows nats-server in every
 //! corner, decides.
 
-use bytes::{Buf, BytesMut};
+use std::ops::Range;
 
-use super::{is_blank, parse_size, ClientOp, Parser};
+use bytes::Buf;
+
+use super::{is_blank, parse_size, ClientOp, Input, Parser};
 
 /// Most arguments an ordinary op has: HPUB `<subject> <reply> <hdr> <size>`.
 const MAX_ARGS: usize = 4;
@@ -82,12 +85,29 @@ fn scan_line(b: &[u8], start: usize, limit: usize) -> Option<Line> {
     }
 }
 
+/// A whole, ordinary PUB/HPUB at the front of a buffer, found without taking it: offsets
+/// into that buffer. A reader that handles the op straight from its buffer skips `len` bytes
+/// afterwards; it pays for a `Bytes` handle only where the message must outlive the read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubFrame {
+    pub subject: Range<usize>,
+    pub reply: Option<Range<usize>>,
+    /// HPUB only: the header block's length, at the start of `body`.
+    pub header_len: Option<usize>,
+    /// The payload (header block included for HPUB), without its `\r\n`.
+    pub body: Range<usize>,
+    /// Bytes the op takes, through the `\r\n` after the payload.
+    pub len: usize,
+}
+
 impl Parser {
-    /// Takes a complete, ordinary PUB/HPUB from the front of `buf`, or returns `None` with
-    /// `buf` untouched. Only called in `State::Start`, which it leaves unchanged.
+    /// Finds a complete, ordinary PUB/HPUB at the front of `b` without consuming it; `None`
+    /// when the parser is in the middle of an op or the state machine must decide.
     #[inline]
-    pub(super) fn fast_pub(&mut self, buf: &mut BytesMut) -> Option<ClientOp> {
-        let b: &[u8] = buf;
+    pub fn peek_pub(&self, b: &[u8]) -> Option<PubFrame> {
+        if !self.is_idle() {
+            return None;
+        }
         let (name_len, headers) = pub_name(b)?;
         let start = name_len + b[name_len..].iter().take_while(|&&c| is_blank(c)).count();
         // The state machine takes the first argument byte as is, even `\r` or `\n`.
@@ -119,15 +139,29 @@ impl Parser {
         if b.get(end..end + 2)? != b"\r\n" {
             return None;
         }
-        // One split for the whole op and one slice for the body: two handles, each an atomic
+        Some(PubFrame {
+            subject: subject.0..subject.1,
+            reply: reply.map(|r| r.0..r.1),
+            header_len,
+            body: nl + 1..end,
+            len: end + 2,
+        })
+    }
+
+    /// Takes a complete, ordinary PUB/HPUB from the front of `buf`, or returns `None` with
+    /// `buf` untouched. Only called in `State::Start`, which it leaves unchanged.
+    #[inline]
+    pub(super) fn fast_pub<I: Input>(&mut self, buf: &mut I) -> Option<ClientOp> {
+        let f = self.peek_pub(buf)?;
+        // One handle for the whole op and one slice for the body: two handles, each an atomic
         // increment and decrement on the read buffer.
-        let frame = buf.split_to(end + 2).freeze();
-        let body = frame.slice(nl + 1..end);
-        let reply = reply.map(|r| frame.slice(r.0..r.1));
+        let frame = buf.take(f.len);
+        let body = frame.slice(f.body);
+        let reply = f.reply.map(|r| frame.slice(r));
         let mut subject_bytes = frame;
-        subject_bytes.truncate(subject.1);
-        subject_bytes.advance(subject.0);
-        Some(match header_len {
+        subject_bytes.truncate(f.subject.end);
+        subject_bytes.advance(f.subject.start);
+        Some(match f.header_len {
             None => ClientOp::Pub {
                 subject: subject_bytes,
                 reply,

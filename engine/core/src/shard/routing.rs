@@ -12,6 +12,7 @@ use super::{LinkSource, Shard};
 use crate::accounts::AccountId;
 use crate::client::{ClientState, SendStatus, SubRef};
 use crate::envelope::{Envelope, ForwardedResponse, QueuePicks, RoutedMsg};
+use crate::piece::Piece;
 use crate::sublist::MatchResult;
 
 const _: () = assert!(tachyon_settings::options::MAX_PAYLOAD_LIMIT <= u32::MAX as usize);
@@ -38,12 +39,12 @@ struct MsgView<'a> {
 /// clone, not a copy. Imports route the same message again under another subject or reply.
 #[derive(Clone, Copy)]
 struct Published<'a> {
-    subject: &'a Bytes,
-    reply: Option<&'a Bytes>,
+    subject: Piece<'a>,
+    reply: Option<Piece<'a>>,
     header_len: Option<usize>,
-    payload: &'a Bytes,
+    payload: Piece<'a>,
     /// Delivered showing this subject instead of `subject` ([`Shard::publish_as`]).
-    shown: Option<&'a Bytes>,
+    shown: Option<Piece<'a>>,
 }
 
 /// Where one publish goes on one remote shard; reused between publishes.
@@ -140,11 +141,11 @@ impl Shard {
     pub fn publish_as(
         &self,
         from: &Rc<ClientState>,
-        subject: &Bytes,
-        shown: &Bytes,
-        reply: Option<&Bytes>,
+        subject: Piece<'_>,
+        shown: Piece<'_>,
+        reply: Option<Piece<'_>>,
         header_len: Option<usize>,
-        payload: &Bytes,
+        payload: Piece<'_>,
     ) -> bool {
         let m = Published {
             subject,
@@ -164,10 +165,10 @@ impl Shard {
     pub fn publish(
         &self,
         from: &Rc<ClientState>,
-        subject: &Bytes,
-        reply: Option<&Bytes>,
+        subject: Piece<'_>,
+        reply: Option<Piece<'_>>,
         header_len: Option<usize>,
-        payload: &Bytes,
+        payload: Piece<'_>,
     ) {
         let account = from.account.get();
         let m = Published {
@@ -188,7 +189,7 @@ impl Shard {
         if !delivered {
             if let Some(reply) = reply {
                 if from.flags.get().no_responders {
-                    self.send_no_responders(from, subject, reply);
+                    self.send_no_responders(from, &subject, &reply);
                 }
             }
         }
@@ -205,7 +206,7 @@ impl Shard {
         m: Published<'_>,
     ) -> bool {
         let accounts = &self.global.accounts;
-        if let Some((shard, token)) = responses::parse(m.subject) {
+        if let Some((shard, token)) = responses::parse(&m.subject) {
             return self.respond(account, from, shard, token, m);
         }
         let mut delivered = self.route(account, from, m);
@@ -213,25 +214,25 @@ impl Shard {
             return delivered;
         };
         for r in &routes.streams {
-            if r.map.matches(m.subject) {
-                let mapped = r.map.apply(m.subject);
+            if r.map.matches(&m.subject) {
+                let mapped = r.map.apply(&m.subject.to_bytes());
                 delivered |= self.route(
                     r.to,
                     from,
                     Published {
-                        subject: &mapped,
+                        subject: Piece::from(&mapped),
                         ..m
                     },
                 );
             }
         }
         for r in &routes.services {
-            if r.map.matches(m.subject) {
-                let mapped = r.map.apply(m.subject);
+            if r.map.matches(&m.subject) {
+                let mapped = r.map.apply(&m.subject.to_bytes());
                 let back = m.reply.map(|rp| {
                     self.responses.borrow_mut().open(
                         account,
-                        rp,
+                        &rp.to_bytes(),
                         r.to,
                         r.responses,
                         std::time::Instant::now(),
@@ -241,16 +242,16 @@ impl Shard {
                     accounts.name(account),
                     from.rtt.get(),
                     m.header_len,
-                    m.payload,
+                    &m.payload,
                 );
                 let sent = self.route(
                     r.to,
                     from,
                     Published {
-                        subject: &mapped,
-                        reply: back.as_ref(),
+                        subject: Piece::from(&mapped),
+                        reply: back.as_ref().map(Piece::from),
                         header_len: Some(header_len),
-                        payload: &payload,
+                        payload: Piece::from(&payload),
                         shown: None,
                     },
                 );
@@ -284,10 +285,10 @@ impl Shard {
         o.send(Envelope::Response(Box::new(ForwardedResponse {
             token,
             account,
-            subject: m.subject.clone(),
-            reply: m.reply.cloned(),
+            subject: m.subject.to_bytes(),
+            reply: m.reply.map(Piece::to_bytes),
             header_len: m.header_len,
-            payload: m.payload.clone(),
+            payload: m.payload.to_bytes(),
         })));
         from.affinity.note(shard);
         self.routed.set(true);
@@ -314,7 +315,7 @@ impl Shard {
                 to,
                 from,
                 Published {
-                    subject: &reply,
+                    subject: Piece::from(&reply),
                     ..m
                 },
             ),
@@ -329,10 +330,10 @@ impl Shard {
             &relay,
             r.token,
             Published {
-                subject: &r.subject,
-                reply: r.reply.as_ref(),
+                subject: Piece::from(&r.subject),
+                reply: r.reply.as_ref().map(Piece::from),
                 header_len: r.header_len,
-                payload: &r.payload,
+                payload: Piece::from(&r.payload),
                 shown: None,
             },
         );
@@ -352,11 +353,11 @@ impl Shard {
             shown,
         } = m;
         let msg = MsgView {
-            subject,
-            shown: shown.unwrap_or(subject),
-            reply: reply.map(|r| &r[..]),
+            subject: subject.as_slice(),
+            shown: shown.unwrap_or(subject).as_slice(),
+            reply: reply.map(Piece::as_slice),
             header_len,
-            payload,
+            payload: payload.as_slice(),
             src: self.id,
             origin: from.id,
         };
@@ -372,7 +373,7 @@ impl Shard {
                 // publisher's reply subscription cannot exist either, so no 503 goes out).
                 return false;
             }
-            space.match_subject(subject)
+            space.match_subject(&subject)
         };
         let mut delivered = false;
         for sub in &local.plain {
@@ -388,7 +389,7 @@ impl Shard {
         let remote = if self.nshards > 1 {
             let mut spaces = self.remote.borrow_mut();
             match spaces.get_mut(a) {
-                Some(r) if !r.is_empty() => Some(r.match_subject(subject)),
+                Some(r) if !r.is_empty() => Some(r.match_subject(&subject)),
                 _ => None,
             }
         } else {
@@ -556,7 +557,13 @@ impl Shard {
         };
         self.link_source.set(source);
         *self.leaf_only.borrow_mut() = queues;
-        self.publish(link, subject, reply, header_len, payload);
+        self.publish(
+            link,
+            subject.into(),
+            reply.map(Piece::from),
+            header_len,
+            payload.into(),
+        );
         *self.leaf_only.borrow_mut() = None;
         self.link_source.set(LinkSource::Client);
     }
@@ -697,13 +704,13 @@ impl Shard {
         let (payload, shown_len) = match shown.filter(|sh| sh.len() <= u16::MAX as usize) {
             Some(sh) => {
                 let mut b = bytes::BytesMut::with_capacity(sh.len() + payload.len());
-                b.extend_from_slice(sh);
-                b.extend_from_slice(payload);
-                (std::borrow::Cow::Owned(b.freeze()), sh.len() as u16)
+                b.extend_from_slice(&sh);
+                b.extend_from_slice(&payload);
+                (b.freeze(), sh.len() as u16)
             }
-            None => (std::borrow::Cow::Borrowed(payload), 0),
+            None => (payload.to_bytes(), 0),
         };
-        let payload: &Bytes = &payload;
+        let (subject, reply) = (subject.to_bytes(), reply.map(Piece::to_bytes));
         let mut targets = self.targets.borrow_mut();
         let mut sent = 0;
         for &shard in touched.iter() {
@@ -711,7 +718,7 @@ impl Shard {
             let msg = RoutedMsg {
                 account,
                 subject: subject.clone(),
-                reply: reply.cloned(),
+                reply: reply.clone(),
                 // Within `MAX_PAYLOAD_LIMIT` (const-asserted below): the parser refused larger.
                 header_len: header_len.map(|h| h as u32),
                 payload: payload.clone(),

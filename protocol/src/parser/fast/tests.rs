@@ -1,4 +1,4 @@
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::super::tests::mixed_stream;
 use super::super::{ClientOp, Limits, Parser, ProtocolError};
@@ -6,9 +6,19 @@ use super::super::{ClientOp, Limits, Parser, ProtocolError};
 /// Everything a parse run produced: the ops, the error that stopped it, the bytes left over.
 type Outcome = (Vec<ClientOp>, Option<ProtocolError>, usize);
 
-/// Feeds `input` in the pieces `cuts` makes, parsing after each piece, with or without the
-/// fast path.
-fn run(input: &[u8], cuts: &[usize], limits: Limits, fast: bool) -> Outcome {
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// The state machine alone.
+    Slow,
+    /// `parse` on the growing buffer: fast path first.
+    Fast,
+    /// As a connection reads: each read frozen, PUBs found in place (`peek_pub`), the rest
+    /// parsed from the frozen bytes, what is left copied back before the next read.
+    Reader,
+}
+
+/// Feeds `input` in the pieces `cuts` makes, parsing after each piece as `mode` says.
+fn run(input: &[u8], cuts: &[usize], limits: Limits, mode: Mode) -> Outcome {
     let mut p = Parser::new(limits);
     let mut buf = BytesMut::new();
     let mut ops = Vec::new();
@@ -16,11 +26,44 @@ fn run(input: &[u8], cuts: &[usize], limits: Limits, fast: bool) -> Outcome {
     for &c in cuts.iter().chain(std::iter::once(&input.len())) {
         buf.extend_from_slice(&input[prev..c]);
         prev = c;
+        if let Mode::Reader = mode {
+            if p.needs_more(buf.len()) {
+                continue;
+            }
+            let mut rest = buf.split().freeze();
+            loop {
+                if let Some(f) = p.peek_pub(&rest) {
+                    let (subject, reply) = (rest.slice(f.subject), f.reply.map(|r| rest.slice(r)));
+                    let body = rest.slice(f.body);
+                    ops.push(match f.header_len {
+                        None => ClientOp::Pub {
+                            subject,
+                            reply,
+                            payload: body,
+                        },
+                        Some(header_len) => ClientOp::HPub {
+                            subject,
+                            reply,
+                            header_len,
+                            message: body,
+                        },
+                    });
+                    rest.advance(f.len);
+                    continue;
+                }
+                match p.parse(&mut rest) {
+                    Ok(Some(op)) => ops.push(op),
+                    Ok(None) => break,
+                    Err(e) => return (ops, Some(e), rest.len()),
+                }
+            }
+            buf.extend_from_slice(&rest);
+            continue;
+        }
         loop {
-            let r = if fast {
-                p.parse(&mut buf)
-            } else {
-                p.parse_slow(&mut buf)
+            let r = match mode {
+                Mode::Fast => p.parse(&mut buf),
+                _ => p.parse_slow(&mut buf),
             };
             match r {
                 Ok(Some(op)) => ops.push(op),
@@ -34,13 +77,24 @@ fn run(input: &[u8], cuts: &[usize], limits: Limits, fast: bool) -> Outcome {
 
 fn same_with_and_without_fast_path(input: &[u8], limits: Limits) {
     let show = String::from_utf8_lossy(input);
-    let whole = run(input, &[], limits, false);
-    assert_eq!(run(input, &[], limits, true), whole, "input {show:?}");
+    let whole = run(input, &[], limits, Mode::Slow);
+    assert_eq!(run(input, &[], limits, Mode::Fast), whole, "input {show:?}");
+    assert_eq!(
+        run(input, &[], limits, Mode::Reader),
+        whole,
+        "input {show:?}"
+    );
     for cut in 0..=input.len() {
+        let slow = run(input, &[cut], limits, Mode::Slow);
         assert_eq!(
-            run(input, &[cut], limits, true),
-            run(input, &[cut], limits, false),
+            run(input, &[cut], limits, Mode::Fast),
+            slow,
             "input {show:?} cut at {cut}"
+        );
+        assert_eq!(
+            run(input, &[cut], limits, Mode::Reader),
+            slow,
+            "input {show:?} cut at {cut}, read in place"
         );
     }
 }
@@ -88,7 +142,7 @@ fn takes_ordinary_pub_and_hpub_like_the_state_machine() {
         let show = String::from_utf8_lossy(input);
         assert!(op.is_some(), "fast path declined {show:?}");
         assert_eq!(&rest[..], b"PING\r\n", "input {show:?}");
-        let (slow, err, _) = run(&with_ping, &[], LIMITS, false);
+        let (slow, err, _) = run(&with_ping, &[], LIMITS, Mode::Slow);
         assert_eq!(err, None);
         assert_eq!(Some(&slow[0]), op.as_ref(), "input {show:?}");
         same_with_and_without_fast_path(&with_ping, LIMITS);
@@ -169,11 +223,11 @@ fn limits_are_inclusive() {
     let over_line = b"PUB 12345678901234567890123 1\r\n.\r\n";
     assert_eq!(fast_only(over_line, LIMITS).0, None);
     assert!(matches!(
-        run(over_line, &[], LIMITS, true).1,
+        run(over_line, &[], LIMITS, Mode::Fast).1,
         Some(ProtocolError::MaxControlLine { len: 25, max: 24 })
     ));
     assert!(matches!(
-        run(b"PUB foo 17\r\n", &[], LIMITS, true).1,
+        run(b"PUB foo 17\r\n", &[], LIMITS, Mode::Fast).1,
         Some(ProtocolError::MaxPayload { size: 17, max: 16 })
     ));
 }
@@ -217,7 +271,47 @@ mod prop {
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
             cuts.sort_unstable();
             let limits = Limits { max_payload: 12, max_control_line: 16 };
-            prop_assert_eq!(run(&input, &cuts, limits, true), run(&input, &cuts, limits, false));
+            let slow = run(&input, &cuts, limits, Mode::Slow);
+            prop_assert_eq!(run(&input, &cuts, limits, Mode::Fast), slow.clone());
+            prop_assert_eq!(run(&input, &cuts, limits, Mode::Reader), slow);
         }
     }
+}
+
+#[test]
+fn peeking_takes_nothing_and_finds_what_parse_takes() {
+    let p = Parser::new(Limits::default());
+    let input = b"PUB foo.bar _INBOX.1 3\r\nabc\r\nPING\r\n";
+    let f = p.peek_pub(input).expect("an ordinary PUB");
+    assert_eq!(&input[f.subject.clone()], b"foo.bar");
+    assert_eq!(f.reply.clone().map(|r| &input[r]), Some(&b"_INBOX.1"[..]));
+    assert_eq!(&input[f.body.clone()], b"abc");
+    assert_eq!(f.header_len, None);
+    assert_eq!(&input[f.len..], b"PING\r\n");
+    // Mid-op, the state machine owns the bytes: nothing is peeked.
+    let mut mid = Parser::new(Limits::default());
+    let mut buf = BytesMut::from(&b"PUB foo 5\r\nhe"[..]);
+    assert_eq!(mid.parse(&mut buf), Ok(None));
+    assert!(!mid.is_idle());
+    assert_eq!(mid.peek_pub(b"PUB foo 1\r\nx\r\n"), None);
+}
+
+#[test]
+fn a_payload_still_arriving_needs_more() {
+    let mut p = Parser::new(Limits::default());
+    let mut buf = BytesMut::from(&b"PUB foo 5\r\nhe"[..]);
+    assert!(
+        !p.needs_more(buf.len()),
+        "nothing pending before the first parse"
+    );
+    assert_eq!(p.parse(&mut buf), Ok(None));
+    // Arguments start the buffer: "foo 5\r\n" + 5 + "\r\n" is 14 bytes.
+    assert_eq!(&buf[..], b"foo 5\r\nhe");
+    assert!(p.needs_more(buf.len()));
+    assert!(p.needs_more(13));
+    assert!(!p.needs_more(14));
+    buf.extend_from_slice(b"llo\r\n");
+    assert!(!p.needs_more(buf.len()));
+    assert!(matches!(p.parse(&mut buf), Ok(Some(ClientOp::Pub { .. }))));
+    assert!(!p.needs_more(0));
 }
