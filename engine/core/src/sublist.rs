@@ -90,6 +90,13 @@ pub struct Sublist<T: Clone + PartialEq> {
     /// result instead of allocating one.
     last_miss: Option<Rc<MatchResult<T>>>,
     scratch: MatchResult<T>,
+    /// The latest subject matched and its result, until the next insert or remove: a
+    /// publisher mostly repeats its subject, and comparing a few bytes costs less than
+    /// hashing them and probing the cache (a fifth of the shard's time on 16-byte messages).
+    recent: Option<Rc<MatchResult<T>>>,
+    recent_subject: Vec<u8>,
+    /// `recent` is in the cache too: its repeats count as the cache hits they stand for.
+    recent_cached: bool,
 }
 
 /// At most 1 subject in 2^MAX_ADMIT_BITS is admitted while the cache thrashes.
@@ -129,6 +136,9 @@ impl<T: Clone + PartialEq> Sublist<T> {
             misses: 0,
             last_miss: None,
             scratch: MatchResult::default(),
+            recent: None,
+            recent_subject: Vec::new(),
+            recent_cached: false,
         }
     }
 
@@ -146,6 +156,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
         self.len += 1;
         self.generation += 1;
         self.last_miss = None;
+        self.recent = None;
         self.drop_cached_matches(subject);
     }
 
@@ -171,6 +182,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
             self.generation += 1;
             // It may hold the removed value: it must not outlive its subscription.
             self.last_miss = None;
+            self.recent = None;
             self.drop_cached_matches(subject);
         }
         removed
@@ -179,19 +191,48 @@ impl<T: Clone + PartialEq> Sublist<T> {
     /// All values whose pattern matches the literal `subject`, plain ones and queue members
     /// grouped by queue name. A cache hit allocates nothing.
     pub fn match_subject(&mut self, subject: &[u8]) -> Rc<MatchResult<T>> {
+        if let Some(recent) = &self.recent {
+            if self.recent_subject == subject {
+                let recent = Rc::clone(recent);
+                if self.recent_cached {
+                    self.hits = self.hits.saturating_add(1);
+                } else {
+                    // A repeat is a miss to the cache, which admits on a subject's second.
+                    self.recent_cached = self.admit(subject, &recent);
+                }
+                return recent;
+            }
+        }
+        let (result, cached) = self.match_cached(subject);
+        self.recent_subject.clear();
+        self.recent_subject.extend_from_slice(subject);
+        self.recent = Some(Rc::clone(&result));
+        self.recent_cached = cached;
+        result
+    }
+
+    /// The result, and whether the cache holds it now.
+    fn match_cached(&mut self, subject: &[u8]) -> (Rc<MatchResult<T>>, bool) {
         if let Some(hit) = self.cache.get(subject) {
             self.hits = self.hits.saturating_add(1);
-            return Rc::clone(hit);
+            return (Rc::clone(hit), true);
         }
         let result = self.match_miss(subject);
-        if self.cache_capacity > 0 && self.admits(subject) {
-            if self.cache.len() >= self.cache_capacity {
-                self.evict_half();
-            }
-            self.inserts = self.inserts.saturating_add(1);
-            self.cache.insert(Box::from(subject), Rc::clone(&result));
+        let cached = self.admit(subject, &result);
+        (result, cached)
+    }
+
+    /// Caches a missed subject's result if admission lets it in; whether it did.
+    fn admit(&mut self, subject: &[u8], result: &Rc<MatchResult<T>>) -> bool {
+        if self.cache_capacity == 0 || !self.admits(subject) {
+            return false;
         }
-        result
+        if self.cache.len() >= self.cache_capacity {
+            self.evict_half();
+        }
+        self.inserts = self.inserts.saturating_add(1);
+        self.cache.insert(Box::from(subject), Rc::clone(result));
+        true
     }
 
     /// Walks the trie into the reused buffer; shares the latest miss's result when equal.
@@ -316,6 +357,8 @@ impl<T: Clone + PartialEq> Sublist<T> {
         }
         self.hits = 0;
         self.inserts = 0;
+        // It may be among the evicted; the next lookup finds out.
+        self.recent = None;
         let mut keep = false;
         self.cache.retain(|_, _| {
             keep = !keep;

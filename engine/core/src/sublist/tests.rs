@@ -640,3 +640,26 @@ fn a_literal_queue_group_stays_one_across_resubscribes() {
         list.insert(b"bench", Some(&g), round % 4);
     }
 }
+
+#[test]
+fn a_repeated_subject_sees_every_change_between_its_repeats() {
+    let mut list = Sublist::new();
+    list.insert(b"a.b", None, 1);
+    let first = list.match_subject(b"a.b");
+    assert!(
+        Rc::ptr_eq(&first, &list.match_subject(b"a.b")),
+        "repeat shares"
+    );
+    list.insert(b"a.*", None, 2);
+    assert_eq!(plain(&mut list, "a.b"), vec![1, 2]);
+    assert_eq!(plain(&mut list, "a.b"), vec![1, 2]);
+    assert!(list.remove(b"a.b", None, &1));
+    assert_eq!(plain(&mut list, "a.b"), vec![2]);
+    // A repeat that is not in the cache yet is admitted as its second miss would be.
+    let mut fresh = Sublist::new();
+    fresh.insert(b"x", None, 1);
+    fresh.match_subject(b"x");
+    assert_eq!(fresh.cache_len(), 0);
+    fresh.match_subject(b"x");
+    assert_eq!(fresh.cache_len(), 1);
+}
