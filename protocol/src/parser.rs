@@ -110,6 +110,30 @@ pub enum ClientOp {
     Err(Bytes),
 }
 
+impl ClientOp {
+    /// A PUB (`header_len` `None`) or an HPUB.
+    pub fn publish(
+        subject: Bytes,
+        reply: Option<Bytes>,
+        header_len: Option<usize>,
+        body: Bytes,
+    ) -> ClientOp {
+        match header_len {
+            None => ClientOp::Pub {
+                subject,
+                reply,
+                payload: body,
+            },
+            Some(header_len) => ClientOp::HPub {
+                subject,
+                reply,
+                header_len,
+                message: body,
+            },
+        }
+    }
+}
+
 /// Everything that can go wrong with client input, including the checks that happen
 /// after parsing (CONNECT validation, subjects) so the engine has one error type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -618,19 +642,7 @@ impl Parser {
         let mut subject = line;
         subject.truncate(p.subject.1);
         subject.advance(p.subject.0);
-        Ok(Some(match p.header_len {
-            None => ClientOp::Pub {
-                subject,
-                reply,
-                payload: body,
-            },
-            Some(header_len) => ClientOp::HPub {
-                subject,
-                reply,
-                header_len,
-                message: body,
-            },
-        }))
+        Ok(Some(ClientOp::publish(subject, reply, p.header_len, body)))
     }
 }
 

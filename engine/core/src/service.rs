@@ -138,17 +138,7 @@ impl InternalClient {
         payload: &[u8],
     ) -> bool {
         let (header_len, message) = message_of(headers, payload);
-        let delivered = self.shard.publish_as(
-            &self.client,
-            subject.into(),
-            shown.into(),
-            reply.map(Piece::from),
-            header_len,
-            Piece::from(&message),
-        );
-        self.shard.forget_stalled();
-        self.shard.after_sends();
-        delivered
+        self.publish_built(subject, shown, reply, header_len, &message)
     }
 
     /// As [`InternalClient::publish_as`], with the message (headers, then payload) already in

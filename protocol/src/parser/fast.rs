@@ -161,19 +161,7 @@ impl Parser {
         let mut subject_bytes = frame;
         subject_bytes.truncate(f.subject.end);
         subject_bytes.advance(f.subject.start);
-        Some(match f.header_len {
-            None => ClientOp::Pub {
-                subject: subject_bytes,
-                reply,
-                payload: body,
-            },
-            Some(header_len) => ClientOp::HPub {
-                subject: subject_bytes,
-                reply,
-                header_len,
-                message: body,
-            },
-        })
+        Some(ClientOp::publish(subject_bytes, reply, f.header_len, body))
     }
 }
 

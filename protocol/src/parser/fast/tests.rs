@@ -35,19 +35,7 @@ fn run(input: &[u8], cuts: &[usize], limits: Limits, mode: Mode) -> Outcome {
                 if let Some(f) = p.peek_pub(&rest) {
                     let (subject, reply) = (rest.slice(f.subject), f.reply.map(|r| rest.slice(r)));
                     let body = rest.slice(f.body);
-                    ops.push(match f.header_len {
-                        None => ClientOp::Pub {
-                            subject,
-                            reply,
-                            payload: body,
-                        },
-                        Some(header_len) => ClientOp::HPub {
-                            subject,
-                            reply,
-                            header_len,
-                            message: body,
-                        },
-                    });
+                    ops.push(ClientOp::publish(subject, reply, f.header_len, body));
                     rest.advance(f.len);
                     continue;
                 }
