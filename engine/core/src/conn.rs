@@ -748,11 +748,10 @@ impl Session {
             }
             // What has arrived, frozen: a PUB is routed straight from it, and only a message
             // that outlives the read (one crossing shards) takes a handle on it. What is not
-            // parsed (at most the start of one op) is copied back in front of the next read.
+            // parsed (at most the start of one op) starts the buffer of the next read.
             let mut rest = self.rbuf.split().freeze();
             let handled = self.handle_read(&mut rest, auth_required).await;
-            self.rbuf.extend_from_slice(&rest);
-            drop(rest);
+            crate::piece::put_back(&mut self.rbuf, rest);
             handled?;
             if self.shard.after_sends() {
                 // Back-pressure: stop reading this client until the rings took its messages.

@@ -9,7 +9,31 @@
 
 use std::ops::{Deref, Range};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+
+thread_local! {
+    /// Where an unparsed tail waits while its read is let go ([`put_back`]); one per shard
+    /// thread, not one per connection.
+    static TAIL: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Puts what a frozen read left unparsed (`rest`) at the front of `buf`, the buffer the read
+/// was split from (empty since). `rest` is let go before `buf` asks for room, so their
+/// allocation is no longer shared and `buf` reuses it in place: copied straight in, the tail
+/// kept the allocation shared, and every read that filled its buffer allocated a new one.
+pub fn put_back(buf: &mut BytesMut, rest: Bytes) {
+    debug_assert!(buf.is_empty(), "the read was split off whole");
+    if rest.is_empty() {
+        return;
+    }
+    TAIL.with(|tail| {
+        let mut tail = tail.borrow_mut();
+        tail.clear();
+        tail.extend_from_slice(&rest);
+        drop(rest);
+        buf.extend_from_slice(&tail);
+    });
+}
 
 /// Part of `owner`, read as a slice; [`Piece::to_bytes`] makes it a handle of its own.
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +90,7 @@ impl Deref for Piece<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Buf;
 
     #[test]
     fn a_piece_reads_its_range_and_shares_the_buffer_when_kept() {
@@ -82,6 +107,31 @@ mod tests {
         assert_eq!(whole.len(), buf.len());
         let empty = Piece::of(&buf, 3..3);
         assert!(empty.to_bytes().is_empty());
+    }
+
+    #[test]
+    fn the_unparsed_tail_goes_back_into_the_same_allocation() {
+        let mut buf = BytesMut::with_capacity(30);
+        buf.extend_from_slice(b"PUB a 1\r\nx\r\nPUB b 2\r\nyy\r\nPUB c");
+        assert_eq!(buf.len(), buf.capacity(), "the read filled its buffer");
+        let start = buf.as_ptr();
+        let mut rest = buf.split().freeze();
+        rest.advance(25);
+        put_back(&mut buf, rest);
+        assert_eq!(&buf[..], b"PUB c");
+        assert_eq!(
+            buf.as_ptr(),
+            start,
+            "moved to the front of the same allocation"
+        );
+        // A handle still out (a message on its way to another shard): a fresh buffer.
+        let mut rest = buf.split().freeze();
+        let kept = rest.slice(0..3);
+        rest.advance(3);
+        put_back(&mut buf, rest);
+        assert_eq!(&buf[..], b" c");
+        assert_eq!(&kept[..], b"PUB");
+        assert_ne!(buf.as_ptr(), start);
     }
 
     #[test]
