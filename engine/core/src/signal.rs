@@ -58,9 +58,15 @@ impl Broadcast {
 
     pub fn raise(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
-        let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
-        for w in wakers {
+        // Woken outside the borrow; the list goes back with its capacity (a raise comes each
+        // time a client drains).
+        let mut wakers = std::mem::take(&mut *self.wakers.borrow_mut());
+        for w in wakers.drain(..) {
             w.wake();
+        }
+        let mut list = self.wakers.borrow_mut();
+        if list.is_empty() {
+            *list = wakers;
         }
     }
 

@@ -4,6 +4,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use tachyon_protocol::subject;
 
+use crate::piece::Piece;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MappingError {
     #[error("mapping {from:?} to {to:?}: the wildcards do not line up")]
@@ -66,13 +68,15 @@ impl SubjectMap {
         self.to.as_ref().unwrap_or(&self.from)
     }
 
-    /// Maps a subject that `matches`; an identity map returns it without copying.
-    pub fn apply(&self, subject: &Bytes) -> Bytes {
+    /// Maps a subject that `matches`; an identity map returns it without copying (a handle on
+    /// the same bytes), any other builds the new subject and takes no handle.
+    pub fn apply<'a>(&self, subject: impl Into<Piece<'a>>) -> Bytes {
+        let subject = subject.into();
         let Some(to) = &self.to else {
-            return subject.clone();
+            return subject.to_bytes();
         };
         let mut captured: Vec<&[u8]> = Vec::new();
-        let mut subj = subject::tokens(subject);
+        let mut subj = subject::tokens(&subject);
         let mut tail: Option<Vec<&[u8]>> = None;
         for pt in subject::tokens(&self.from) {
             match pt {

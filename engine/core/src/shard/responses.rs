@@ -14,6 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tachyon_settings::accounts::{ResponseType, Responses};
 
 use crate::accounts::AccountId;
+use crate::piece::Piece;
 
 const PREFIX: &[u8] = b"_R_.";
 
@@ -59,10 +60,10 @@ impl ResponseTable {
     }
 
     /// A reply subject for a request of `to` (answering on `reply`) into `exporter`.
-    pub fn open(
+    pub fn open<'a>(
         &mut self,
         to: AccountId,
-        reply: &Bytes,
+        reply: impl Into<Piece<'a>>,
         exporter: AccountId,
         responses: Responses,
         now: Instant,
@@ -78,7 +79,7 @@ impl ResponseTable {
             token,
             Pending {
                 to,
-                reply: reply.clone(),
+                reply: reply.into().to_bytes(),
                 exporter,
                 responses,
                 since: now,

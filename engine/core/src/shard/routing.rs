@@ -215,7 +215,7 @@ impl Shard {
         };
         for r in &routes.streams {
             if r.map.matches(&m.subject) {
-                let mapped = r.map.apply(&m.subject.to_bytes());
+                let mapped = r.map.apply(m.subject);
                 delivered |= self.route(
                     r.to,
                     from,
@@ -228,11 +228,11 @@ impl Shard {
         }
         for r in &routes.services {
             if r.map.matches(&m.subject) {
-                let mapped = r.map.apply(&m.subject.to_bytes());
+                let mapped = r.map.apply(m.subject);
                 let back = m.reply.map(|rp| {
                     self.responses.borrow_mut().open(
                         account,
-                        &rp.to_bytes(),
+                        rp,
                         r.to,
                         r.responses,
                         std::time::Instant::now(),
