@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::accounts::AccountId;
 use crate::client::StallGate;
 use crate::handover::{Handoff, Migrant};
+use crate::ring::{InSlot, Stored};
 
 /// Queue groups whose one recipient was picked on the receiving shard. Almost every message picks
 /// none or one group, so those cases carry no heap allocation.
@@ -42,19 +43,16 @@ impl QueuePicks {
     }
 }
 
-/// A published message handed to another shard. `payload` holds the header block followed by the
-/// body when `header_len` is set; all fields are slices of the publisher's read buffer.
-#[derive(Debug, Clone)]
+/// A published message handed to another shard.
+#[derive(Debug)]
 pub struct RoutedMsg {
     /// The subject space it is delivered in.
     pub account: AccountId,
-    pub subject: Bytes,
-    pub reply: Option<Bytes>,
+    pub body: MsgBody,
     /// 32 bits keep the envelope in its budget; a payload never reaches 4 GiB (`max_payload`
     /// is bounded by `MAX_PAYLOAD_LIMIT`).
     pub header_len: Option<u32>,
-    pub payload: Bytes,
-    /// When set, `payload` starts with this many bytes of the subject the MSG line shows
+    /// When set, the payload starts with this many bytes of the subject the MSG line shows
     /// (a JetStream delivery: routed on `subject`, shown with the stored message's subject),
     /// and `header_len` counts from after them. 16 bits keep the envelope in its budget; a
     /// longer subject is not shown (the MSG line carries `subject`).
@@ -64,6 +62,86 @@ pub struct RoutedMsg {
     pub picks: QueuePicks,
     /// The publishing connection's id (0 for none): where a stall notice goes back to.
     pub origin: u64,
+}
+
+/// A routed message's subject, reply and payload (the header block, when there is one, first).
+#[derive(Debug)]
+pub enum MsgBody {
+    /// Copied into the ring beside the envelope, back to back: subject, reply, payload, and
+    /// the name of the one queue group picked here when there is one. What a message takes
+    /// when it is small enough (`shard::routing::COPY_MAX`) and the ring has room: no handle on
+    /// the publisher's buffer or on the group's name, whose reference counts both shards would
+    /// otherwise touch (`ring/arena.rs`).
+    InRing {
+        bytes: Stored,
+        subject_len: u32,
+        reply_len: Option<u32>,
+        pick_len: Option<u32>,
+    },
+    /// Handles on the publisher's read buffer: a large message, or one whose ring had no room
+    /// for its bytes.
+    Shared {
+        subject: Bytes,
+        reply: Option<Bytes>,
+        payload: Bytes,
+    },
+}
+
+/// A routed message's bytes, borrowed from its envelope or its ring.
+#[derive(Debug, Clone, Copy)]
+pub struct MsgParts<'a> {
+    pub subject: &'a [u8],
+    pub reply: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+    /// A queue group picked on the receiving shard, besides the envelope's `picks`.
+    pub pick: Option<&'a [u8]>,
+}
+
+impl MsgBody {
+    /// The message's bytes; `slot` is the ring slot the envelope lies in.
+    pub fn parts<'a>(&'a self, slot: &InSlot<'a>) -> MsgParts<'a> {
+        match self {
+            MsgBody::InRing {
+                bytes,
+                subject_len,
+                reply_len,
+                pick_len,
+            } => {
+                let all = slot.bytes(bytes);
+                let (all, pick) = match pick_len {
+                    Some(n) => {
+                        let (all, pick) = all.split_at(all.len() - *n as usize);
+                        (all, Some(pick))
+                    }
+                    None => (all, None),
+                };
+                let (subject, rest) = all.split_at(*subject_len as usize);
+                let (reply, payload) = match reply_len {
+                    Some(n) => {
+                        let (reply, payload) = rest.split_at(*n as usize);
+                        (Some(reply), payload)
+                    }
+                    None => (None, rest),
+                };
+                MsgParts {
+                    subject,
+                    reply,
+                    payload,
+                    pick,
+                }
+            }
+            MsgBody::Shared {
+                subject,
+                reply,
+                payload,
+            } => MsgParts {
+                subject,
+                reply: reply.as_deref(),
+                payload,
+                pick: None,
+            },
+        }
+    }
 }
 
 /// A response on its way to the shard that opened its reply subject. Boxed: rare, and the

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 use crate::doorbell::Doorbell;
 use crate::envelope::Envelope;
-use crate::ring::Producer;
+use crate::ring::{Producer, Stored};
 
 pub struct Outlet {
     producer: RefCell<Producer<Envelope>>,
@@ -50,6 +50,20 @@ impl Outlet {
                 self.overflowed.set(self.overflowed.get() + 1);
             }
         }
+    }
+
+    /// Copies `parts` into the ring beside `make(bytes)` and sends that, when nothing waits in
+    /// the overflow and the ring has room for both; false otherwise, with nothing sent (the
+    /// caller sends handles instead).
+    pub fn send_with_bytes(&self, parts: &[&[u8]], make: impl FnOnce(Stored) -> Envelope) -> bool {
+        if self.has_overflow() {
+            return false;
+        }
+        let pushed = self.producer.borrow_mut().push_with_bytes(parts, make);
+        if pushed {
+            self.dirty.set(true);
+        }
+        pushed
     }
 
     /// Moves what fits from the overflow into the ring; true when the overflow is empty.

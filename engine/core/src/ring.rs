@@ -19,6 +19,11 @@ use crossbeam_utils::CachePadded;
 
 use self::sync::{Arc, AtomicUsize, Ordering, UnsafeCell};
 
+mod arena;
+
+use self::arena::Arena;
+pub use self::arena::{InSlot, Stored};
+
 /// Switches between std and loom primitives so the same code runs under the loom model checker.
 #[cfg(tachyon_loom)]
 mod sync {
@@ -57,12 +62,16 @@ struct Shared<T> {
     tail: CachePadded<AtomicUsize>,
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
     mask: usize,
+    /// Bytes pushed with items (`Producer::push_with_bytes`); empty for a ring without them.
+    arena: Arena,
 }
 
 // SAFETY: the slots are accessed by at most two threads: the producer only writes slots in
 // `[tail, head + capacity)` and the consumer only reads slots in `[head, tail)`. Those ranges
 // never overlap, and the Acquire/Release pairs on `head`/`tail` order the hand-over of each
 // slot. Values cross threads, hence `T: Send`; no `&T` is ever shared, so `T: Sync` is not needed.
+// The arena follows the same hand-over: the producer writes only bytes that no item in
+// `[head, tail)` holds, the consumer reads only the bytes of the item at `head`.
 unsafe impl<T: Send> Sync for Shared<T> {}
 // SAFETY: owning the ring owns the `T`s in it; moving it moves them, which `T: Send` allows.
 unsafe impl<T: Send> Send for Shared<T> {}
@@ -100,6 +109,16 @@ pub struct Producer<T> {
     shared: Arc<Shared<T>>,
     tail: usize,
     cached_head: usize,
+    /// Where the arena's bytes ended after each pushed item, by ring position modulo twice the
+    /// capacity: the entry for the item just before the head outlives every push the ring can
+    /// hold. Empty without an arena.
+    ends: Box<[usize]>,
+    /// Arena bytes ever written (skipped ends of the buffer included), and ever released (those
+    /// of items the consumer finished); free-running like `tail`.
+    written: usize,
+    released: usize,
+    /// The head `released` was read at.
+    released_at: usize,
     _not_sync: NotSync,
 }
 
@@ -121,6 +140,15 @@ pub struct Consumer<T> {
 /// # Panics
 /// If the rounded capacity overflows `usize`; capacity comes from configuration, not clients.
 pub fn channel<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    channel_with_bytes(capacity, 0)
+}
+
+/// A ring whose items may carry up to `arena` bytes in flight altogether
+/// ([`Producer::push_with_bytes`]); `arena` is zero or a power of two below 4 GiB.
+///
+/// # Panics
+/// As [`channel`], and for an arena size that is not zero or such a power of two.
+pub fn channel_with_bytes<T: Send>(capacity: usize, arena: usize) -> (Producer<T>, Consumer<T>) {
     let capacity = capacity
         .max(1)
         .checked_next_power_of_two()
@@ -133,11 +161,17 @@ pub fn channel<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         tail: CachePadded::new(AtomicUsize::new(0)),
         slots,
         mask: capacity - 1,
+        arena: Arena::new(arena),
     });
+    let ends = if arena == 0 { 0 } else { 2 * capacity };
     let producer = Producer {
         shared: shared.clone(),
         tail: 0,
         cached_head: 0,
+        ends: vec![0; ends].into_boxed_slice(),
+        written: 0,
+        released: 0,
+        released_at: 0,
         _not_sync: PhantomData,
     };
     let consumer = Consumer {
@@ -152,12 +186,59 @@ pub fn channel<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 impl<T: Send> Producer<T> {
     /// Appends `value`, or hands it back when the ring is full. Never blocks.
     pub fn push(&mut self, value: T) -> Result<(), T> {
+        if !self.has_room() {
+            return Err(value);
+        }
+        self.write_slot(value);
+        Ok(())
+    }
+
+    /// Copies `parts`, back to back, into the ring's arena and pushes `make(stored)`, where
+    /// `stored` says where they lie. False, with nothing pushed and `make` not called, when the
+    /// ring is full or its arena has no room for them now.
+    #[must_use]
+    pub fn push_with_bytes(&mut self, parts: &[&[u8]], make: impl FnOnce(Stored) -> T) -> bool {
+        if !self.has_room() {
+            return false;
+        }
+        let len = parts.iter().map(|p| p.len()).sum();
+        let Some(at) = self.reserve(len) else {
+            return false;
+        };
+        let mut to = at;
+        for part in parts {
+            // SAFETY: `reserve` gave `[at, at + len)` inside the arena, outside the bytes of
+            // every item in [head, tail) as of a head read with Acquire (so the consumer is
+            // done reading what was there), and the item that will hold it is published only
+            // by `write_slot` below.
+            unsafe { self.shared.arena.write(to, part) };
+            to += part.len();
+        }
+        let stored = Stored::new(&self.shared.arena, at, len, self.tail);
+        self.write_slot(make(stored));
+        true
+    }
+
+    /// Whether the slot at `tail` is free, re-reading the consumer's head only when the cached
+    /// copy says the ring is full.
+    #[inline]
+    fn has_room(&mut self) -> bool {
         let capacity = self.shared.capacity();
         if self.tail.wrapping_sub(self.cached_head) == capacity {
             self.cached_head = self.shared.head.load(Ordering::Acquire);
             if self.tail.wrapping_sub(self.cached_head) == capacity {
-                return Err(value);
+                return false;
             }
+        }
+        true
+    }
+
+    /// Writes the free slot at `tail` (the caller checked `has_room`) and publishes it.
+    #[inline]
+    fn write_slot(&mut self, value: T) {
+        if !self.ends.is_empty() {
+            let mask = self.ends.len() - 1;
+            self.ends[self.tail & mask] = self.written;
         }
         self.shared.slots[self.tail & self.shared.mask].with_mut(|slot| {
             // SAFETY: tail - head < capacity, so this slot is outside [head, tail): the consumer
@@ -167,7 +248,49 @@ impl<T: Send> Producer<T> {
         });
         self.tail = self.tail.wrapping_add(1);
         self.shared.tail.store(self.tail, Ordering::Release);
-        Ok(())
+    }
+
+    /// Takes `len` contiguous arena bytes (skipping the end of the buffer when they do not fit
+    /// before it) and returns their offset, or `None` when the consumer still holds too much.
+    fn reserve(&mut self, len: usize) -> Option<usize> {
+        let size = self.shared.arena.len();
+        if size == 0 || len > size {
+            return None;
+        }
+        let offset = self.written & (size - 1);
+        let skip = if offset + len > size {
+            size - offset
+        } else {
+            0
+        };
+        let start = self.written.wrapping_add(skip);
+        if start.wrapping_add(len).wrapping_sub(self.released) > size {
+            self.refresh_released();
+            if self.released == self.written {
+                // No item holds bytes: the skipped end of the buffer is nobody's either.
+                self.released = start;
+            }
+            if start.wrapping_add(len).wrapping_sub(self.released) > size {
+                return None;
+            }
+        }
+        self.written = start.wrapping_add(len);
+        debug_assert!(self.written.wrapping_sub(self.released) <= size);
+        Some(start & (size - 1))
+    }
+
+    /// Frees the bytes of every item the consumer finished: all bytes written before the item
+    /// at the head were pushed.
+    fn refresh_released(&mut self) {
+        let head = self.shared.head.load(Ordering::Acquire);
+        self.cached_head = head;
+        if head != self.released_at {
+            // The entry for `head - 1` is still that item's: it is overwritten only by the push
+            // at `head - 1 + 2 * capacity`, past `tail <= head + capacity`.
+            let mask = self.ends.len() - 1;
+            self.released = self.ends[head.wrapping_sub(1) & mask];
+            self.released_at = head;
+        }
     }
 
     /// Whether a `push` now would fail. The consumer may free room right after this returns.
@@ -217,16 +340,28 @@ impl<T: Send> Consumer<T> {
     /// unlike [`pop`](Self::pop) nothing is moved out, which for a large `T` saves copying it.
     /// If `f` panics the item still counts as consumed and is dropped exactly once.
     pub fn pop_with<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        self.pop_in_slot(|item, _| f(item))
+    }
+
+    /// As [`pop_with`](Self::pop_with), also lending the [`InSlot`] that reads the bytes the
+    /// item was pushed with (`Producer::push_with_bytes`).
+    pub fn pop_in_slot<R>(&mut self, f: impl FnOnce(&mut T, &InSlot<'_>) -> R) -> Option<R> {
         if !self.has_item() {
             return None;
         }
         let slot = ConsumeInSlot(self);
-        let result = slot.0.shared.slots[slot.0.head & slot.0.shared.mask].with_mut(|cell| {
+        let seq = slot.0.head;
+        let shared: &Shared<T> = &slot.0.shared;
+        let result = shared.slots[seq & shared.mask].with_mut(|cell| {
+            let in_slot = InSlot {
+                arena: &shared.arena,
+                seq,
+            };
             // SAFETY: as in `take_slot`: head is in [head, tail) as observed through an Acquire
             // load of tail, so the value is initialised and the producer leaves the slot alone
             // until a head past it is published, which only `ConsumeInSlot::drop` does, after
             // the last use of this reference.
-            f(unsafe { (*cell).assume_init_mut() })
+            f(unsafe { (*cell).assume_init_mut() }, &in_slot)
         });
         drop(slot);
         Some(result)
@@ -548,6 +683,110 @@ mod tests {
         assert_eq!(drops.load(Ordering::Relaxed), 3);
     }
 
+    /// Pops the item at the head with its bytes.
+    fn pop_bytes(rx: &mut Consumer<(u32, Stored)>) -> Option<(u32, Vec<u8>)> {
+        rx.pop_in_slot(|(v, stored), slot| (*v, slot.bytes(stored).to_vec()))
+    }
+
+    #[test]
+    fn bytes_travel_with_their_items_in_order() {
+        let (mut tx, mut rx) = channel_with_bytes::<(u32, Stored)>(4, 64);
+        assert!(tx.push_with_bytes(&[b"ab", b"", b"cde"], |s| (1, s)));
+        assert!(tx.push_with_bytes(&[], |s| (2, s)));
+        assert!(tx.push_with_bytes(&[b"xyz"], |s| (3, s)));
+        assert_eq!(pop_bytes(&mut rx), Some((1, b"abcde".to_vec())));
+        assert_eq!(pop_bytes(&mut rx), Some((2, Vec::new())));
+        assert_eq!(pop_bytes(&mut rx), Some((3, b"xyz".to_vec())));
+        assert_eq!(pop_bytes(&mut rx), None);
+    }
+
+    #[test]
+    fn a_full_arena_refuses_until_the_consumer_moves_on() {
+        let (mut tx, mut rx) = channel_with_bytes::<(u32, Stored)>(8, 16);
+        assert!(tx.push_with_bytes(&[&[1; 10]], |s| (1, s)));
+        // 10 + 10 > 16: refused, and `make` is not called.
+        assert!(!tx.push_with_bytes(&[&[2; 10]], |_| unreachable!()));
+        // More than the whole arena never fits.
+        assert!(!tx.push_with_bytes(&[&[0; 17]], |_| unreachable!()));
+        // Six bytes still fit at the end.
+        assert!(tx.push_with_bytes(&[&[3; 6]], |s| (3, s)));
+        assert_eq!(pop_bytes(&mut rx), Some((1, vec![1; 10])));
+        // The buffer is full to its end: ten bytes go to its start, which the first item freed.
+        assert!(tx.push_with_bytes(&[&[4; 10]], |s| (4, s)));
+        assert_eq!(pop_bytes(&mut rx), Some((3, vec![3; 6])));
+        assert_eq!(pop_bytes(&mut rx), Some((4, vec![4; 10])));
+    }
+
+    #[test]
+    fn bytes_that_do_not_fit_before_the_end_wrap_to_the_start() {
+        let (mut tx, mut rx) = channel_with_bytes::<(u32, Stored)>(8, 16);
+        for round in 0..100u32 {
+            let len = 1 + (round as usize * 7) % 16;
+            let fill = round as u8;
+            assert!(tx.push_with_bytes(&[&vec![fill; len]], |s| (round, s)));
+            assert_eq!(pop_bytes(&mut rx), Some((round, vec![fill; len])));
+        }
+    }
+
+    #[test]
+    fn plain_pushes_and_pushes_with_bytes_mix() {
+        let (mut tx, mut rx) = channel_with_bytes::<(u32, Option<Stored>)>(2, 8);
+        for i in 0..50u32 {
+            if i % 3 == 0 {
+                assert!(tx.push((i, None)).is_ok());
+            } else {
+                assert!(tx.push_with_bytes(&[&i.to_le_bytes()], |s| (i, Some(s))));
+            }
+            let got =
+                rx.pop_in_slot(|(v, s), slot| (*v, s.as_ref().map(|s| slot.bytes(s).to_vec())));
+            let want = (i % 3 != 0).then(|| i.to_le_bytes().to_vec());
+            assert_eq!(got, Some((i, want)));
+        }
+    }
+
+    #[test]
+    fn a_full_ring_refuses_bytes_without_taking_arena_room() {
+        let (mut tx, mut rx) = channel_with_bytes::<(u32, Stored)>(1, 8);
+        assert!(tx.push_with_bytes(&[b"1234"], |s| (1, s)));
+        assert!(!tx.push_with_bytes(&[b"5"], |_| unreachable!()));
+        assert_eq!(pop_bytes(&mut rx), Some((1, b"1234".to_vec())));
+        assert!(tx.push_with_bytes(&[b"56781234"], |s| (2, s)));
+        assert_eq!(pop_bytes(&mut rx), Some((2, b"56781234".to_vec())));
+    }
+
+    #[test]
+    fn a_ring_without_an_arena_refuses_bytes() {
+        let (mut tx, _rx) = channel::<(u32, Stored)>(4);
+        assert!(!tx.push_with_bytes(&[], |_| unreachable!()));
+        assert!(!tx.push_with_bytes(&[b"x"], |_| unreachable!()));
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the slot they came with")]
+    fn bytes_moved_out_of_their_slot_cannot_be_read() {
+        let (mut tx, mut rx) = channel_with_bytes::<Option<Stored>>(4, 16);
+        assert!(tx.push_with_bytes(&[b"old"], Some));
+        assert!(tx.push_with_bytes(&[b"new"], Some));
+        let kept = rx.pop_with(Option::take).flatten();
+        let kept = kept.expect("the first item's bytes");
+        rx.pop_in_slot(|_, slot| slot.bytes(&kept).to_vec());
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the slot they came with")]
+    fn bytes_of_another_ring_cannot_be_read() {
+        let (mut tx_a, _rx_a) = channel_with_bytes::<Option<Stored>>(4, 16);
+        let (mut tx_b, mut rx_b) = channel_with_bytes::<Option<Stored>>(4, 16);
+        let mut other = None;
+        assert!(tx_a.push_with_bytes(&[b"a"], |s| {
+            other = Some(s);
+            None
+        }));
+        assert!(tx_b.push_with_bytes(&[b"b"], Some));
+        let other = other.expect("made");
+        rx_b.pop_in_slot(|_, slot| slot.bytes(&other).to_vec());
+    }
+
     #[test]
     fn zero_sized_items() {
         let (mut tx, mut rx) = channel::<()>(2);
@@ -659,6 +898,34 @@ mod loom_tests {
             }
             producer.join().unwrap();
             assert_eq!(drops.load(Ordering::Relaxed), 3);
+        });
+    }
+
+    /// Arena of 8 bytes, items of 3: the producer wraps and reuses bytes the consumer read,
+    /// and must never write them while the consumer still may.
+    #[test]
+    fn bytes_reused_only_after_the_consumer_is_done() {
+        loom::model(|| {
+            let (mut tx, mut rx) = channel_with_bytes::<(u8, Stored)>(2, 8);
+            let producer = thread::spawn(move || {
+                for i in 0..4u8 {
+                    while !tx.push_with_bytes(&[&[i; 3]], |s| (i, s)) {
+                        thread::yield_now();
+                    }
+                }
+            });
+            let mut next = 0;
+            while next < 4 {
+                match rx.pop_in_slot(|(i, s), slot| (*i, slot.bytes(s).to_vec())) {
+                    Some((i, bytes)) => {
+                        assert_eq!(i, next);
+                        assert_eq!(bytes, vec![i; 3]);
+                        next += 1;
+                    }
+                    None => thread::yield_now(),
+                }
+            }
+            producer.join().unwrap();
         });
     }
 

@@ -75,12 +75,13 @@ pub fn build(listener_fds: &[std::os::fd::RawFd], migrate: MigrateMode) -> std::
             on_stop: Vec::new(),
         });
     }
+    let arena = super::routing::ring_arena(n);
     for i in 0..n {
         for j in 0..n {
             if i == j {
                 continue;
             }
-            let (p, c) = ring::channel::<Envelope>(RING_CAPACITY);
+            let (p, c) = ring::channel_with_bytes::<Envelope>(RING_CAPACITY, arena);
             let (bell, bell_rx) = doorbell::doorbell()?;
             parts[i].outlets[j] = Some(Outlet::new(p, bell));
             parts[j].inlets.push((i as u16, c, bell_rx));

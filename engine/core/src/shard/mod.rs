@@ -315,9 +315,14 @@ impl Shard {
     /// Handles one envelope from shard `from`, in its ring slot (the ring drops it afterwards).
     /// A connection whose move completed here comes back for the caller (the inbound loop) to
     /// resume.
-    pub fn on_envelope(&self, from: u16, env: &mut Envelope) -> Option<Arrived> {
+    pub fn on_envelope(
+        &self,
+        from: u16,
+        env: &mut Envelope,
+        slot: &crate::ring::InSlot<'_>,
+    ) -> Option<Arrived> {
         match env {
-            Envelope::Msg(msg) => self.deliver_routed(from, msg),
+            Envelope::Msg(msg) => self.deliver_routed(from, msg, slot),
             Envelope::Interest {
                 op,
                 account,

@@ -11,11 +11,35 @@ use super::responses::{self, Verdict};
 use super::{LinkSource, Shard};
 use crate::accounts::AccountId;
 use crate::client::{ClientState, SendStatus, SubRef};
-use crate::envelope::{Envelope, ForwardedResponse, QueuePicks, RoutedMsg};
+use crate::envelope::{Envelope, ForwardedResponse, MsgBody, MsgParts, QueuePicks, RoutedMsg};
 use crate::piece::Piece;
+use crate::ring::InSlot;
 use crate::sublist::MatchResult;
 
 const _: () = assert!(tachyon_settings::options::MAX_PAYLOAD_LIMIT <= u32::MAX as usize);
+
+/// A message crossing shards whose subject, reply and payload come to at most this many bytes
+/// is copied into the ring rather than sharing the publisher's buffer: a copy of this size
+/// costs less than a reference count that two cores pass back and forth (`ring/arena.rs`).
+pub(crate) const COPY_MAX: usize = 2048;
+/// Bytes a shard's inbound rings can hold in flight altogether, split between its peers.
+const INBOUND_ARENAS: usize = 4 << 20;
+/// Bytes one shard-pair ring can hold in flight, at most and at least: a ring holds many small
+/// messages, and a fair number of the largest copied ones.
+const RING_ARENA_MAX: usize = 1 << 20;
+const RING_ARENA_MIN: usize = 64 << 10;
+const _: () = assert!(COPY_MAX * 32 <= RING_ARENA_MIN);
+const _: () = assert!(RING_ARENA_MIN.is_power_of_two() && RING_ARENA_MAX.is_power_of_two());
+const _: () = assert!(RING_ARENA_MIN <= RING_ARENA_MAX);
+
+/// The arena of each ring of a mesh of `shards` shards: a many-shard mesh has the square of
+/// their count in rings, so each gets less.
+pub(crate) fn ring_arena(shards: usize) -> usize {
+    let share = INBOUND_ARENAS / shards.saturating_sub(1).max(1);
+    // The largest power of two within the share.
+    let share = 1usize << (usize::BITS - 1 - share.leading_zeros());
+    share.clamp(RING_ARENA_MIN, RING_ARENA_MAX)
+}
 
 /// One message as delivery sees it: borrowed from the publisher's read buffer.
 #[derive(Clone, Copy)]
@@ -699,40 +723,89 @@ impl Shard {
         if touched.is_empty() {
             return false;
         }
-        // A shown subject travels at the front of the payload (the envelope has no room for
-        // another handle): one copy per JetStream delivery that crosses shards.
-        let (payload, shown_len) = match shown.filter(|sh| sh.len() <= u16::MAX as usize) {
-            Some(sh) => {
-                let mut b = bytes::BytesMut::with_capacity(sh.len() + payload.len());
-                b.extend_from_slice(&sh);
-                b.extend_from_slice(&payload);
-                (b.freeze(), sh.len() as u16)
-            }
-            None => (payload.to_bytes(), 0),
+        let shown = shown.filter(|sh| sh.len() <= u16::MAX as usize);
+        let shown_len = shown.as_ref().map_or(0, |sh| sh.len() as u16);
+        let reply_bytes = reply.as_ref().map_or(&[][..], |r| r.as_slice());
+        let shown_bytes = shown.as_ref().map_or(&[][..], |sh| sh.as_slice());
+        let parts = [
+            subject.as_slice(),
+            reply_bytes,
+            shown_bytes,
+            payload.as_slice(),
+        ];
+        let size: usize = parts.iter().map(|p| p.len()).sum();
+        // Handles on the publisher's buffer, made once for every target that could not take a
+        // copy in its ring.
+        let mut handles: Option<(Bytes, Option<Bytes>, Bytes)> = None;
+        // Within `MAX_PAYLOAD_LIMIT` (const-asserted above): the parser refused larger.
+        let header_len = header_len.map(|h| h as u32);
+        let origin = from.id;
+        let msg = |body, plain, picks| {
+            Envelope::Msg(RoutedMsg {
+                account,
+                body,
+                header_len,
+                shown_len,
+                plain,
+                picks,
+                origin,
+            })
         };
-        let (subject, reply) = (subject.to_bytes(), reply.map(Piece::to_bytes));
         let mut targets = self.targets.borrow_mut();
         let mut sent = 0;
         for &shard in touched.iter() {
             let t = &mut targets[shard as usize];
-            let msg = RoutedMsg {
-                account,
-                subject: subject.clone(),
-                reply: reply.clone(),
-                // Within `MAX_PAYLOAD_LIMIT` (const-asserted below): the parser refused larger.
-                header_len: header_len.map(|h| h as u32),
-                payload: payload.clone(),
-                shown_len,
-                plain: std::mem::take(&mut t.plain),
-                picks: std::mem::take(&mut t.picks),
-                origin: from.id,
+            let plain = std::mem::take(&mut t.plain);
+            // The usual single queue pick travels in the ring with the message.
+            let (pick, mut picks) = match std::mem::take(&mut t.picks) {
+                QueuePicks::One(name) => (Some(name), QueuePicks::None),
+                other => (None, other),
             };
             t.touched = false;
-            if let Some(Some(o)) = self.outlets.get(shard as usize) {
-                o.send(Envelope::Msg(msg));
-                from.affinity.note(shard);
-                sent += 1;
+            let Some(Some(o)) = self.outlets.get(shard as usize) else {
+                continue;
+            };
+            let pick_bytes = pick.as_deref().unwrap_or_default();
+            // Lengths fit in u32: the total is at most `COPY_MAX`.
+            let copied = size + pick_bytes.len() <= COPY_MAX && {
+                let all = [parts[0], parts[1], parts[2], parts[3], pick_bytes];
+                o.send_with_bytes(&all, |bytes| {
+                    let body = MsgBody::InRing {
+                        bytes,
+                        subject_len: subject.len() as u32,
+                        reply_len: reply.as_ref().map(|r| r.len() as u32),
+                        pick_len: pick.as_ref().map(|p| p.len() as u32),
+                    };
+                    msg(body, plain, std::mem::take(&mut picks))
+                })
+            };
+            if !copied {
+                let (subject, reply, payload) = handles.get_or_insert_with(|| {
+                    // A shown subject travels at the front of the payload (the envelope has
+                    // no room for another handle): one copy per JetStream delivery.
+                    let payload = match &shown {
+                        Some(sh) => {
+                            let mut b = bytes::BytesMut::with_capacity(sh.len() + payload.len());
+                            b.extend_from_slice(sh);
+                            b.extend_from_slice(&payload);
+                            b.freeze()
+                        }
+                        None => payload.to_bytes(),
+                    };
+                    (subject.to_bytes(), reply.map(Piece::to_bytes), payload)
+                });
+                let body = MsgBody::Shared {
+                    subject: subject.clone(),
+                    reply: reply.clone(),
+                    payload: payload.clone(),
+                };
+                if let Some(name) = pick {
+                    picks.push(name);
+                }
+                o.send(msg(body, plain, picks));
             }
+            from.affinity.note(shard);
+            sent += 1;
         }
         touched.clear();
         self.bump_stats(|s| s.routed_out += sent);
@@ -754,20 +827,24 @@ impl Shard {
         let _ = from.send_msg(reply, &sub.sid, None, Some(block.len()), &block);
     }
 
-    pub(super) fn deliver_routed(&self, from: u16, msg: &RoutedMsg) {
+    pub(super) fn deliver_routed(&self, from: u16, msg: &RoutedMsg, slot: &InSlot<'_>) {
         self.bump_stats(|s| s.routed_in += 1);
-        let local: Rc<MatchResult<SubRef>> =
-            self.local_space(msg.account).match_subject(&msg.subject);
+        let MsgParts {
+            subject,
+            reply,
+            payload,
+            pick,
+        } = msg.body.parts(slot);
+        let local: Rc<MatchResult<SubRef>> = self.local_space(msg.account).match_subject(subject);
         let (shown, payload) = if msg.shown_len == 0 {
-            (&msg.subject[..], &msg.payload[..])
+            (subject, payload)
         } else {
-            msg.payload
-                .split_at((msg.shown_len as usize).min(msg.payload.len()))
+            payload.split_at((msg.shown_len as usize).min(payload.len()))
         };
         let m = MsgView {
-            subject: &msg.subject,
+            subject,
             shown,
-            reply: msg.reply.as_deref(),
+            reply,
             header_len: msg.header_len.map(|h| h as usize),
             payload,
             src: from,
@@ -779,7 +856,7 @@ impl Shard {
             }
         }
         let prefer_local = self.leaf_present.get();
-        msg.picks.for_each(|name| {
+        let deliver_pick = |name: &[u8]| {
             if let Some(g) = local.queues.iter().find(|g| g.name == name) {
                 let start = self.rand_below(g.members.len());
                 if prefer_local {
@@ -791,7 +868,11 @@ impl Shard {
                     self.deliver_queue_member(&g.members, start, None, m);
                 }
             }
-        });
+        };
+        if let Some(name) = pick {
+            deliver_pick(name);
+        }
+        msg.picks.for_each(|name| deliver_pick(name));
         if !self.leaf_hits.borrow().is_empty() {
             self.flush_leaf_hits(m);
         }
@@ -814,6 +895,24 @@ fn note_reply(client: &ClientState, reply: &[u8]) {
     if let Some(p) = client.perms.borrow_mut().as_mut() {
         if p.tracks_replies() {
             p.note_reply(reply, std::time::Instant::now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_arenas_shrink_with_the_mesh_within_their_bounds() {
+        assert_eq!(ring_arena(1), RING_ARENA_MAX);
+        assert_eq!(ring_arena(2), RING_ARENA_MAX);
+        assert_eq!(ring_arena(5), RING_ARENA_MAX);
+        assert_eq!(ring_arena(14), 256 << 10);
+        assert_eq!(ring_arena(128), RING_ARENA_MIN);
+        for n in 1..=crate::shard::mesh::MAX_SHARDS {
+            let a = ring_arena(n);
+            assert!(a.is_power_of_two() && (RING_ARENA_MIN..=RING_ARENA_MAX).contains(&a));
         }
     }
 }

@@ -219,7 +219,7 @@ async fn inbound_loop(
         while got < RING_BATCH {
             // Handled where it lies in the ring: an envelope is ~150 bytes, and moving it out
             // cost a copy per message (flamegraphs/README.md).
-            match consumer.pop_with(|env| shard.on_envelope(from, env)) {
+            match consumer.pop_in_slot(|env, slot| shard.on_envelope(from, env, slot)) {
                 None => break,
                 Some(None) => {}
                 // A connection that moved here: it runs on this shard from now on.
