@@ -19,9 +19,12 @@ use crate::sublist::MatchResult;
 const _: () = assert!(tachyon_settings::options::MAX_PAYLOAD_LIMIT <= u32::MAX as usize);
 
 /// A message crossing shards whose subject, reply and payload come to at most this many bytes
-/// is copied into the ring rather than sharing the publisher's buffer: a copy of this size
-/// costs less than a reference count that two cores pass back and forth (`ring/arena.rs`).
-pub(crate) const COPY_MAX: usize = 2048;
+/// is copied into the ring rather than sharing the publisher's buffer: a reference count that
+/// two cores pass back and forth costs more than a copy this size. `perf/benches/ring.rs`
+/// (`ring_message_bytes`, two threads): copied / shared 85 / 121 ns at 16 B, 85 / 137 at
+/// 128 B, 124 / 128 at 1 KiB, 161 / 133 at 2 KiB; so a 1 KiB payload with its subject still
+/// copies, 2 KiB does not.
+pub(crate) const COPY_MAX: usize = 1280;
 /// Bytes a shard's inbound rings can hold in flight altogether, split between its peers.
 const INBOUND_ARENAS: usize = 4 << 20;
 /// Bytes one shard-pair ring can hold in flight, at most and at least: a ring holds many small
