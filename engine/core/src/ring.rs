@@ -901,25 +901,28 @@ mod loom_tests {
         });
     }
 
-    /// Arena of 8 bytes, items of 3: the producer wraps and reuses bytes the consumer read,
-    /// and must never write them while the consumer still may.
+    /// Arena of 8 bytes, items of 3, 3 and 5 bytes: the third skips the buffer's end and needs
+    /// the bytes of both earlier ones, which the producer must never write while the consumer
+    /// may still read them.
     #[test]
     fn bytes_reused_only_after_the_consumer_is_done() {
+        const LENS: [usize; 3] = [3, 3, 5];
         loom::model(|| {
             let (mut tx, mut rx) = channel_with_bytes::<(u8, Stored)>(2, 8);
             let producer = thread::spawn(move || {
-                for i in 0..4u8 {
-                    while !tx.push_with_bytes(&[&[i; 3]], |s| (i, s)) {
+                for (i, len) in LENS.into_iter().enumerate() {
+                    let bytes = vec![i as u8; len];
+                    while !tx.push_with_bytes(&[&bytes], |s| (i as u8, s)) {
                         thread::yield_now();
                     }
                 }
             });
             let mut next = 0;
-            while next < 4 {
+            while next < LENS.len() {
                 match rx.pop_in_slot(|(i, s), slot| (*i, slot.bytes(s).to_vec())) {
                     Some((i, bytes)) => {
-                        assert_eq!(i, next);
-                        assert_eq!(bytes, vec![i; 3]);
+                        assert_eq!(i as usize, next);
+                        assert_eq!(bytes, vec![i; LENS[next]]);
                         next += 1;
                     }
                     None => thread::yield_now(),
