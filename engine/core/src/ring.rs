@@ -288,7 +288,12 @@ impl<T: Send> Producer<T> {
             // The entry for `head - 1` is still that item's: it is overwritten only by the push
             // at `head - 1 + 2 * capacity`, past `tail <= head + capacity`.
             let mask = self.ends.len() - 1;
-            self.released = self.ends[head.wrapping_sub(1) & mask];
+            let end = self.ends[head.wrapping_sub(1) & mask];
+            // Never backwards: `reserve` may have moved `released` past a skipped end of the
+            // buffer while only items without bytes were left, whose ends lie before it.
+            if end.wrapping_sub(self.released) as isize > 0 {
+                self.released = end;
+            }
             self.released_at = head;
         }
     }
@@ -742,6 +747,31 @@ mod tests {
             let want = (i % 3 != 0).then(|| i.to_le_bytes().to_vec());
             assert_eq!(got, Some((i, want)));
         }
+    }
+
+    #[test]
+    fn released_bytes_never_move_back_past_a_skipped_end() {
+        let (mut tx, mut rx) = channel_with_bytes::<(u32, Option<Stored>)>(4, 16);
+        let pop = |rx: &mut Consumer<(u32, Option<Stored>)>| {
+            rx.pop_in_slot(|(v, s), slot| (*v, s.as_ref().map(|s| slot.bytes(s).to_vec())))
+        };
+        assert!(tx.push_with_bytes(&[&[0; 9]], |s| (0, Some(s))));
+        assert_eq!(pop(&mut rx), Some((0, Some(vec![0; 9]))));
+        // An item without bytes stays in the ring while 15 bytes skip the buffer's last 7.
+        assert!(tx.push((1, None)).is_ok());
+        assert!(tx.push_with_bytes(&[&[2; 15]], |s| (2, Some(s))));
+        assert_eq!(pop(&mut rx), Some((1, None)));
+        // One byte fits after them; the arena is then full until the 15 are read.
+        assert!(tx.push_with_bytes(&[&[3]], |s| (3, Some(s))));
+        assert!(!tx.push_with_bytes(&[&[4]], |_| unreachable!()));
+        assert_eq!(
+            tx.released, 16,
+            "freed bytes went back to an older item's end"
+        );
+        assert_eq!(pop(&mut rx), Some((2, Some(vec![2; 15]))));
+        assert!(tx.push_with_bytes(&[&[4; 15]], |s| (4, Some(s))));
+        assert_eq!(pop(&mut rx), Some((3, Some(vec![3]))));
+        assert_eq!(pop(&mut rx), Some((4, Some(vec![4; 15]))));
     }
 
     #[test]
