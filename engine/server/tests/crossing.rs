@@ -16,19 +16,8 @@ const STEP: Duration = Duration::from_secs(5);
 fn connect(port: u16) -> RawConn {
     let mut c = RawConn::connect(port, STEP);
     c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true}\r\n");
-    sync(&mut c);
+    c.ping_pong(STEP);
     c
-}
-
-fn sync(c: &mut RawConn) {
-    c.send(b"PING\r\n");
-    let got = c.read_until(b"PONG\r\n", STEP);
-    assert!(
-        got.text().ends_with("PONG\r\n"),
-        "expected PONG, got {:?} (closed: {})",
-        got.text(),
-        got.closed
-    );
 }
 
 /// A server with more shards than cores whose connections stay where the kernel put them.
@@ -89,7 +78,7 @@ fn sizes_around_the_copy_limit_arrive_intact_across_shards() {
     // A plain subscription and a queue group of one: the group is picked on the publisher's
     // shard, and its name travels with the message.
     sub.send(b"SUB cross.> 1\r\nSUB cross.> workers 2\r\n");
-    sync(&mut sub);
+    sub.ping_pong(STEP);
     let sizes = [
         0usize, 1, 16, 128, 1000, 1200, 1240, 1250, 1260, 1270, 1280, 1290, 1300, 2048, 5000,
         70_000,
@@ -138,7 +127,7 @@ fn sizes_around_the_copy_limit_arrive_intact_across_shards() {
         }
     }
     publisher.send(&sent);
-    sync(&mut publisher);
+    publisher.ping_pong(STEP);
     let got = read_bytes(&mut sub, want.len());
     assert_same_stream(&got, &want);
 }
@@ -150,7 +139,7 @@ fn a_burst_that_outruns_the_ring_arrives_in_order() {
     let s = server();
     let (mut sub, mut publisher) = pair(&s);
     sub.send(b"SUB burst 1\r\n");
-    sync(&mut sub);
+    sub.ping_pong(STEP);
     // 20 MB in one go: more than a ring's arena (1 MiB) and its 4 096 slots hold, so copies
     // and handles mix on the way, in whatever proportion the two shards' pace gives.
     let sending = thread::spawn(move || {
@@ -161,7 +150,7 @@ fn a_burst_that_outruns_the_ring_arrives_in_order() {
             all.extend_from_slice(b"\r\n");
         }
         publisher.send(&all);
-        sync(&mut publisher);
+        publisher.ping_pong(STEP);
     });
     let mut want = Vec::with_capacity(MSGS * (LEN + 24));
     for seq in 0..MSGS {

@@ -31,14 +31,7 @@ fn connect(port: u16) -> RawConn {
 }
 
 fn sync(c: &mut RawConn) {
-    c.send(b"PING\r\n");
-    let got = c.read_until(b"PONG\r\n", STEP);
-    assert!(
-        got.text().ends_with("PONG\r\n"),
-        "expected PONG, got {:?} (closed: {})",
-        got.text(),
-        got.closed
-    );
+    c.ping_pong(STEP);
 }
 
 /// A subscriber whose socket has a tiny receive buffer and that never reads.

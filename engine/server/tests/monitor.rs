@@ -49,13 +49,7 @@ fn client(port: u16, name: &str) -> RawConn {
 
 /// PING/PONG: the server applied everything sent before (interest included, on every shard).
 fn sync(c: &mut RawConn) {
-    c.send(b"PING\r\n");
-    let got = c.read_until(b"PONG\r\n", T);
-    assert!(
-        got.text().ends_with("PONG\r\n"),
-        "no PONG: {:?}",
-        got.text()
-    );
+    c.ping_pong(T);
 }
 
 /// Reads until `n` MSG lines have arrived (skipping the INFO a protocol-1 client gets after

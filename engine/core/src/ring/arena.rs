@@ -114,11 +114,6 @@ impl Stored {
             arena: arena.id(),
         }
     }
-
-    #[allow(clippy::len_without_is_empty)]
-    pub fn len(&self) -> usize {
-        self.len as usize
-    }
 }
 
 /// The consumer's view of the item it is handling in its slot: what reads that item's bytes.

@@ -30,6 +30,26 @@ const _: () = assert!(
     "a ring over 1 MiB: shrink it or the envelope"
 );
 
+/// Bytes a shard's inbound rings can hold in flight altogether, split between its peers.
+const INBOUND_ARENAS: usize = 4 << 20;
+/// Bytes one shard-pair ring can hold in flight, at most and at least: a ring holds many small
+/// messages, and a fair number of the largest copied ones.
+const RING_ARENA_MAX: usize = 1 << 20;
+const RING_ARENA_MIN: usize = 64 << 10;
+// A ring's arena holds a fair number of the largest messages routing copies into it.
+const _: () = assert!(super::routing::COPY_MAX * 32 <= RING_ARENA_MIN);
+const _: () = assert!(RING_ARENA_MIN.is_power_of_two() && RING_ARENA_MAX.is_power_of_two());
+const _: () = assert!(RING_ARENA_MIN <= RING_ARENA_MAX);
+
+/// The arena of each ring of a mesh of `shards` shards: a many-shard mesh has the square of
+/// their count in rings, so each gets less.
+fn ring_arena(shards: usize) -> usize {
+    let share = INBOUND_ARENAS / shards.saturating_sub(1).max(1);
+    // The largest power of two within the share.
+    let share = 1usize << (usize::BITS - 1 - share.leading_zeros());
+    share.clamp(RING_ARENA_MIN, RING_ARENA_MAX)
+}
+
 /// Descriptors the mesh takes for `n` shards (two per doorbell: one per ring, one per
 /// mailbox), plus a listener per shard and headroom for the process's own files.
 pub fn descriptors(n: usize) -> u64 {
@@ -75,7 +95,7 @@ pub fn build(listener_fds: &[std::os::fd::RawFd], migrate: MigrateMode) -> std::
             on_stop: Vec::new(),
         });
     }
-    let arena = super::routing::ring_arena(n);
+    let arena = ring_arena(n);
     for i in 0..n {
         for j in 0..n {
             if i == j {
@@ -92,4 +112,22 @@ pub fn build(listener_fds: &[std::os::fd::RawFd], migrate: MigrateMode) -> std::
         mailboxes: mailboxes.into(),
         ready,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_arenas_shrink_with_the_mesh_within_their_bounds() {
+        assert_eq!(ring_arena(1), RING_ARENA_MAX);
+        assert_eq!(ring_arena(2), RING_ARENA_MAX);
+        assert_eq!(ring_arena(5), RING_ARENA_MAX);
+        assert_eq!(ring_arena(14), 256 << 10);
+        assert_eq!(ring_arena(128), RING_ARENA_MIN);
+        for n in 1..=MAX_SHARDS {
+            let a = ring_arena(n);
+            assert!(a.is_power_of_two() && (RING_ARENA_MIN..=RING_ARENA_MAX).contains(&a));
+        }
+    }
 }

@@ -25,25 +25,6 @@ const _: () = assert!(tachyon_settings::options::MAX_PAYLOAD_LIMIT <= u32::MAX a
 /// 128 B, 124 / 128 at 1 KiB, 161 / 133 at 2 KiB; so a 1 KiB payload with its subject still
 /// copies, 2 KiB does not.
 pub(crate) const COPY_MAX: usize = 1280;
-/// Bytes a shard's inbound rings can hold in flight altogether, split between its peers.
-const INBOUND_ARENAS: usize = 4 << 20;
-/// Bytes one shard-pair ring can hold in flight, at most and at least: a ring holds many small
-/// messages, and a fair number of the largest copied ones.
-const RING_ARENA_MAX: usize = 1 << 20;
-const RING_ARENA_MIN: usize = 64 << 10;
-const _: () = assert!(COPY_MAX * 32 <= RING_ARENA_MIN);
-const _: () = assert!(RING_ARENA_MIN.is_power_of_two() && RING_ARENA_MAX.is_power_of_two());
-const _: () = assert!(RING_ARENA_MIN <= RING_ARENA_MAX);
-
-/// The arena of each ring of a mesh of `shards` shards: a many-shard mesh has the square of
-/// their count in rings, so each gets less.
-pub(crate) fn ring_arena(shards: usize) -> usize {
-    let share = INBOUND_ARENAS / shards.saturating_sub(1).max(1);
-    // The largest power of two within the share.
-    let share = 1usize << (usize::BITS - 1 - share.leading_zeros());
-    share.clamp(RING_ARENA_MIN, RING_ARENA_MAX)
-}
-
 /// One message as delivery sees it: borrowed from the publisher's read buffer.
 #[derive(Clone, Copy)]
 struct MsgView<'a> {
@@ -898,24 +879,6 @@ fn note_reply(client: &ClientState, reply: &[u8]) {
     if let Some(p) = client.perms.borrow_mut().as_mut() {
         if p.tracks_replies() {
             p.note_reply(reply, std::time::Instant::now());
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ring_arenas_shrink_with_the_mesh_within_their_bounds() {
-        assert_eq!(ring_arena(1), RING_ARENA_MAX);
-        assert_eq!(ring_arena(2), RING_ARENA_MAX);
-        assert_eq!(ring_arena(5), RING_ARENA_MAX);
-        assert_eq!(ring_arena(14), 256 << 10);
-        assert_eq!(ring_arena(128), RING_ARENA_MIN);
-        for n in 1..=crate::shard::mesh::MAX_SHARDS {
-            let a = ring_arena(n);
-            assert!(a.is_power_of_two() && (RING_ARENA_MIN..=RING_ARENA_MAX).contains(&a));
         }
     }
 }

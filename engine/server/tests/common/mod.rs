@@ -615,6 +615,19 @@ impl RawConn {
         }
     }
 
+    /// PING, then waits for the PONG: the server applied everything sent before it (interest
+    /// included, on every shard). Panics without a PONG within `timeout`.
+    pub fn ping_pong(&mut self, timeout: Duration) {
+        self.send(b"PING\r\n");
+        let got = self.read_until(b"PONG\r\n", timeout);
+        assert!(
+            got.text().ends_with("PONG\r\n"),
+            "expected PONG, got {:?} (closed: {})",
+            got.text(),
+            got.closed
+        );
+    }
+
     /// Reads until the server closes, or sends nothing for `quiet`, or `max` passes.
     pub fn read_quiet(&mut self, quiet: Duration, max: Duration) -> Received {
         let deadline = Instant::now() + max;
