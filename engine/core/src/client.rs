@@ -456,6 +456,9 @@ pub struct Affinity {
     skip_from: Cell<u64>,
     /// Set by the rebalancer: the reader stops at its next wait and the connection moves there.
     pub move_to: Cell<Option<u16>>,
+    /// Picked with other publish-only connections of its shard (`rebalance.rs`, batches): it
+    /// moves only if it still has no subscription when its reader stops.
+    pub in_batch: Cell<bool>,
     pub move_wake: LocalSignal,
     /// Moves so far: a connection moves a bounded number of times in its life.
     pub moves: Cell<u8>,

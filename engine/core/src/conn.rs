@@ -237,6 +237,12 @@ async fn run(
         match session.read_loop(&socket).await {
             Err(reason) => break reason,
             Ok(to) => {
+                if client.affinity.in_batch.get() && !client.subs.borrow().is_empty() {
+                    // It subscribed after it was picked: moves alongside others are safe only
+                    // for connections nothing is routed to (`Placement::moving`).
+                    shard.move_abandoned(&client);
+                    continue;
+                }
                 // SAFETY: `client.fd` is the open socket owned by `socket`; dup returns a new
                 // descriptor, owned from here on by the move (and then the new home).
                 let fd = unsafe { libc::dup(client.fd) };
@@ -693,13 +699,14 @@ impl Session {
                     let (window, rbuf, affinity) =
                         (&mut self.window, &mut self.rbuf, &self.client.affinity);
                     // A pending read holds only a readiness poll (the data is received by the
-                    // read itself), so dropping it for a move loses nothing.
+                    // read itself), so dropping it for a move loses nothing. The move is
+                    // polled first: a publisher whose socket always has bytes would read on.
                     let read = futures_lite::future::or(
-                        async { Some(window.read(socket, rbuf).await) },
                         async {
                             affinity.move_wake.wait().await;
                             None
                         },
+                        async { Some(window.read(socket, rbuf).await) },
                     )
                     .await;
                     match read {
@@ -753,6 +760,11 @@ impl Session {
             let handled = self.handle_read(&mut rest, auth_required).await;
             crate::piece::put_back(&mut self.rbuf, rest);
             handled?;
+            if let Some(to) = self.client.affinity.move_to.get() {
+                // At an op boundary, maybe with whole ops left in `rbuf` (a pause cut short
+                // for the move): the new home parses them before it reads.
+                return Ok(to);
+            }
             if self.shard.after_sends() {
                 // Back-pressure: stop reading this client until the rings took its messages.
                 self.shard.wait_own_overflow_flushed().await;
@@ -760,7 +772,9 @@ impl Session {
         }
     }
 
-    /// Handles every complete op in `rest`, leaving in it what is not complete yet.
+    /// Handles every complete op in `rest`, leaving in it what is not complete yet; or, paused
+    /// on a slow client when its connection is picked to move, stops there and leaves in it
+    /// every op not handled yet.
     async fn handle_read(
         &mut self,
         rest: &mut Bytes,
@@ -819,9 +833,33 @@ impl Session {
                             self.shard.forget_stalled();
                         } else {
                             self.shard.after_sends();
-                            self.shard
-                                .wait_stalled(&self.client, &mut stall_budget)
-                                .await;
+                            // A move ends the pause: the publisher stops here, at an op
+                            // boundary, and pauses again on its new home if the client is
+                            // still behind. Of 500 publishers into one slow subscriber, nearly
+                            // all wait in this pause at any moment, behind the others.
+                            let affinity = &self.client.affinity;
+                            let moving = futures_lite::future::or(
+                                async {
+                                    affinity.move_wake.wait().await;
+                                    true
+                                },
+                                async {
+                                    self.shard
+                                        .wait_stalled(&self.client, &mut stall_budget)
+                                        .await;
+                                    false
+                                },
+                            )
+                            .await;
+                            if moving && affinity.move_to.get().is_some() {
+                                tracing::debug!(
+                                    "{} - cid:{} - pause cut short for a move, {} bytes left to parse",
+                                    self.client.peer_string(),
+                                    self.client.id,
+                                    rest.len()
+                                );
+                                return Ok(());
+                            }
                         }
                     }
                     if self.shard.rings_backed_up() {

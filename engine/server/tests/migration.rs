@@ -501,3 +501,159 @@ fn a_busy_pair_on_shards_that_fit_one_core_ends_up_together() {
         "one end joins the other: {mine:?}"
     );
 }
+
+/// Three shards (more than cores), default policy: 48 raw publishers, spread by the kernel,
+/// stream numbered messages into a raw subscriber on `tele.>` (shard 0) that reads nothing for
+/// the first 600 ms, so that they pause behind it (`shard/backpressure.rs`). A second
+/// subscriber (shard 1) keeps them from moving until it unsubscribes at 300 ms; then the
+/// publish-only connections join the first subscriber's shard in batches
+/// (`shard/rebalance.rs`), most of them cut out of their pause mid-read with whole ops left for
+/// their new shard to parse. Every message arrives once, in its publisher's order.
+#[test]
+fn publishers_join_their_subscribers_shard_in_batches_and_lose_nothing() {
+    const PUBLISHERS: usize = 48;
+    const BATCH: usize = 40;
+    const EVERY: Duration = Duration::from_millis(10);
+    const RUN: Duration = Duration::from_millis(1_500);
+    const DEAF: Duration = Duration::from_millis(600);
+    const ALSO_UNTIL: Duration = Duration::from_millis(300);
+    let s = Server::tachyon(3, &["-D"]);
+    let raw = |port| {
+        let mut c = RawConn::connect(port, STEP);
+        c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
+        c.ping_pong(STEP);
+        c
+    };
+    let mut sub = connect_where(&s, |shard| shard == 0, || raw(s.port));
+    sub.send(b"SUB tele.> 1\r\n");
+    sub.ping_pong(STEP);
+    let mut also = connect_where(&s, |shard| shard == 1, || raw(s.port));
+    also.send(b"SUB tele.> 1\r\n");
+    also.ping_pong(STEP);
+    let (mut also, _) = also.into_parts();
+    let also_reads = std::thread::spawn(move || {
+        also.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        let begun = Instant::now();
+        let mut chunk = vec![0u8; 1 << 16];
+        while begun.elapsed() < ALSO_UNTIL {
+            let _ = also.read(&mut chunk);
+        }
+        also.write_all(b"UNSUB 1\r\n").expect("unsubscribe");
+        // Read on until the server is done with it (what was in flight).
+        also.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        while matches!(also.read(&mut chunk), Ok(n) if n > 0) {}
+    });
+    let start = Instant::now();
+    let senders: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let publisher = raw(s.port);
+            std::thread::spawn(move || {
+                let (mut stream, _) = publisher.into_parts();
+                let (begun, mut next, mut seq) = (Instant::now(), Instant::now(), 0u64);
+                let mut batch = Vec::new();
+                while begun.elapsed() < RUN {
+                    batch.clear();
+                    for _ in 0..BATCH {
+                        // 100 bytes: the sequence number, padded.
+                        let body = format!("{seq:<100}");
+                        batch.extend_from_slice(
+                            format!("PUB tele.{p} {}\r\n{body}\r\n", body.len()).as_bytes(),
+                        );
+                        seq += 1;
+                    }
+                    stream.write_all(&batch).expect("publish");
+                    next += EVERY;
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                }
+                seq
+            })
+        })
+        .collect();
+    std::thread::sleep(DEAF.saturating_sub(start.elapsed()));
+    let (mut stream, mut buf) = sub.into_parts();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut expected = vec![0u64; PUBLISHERS];
+    let (mut got, mut at) = (0u64, 0usize);
+    let mut total: Option<u64> = None;
+    let mut senders = Some(senders);
+    let mut last = Instant::now();
+    let mut chunk = vec![0u8; 1 << 16];
+    while total.is_none_or(|t| got < t) {
+        if senders
+            .as_ref()
+            .is_some_and(|v| v.iter().all(|h| h.is_finished()))
+        {
+            let sent = senders.take().into_iter().flatten();
+            total = Some(sent.map(|h| h.join().expect("publisher")).sum());
+        }
+        loop {
+            let rest = &buf[at..];
+            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
+            let head = std::str::from_utf8(&rest[..eol]).expect("utf-8 header");
+            let mut words = head.split(' ');
+            let (verb, subject, sid, len) =
+                (words.next(), words.next(), words.next(), words.next());
+            assert_eq!((verb, sid), (Some("MSG"), Some("1")), "unexpected {head:?}");
+            let len: usize = len.and_then(|n| n.parse().ok()).expect("a size");
+            if rest.len() < eol + 2 + len + 2 {
+                break;
+            }
+            let p: usize = subject
+                .and_then(|t| t.strip_prefix("tele."))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected subject in {head:?}"));
+            let body = std::str::from_utf8(&rest[eol + 2..eol + 2 + len]).expect("utf-8 body");
+            let seq: u64 = body.trim_end().parse().expect("a sequence number");
+            assert_eq!(
+                seq, expected[p],
+                "publisher {p}: message {seq} out of order"
+            );
+            expected[p] += 1;
+            got += 1;
+            at += eol + 2 + len + 2;
+        }
+        buf.drain(..at);
+        at = 0;
+        match stream.read(&mut chunk) {
+            Ok(0) => panic!("the server closed the subscriber at {got}"),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                last = Instant::now();
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        assert!(last.elapsed() < STEP, "{got} arrived, then nothing");
+    }
+    assert_eq!(Some(got), total, "more messages than were sent");
+    also_reads.join().expect("second subscriber");
+    let log = s.log();
+    let batches: Vec<usize> = log
+        .lines()
+        .filter(|l| l.contains(" publish-only connections move to shard "))
+        .filter_map(|l| l.split(": ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    let moved = log
+        .lines()
+        .filter(|l| l.contains(" - moved from shard "))
+        .count();
+    // "... pause cut short for a move, N bytes left to parse": N > 0, whole ops carried over.
+    let carried = log
+        .lines()
+        .filter_map(|l| l.split(" pause cut short for a move, ").nth(1))
+        .filter(|rest| !rest.starts_with("0 "))
+        .count();
+    eprintln!("batches {batches:?}, {moved} moves, {carried} carried ops to their new shard");
+    assert!(
+        batches.iter().any(|&n| n > 1),
+        "no batch of publish-only connections moved: {batches:?}"
+    );
+    assert!(moved >= PUBLISHERS / 3, "only {moved} moves");
+    assert!(carried > 0, "no move left a pause with ops to parse");
+}

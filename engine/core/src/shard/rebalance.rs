@@ -13,10 +13,21 @@
 //! shard the pair costs half the CPU (measured with nats.go on 2 cores: 0.29-0.35 CPU s per
 //! million 16 B messages spread, 0.16-0.18 on one shard, at the same rate), CPU that a client
 //! sharing the host's cores gets back.
+//!
+//! Many publishers into one subscriber (telemetry: 500 nats.go publishers, one subscriber on
+//! `telemetry.>`) match neither rule: each publisher is quiet, but the subscriber's shard
+//! delivers far past [`SHARD_CAP`] and the two shards together use more than a core. Half the
+//! messages then cross shards and are matched on both: 0.66-0.69 CPU s per million against
+//! 0.35-0.41 with every publisher on the subscriber's shard (2 cores, 2 M messages of 128 B,
+//! `perf`: the second match, the ring, and each shard sleeping and waking on its own). So a
+//! *publish-only* connection (no subscription) whose messages all went to one other shard
+//! moves there while that shard has room for it: its CPU use plus the share of this shard's
+//! that such connections stand for stays under [`SEND_ROOM`]. They move in batches, all from
+//! one shard to one destination, or 500 of them would take 25 s at one move per settled tick.
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +59,22 @@ const MAX_MOVES: u8 = 3;
 /// client, sets the pace then, and two cores beat one.
 const PAIR_FITS: u32 = 1_000;
 const _: () = assert!(PAIR_FITS <= 1_000, "a pair must fit one core");
+/// Publish-only connections leave a shard, and join the shard they publish to, only while
+/// each of the two used less than this over the last tick (permille of a core): a shard at its
+/// limit is the bottleneck (a publisher at full speed keeps its core; two cores beat one), and
+/// one near it has no room for more.
+const SEND_ROOM: u32 = 900;
+const _: () = assert!(SEND_ROOM < PAIR_FITS, "a batch leaves the destination room");
+/// What a publish-only connection adds to its new shard, as a fraction (1/SEND_SAVES) of what
+/// it cost its old one. The new shard already popped, matched and wrote its messages; now it
+/// reads and parses them instead of popping them, and the old shard's whole share (read, parse,
+/// match, push) is saved. Measured on a 500-publisher fan-in (2 cores, 128 B): the 250
+/// publishers of one shard used 0.51-0.55 of its core, and moved to the subscriber's shard
+/// they raised its CPU per message by 4 % (0.73 to 0.76 CPU s for 2 M): a quarter errs high.
+const SEND_SAVES: u64 = 4;
+/// Connections in one batch at most: a batch claims every move of the process until its last
+/// connection has handed over, and each one costs the destination an adoption.
+const MAX_BATCH: usize = 256;
 
 /// The CPU time the calling thread has used, in ns (None where the clock cannot be read).
 fn thread_cpu_ns() -> Option<u64> {
@@ -68,11 +95,14 @@ pub struct Placement {
     busy: Arc<[AtomicU32]>,
     /// This shard's thread CPU time at its last tick.
     last_cpu: Cell<Option<u64>>,
-    /// One move at a time in the whole process. Two concurrent moves can reorder messages: a
-    /// publisher moving from a shard that already routes to a moving subscriber's new home to
-    /// one that still routes to its old home would put its later messages in front of its
-    /// earlier ones (the old home's bytes are written first).
-    moving: Arc<AtomicBool>,
+    /// Moves under way in the process: one move at a time, or one batch. Two unrelated
+    /// concurrent moves can reorder messages: a publisher moving from a shard that already
+    /// routes to a moving subscriber's new home to one that still routes to its old home would
+    /// put its later messages in front of its earlier ones (the old home's bytes are written
+    /// first). A batch moves only connections without subscriptions, so no shard's routing
+    /// changes while it runs, and each mover's own messages keep their order through its own
+    /// `Move`/`SwitchedOld` markers (`migration.rs`).
+    moving: Arc<AtomicU32>,
     /// Moves ended in the process so far, and the count this shard saw at its last tick.
     moves_ended: Arc<AtomicU32>,
     seen_ended: Cell<u32>,
@@ -89,7 +119,7 @@ impl Placement {
         };
         let loads: Arc<[AtomicU32]> = (0..nshards).map(|_| AtomicU32::new(0)).collect();
         let busy: Arc<[AtomicU32]> = (0..nshards).map(|_| AtomicU32::new(u32::MAX)).collect();
-        let moving = Arc::new(AtomicBool::new(false));
+        let moving = Arc::new(AtomicU32::new(0));
         let moves_ended = Arc::new(AtomicU32::new(0));
         (0..nshards)
             .map(|_| Placement {
@@ -111,23 +141,30 @@ impl Placement {
             loads: Arc::new([]),
             busy: Arc::new([]),
             last_cpu: Cell::new(None),
-            moving: Arc::new(AtomicBool::new(false)),
+            moving: Arc::new(AtomicU32::new(0)),
             moves_ended: Arc::new(AtomicU32::new(0)),
             seen_ended: Cell::new(0),
         }
     }
 
-    /// Claims the process's one move; false while another is under way.
-    fn claim_move(&self) -> bool {
+    /// Claims the process's moves for `n` connections of this shard (one, or a batch); false
+    /// while other moves are under way.
+    fn claim_moves(&self, n: usize) -> bool {
+        let n = u32::try_from(n).expect("a batch is at most MAX_BATCH");
+        assert!(n > 0, "a claim moves something");
         self.moving
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(0, n, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 
-    /// The move under way ended (handed off, or given up before it started).
+    /// One claimed move ended (handed off, or given up before it started); the last one of a
+    /// batch frees the claim.
     pub fn release_move(&self) {
         self.moves_ended.fetch_add(1, Ordering::AcqRel);
-        self.moving.store(false, Ordering::Release);
+        let before = self
+            .moving
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| m.checked_sub(1));
+        assert!(before.is_ok(), "a move ended that was never claimed");
     }
 
     /// Whether no move ended since this shard's last tick, so that the counts of the tick now
@@ -202,6 +239,56 @@ fn destination<L: Fn(u16) -> u32, B: Fn(u16) -> u32>(
     }
 }
 
+/// Which of a shard's publish-only connections move this tick, all to the destination of the
+/// first: `senders` holds each one's only destination and its traffic per tick, `total` the
+/// shard's own traffic per tick. A connection stands for its share of the shard's CPU use; the
+/// batch takes connections while the destination's use plus theirs stays under
+/// [`SEND_ROOM`]. Nothing moves while either shard's use is not known.
+fn send_batch<L: Fn(u16) -> u32, B: Fn(u16) -> u32>(
+    own: u16,
+    senders: &[(u16, u32)],
+    total: u32,
+    loads: &Loads<L, B>,
+) -> Vec<usize> {
+    let Some(&(to, _)) = senders.first() else {
+        return Vec::new();
+    };
+    let (own_busy, to_busy) = ((loads.busy)(own), (loads.busy)(to));
+    if own_busy >= SEND_ROOM || to_busy >= SEND_ROOM {
+        // u32::MAX (not known) included.
+        return Vec::new();
+    }
+    let room = u64::from(SEND_ROOM.saturating_sub(to_busy));
+    let total = u64::from(total.max(1));
+    let mut used = 0u64;
+    let mut picked = Vec::new();
+    for (i, &(n, traffic)) in senders.iter().enumerate() {
+        debug_assert!(n != own, "a sender publishes to another shard");
+        if n != to {
+            continue;
+        }
+        let cost = (u64::from(own_busy) * u64::from(traffic) / total / SEND_SAVES).max(1);
+        if used + cost > room {
+            continue;
+        }
+        used += cost;
+        picked.push(i);
+        if picked.len() == MAX_BATCH {
+            break;
+        }
+    }
+    picked
+}
+
+/// Tells a connection's reader to stop at its next wait and hand the connection to `to`.
+fn start_move(c: &ClientState, to: u16, in_batch: bool) {
+    let a = &c.affinity;
+    a.in_batch.set(in_batch);
+    a.move_to.set(Some(to));
+    a.moves.set(a.moves.get().saturating_add(1));
+    a.move_wake.raise();
+}
+
 /// Whether a connection can be carried to another shard at all right now.
 fn movable(c: &ClientState, chaos: bool) -> bool {
     let a = &c.affinity;
@@ -249,43 +336,85 @@ impl Shard {
             traffic: |n| self.placement.load(n),
             busy: |n| self.placement.busy(n),
         };
+        let chaos = mode == MigrateMode::Chaos;
+        // Chaos sends this tick's movers to one random shard.
+        let chaos_to = chaos.then(|| {
+            let k = self.rand_below(self.nshards - 1) as u16;
+            if k >= self.id {
+                k + 1
+            } else {
+                k
+            }
+        });
         let mut total: u32 = 0;
         let mut mover: Option<(Rc<ClientState>, u16)> = None;
+        // Publish-only connections that could join the shard they publish to (in chaos mode:
+        // every publish-only connection with traffic, wherever it publishes).
+        let mut senders: Vec<(Rc<ClientState>, u16, u32)> = Vec::new();
         for c in self.clients.borrow().values() {
             let (peers, traffic) = c.affinity.take();
             total = total.saturating_add(traffic);
-            if mover.is_some() || traffic == 0 || !fresh || !settled {
+            if traffic == 0 || !fresh || !settled || !movable(c, chaos) {
                 continue;
             }
             let traffic = per_tick(traffic);
-            let to = match mode {
-                MigrateMode::Chaos => {
-                    let k = self.rand_below(self.nshards - 1) as u16;
-                    Some(if k >= self.id { k + 1 } else { k })
+            let publish_only = c.subs.borrow().is_empty();
+            if let Some(to) = chaos_to {
+                if publish_only {
+                    senders.push((c.clone(), to, traffic));
+                } else if mover.is_none() {
+                    mover = Some((c.clone(), to));
                 }
-                _ => destination(self.id, peers, traffic, &loads),
-            };
-            let Some(to) = to else { continue };
-            if movable(c, mode == MigrateMode::Chaos) {
-                mover = Some((c.clone(), to));
+                continue;
+            }
+            let single = destination(self.id, peers, traffic, &loads);
+            match peers {
+                Peers::Only(n) if publish_only && n != self.id && traffic >= MIN_TRAFFIC => {
+                    senders.push((c.clone(), n, traffic));
+                }
+                _ => {}
+            }
+            if mover.is_none() {
+                mover = single.map(|to| (c.clone(), to));
             }
         }
         if fresh {
             self.placement.set_load(self.id, per_tick(total));
         }
-        if let Some((c, to)) = mover {
-            if self.placement.claim_move() {
-                let a = &c.affinity;
-                a.move_to.set(Some(to));
-                a.moves.set(a.moves.get().saturating_add(1));
-                a.move_wake.raise();
+        let batch: Vec<usize> = if chaos {
+            (0..senders.len().min(MAX_BATCH)).collect()
+        } else {
+            let wants: Vec<(u16, u32)> = senders.iter().map(|&(_, n, t)| (n, t)).collect();
+            send_batch(self.id, &wants, per_tick(total), &loads)
+        };
+        // A batch first: it takes the publish-only connections the single rules would move
+        // one per settled tick (while 500 publishers connect and start, the quiet rule alone
+        // kept the process moving one at a time for half a second).
+        if !batch.is_empty() && self.placement.claim_moves(batch.len()) {
+            let to = senders[batch[0]].1;
+            tracing::debug!(
+                "shard {}: {} of {} publish-only connections move to shard {to} (CPU {}/{} permille)",
+                self.id,
+                batch.len(),
+                senders.len(),
+                self.placement.busy(self.id),
+                self.placement.busy(to),
+            );
+            for i in batch {
+                let (c, to, _) = &senders[i];
+                start_move(c, *to, true);
+            }
+        } else if let Some((c, to)) = mover {
+            if self.placement.claim_moves(1) {
+                start_move(&c, to, false);
             }
         }
     }
 
-    /// A move picked by [`Shard::rebalance`] will not happen (the connection closed first, or
-    /// its socket could not be duplicated).
+    /// A move picked by [`Shard::rebalance`] will not happen (the connection closed first, its
+    /// socket could not be duplicated, or it subscribed while picked for a batch).
     pub fn move_abandoned(&self, client: &ClientState) {
+        client.affinity.in_batch.set(false);
         if client.affinity.move_to.take().is_some() {
             self.placement.release_move();
         }
@@ -346,7 +475,7 @@ mod tests {
     fn a_tick_that_saw_a_move_end_decides_nothing() {
         let p = Placement::for_shards(MigrateMode::On, 3);
         assert!(p[0].settled() && p[2].settled());
-        assert!(p[1].claim_move());
+        assert!(p[1].claim_moves(1));
         assert!(p[0].settled(), "a move under way changes nothing yet");
         p[1].release_move();
         // Every shard skips the one tick whose counts straddle the move's end.
@@ -411,11 +540,62 @@ mod tests {
     #[test]
     fn one_move_at_a_time_in_the_process() {
         let p = Placement::for_shards(MigrateMode::On, 4);
-        assert!(p[1].claim_move());
-        assert!(!p[2].claim_move());
-        assert!(!p[1].claim_move());
+        assert!(p[1].claim_moves(1));
+        assert!(!p[2].claim_moves(1));
+        assert!(!p[1].claim_moves(1));
         p[1].release_move();
-        assert!(p[3].claim_move());
+        assert!(p[3].claim_moves(1));
+    }
+
+    #[test]
+    fn a_batch_holds_the_claim_until_its_last_move_ends() {
+        let p = Placement::for_shards(MigrateMode::On, 3);
+        assert!(p[0].claim_moves(3));
+        assert!(!p[1].claim_moves(1));
+        p[0].release_move();
+        p[0].release_move();
+        assert!(!p[2].claim_moves(2), "one of the batch is still moving");
+        p[0].release_move();
+        assert!(p[2].claim_moves(2));
+    }
+
+    #[test]
+    #[should_panic(expected = "never claimed")]
+    fn a_move_that_was_never_claimed_cannot_end() {
+        let p = Placement::for_shards(MigrateMode::On, 2);
+        p[0].release_move();
+    }
+
+    #[test]
+    fn publish_only_connections_join_their_destination_while_it_has_room() {
+        // Shard 1 at 800 permille over 100 messages a tick; shard 0, the destination, at 700.
+        let at = |own: u32, dest: u32| Loads {
+            traffic: |_| 0,
+            busy: move |n| if n == 0 { dest } else { own },
+        };
+        // A sender of 10 messages stands for 80 permille there, 20 (a quarter) on shard 0:
+        // its room of 200 (SEND_ROOM 900 - 700) takes 10 of them, with one to another shard
+        // (skipped) in between.
+        const { assert!(SEND_ROOM == 900 && SEND_SAVES == 4) };
+        let senders: Vec<(u16, u32)> = (0..12).map(|i| (if i == 3 { 2 } else { 0 }, 10)).collect();
+        let picked = send_batch(1, &senders, 100, &at(800, 700));
+        assert_eq!(picked, vec![0, 1, 2, 4, 5, 6, 7, 8, 9, 10]);
+        // A busier destination takes fewer; one at the limit none, nor does a source there.
+        assert_eq!(send_batch(1, &senders, 100, &at(800, 860)).len(), 2);
+        assert!(send_batch(1, &senders, 100, &at(800, SEND_ROOM)).is_empty());
+        assert!(send_batch(1, &senders, 100, &at(SEND_ROOM, 0)).is_empty());
+        assert!(send_batch(1, &senders, 100, &at(990, 0)).is_empty());
+        // A light sender fits where a heavy one does not.
+        let mixed = [(0, 80), (0, 5)];
+        assert_eq!(send_batch(1, &mixed, 100, &at(800, 860)), vec![1]);
+        // Not known: nothing moves.
+        assert!(send_batch(1, &senders, 100, &at(u32::MAX, 0)).is_empty());
+        assert!(send_batch(1, &senders, 100, &at(500, u32::MAX)).is_empty());
+        assert!(send_batch(1, &[], 100, &at(0, 0)).is_empty());
+        // An idle shard's senders cost at least a permille each: a batch stays bounded.
+        let many: Vec<(u16, u32)> = (0..1_000).map(|_| (0, 16)).collect();
+        assert_eq!(send_batch(1, &many, 16_000, &at(0, 0)).len(), MAX_BATCH);
+        assert_eq!(send_batch(1, &many, 16_000, &at(0, 890)).len(), 10);
     }
 
     #[test]
