@@ -450,6 +450,9 @@ pub struct Affinity {
     peers: Cell<u32>,
     /// Messages published (per destination shard) and received since the rebalancer last looked.
     traffic: Cell<u32>,
+    /// `peers` as of the last look that saw traffic, and how many looks saw none since.
+    last_peers: Cell<u32>,
+    quiet_looks: Cell<u8>,
     /// Bit `s` set: a message from shard `s` is not delivered to this copy of the connection,
     /// because the copy on its other home (the one it leaves, or the one it moves to) delivers
     /// it. Zero except during a move.
@@ -470,6 +473,8 @@ pub struct Affinity {
 }
 
 const PEERS_MANY: u32 = u32::MAX;
+/// Rebalancer looks (20 ms apart) for which a quiet connection's last peers still count.
+pub const LAST_PEERS_LOOKS: u8 = 10;
 
 /// Shard `s`'s bit in a skip mask; moves are off with more than 64 shards, so none is lost.
 fn bit(shard: u16) -> u64 {
@@ -482,6 +487,14 @@ pub enum Peers {
     Nobody,
     Only(u16),
     Several,
+}
+
+fn peers_of(code: u32) -> Peers {
+    match code {
+        0 => Peers::Nobody,
+        PEERS_MANY => Peers::Several,
+        p => Peers::Only((p - 1) as u16),
+    }
 }
 
 impl Affinity {
@@ -498,12 +511,26 @@ impl Affinity {
 
     /// What was noted since the last call, which starts the next tick afresh.
     pub fn take(&self) -> (Peers, u32) {
-        let peers = match self.peers.replace(0) {
-            0 => Peers::Nobody,
-            PEERS_MANY => Peers::Several,
-            p => Peers::Only((p - 1) as u16),
-        };
-        (peers, self.traffic.replace(0))
+        let code = self.peers.replace(0);
+        let traffic = self.traffic.replace(0);
+        if traffic > 0 {
+            self.last_peers.set(code);
+            self.quiet_looks.set(0);
+        } else {
+            self.quiet_looks
+                .set(self.quiet_looks.get().saturating_add(1));
+        }
+        (peers_of(code), traffic)
+    }
+
+    /// Who the connection talked to over the last tick in which it talked at all, if that was
+    /// one of the last [`LAST_PEERS_LOOKS`]: a publisher paused on a slow subscriber for a
+    /// whole tick still publishes where it did (one quiet for long may not).
+    pub fn last_peers(&self) -> Peers {
+        if self.quiet_looks.get() > LAST_PEERS_LOOKS {
+            return Peers::Nobody;
+        }
+        peers_of(self.last_peers.get())
     }
 
     /// Whether a message from shard `shard` must be left to the other copy of a moving connection.
@@ -1071,6 +1098,25 @@ impl ClientState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quiet_connections_last_peers_fade() {
+        let a = Affinity::default();
+        assert_eq!(a.last_peers(), Peers::Nobody);
+        a.note(2);
+        a.note(2);
+        assert_eq!(a.take(), (Peers::Only(2), 2));
+        for _ in 0..LAST_PEERS_LOOKS {
+            assert_eq!(a.take(), (Peers::Nobody, 0));
+            assert_eq!(a.last_peers(), Peers::Only(2));
+        }
+        a.take();
+        assert_eq!(a.last_peers(), Peers::Nobody, "quiet for too long");
+        a.note(1);
+        a.note(3);
+        a.take();
+        assert_eq!(a.last_peers(), Peers::Several);
+    }
 
     #[test]
     fn the_coarse_clock_moves_with_the_precise_one_to_within_a_tick() {

@@ -2,6 +2,7 @@
 //! buffer and act), the writer (one write per loop turn for everything queued), keepalive.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -13,7 +14,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use tachyon_protocol::{encode, errors, json, subject, ClientOp, Limits, Parser};
 
-use crate::client::{ClientFlags, ClientState, CloseReason};
+use crate::client::{Affinity, ClientFlags, ClientState, CloseReason};
 use crate::global::Config;
 use crate::handover::SessionParts;
 use crate::piece::Piece;
@@ -220,6 +221,25 @@ pub(crate) async fn established(
         window: ReadWindow::default(),
     };
     run(session, socket, writer, pinger).await;
+}
+
+/// Waits for `pause` unless the connection is picked to move first (true): a move ends the
+/// pause, and the publisher stops at an op boundary and pauses again on its new home if it must.
+/// Of 500 publishers into one slow subscriber, nearly all wait in such a pause at any moment,
+/// behind each other, and their moves held every other move back for as long.
+async fn unless_moving(affinity: &Affinity, pause: impl Future<Output = ()>) -> bool {
+    let picked = futures_lite::future::or(
+        async {
+            affinity.move_wake.wait().await;
+            true
+        },
+        async {
+            pause.await;
+            false
+        },
+    )
+    .await;
+    picked && affinity.move_to.get().is_some()
 }
 
 /// A connection's life on one shard, from its first read here to its close or its move.
@@ -773,8 +793,8 @@ impl Session {
     }
 
     /// Handles every complete op in `rest`, leaving in it what is not complete yet; or, paused
-    /// on a slow client when its connection is picked to move, stops there and leaves in it
-    /// every op not handled yet.
+    /// (on a slow client, on a full ring) when its connection is picked to move, stops there
+    /// and leaves in it every op not handled yet.
     async fn handle_read(
         &mut self,
         rest: &mut Bytes,
@@ -827,44 +847,39 @@ impl Session {
                     // Per message, not per read, as nats-server: a read of 32 KiB delivered
                     // in one go could carry a subscriber from its stall mark past
                     // max_pending. The pauses of one read add up to STALL_BUDGET.
+                    let mut moving = false;
                     if self.shard.must_pause(&self.client) {
                         if stall_budget.is_zero() && !self.shard.must_pause_deep(&self.client) {
                             // This read's pauses are spent (see `wait_stalled`).
                             self.shard.forget_stalled();
                         } else {
                             self.shard.after_sends();
-                            // A move ends the pause: the publisher stops here, at an op
-                            // boundary, and pauses again on its new home if the client is
-                            // still behind. Of 500 publishers into one slow subscriber, nearly
-                            // all wait in this pause at any moment, behind the others.
-                            let affinity = &self.client.affinity;
-                            let moving = futures_lite::future::or(
-                                async {
-                                    affinity.move_wake.wait().await;
-                                    true
-                                },
-                                async {
-                                    self.shard
-                                        .wait_stalled(&self.client, &mut stall_budget)
-                                        .await;
-                                    false
-                                },
+                            moving = unless_moving(
+                                &self.client.affinity,
+                                self.shard.wait_stalled(&self.client, &mut stall_budget),
                             )
                             .await;
-                            if moving && affinity.move_to.get().is_some() {
-                                tracing::debug!(
-                                    "{} - cid:{} - pause cut short for a move, {} bytes left to parse",
-                                    self.client.peer_string(),
-                                    self.client.id,
-                                    rest.len()
-                                );
-                                return Ok(());
-                            }
                         }
                     }
-                    if self.shard.rings_backed_up() {
+                    if !moving && self.shard.rings_backed_up() {
                         self.shard.after_sends();
-                        self.shard.wait_own_overflow_flushed().await;
+                        moving = unless_moving(
+                            &self.client.affinity,
+                            self.shard.wait_own_overflow_flushed(),
+                        )
+                        .await;
+                    }
+                    if moving {
+                        // The pause may not have begun: what this op fed is not the next
+                        // reader's to wait for.
+                        self.shard.forget_stalled();
+                        tracing::debug!(
+                            "{} - cid:{} - pause cut short for a move, {} bytes left to parse",
+                            self.client.peer_string(),
+                            self.client.id,
+                            rest.len()
+                        );
+                        return Ok(());
                     }
                 }
                 Next::Close(reason) => {

@@ -229,6 +229,10 @@ impl Shard {
             if now >= limit {
                 break;
             }
+            // The shard looks at its connections when it reads, and with every publisher
+            // paused it reads nothing: the head of the line looks for them (a move ends the
+            // pauses of the connections it picks).
+            self.tick(now);
             if place.behind_another() {
                 // Its clients are watched by the feeder ahead, which wakes this one when it
                 // leaves.

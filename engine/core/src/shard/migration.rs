@@ -129,7 +129,7 @@ impl Shard {
         self.after_sends();
         // Every shard routes to the new home now and the Handoff is on its way, ahead of
         // anything this shard sends there later: the next move may start.
-        self.placement.release_move();
+        self.placement.release_move(client.affinity.in_batch.get());
     }
 
     /// New home, step 2.

@@ -103,9 +103,12 @@ pub struct Placement {
     /// changes while it runs, and each mover's own messages keep their order through its own
     /// `Move`/`SwitchedOld` markers (`migration.rs`).
     moving: Arc<AtomicU32>,
-    /// Moves ended in the process so far, and the count this shard saw at its last tick.
+    /// Moves ended in the process so far, and the count this shard saw at its last tick; the
+    /// same for moves that were not part of a batch.
     moves_ended: Arc<AtomicU32>,
     seen_ended: Cell<u32>,
+    singles_ended: Arc<AtomicU32>,
+    seen_singles: Cell<u32>,
 }
 
 impl Placement {
@@ -121,6 +124,7 @@ impl Placement {
         let busy: Arc<[AtomicU32]> = (0..nshards).map(|_| AtomicU32::new(u32::MAX)).collect();
         let moving = Arc::new(AtomicU32::new(0));
         let moves_ended = Arc::new(AtomicU32::new(0));
+        let singles_ended = Arc::new(AtomicU32::new(0));
         (0..nshards)
             .map(|_| Placement {
                 mode,
@@ -130,6 +134,8 @@ impl Placement {
                 moving: moving.clone(),
                 moves_ended: moves_ended.clone(),
                 seen_ended: Cell::new(0),
+                singles_ended: singles_ended.clone(),
+                seen_singles: Cell::new(0),
             })
             .collect()
     }
@@ -144,6 +150,8 @@ impl Placement {
             moving: Arc::new(AtomicU32::new(0)),
             moves_ended: Arc::new(AtomicU32::new(0)),
             seen_ended: Cell::new(0),
+            singles_ended: Arc::new(AtomicU32::new(0)),
+            seen_singles: Cell::new(0),
         }
     }
 
@@ -157,10 +165,13 @@ impl Placement {
             .is_ok()
     }
 
-    /// One claimed move ended (handed off, or given up before it started); the last one of a
-    /// batch frees the claim.
-    pub fn release_move(&self) {
+    /// One claimed move ended (handed off, or given up before it started), of a batch or not;
+    /// the last one of a batch frees the claim.
+    pub fn release_move(&self, batched: bool) {
         self.moves_ended.fetch_add(1, Ordering::AcqRel);
+        if !batched {
+            self.singles_ended.fetch_add(1, Ordering::AcqRel);
+        }
         let before = self
             .moving
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| m.checked_sub(1));
@@ -169,10 +180,17 @@ impl Placement {
 
     /// Whether no move ended since this shard's last tick, so that the counts of the tick now
     /// ending describe where connections are, not where one was. Without it, the other end of
-    /// a pair whose first end just moved could follow it to the shard it left.
-    fn settled(&self) -> bool {
+    /// a pair whose first end just moved could follow it to the shard it left. Second: whether
+    /// no single move ended, which is enough for a batch: a batch moves only publishers, which
+    /// change no one's destination, so a publisher's counts still say where its subscribers
+    /// are after a batch (a subscriber's do not: they name the shard its publishers left).
+    fn settled(&self) -> (bool, bool) {
         let ended = self.moves_ended.load(Ordering::Acquire);
-        ended == self.seen_ended.replace(ended)
+        let singles = self.singles_ended.load(Ordering::Acquire);
+        (
+            ended == self.seen_ended.replace(ended),
+            singles == self.seen_singles.replace(singles),
+        )
     }
 
     fn load(&self, shard: u16) -> u32 {
@@ -325,7 +343,11 @@ impl Shard {
         self.next_tick.set(now + TICK);
         let fresh = elapsed <= STALE && !elapsed.is_zero();
         // Chaos moves at random and needs no settled counts.
-        let settled = self.placement.settled() || mode == MigrateMode::Chaos;
+        let (settled, batch_settled) = if mode == MigrateMode::Chaos {
+            (true, true)
+        } else {
+            self.placement.settled()
+        };
         // Counts over `elapsed`, as per TICK.
         let per_tick = |n: u32| -> u32 {
             (u128::from(n) * TICK.as_nanos() / elapsed.as_nanos().max(1)).min(u32::MAX as u128)
@@ -354,11 +376,22 @@ impl Shard {
         for c in self.clients.borrow().values() {
             let (peers, traffic) = c.affinity.take();
             total = total.saturating_add(traffic);
-            if traffic == 0 || !fresh || !settled || !movable(c, chaos) {
+            if !fresh || !batch_settled || !movable(c, chaos) {
+                continue;
+            }
+            let publish_only = c.subs.borrow().is_empty();
+            if traffic == 0 {
+                // Of 250 publishers paused on one slow subscriber, most sent nothing over a
+                // given tick; they still publish where they did, and pause there.
+                match c.affinity.last_peers() {
+                    Peers::Only(n) if !chaos && publish_only && n != self.id => {
+                        senders.push((c.clone(), n, 0));
+                    }
+                    _ => {}
+                }
                 continue;
             }
             let traffic = per_tick(traffic);
-            let publish_only = c.subs.borrow().is_empty();
             if let Some(to) = chaos_to {
                 if publish_only {
                     senders.push((c.clone(), to, traffic));
@@ -369,12 +402,12 @@ impl Shard {
             }
             let single = destination(self.id, peers, traffic, &loads);
             match peers {
-                Peers::Only(n) if publish_only && n != self.id && traffic >= MIN_TRAFFIC => {
+                Peers::Only(n) if publish_only && n != self.id => {
                     senders.push((c.clone(), n, traffic));
                 }
                 _ => {}
             }
-            if mover.is_none() {
+            if settled && mover.is_none() {
                 mover = single.map(|to| (c.clone(), to));
             }
         }
@@ -414,9 +447,9 @@ impl Shard {
     /// A move picked by [`Shard::rebalance`] will not happen (the connection closed first, its
     /// socket could not be duplicated, or it subscribed while picked for a batch).
     pub fn move_abandoned(&self, client: &ClientState) {
-        client.affinity.in_batch.set(false);
+        let batched = client.affinity.in_batch.replace(false);
         if client.affinity.move_to.take().is_some() {
-            self.placement.release_move();
+            self.placement.release_move(batched);
         }
     }
 }
@@ -474,16 +507,24 @@ mod tests {
     #[test]
     fn a_tick_that_saw_a_move_end_decides_nothing() {
         let p = Placement::for_shards(MigrateMode::On, 3);
-        assert!(p[0].settled() && p[2].settled());
+        let all = |p: &Placement| p.settled() == (true, true);
+        assert!(all(&p[0]) && all(&p[2]));
         assert!(p[1].claim_moves(1));
-        assert!(p[0].settled(), "a move under way changes nothing yet");
-        p[1].release_move();
+        assert!(all(&p[0]), "a move under way changes nothing yet");
+        p[1].release_move(false);
         // Every shard skips the one tick whose counts straddle the move's end.
-        assert!(!p[0].settled());
-        assert!(p[0].settled());
-        assert!(!p[2].settled());
-        assert!(!p[1].settled());
-        assert!(p[1].settled());
+        assert_eq!(p[0].settled(), (false, false));
+        assert!(all(&p[0]));
+        assert_eq!(p[2].settled(), (false, false));
+        assert_eq!(p[1].settled(), (false, false));
+        assert!(all(&p[1]));
+        // The end of a batch's move leaves batches free to go on, not single moves.
+        assert!(p[1].claim_moves(2));
+        p[1].release_move(true);
+        assert_eq!(p[0].settled(), (false, true));
+        p[1].release_move(true);
+        assert_eq!(p[0].settled(), (false, true));
+        assert!(all(&p[0]));
     }
 
     #[test]
@@ -543,7 +584,7 @@ mod tests {
         assert!(p[1].claim_moves(1));
         assert!(!p[2].claim_moves(1));
         assert!(!p[1].claim_moves(1));
-        p[1].release_move();
+        p[1].release_move(false);
         assert!(p[3].claim_moves(1));
     }
 
@@ -552,10 +593,10 @@ mod tests {
         let p = Placement::for_shards(MigrateMode::On, 3);
         assert!(p[0].claim_moves(3));
         assert!(!p[1].claim_moves(1));
-        p[0].release_move();
-        p[0].release_move();
+        p[0].release_move(true);
+        p[0].release_move(true);
         assert!(!p[2].claim_moves(2), "one of the batch is still moving");
-        p[0].release_move();
+        p[0].release_move(true);
         assert!(p[2].claim_moves(2));
     }
 
@@ -563,7 +604,7 @@ mod tests {
     #[should_panic(expected = "never claimed")]
     fn a_move_that_was_never_claimed_cannot_end() {
         let p = Placement::for_shards(MigrateMode::On, 2);
-        p[0].release_move();
+        p[0].release_move(true);
     }
 
     #[test]
