@@ -21,9 +21,13 @@
 //! 0.35-0.41 with every publisher on the subscriber's shard (2 cores, 2 M messages of 128 B,
 //! `perf`: the second match, the ring, and each shard sleeping and waking on its own). So a
 //! *publish-only* connection (no subscription) whose messages all went to one other shard
-//! moves there while that shard has room for it: its CPU use plus the share of this shard's
-//! that such connections stand for stays under [`SEND_ROOM`]. They move in batches, all from
-//! one shard to one destination, or 500 of them would take 25 s at one move per settled tick.
+//! moves there while that shard has room for it: its CPU use plus a quarter of the share of
+//! this shard's that such connections stand for stays under [`SEND_ROOM`] (`send_batch`).
+//! They move in batches, all from one shard to one destination, or 500 of them would take
+//! 25 s at one move per settled tick; a batch may follow a batch on the next tick. Most of
+//! them are paused behind the subscriber at any moment: a paused one counts where it last
+//! published (`Affinity::last_peers`), a move ends its pause (`conn.rs`), and the head of the
+//! line of paused publishers ticks for a shard that reads nothing.
 
 use std::cell::Cell;
 use std::rc::Rc;
