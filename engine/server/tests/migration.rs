@@ -88,6 +88,67 @@ fn lines_of(s: &Server, ids: &[u64]) -> String {
         .join("\n")
 }
 
+/// A raw subscriber's socket cut into `MSG` frames as they arrive.
+struct Frames {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+    chunk: Vec<u8>,
+    last: Instant,
+}
+
+impl Frames {
+    fn of(sub: RawConn) -> Frames {
+        let (stream, buf) = sub.into_parts();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        Frames {
+            stream,
+            buf,
+            chunk: vec![0u8; 1 << 16],
+            last: Instant::now(),
+        }
+    }
+
+    /// Hands each whole frame read so far to `each` (its header line and its body), then
+    /// reads for at most 100 ms. Panics if the server closed the connection.
+    fn pump(&mut self, mut each: impl FnMut(&str, &[u8])) {
+        let mut at = 0usize;
+        loop {
+            let rest = &self.buf[at..];
+            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
+            let head = std::str::from_utf8(&rest[..eol]).expect("utf-8 header");
+            let len: usize = head
+                .rsplit(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected {head:?}"));
+            if rest.len() < eol + 2 + len + 2 {
+                break;
+            }
+            each(head, &rest[eol + 2..eol + 2 + len]);
+            at += eol + 2 + len + 2;
+        }
+        self.buf.drain(..at);
+        match self.stream.read(&mut self.chunk) {
+            Ok(0) => panic!("the server closed the subscriber"),
+            Ok(n) => {
+                self.buf.extend_from_slice(&self.chunk[..n]);
+                self.last = Instant::now();
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+
+    /// How long since bytes last arrived.
+    fn quiet(&self) -> Duration {
+        self.last.elapsed()
+    }
+}
+
 /// What one receiving connection got: (publisher, sequence) in arrival order.
 type Got = Vec<(usize, u64)>;
 
@@ -431,14 +492,9 @@ fn a_busy_pair_on_shards_that_fit_one_core_ends_up_together() {
         (seq, start.elapsed())
     }));
     // Every message, in order: "MSG stream 1 <len>\r\n<seq>\r\n".
-    let (mut stream, mut buf) = sub.into_parts();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("timeout");
-    let (mut got, mut at) = (0u64, 0usize);
+    let mut frames = Frames::of(sub);
+    let mut got = 0u64;
     let mut total: Option<u64> = None;
-    let mut last = Instant::now();
-    let mut chunk = vec![0u8; 1 << 16];
     while total.is_none_or(|t| got < t) {
         if let Some(h) = sending.take_if(|h| h.is_finished()) {
             let (sent, took) = h.join().expect("publisher thread");
@@ -448,41 +504,21 @@ fn a_busy_pair_on_shards_that_fit_one_core_ends_up_together() {
             );
             total = Some(sent);
         }
-        loop {
-            let rest = &buf[at..];
-            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
-            let head = std::str::from_utf8(&rest[..eol]).expect("utf-8 header");
-            let len: usize = head
-                .strip_prefix("MSG stream 1 ")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected {head:?}"));
-            if rest.len() < eol + 2 + len + 2 {
-                break;
-            }
-            let body = &rest[eol + 2..eol + 2 + len];
+        frames.pump(|head, body| {
+            assert_eq!(
+                head,
+                format!("MSG stream 1 {}", body.len()),
+                "unexpected {head:?}"
+            );
             assert_eq!(
                 body,
                 got.to_string().as_bytes(),
                 "message {got} out of order"
             );
             got += 1;
-            at += eol + 2 + len + 2;
-        }
-        buf.drain(..at);
-        at = 0;
-        match stream.read(&mut chunk) {
-            Ok(0) => panic!("the server closed the subscriber at {got}"),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                last = Instant::now();
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => panic!("read: {e}"),
-        }
+        });
         assert!(
-            last.elapsed() < STEP,
+            frames.quiet() < STEP,
             "{got} arrived, then nothing; server log of {ids:?}:\n{}",
             lines_of(&s, &ids)
         );
@@ -572,16 +608,11 @@ fn publishers_join_their_subscribers_shard_in_batches_and_lose_nothing() {
         })
         .collect();
     std::thread::sleep(DEAF.saturating_sub(start.elapsed()));
-    let (mut stream, mut buf) = sub.into_parts();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("timeout");
+    let mut frames = Frames::of(sub);
     let mut expected = vec![0u64; PUBLISHERS];
-    let (mut got, mut at) = (0u64, 0usize);
+    let mut got = 0u64;
     let mut total: Option<u64> = None;
     let mut senders = Some(senders);
-    let mut last = Instant::now();
-    let mut chunk = vec![0u8; 1 << 16];
     while total.is_none_or(|t| got < t) {
         if senders
             .as_ref()
@@ -590,25 +621,13 @@ fn publishers_join_their_subscribers_shard_in_batches_and_lose_nothing() {
             let sent = senders.take().into_iter().flatten();
             total = Some(sent.map(|h| h.join().expect("publisher")).sum());
         }
-        loop {
-            let rest = &buf[at..];
-            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
-            let head = std::str::from_utf8(&rest[..eol]).expect("utf-8 header");
-            let mut words = head.split(' ');
-            let (verb, subject, sid, len) =
-                (words.next(), words.next(), words.next(), words.next());
-            assert_eq!((verb, sid), (Some("MSG"), Some("1")), "unexpected {head:?}");
-            let len: usize = len.and_then(|n| n.parse().ok()).expect("a size");
-            if rest.len() < eol + 2 + len + 2 {
-                break;
-            }
-            let p: usize = subject
-                .and_then(|t| t.strip_prefix("tele."))
+        frames.pump(|head, body| {
+            let p: usize = head
+                .strip_prefix("MSG tele.")
+                .and_then(|rest| rest.strip_suffix(&format!(" 1 {}", body.len())))
                 .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected subject in {head:?}"));
-            let body = std::str::from_utf8(&rest[eol + 2..eol + 2 + len]).expect("utf-8 body");
+                .unwrap_or_else(|| panic!("unexpected {head:?}"));
+            let body = std::str::from_utf8(body).expect("utf-8 body");
             let seq: u64 = body.trim_end().parse().expect("a sequence number");
             assert_eq!(
                 seq, expected[p],
@@ -616,20 +635,8 @@ fn publishers_join_their_subscribers_shard_in_batches_and_lose_nothing() {
             );
             expected[p] += 1;
             got += 1;
-            at += eol + 2 + len + 2;
-        }
-        buf.drain(..at);
-        at = 0;
-        match stream.read(&mut chunk) {
-            Ok(0) => panic!("the server closed the subscriber at {got}"),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                last = Instant::now();
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => panic!("read: {e}"),
-        }
-        assert!(last.elapsed() < STEP, "{got} arrived, then nothing");
+        });
+        assert!(frames.quiet() < STEP, "{got} arrived, then nothing");
     }
     assert_eq!(Some(got), total, "more messages than were sent");
     also_reads.join().expect("second subscriber");
