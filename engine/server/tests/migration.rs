@@ -110,8 +110,9 @@ impl Frames {
         }
     }
 
-    /// Hands each whole frame read so far to `each` (its header line and its body), then
-    /// reads for at most 100 ms. Panics if the server closed the connection.
+    /// Hands each whole frame read so far to `each` (its header line and its body), answers
+    /// the server's PINGs, then reads for at most 100 ms. Panics if the server closed the
+    /// connection.
     fn pump(&mut self, mut each: impl FnMut(&str, &[u8])) {
         let mut at = 0usize;
         loop {
@@ -120,6 +121,13 @@ impl Frames {
                 break;
             };
             let head = std::str::from_utf8(&rest[..eol]).expect("utf-8 header");
+            if head == "PING" {
+                // The server's first PING comes a second or two after CONNECT (a slow
+                // host's run lasts that long): answered, as a client does.
+                self.stream.write_all(b"PONG\r\n").expect("pong");
+                at += eol + 2;
+                continue;
+            }
             let len: usize = head
                 .rsplit(' ')
                 .next()
