@@ -719,14 +719,15 @@ impl Session {
                     let (window, rbuf, affinity) =
                         (&mut self.window, &mut self.rbuf, &self.client.affinity);
                     // A pending read holds only a readiness poll (the data is received by the
-                    // read itself), so dropping it for a move loses nothing. The move is
-                    // polled first: a publisher whose socket always has bytes would read on.
+                    // read itself), so dropping it for a move loses nothing. (A publisher
+                    // whose socket always has bytes never gets here pending: it stops after
+                    // handling a read, below.)
                     let read = futures_lite::future::or(
+                        async { Some(window.read(socket, rbuf).await) },
                         async {
                             affinity.move_wake.wait().await;
                             None
                         },
-                        async { Some(window.read(socket, rbuf).await) },
                     )
                     .await;
                     match read {

@@ -157,6 +157,38 @@ impl Frames {
     }
 }
 
+/// A raw client past CONNECT (verbose off) and its first PONG.
+fn raw(port: u16) -> RawConn {
+    let mut c = RawConn::connect(port, STEP);
+    c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
+    c.ping_pong(STEP);
+    c
+}
+
+/// Writes `per_batch` messages every `every` for `run`, message `seq` being `frame(seq)`;
+/// returns how many it wrote.
+fn publish_paced(
+    stream: &mut std::net::TcpStream,
+    run: Duration,
+    every: Duration,
+    per_batch: usize,
+    frame: impl Fn(u64) -> String,
+) -> u64 {
+    let (start, mut next, mut seq) = (Instant::now(), Instant::now(), 0u64);
+    let mut batch = Vec::new();
+    while start.elapsed() < run {
+        batch.clear();
+        for _ in 0..per_batch {
+            batch.extend_from_slice(frame(seq).as_bytes());
+            seq += 1;
+        }
+        stream.write_all(&batch).expect("publish");
+        next += every;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    seq
+}
+
 /// What one receiving connection got: (publisher, sequence) in arrival order.
 type Got = Vec<(usize, u64)>;
 
@@ -462,16 +494,10 @@ async fn a_spread_request_reply_pair_ends_up_on_one_shard() {
 /// once, and the subscriber gets every message once, in order, across the move.
 #[test]
 fn a_busy_pair_on_shards_that_fit_one_core_ends_up_together() {
-    const BATCH: u64 = 1_500;
+    const BATCH: usize = 1_500;
     const EVERY: Duration = Duration::from_millis(10);
     const RUN: Duration = Duration::from_millis(600);
     let s = Server::tachyon(2, &["-D"]);
-    let raw = |port| {
-        let mut c = RawConn::connect(port, STEP);
-        c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n");
-        assert!(c.read_until(b"PONG\r\n", STEP).text().ends_with("PONG\r\n"));
-        c
-    };
     let mut sub = connect_where(&s, |shard| shard == 0, || raw(s.port));
     sub.send(b"SUB stream 1\r\nPING\r\n");
     assert!(sub
@@ -482,22 +508,12 @@ fn a_busy_pair_on_shards_that_fit_one_core_ends_up_together() {
     let ids = [client_id(&sub.info), client_id(&publisher.info)];
     let mut sending = Some(std::thread::spawn(move || {
         let (mut stream, _) = publisher.into_parts();
-        let (start, mut next, mut seq) = (Instant::now(), Instant::now(), 0u64);
-        let mut batch = Vec::new();
-        while start.elapsed() < RUN {
-            batch.clear();
-            for _ in 0..BATCH {
-                let body = seq.to_string();
-                batch.extend_from_slice(
-                    format!("PUB stream {}\r\n{body}\r\n", body.len()).as_bytes(),
-                );
-                seq += 1;
-            }
-            stream.write_all(&batch).expect("publish");
-            next += EVERY;
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
-        }
-        (seq, start.elapsed())
+        let start = Instant::now();
+        let sent = publish_paced(&mut stream, RUN, EVERY, BATCH, |seq| {
+            let body = seq.to_string();
+            format!("PUB stream {}\r\n{body}\r\n", body.len())
+        });
+        (sent, start.elapsed())
     }));
     // Every message, in order: "MSG stream 1 <len>\r\n<seq>\r\n".
     let mut frames = Frames::of(sub);
@@ -562,12 +578,6 @@ fn publishers_join_their_subscribers_shard_in_batches_and_lose_nothing() {
     const DEAF: Duration = Duration::from_millis(600);
     const ALSO_UNTIL: Duration = Duration::from_millis(300);
     let s = Server::tachyon(3, &["-D"]);
-    let raw = |port| {
-        let mut c = RawConn::connect(port, STEP);
-        c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
-        c.ping_pong(STEP);
-        c
-    };
     let mut sub = connect_where(&s, |shard| shard == 0, || raw(s.port));
     sub.send(b"SUB tele.> 1\r\n");
     sub.ping_pong(STEP);
@@ -595,23 +605,11 @@ fn publishers_join_their_subscribers_shard_in_batches_and_lose_nothing() {
             let publisher = raw(s.port);
             std::thread::spawn(move || {
                 let (mut stream, _) = publisher.into_parts();
-                let (begun, mut next, mut seq) = (Instant::now(), Instant::now(), 0u64);
-                let mut batch = Vec::new();
-                while begun.elapsed() < RUN {
-                    batch.clear();
-                    for _ in 0..BATCH {
-                        // 100 bytes: the sequence number, padded.
-                        let body = format!("{seq:<100}");
-                        batch.extend_from_slice(
-                            format!("PUB tele.{p} {}\r\n{body}\r\n", body.len()).as_bytes(),
-                        );
-                        seq += 1;
-                    }
-                    stream.write_all(&batch).expect("publish");
-                    next += EVERY;
-                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                }
-                seq
+                publish_paced(&mut stream, RUN, EVERY, BATCH, |seq| {
+                    // 100 bytes: the sequence number, padded.
+                    let body = format!("{seq:<100}");
+                    format!("PUB tele.{p} {}\r\n{body}\r\n", body.len())
+                })
             })
         })
         .collect();

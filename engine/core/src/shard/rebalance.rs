@@ -346,8 +346,9 @@ impl Shard {
         let elapsed = now.saturating_duration_since(self.last_tick.replace(now));
         self.next_tick.set(now + TICK);
         let fresh = elapsed <= STALE && !elapsed.is_zero();
+        let chaos = mode == MigrateMode::Chaos;
         // Chaos moves at random and needs no settled counts.
-        let (settled, batch_settled) = if mode == MigrateMode::Chaos {
+        let (settled, batch_settled) = if chaos {
             (true, true)
         } else {
             self.placement.settled()
@@ -362,7 +363,6 @@ impl Shard {
             traffic: |n| self.placement.load(n),
             busy: |n| self.placement.busy(n),
         };
-        let chaos = mode == MigrateMode::Chaos;
         // Chaos sends this tick's movers to one random shard.
         let chaos_to = chaos.then(|| {
             let k = self.rand_below(self.nshards - 1) as u16;
@@ -384,35 +384,29 @@ impl Shard {
                 continue;
             }
             let publish_only = c.subs.borrow().is_empty();
-            if traffic == 0 {
-                // Of 250 publishers paused on one slow subscriber, most sent nothing over a
-                // given tick; they still publish where they did, and pause there.
-                match c.affinity.last_peers() {
-                    Peers::Only(n) if !chaos && publish_only && n != self.id => {
-                        senders.push((c.clone(), n, 0));
-                    }
-                    _ => {}
-                }
-                continue;
-            }
+            let quiet = traffic == 0;
             let traffic = per_tick(traffic);
             if let Some(to) = chaos_to {
-                if publish_only {
-                    senders.push((c.clone(), to, traffic));
-                } else if mover.is_none() {
-                    mover = Some((c.clone(), to));
+                if !quiet {
+                    if publish_only {
+                        senders.push((c.clone(), to, traffic));
+                    } else if mover.is_none() {
+                        mover = Some((c.clone(), to));
+                    }
                 }
                 continue;
             }
-            let single = destination(self.id, peers, traffic, &loads);
-            match peers {
+            // This tick's peers, or, for a connection quiet over it, those of its last tick
+            // with traffic: of 250 publishers paused on one slow subscriber, most sent nothing
+            // over a given tick, and they still publish where they did.
+            match c.affinity.last_peers() {
                 Peers::Only(n) if publish_only && n != self.id => {
                     senders.push((c.clone(), n, traffic));
                 }
                 _ => {}
             }
             if settled && mover.is_none() {
-                mover = single.map(|to| (c.clone(), to));
+                mover = destination(self.id, peers, traffic, &loads).map(|to| (c.clone(), to));
             }
         }
         if fresh {
