@@ -849,9 +849,12 @@ impl Reactor {
     /// Polls for I/O, but does not change any timer registration.
     ///
     /// This doesn't ever sleep, and does not touch the preemption timer.
-    pub(crate) fn spin_poll_io(&self) -> io::Result<bool> {
+    ///
+    /// TACHYON PATCH (vendor/README.md item 8): with `submit` false the main ring's new
+    /// requests are only staged, for a park that follows at once to submit with its wait.
+    pub(crate) fn spin_poll_io(&self, submit: bool) -> io::Result<bool> {
         let mut woke = 0;
-        self.sys.poll_io(&mut woke)?;
+        self.sys.poll_io(&mut woke, submit)?;
         woke += self.process_timers().1;
         woke += self.process_shared_channels();
 

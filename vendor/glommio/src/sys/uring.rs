@@ -909,6 +909,9 @@ struct SleepableRing {
     in_kernel: usize,
     /// TACHYON PATCH: completions consumed so far (for the throughput timer, see `wait`).
     consumed: u64,
+    /// TACHYON PATCH (vendor/README.md item 8): the `POLL_ADD` on the latency ring's fd that
+    /// wakes a sleep on this ring. It stays armed across sleeps until it fires.
+    link: Option<Source>,
 }
 
 impl SleepableRing {
@@ -930,6 +933,7 @@ impl SleepableRing {
             source_map,
             in_kernel: 0,
             consumed: 0,
+            link: None,
         })
     }
 
@@ -1061,66 +1065,86 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
-        assert_eq!(
-            self.waiting_kernel_submission(),
-            0,
-            "sleeping with pending SQEs"
-        );
-        if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
-            let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
-            let op = UringDescriptor {
-                fd: link.raw(),
-                flags: SubmissionFlags::empty(),
-                user_data: to_user_data(
-                    self.source_map
-                        .borrow_mut()
-                        .add_source(link, self.submission_queue.clone()),
-                ),
-                args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
-            };
-            fill_sqe(
-                &mut sqe,
-                &op,
-                DmaBuffer::new,
-                &mut self.source_map.borrow_mut(),
+    /// TACHYON PATCH (vendor/README.md item 8): upstream asserted that nothing was waiting for
+    /// submission, added a fresh link `POLL_ADD` on every sleep (one `io_uring_enter` to submit
+    /// it, another to wait, and a cancel after the wake-up). The link now stays armed until it
+    /// fires, and whatever the caller staged is submitted by the same call that waits.
+    fn sleep(&mut self, link_fd: RawFd) -> io::Result<usize> {
+        let armed = self
+            .link
+            .as_ref()
+            .is_some_and(|src| src.inner.borrow().enqueued.is_some());
+        if !armed {
+            let link = Source::new(
+                IoRequirements::default(),
+                link_fd,
+                SourceType::LinkRings,
+                None,
+                None,
             );
-
-            // We have now prepared the SQE that links the two rings. We now need to submit
-            // it successfully to be able to safely sleep.
-
-            if self
-                .submit_sqes()
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
-                // We failed to submit the `SQE` that links the rings. Just can't sleep.
-                // Waiting here is unsafe because we could end up waiting much longer than
-                // needed.
-                // We make the SQE a no-op and return
-                unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
-                Err(io::Error::from_raw_os_error(libc::EBUSY))
+            if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
+                let op = UringDescriptor {
+                    fd: link.raw(),
+                    flags: SubmissionFlags::empty(),
+                    user_data: to_user_data(
+                        self.source_map
+                            .borrow_mut()
+                            .add_source(&link, self.submission_queue.clone()),
+                    ),
+                    args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
+                };
+                fill_sqe(
+                    &mut sqe,
+                    &op,
+                    DmaBuffer::new,
+                    &mut self.source_map.borrow_mut(),
+                );
             } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
+                // Can't link rings because the SQ is full. Just can't sleep. Submit what we
+                // have; once we're out of here we'll consume them and at some point will be
+                // able to sleep again.
+                return self
+                    .submit_sqes()
                     .or_else(Reactor::busy_ok)
                     .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                    .or_else(Reactor::intr_ok);
             }
-        } else {
-            // Can't link rings because we ran out of `CQE`s. Just can't sleep.
-            // Submit what we have, once we're out of here we'll consume them
-            // and at some point will be able to sleep again.
-            self.submit_sqes()
+            self.link = Some(link);
+        }
+        if self.waiting_kernel_submission() == 0 {
+            return self
+                .ring
+                .cq()
+                .wait(1)
+                .map(|_| 1)
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)
+                .or_else(Reactor::intr_ok);
         }
+        // The kernel waits only once it submitted every SQE, the link's included: when it
+        // takes fewer, this returns at once and the rest go with the next call. An error
+        // leaves them all in the SQ, and no sleep happened either.
+        let submitted = self
+            .ring
+            .submit_sqes_and_wait(1)
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)? as usize;
+        self.in_kernel += submitted;
+        Ok(submitted)
+    }
+
+    /// TACHYON PATCH (item 8): moves queued requests into the SQ without entering the kernel
+    /// (unless the SQ fills): a sleep submits them with its wait.
+    fn stage_submission_queue(&mut self) -> io::Result<usize> {
+        let q = self.submission_queue();
+        let mut queue = q.borrow_mut();
+        self.consume_sqe_queue(&mut queue.submissions, false)
+    }
+
+    /// TACHYON PATCH (item 8): `can_sleep`, with SQEs staged for the sleep's own submission.
+    fn can_sleep_staged(&self) -> bool {
+        self.submission_queue.borrow().is_empty() && self.waiting_kernel_collection() == 0
     }
 }
 
@@ -1184,6 +1208,8 @@ impl UringCommon for SleepableRing {
         process_one_event(
             self.ring.peek_for_cqe(),
             |source| match source.source_type {
+                // TACHYON PATCH: consuming it ends its `enqueued` state, which is how the
+                // next `sleep` knows to arm the link again.
                 SourceType::LinkRings => Some(()),
                 _ => None,
             },
@@ -1753,19 +1779,31 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let link_rings = Source::new(
-            IoRequirements::default(),
-            self.link_fd,
-            SourceType::LinkRings,
-            None,
-            None,
-        );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        ring.sleep(self.link_fd)
+            .or_else(Self::busy_ok)
+            .map(|_| {})
     }
 
-    pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
+    pub(crate) fn poll_io(&self, woke: &mut usize, submit_main: bool) -> io::Result<()> {
         self.poll_ring.borrow_mut().poll(woke)?;
-        self.main_ring.borrow_mut().poll(woke)?;
+        if submit_main {
+            self.main_ring.borrow_mut().poll(woke)?;
+        } else {
+            // TACHYON PATCH (item 8): `poll` without entering the kernel (unless the SQ fills):
+            // the park that follows submits what is staged with its wait.
+            let mut main_ring = self.main_ring.borrow_mut();
+            main_ring
+                .consume_cancellation_queue()
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?;
+            main_ring
+                .stage_submission_queue()
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?;
+            main_ring.consume_completion_queue(woke);
+        }
         self.latency_ring.borrow_mut().poll(woke)?;
         *woke += self.flush_syscall_thread();
         Ok(())
@@ -1882,7 +1920,16 @@ impl Reactor {
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring, main_ring)?;
+        //
+        // TACHYON PATCH (vendor/README.md item 8): the main ring's requests are only staged
+        // here. A sleep submits them with its wait (one `io_uring_enter` instead of two or
+        // three per sleep); otherwise they are submitted below.
+        flush_rings!(lat_ring, poll_ring)?;
+        main_ring
+            .stage_submission_queue()
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)?;
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
@@ -1890,7 +1937,7 @@ impl Reactor {
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
-            && main_ring.can_sleep()
+            && main_ring.can_sleep_staged()
             && lat_ring.can_sleep();
 
         if should_sleep {
@@ -1932,6 +1979,9 @@ impl Reactor {
                 self.notifier.wake_up();
             }
         }
+        // TACHYON PATCH (item 8): whatever no sleep submitted goes to the kernel now (no
+        // syscall when nothing is left).
+        flush_rings!(main_ring)?;
 
         if let Some(preempt) = preempt_timer() {
             if self.keep_or_arm_latency_timer(&mut lat_ring, preempt) {
