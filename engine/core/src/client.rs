@@ -174,7 +174,7 @@ impl StallGate {
         self.behind.load(Ordering::Relaxed)
     }
 
-    fn set(&self, behind: bool) {
+    pub(crate) fn set(&self, behind: bool) {
         if self.behind.load(Ordering::Relaxed) != behind {
             self.behind.store(behind, Ordering::Relaxed);
             if !behind {

@@ -196,6 +196,14 @@ pub enum Envelope {
         cid: u64,
         gate: Arc<StallGate>,
     },
+    /// To a publisher's shard: a client of the sender, fed through a subscription on
+    /// `subject`, is past its stall mark; every publisher of the receiver whose messages match
+    /// pauses on `gate` (`shard/holds.rs`).
+    Hold {
+        account: AccountId,
+        subject: Bytes,
+        gate: Arc<StallGate>,
+    },
     /// A connection moving here from the sender: its state and subscriptions. The receiver
     /// holds its deliveries until the `Handoff` (`shard/migration.rs`).
     Adopt(Box<Migrant>),

@@ -164,12 +164,7 @@ impl Shard {
         if client.is_closed() || !gate.holds_up_remote() {
             return;
         }
-        let now = Instant::now();
-        let mut waits = client.remote_stalls.borrow_mut();
-        match waits.iter_mut().find(|(g, _)| Arc::ptr_eq(g, &gate)) {
-            Some((_, at)) => *at = now,
-            None => waits.push((gate, now)),
-        }
+        super::holds::wait_on(&client, &gate, Instant::now());
     }
 
     /// Pauses a publishing connection's reader while the clients it fed past their stall mark

@@ -8,6 +8,7 @@
 
 mod backpressure;
 mod barrier;
+mod holds;
 pub mod mailbox;
 pub mod mesh;
 pub mod migration;
@@ -80,6 +81,12 @@ pub struct Shard {
     stalled: RefCell<Vec<Arc<StallGate>>>,
     /// When each (publisher's shard, publisher, stalled client) was last told about.
     stall_notices: RefCell<rustc_hash::FxHashMap<(u16, u64, u64), std::time::Instant>>,
+    /// Clients of other shards that are behind, by the subject they are fed through
+    /// (`shard/holds.rs`), and whether there is any.
+    holds: RefCell<holds::HoldTable>,
+    any_holds: Cell<bool>,
+    /// When each (publisher shard, client, subject) was last sent a hold.
+    holds_sent: RefCell<rustc_hash::FxHashMap<(u16, u64, bytes::Bytes), std::time::Instant>>,
     /// Reply subjects this shard opened for service-import requests (`responses.rs`).
     pub(super) responses: RefCell<responses::ResponseTable>,
     /// Stands for the publisher of a response forwarded from another shard.
@@ -166,6 +173,9 @@ impl Shard {
             auto_unsub: RefCell::new(Vec::new()),
             stalled: RefCell::new(Vec::new()),
             stall_notices: RefCell::new(rustc_hash::FxHashMap::default()),
+            holds: RefCell::new(holds::HoldTable::default()),
+            any_holds: Cell::new(false),
+            holds_sent: RefCell::new(rustc_hash::FxHashMap::default()),
             responses: RefCell::new(responses::ResponseTable::new(id)),
             relay: Rc::new(ClientState::new(0, None, -1, usize::MAX)),
             stall_queue: stall_queue::StallQueue::default(),
@@ -370,6 +380,11 @@ impl Shard {
             &mut Envelope::SwitchedNew { cid } => self.on_switched_new(from, cid),
             &mut Envelope::BarrierAck { token } => self.on_barrier_ack(from, token),
             Envelope::Stall { cid, gate } => self.on_stall_notice(*cid, gate.clone()),
+            Envelope::Hold {
+                account,
+                subject,
+                gate,
+            } => self.on_hold(from, *account, subject, gate),
             Envelope::Response(r) => self.on_forwarded_response(r),
         }
         None

@@ -331,6 +331,7 @@ impl Shard {
     #[inline]
     pub fn tick(&self, now: Instant) {
         self.recent.set(now);
+        self.expire_holds(now);
         if self.placement.mode == MigrateMode::Off || now < self.next_tick.get() {
             return;
         }

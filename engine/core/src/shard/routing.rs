@@ -115,7 +115,10 @@ impl Shard {
             }
             // From another shard's publisher: the ring consumer tells that shard, and its
             // reader pauses instead of this ring (which carries everyone else too).
-            SendStatus::Stalled => self.note_remote_stall(src, origin, &client.gate),
+            SendStatus::Stalled => {
+                self.note_remote_stall(src, origin, &client.gate);
+                self.note_remote_hold(src, sub);
+            }
             // Slow consumers are counted once, when the connection is removed.
             SendStatus::Dropped => {}
         }
@@ -789,6 +792,7 @@ impl Shard {
                 o.send(msg(body, plain, picks));
             }
             from.affinity.note(shard);
+            self.apply_holds(account, from, shard, subject.as_slice());
             sent += 1;
         }
         touched.clear();
