@@ -137,18 +137,11 @@ impl Shard {
         };
         // Called per message while the client is behind: the batch's clock, not a clock read.
         let now = self.recent.get();
-        let mut sent = self.stall_notices.borrow_mut();
-        if sent.len() >= STALL_NOTICES_KEPT {
-            sent.retain(|_, at| now.duration_since(*at) < NOTICE_EVERY);
-        }
         let key = (src, origin, gate.cid);
-        if sent
-            .get(&key)
-            .is_some_and(|at| now.duration_since(*at) < NOTICE_EVERY)
-        {
+        let mut sent = self.stall_notices.borrow_mut();
+        if !due(&mut sent, key, now, NOTICE_EVERY, STALL_NOTICES_KEPT) {
             return;
         }
-        sent.insert(key, now);
         outlet.send(Envelope::Stall {
             cid: origin,
             gate: gate.clone(),
@@ -266,6 +259,28 @@ impl Shard {
                 .iter()
                 .any(|(g, _)| g.holds_deep())
     }
+}
+
+/// Whether a notice keyed `key` is due at `now`: none went out in the last `every` (it is
+/// then recorded as sent). Past `kept` remembered keys, those older than `every` are dropped.
+pub(super) fn due<K: std::hash::Hash + Eq>(
+    sent: &mut rustc_hash::FxHashMap<K, Instant>,
+    key: K,
+    now: Instant,
+    every: Duration,
+    kept: usize,
+) -> bool {
+    if sent.len() >= kept {
+        sent.retain(|_, at| now.duration_since(*at) < every);
+    }
+    if sent
+        .get(&key)
+        .is_some_and(|at| now.duration_since(*at) < every)
+    {
+        return false;
+    }
+    sent.insert(key, now);
+    true
 }
 
 /// One pause of a publisher for a stalled client: nats-server's `stallClientMaxDuration` (it

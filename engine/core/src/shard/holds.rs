@@ -120,18 +120,11 @@ impl Shard {
         };
         let client = &sub.client;
         let now = self.recent.get();
-        let mut sent = self.holds_sent.borrow_mut();
-        if sent.len() >= HOLDS_SENT_KEPT {
-            sent.retain(|_, at| now.duration_since(*at) < HOLD_EVERY);
-        }
         let key = (src, client.id, sub.subject.clone());
-        if sent
-            .get(&key)
-            .is_some_and(|at| now.duration_since(*at) < HOLD_EVERY)
-        {
+        let mut sent = self.holds_sent.borrow_mut();
+        if !super::backpressure::due(&mut sent, key, now, HOLD_EVERY, HOLDS_SENT_KEPT) {
             return;
         }
-        sent.insert(key, now);
         outlet.send(Envelope::Hold {
             account: client.account.get(),
             subject: sub.subject.clone(),
@@ -257,6 +250,24 @@ mod tests {
         assert_eq!(gates(&t, 0, 0, b"b"), [2]);
         t.expire(now + HOLD_KEPT / 2 + HOLD_KEPT);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_notice_is_due_once_per_interval_per_key() {
+        use crate::shard::backpressure::due;
+        let now = Instant::now();
+        let every = HOLD_EVERY;
+        let mut sent = rustc_hash::FxHashMap::default();
+        assert!(due(&mut sent, 1, now, every, 4));
+        assert!(!due(&mut sent, 1, now + every / 2, every, 4));
+        assert!(due(&mut sent, 2, now, every, 4));
+        assert!(due(&mut sent, 1, now + every, every, 4));
+        assert!(due(&mut sent, 3, now, every, 4));
+        assert!(due(&mut sent, 4, now, every, 4));
+        assert_eq!(sent.len(), 4);
+        // Past `kept` keys, the stale ones are forgotten.
+        assert!(due(&mut sent, 5, now + every * 2, every, 4));
+        assert_eq!(sent.len(), 1);
     }
 
     #[test]
