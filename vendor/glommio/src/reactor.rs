@@ -850,7 +850,7 @@ impl Reactor {
     ///
     /// This doesn't ever sleep, and does not touch the preemption timer.
     ///
-    /// TACHYON PATCH (vendor/README.md item 8): with `submit` false the main ring's new
+    /// TACHYON PATCH (vendor/README.md item 10): with `submit` false the main ring's new
     /// requests are only staged, for a park that follows at once to submit with its wait.
     pub(crate) fn spin_poll_io(&self, submit: bool) -> io::Result<bool> {
         let mut woke = 0;

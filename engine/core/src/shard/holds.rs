@@ -120,7 +120,7 @@ impl Shard {
         };
         let client = &sub.client;
         let now = self.recent.get();
-        let key = (src, client.id, sub.subject.clone());
+        let key = (src, client.id, std::rc::Rc::as_ptr(&sub.0) as usize);
         let mut sent = self.holds_sent.borrow_mut();
         if !super::backpressure::due(&mut sent, key, now, HOLD_EVERY, HOLDS_SENT_KEPT) {
             return;
@@ -146,7 +146,6 @@ impl Shard {
         self.holds
             .borrow_mut()
             .renew(from, account, subject, gate, Instant::now());
-        self.any_holds.set(true);
     }
 
     /// `from` just sent a message on `subject` to shard `dest`: it pauses at its next message
@@ -159,12 +158,13 @@ impl Shard {
         dest: u16,
         subject: &[u8],
     ) {
-        if !self.any_holds.get() {
+        let holds = self.holds.borrow();
+        if holds.is_empty() {
             return;
         }
         let now = self.recent.get();
         let mut known = None;
-        for gate in self.holds.borrow().matching(dest, account, subject) {
+        for gate in holds.matching(dest, account, subject) {
             // Only a connection's reader pauses: an internal publisher never reads.
             if !*known.get_or_insert_with(|| self.clients.borrow().contains_key(&from.id)) {
                 return;
@@ -176,12 +176,10 @@ impl Shard {
     /// Drops the holds of clients no longer behind, or not renewed for [`HOLD_KEPT`].
     #[inline]
     pub(super) fn expire_holds(&self, now: Instant) {
-        if !self.any_holds.get() {
-            return;
-        }
         let mut holds = self.holds.borrow_mut();
-        holds.expire(now);
-        self.any_holds.set(!holds.is_empty());
+        if !holds.is_empty() {
+            holds.expire(now);
+        }
     }
 }
 

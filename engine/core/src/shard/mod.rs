@@ -82,11 +82,11 @@ pub struct Shard {
     /// When each (publisher's shard, publisher, stalled client) was last told about.
     stall_notices: RefCell<rustc_hash::FxHashMap<(u16, u64, u64), std::time::Instant>>,
     /// Clients of other shards that are behind, by the subject they are fed through
-    /// (`shard/holds.rs`), and whether there is any.
+    /// (`shard/holds.rs`).
     holds: RefCell<holds::HoldTable>,
-    any_holds: Cell<bool>,
-    /// When each (publisher shard, client, subject) was last sent a hold.
-    holds_sent: RefCell<rustc_hash::FxHashMap<(u16, u64, bytes::Bytes), std::time::Instant>>,
+    /// When each (publisher shard, client, subscription) was last sent a hold; the
+    /// subscription by its address, so the per-message check copies no subject.
+    holds_sent: RefCell<rustc_hash::FxHashMap<(u16, u64, usize), std::time::Instant>>,
     /// Reply subjects this shard opened for service-import requests (`responses.rs`).
     pub(super) responses: RefCell<responses::ResponseTable>,
     /// Stands for the publisher of a response forwarded from another shard.
@@ -174,7 +174,6 @@ impl Shard {
             stalled: RefCell::new(Vec::new()),
             stall_notices: RefCell::new(rustc_hash::FxHashMap::default()),
             holds: RefCell::new(holds::HoldTable::default()),
-            any_holds: Cell::new(false),
             holds_sent: RefCell::new(rustc_hash::FxHashMap::default()),
             responses: RefCell::new(responses::ResponseTable::new(id)),
             relay: Rc::new(ClientState::new(0, None, -1, usize::MAX)),

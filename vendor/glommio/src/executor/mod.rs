@@ -1500,7 +1500,7 @@ impl LocalExecutor {
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
                     } else {
-                        // TACHYON PATCH (vendor/README.md item 8): without a spin, the poll
+                        // TACHYON PATCH (vendor/README.md item 10): without a spin, the poll
                         // before the park leaves the main ring's new requests staged, and the
                         // park submits them with its wait.
                         let submit = !spin_before_park.is_zero();

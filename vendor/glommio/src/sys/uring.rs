@@ -909,7 +909,7 @@ struct SleepableRing {
     in_kernel: usize,
     /// TACHYON PATCH: completions consumed so far (for the throughput timer, see `wait`).
     consumed: u64,
-    /// TACHYON PATCH (vendor/README.md item 8): the `POLL_ADD` on the latency ring's fd that
+    /// TACHYON PATCH (vendor/README.md item 10): the `POLL_ADD` on the latency ring's fd that
     /// wakes a sleep on this ring. It stays armed across sleeps until it fires.
     link: Option<Source>,
 }
@@ -1065,7 +1065,7 @@ impl SleepableRing {
         }
     }
 
-    /// TACHYON PATCH (vendor/README.md item 8): upstream asserted that nothing was waiting for
+    /// TACHYON PATCH (vendor/README.md item 10): upstream asserted that nothing was waiting for
     /// submission, added a fresh link `POLL_ADD` on every sleep (one `io_uring_enter` to submit
     /// it, another to wait, and a cancel after the wake-up). The link now stays armed until it
     /// fires, and whatever the caller staged is submitted by the same call that waits.
@@ -1134,7 +1134,7 @@ impl SleepableRing {
         Ok(submitted)
     }
 
-    /// TACHYON PATCH (item 8): moves queued requests into the SQ without entering the kernel
+    /// TACHYON PATCH (item 10): moves queued requests into the SQ without entering the kernel
     /// (unless the SQ fills): a sleep submits them with its wait.
     fn stage_submission_queue(&mut self) -> io::Result<usize> {
         let q = self.submission_queue();
@@ -1142,7 +1142,7 @@ impl SleepableRing {
         self.consume_sqe_queue(&mut queue.submissions, false)
     }
 
-    /// TACHYON PATCH (item 8): `can_sleep`, with SQEs staged for the sleep's own submission.
+    /// TACHYON PATCH (item 10): `can_sleep`, with SQEs staged for the sleep's own submission.
     fn can_sleep_staged(&self) -> bool {
         self.submission_queue.borrow().is_empty() && self.waiting_kernel_collection() == 0
     }
@@ -1789,7 +1789,7 @@ impl Reactor {
         if submit_main {
             self.main_ring.borrow_mut().poll(woke)?;
         } else {
-            // TACHYON PATCH (item 8): `poll` without entering the kernel (unless the SQ fills):
+            // TACHYON PATCH (item 10): `poll` without entering the kernel (unless the SQ fills):
             // the park that follows submits what is staged with its wait.
             let mut main_ring = self.main_ring.borrow_mut();
             main_ring
@@ -1921,7 +1921,7 @@ impl Reactor {
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
         //
-        // TACHYON PATCH (vendor/README.md item 8): the main ring's requests are only staged
+        // TACHYON PATCH (vendor/README.md item 10): the main ring's requests are only staged
         // here. A sleep submits them with its wait (one `io_uring_enter` instead of two or
         // three per sleep); otherwise they are submitted below.
         flush_rings!(lat_ring, poll_ring)?;
@@ -1979,7 +1979,7 @@ impl Reactor {
                 self.notifier.wake_up();
             }
         }
-        // TACHYON PATCH (item 8): whatever no sleep submitted goes to the kernel now (no
+        // TACHYON PATCH (item 10): whatever no sleep submitted goes to the kernel now (no
         // syscall when nothing is left).
         flush_rings!(main_ring)?;
 
